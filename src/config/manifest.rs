@@ -1,0 +1,215 @@
+//! The bot manifest: which strategies and policies run together, on which data, with which
+//! money and costs.
+//!
+//! ```yaml
+//! kind: bot
+//! name: example
+//! strategies: [../strategies/sma_crossover.yaml]   # paths relative to this file
+//! policies: [../policies/always_on_caps.yaml]
+//! data:
+//!   csv: { AAPL: data/AAPL.csv }                     # per-symbol CSV files, or
+//!   store: bars.sqlite                               # a bar store made by `dsl import`
+//! starting_cash: 100000
+//! costs: { commission: 0.1%, slippage: 5bps }
+//! fill: next_open                                    # or `close`
+//! database: journal.sqlite
+//! ```
+
+use std::sync::Arc;
+
+use super::node::{Node, NodeValue};
+use super::reader::Reader;
+use super::units::Rate;
+use crate::diagnostics::{codes, SourceFile, Spanned};
+
+/// A bot: a bundle of strategies and policies plus its data, money and costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotDoc {
+    /// The file it was read from.
+    pub source: Arc<SourceFile>,
+    /// Bot name; part of every `client_order_id`.
+    pub name: Spanned<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Strategy files, relative to the manifest.
+    pub strategies: Vec<Spanned<String>>,
+    /// Policy files, relative to the manifest, applied in this order.
+    pub policies: Vec<Spanned<String>>,
+    /// Where bars come from.
+    pub data: DataSpec,
+    /// Cash at the start, in the account currency.
+    pub starting_cash: Spanned<f64>,
+    /// Trading costs applied to fills.
+    pub costs: Costs,
+    /// When market orders fill.
+    pub fill: Spanned<FillTiming>,
+    /// Journal database path, relative to the manifest.
+    pub database: Option<Spanned<String>>,
+}
+
+/// Sources of bar data.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DataSpec {
+    /// Per-symbol CSV files.
+    pub csv: Vec<CsvSource>,
+    /// A SQLite bar store written by `dsl import`, relative to the manifest.
+    pub store: Option<Spanned<String>>,
+}
+
+/// One CSV file for one symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvSource {
+    /// The symbol the file holds.
+    pub symbol: Spanned<String>,
+    /// File path, relative to the manifest.
+    pub path: Spanned<String>,
+    /// strftime-style format of the time column, when detection is not wanted.
+    pub time_format: Option<Spanned<String>>,
+    /// IANA zone of naive timestamps (default UTC).
+    pub timezone: Option<Spanned<String>>,
+}
+
+/// Trading costs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Costs {
+    /// Commission as a fraction of each fill's notional (0.001 = 0.1%).
+    pub commission: Rate,
+    /// Slippage as a fraction of price, against the trader on every market fill (5bps = 0.0005).
+    pub slippage: Rate,
+}
+
+impl Default for Costs {
+    fn default() -> Self {
+        Costs { commission: Rate::fraction(0.0), slippage: Rate::fraction(0.0) }
+    }
+}
+
+/// When a market order placed at a bar's close fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillTiming {
+    /// At the next bar's open (default; no look-ahead).
+    NextOpen,
+    /// At the same bar's close.
+    Close,
+}
+
+impl FillTiming {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FillTiming::NextOpen => "next_open",
+            FillTiming::Close => "close",
+        }
+    }
+}
+
+/// Reads a bot manifest from its root mapping.
+pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
+    let mut m = r.map(root, "bot")?;
+    m.get("kind");
+    let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
+    let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
+    let strategies = m.required(r, "strategies").and_then(|n| r.string_list(n, "strategies"));
+    let policies = match m.get("policies") {
+        Some(n) if n.value != NodeValue::Null => r.string_list(n, "policies"),
+        _ => Some(Vec::new()),
+    };
+    let data = match m.get("data") {
+        Some(n) => read_data(r, n),
+        None => Some(DataSpec::default()),
+    };
+    let starting_cash = m.required(r, "starting_cash").and_then(|n| r.positive_number(n, "starting_cash"));
+    let costs = match m.get("costs") {
+        Some(n) => read_costs(r, n),
+        None => Some(Costs::default()),
+    };
+    let span = m.span();
+    let fill = match m.get("fill") {
+        Some(n) => r.choice(n, "fill", &["next_open", "close"]).map(|c| {
+            let t = if c.value == "close" { FillTiming::Close } else { FillTiming::NextOpen };
+            Spanned::new(t, c.span)
+        }),
+        None => Some(Spanned::new(FillTiming::NextOpen, span)),
+    };
+    let database = match m.get("database") {
+        Some(n) => r.name(n, "database").map(Some),
+        None => Some(None),
+    };
+    m.finish(r);
+    let strategies = strategies?;
+    if strategies.is_empty() {
+        return r.fail(codes::INVALID_VALUE, span, "`strategies` must list at least one strategy".into(), None);
+    }
+    Some(BotDoc {
+        source: r.file.clone(),
+        name: name?,
+        description,
+        strategies,
+        policies: policies?,
+        data: data?,
+        starting_cash: starting_cash?,
+        costs: costs?,
+        fill: fill?,
+        database: database?,
+    })
+}
+
+fn read_costs(r: &mut Reader<'_>, node: &Node) -> Option<Costs> {
+    let mut m = r.map(node, "costs")?;
+    let commission = m.get("commission").map(|n| r.rate_in(n, "commission", 0.0, 0.1));
+    let slippage = m.get("slippage").map(|n| r.rate_in(n, "slippage", 0.0, 0.1));
+    m.finish(r);
+    let mut costs = Costs::default();
+    if let Some(c) = commission {
+        costs.commission = c?.value;
+    }
+    if let Some(s) = slippage {
+        costs.slippage = s?.value;
+    }
+    Some(costs)
+}
+
+fn read_data(r: &mut Reader<'_>, node: &Node) -> Option<DataSpec> {
+    let mut m = r.map(node, "data")?;
+    let csv = m.get("csv");
+    let store = m.get("store").map(|n| r.name(n, "store"));
+    m.finish(r);
+    let mut spec = DataSpec::default();
+    let mut ok = true;
+    if let Some(csv) = csv {
+        let mut files = r.map(csv, "data.csv")?;
+        for (key, value) in files.rest() {
+            let symbol = Spanned::new(key.name.clone(), key.span);
+            match read_csv_source(r, symbol, value) {
+                Some(s) => spec.csv.push(s),
+                None => ok = false,
+            }
+        }
+        files.finish(r);
+    }
+    if let Some(store) = store {
+        spec.store = Some(store?);
+    }
+    ok.then_some(spec)
+}
+
+fn read_csv_source(r: &mut Reader<'_>, symbol: Spanned<String>, node: &Node) -> Option<CsvSource> {
+    if let NodeValue::Map(_) = node.value {
+        let mut m = r.map(node, "csv source")?;
+        let path = m.required(r, "path").and_then(|n| r.name(n, "path"));
+        let time_format = m.get("time_format").map(|n| r.name(n, "time_format"));
+        let timezone = m.get("timezone").map(|n| r.name(n, "timezone"));
+        m.finish(r);
+        let time_format = match time_format {
+            Some(t) => Some(t?),
+            None => None,
+        };
+        let timezone = match timezone {
+            Some(t) => Some(t?),
+            None => None,
+        };
+        return Some(CsvSource { symbol, path: path?, time_format, timezone });
+    }
+    let path = r.name(node, "csv path")?;
+    Some(CsvSource { symbol, path, time_format: None, timezone: None })
+}

@@ -1,0 +1,21 @@
+//! YAML documents read into typed, spanned values.
+//!
+//! Three document kinds exist so far, chosen by the top-level `kind:` key: [`strategy`],
+//! [`policy`] and [`manifest`] (`kind: bot`). Reading never stops at the first problem: every
+//! schema error of a file (unknown keys with a "did you mean", wrong types, out-of-range values)
+//! is collected as a [`crate::diagnostics::Diagnostic`]. Rule expressions are kept as
+//! [`expr_source::ExprSource`] values and compiled later by [`crate::dsl`].
+//!
+//! This layer does no file I/O: callers pass [`crate::diagnostics::SourceFile`]s in.
+
+pub mod document;
+pub mod expr_source;
+pub mod manifest;
+pub mod node;
+pub mod policy;
+pub mod reader;
+pub mod strategy;
+pub mod timeframe;
+pub mod units;
+
+pub use document::{read_document, Document};

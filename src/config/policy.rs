@@ -1,0 +1,129 @@
+//! The policy document: an ordered list of risk rules applied to every order.
+//!
+//! ```yaml
+//! kind: policy
+//! name: always_on_caps
+//! rules:
+//!   - id: max_trade_notional
+//!     when: order.side == "buy" and order.notional > 5% * account.equity
+//!     action: deny
+//!     message: a single trade may not exceed 5% of equity
+//! ```
+
+use std::sync::Arc;
+
+use super::expr_source::ExprSource;
+use super::node::{Node, NodeValue};
+use super::reader::Reader;
+use crate::diagnostics::{codes, Diagnostic, SourceFile, Spanned};
+
+/// A named, ordered list of risk rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyDoc {
+    /// The file it was read from.
+    pub source: Arc<SourceFile>,
+    /// Unique policy name.
+    pub name: Spanned<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Rules, evaluated in order for each order.
+    pub rules: Vec<PolicyRule>,
+}
+
+/// One risk rule: when `when` holds for an order, `action` is taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRule {
+    /// Id, unique within the policy; journaled with every decision.
+    pub id: Spanned<String>,
+    /// Condition over the order and the account (bool).
+    pub when: ExprSource,
+    /// What to do when the condition holds.
+    pub action: Spanned<Action>,
+    /// Human-readable reason, journaled and shown with the decision.
+    pub message: Spanned<String>,
+}
+
+/// What a policy rule does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Reject the order.
+    Deny,
+    /// Let through only orders that lower exposure (not supported yet).
+    Reduce,
+    /// Stop new orders until resumed (not supported yet).
+    Halt,
+    /// Park the order until a person approves it (not supported yet).
+    RequireApproval,
+}
+
+impl Action {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deny => "deny",
+            Action::Reduce => "reduce",
+            Action::Halt => "halt",
+            Action::RequireApproval => "require_approval",
+        }
+    }
+}
+
+/// Reads a policy document from its root mapping.
+pub fn read_policy(r: &mut Reader<'_>, root: &Node) -> Option<PolicyDoc> {
+    let mut m = r.map(root, "policy")?;
+    m.get("kind");
+    let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
+    let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
+    let rules = m.required(r, "rules").and_then(|n| read_rules(r, n));
+    m.finish(r);
+    Some(PolicyDoc { source: r.file.clone(), name: name?, description, rules: rules? })
+}
+
+fn read_rules(r: &mut Reader<'_>, node: &Node) -> Option<Vec<PolicyRule>> {
+    let NodeValue::Seq(items) = &node.value else {
+        return r.fail(
+            codes::WRONG_TYPE,
+            node.span,
+            format!("`rules` must be a list of rules, found {}", node.kind_name()),
+            None,
+        );
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match read_rule(r, item) {
+            Some(rule) => out.push(rule),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn read_rule(r: &mut Reader<'_>, node: &Node) -> Option<PolicyRule> {
+    let mut m = r.map(node, "policy rule")?;
+    let id = m.required(r, "id").and_then(|n| r.name(n, "id"));
+    let when = m.required(r, "when").and_then(|n| r.expr(n, "when"));
+    let action = m.required(r, "action").and_then(|n| read_action(r, n));
+    let message = m.required(r, "message").and_then(|n| r.name(n, "message"));
+    m.finish(r);
+    Some(PolicyRule { id: id?, when: when?, action: action?, message: message? })
+}
+
+fn read_action(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Action>> {
+    let c = r.choice(node, "action", &["deny", "reduce", "halt", "require_approval"])?;
+    let action = match c.value {
+        "deny" => Action::Deny,
+        "reduce" => Action::Reduce,
+        "halt" => Action::Halt,
+        _ => Action::RequireApproval,
+    };
+    if action != Action::Deny {
+        r.push(
+            Diagnostic::error(codes::UNSUPPORTED, format!("action `{}` is not supported yet", c.value))
+                .at(r.file, c.span)
+                .help("use `deny` for now"),
+        );
+        return None;
+    }
+    Some(Spanned::new(action, c.span))
+}

@@ -1,0 +1,290 @@
+//! The strategy document.
+//!
+//! ```yaml
+//! kind: strategy
+//! name: sma_crossover
+//! universe: [GOOG]
+//! timeframe: 1d
+//! params: { fast: 10, slow: 30 }
+//! entry: crosses_above(sma(close, fast), sma(close, slow))
+//! exit: crosses_below(sma(close, fast), sma(close, slow))
+//! stop_loss: 3%        # optional, fraction of the entry price
+//! take_profit: 10%     # optional
+//! max_holding: 20      # optional, in bars
+//! sizing: all_cash     # or {percent_of_equity: 5%} or {fixed_quantity: 10}
+//! direction: long
+//! ```
+
+use std::sync::Arc;
+
+use super::expr_source::ExprSource;
+use super::node::{Node, NodeValue};
+use super::reader::Reader;
+use super::timeframe::Timeframe;
+use super::units::{NumUnit, Rate};
+use crate::diagnostics::{codes, Diagnostic, SourceFile, Spanned};
+
+/// A strategy: which symbols it trades, when it enters and exits, and how much it buys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategyDoc {
+    /// The file it was read from.
+    pub source: Arc<SourceFile>,
+    /// Unique strategy name.
+    pub name: Spanned<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Symbols the strategy trades.
+    pub universe: Vec<Spanned<String>>,
+    /// Bar length the rules are written for.
+    pub timeframe: Spanned<Timeframe>,
+    /// Named constants the rules refer to by name, in document order.
+    pub params: Vec<Param>,
+    /// Entry rule (bool): evaluated at each bar close while flat.
+    pub entry: ExprSource,
+    /// Exit rule (bool): evaluated at each bar close while in a position.
+    pub exit: Option<ExprSource>,
+    /// Stop-loss distance below the entry fill price, as a fraction (0.03 = 3%).
+    pub stop_loss: Option<Spanned<Rate>>,
+    /// Take-profit distance above the entry fill price, as a fraction.
+    pub take_profit: Option<Spanned<Rate>>,
+    /// Exit after this many bars in the position.
+    pub max_holding: Option<Spanned<u32>>,
+    /// How large each entry is.
+    pub sizing: Spanned<Sizing>,
+    /// Which side the strategy trades.
+    pub direction: Spanned<Direction>,
+}
+
+/// A strategy parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// Its name, usable in rules.
+    pub name: Spanned<String>,
+    /// Its value.
+    pub value: Spanned<ParamValue>,
+}
+
+/// The value of a [`Param`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    /// A number and how it was written (`5%` is stored as 0.05 with [`NumUnit::Percent`]).
+    Number(f64, NumUnit),
+    /// A bool.
+    Bool(bool),
+    /// A string.
+    Str(String),
+}
+
+/// How the quantity of an entry order is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sizing {
+    /// A fixed number of units (shares, coins), fractional allowed.
+    FixedQuantity(f64),
+    /// A fraction of current equity (0.05 = 5%), valued at the signal bar's close.
+    PercentOfEquity(f64),
+    /// All available cash, net of commission, computed at the fill price.
+    AllCash,
+}
+
+/// The side a strategy trades. Only [`Direction::Long`] is supported so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Buy to enter, sell to exit.
+    Long,
+    /// Sell short to enter, buy to cover (not supported yet).
+    Short,
+}
+
+impl StrategyDoc {
+    /// Looks up a param by name.
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name.value == name)
+    }
+}
+
+/// Reads a strategy document from its root mapping. Returns `None` if anything required is
+/// missing or invalid; every problem is in `r.diags`.
+pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
+    let mut m = r.map(root, "strategy")?;
+    m.get("kind");
+    let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
+    let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
+    let universe = m.required(r, "universe").and_then(|n| r.string_list(n, "universe"));
+    let universe = universe.and_then(|u| {
+        if u.is_empty() {
+            r.fail(codes::INVALID_VALUE, m.span(), "`universe` must list at least one symbol".into(), None)
+        } else {
+            Some(u)
+        }
+    });
+    let timeframe = m.required(r, "timeframe").and_then(|n| read_timeframe(r, n));
+    let params = match m.get("params") {
+        Some(n) => read_params(r, n),
+        None => Some(Vec::new()),
+    };
+    let entry = m.required(r, "entry").and_then(|n| r.expr(n, "entry"));
+    let exit = m.get("exit").map(|n| r.expr(n, "exit"));
+    let stop_loss = m.get("stop_loss").map(|n| r.rate_in(n, "stop_loss", 1e-6, 0.99));
+    let take_profit = m.get("take_profit").map(|n| r.rate_in(n, "take_profit", 1e-6, 100.0));
+    let max_holding = m.get("max_holding").map(|n| r.positive_int(n, "max_holding"));
+    let sizing = m.required(r, "sizing").and_then(|n| read_sizing(r, n));
+    let direction = match m.get("direction") {
+        Some(n) => read_direction(r, n),
+        None => Some(Spanned::new(Direction::Long, m.span())),
+    };
+    let map_span = m.span();
+    m.finish(r);
+
+    let exit = transpose(exit)?;
+    let stop_loss = transpose(stop_loss)?;
+    let take_profit = transpose(take_profit)?;
+    let max_holding = transpose(max_holding)?;
+    if exit.is_none() && stop_loss.is_none() && take_profit.is_none() && max_holding.is_none() {
+        r.push(
+            Diagnostic::error(codes::MISSING_KEY, "strategy has no way to exit a position")
+                .at(r.file, map_span)
+                .help("add an `exit` rule, or one of `stop_loss`, `take_profit` or `max_holding`"),
+        );
+        return None;
+    }
+    Some(StrategyDoc {
+        source: r.file.clone(),
+        name: name?,
+        description,
+        universe: universe?,
+        timeframe: timeframe?,
+        params: params?,
+        entry: entry?,
+        exit,
+        stop_loss,
+        take_profit,
+        max_holding,
+        sizing: sizing?,
+        direction: direction?,
+    })
+}
+
+/// `Some(None)` when absent, `Some(Some(v))` when valid, `None` when present but invalid.
+fn transpose<T>(v: Option<Option<T>>) -> Option<Option<T>> {
+    match v {
+        None => Some(None),
+        Some(Some(x)) => Some(Some(x)),
+        Some(None) => None,
+    }
+}
+
+/// Reads a timeframe such as `1d`.
+pub fn read_timeframe(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Timeframe>> {
+    let s = r.string(node, "timeframe")?;
+    match s.value.parse::<Timeframe>() {
+        Ok(tf) => Some(Spanned::new(tf, s.span)),
+        Err(e) => r.fail(
+            codes::INVALID_VALUE,
+            s.span,
+            format!("invalid timeframe `{}`: {e}", s.value),
+            Some("write a count and a unit: `1m`, `15m`, `1h`, `4h`, `1d`, `1w` or `1mo`".into()),
+        ),
+    }
+}
+
+fn read_params(r: &mut Reader<'_>, node: &Node) -> Option<Vec<Param>> {
+    if node.value == NodeValue::Null {
+        return Some(Vec::new());
+    }
+    let mut m = r.map(node, "params")?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (key, value) in m.rest() {
+        let name = Spanned::new(key.name.clone(), key.span);
+        if !is_identifier(&key.name) {
+            r.push(
+                Diagnostic::error(codes::BAD_PARAM, format!("param name `{}` is not a valid name", key.name))
+                    .at(r.file, key.span)
+                    .help("names start with a letter or `_` and contain letters, digits and `_`"),
+            );
+            ok = false;
+            continue;
+        }
+        let v = match &value.value {
+            NodeValue::Bool(b) if !matches!(value.raw(r.file).trim(), "yes" | "no" | "on" | "off" | "y" | "n") => {
+                Some(ParamValue::Bool(*b))
+            }
+            NodeValue::Int(_) | NodeValue::Float(_) => {
+                r.number(value, &key.name).map(|n| ParamValue::Number(n.value.0, n.value.1))
+            }
+            NodeValue::Str(s) => match super::units::parse_number(s) {
+                Some((v, unit)) if !value.is_quoted(r.file) => Some(ParamValue::Number(v, unit)),
+                _ => Some(ParamValue::Str(s.clone())),
+            },
+            NodeValue::Bool(_) => value.scalar_text(r.file).map(ParamValue::Str),
+            _ => r.fail(
+                codes::WRONG_TYPE,
+                value.span,
+                format!("param `{}` must be a number, a bool or a string, found {}", key.name, value.kind_name()),
+                None,
+            ),
+        };
+        match v {
+            Some(v) => out.push(Param { name, value: Spanned::new(v, value.span) }),
+            None => ok = false,
+        }
+    }
+    m.finish(r);
+    ok.then_some(out)
+}
+
+/// True for `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Sizing>> {
+    const FORMS: &str = "write `all_cash`, `{percent_of_equity: 5%}` or `{fixed_quantity: 10}`";
+    if let NodeValue::Str(_) = node.value {
+        let c = r.choice(node, "sizing", &["all_cash"])?;
+        return Some(Spanned::new(Sizing::AllCash, c.span));
+    }
+    let mut m = r.map(node, "sizing")?;
+    let fixed = m.get("fixed_quantity");
+    let pct = m.get("percent_of_equity");
+    let all = m.get("all_cash");
+    let span = m.span();
+    m.finish(r);
+    let given = [fixed.is_some(), pct.is_some(), all.is_some()].iter().filter(|b| **b).count();
+    if given != 1 {
+        return r.fail(
+            codes::INVALID_VALUE,
+            span,
+            "`sizing` must name exactly one method".into(),
+            Some(FORMS.into()),
+        );
+    }
+    if let Some(n) = fixed {
+        let q = r.positive_number(n, "fixed_quantity")?;
+        return Some(Spanned::new(Sizing::FixedQuantity(q.value), n.span));
+    }
+    if let Some(n) = pct {
+        let p = r.rate_in(n, "percent_of_equity", 1e-9, 1.0)?;
+        return Some(Spanned::new(Sizing::PercentOfEquity(p.value.value), n.span));
+    }
+    let n = all?;
+    match n.value {
+        NodeValue::Bool(true) | NodeValue::Null => Some(Spanned::new(Sizing::AllCash, n.span)),
+        _ => r.fail(codes::INVALID_VALUE, n.span, "`all_cash` takes no value".into(), Some(FORMS.into())),
+    }
+}
+
+fn read_direction(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Direction>> {
+    let c = r.choice(node, "direction", &["long", "short"])?;
+    match c.value {
+        "long" => Some(Spanned::new(Direction::Long, c.span)),
+        _ => r.fail(
+            codes::UNSUPPORTED,
+            c.span,
+            "direction `short` is not supported yet".into(),
+            Some("only `long` strategies can be run for now".into()),
+        ),
+    }
+}

@@ -1,0 +1,64 @@
+//! Stable diagnostic codes. Codes never change meaning once published; new ones are appended.
+//!
+//! | range | area |
+//! | --- | --- |
+//! | `E1xxx` | YAML and document schema |
+//! | `E2xxx` | rule syntax |
+//! | `E3xxx` | rule names and types |
+//! | `E4xxx` | references between documents, bundle and data |
+//! | `E9xxx` | files and I/O |
+
+/// The file is not valid YAML.
+pub const YAML_SYNTAX: &str = "E1001";
+/// A mapping has a key the schema does not know.
+pub const UNKNOWN_KEY: &str = "E1002";
+/// A required key is missing.
+pub const MISSING_KEY: &str = "E1003";
+/// A value has the wrong YAML shape or type (e.g. a list where a number is expected).
+pub const WRONG_TYPE: &str = "E1004";
+/// A value has the right type but is not allowed (out of range, unknown choice).
+pub const INVALID_VALUE: &str = "E1005";
+/// The document's `kind` is missing or unknown.
+pub const UNKNOWN_KIND: &str = "E1006";
+/// The feature exists in the schema but is not supported yet.
+pub const UNSUPPORTED: &str = "E1007";
+
+/// The rule text does not parse.
+pub const SYNTAX: &str = "E2001";
+/// A number literal is malformed or out of range.
+pub const BAD_NUMBER: &str = "E2002";
+
+/// A name is neither a param, a bar field nor a function.
+pub const UNKNOWN_NAME: &str = "E3001";
+/// A function name is unknown.
+pub const UNKNOWN_FUNCTION: &str = "E3002";
+/// A function got too few or too many arguments.
+pub const ARITY: &str = "E3003";
+/// An operand or argument has the wrong type.
+pub const TYPE_MISMATCH: &str = "E3004";
+/// An argument must be a constant (literal or param) with a particular range.
+pub const NOT_CONSTANT: &str = "E3005";
+/// A dotted field such as `account.equty` is unknown.
+pub const UNKNOWN_FIELD: &str = "E3006";
+/// A field exists but is not available where it is used.
+pub const FIELD_NOT_AVAILABLE: &str = "E3007";
+/// A history index `x[k]` is invalid.
+pub const BAD_INDEX: &str = "E3008";
+/// An indicator with several outputs was used without picking one, or with an unknown one.
+pub const OUTPUT_SELECTION: &str = "E3009";
+/// A rule does not evaluate to a bool.
+pub const RULE_NOT_BOOL: &str = "E3010";
+
+/// A referenced file or document does not exist.
+pub const UNRESOLVED_REFERENCE: &str = "E4001";
+/// Two things share a name or id that must be unique.
+pub const DUPLICATE: &str = "E4002";
+/// A param is invalid (shadows a built-in name, has the wrong type).
+pub const BAD_PARAM: &str = "E4003";
+/// A symbol has no market data.
+pub const MISSING_DATA: &str = "E4004";
+
+/// A file could not be read or written.
+pub const IO: &str = "E9001";
+/// A data file has a bad row or cannot be interpreted.
+pub const BAD_DATA: &str = "E9002";

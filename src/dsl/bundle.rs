@@ -1,0 +1,273 @@
+//! Bundles: validated, compiled sets of documents, identified by a content hash.
+//!
+//! A [`Bundle`] is what every driver (backtest, paper, live) runs: the bot settings, its
+//! strategies with type-checked entry and exit rules, and its policies with type-checked rules.
+//! Its [`Bundle::revision`] is a SHA-256 over the documents' texts, so the journal can say which
+//! exact rules produced each decision. [`SymbolProgram::build`] turns a bundle into the compiled
+//! graph and rule programs for one symbol.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::catalog::{self, Context};
+use super::check::{Checker, TExpr};
+use super::parser;
+use super::program::{lower_rule, CompiledRule, GraphSpec};
+use crate::config::manifest::BotDoc;
+use crate::config::policy::PolicyDoc;
+use crate::config::strategy::StrategyDoc;
+use crate::diagnostics::{codes, Diagnostic, SourceFile};
+
+/// A strategy with its rules type-checked (params substituted, constants folded).
+#[derive(Debug, Clone)]
+pub struct CompiledStrategy {
+    /// The document.
+    pub doc: StrategyDoc,
+    /// Entry rule.
+    pub entry: TExpr,
+    /// Exit rule, if any.
+    pub exit: Option<TExpr>,
+    /// Params no rule refers to.
+    pub unused_params: Vec<String>,
+}
+
+impl CompiledStrategy {
+    /// The strategy's name.
+    pub fn name(&self) -> &str {
+        &self.doc.name.value
+    }
+
+    /// True when `symbol` is in the universe.
+    pub fn trades(&self, symbol: &str) -> bool {
+        self.doc.universe.iter().any(|s| s.value == symbol)
+    }
+}
+
+/// A policy with its rules type-checked; `rules[i]` belongs to `doc.rules[i]`.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    /// The document.
+    pub doc: PolicyDoc,
+    /// Typed conditions, one per rule.
+    pub rules: Vec<TExpr>,
+}
+
+/// A compiled, validated set of documents.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// First 16 hex digits of the SHA-256 of the documents' texts.
+    pub revision: String,
+    /// The bot manifest, when the bundle was loaded from one.
+    pub bot: Option<BotDoc>,
+    /// Strategies, in manifest order.
+    pub strategies: Vec<CompiledStrategy>,
+    /// Policies, in the order they apply.
+    pub policies: Vec<CompiledPolicy>,
+}
+
+impl Bundle {
+    /// All symbols traded by any strategy, sorted, without duplicates.
+    pub fn symbols(&self) -> Vec<String> {
+        let set: BTreeSet<String> =
+            self.strategies.iter().flat_map(|s| s.doc.universe.iter().map(|u| u.value.clone())).collect();
+        set.into_iter().collect()
+    }
+}
+
+/// Type-checks a strategy's rules. Problems go to `diags`; `None` when any is an error.
+pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option<CompiledStrategy> {
+    let mut ok = true;
+    for p in &doc.params {
+        if catalog::is_reserved(&p.name.value) {
+            diags.push(
+                Diagnostic::error(codes::BAD_PARAM, format!("param `{}` shadows a built-in name", p.name.value))
+                    .at(&doc.source, p.name.span)
+                    .label("reserved name")
+                    .help("rename the param; bar series, functions and `account`/`position`/`order` are reserved"),
+            );
+            ok = false;
+        }
+    }
+    let mut used = BTreeSet::new();
+    let entry = check_rule(&doc, &doc.entry, Context::Entry, "entry", diags, &mut used);
+    let exit = doc.exit.as_ref().map(|e| check_rule(&doc, e, Context::Exit, "exit", diags, &mut used));
+    let entry = entry?;
+    let exit = match exit {
+        Some(Some(e)) => Some(e),
+        Some(None) => return None,
+        None => None,
+    };
+    if !ok {
+        return None;
+    }
+    let unused_params =
+        doc.params.iter().map(|p| p.name.value.clone()).filter(|n| !used.contains(n)).collect();
+    Some(CompiledStrategy { doc, entry, exit, unused_params })
+}
+
+fn check_rule(
+    doc: &StrategyDoc,
+    src: &crate::config::expr_source::ExprSource,
+    ctx: Context,
+    what: &str,
+    diags: &mut Vec<Diagnostic>,
+    used: &mut BTreeSet<String>,
+) -> Option<TExpr> {
+    let ast = match parser::parse(src) {
+        Ok(a) => a,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    let mut c = Checker::new(src, ctx, &doc.params);
+    let t = c.check_rule(&ast, what);
+    used.extend(c.used_params);
+    let failed = !c.diags.is_empty();
+    diags.extend(c.diags);
+    if failed { None } else { t }
+}
+
+/// Type-checks a policy's rules and checks that rule ids are unique.
+pub fn compile_policy(doc: PolicyDoc, diags: &mut Vec<Diagnostic>) -> Option<CompiledPolicy> {
+    let mut ok = true;
+    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    for r in &doc.rules {
+        if seen.insert(r.id.value.as_str(), ()).is_some() {
+            diags.push(
+                Diagnostic::error(codes::DUPLICATE, format!("rule id `{}` is used twice in this policy", r.id.value))
+                    .at(&doc.source, r.id.span)
+                    .label("duplicate id")
+                    .help("rule ids must be unique: they name the rule in the journal"),
+            );
+            ok = false;
+        }
+    }
+    let mut rules = Vec::new();
+    for r in &doc.rules {
+        let ast = match parser::parse(&r.when) {
+            Ok(a) => a,
+            Err(d) => {
+                diags.push(d);
+                ok = false;
+                continue;
+            }
+        };
+        let mut c = Checker::new(&r.when, Context::Policy, &[]);
+        let t = c.check_rule(&ast, "when");
+        if !c.diags.is_empty() {
+            ok = false;
+        }
+        diags.extend(c.diags);
+        if let Some(t) = t {
+            rules.push(t);
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(CompiledPolicy { doc, rules })
+}
+
+/// Assembles compiled documents into a bundle: checks that strategy and policy names are
+/// unique and computes the revision from `sources` (every document's file, in load order).
+pub fn assemble(
+    bot: Option<BotDoc>,
+    strategies: Vec<CompiledStrategy>,
+    policies: Vec<CompiledPolicy>,
+    sources: &[Arc<SourceFile>],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Bundle> {
+    let mut ok = true;
+    let mut names: BTreeMap<&str, &StrategyDoc> = BTreeMap::new();
+    for s in &strategies {
+        if let Some(first) = names.insert(&s.doc.name.value, &s.doc) {
+            diags.push(
+                Diagnostic::error(codes::DUPLICATE, format!("strategy name `{}` is used twice", s.doc.name.value))
+                    .at(&s.doc.source, s.doc.name.span)
+                    .label("duplicate name")
+                    .help(format!("it is also the name of the strategy in `{}`", first.source.name)),
+            );
+            ok = false;
+        }
+    }
+    let mut pnames: BTreeMap<&str, &PolicyDoc> = BTreeMap::new();
+    for p in &policies {
+        if let Some(first) = pnames.insert(&p.doc.name.value, &p.doc) {
+            diags.push(
+                Diagnostic::error(codes::DUPLICATE, format!("policy name `{}` is used twice", p.doc.name.value))
+                    .at(&p.doc.source, p.doc.name.span)
+                    .label("duplicate name")
+                    .help(format!("it is also the name of the policy in `{}`", first.source.name)),
+            );
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(Bundle { revision: revision(sources), bot, strategies, policies })
+}
+
+/// The revision of a set of documents: SHA-256 over each text (length-prefixed, in order),
+/// first 16 hex digits. File names do not count, so moving a file keeps its revision.
+pub fn revision(sources: &[Arc<SourceFile>]) -> String {
+    let mut h = Sha256::new();
+    for s in sources {
+        h.update((s.text.len() as u64).to_le_bytes());
+        h.update(s.text.as_bytes());
+    }
+    let digest = h.finalize();
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compiled rules of one strategy on one symbol.
+#[derive(Debug, Clone)]
+pub struct StrategyRules {
+    /// Entry rule.
+    pub entry: CompiledRule,
+    /// Exit rule.
+    pub exit: Option<CompiledRule>,
+}
+
+/// Everything evaluated for one symbol: its graph and the compiled rules that read it.
+#[derive(Debug, Clone)]
+pub struct SymbolProgram {
+    /// The shared indicator graph of the symbol.
+    pub graph: GraphSpec,
+    /// Per strategy of the bundle (same index): its rules, or `None` if it does not trade the
+    /// symbol.
+    pub strategies: Vec<Option<StrategyRules>>,
+    /// Per policy, per rule: the compiled condition.
+    pub policies: Vec<Vec<CompiledRule>>,
+}
+
+impl SymbolProgram {
+    /// Compiles the bundle's rules that concern `symbol` into one shared graph.
+    pub fn build(bundle: &Bundle, symbol: &str) -> SymbolProgram {
+        let mut graph = GraphSpec::new();
+        let strategies = bundle
+            .strategies
+            .iter()
+            .map(|s| {
+                if !s.trades(symbol) {
+                    return None;
+                }
+                let entry = lower_rule(&mut graph, &s.entry, &s.doc.entry);
+                let exit = match (&s.exit, &s.doc.exit) {
+                    (Some(t), Some(src)) => Some(lower_rule(&mut graph, t, src)),
+                    _ => None,
+                };
+                Some(StrategyRules { entry, exit })
+            })
+            .collect();
+        let policies = bundle
+            .policies
+            .iter()
+            .map(|p| p.rules.iter().zip(&p.doc.rules).map(|(t, r)| lower_rule(&mut graph, t, &r.when)).collect())
+            .collect();
+        SymbolProgram { graph, strategies, policies }
+    }
+}

@@ -1,0 +1,555 @@
+//! What rules can refer to: bar series, functions and context fields.
+//!
+//! The catalog is the single source of truth for names, arities, argument kinds, outputs and
+//! the contexts in which a field is available; the type checker, `validate` messages and the
+//! README's tables all derive from it.
+
+use super::types::ValueKind;
+
+/// An OHLCV field of the current bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BarField {
+    /// Opening price.
+    Open,
+    /// Highest price.
+    High,
+    /// Lowest price.
+    Low,
+    /// Closing price.
+    Close,
+    /// Traded volume.
+    Volume,
+}
+
+/// Bar series names and their fields.
+pub const BAR_FIELDS: [(&str, BarField); 5] = [
+    ("open", BarField::Open),
+    ("high", BarField::High),
+    ("low", BarField::Low),
+    ("close", BarField::Close),
+    ("volume", BarField::Volume),
+];
+
+/// Functions: indicators, crossings and arithmetic helpers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Func {
+    /// Simple moving average.
+    Sma,
+    /// Exponential moving average.
+    Ema,
+    /// Relative strength index.
+    Rsi,
+    /// MACD (line, signal, histogram).
+    Macd,
+    /// Average true range of the bar's high/low/close.
+    Atr,
+    /// Bollinger bands (upper, middle, lower).
+    BBands,
+    /// Standard deviation.
+    StdDev,
+    /// Highest value over a window.
+    Highest,
+    /// Lowest value over a window.
+    Lowest,
+    /// Rate of change in percent points.
+    Roc,
+    /// `a` crosses above `b`.
+    CrossesAbove,
+    /// `a` crosses below `b`.
+    CrossesBelow,
+    /// Absolute value.
+    Abs,
+    /// Smaller of two numbers.
+    Min,
+    /// Larger of two numbers.
+    Max,
+}
+
+/// How an argument must be given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ArgKind {
+    /// A numeric series (`close`, `sma(close, 10)`, `high - low`).
+    Series,
+    /// A numeric series or a constant level (for crossings).
+    SeriesOrConst,
+    /// A constant whole number of bars, at least 1.
+    Period,
+    /// A constant number greater than 0.
+    PositiveConst,
+    /// Any number (constant, series or context value).
+    Number,
+}
+
+/// One parameter of a function.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArgSpec {
+    /// Name shown in messages.
+    pub name: &'static str,
+    /// What is accepted.
+    pub kind: ArgKind,
+    /// Default when omitted (only trailing arguments have defaults).
+    pub default: Option<f64>,
+}
+
+/// A function's signature and documentation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FuncSpec {
+    /// Name as written in rules.
+    pub name: &'static str,
+    /// Which function.
+    pub func: Func,
+    /// Parameters in order.
+    pub args: &'static [ArgSpec],
+    /// Output names when the function returns several values (select with `.name`).
+    pub outputs: &'static [&'static str],
+    /// What it returns.
+    pub returns: ValueKind,
+    /// One-line description, with units and formula source.
+    pub doc: &'static str,
+}
+
+impl FuncSpec {
+    /// Number of arguments without defaults.
+    pub fn required(&self) -> usize {
+        self.args.iter().filter(|a| a.default.is_none()).count()
+    }
+
+    /// `sma(src, period)` style signature for messages.
+    pub fn signature(&self) -> String {
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| match a.default {
+                Some(d) => format!("{}={d}", a.name),
+                None => a.name.to_string(),
+            })
+            .collect();
+        format!("{}({})", self.name, args.join(", "))
+    }
+}
+
+const fn arg(name: &'static str, kind: ArgKind) -> ArgSpec {
+    ArgSpec { name, kind, default: None }
+}
+
+const fn opt(name: &'static str, kind: ArgKind, default: f64) -> ArgSpec {
+    ArgSpec { name, kind, default: Some(default) }
+}
+
+use ArgKind::{Number, Period, PositiveConst, Series, SeriesOrConst};
+
+/// Every function the rule language knows.
+pub const FUNCTIONS: &[FuncSpec] = &[
+    FuncSpec {
+        name: "sma",
+        func: Func::Sma,
+        args: &[arg("src", Series), arg("period", Period)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "simple moving average of the last `period` values (TA-Lib SMA)",
+    },
+    FuncSpec {
+        name: "ema",
+        func: Func::Ema,
+        args: &[arg("src", Series), arg("period", Period)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "exponential moving average, alpha 2/(period+1), seeded with the SMA (TA-Lib EMA)",
+    },
+    FuncSpec {
+        name: "rsi",
+        func: Func::Rsi,
+        args: &[arg("src", Series), opt("period", Period, 14.0)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "relative strength index, 0..100, Wilder (1978) smoothing (TA-Lib RSI)",
+    },
+    FuncSpec {
+        name: "macd",
+        func: Func::Macd,
+        args: &[arg("src", Series), opt("fast", Period, 12.0), opt("slow", Period, 26.0), opt("signal", Period, 9.0)],
+        outputs: &["line", "signal", "histogram"],
+        returns: ValueKind::Num,
+        doc: "MACD line, signal and histogram with TA-Lib's seeding (TA-Lib MACD)",
+    },
+    FuncSpec {
+        name: "atr",
+        func: Func::Atr,
+        args: &[opt("period", Period, 14.0)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "average true range of the bar's high, low and close, Wilder (1978) (TA-Lib ATR)",
+    },
+    FuncSpec {
+        name: "bbands",
+        func: Func::BBands,
+        args: &[arg("src", Series), arg("period", Period), opt("k", PositiveConst, 2.0)],
+        outputs: &["upper", "middle", "lower"],
+        returns: ValueKind::Num,
+        doc: "Bollinger bands: SMA ± k population standard deviations (TA-Lib BBANDS, SMA)",
+    },
+    FuncSpec {
+        name: "stddev",
+        func: Func::StdDev,
+        args: &[arg("src", Series), arg("period", Period), opt("k", PositiveConst, 1.0)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "population standard deviation over `period` values, times k (TA-Lib STDDEV)",
+    },
+    FuncSpec {
+        name: "highest",
+        func: Func::Highest,
+        args: &[arg("src", Series), arg("period", Period)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "highest value of the last `period` values, current bar included (TA-Lib MAX)",
+    },
+    FuncSpec {
+        name: "lowest",
+        func: Func::Lowest,
+        args: &[arg("src", Series), arg("period", Period)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "lowest value of the last `period` values, current bar included (TA-Lib MIN)",
+    },
+    FuncSpec {
+        name: "roc",
+        func: Func::Roc,
+        args: &[arg("src", Series), arg("period", Period)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "rate of change in percent points: (x / x[period] - 1) * 100 (TA-Lib ROC)",
+    },
+    FuncSpec {
+        name: "crosses_above",
+        func: Func::CrossesAbove,
+        args: &[arg("a", SeriesOrConst), arg("b", SeriesOrConst)],
+        outputs: &[],
+        returns: ValueKind::Bool,
+        doc: "true on the bar where a > b after a <= b on the previous bar",
+    },
+    FuncSpec {
+        name: "crosses_below",
+        func: Func::CrossesBelow,
+        args: &[arg("a", SeriesOrConst), arg("b", SeriesOrConst)],
+        outputs: &[],
+        returns: ValueKind::Bool,
+        doc: "true on the bar where a < b after a >= b on the previous bar",
+    },
+    FuncSpec {
+        name: "abs",
+        func: Func::Abs,
+        args: &[arg("x", Number)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "absolute value",
+    },
+    FuncSpec {
+        name: "min",
+        func: Func::Min,
+        args: &[arg("a", Number), arg("b", Number)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "the smaller of a and b",
+    },
+    FuncSpec {
+        name: "max",
+        func: Func::Max,
+        args: &[arg("a", Number), arg("b", Number)],
+        outputs: &[],
+        returns: ValueKind::Num,
+        doc: "the larger of a and b",
+    },
+];
+
+/// Looks up a function by name.
+pub fn function(name: &str) -> Option<&'static FuncSpec> {
+    FUNCTIONS.iter().find(|f| f.name == name)
+}
+
+/// Looks up a function by its [`Func`].
+pub fn spec(func: Func) -> &'static FuncSpec {
+    FUNCTIONS.iter().find(|f| f.func == func).unwrap_or(&FUNCTIONS[0])
+}
+
+/// Where a rule is evaluated; decides which context fields exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Context {
+    /// A strategy's entry rule (evaluated while flat).
+    Entry,
+    /// A strategy's exit rule (evaluated while in a position).
+    Exit,
+    /// A policy rule (evaluated for each order).
+    Policy,
+    /// `dsl eval`: bar data only.
+    Eval,
+}
+
+impl Context {
+    /// How the context is named in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Context::Entry => "an entry rule",
+            Context::Exit => "an exit rule",
+            Context::Policy => "a policy rule",
+            Context::Eval => "`dsl eval`",
+        }
+    }
+}
+
+/// A context field, read at evaluation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FieldId {
+    /// `account.equity`
+    AccountEquity,
+    /// `account.cash`
+    AccountCash,
+    /// `account.exposure`
+    AccountExposure,
+    /// `account.peak_equity`
+    AccountPeakEquity,
+    /// `account.drawdown`
+    AccountDrawdown,
+    /// `account.open_positions`
+    AccountOpenPositions,
+    /// `position.quantity`
+    PositionQuantity,
+    /// `position.entry_price`
+    PositionEntryPrice,
+    /// `position.notional`
+    PositionNotional,
+    /// `position.unrealized_pnl`
+    PositionUnrealizedPnl,
+    /// `position.unrealized_return`
+    PositionUnrealizedReturn,
+    /// `position.bars_held`
+    PositionBarsHeld,
+    /// `order.symbol`
+    OrderSymbol,
+    /// `order.strategy`
+    OrderStrategy,
+    /// `order.side`
+    OrderSide,
+    /// `order.intent`
+    OrderIntent,
+    /// `order.quantity`
+    OrderQuantity,
+    /// `order.price`
+    OrderPrice,
+    /// `order.notional`
+    OrderNotional,
+}
+
+/// Number of [`FieldId`] values (size of a field-value array).
+pub const FIELD_COUNT: usize = 19;
+
+/// A context field's name, type, unit and availability.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FieldSpec {
+    /// Dotted path as written.
+    pub path: &'static str,
+    /// Which field.
+    pub id: FieldId,
+    /// Its value kind.
+    pub kind: ValueKind,
+    /// Contexts where it exists.
+    pub contexts: &'static [Context],
+    /// For string fields, the values it can take.
+    pub values: &'static [&'static str],
+    /// Meaning and unit.
+    pub doc: &'static str,
+}
+
+use Context::{Entry, Exit, Policy};
+
+/// Every context field.
+pub const FIELDS: &[FieldSpec] = &[
+    FieldSpec {
+        path: "account.equity",
+        id: FieldId::AccountEquity,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        values: &[],
+        doc: "cash plus open positions marked at the last close (currency)",
+    },
+    FieldSpec {
+        path: "account.cash",
+        id: FieldId::AccountCash,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        values: &[],
+        doc: "uninvested cash (currency)",
+    },
+    FieldSpec {
+        path: "account.exposure",
+        id: FieldId::AccountExposure,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        values: &[],
+        doc: "gross market value of all open positions at the last close (currency)",
+    },
+    FieldSpec {
+        path: "account.peak_equity",
+        id: FieldId::AccountPeakEquity,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        values: &[],
+        doc: "highest equity so far, starting cash included (currency)",
+    },
+    FieldSpec {
+        path: "account.drawdown",
+        id: FieldId::AccountDrawdown,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        values: &[],
+        doc: "(peak_equity - equity) / peak_equity (fraction)",
+    },
+    FieldSpec {
+        path: "account.open_positions",
+        id: FieldId::AccountOpenPositions,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        values: &[],
+        doc: "number of open positions (count)",
+    },
+    FieldSpec {
+        path: "position.quantity",
+        id: FieldId::PositionQuantity,
+        kind: ValueKind::Num,
+        contexts: &[Exit, Policy],
+        values: &[],
+        doc: "units held (in a policy: all strategies' units of the order's symbol)",
+    },
+    FieldSpec {
+        path: "position.entry_price",
+        id: FieldId::PositionEntryPrice,
+        kind: ValueKind::Num,
+        contexts: &[Exit, Policy],
+        values: &[],
+        doc: "average entry fill price (currency per unit)",
+    },
+    FieldSpec {
+        path: "position.notional",
+        id: FieldId::PositionNotional,
+        kind: ValueKind::Num,
+        contexts: &[Exit, Policy],
+        values: &[],
+        doc: "units held times the last close (currency)",
+    },
+    FieldSpec {
+        path: "position.unrealized_pnl",
+        id: FieldId::PositionUnrealizedPnl,
+        kind: ValueKind::Num,
+        contexts: &[Exit, Policy],
+        values: &[],
+        doc: "(last close - entry price) * units, before exit costs (currency)",
+    },
+    FieldSpec {
+        path: "position.unrealized_return",
+        id: FieldId::PositionUnrealizedReturn,
+        kind: ValueKind::Num,
+        contexts: &[Exit, Policy],
+        values: &[],
+        doc: "last close / entry price - 1 (fraction)",
+    },
+    FieldSpec {
+        path: "position.bars_held",
+        id: FieldId::PositionBarsHeld,
+        kind: ValueKind::Num,
+        contexts: &[Exit],
+        values: &[],
+        doc: "bars since the entry fill, the current bar included (count)",
+    },
+    FieldSpec {
+        path: "order.symbol",
+        id: FieldId::OrderSymbol,
+        kind: ValueKind::Str,
+        contexts: &[Policy],
+        values: &[],
+        doc: "symbol of the order",
+    },
+    FieldSpec {
+        path: "order.strategy",
+        id: FieldId::OrderStrategy,
+        kind: ValueKind::Str,
+        contexts: &[Policy],
+        values: &[],
+        doc: "name of the strategy that sent the order",
+    },
+    FieldSpec {
+        path: "order.side",
+        id: FieldId::OrderSide,
+        kind: ValueKind::Str,
+        contexts: &[Policy],
+        values: &["buy", "sell"],
+        doc: "`buy` or `sell`",
+    },
+    FieldSpec {
+        path: "order.intent",
+        id: FieldId::OrderIntent,
+        kind: ValueKind::Str,
+        contexts: &[Policy],
+        values: &["entry", "exit"],
+        doc: "`entry` (opens or adds to a position) or `exit` (reduces or closes one)",
+    },
+    FieldSpec {
+        path: "order.quantity",
+        id: FieldId::OrderQuantity,
+        kind: ValueKind::Num,
+        contexts: &[Policy],
+        values: &[],
+        doc: "units ordered",
+    },
+    FieldSpec {
+        path: "order.price",
+        id: FieldId::OrderPrice,
+        kind: ValueKind::Num,
+        contexts: &[Policy],
+        values: &[],
+        doc: "reference price: the close of the signal bar (currency per unit)",
+    },
+    FieldSpec {
+        path: "order.notional",
+        id: FieldId::OrderNotional,
+        kind: ValueKind::Num,
+        contexts: &[Policy],
+        values: &[],
+        doc: "quantity times reference price (currency)",
+    },
+];
+
+/// Looks up a context field by its dotted path.
+pub fn field(path: &str) -> Option<&'static FieldSpec> {
+    FIELDS.iter().find(|f| f.path == path)
+}
+
+/// The spec of a field id.
+pub fn field_spec(id: FieldId) -> &'static FieldSpec {
+    FIELDS.iter().find(|f| f.id == id).unwrap_or(&FIELDS[0])
+}
+
+/// Names that cannot be used as params: bar fields, function names, field namespaces, keywords.
+pub fn is_reserved(name: &str) -> bool {
+    BAR_FIELDS.iter().any(|(n, _)| *n == name)
+        || function(name).is_some()
+        || matches!(name, "account" | "position" | "order" | "and" | "or" | "not" | "true" | "false")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_ids_are_dense_and_unique() {
+        assert_eq!(FIELDS.len(), FIELD_COUNT);
+        for (i, f) in FIELDS.iter().enumerate() {
+            assert_eq!(f.id as usize, i, "{} out of order", f.path);
+        }
+    }
+
+    #[test]
+    fn signatures() {
+        assert_eq!(function("macd").unwrap().signature(), "macd(src, fast=12, slow=26, signal=9)");
+        assert_eq!(function("sma").unwrap().required(), 2);
+    }
+}

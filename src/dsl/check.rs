@@ -1,0 +1,732 @@
+//! The type checker: [`Expr`] to typed, constant-folded [`TExpr`].
+//!
+//! It resolves names (params, bar series, context fields, functions), checks arity and argument
+//! kinds against the [`catalog`](super::catalog), infers each node's [`Ty`], substitutes params
+//! and folds constant sub-expressions with the shared [`semantics`](super::semantics). It keeps
+//! going after an error so that one pass reports every problem in a rule; every diagnostic
+//! points at the offending token inside the YAML file.
+
+use std::collections::BTreeSet;
+
+use super::ast::{BinaryOp, Expr, ExprKind, Ident, UnaryOp};
+use super::catalog::{self, ArgKind, BarField, Context, FieldId, Func, FuncSpec};
+use super::semantics::{self, from_bool, string_id, BinOp, UnOp};
+use super::types::{Ty, ValueKind, Variability};
+use crate::config::expr_source::ExprSource;
+use crate::config::strategy::{Param, ParamValue};
+use crate::diagnostics::{codes, did_you_mean, one_of, Diagnostic, Span};
+
+/// Largest history index accepted in `x[k]`.
+pub const MAX_LAG: u32 = 10_000;
+/// Largest period accepted by an indicator.
+pub const MAX_PERIOD: f64 = 100_000.0;
+
+/// A typed, folded expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TExpr {
+    /// What it computes.
+    pub kind: TKind,
+    /// Its type.
+    pub ty: Ty,
+    /// Span in the expression text.
+    pub span: Span,
+}
+
+/// Typed expression nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TKind {
+    /// A folded constant (see [`semantics`] for the encoding of bools and strings).
+    Const(f64),
+    /// An OHLCV series of the bar.
+    Bar(BarField),
+    /// A context field.
+    Field(FieldId),
+    /// A unary operation.
+    Unary(UnOp, Box<TExpr>),
+    /// A binary operation.
+    Binary(BinOp, Box<TExpr>, Box<TExpr>),
+    /// `x[k]`: the value `k >= 1` bars ago.
+    Lag(Box<TExpr>, u32),
+    /// An indicator or crossing over series arguments.
+    Indicator {
+        /// Which function.
+        func: Func,
+        /// Series arguments (constants allowed only for crossings).
+        args: Vec<TExpr>,
+        /// Constant arguments (periods, multipliers), defaults filled in.
+        consts: Vec<f64>,
+        /// Selected output for multi-output functions (0 otherwise).
+        output: u8,
+    },
+}
+
+impl TExpr {
+    fn constant(v: f64, kind: ValueKind, span: Span) -> Self {
+        TExpr { kind: TKind::Const(v), ty: Ty::new(kind, Variability::Const), span }
+    }
+
+    /// The folded value when this is a constant.
+    pub fn as_const(&self) -> Option<f64> {
+        match self.kind {
+            TKind::Const(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Checks the expressions of one document context.
+pub struct Checker<'a> {
+    src: &'a ExprSource,
+    context: Context,
+    params: &'a [Param],
+    /// Problems found so far.
+    pub diags: Vec<Diagnostic>,
+    /// Params the checked expressions referred to.
+    pub used_params: BTreeSet<String>,
+}
+
+impl<'a> Checker<'a> {
+    /// A checker for expressions from `src`, evaluated in `context`, seeing `params`.
+    pub fn new(src: &'a ExprSource, context: Context, params: &'a [Param]) -> Self {
+        Checker { src, context, params, diags: Vec::new(), used_params: BTreeSet::new() }
+    }
+
+    fn error(&mut self, code: &'static str, span: Span, msg: String, label: &str, help: Option<String>) {
+        let d = Diagnostic::error(code, msg)
+            .at(&self.src.file, self.src.to_file_span(span))
+            .label(label)
+            .maybe_help(help);
+        self.diags.push(d);
+    }
+
+    /// Checks a whole rule, which must be a bool. `what` names it (`entry`, `when`).
+    pub fn check_rule(&mut self, e: &Expr, what: &str) -> Option<TExpr> {
+        let t = self.check(e)?;
+        if t.ty.kind != ValueKind::Bool {
+            let help = match t.ty.kind {
+                ValueKind::Num => "compare it with something, e.g. `rsi(close, 14) < 30`",
+                _ => "compare it, e.g. `order.side == \"buy\"`",
+            };
+            self.error(
+                codes::RULE_NOT_BOOL,
+                e.span,
+                format!("`{what}` must be a bool (true or false), found {}", t.ty),
+                &format!("this is a {}", t.ty),
+                Some(help.into()),
+            );
+            return None;
+        }
+        Some(t)
+    }
+
+    /// Checks any expression.
+    pub fn check(&mut self, e: &Expr) -> Option<TExpr> {
+        match &e.kind {
+            ExprKind::Number(v, _) => Some(TExpr::constant(*v, ValueKind::Num, e.span)),
+            ExprKind::Bool(b) => Some(TExpr::constant(from_bool(*b), ValueKind::Bool, e.span)),
+            ExprKind::Str(s) => Some(TExpr::constant(string_id(s), ValueKind::Str, e.span)),
+            ExprKind::Path(ids) => self.check_path(ids, e.span),
+            ExprKind::Call { func, args } => self.check_call(func, args, e.span, None),
+            ExprKind::Unary(op, a) => self.check_unary(*op, a, e.span),
+            ExprKind::Binary(op, op_span, a, b) => self.check_binary(*op, *op_span, a, b, e.span),
+            ExprKind::Index(x, k) => self.check_index(x, k, e.span),
+            ExprKind::Field(x, name) => self.check_field(x, name, e.span),
+        }
+    }
+
+    fn check_path(&mut self, ids: &[Ident], span: Span) -> Option<TExpr> {
+        if ids.len() == 1 {
+            return self.check_name(&ids[0]);
+        }
+        let path: String = ids.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(".");
+        match catalog::field(&path) {
+            Some(f) if f.contexts.contains(&self.context) => {
+                Some(TExpr { kind: TKind::Field(f.id), ty: Ty::new(f.kind, Variability::Scalar), span })
+            }
+            Some(f) => {
+                let why = match (self.context, f.path.split('.').next()) {
+                    (Context::Entry, Some("position")) => "entry rules run while flat, so there is no position yet",
+                    (Context::Eval, _) => "`dsl eval` evaluates bar data only",
+                    (_, Some("order")) => "order fields exist only in policy rules",
+                    _ => "it is not defined there",
+                };
+                let places: Vec<&str> = f.contexts.iter().map(|c| c.describe()).collect();
+                self.error(
+                    codes::FIELD_NOT_AVAILABLE,
+                    span,
+                    format!("`{path}` is not available in {}", self.context.describe()),
+                    "not available here",
+                    Some(format!("{why}; it is available in {}", places.join(", "))),
+                );
+                None
+            }
+            None => {
+                let candidates: Vec<&str> = catalog::FIELDS
+                    .iter()
+                    .filter(|f| f.contexts.contains(&self.context))
+                    .map(|f| f.path)
+                    .collect();
+                let help = match did_you_mean(&path, candidates.iter().copied()) {
+                    Some(s) => Some(format!("did you mean `{s}`?")),
+                    None if candidates.is_empty() => Some(format!("{} has no context fields", self.context.describe())),
+                    None => {
+                        let ns = &ids[0].name;
+                        let same: Vec<&str> = candidates.iter().copied().filter(|c| c.starts_with(&format!("{ns}."))).collect();
+                        if same.is_empty() {
+                            Some(format!("fields available here: {}", one_of(&candidates)))
+                        } else {
+                            Some(format!("`{ns}` fields available here: {}", one_of(&same)))
+                        }
+                    }
+                };
+                self.error(codes::UNKNOWN_FIELD, span, format!("unknown field `{path}`"), "unknown field", help);
+                None
+            }
+        }
+    }
+
+    fn check_name(&mut self, id: &Ident) -> Option<TExpr> {
+        let name = id.name.as_str();
+        if let Some(p) = self.params.iter().find(|p| p.name.value == name) {
+            self.used_params.insert(name.to_string());
+            return Some(match &p.value.value {
+                ParamValue::Number(v, _) => TExpr::constant(*v, ValueKind::Num, id.span),
+                ParamValue::Bool(b) => TExpr::constant(from_bool(*b), ValueKind::Bool, id.span),
+                ParamValue::Str(s) => TExpr::constant(string_id(s), ValueKind::Str, id.span),
+            });
+        }
+        if let Some((_, f)) = catalog::BAR_FIELDS.iter().find(|(n, _)| *n == name) {
+            return Some(TExpr { kind: TKind::Bar(*f), ty: Ty::new(ValueKind::Num, Variability::Series), span: id.span });
+        }
+        if let Some(f) = catalog::function(name) {
+            self.error(
+                codes::UNKNOWN_NAME,
+                id.span,
+                format!("`{name}` is a function, not a value"),
+                "needs arguments",
+                Some(format!("call it: `{}`", f.signature())),
+            );
+            return None;
+        }
+        if matches!(name, "account" | "position" | "order") {
+            let fields: Vec<&str> = catalog::FIELDS
+                .iter()
+                .filter(|f| f.path.starts_with(&format!("{name}.")) && f.contexts.contains(&self.context))
+                .map(|f| f.path)
+                .collect();
+            let help = if fields.is_empty() {
+                format!("`{name}` fields are not available in {}", self.context.describe())
+            } else {
+                format!("pick a field: {}", one_of(&fields))
+            };
+            self.error(codes::UNKNOWN_FIELD, id.span, format!("`{name}` needs a field"), "incomplete", Some(help));
+            return None;
+        }
+        let mut candidates: Vec<&str> = self.params.iter().map(|p| p.name.value.as_str()).collect();
+        candidates.extend(catalog::BAR_FIELDS.iter().map(|(n, _)| *n));
+        let help = match did_you_mean(name, candidates.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if self.params.is_empty() => {
+                "names available here: the bar series `open`, `high`, `low`, `close`, `volume`".to_string()
+            }
+            None => format!("names available here: {}", one_of(&candidates)),
+        };
+        self.error(codes::UNKNOWN_NAME, id.span, format!("unknown name `{name}`"), "not defined", Some(help));
+        None
+    }
+
+    fn check_call(&mut self, func: &Ident, args: &[Expr], span: Span, output: Option<&Ident>) -> Option<TExpr> {
+        let Some(spec) = catalog::function(&func.name) else {
+            let names = catalog::FUNCTIONS.iter().map(|f| f.name);
+            let help = match did_you_mean(&func.name, names) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!(
+                    "known functions: {}",
+                    one_of(&catalog::FUNCTIONS.iter().map(|f| f.name).collect::<Vec<_>>())
+                ),
+            };
+            self.error(
+                codes::UNKNOWN_FUNCTION,
+                func.span,
+                format!("unknown function `{}`", func.name),
+                "unknown function",
+                Some(help),
+            );
+            for a in args {
+                self.check(a);
+            }
+            return None;
+        };
+        let checked: Vec<Option<TExpr>> = args.iter().map(|a| self.check(a)).collect();
+        let (min, max) = (spec.required(), spec.args.len());
+        if args.len() < min || args.len() > max {
+            let expect = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+            let plural = if max == 1 { "argument" } else { "arguments" };
+            self.error(
+                codes::ARITY,
+                span,
+                format!("`{}` takes {expect} {plural}, found {}", spec.name, args.len()),
+                "wrong number of arguments",
+                Some(format!("usage: `{}`", spec.signature())),
+            );
+            return None;
+        }
+        let out_index = self.select_output(spec, span, output)?;
+        let checked: Vec<TExpr> = checked.into_iter().collect::<Option<Vec<_>>>()?;
+        self.build_call(spec, checked, args, span, out_index)
+    }
+
+    fn select_output(&mut self, spec: &FuncSpec, span: Span, output: Option<&Ident>) -> Option<u8> {
+        match (spec.outputs.is_empty(), output) {
+            (true, None) => Some(0),
+            (true, Some(o)) => {
+                self.error(
+                    codes::OUTPUT_SELECTION,
+                    o.span,
+                    format!("`{}` has a single output; `.{}` is not valid", spec.name, o.name),
+                    "not an output",
+                    Some("remove the field".into()),
+                );
+                None
+            }
+            (false, None) => {
+                let outs: Vec<String> = spec.outputs.iter().map(|o| format!(".{o}")).collect();
+                let outs: Vec<&str> = outs.iter().map(|s| s.as_str()).collect();
+                self.error(
+                    codes::OUTPUT_SELECTION,
+                    span,
+                    format!("`{}` returns {} values; pick one", spec.name, spec.outputs.len()),
+                    "which output?",
+                    Some(format!("add {} after the call, e.g. `{}(...).{}`", one_of(&outs), spec.name, spec.outputs[0])),
+                );
+                None
+            }
+            (false, Some(o)) => match spec.outputs.iter().position(|x| *x == o.name) {
+                Some(i) => Some(i as u8),
+                None => {
+                    let help = match did_you_mean(&o.name, spec.outputs.iter().copied()) {
+                        Some(s) => format!("did you mean `.{s}`?"),
+                        None => format!("outputs of `{}`: {}", spec.name, one_of(spec.outputs)),
+                    };
+                    self.error(
+                        codes::OUTPUT_SELECTION,
+                        o.span,
+                        format!("`{}` has no output `{}`", spec.name, o.name),
+                        "unknown output",
+                        Some(help),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    fn build_call(
+        &mut self,
+        spec: &FuncSpec,
+        checked: Vec<TExpr>,
+        args: &[Expr],
+        span: Span,
+        output: u8,
+    ) -> Option<TExpr> {
+        let mut series = Vec::new();
+        let mut consts = Vec::new();
+        let mut ok = true;
+        for (i, a) in spec.args.iter().enumerate() {
+            let Some(t) = checked.get(i) else {
+                consts.push(a.default.unwrap_or(f64::NAN));
+                continue;
+            };
+            let arg_span = args[i].span;
+            match a.kind {
+                ArgKind::Series | ArgKind::SeriesOrConst => {
+                    let allow_const = a.kind == ArgKind::SeriesOrConst;
+                    if t.ty.kind != ValueKind::Num || !(t.ty.is_series() || (allow_const && t.ty.var == Variability::Const)) {
+                        let want = if allow_const { "a numeric series or a constant" } else { "a numeric series such as `close`" };
+                        let why = match (t.ty.kind, t.ty.var) {
+                            (ValueKind::Num, Variability::Const) => " (a constant has no history)".to_string(),
+                            (ValueKind::Num, Variability::Scalar) => " (it does not change per bar)".to_string(),
+                            _ => String::new(),
+                        };
+                        self.error(
+                            codes::TYPE_MISMATCH,
+                            arg_span,
+                            format!("argument `{}` of `{}` must be {want}, found {}{why}", a.name, spec.name, t.ty),
+                            &format!("expected {want}"),
+                            Some(format!("usage: `{}`", spec.signature())),
+                        );
+                        ok = false;
+                    } else {
+                        series.push(t.clone());
+                    }
+                }
+                ArgKind::Period | ArgKind::PositiveConst => {
+                    let v = match (t.ty.kind, t.as_const()) {
+                        (ValueKind::Num, Some(v)) => v,
+                        _ => {
+                            self.error(
+                                codes::NOT_CONSTANT,
+                                arg_span,
+                                format!("argument `{}` of `{}` must be a constant number, found {}", a.name, spec.name, t.ty),
+                                "expected a number or a param",
+                                Some(format!("usage: `{}`", spec.signature())),
+                            );
+                            ok = false;
+                            continue;
+                        }
+                    };
+                    let valid = if a.kind == ArgKind::Period {
+                        v >= 1.0 && v.fract() == 0.0 && v <= MAX_PERIOD
+                    } else {
+                        v > 0.0 && v.is_finite()
+                    };
+                    if !valid {
+                        let want = if a.kind == ArgKind::Period {
+                            format!("a whole number of bars from 1 to {MAX_PERIOD}")
+                        } else {
+                            "a number greater than 0".to_string()
+                        };
+                        self.error(
+                            codes::NOT_CONSTANT,
+                            arg_span,
+                            format!("argument `{}` of `{}` must be {want}, found `{v}`", a.name, spec.name),
+                            &format!("expected {want}"),
+                            None,
+                        );
+                        ok = false;
+                    } else {
+                        consts.push(v);
+                    }
+                }
+                ArgKind::Number => {
+                    if t.ty.kind != ValueKind::Num {
+                        self.error(
+                            codes::TYPE_MISMATCH,
+                            arg_span,
+                            format!("argument `{}` of `{}` must be a number, found {}", a.name, spec.name, t.ty),
+                            "expected a number",
+                            None,
+                        );
+                        ok = false;
+                    } else {
+                        series.push(t.clone());
+                    }
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let widest = series.iter().map(|t| t.ty.var).max().unwrap_or(Variability::Const);
+        match spec.func {
+            Func::Abs => Some(fold_unary(UnOp::Abs, series.remove(0), span)),
+            Func::Min | Func::Max => {
+                let op = if spec.func == Func::Min { BinOp::Min } else { BinOp::Max };
+                let b = series.remove(1);
+                let a = series.remove(0);
+                Some(fold_binary(op, a, b, ValueKind::Num, span))
+            }
+            Func::CrossesAbove | Func::CrossesBelow if widest == Variability::Const => {
+                // Two constants never cross.
+                Some(TExpr::constant(semantics::FALSE, ValueKind::Bool, span))
+            }
+            _ => Some(TExpr {
+                kind: TKind::Indicator { func: spec.func, args: series, consts, output },
+                ty: Ty::new(spec.returns, Variability::Series),
+                span,
+            }),
+        }
+    }
+
+    fn check_unary(&mut self, op: UnaryOp, a: &Expr, span: Span) -> Option<TExpr> {
+        let t = self.check(a)?;
+        let (want, uop) = match op {
+            UnaryOp::Neg => (ValueKind::Num, UnOp::Neg),
+            UnaryOp::Not => (ValueKind::Bool, UnOp::Not),
+        };
+        if t.ty.kind != want {
+            let (sym, need) = match op {
+                UnaryOp::Neg => ("-", "a number"),
+                UnaryOp::Not => ("not", "a bool"),
+            };
+            self.error(
+                codes::TYPE_MISMATCH,
+                a.span,
+                format!("`{sym}` needs {need}, found {}", t.ty),
+                &format!("this is a {}", t.ty),
+                None,
+            );
+            return None;
+        }
+        Some(fold_unary(uop, t, span))
+    }
+
+    fn check_binary(&mut self, op: BinaryOp, op_span: Span, a: &Expr, b: &Expr, span: Span) -> Option<TExpr> {
+        let ta = self.check(a);
+        let tb = self.check(b);
+        let (ta, tb) = (ta?, tb?);
+        let (ka, kb) = (ta.ty.kind, tb.ty.kind);
+        let chained = op.is_comparison() && matches!(&a.kind, ExprKind::Binary(p, ..) if p.is_comparison());
+        let mismatch = |this: &mut Self, need: &str, help: Option<String>| {
+            this.error(
+                codes::TYPE_MISMATCH,
+                op_span,
+                format!("`{}` needs {need}, found {} and {}", op.symbol(), ta.ty, tb.ty),
+                "operands do not match",
+                help,
+            );
+            None
+        };
+        let bop = match op {
+            BinaryOp::Add => BinOp::Add,
+            BinaryOp::Sub => BinOp::Sub,
+            BinaryOp::Mul => BinOp::Mul,
+            BinaryOp::Div => BinOp::Div,
+            BinaryOp::Lt => BinOp::Lt,
+            BinaryOp::Le => BinOp::Le,
+            BinaryOp::Gt => BinOp::Gt,
+            BinaryOp::Ge => BinOp::Ge,
+            BinaryOp::Eq => BinOp::Eq,
+            BinaryOp::Ne => BinOp::Ne,
+            BinaryOp::And => BinOp::And,
+            BinaryOp::Or => BinOp::Or,
+        };
+        match op {
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
+                if ka != ValueKind::Num || kb != ValueKind::Num {
+                    return mismatch(self, "two numbers", None);
+                }
+                Some(fold_binary(bop, ta, tb, ValueKind::Num, span))
+            }
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                if ka != ValueKind::Num || kb != ValueKind::Num {
+                    let help = if chained {
+                        Some("comparisons do not chain; write `a < b and b < c`".to_string())
+                    } else if ka == ValueKind::Bool || kb == ValueKind::Bool {
+                        Some("only numbers can be ordered; a bool is true or false".to_string())
+                    } else {
+                        None
+                    };
+                    return mismatch(self, "two numbers", help);
+                }
+                Some(fold_binary(bop, ta, tb, ValueKind::Bool, span))
+            }
+            BinaryOp::Eq | BinaryOp::Ne => {
+                if ka != kb {
+                    let help = if chained { Some("comparisons do not chain; write `a == b and b == c`".to_string()) } else { None };
+                    return mismatch(self, "two values of the same type", help);
+                }
+                if ka == ValueKind::Str {
+                    self.check_string_value(&ta, &tb);
+                    self.check_string_value(&tb, &ta);
+                }
+                Some(fold_binary(bop, ta, tb, ValueKind::Bool, span))
+            }
+            BinaryOp::And | BinaryOp::Or => {
+                if ka != ValueKind::Bool || kb != ValueKind::Bool {
+                    return mismatch(
+                        self,
+                        "two bools",
+                        Some(format!("each side of `{}` must be a condition such as `close > open`", op.symbol())),
+                    );
+                }
+                Some(fold_binary(bop, ta, tb, ValueKind::Bool, span))
+            }
+        }
+    }
+
+    /// `order.side == "bye"`: a literal that the field can never hold.
+    fn check_string_value(&mut self, field: &TExpr, lit: &TExpr) {
+        let (TKind::Field(id), Some(v)) = (&field.kind, lit.as_const()) else { return };
+        let spec = catalog::field_spec(*id);
+        if spec.values.is_empty() || spec.values.iter().any(|s| string_id(s) == v) {
+            return;
+        }
+        let text = self.src.text.get(lit.span.start..lit.span.end).unwrap_or("").to_string();
+        self.error(
+            codes::TYPE_MISMATCH,
+            lit.span,
+            format!("`{}` is never {text}", spec.path),
+            "impossible value",
+            Some(format!("allowed values: {}", one_of(spec.values))),
+        );
+    }
+
+    fn check_index(&mut self, x: &Expr, k: &Expr, span: Span) -> Option<TExpr> {
+        let tx = self.check(x);
+        let tk = self.check(k);
+        let (tx, tk) = (tx?, tk?);
+        if !tx.ty.is_series() {
+            let why = match tx.ty.var {
+                Variability::Const => "a constant has no history",
+                _ => "context values have no history; only bar series and indicators do",
+            };
+            self.error(
+                codes::BAD_INDEX,
+                x.span,
+                format!("history `[...]` needs a series, found {}", tx.ty),
+                "no history",
+                Some(why.into()),
+            );
+            return None;
+        }
+        let lag = match (tk.ty.kind, tk.as_const()) {
+            (ValueKind::Num, Some(v)) if v >= 0.0 && v.fract() == 0.0 && v <= MAX_LAG as f64 => v as u32,
+            _ => {
+                let found = self.src.text.get(k.span.start..k.span.end).unwrap_or("").to_string();
+                self.error(
+                    codes::BAD_INDEX,
+                    k.span,
+                    format!("history index must be a whole number of bars from 0 to {MAX_LAG}, found `{found}`"),
+                    "bad index",
+                    Some("`close[1]` is the previous bar's close".into()),
+                );
+                return None;
+            }
+        };
+        if lag == 0 {
+            return Some(TExpr { span, ..tx });
+        }
+        let ty = tx.ty;
+        Some(TExpr { kind: TKind::Lag(Box::new(tx), lag), ty, span })
+    }
+
+    fn check_field(&mut self, x: &Expr, name: &Ident, span: Span) -> Option<TExpr> {
+        if let ExprKind::Call { func, args } = &x.kind {
+            return self.check_call(func, args, span, Some(name));
+        }
+        let t = self.check(x)?;
+        self.error(
+            codes::OUTPUT_SELECTION,
+            name.span,
+            format!("a {} has no field `{}`", t.ty, name.name),
+            "not a field",
+            Some("only the results of `macd` and `bbands` have outputs (`.signal`, `.upper`, ...)".into()),
+        );
+        None
+    }
+}
+
+fn widest(a: Variability, b: Variability) -> Variability {
+    a.max(b)
+}
+
+/// Builds a unary node, folding constants.
+pub fn fold_unary(op: UnOp, a: TExpr, span: Span) -> TExpr {
+    let kind = if op == UnOp::Not { ValueKind::Bool } else { ValueKind::Num };
+    if let Some(v) = a.as_const() {
+        return TExpr::constant(semantics::unary(op, v), kind, span);
+    }
+    let ty = Ty::new(kind, a.ty.var);
+    TExpr { kind: TKind::Unary(op, Box::new(a)), ty, span }
+}
+
+/// Builds a binary node, folding constants.
+pub fn fold_binary(op: BinOp, a: TExpr, b: TExpr, kind: ValueKind, span: Span) -> TExpr {
+    if let (Some(x), Some(y)) = (a.as_const(), b.as_const()) {
+        return TExpr::constant(semantics::binary(op, x, y), kind, span);
+    }
+    let ty = Ty::new(kind, widest(a.ty.var, b.ty.var));
+    TExpr { kind: TKind::Binary(op, Box::new(a), Box::new(b)), ty, span }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::units::NumUnit;
+    use crate::diagnostics::Spanned;
+    use crate::dsl::parser::parse_text;
+
+    fn params() -> Vec<Param> {
+        let p = |n: &str, v: f64| Param {
+            name: Spanned::new(n.to_string(), Span::default()),
+            value: Spanned::new(ParamValue::Number(v, NumUnit::Plain), Span::default()),
+        };
+        vec![p("fast", 10.0), p("slow", 30.0), p("half", 10.5)]
+    }
+
+    fn check(text: &str, ctx: Context) -> Result<TExpr, Vec<Diagnostic>> {
+        let src = ExprSource::standalone("rule", text);
+        let ps = params();
+        let mut c = Checker::new(&src, ctx, &ps);
+        let e = parse_text(text).unwrap();
+        match c.check(&e) {
+            Some(t) if c.diags.is_empty() => Ok(t),
+            _ => Err(c.diags),
+        }
+    }
+
+    fn err(text: &str, ctx: Context) -> Diagnostic {
+        check(text, ctx).unwrap_err().remove(0)
+    }
+
+    #[test]
+    fn types_and_folding() {
+        let t = check("crosses_above(sma(close, fast), sma(close, slow))", Context::Entry).unwrap();
+        assert_eq!(t.ty, Ty::new(ValueKind::Bool, Variability::Series));
+        let t = check("5% * 2 + 1", Context::Eval).unwrap();
+        assert_eq!(t.as_const(), Some(1.1));
+        let t = check("close > position.entry_price * 1.05", Context::Exit).unwrap();
+        assert_eq!(t.ty.var, Variability::Scalar);
+        let t = check("macd(close).signal", Context::Eval).unwrap();
+        assert!(matches!(t.kind, TKind::Indicator { output: 1, .. }));
+        let t = check("close[0]", Context::Eval).unwrap();
+        assert!(matches!(t.kind, TKind::Bar(BarField::Close)));
+    }
+
+    #[test]
+    fn errors_point_at_the_token() {
+        let d = err("smaa(close, 10) > 1", Context::Eval);
+        assert_eq!(d.code, codes::UNKNOWN_FUNCTION);
+        assert_eq!(d.help.as_deref(), Some("did you mean `sma`?"));
+        assert_eq!(d.span, Some(Span::new(0, 4)));
+
+        let d = err("sma(close) > 1", Context::Eval);
+        assert_eq!(d.code, codes::ARITY);
+        assert_eq!(d.message, "`sma` takes 2 arguments, found 1");
+
+        let d = err("close > true", Context::Eval);
+        assert_eq!(d.code, codes::TYPE_MISMATCH);
+        assert_eq!(d.message, "`>` needs two numbers, found series and bool");
+        assert_eq!(d.span, Some(Span::new(6, 7)));
+
+        let d = err("sma(close, half) > 1", Context::Eval);
+        assert_eq!(d.code, codes::NOT_CONSTANT);
+
+        let d = err("position.entry_price > 1", Context::Entry);
+        assert_eq!(d.code, codes::FIELD_NOT_AVAILABLE);
+
+        let d = err("account.equty > 1", Context::Policy);
+        assert_eq!(d.help.as_deref(), Some("did you mean `account.equity`?"));
+
+        let d = err("order.side == \"bye\"", Context::Policy);
+        assert!(d.help.unwrap().contains("`buy`"));
+
+        let d = err("1 < close < 3", Context::Eval);
+        assert!(d.help.unwrap().contains("do not chain"));
+
+        let d = err("macd(close) > 0", Context::Eval);
+        assert_eq!(d.code, codes::OUTPUT_SELECTION);
+
+        let d = err("account.equity[1] > 0", Context::Policy);
+        assert_eq!(d.code, codes::BAD_INDEX);
+
+        let d = err("clsoe > 1", Context::Eval);
+        assert_eq!(d.help.as_deref(), Some("did you mean `close`?"));
+    }
+
+    #[test]
+    fn reports_errors_on_both_sides() {
+        let diags = check("smaa(close, 1) > clsoe", Context::Eval).unwrap_err();
+        assert_eq!(diags.len(), 2);
+    }
+
+    #[test]
+    fn rules_must_be_bool() {
+        let src = ExprSource::standalone("rule", "sma(close, 10)");
+        let mut c = Checker::new(&src, Context::Entry, &[]);
+        let e = parse_text(&src.text).unwrap();
+        assert!(c.check_rule(&e, "entry").is_none());
+        assert_eq!(c.diags[0].code, codes::RULE_NOT_BOOL);
+    }
+}

@@ -1,0 +1,74 @@
+//! Simple moving average (TA-Lib `SMA`).
+
+use super::window::Window;
+
+/// Simple moving average of the last `n` defined inputs. First defined after `n` inputs
+/// (TA-Lib lookback `n - 1`). The running sum is compensated (Neumaier), so the mean stays
+/// within an ulp or two of the exact window mean however long the series.
+#[derive(Debug, Clone)]
+pub struct Sma {
+    win: Window,
+    sum: f64,
+    comp: f64,
+}
+
+impl Sma {
+    /// An SMA over `n >= 1` inputs.
+    pub fn new(n: usize) -> Self {
+        Sma { win: Window::new(n), sum: 0.0, comp: 0.0 }
+    }
+
+    #[inline]
+    fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        if self.sum.abs() >= x.abs() {
+            self.comp += (self.sum - t) + x;
+        } else {
+            self.comp += (x - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    /// Feeds one input; returns the mean once `n` inputs were seen, else `NaN`.
+    #[inline]
+    pub fn update(&mut self, x: f64) -> f64 {
+        if x.is_nan() {
+            return f64::NAN;
+        }
+        if let Some(old) = self.win.push(x) {
+            self.add(x);
+            self.add(-old);
+        } else {
+            self.add(x);
+        }
+        if self.win.is_full() {
+            (self.sum + self.comp) / self.win.capacity() as f64
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indicators::testutil::assert_series;
+
+    #[test]
+    fn first_value_after_n_inputs() {
+        let mut s = Sma::new(3);
+        let out: Vec<f64> = [1.0, 2.0, 3.0, 4.0, f64::NAN, 5.0].iter().map(|&x| s.update(x)).collect();
+        assert_series(&out, &[f64::NAN, f64::NAN, 2.0, 3.0, f64::NAN, 4.0], 1e-15);
+    }
+
+    #[test]
+    fn stays_exact_on_decimal_grids() {
+        let mut s = Sma::new(10);
+        let mut last = 0.0;
+        for i in 0..1_000_000u64 {
+            last = s.update(1.0 + ((i * 7919) % 1000) as f64 * 1e-6);
+        }
+        let exact: f64 = (999_990..1_000_000u64).map(|i| 1.0 + ((i * 7919) % 1000) as f64 * 1e-6).sum::<f64>() / 10.0;
+        assert!((last - exact).abs() <= 2.0 * f64::EPSILON * exact, "{last} vs {exact}");
+    }
+}

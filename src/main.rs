@@ -1,0 +1,5 @@
+//! The `dsl` binary: see [`tradedsl::cli`].
+
+fn main() -> std::process::ExitCode {
+    tradedsl::cli::main()
+}
