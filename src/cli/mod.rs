@@ -1,6 +1,147 @@
-//! CLI (placeholder while building).
+//! The `dsl` command line.
+//!
+//! Exit codes: `0` success (for `validate`: everything valid), `1` invalid input (documents,
+//! rules or data with errors), `2` usage or I/O errors (bad flags, unreadable files).
 
-/// Entry point.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+mod backtest;
+mod eval;
+mod import;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::diagnostics::{Diagnostic, codes, render_human};
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code for invalid documents, rules or data.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code for usage and I/O errors.
+pub const EXIT_USAGE: u8 = 2;
+
+/// tradedsl: strategies, risk guardrails and gates as data.
+#[derive(Debug, Parser)]
+#[command(name = "dsl", version, about, long_about = None)]
+pub struct Cli {
+    /// When to colour diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    pub color: Color,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Colour choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// Colour when stderr is a terminal and `NO_COLOR` is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check strategy, policy and bot files (or directories of them) for errors.
+    Validate(validate::Args),
+    /// Load CSV bars into a SQLite bar store (all files or nothing).
+    Import(import::Args),
+    /// Backtest a bot manifest (or a single strategy) on historical bars.
+    Backtest(backtest::Args),
+    /// Print the value of expressions on every bar of a data file, as CSV.
+    Eval(eval::Args),
+}
+
+/// Output settings shared by commands.
+#[derive(Debug, Clone, Copy)]
+pub struct Out {
+    /// Colour diagnostics.
+    pub color: bool,
+}
+
+impl Out {
+    /// Prints diagnostics to stderr.
+    pub fn diags(&self, diags: &[Diagnostic]) {
+        for d in diags {
+            eprint!("{}", render_human(d, self.color));
+        }
+    }
+
+    /// Prints one diagnostic and returns the exit code it implies.
+    pub fn fail(&self, d: &Diagnostic) -> u8 {
+        self.diags(std::slice::from_ref(d));
+        exit_code_for(std::slice::from_ref(d))
+    }
+}
+
+/// `2` when any error is an I/O error, else `1`.
+pub fn exit_code_for(diags: &[Diagnostic]) -> u8 {
+    if diags.iter().any(|d| d.is_error() && d.code == codes::IO) {
+        EXIT_USAGE
+    } else {
+        EXIT_INVALID
+    }
+}
+
+/// Parses arguments, runs the command, returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let out = Out { color };
+    let code = match cli.command {
+        Command::Validate(a) => validate::run(a, out),
+        Command::Import(a) => import::run(a, out),
+        Command::Backtest(a) => backtest::run(a, out),
+        Command::Eval(a) => eval::run(a, out),
+    };
+    ExitCode::from(code)
+}
+
+/// Parses an IANA time zone name for clap.
+pub fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
+    s.parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("unknown time zone `{s}`; use an IANA name such as `America/New_York`")
+    })
+}
+
+/// Parses a `--from`/`--to` bound for clap.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    crate::runtime::timeparse::parse_bound(s)
+}
+
+/// Parses a rate such as `0.001`, `0.1%` or `5bps` for clap (a fraction).
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    crate::config::units::parse_number(s)
+        .map(|(v, _)| v)
+        .filter(|v| *v >= 0.0)
+        .ok_or_else(|| format!("`{s}` is not a rate; write e.g. `0.001`, `0.1%` or `5bps`"))
+}
+
+/// Writes a file, creating its directory.
+pub fn write_file(path: &PathBuf, contents: &str) -> Result<(), Diagnostic> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display()))
+        })?;
+    }
+    std::fs::write(path, contents).map_err(|e| {
+        Diagnostic::error(codes::IO, format!("cannot write `{}`: {e}", path.display()))
+    })
 }

@@ -18,4 +18,4 @@ pub mod strategy;
 pub mod timeframe;
 pub mod units;
 
-pub use document::{read_document, Document};
+pub use document::{Document, read_document};

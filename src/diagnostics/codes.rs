@@ -7,6 +7,7 @@
 //! | `E3xxx` | rule names and types |
 //! | `E4xxx` | references between documents, bundle and data |
 //! | `E9xxx` | files and I/O |
+//! | `Wxxxx` | warnings |
 
 /// The file is not valid YAML.
 pub const YAML_SYNTAX: &str = "E1001";
@@ -62,3 +63,6 @@ pub const MISSING_DATA: &str = "E4004";
 pub const IO: &str = "E9001";
 /// A data file has a bad row or cannot be interpreted.
 pub const BAD_DATA: &str = "E9002";
+
+/// A strategy param that no rule uses.
+pub const UNUSED_PARAM: &str = "W0001";

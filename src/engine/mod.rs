@@ -1,1 +1,14 @@
-//! Engine (placeholder while building).
+//! The engine: one event pipeline for every driver (backtest now; paper and live later).
+//!
+//! Nothing here does I/O. Bars come in through [`pipeline::Engine::on_bar`] (or the
+//! [`backtest`] driver), events go out through [`events::EventSink`].
+
+pub mod backtest;
+pub mod broker;
+pub mod events;
+pub mod graph;
+pub mod market;
+pub mod metrics;
+pub mod orders;
+pub mod pipeline;
+pub mod rules;

@@ -21,7 +21,11 @@ pub struct Cross {
 impl Cross {
     /// A crossing detector.
     pub fn new(dir: CrossDirection) -> Self {
-        Cross { dir, prev_a: f64::NAN, prev_b: f64::NAN }
+        Cross {
+            dir,
+            prev_a: f64::NAN,
+            prev_b: f64::NAN,
+        }
     }
 
     /// Feeds this bar's values; returns 1.0, 0.0 or `NaN`.

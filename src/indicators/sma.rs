@@ -15,7 +15,11 @@ pub struct Sma {
 impl Sma {
     /// An SMA over `n >= 1` inputs.
     pub fn new(n: usize) -> Self {
-        Sma { win: Window::new(n), sum: 0.0, comp: 0.0 }
+        Sma {
+            win: Window::new(n),
+            sum: 0.0,
+            comp: 0.0,
+        }
     }
 
     #[inline]
@@ -57,7 +61,10 @@ mod tests {
     #[test]
     fn first_value_after_n_inputs() {
         let mut s = Sma::new(3);
-        let out: Vec<f64> = [1.0, 2.0, 3.0, 4.0, f64::NAN, 5.0].iter().map(|&x| s.update(x)).collect();
+        let out: Vec<f64> = [1.0, 2.0, 3.0, 4.0, f64::NAN, 5.0]
+            .iter()
+            .map(|&x| s.update(x))
+            .collect();
         assert_series(&out, &[f64::NAN, f64::NAN, 2.0, 3.0, f64::NAN, 4.0], 1e-15);
     }
 
@@ -68,7 +75,13 @@ mod tests {
         for i in 0..1_000_000u64 {
             last = s.update(1.0 + ((i * 7919) % 1000) as f64 * 1e-6);
         }
-        let exact: f64 = (999_990..1_000_000u64).map(|i| 1.0 + ((i * 7919) % 1000) as f64 * 1e-6).sum::<f64>() / 10.0;
-        assert!((last - exact).abs() <= 2.0 * f64::EPSILON * exact, "{last} vs {exact}");
+        let exact: f64 = (999_990..1_000_000u64)
+            .map(|i| 1.0 + ((i * 7919) % 1000) as f64 * 1e-6)
+            .sum::<f64>()
+            / 10.0;
+        assert!(
+            (last - exact).abs() <= 2.0 * f64::EPSILON * exact,
+            "{last} vs {exact}"
+        );
     }
 }

@@ -11,7 +11,11 @@ pub struct Window {
 impl Window {
     /// An empty window of capacity `n` (at least 1).
     pub fn new(n: usize) -> Self {
-        Window { buf: vec![0.0; n.max(1)].into_boxed_slice(), pos: 0, len: 0 }
+        Window {
+            buf: vec![0.0; n.max(1)].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+        }
     }
 
     /// Capacity.
@@ -87,7 +91,14 @@ pub struct RollingMoments {
 impl RollingMoments {
     /// Moments over windows of `n` values.
     pub fn new(n: usize) -> Self {
-        RollingMoments { win: Window::new(n), sum: 0.0, comp: 0.0, mean: 0.0, m2: 0.0, since_exact: 0 }
+        RollingMoments {
+            win: Window::new(n),
+            sum: 0.0,
+            comp: 0.0,
+            mean: 0.0,
+            m2: 0.0,
+            since_exact: 0,
+        }
     }
 
     /// True once the window holds `n` values.
@@ -186,7 +197,9 @@ mod tests {
     #[test]
     fn moments_match_two_pass_over_long_runs() {
         let mut m = RollingMoments::new(20);
-        let xs: Vec<f64> = (0..100_000).map(|i| 1.07 + ((i as f64) * 0.37).sin() * 1e-3).collect();
+        let xs: Vec<f64> = (0..100_000)
+            .map(|i| 1.07 + ((i as f64) * 0.37).sin() * 1e-3)
+            .collect();
         for &x in &xs {
             m.push(x);
         }

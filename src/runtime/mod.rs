@@ -1,1 +1,13 @@
-//! Runtime (placeholder while building).
+//! The runtime layer: every piece of I/O.
+//!
+//! Files and time zones ([`csv_bars`], [`timeparse`]), the SQLite bar store ([`bar_store`]) and
+//! journal ([`journal`]), loading documents from disk ([`loader`]), finding a bundle's market
+//! data ([`data`]) and writing reports ([`report`]).
+
+pub mod bar_store;
+pub mod csv_bars;
+pub mod data;
+pub mod journal;
+pub mod loader;
+pub mod report;
+pub mod timeparse;

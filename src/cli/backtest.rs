@@ -1,0 +1,227 @@
+//! `dsl backtest BOT.yaml`
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::ValueEnum;
+
+use super::{EXIT_OK, Out, exit_code_for, parse_rate, parse_time, parse_tz, write_file};
+use crate::config::manifest::FillTiming;
+use crate::engine::backtest;
+use crate::engine::events::{EventSink, NullSink};
+use crate::engine::pipeline::EngineSettings;
+use crate::runtime::data::{DataArg, DataRequest, load_for_bundle};
+use crate::runtime::journal::{Journal, RunInfo};
+use crate::runtime::loader::{load_bundle, resolve};
+use crate::runtime::report::{self, ReportContext};
+
+/// Fill timing flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Fill {
+    /// At the next bar's open.
+    NextOpen,
+    /// At the signal bar's close.
+    Close,
+}
+
+/// Arguments of `dsl backtest`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A bot manifest (`kind: bot`) or a single strategy file.
+    pub path: PathBuf,
+    /// Bars to use: `SYMBOL=FILE`, or `FILE` when the bundle trades one symbol (repeatable).
+    #[arg(long, value_name = "[SYMBOL=]FILE")]
+    pub data: Vec<DataArg>,
+    /// A SQLite bar store made by `dsl import`.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// First bar time to use (`2010-01-01` or RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<i64>,
+    /// Last bar time to use.
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<i64>,
+    /// IANA zone of naive timestamps in CSV files (default UTC).
+    #[arg(long, value_parser = parse_tz)]
+    pub timezone: Option<chrono_tz::Tz>,
+    /// strftime pattern of CSV time columns (default: detected).
+    #[arg(long)]
+    pub time_format: Option<String>,
+    /// When market orders fill (overrides the manifest).
+    #[arg(long, value_enum)]
+    pub fill: Option<Fill>,
+    /// Starting cash (overrides the manifest; default 100000 for a lone strategy).
+    #[arg(long)]
+    pub cash: Option<f64>,
+    /// Commission as a fraction of notional: `0.001`, `0.1%` or `10bps` (overrides the manifest).
+    #[arg(long, value_parser = parse_rate)]
+    pub commission: Option<f64>,
+    /// Slippage as a fraction of price: `0.0005` or `5bps` (overrides the manifest).
+    #[arg(long, value_parser = parse_rate)]
+    pub slippage: Option<f64>,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the HTML report (equity and drawdown charts) here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Journal database (default: the manifest's `database`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Do not write a journal.
+    #[arg(long, conflicts_with = "journal")]
+    pub no_journal: bool,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the command.
+pub fn run(args: Args, out: Out) -> u8 {
+    let loaded = match load_bundle(&args.path) {
+        Ok(l) => l,
+        Err(diags) => {
+            out.diags(&diags);
+            return exit_code_for(&diags);
+        }
+    };
+    if !args.quiet {
+        out.diags(&loaded.warnings);
+    }
+    let bundle = Arc::new(loaded.bundle.clone());
+    let bot = bundle.bot.as_ref();
+    let settings = EngineSettings {
+        bot: bot.map_or_else(
+            || bundle.strategies[0].name().to_string(),
+            |b| b.name.value.clone(),
+        ),
+        starting_cash: args
+            .cash
+            .or(bot.map(|b| b.starting_cash.value))
+            .unwrap_or(100_000.0),
+        commission: args
+            .commission
+            .or(bot.map(|b| b.costs.commission.value))
+            .unwrap_or(0.0),
+        slippage: args
+            .slippage
+            .or(bot.map(|b| b.costs.slippage.value))
+            .unwrap_or(0.0),
+        fill: match args.fill {
+            Some(Fill::Close) => FillTiming::Close,
+            Some(Fill::NextOpen) => FillTiming::NextOpen,
+            None => bot.map_or(FillTiming::NextOpen, |b| b.fill.value),
+        },
+    };
+    if !(settings.starting_cash > 0.0 && settings.starting_cash.is_finite()) {
+        eprintln!("error: --cash must be a positive number");
+        return super::EXIT_USAGE;
+    }
+    let req = DataRequest {
+        data: args.data.clone(),
+        store: args.store.clone(),
+        from: args.from,
+        to: args.to,
+        timezone: args.timezone,
+        time_format: args.time_format.clone(),
+    };
+    let market = match load_for_bundle(&loaded, &req) {
+        Ok(m) => m,
+        Err(d) => return out.fail(&d),
+    };
+    if !args.quiet {
+        for n in &market.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    let settings_json = serde_json::json!({
+        "starting_cash": settings.starting_cash,
+        "commission": settings.commission,
+        "slippage": settings.slippage,
+        "fill": settings.fill.as_str(),
+    });
+    let journal_path = if args.no_journal {
+        None
+    } else {
+        args.journal.clone().or_else(|| {
+            bot.and_then(|b| b.database.as_ref())
+                .map(|d| resolve(&loaded.base_dir, &d.value))
+        })
+    };
+    let symbols: Vec<String> = market.series.iter().map(|s| s.symbol.clone()).collect();
+    let mut journal = match &journal_path {
+        Some(p) => {
+            let info = RunInfo {
+                kind: "backtest".into(),
+                bot: settings.bot.clone(),
+                bundle_revision: bundle.revision.clone(),
+                settings: settings_json.clone(),
+                symbols: symbols.clone(),
+            };
+            match Journal::begin(p, &info) {
+                Ok(j) => Some(j),
+                Err(d) => return out.fail(&d),
+            }
+        }
+        None => None,
+    };
+    let mut null = NullSink;
+    let sink: &mut dyn EventSink = match journal.as_mut() {
+        Some(j) => j,
+        None => &mut null,
+    };
+    let result = backtest::run(bundle.clone(), &market.series, settings.clone(), sink);
+    let run_id = match journal {
+        Some(j) => match j.finish(
+            result.times.first().copied(),
+            result.times.last().copied(),
+            &report::metrics_json(&result.metrics),
+        ) {
+            Ok(id) => Some(id),
+            Err(d) => return out.fail(&d),
+        },
+        None => None,
+    };
+    let ctx = ReportContext {
+        bot: settings.bot.clone(),
+        revision: bundle.revision.clone(),
+        strategies: bundle
+            .strategies
+            .iter()
+            .map(|s| s.name().to_string())
+            .collect(),
+        symbols,
+        settings: settings_json,
+        run_id,
+        journal: journal_path.map(|p| p.display().to_string()),
+    };
+    if let Some(p) = &args.json {
+        let doc = report::to_json(&ctx, &result);
+        if let Err(d) = write_file(p, &serde_json::to_string_pretty(&doc).unwrap_or_default()) {
+            return out.fail(&d);
+        }
+    }
+    if let Some(p) = &args.html {
+        match report::to_html(&ctx, &result) {
+            Ok(h) => {
+                if let Err(d) = write_file(p, &h) {
+                    return out.fail(&d);
+                }
+            }
+            Err(e) => {
+                eprintln!("error: cannot draw the HTML report: {e}");
+                return super::EXIT_USAGE;
+            }
+        }
+    }
+    if !args.quiet {
+        print!("{}", report::summary(&ctx, &result));
+        if let Some(p) = &args.json {
+            println!("  json report   {}", p.display());
+        }
+        if let Some(p) = &args.html {
+            println!("  html report   {}", p.display());
+        }
+    }
+    EXIT_OK
+}

@@ -1,0 +1,202 @@
+//! `dsl eval EXPR... --data FILE`: every expression's value on every bar, as CSV.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, Out, parse_time, parse_tz};
+use crate::config::expr_source::ExprSource;
+use crate::config::strategy::{Param, ParamValue};
+use crate::config::{Document, read_document};
+use crate::diagnostics::{Diagnostic, Span, Spanned, codes};
+use crate::dsl::catalog::Context;
+use crate::dsl::check::Checker;
+use crate::dsl::parser;
+use crate::dsl::program::GraphSpec;
+use crate::dsl::types::ValueKind;
+use crate::engine::graph::Graph;
+use crate::runtime::csv_bars::{CsvOptions, load_csv};
+use crate::runtime::loader::read_source;
+use crate::runtime::timeparse::format_utc;
+
+/// Arguments of `dsl eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Expressions, e.g. `sma(close, 10)` `rsi(close, 14) < 30`.
+    #[arg(required = true)]
+    pub exprs: Vec<String>,
+    /// CSV file of bars.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Symbol to read from a file with several.
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// Take params from this strategy file, so its param names can be used.
+    #[arg(long)]
+    pub strategy: Option<PathBuf>,
+    /// A param `NAME=VALUE` (repeatable; overrides the strategy's).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// First bar to print (indicators still warm up on earlier bars).
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<i64>,
+    /// Last bar to print.
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<i64>,
+    /// IANA zone of naive timestamps (default UTC).
+    #[arg(long, value_parser = parse_tz)]
+    pub timezone: Option<chrono_tz::Tz>,
+    /// strftime pattern of the time column (default: detected).
+    #[arg(long)]
+    pub time_format: Option<String>,
+    /// Write the CSV here instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+fn params(args: &Args, out: Out) -> Result<Vec<Param>, u8> {
+    let mut ps: Vec<Param> = Vec::new();
+    if let Some(p) = &args.strategy {
+        let src = read_source(p).map_err(|d| out.fail(&d))?;
+        let mut diags = Vec::new();
+        match read_document(&src, &mut diags) {
+            Some(Document::Strategy(s)) => ps = s.params,
+            Some(other) => {
+                eprintln!(
+                    "error: `{}` is a {}, not a strategy",
+                    p.display(),
+                    other.kind()
+                );
+                return Err(EXIT_USAGE);
+            }
+            None => {
+                out.diags(&diags);
+                return Err(EXIT_INVALID);
+            }
+        }
+    }
+    for kv in &args.params {
+        let Some((k, v)) = kv.split_once('=') else {
+            eprintln!("error: --param `{kv}` must look like NAME=VALUE");
+            return Err(EXIT_USAGE);
+        };
+        let value = match crate::config::units::parse_number(v) {
+            Some((x, unit)) => ParamValue::Number(x, unit),
+            None if v == "true" || v == "false" => ParamValue::Bool(v == "true"),
+            None => ParamValue::Str(v.to_string()),
+        };
+        ps.retain(|p| p.name.value != k);
+        ps.push(Param {
+            name: Spanned::new(k.to_string(), Span::default()),
+            value: Spanned::new(value, Span::default()),
+        });
+    }
+    Ok(ps)
+}
+
+/// Runs the command.
+pub fn run(args: Args, out: Out) -> u8 {
+    let ps = match params(&args, out) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    // Compile every expression into one graph (shared sub-expressions are computed once).
+    let mut graph = GraphSpec::new();
+    let mut outputs = Vec::new();
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    for (i, text) in args.exprs.iter().enumerate() {
+        let src = ExprSource::standalone(&format!("<expr {}>", i + 1), text);
+        let ast = match parser::parse(&src) {
+            Ok(a) => a,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let mut c = Checker::new(&src, Context::Eval, &ps);
+        if let Some(t) = c.check(&ast).filter(|_| c.diags.is_empty()) {
+            outputs.push((graph.lower(&t), t.ty.kind));
+        }
+        diags.extend(c.diags);
+    }
+    if !diags.is_empty() {
+        out.diags(&diags);
+        return EXIT_INVALID;
+    }
+    let opts = CsvOptions {
+        symbol: args.symbol.clone(),
+        timezone: args.timezone,
+        time_format: args.time_format.clone(),
+        ..Default::default()
+    };
+    let load = match load_csv(&args.data, &opts) {
+        Ok(l) => l,
+        Err(d) => return out.fail(&d),
+    };
+    if load.series.len() > 1 {
+        let names: Vec<&str> = load.series.iter().map(|s| s.symbol.as_str()).collect();
+        return out.fail(&Diagnostic::error(
+            codes::MISSING_DATA,
+            format!(
+                "`{}` holds several symbols ({}); pick one with --symbol",
+                args.data.display(),
+                names.join(", ")
+            ),
+        ));
+    }
+    let series = &load.series[0];
+    let mut g = Graph::new(&graph);
+    let sink: Box<dyn Write> = match &args.output {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Err(e) => {
+                return out.fail(&Diagnostic::error(
+                    codes::IO,
+                    format!("cannot write `{}`: {e}", p.display()),
+                ));
+            }
+        },
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut w = csv::Writer::from_writer(sink);
+    let mut header = vec!["time".to_string()];
+    header.extend(args.exprs.iter().cloned());
+    let mut row: Vec<String> = Vec::with_capacity(header.len());
+    let result = (|| -> Result<(), csv::Error> {
+        w.write_record(&header)?;
+        for i in 0..series.len() {
+            let bar = series.bar(i);
+            g.update(&bar);
+            if args.from.is_some_and(|f| bar.ts < f) || args.to.is_some_and(|t| bar.ts > t) {
+                continue;
+            }
+            row.clear();
+            row.push(format_utc(bar.ts));
+            for (id, kind) in &outputs {
+                let v = g.value(*id);
+                row.push(if v.is_nan() {
+                    String::new()
+                } else {
+                    match kind {
+                        ValueKind::Bool => (v != 0.0).to_string(),
+                        _ => format!("{v}"),
+                    }
+                });
+            }
+            w.write_record(&row)?;
+        }
+        w.flush()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            // A closed pipe (e.g. `| head`) is not an error worth reporting.
+            EXIT_OK
+        }
+        Err(e) => out.fail(&Diagnostic::error(
+            codes::IO,
+            format!("cannot write CSV: {e}"),
+        )),
+    }
+}

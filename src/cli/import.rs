@@ -1,0 +1,156 @@
+//! `dsl import FILE... --db PATH`
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use super::{EXIT_OK, Out, parse_tz};
+use crate::config::timeframe::Timeframe;
+use crate::diagnostics::{Diagnostic, codes};
+use crate::runtime::bar_store::{self, ImportItem, sha256_hex};
+use crate::runtime::csv_bars::{CsvOptions, OnMissing, parse_csv};
+use crate::runtime::timeparse::format_utc;
+
+/// What to do with rows missing a price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Missing {
+    /// Skip them and report their lines.
+    Skip,
+    /// Fail the import.
+    Error,
+}
+
+/// Arguments of `dsl import`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// CSV files of OHLCV bars.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The SQLite bar store to write (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Symbol of the bars (default: a symbol column, else the file name).
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// Timeframe label such as `1d` or `5m` (default: detected from the spacing of the bars).
+    #[arg(long)]
+    pub timeframe: Option<Timeframe>,
+    /// strftime pattern of the time column, e.g. `%d.%m.%Y %H:%M:%S%.f` (default: detected).
+    #[arg(long)]
+    pub time_format: Option<String>,
+    /// IANA zone of timestamps written without an offset (default: UTC).
+    #[arg(long, value_parser = parse_tz)]
+    pub timezone: Option<chrono_tz::Tz>,
+    /// Field delimiter (default: detected).
+    #[arg(long)]
+    pub delimiter: Option<char>,
+    /// The files have no header line.
+    #[arg(long)]
+    pub no_header: bool,
+    /// Rows with a missing open, high, low or close.
+    #[arg(long, value_enum, default_value_t = Missing::Skip)]
+    pub on_missing: Missing,
+}
+
+/// Runs the command.
+pub fn run(args: Args, out: Out) -> u8 {
+    let opts = CsvOptions {
+        symbol: args.symbol.clone(),
+        time_format: args.time_format.clone(),
+        timezone: args.timezone,
+        delimiter: args.delimiter.map(|c| c as u8),
+        header: args.no_header.then_some(false),
+        on_missing: if args.on_missing == Missing::Error {
+            OnMissing::Error
+        } else {
+            OnMissing::Skip
+        },
+    };
+    // Read and check every file before writing anything.
+    let mut loaded = Vec::new();
+    for f in &args.files {
+        let bytes = match std::fs::read(f) {
+            Ok(b) => b,
+            Err(e) => {
+                return out.fail(&Diagnostic::error(
+                    codes::IO,
+                    format!("cannot read `{}`: {e}", f.display()),
+                ));
+            }
+        };
+        let stem = f
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("DATA")
+            .to_string();
+        match parse_csv(&f.display().to_string(), &stem, &bytes, &opts) {
+            Ok(l) => loaded.push((f.clone(), sha256_hex(&bytes), l)),
+            Err(d) => {
+                eprintln!("nothing imported");
+                return out.fail(&d);
+            }
+        }
+    }
+    let mut items = Vec::new();
+    for (path, sha, l) in &loaded {
+        for s in &l.series {
+            let tf = args.timeframe.or(s.timeframe).unwrap_or(Timeframe::DAILY);
+            items.push(ImportItem {
+                series: s,
+                timeframe: tf,
+                source: path.display().to_string(),
+                sha256: sha.clone(),
+            });
+        }
+    }
+    let counts = match bar_store::import(&args.db, &items) {
+        Ok(c) => c,
+        Err(d) => {
+            eprintln!("nothing imported");
+            return out.fail(&d);
+        }
+    };
+    for (path, _, l) in &loaded {
+        for s in &l.series {
+            let tf = args.timeframe.or(s.timeframe).unwrap_or(Timeframe::DAILY);
+            println!(
+                "{}: {} {} bars of {} from {} to {}",
+                path.display(),
+                s.len(),
+                tf,
+                s.symbol,
+                s.ts.first().map(|t| format_utc(*t)).unwrap_or_default(),
+                s.ts.last().map(|t| format_utc(*t)).unwrap_or_default(),
+            );
+        }
+        let r = &l.report;
+        println!("  layout: {}", r.layout);
+        if r.skipped > 0 {
+            let lines: Vec<String> = r.skipped_lines.iter().map(|l| l.to_string()).collect();
+            println!(
+                "  skipped {} row(s) with missing prices (lines {})",
+                r.skipped,
+                lines.join(", ")
+            );
+        }
+        if r.missing_volume > 0 {
+            println!("  {} missing volume cell(s) read as 0", r.missing_volume);
+        }
+        if r.reversed {
+            println!("  newest-first file: reversed");
+        }
+        if r.sorted {
+            println!("  rows out of order: sorted");
+        }
+        for n in &r.notes {
+            println!("  {n}");
+        }
+    }
+    println!(
+        "imported {} bars into {} ({} replaced existing bars)",
+        counts.written,
+        args.db.display(),
+        counts.replaced
+    );
+    EXIT_OK
+}

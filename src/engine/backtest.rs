@@ -1,0 +1,119 @@
+//! The backtest driver: replays stored bars of several symbols in time order through the
+//! [`Engine`], marking the account after each timestamp.
+//!
+//! Bars of different symbols with the same timestamp are processed in symbol order before the
+//! mark. All symbols share one cash account. Orders still working after the last bar are
+//! cancelled; open positions stay open and are marked at their last close.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::events::EventSink;
+use super::market::BarSeries;
+use super::metrics::{Metrics, compute};
+use super::orders::Trade;
+use super::pipeline::{Engine, EngineSettings, OpenPosition, RunStats};
+use crate::dsl::bundle::Bundle;
+
+/// Everything a backtest produces.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestOutput {
+    /// Mark times (UTC seconds), one per distinct timestamp.
+    pub times: Vec<i64>,
+    /// Equity at each mark (currency).
+    pub equity: Vec<f64>,
+    /// Closed round trips, in closing order.
+    pub trades: Vec<Trade>,
+    /// Positions open after the last bar.
+    pub open_positions: Vec<OpenPosition>,
+    /// Summary metrics.
+    pub metrics: Metrics,
+    /// Order and denial counts.
+    pub stats: RunStats,
+}
+
+/// Runs `bundle` over `series` (one per symbol; symbols are matched by name, and every symbol
+/// a strategy trades must be present) and reports events to `sink`.
+pub fn run(
+    bundle: Arc<Bundle>,
+    series: &[BarSeries],
+    settings: EngineSettings,
+    sink: &mut dyn EventSink,
+) -> BacktestOutput {
+    let symbols: Vec<String> = series.iter().map(|s| s.symbol.clone()).collect();
+    let starting_cash = settings.starting_cash;
+    let mut engine = Engine::new(bundle, &symbols, settings);
+    let total: usize = series.iter().map(|s| s.len()).sum();
+    let mut times = Vec::with_capacity(if series.len() == 1 {
+        total
+    } else {
+        total / series.len().max(1) + 16
+    });
+    let mut equity = Vec::with_capacity(times.capacity());
+    let mut exposed = 0usize;
+
+    if series.len() == 1 {
+        let s = &series[0];
+        for i in 0..s.len() {
+            let bar = s.bar(i);
+            engine.on_bar(0, &bar, sink);
+            let e = engine.mark();
+            times.push(bar.ts);
+            equity.push(e);
+            if engine.has_position() {
+                exposed += 1;
+            }
+        }
+    } else {
+        let mut cursor = vec![0usize; series.len()];
+        let mut heap: BinaryHeap<Reverse<(i64, usize)>> = series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(i, s)| Reverse((s.ts[0], i)))
+            .collect();
+        while let Some(&Reverse((ts, _))) = heap.peek() {
+            while let Some(&Reverse((t, i))) = heap.peek() {
+                if t != ts {
+                    break;
+                }
+                heap.pop();
+                let bar = series[i].bar(cursor[i]);
+                engine.on_bar(i, &bar, sink);
+                cursor[i] += 1;
+                if cursor[i] < series[i].len() {
+                    heap.push(Reverse((series[i].ts[cursor[i]], i)));
+                }
+            }
+            let e = engine.mark();
+            times.push(ts);
+            equity.push(e);
+            if engine.has_position() {
+                exposed += 1;
+            }
+        }
+    }
+    let last_ts = times.last().copied().unwrap_or(0);
+    engine.finish(last_ts, sink);
+    let open_positions = engine.open_positions();
+    let trades = engine.take_trades();
+    let metrics = compute(
+        starting_cash,
+        &times,
+        &equity,
+        exposed,
+        &trades,
+        !open_positions.is_empty(),
+    );
+    BacktestOutput {
+        times,
+        equity,
+        trades,
+        open_positions,
+        metrics,
+        stats: engine.stats().clone(),
+    }
+}

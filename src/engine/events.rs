@@ -1,0 +1,85 @@
+//! What the engine reports while it runs, for the journal and for live monitoring.
+//!
+//! The engine does no I/O: it calls an [`EventSink`]. The runtime's SQLite journal is one sink;
+//! [`NullSink`] discards everything (used by benchmarks and `--no-journal`).
+
+use super::orders::{Fill, Order, Trade};
+
+/// Final state of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    /// Working at the broker.
+    Submitted,
+    /// Completely filled.
+    Filled,
+    /// Cancelled (by the engine, or at the end of the data).
+    Cancelled,
+    /// Refused before reaching the broker (a policy denied it, or there was nothing to trade).
+    Rejected,
+}
+
+impl OrderStatus {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Submitted => "submitted",
+            OrderStatus::Filled => "filled",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// One policy rule's verdict on one order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision<'a> {
+    /// The order.
+    pub order: &'a Order,
+    /// Policy name.
+    pub policy: &'a str,
+    /// Rule id.
+    pub rule_id: &'a str,
+    /// Whether the condition held (or was undefined, which counts as holding: fail closed).
+    pub fired: bool,
+    /// What happened: `"deny"` when it fired, `"pass"` otherwise.
+    pub action: &'a str,
+    /// The rule's message.
+    pub message: &'a str,
+    /// The labelled values the rule read.
+    pub values: &'a [(String, f64)],
+}
+
+/// Receives engine events. Every method has a no-op default.
+pub trait EventSink {
+    /// An order was created; `status` is `Submitted` or `Rejected` (then `reason` says why).
+    fn order(
+        &mut self,
+        _order: &Order,
+        _strategy: &str,
+        _symbol: &str,
+        _status: OrderStatus,
+        _reason: &str,
+    ) {
+    }
+    /// A working order reached a final state at `ts`.
+    fn order_status(
+        &mut self,
+        _client_order_id: &str,
+        _status: OrderStatus,
+        _ts: i64,
+        _reason: &str,
+    ) {
+    }
+    /// An order filled.
+    fn fill(&mut self, _fill: &Fill, _order: &Order, _symbol: &str) {}
+    /// A round trip closed.
+    fn trade(&mut self, _trade: &Trade) {}
+    /// A policy rule judged an order.
+    fn decision(&mut self, _decision: &Decision<'_>) {}
+}
+
+/// Discards every event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NullSink;
+
+impl EventSink for NullSink {}

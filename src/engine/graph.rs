@@ -1,0 +1,226 @@
+//! The runtime indicator graph of one symbol.
+//!
+//! Built from a [`GraphSpec`]; [`Graph::update`] evaluates every node once per bar in
+//! topological order, writing one `f64` per node into a flat value array that rules read by
+//! index. Stateful nodes (indicators, history) keep their state inline.
+
+use crate::dsl::catalog::{BarField, Func};
+use crate::dsl::program::{GraphSpec, NodeOp};
+use crate::dsl::semantics::{BinOp, UnOp, binary, unary};
+use crate::indicators::{
+    Atr, BBands, Cross, CrossDirection, Ema, Highest, Lowest, Macd, Roc, Rsi, Sma, StdDev, Window,
+};
+
+use super::market::Bar;
+
+#[derive(Debug, Clone)]
+enum Node {
+    Const(f64),
+    Bar(BarField),
+    Unary(UnOp, u32),
+    Binary(BinOp, u32, u32),
+    Lag { src: u32, k: usize, win: Window },
+    Sma(u32, Sma),
+    Ema(u32, Ema),
+    Rsi(u32, Rsi),
+    Macd { src: u32, ind: Macd, aux: u32 },
+    Atr(Atr),
+    BBands { src: u32, ind: BBands, aux: u32 },
+    StdDev(u32, StdDev),
+    Highest(u32, Highest),
+    Lowest(u32, Lowest),
+    Roc(u32, Roc),
+    Cross { a: u32, b: u32, ind: Cross },
+    Output { aux: u32 },
+}
+
+/// A symbol's live indicator graph.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    values: Vec<f64>,
+    aux: Vec<f64>,
+}
+
+fn c(bits: &[u64], i: usize) -> f64 {
+    bits.get(i).map_or(f64::NAN, |b| f64::from_bits(*b))
+}
+
+fn period(bits: &[u64], i: usize) -> usize {
+    let v = c(bits, i);
+    if v.is_finite() && v >= 1.0 {
+        v as usize
+    } else {
+        1
+    }
+}
+
+impl Graph {
+    /// Instantiates the nodes of `spec` with fresh state.
+    pub fn new(spec: &GraphSpec) -> Self {
+        let mut aux_len = 0u32;
+        let mut aux_base: Vec<u32> = vec![0; spec.nodes.len()];
+        let nodes = spec
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, op)| match op {
+                NodeOp::Const(bits) => Node::Const(f64::from_bits(*bits)),
+                NodeOp::Bar(f) => Node::Bar(*f),
+                NodeOp::Unary(op, a) => Node::Unary(*op, *a),
+                NodeOp::Binary(op, a, b) => Node::Binary(*op, *a, *b),
+                NodeOp::Lag(src, k) => Node::Lag {
+                    src: *src,
+                    k: *k as usize,
+                    win: Window::new(*k as usize + 1),
+                },
+                NodeOp::Output(src, k) => Node::Output {
+                    aux: aux_base[*src as usize] + *k as u32,
+                },
+                NodeOp::Indicator { func, args, consts } => {
+                    let a0 = args.first().copied().unwrap_or(0);
+                    match func {
+                        Func::Sma => Node::Sma(a0, Sma::new(period(consts, 0))),
+                        Func::Ema => Node::Ema(a0, Ema::new(period(consts, 0))),
+                        Func::Rsi => Node::Rsi(a0, Rsi::new(period(consts, 0))),
+                        Func::Macd => {
+                            aux_base[i] = aux_len;
+                            aux_len += 3;
+                            Node::Macd {
+                                src: a0,
+                                ind: Macd::new(
+                                    period(consts, 0),
+                                    period(consts, 1),
+                                    period(consts, 2),
+                                ),
+                                aux: aux_base[i],
+                            }
+                        }
+                        Func::Atr => Node::Atr(Atr::new(period(consts, 0))),
+                        Func::BBands => {
+                            aux_base[i] = aux_len;
+                            aux_len += 3;
+                            let k = c(consts, 1);
+                            Node::BBands {
+                                src: a0,
+                                ind: BBands::new(period(consts, 0), k, k),
+                                aux: aux_base[i],
+                            }
+                        }
+                        Func::StdDev => {
+                            Node::StdDev(a0, StdDev::new(period(consts, 0), c(consts, 1)))
+                        }
+                        Func::Highest => Node::Highest(a0, Highest::new(period(consts, 0))),
+                        Func::Lowest => Node::Lowest(a0, Lowest::new(period(consts, 0))),
+                        Func::Roc => Node::Roc(a0, Roc::new(period(consts, 0))),
+                        Func::CrossesAbove | Func::CrossesBelow => {
+                            let dir = if *func == Func::CrossesAbove {
+                                CrossDirection::Above
+                            } else {
+                                CrossDirection::Below
+                            };
+                            Node::Cross {
+                                a: a0,
+                                b: args.get(1).copied().unwrap_or(a0),
+                                ind: Cross::new(dir),
+                            }
+                        }
+                        // Pure functions are lowered to Unary/Binary; never reached.
+                        Func::Abs | Func::Min | Func::Max => Node::Const(f64::NAN),
+                    }
+                }
+            })
+            .collect::<Vec<_>>();
+        let values = nodes
+            .iter()
+            .map(|n| if let Node::Const(v) = n { *v } else { f64::NAN })
+            .collect();
+        Graph {
+            nodes,
+            values,
+            aux: vec![f64::NAN; aux_len as usize],
+        }
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when the graph has no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Current values, indexed by node id.
+    #[inline]
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// Current value of one node.
+    #[inline]
+    pub fn value(&self, id: u32) -> f64 {
+        self.values[id as usize]
+    }
+
+    /// Advances every node by one bar.
+    #[inline]
+    pub fn update(&mut self, bar: &Bar) {
+        let values = &mut self.values;
+        let aux = &mut self.aux;
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let v = match node {
+                Node::Const(v) => *v,
+                Node::Bar(f) => match f {
+                    BarField::Open => bar.open,
+                    BarField::High => bar.high,
+                    BarField::Low => bar.low,
+                    BarField::Close => bar.close,
+                    BarField::Volume => bar.volume,
+                },
+                Node::Unary(op, a) => unary(*op, values[*a as usize]),
+                Node::Binary(op, a, b) => binary(*op, values[*a as usize], values[*b as usize]),
+                Node::Lag { src, k, win } => {
+                    win.push(values[*src as usize]);
+                    win.back(*k).unwrap_or(f64::NAN)
+                }
+                Node::Sma(src, ind) => ind.update(values[*src as usize]),
+                Node::Ema(src, ind) => ind.update(values[*src as usize]),
+                Node::Rsi(src, ind) => ind.update(values[*src as usize]),
+                Node::Macd {
+                    src,
+                    ind,
+                    aux: base,
+                } => {
+                    let m = ind.update(values[*src as usize]);
+                    let b = *base as usize;
+                    aux[b] = m.line;
+                    aux[b + 1] = m.signal;
+                    aux[b + 2] = m.histogram;
+                    m.line
+                }
+                Node::Atr(ind) => ind.update(bar.high, bar.low, bar.close),
+                Node::BBands {
+                    src,
+                    ind,
+                    aux: base,
+                } => {
+                    let m = ind.update(values[*src as usize]);
+                    let b = *base as usize;
+                    aux[b] = m.upper;
+                    aux[b + 1] = m.middle;
+                    aux[b + 2] = m.lower;
+                    m.middle
+                }
+                Node::StdDev(src, ind) => ind.update(values[*src as usize]),
+                Node::Highest(src, ind) => ind.update(values[*src as usize]),
+                Node::Lowest(src, ind) => ind.update(values[*src as usize]),
+                Node::Roc(src, ind) => ind.update(values[*src as usize]),
+                Node::Cross { a, b, ind } => ind.update(values[*a as usize], values[*b as usize]),
+                Node::Output { aux: i } => aux[*i as usize],
+            };
+            values[i] = v;
+        }
+    }
+}

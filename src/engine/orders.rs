@@ -1,0 +1,289 @@
+//! Orders, fills, positions and round-trip trades.
+
+use sha2::{Digest, Sha256};
+
+/// Buy or sell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Buy.
+    Buy,
+    /// Sell.
+    Sell,
+}
+
+impl Side {
+    /// `"buy"` or `"sell"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
+/// Whether an order opens (or adds to) a position or reduces (or closes) one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Intent {
+    /// Opens or adds.
+    Entry,
+    /// Reduces or closes.
+    Exit,
+}
+
+impl Intent {
+    /// `"entry"` or `"exit"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Intent::Entry => "entry",
+            Intent::Exit => "exit",
+        }
+    }
+}
+
+/// Order type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OrderType {
+    /// Fill at the next available price.
+    Market,
+    /// Becomes a market order when the price trades at or through `stop_price` (a sell stop
+    /// triggers at or below it).
+    Stop(f64),
+    /// Fills at `limit_price` or better (a sell limit at or above it).
+    Limit(f64),
+}
+
+impl OrderType {
+    /// `"market"`, `"stop"` or `"limit"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderType::Market => "market",
+            OrderType::Stop(_) => "stop",
+            OrderType::Limit(_) => "limit",
+        }
+    }
+
+    /// The stop or limit price, if any.
+    pub fn price(&self) -> Option<f64> {
+        match *self {
+            OrderType::Market => None,
+            OrderType::Stop(p) | OrderType::Limit(p) => Some(p),
+        }
+    }
+}
+
+/// How long an order stays working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeInForce {
+    /// Until filled or the end of the session (market orders).
+    Day,
+    /// Until filled or cancelled (protective stops and targets).
+    Gtc,
+}
+
+impl TimeInForce {
+    /// `"day"` or `"gtc"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeInForce::Day => "day",
+            TimeInForce::Gtc => "gtc",
+        }
+    }
+}
+
+/// How many units an order is for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quantity {
+    /// A number of units.
+    Units(f64),
+    /// All available cash at the fill price, net of commission.
+    AllCash,
+    /// Whatever the position holds when the order fills.
+    ClosePosition,
+}
+
+/// Why a position was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitReason {
+    /// The strategy's exit rule fired.
+    ExitRule,
+    /// The stop-loss order filled.
+    StopLoss,
+    /// The take-profit order filled.
+    TakeProfit,
+    /// `max_holding` bars elapsed.
+    MaxHolding,
+}
+
+impl ExitReason {
+    /// snake_case name used in reports and the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::ExitRule => "exit_rule",
+            ExitReason::StopLoss => "stop_loss",
+            ExitReason::TakeProfit => "take_profit",
+            ExitReason::MaxHolding => "max_holding",
+        }
+    }
+}
+
+/// Why an order was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderReason {
+    /// The entry rule fired.
+    EntryRule,
+    /// An exit (rule, max holding, or a protective order).
+    Exit(ExitReason),
+}
+
+impl OrderReason {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderReason::EntryRule => "entry_rule",
+            OrderReason::Exit(r) => r.as_str(),
+        }
+    }
+}
+
+/// An order as the engine tracks it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    /// Deterministic id, see [`client_order_id`].
+    pub client_order_id: String,
+    /// Strategy-on-symbol slot that owns it.
+    pub slot: usize,
+    /// Strategy index in the bundle.
+    pub strategy: usize,
+    /// Symbol index.
+    pub symbol: usize,
+    /// Buy or sell.
+    pub side: Side,
+    /// Entry or exit.
+    pub intent: Intent,
+    /// Market, stop or limit.
+    pub order_type: OrderType,
+    /// Day or GTC.
+    pub time_in_force: TimeInForce,
+    /// Requested quantity.
+    pub quantity: Quantity,
+    /// Units estimated at `reference_price` (what policies see as `order.quantity`).
+    pub estimated_units: f64,
+    /// Close of the bar the order was created on (currency per unit).
+    pub reference_price: f64,
+    /// Creation time (UTC seconds).
+    pub created_ts: i64,
+    /// Why.
+    pub reason: OrderReason,
+}
+
+impl Order {
+    /// `estimated_units * reference_price`.
+    pub fn notional(&self) -> f64 {
+        self.estimated_units * self.reference_price
+    }
+}
+
+/// A fill of an order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fill {
+    /// The order's id.
+    pub client_order_id: String,
+    /// Fill time (UTC seconds): the bar's open time for open fills, the bar time for others.
+    pub ts: i64,
+    /// Units filled.
+    pub quantity: f64,
+    /// Fill price, slippage included (currency per unit).
+    pub price: f64,
+    /// Commission paid (currency).
+    pub commission: f64,
+    /// Cost of slippage against the unslipped price (currency, >= 0).
+    pub slippage_cost: f64,
+}
+
+/// An open position of one strategy in one symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    /// Units held (> 0; long only for now).
+    pub quantity: f64,
+    /// Average entry fill price.
+    pub entry_price: f64,
+    /// Entry fill time (UTC seconds).
+    pub entry_ts: i64,
+    /// Symbol bar index of the entry fill.
+    pub entry_bar: u64,
+    /// Cash paid at entry, commission included.
+    pub entry_cost: f64,
+    /// Commission paid at entry.
+    pub entry_fees: f64,
+    /// Bars closed while held.
+    pub bars_held: u32,
+    /// The entry order's id.
+    pub entry_order_id: String,
+}
+
+/// A closed round trip.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Trade {
+    /// Strategy name.
+    pub strategy: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Entry fill time (UTC seconds).
+    pub entry_time: i64,
+    /// Entry fill price.
+    pub entry_price: f64,
+    /// Exit fill time (UTC seconds).
+    pub exit_time: i64,
+    /// Exit fill price.
+    pub exit_price: f64,
+    /// Units.
+    pub quantity: f64,
+    /// Net profit: exit proceeds after commission minus entry cost with commission (currency).
+    pub pnl: f64,
+    /// `pnl / entry cost * 100` (percent points).
+    pub pnl_pct: f64,
+    /// Commissions of both fills (currency).
+    pub fees: f64,
+    /// Why it closed.
+    pub exit_reason: &'static str,
+    /// Symbol bars between the entry and exit fills.
+    pub holding_bars: u64,
+    /// Entry order id.
+    pub entry_order_id: String,
+    /// Exit order id.
+    pub exit_order_id: String,
+}
+
+/// The deterministic `client_order_id` of an order: `td-` and the first 24 hex digits of the
+/// SHA-256 of `bot`, `strategy`, `symbol`, the bar time and the intent's sequence number on that
+/// bar. The same decision always gets the same id, so a restarted bot cannot submit it twice.
+pub fn client_order_id(bot: &str, strategy: &str, symbol: &str, bar_ts: i64, seq: u32) -> String {
+    let mut h = Sha256::new();
+    for part in [bot, strategy, symbol] {
+        h.update((part.len() as u32).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(bar_ts.to_le_bytes());
+    h.update(seq.to_le_bytes());
+    let d = h.finalize();
+    let mut id = String::with_capacity(27);
+    id.push_str("td-");
+    for b in d.iter().take(12) {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_deterministic_and_distinct() {
+        let a = client_order_id("bot", "s", "GOOG", 100, 0);
+        assert_eq!(a, client_order_id("bot", "s", "GOOG", 100, 0));
+        assert_ne!(a, client_order_id("bot", "s", "GOOG", 100, 1));
+        assert_ne!(a, client_order_id("bot", "sG", "OOG", 100, 0));
+        assert_eq!(a.len(), 27);
+    }
+}

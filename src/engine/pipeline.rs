@@ -1,0 +1,795 @@
+//! The event pipeline of DESIGN.md, shared by every driver.
+//!
+//! For each bar of a symbol, [`Engine::on_bar`]:
+//!
+//! 1. fills that symbol's working market orders at the open (next-open timing), then its
+//!    protective stop and take-profit orders against the bar's range;
+//! 2. updates the symbol's indicator graph;
+//! 3. for each strategy trading the symbol: exit checks (max holding, exit rule) when in a
+//!    position, else the entry rule;
+//! 4. turns a signal into an order intent (sizing), runs it through every policy rule in order
+//!    (the first rule that fires denies it; a rule whose value is undefined also denies: fail
+//!    closed), then hands it to the broker (or fills it at the close with close timing).
+//!
+//! Fills update cash and positions; a closing fill records a round-trip [`Trade`]. After all
+//! symbols of a timestamp, the driver calls [`Engine::mark`] to value the account. Every order,
+//! fill, trade and policy decision goes to the [`EventSink`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::manifest::FillTiming;
+use crate::config::strategy::Sizing;
+use crate::dsl::bundle::{Bundle, SymbolProgram};
+use crate::dsl::catalog::FieldId;
+use crate::dsl::program::RuleEval;
+use crate::dsl::semantics::{fires, string_id};
+
+use super::broker::{Execution, FillModel, SimBroker};
+use super::events::{Decision, EventSink, OrderStatus};
+use super::graph::Graph;
+use super::market::Bar;
+use super::orders::{
+    ExitReason, Fill, Intent, Order, OrderReason, OrderType, Position, Quantity, Side, TimeInForce,
+    Trade, client_order_id,
+};
+use super::rules::{FieldValues, NO_FIELDS, eval_rule, seen_values};
+
+/// Money and costs of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSettings {
+    /// Bot name (part of every `client_order_id`).
+    pub bot: String,
+    /// Starting cash (currency).
+    pub starting_cash: f64,
+    /// Commission as a fraction of fill notional.
+    pub commission: f64,
+    /// Slippage as a fraction of price.
+    pub slippage: f64,
+    /// When market orders fill.
+    pub fill: FillTiming,
+}
+
+/// Counts kept during a run.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RunStats {
+    /// Orders handed to the broker.
+    pub orders_submitted: u64,
+    /// Orders filled.
+    pub orders_filled: u64,
+    /// Orders refused (policy or nothing to trade).
+    pub orders_rejected: u64,
+    /// Working orders cancelled.
+    pub orders_cancelled: u64,
+    /// Denials per `policy/rule_id`.
+    pub denials: BTreeMap<String, u64>,
+}
+
+/// An open position at some point in time, for reports.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpenPosition {
+    /// Strategy name.
+    pub strategy: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Units.
+    pub quantity: f64,
+    /// Entry fill time (UTC seconds).
+    pub entry_time: i64,
+    /// Entry fill price.
+    pub entry_price: f64,
+    /// Last close.
+    pub last_price: f64,
+    /// `(last - entry) * quantity` (currency).
+    pub unrealized_pnl: f64,
+}
+
+/// What a strategy wants to do on a bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Entry,
+    Exit(ExitReason),
+}
+
+struct SymbolState {
+    name: String,
+    name_id: f64,
+    graph: Graph,
+    program: SymbolProgram,
+    slots: Vec<usize>,
+    last_close: f64,
+    bars: u64,
+    last_ts: i64,
+}
+
+struct Slot {
+    strategy: usize,
+    symbol: usize,
+    position: Option<Position>,
+    /// A market order is working for this slot.
+    pending_market: bool,
+    /// Bar time and count of orders created on it (for `client_order_id`).
+    seq_ts: i64,
+    seq: u32,
+}
+
+/// The engine: strategies, risk, broker and accounting over one bundle.
+pub struct Engine {
+    bundle: Arc<Bundle>,
+    settings: EngineSettings,
+    symbols: Vec<SymbolState>,
+    slots: Vec<Slot>,
+    cash: f64,
+    peak_equity: f64,
+    broker: SimBroker,
+    scratch: Vec<f64>,
+    trades: Vec<Trade>,
+    stats: RunStats,
+    strategy_ids: Vec<f64>,
+}
+
+impl Engine {
+    /// An engine for `bundle` trading `symbols` (every symbol any strategy trades must be
+    /// listed; extra symbols only feed policies).
+    pub fn new(bundle: Arc<Bundle>, symbols: &[String], settings: EngineSettings) -> Self {
+        let mut slots = Vec::new();
+        let mut states = Vec::new();
+        for (si, name) in symbols.iter().enumerate() {
+            let program = SymbolProgram::build(&bundle, name);
+            let graph = Graph::new(&program.graph);
+            let mut mine = Vec::new();
+            for (ti, s) in bundle.strategies.iter().enumerate() {
+                if s.trades(name) {
+                    mine.push(slots.len());
+                    slots.push(Slot {
+                        strategy: ti,
+                        symbol: si,
+                        position: None,
+                        pending_market: false,
+                        seq_ts: i64::MIN,
+                        seq: 0,
+                    });
+                }
+            }
+            states.push(SymbolState {
+                name: name.clone(),
+                name_id: string_id(name),
+                graph,
+                program,
+                slots: mine,
+                last_close: f64::NAN,
+                bars: 0,
+                last_ts: i64::MIN,
+            });
+        }
+        let model = FillModel {
+            commission: settings.commission,
+            slippage: settings.slippage,
+            timing: settings.fill,
+        };
+        let strategy_ids = bundle
+            .strategies
+            .iter()
+            .map(|s| string_id(s.name()))
+            .collect();
+        Engine {
+            broker: SimBroker::new(model, symbols.len()),
+            cash: settings.starting_cash,
+            peak_equity: settings.starting_cash,
+            bundle,
+            settings,
+            symbols: states,
+            slots,
+            scratch: Vec::with_capacity(64),
+            trades: Vec::new(),
+            stats: RunStats::default(),
+            strategy_ids,
+        }
+    }
+
+    /// The bundle being run.
+    pub fn bundle(&self) -> &Arc<Bundle> {
+        &self.bundle
+    }
+
+    /// Cash (currency).
+    pub fn cash(&self) -> f64 {
+        self.cash
+    }
+
+    /// Closed round trips so far.
+    pub fn trades(&self) -> &[Trade] {
+        &self.trades
+    }
+
+    /// Takes the closed round trips (leaves the list empty).
+    pub fn take_trades(&mut self) -> Vec<Trade> {
+        std::mem::take(&mut self.trades)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &RunStats {
+        &self.stats
+    }
+
+    /// True when any position is open.
+    #[inline]
+    pub fn has_position(&self) -> bool {
+        self.slots.iter().any(|s| s.position.is_some())
+    }
+
+    /// Market value of open positions at their symbols' last closes.
+    #[inline]
+    pub fn positions_value(&self) -> f64 {
+        let mut v = 0.0;
+        for s in &self.slots {
+            if let Some(p) = &s.position {
+                v += p.quantity * self.symbols[s.symbol].last_close;
+            }
+        }
+        v
+    }
+
+    /// Equity: cash plus positions at the last closes.
+    #[inline]
+    pub fn equity(&self) -> f64 {
+        self.cash + self.positions_value()
+    }
+
+    /// Values the account after all bars of a timestamp; returns equity and tracks the peak.
+    #[inline]
+    pub fn mark(&mut self) -> f64 {
+        let e = self.equity();
+        if e > self.peak_equity {
+            self.peak_equity = e;
+        }
+        e
+    }
+
+    /// Open positions with their unrealized pnl.
+    pub fn open_positions(&self) -> Vec<OpenPosition> {
+        self.slots
+            .iter()
+            .filter_map(|s| {
+                let p = s.position.as_ref()?;
+                let sym = &self.symbols[s.symbol];
+                Some(OpenPosition {
+                    strategy: self.bundle.strategies[s.strategy].name().to_string(),
+                    symbol: sym.name.clone(),
+                    quantity: p.quantity,
+                    entry_time: p.entry_ts,
+                    entry_price: p.entry_price,
+                    last_price: sym.last_close,
+                    unrealized_pnl: (sym.last_close - p.entry_price) * p.quantity,
+                })
+            })
+            .collect()
+    }
+
+    /// Processes one bar of symbol index `symbol`.
+    #[inline]
+    pub fn on_bar(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
+        if self.broker.has_working(symbol) {
+            self.fill_working(symbol, bar, sink);
+        }
+        let st = &mut self.symbols[symbol];
+        st.graph.update(bar);
+        st.last_close = bar.close;
+        st.last_ts = bar.ts;
+        st.bars += 1;
+        for k in 0..self.symbols[symbol].slots.len() {
+            let slot = self.symbols[symbol].slots[k];
+            self.evaluate_slot(slot, bar, sink);
+        }
+    }
+
+    fn fill_working(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
+        if self.settings.fill == FillTiming::NextOpen {
+            for ex in self.broker.at_open(symbol, bar) {
+                self.execute(ex, bar.ts, sink);
+            }
+        }
+        for ex in self.broker.in_range(symbol, bar) {
+            self.execute(ex, bar.ts, sink);
+        }
+    }
+
+    fn evaluate_slot(&mut self, slot_id: usize, bar: &Bar, sink: &mut dyn EventSink) {
+        let slot = &mut self.slots[slot_id];
+        if slot.pending_market {
+            return;
+        }
+        let held = slot.position.as_mut().map(|p| {
+            p.bars_held += 1;
+            p.bars_held
+        });
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let signal = self.decide(slot_id, held, &mut scratch);
+        self.scratch = scratch;
+        match signal {
+            Some(Signal::Entry) => self.signal_entry(slot_id, bar, sink),
+            Some(Signal::Exit(reason)) => self.signal_exit(slot_id, reason, bar, sink),
+            None => {}
+        }
+    }
+
+    /// Evaluates a slot's exit checks (when `held` is `Some`) or its entry rule.
+    #[inline]
+    fn decide(&self, slot_id: usize, held: Option<u32>, scratch: &mut Vec<f64>) -> Option<Signal> {
+        let slot = &self.slots[slot_id];
+        let strategy = &self.bundle.strategies[slot.strategy];
+        let sym = &self.symbols[slot.symbol];
+        let rules = sym.program.strategies[slot.strategy].as_ref()?;
+        let eval = |rule: &crate::dsl::program::CompiledRule, scratch: &mut Vec<f64>| {
+            let fields = match rule.eval {
+                RuleEval::Slot(_) => NO_FIELDS,
+                RuleEval::Program(_) => self.fields_for_slot(slot_id),
+            };
+            fires(eval_rule(rule, sym.graph.values(), &fields, scratch))
+        };
+        match held {
+            Some(held) => {
+                if strategy
+                    .doc
+                    .max_holding
+                    .as_ref()
+                    .is_some_and(|m| held >= m.value)
+                {
+                    return Some(Signal::Exit(ExitReason::MaxHolding));
+                }
+                let exit = rules.exit.as_ref()?;
+                eval(exit, scratch).then_some(Signal::Exit(ExitReason::ExitRule))
+            }
+            None => eval(&rules.entry, scratch).then_some(Signal::Entry),
+        }
+    }
+
+    fn next_id(&mut self, slot_id: usize, ts: i64) -> String {
+        let slot = &mut self.slots[slot_id];
+        if slot.seq_ts != ts {
+            slot.seq_ts = ts;
+            slot.seq = 0;
+        }
+        let seq = slot.seq;
+        slot.seq += 1;
+        let strategy = self.bundle.strategies[slot.strategy].name();
+        client_order_id(
+            &self.settings.bot,
+            strategy,
+            &self.symbols[slot.symbol].name,
+            ts,
+            seq,
+        )
+    }
+
+    fn signal_entry(&mut self, slot_id: usize, bar: &Bar, sink: &mut dyn EventSink) {
+        let (strategy, symbol) = (self.slots[slot_id].strategy, self.slots[slot_id].symbol);
+        let price = bar.close;
+        let sizing = self.bundle.strategies[strategy].doc.sizing.value;
+        let (quantity, units) = match sizing {
+            Sizing::FixedQuantity(q) => (Quantity::Units(q), q),
+            Sizing::PercentOfEquity(f) => {
+                let u = if price > 0.0 {
+                    f * self.equity() / price
+                } else {
+                    0.0
+                };
+                (Quantity::Units(u), u)
+            }
+            Sizing::AllCash => {
+                let c = self.settings.commission;
+                let est = self.broker.model.slipped(Side::Buy, price);
+                (
+                    Quantity::AllCash,
+                    if est > 0.0 {
+                        self.cash.max(0.0) / (est * (1.0 + c))
+                    } else {
+                        0.0
+                    },
+                )
+            }
+        };
+        let order = Order {
+            client_order_id: self.next_id(slot_id, bar.ts),
+            slot: slot_id,
+            strategy,
+            symbol,
+            side: Side::Buy,
+            intent: Intent::Entry,
+            order_type: OrderType::Market,
+            time_in_force: TimeInForce::Day,
+            quantity,
+            estimated_units: units,
+            reference_price: price,
+            created_ts: bar.ts,
+            reason: OrderReason::EntryRule,
+        };
+        if !(units > 0.0 && units.is_finite()) {
+            self.reject(
+                &order,
+                "nothing_to_trade: the sized quantity is zero (no cash?)",
+                sink,
+            );
+            return;
+        }
+        self.route(order, bar, sink);
+    }
+
+    fn signal_exit(
+        &mut self,
+        slot_id: usize,
+        reason: ExitReason,
+        bar: &Bar,
+        sink: &mut dyn EventSink,
+    ) {
+        let slot = &self.slots[slot_id];
+        let Some(pos) = slot.position.as_ref() else {
+            return;
+        };
+        let units = pos.quantity;
+        let (strategy, symbol) = (slot.strategy, slot.symbol);
+        let order = Order {
+            client_order_id: self.next_id(slot_id, bar.ts),
+            slot: slot_id,
+            strategy,
+            symbol,
+            side: Side::Sell,
+            intent: Intent::Exit,
+            order_type: OrderType::Market,
+            time_in_force: TimeInForce::Day,
+            quantity: Quantity::ClosePosition,
+            estimated_units: units,
+            reference_price: bar.close,
+            created_ts: bar.ts,
+            reason: OrderReason::Exit(reason),
+        };
+        self.route(order, bar, sink);
+    }
+
+    /// Policies, then the broker (or an immediate fill at the close).
+    fn route(&mut self, order: Order, bar: &Bar, sink: &mut dyn EventSink) {
+        if let Some(reason) = self.check_policies(&order, sink) {
+            self.reject(&order, &reason, sink);
+            return;
+        }
+        let slot = order.slot;
+        let (strategy, symbol) = self.names(&order);
+        sink.order(&order, &strategy, &symbol, OrderStatus::Submitted, "");
+        self.stats.orders_submitted += 1;
+        if order.order_type == OrderType::Market {
+            self.slots[slot].pending_market = true;
+            if self.settings.fill == FillTiming::Close {
+                let price = self.broker.model.slipped(order.side, bar.close);
+                self.execute(
+                    Execution {
+                        order,
+                        price,
+                        base_price: bar.close,
+                    },
+                    bar.ts,
+                    sink,
+                );
+                return;
+            }
+        }
+        self.broker.submit(order);
+    }
+
+    fn names(&self, order: &Order) -> (String, String) {
+        (
+            self.bundle.strategies[order.strategy].name().to_string(),
+            self.symbols[order.symbol].name.clone(),
+        )
+    }
+
+    fn reject(&mut self, order: &Order, reason: &str, sink: &mut dyn EventSink) {
+        let (strategy, symbol) = self.names(order);
+        sink.order(order, &strategy, &symbol, OrderStatus::Rejected, reason);
+        self.stats.orders_rejected += 1;
+    }
+
+    /// Evaluates every policy rule on an order. Returns the denial reason, if any.
+    fn check_policies(&mut self, order: &Order, sink: &mut dyn EventSink) -> Option<String> {
+        if self.bundle.policies.is_empty() {
+            return None;
+        }
+        let fields = self.fields_for_order(order);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let sym = &self.symbols[order.symbol];
+        let mut denial: Option<(String, String)> = None;
+        for (pi, policy) in self.bundle.policies.iter().enumerate() {
+            for (ri, rule) in policy.doc.rules.iter().enumerate() {
+                let compiled = &sym.program.policies[pi][ri];
+                let v = eval_rule(compiled, sym.graph.values(), &fields, &mut scratch);
+                // Fail closed: an undefined condition counts as firing.
+                let fired = v.is_nan() || fires(v);
+                let values = seen_values(compiled, sym.graph.values(), &fields);
+                let action = if fired {
+                    rule.action.value.as_str()
+                } else {
+                    "pass"
+                };
+                sink.decision(&Decision {
+                    order,
+                    policy: &policy.doc.name.value,
+                    rule_id: &rule.id.value,
+                    fired,
+                    action,
+                    message: &rule.message.value,
+                    values: &values,
+                });
+                if fired && denial.is_none() {
+                    let key = format!("{}/{}", policy.doc.name.value, rule.id.value);
+                    let undefined = if v.is_nan() {
+                        " (condition undefined: fail closed)"
+                    } else {
+                        ""
+                    };
+                    let reason = format!("denied by {key}: {}{undefined}", rule.message.value);
+                    denial = Some((key, reason));
+                }
+            }
+        }
+        self.scratch = scratch;
+        let (key, reason) = denial?;
+        *self.stats.denials.entry(key).or_insert(0) += 1;
+        Some(reason)
+    }
+
+    fn account_fields(&self, f: &mut FieldValues) {
+        let pv = self.positions_value();
+        let mut exposure = 0.0;
+        let mut open = 0.0;
+        for s in &self.slots {
+            if let Some(p) = &s.position {
+                exposure += (p.quantity * self.symbols[s.symbol].last_close).abs();
+                open += 1.0;
+            }
+        }
+        let equity = self.cash + pv;
+        let peak = self.peak_equity.max(equity);
+        f[FieldId::AccountEquity as usize] = equity;
+        f[FieldId::AccountCash as usize] = self.cash;
+        f[FieldId::AccountExposure as usize] = exposure;
+        f[FieldId::AccountPeakEquity as usize] = peak;
+        f[FieldId::AccountDrawdown as usize] = if peak > 0.0 {
+            (peak - equity) / peak
+        } else {
+            0.0
+        };
+        f[FieldId::AccountOpenPositions as usize] = open;
+    }
+
+    fn position_fields(f: &mut FieldValues, qty: f64, entry: f64, last: f64, bars: f64) {
+        f[FieldId::PositionQuantity as usize] = qty;
+        f[FieldId::PositionEntryPrice as usize] = entry;
+        f[FieldId::PositionNotional as usize] = qty * last;
+        f[FieldId::PositionUnrealizedPnl as usize] =
+            if qty > 0.0 { (last - entry) * qty } else { 0.0 };
+        f[FieldId::PositionUnrealizedReturn as usize] = if entry > 0.0 {
+            last / entry - 1.0
+        } else {
+            f64::NAN
+        };
+        f[FieldId::PositionBarsHeld as usize] = bars;
+    }
+
+    fn fields_for_slot(&self, slot_id: usize) -> FieldValues {
+        let mut f = NO_FIELDS;
+        self.account_fields(&mut f);
+        let slot = &self.slots[slot_id];
+        if let Some(p) = &slot.position {
+            let last = self.symbols[slot.symbol].last_close;
+            Self::position_fields(&mut f, p.quantity, p.entry_price, last, p.bars_held as f64);
+        }
+        f
+    }
+
+    fn fields_for_order(&self, order: &Order) -> FieldValues {
+        let mut f = NO_FIELDS;
+        self.account_fields(&mut f);
+        let sym = &self.symbols[order.symbol];
+        let (mut qty, mut cost) = (0.0, 0.0);
+        for &s in &sym.slots {
+            if let Some(p) = &self.slots[s].position {
+                qty += p.quantity;
+                cost += p.quantity * p.entry_price;
+            }
+        }
+        let entry = if qty > 0.0 { cost / qty } else { f64::NAN };
+        Self::position_fields(&mut f, qty, entry, sym.last_close, f64::NAN);
+        f[FieldId::OrderSymbol as usize] = sym.name_id;
+        f[FieldId::OrderStrategy as usize] = self.strategy_ids[order.strategy];
+        f[FieldId::OrderSide as usize] = string_id(order.side.as_str());
+        f[FieldId::OrderIntent as usize] = string_id(order.intent.as_str());
+        f[FieldId::OrderQuantity as usize] = order.estimated_units;
+        f[FieldId::OrderPrice as usize] = order.reference_price;
+        f[FieldId::OrderNotional as usize] = order.notional();
+        f
+    }
+
+    /// Turns a broker execution into a fill: resolves the quantity against cash or the
+    /// position, moves cash, opens or closes the position.
+    fn execute(&mut self, ex: Execution, ts: i64, sink: &mut dyn EventSink) {
+        let Execution {
+            order,
+            price,
+            base_price,
+        } = ex;
+        let c = self.settings.commission;
+        let slot_id = order.slot;
+        if order.order_type == OrderType::Market {
+            self.slots[slot_id].pending_market = false;
+        }
+        let qty = match (order.quantity, order.side) {
+            (Quantity::AllCash, _) => self.cash.max(0.0) / (price * (1.0 + c)),
+            (Quantity::Units(q), Side::Buy) => q.min(self.cash.max(0.0) / (price * (1.0 + c))),
+            (Quantity::Units(q), Side::Sell) => q,
+            (Quantity::ClosePosition, _) => self.slots[slot_id]
+                .position
+                .as_ref()
+                .map_or(0.0, |p| p.quantity),
+        };
+        if !(qty > 0.0 && qty.is_finite()) || price <= 0.0 {
+            sink.order_status(
+                &order.client_order_id,
+                OrderStatus::Cancelled,
+                ts,
+                "nothing to fill (no cash or no position)",
+            );
+            self.stats.orders_cancelled += 1;
+            return;
+        }
+        let notional = qty * price;
+        let commission = notional * c;
+        let fill = Fill {
+            client_order_id: order.client_order_id.clone(),
+            ts,
+            quantity: qty,
+            price,
+            commission,
+            slippage_cost: (price - base_price).abs() * qty,
+        };
+        let sym_name = self.symbols[order.symbol].name.clone();
+        sink.fill(&fill, &order, &sym_name);
+        sink.order_status(&order.client_order_id, OrderStatus::Filled, ts, "");
+        self.stats.orders_filled += 1;
+        let bar_index = self.symbols[order.symbol].bars;
+        match order.side {
+            Side::Buy => {
+                self.cash -= notional + commission;
+                let pos = Position {
+                    quantity: qty,
+                    entry_price: price,
+                    entry_ts: ts,
+                    entry_bar: bar_index,
+                    entry_cost: notional + commission,
+                    entry_fees: commission,
+                    bars_held: 0,
+                    entry_order_id: order.client_order_id.clone(),
+                };
+                self.slots[slot_id].position = Some(pos);
+                self.place_protective(slot_id, price, ts, sink);
+            }
+            Side::Sell => {
+                self.cash += notional - commission;
+                let Some(pos) = self.slots[slot_id].position.take() else {
+                    return;
+                };
+                let reason = match order.reason {
+                    OrderReason::Exit(r) => r,
+                    OrderReason::EntryRule => ExitReason::ExitRule,
+                };
+                let proceeds = notional - commission;
+                let pnl = proceeds - pos.entry_cost;
+                let trade = Trade {
+                    strategy: self.bundle.strategies[order.strategy].name().to_string(),
+                    symbol: sym_name,
+                    entry_time: pos.entry_ts,
+                    entry_price: pos.entry_price,
+                    exit_time: ts,
+                    exit_price: price,
+                    quantity: pos.quantity,
+                    pnl,
+                    pnl_pct: if pos.entry_cost != 0.0 {
+                        pnl / pos.entry_cost * 100.0
+                    } else {
+                        0.0
+                    },
+                    fees: pos.entry_fees + commission,
+                    exit_reason: reason.as_str(),
+                    holding_bars: bar_index.saturating_sub(pos.entry_bar),
+                    entry_order_id: pos.entry_order_id,
+                    exit_order_id: order.client_order_id.clone(),
+                };
+                sink.trade(&trade);
+                self.trades.push(trade);
+                // The position is gone: its other protective orders (and any pending exit) go.
+                for o in self.broker.cancel_where(order.symbol, slot_id, |_| true) {
+                    if o.order_type == OrderType::Market {
+                        self.slots[slot_id].pending_market = false;
+                    }
+                    sink.order_status(
+                        &o.client_order_id,
+                        OrderStatus::Cancelled,
+                        ts,
+                        "position closed",
+                    );
+                    self.stats.orders_cancelled += 1;
+                }
+            }
+        }
+    }
+
+    /// Places the stop-loss and take-profit orders of a new position.
+    fn place_protective(
+        &mut self,
+        slot_id: usize,
+        entry_price: f64,
+        ts: i64,
+        sink: &mut dyn EventSink,
+    ) {
+        let (strategy, symbol) = (self.slots[slot_id].strategy, self.slots[slot_id].symbol);
+        let doc = &self.bundle.strategies[strategy].doc;
+        let mut wanted = Vec::new();
+        if let Some(sl) = &doc.stop_loss {
+            wanted.push((
+                OrderType::Stop(entry_price * (1.0 - sl.value.value)),
+                ExitReason::StopLoss,
+            ));
+        }
+        if let Some(tp) = &doc.take_profit {
+            wanted.push((
+                OrderType::Limit(entry_price * (1.0 + tp.value.value)),
+                ExitReason::TakeProfit,
+            ));
+        }
+        let units = self.slots[slot_id]
+            .position
+            .as_ref()
+            .map_or(0.0, |p| p.quantity);
+        let last = self.symbols[symbol].last_close;
+        let reference = if last.is_nan() { entry_price } else { last };
+        for (order_type, reason) in wanted {
+            let o = Order {
+                client_order_id: self.next_id(slot_id, ts),
+                slot: slot_id,
+                strategy,
+                symbol,
+                side: Side::Sell,
+                intent: Intent::Exit,
+                order_type,
+                time_in_force: TimeInForce::Gtc,
+                quantity: Quantity::ClosePosition,
+                estimated_units: units,
+                reference_price: reference,
+                created_ts: ts,
+                reason: OrderReason::Exit(reason),
+            };
+            if let Some(reason) = self.check_policies(&o, sink) {
+                self.reject(&o, &reason, sink);
+                continue;
+            }
+            let (s, y) = self.names(&o);
+            sink.order(&o, &s, &y, OrderStatus::Submitted, "");
+            self.stats.orders_submitted += 1;
+            self.broker.submit(o);
+        }
+    }
+
+    /// Cancels every working order (end of data); positions stay open.
+    pub fn finish(&mut self, ts: i64, sink: &mut dyn EventSink) {
+        for o in self.broker.drain() {
+            if o.order_type == OrderType::Market {
+                self.slots[o.slot].pending_market = false;
+            }
+            sink.order_status(
+                &o.client_order_id,
+                OrderStatus::Cancelled,
+                ts,
+                "end of data",
+            );
+            self.stats.orders_cancelled += 1;
+        }
+    }
+}

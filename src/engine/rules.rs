@@ -1,0 +1,57 @@
+//! Evaluating compiled rules against a graph's values and a context's field values.
+
+use crate::dsl::catalog::FIELD_COUNT;
+use crate::dsl::program::{CompiledRule, Input, RuleEval, ScalarOp};
+use crate::dsl::semantics::{binary, unary};
+
+/// Values of the context fields, indexed by [`crate::dsl::catalog::FieldId`]. Fields that do not
+/// apply (e.g. `position.*` while flat) are `NaN` (undefined).
+pub type FieldValues = [f64; FIELD_COUNT];
+
+/// All fields undefined.
+pub const NO_FIELDS: FieldValues = [f64::NAN; FIELD_COUNT];
+
+/// Reads one input.
+#[inline]
+pub fn read(input: Input, slots: &[f64], fields: &FieldValues) -> f64 {
+    match input {
+        Input::Slot(id) => slots[id as usize],
+        Input::Field(f) => fields[f as usize],
+    }
+}
+
+/// Evaluates a rule; `scratch` is reused between calls to avoid allocation.
+#[inline]
+pub fn eval_rule(
+    rule: &CompiledRule,
+    slots: &[f64],
+    fields: &FieldValues,
+    scratch: &mut Vec<f64>,
+) -> f64 {
+    match &rule.eval {
+        RuleEval::Slot(id) => slots[*id as usize],
+        RuleEval::Program(p) => {
+            scratch.clear();
+            for op in &p.ops {
+                let v = match *op {
+                    ScalarOp::Const(v) => v,
+                    ScalarOp::Read(i) => read(i, slots, fields),
+                    ScalarOp::Unary(op, a) => unary(op, scratch[a as usize]),
+                    ScalarOp::Binary(op, a, b) => {
+                        binary(op, scratch[a as usize], scratch[b as usize])
+                    }
+                };
+                scratch.push(v);
+            }
+            scratch.last().copied().unwrap_or(f64::NAN)
+        }
+    }
+}
+
+/// The labelled input values a rule saw, for the journal.
+pub fn seen_values(rule: &CompiledRule, slots: &[f64], fields: &FieldValues) -> Vec<(String, f64)> {
+    rule.inputs
+        .iter()
+        .map(|(label, i)| (label.clone(), read(*i, slots, fields)))
+        .collect()
+}

@@ -1,0 +1,285 @@
+//! Finding the bars a bundle needs: command-line files, the manifest's CSV files, or a bar store.
+//!
+//! Precedence per symbol: `--data SYMBOL=FILE` (or a lone `--data FILE` when the bundle trades
+//! one symbol, or a file holding several symbols), then the manifest's `data.csv`, then its
+//! `data.store`, then `--store`. A symbol with no source is an error.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+
+use super::bar_store;
+use super::csv_bars::{CsvOptions, LoadReport, load_csv};
+use super::loader::{Loaded, resolve};
+use crate::diagnostics::{Diagnostic, codes};
+use crate::engine::market::BarSeries;
+
+/// A `--data` argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataArg {
+    /// `SYMBOL=FILE`
+    Symbol(String, PathBuf),
+    /// `FILE`
+    File(PathBuf),
+}
+
+impl std::str::FromStr for DataArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once('=') {
+            Some((sym, file))
+                if !sym.is_empty() && !file.is_empty() && !sym.contains(['/', '\\']) =>
+            {
+                Ok(DataArg::Symbol(sym.to_string(), PathBuf::from(file)))
+            }
+            _ if !s.is_empty() => Ok(DataArg::File(PathBuf::from(s))),
+            _ => Err("expected FILE or SYMBOL=FILE".into()),
+        }
+    }
+}
+
+/// Where to look for data, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct DataRequest {
+    /// `--data` arguments.
+    pub data: Vec<DataArg>,
+    /// `--store`.
+    pub store: Option<PathBuf>,
+    /// Keep bars at or after this time (UTC seconds).
+    pub from: Option<i64>,
+    /// Keep bars at or before this time (UTC seconds).
+    pub to: Option<i64>,
+    /// Zone of naive timestamps in CSV files.
+    pub timezone: Option<Tz>,
+    /// Time format of CSV files.
+    pub time_format: Option<String>,
+}
+
+/// The loaded bars, one series per traded symbol (in the bundle's symbol order), and notes.
+#[derive(Debug, Clone)]
+pub struct MarketData {
+    /// Bars per symbol.
+    pub series: Vec<BarSeries>,
+    /// Remarks for the user (files read, rows skipped, timeframe mismatches).
+    pub notes: Vec<String>,
+}
+
+struct Files {
+    cache: BTreeMap<(PathBuf, Option<String>), Vec<BarSeries>>,
+    notes: Vec<String>,
+}
+
+impl Files {
+    fn get(
+        &mut self,
+        path: &Path,
+        symbol: Option<&str>,
+        opts: &CsvOptions,
+    ) -> Result<Vec<BarSeries>, Diagnostic> {
+        let key = (path.to_path_buf(), symbol.map(str::to_string));
+        if let Some(s) = self.cache.get(&key) {
+            return Ok(s.clone());
+        }
+        let mut o = opts.clone();
+        o.symbol = symbol.map(str::to_string);
+        let load = load_csv(path, &o)?;
+        self.notes.extend(describe(path, &load.report));
+        self.cache.insert(key, load.series.clone());
+        Ok(load.series)
+    }
+}
+
+fn describe(path: &Path, r: &LoadReport) -> Vec<String> {
+    let mut out = Vec::new();
+    if r.skipped > 0 {
+        let lines: Vec<String> = r.skipped_lines.iter().map(|l| l.to_string()).collect();
+        out.push(format!(
+            "{}: skipped {} row(s) with missing prices (lines {}{})",
+            path.display(),
+            r.skipped,
+            lines.join(", "),
+            if r.skipped > lines.len() { ", ..." } else { "" }
+        ));
+    }
+    if r.reversed {
+        out.push(format!("{}: newest-first file, reversed", path.display()));
+    }
+    if r.sorted {
+        out.push(format!("{}: rows out of order, sorted", path.display()));
+    }
+    if r.missing_volume > 0 {
+        out.push(format!(
+            "{}: {} missing volume cell(s) read as 0",
+            path.display(),
+            r.missing_volume
+        ));
+    }
+    out
+}
+
+fn pick(series: Vec<BarSeries>, symbol: &str, path: &Path) -> Result<BarSeries, Diagnostic> {
+    if series.len() == 1 {
+        let mut s = series.into_iter().next().unwrap_or_default();
+        s.symbol = symbol.to_string();
+        return Ok(s);
+    }
+    let have: Vec<String> = series.iter().map(|s| s.symbol.clone()).collect();
+    series
+        .into_iter()
+        .find(|s| s.symbol.eq_ignore_ascii_case(symbol))
+        .map(|mut s| {
+            s.symbol = symbol.to_string();
+            s
+        })
+        .ok_or_else(|| {
+            Diagnostic::error(
+                codes::MISSING_DATA,
+                format!(
+                    "`{}` has no bars for `{symbol}` (it has {})",
+                    path.display(),
+                    have.join(", ")
+                ),
+            )
+        })
+}
+
+/// Loads the bars of every symbol the bundle trades.
+///
+/// # Errors
+/// A symbol without data, an unreadable or invalid file, or a bar store problem.
+pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData, Diagnostic> {
+    let bundle = &loaded.bundle;
+    let symbols = bundle.symbols();
+    let opts = CsvOptions {
+        timezone: req.timezone,
+        time_format: req.time_format.clone(),
+        ..Default::default()
+    };
+    let mut files = Files {
+        cache: BTreeMap::new(),
+        notes: Vec::new(),
+    };
+    let lone_files: Vec<&PathBuf> = req
+        .data
+        .iter()
+        .filter_map(|d| {
+            if let DataArg::File(p) = d {
+                Some(p)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut out = Vec::new();
+    for sym in &symbols {
+        let by_symbol = req.data.iter().find_map(|d| match d {
+            DataArg::Symbol(s, p) if s.eq_ignore_ascii_case(sym) => Some(p.clone()),
+            _ => None,
+        });
+        let series = if let Some(p) = by_symbol {
+            let s = files.get(&p, None, &opts)?;
+            pick(s, sym, &p)?
+        } else if !lone_files.is_empty() {
+            let mut found = None;
+            for p in &lone_files {
+                let s = files.get(p, None, &opts)?;
+                if symbols.len() == 1 && lone_files.len() == 1 {
+                    found = Some(pick(s, sym, p)?);
+                    break;
+                }
+                if let Ok(x) = pick(
+                    s.into_iter()
+                        .filter(|x| x.symbol.eq_ignore_ascii_case(sym))
+                        .collect(),
+                    sym,
+                    p,
+                ) {
+                    found = Some(x);
+                    break;
+                }
+            }
+            found.ok_or_else(|| {
+                Diagnostic::error(
+                    codes::MISSING_DATA,
+                    format!("none of the --data files has bars for `{sym}`"),
+                )
+                .help(format!(
+                    "name the file for each symbol: `--data {sym}=FILE`"
+                ))
+            })?
+        } else if let Some(bot) = &bundle.bot {
+            if let Some(c) = bot.data.csv.iter().find(|c| c.symbol.value == *sym) {
+                let p = resolve(&loaded.base_dir, &c.path.value);
+                let mut o = opts.clone();
+                if let Some(tf) = &c.time_format {
+                    o.time_format = Some(tf.value.clone());
+                }
+                if let Some(tz) = &c.timezone {
+                    o.timezone = Some(tz.value.parse::<Tz>().map_err(|_| {
+                        Diagnostic::error(
+                            codes::INVALID_VALUE,
+                            format!("unknown time zone `{}`", tz.value),
+                        )
+                        .at(&bot.source, tz.span)
+                        .help("use an IANA name such as `America/New_York` or `UTC`")
+                    })?);
+                }
+                let s = files.get(&p, None, &o)?;
+                pick(s, sym, &p)?
+            } else if let Some(store) = bot
+                .data
+                .store
+                .as_ref()
+                .map(|s| resolve(&loaded.base_dir, &s.value))
+                .or_else(|| req.store.clone())
+            {
+                let tf = bundle
+                    .strategies
+                    .iter()
+                    .find(|s| s.trades(sym))
+                    .map(|s| s.doc.timeframe.value);
+                bar_store::load(&store, sym, tf)?
+            } else {
+                return Err(no_data(sym));
+            }
+        } else if let Some(store) = &req.store {
+            let tf = bundle
+                .strategies
+                .iter()
+                .find(|s| s.trades(sym))
+                .map(|s| s.doc.timeframe.value);
+            bar_store::load(store, sym, tf)?
+        } else {
+            return Err(no_data(sym));
+        };
+        let series = series.slice(req.from, req.to);
+        if series.is_empty() {
+            return Err(Diagnostic::error(
+                codes::MISSING_DATA,
+                format!("no bars for `{sym}` in the requested period"),
+            ));
+        }
+        for s in bundle.strategies.iter().filter(|s| s.trades(sym)) {
+            if let Some(tf) = series.timeframe.filter(|tf| *tf != s.doc.timeframe.value) {
+                files.notes.push(format!(
+                    "warning: strategy `{}` is written for {} bars but `{sym}`'s bars are {tf} apart",
+                    s.name(),
+                    s.doc.timeframe.value
+                ));
+            }
+        }
+        out.push(series);
+    }
+    Ok(MarketData {
+        series: out,
+        notes: files.notes,
+    })
+}
+
+fn no_data(sym: &str) -> Diagnostic {
+    Diagnostic::error(codes::MISSING_DATA, format!("no market data for `{sym}`")).help(format!(
+        "add it to the manifest (`data: {{csv: {{{sym}: FILE}}}}` or `data: {{store: bars.sqlite}}`) or pass `--data {sym}=FILE`"
+    ))
+}

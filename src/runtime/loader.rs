@@ -1,0 +1,361 @@
+//! Loading documents from disk and compiling them into a [`Bundle`].
+//!
+//! A bot manifest's `strategies` and `policies` paths, and its data paths, are relative to the
+//! manifest's directory. A strategy file can also be run on its own (no policies, default
+//! money). [`validate_paths`] checks any mix of files and directories and reports every problem
+//! in every file once.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{Document, read_document};
+use crate::diagnostics::{Diagnostic, Severity, SourceFile, Span, codes};
+use crate::dsl::bundle::{
+    Bundle, CompiledPolicy, CompiledStrategy, assemble, compile_policy, compile_strategy,
+};
+
+/// A loaded bundle and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The compiled bundle.
+    pub bundle: Bundle,
+    /// Directory that relative paths in the manifest are resolved against.
+    pub base_dir: PathBuf,
+    /// Warnings (errors make loading fail).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Joins `rel` to `base` and removes `.` and `..` components lexically, so paths stay as short
+/// and relative as the user wrote them.
+pub fn resolve(base: &Path, rel: &str) -> PathBuf {
+    let joined = if Path::new(rel).is_absolute() {
+        PathBuf::from(rel)
+    } else {
+        base.join(rel)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let last_is_normal =
+                    matches!(out.components().next_back(), Some(Component::Normal(_)));
+                if last_is_normal {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
+}
+
+/// Reads a text file as a [`SourceFile`] named by its path.
+///
+/// # Errors
+/// A `E9001` diagnostic when the file cannot be read.
+pub fn read_source(path: &Path) -> Result<Arc<SourceFile>, Diagnostic> {
+    std::fs::read_to_string(path)
+        .map(|t| SourceFile::new(path.display().to_string(), t))
+        .map_err(|e| Diagnostic::error(codes::IO, format!("cannot read `{}`: {e}", path.display())))
+}
+
+fn dir_of(path: &Path) -> PathBuf {
+    path.parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Problems of a referenced document that is missing or of the wrong kind.
+fn reference_error(
+    manifest: &Arc<SourceFile>,
+    span: Span,
+    msg: String,
+    help: String,
+) -> Diagnostic {
+    Diagnostic::error(codes::UNRESOLVED_REFERENCE, msg)
+        .at(manifest, span)
+        .label("referenced here")
+        .help(help)
+}
+
+/// Loads a document that can be run: a bot manifest, or a single strategy.
+///
+/// # Errors
+/// Every diagnostic found (errors and warnings) when any error was found.
+pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let src = read_source(path).map_err(|d| vec![d])?;
+    let doc = read_document(&src, &mut diags);
+    let base_dir = dir_of(path);
+    let bundle = match doc {
+        None => None,
+        Some(Document::Strategy(s)) => {
+            let compiled = compile_strategy(s, &mut diags);
+            compiled.and_then(|c| {
+                assemble(
+                    None,
+                    vec![c],
+                    vec![],
+                    std::slice::from_ref(&src),
+                    &mut diags,
+                )
+            })
+        }
+        Some(Document::Policy(p)) => {
+            diags.push(
+                Diagnostic::error(codes::UNKNOWN_KIND, "a policy cannot be run on its own")
+                    .at(&src, p.name.span)
+                    .help("run a bot manifest (`kind: bot`) that lists this policy, or a strategy file"),
+            );
+            None
+        }
+        Some(Document::Bot(bot)) => {
+            let mut sources = vec![src.clone()];
+            let mut strategies: Vec<CompiledStrategy> = Vec::new();
+            let mut policies: Vec<CompiledPolicy> = Vec::new();
+            let mut ok = true;
+            for r in &bot.strategies {
+                let p = resolve(&base_dir, &r.value);
+                match load_referenced(&src, r.span, &p, "strategy", &mut diags) {
+                    Some((file, Document::Strategy(s))) => {
+                        sources.push(file);
+                        match compile_strategy(s, &mut diags) {
+                            Some(c) => strategies.push(c),
+                            None => ok = false,
+                        }
+                    }
+                    _ => ok = false,
+                }
+            }
+            for r in &bot.policies {
+                let p = resolve(&base_dir, &r.value);
+                match load_referenced(&src, r.span, &p, "policy", &mut diags) {
+                    Some((file, Document::Policy(pol))) => {
+                        sources.push(file);
+                        match compile_policy(pol, &mut diags) {
+                            Some(c) => policies.push(c),
+                            None => ok = false,
+                        }
+                    }
+                    _ => ok = false,
+                }
+            }
+            if ok {
+                assemble(Some(bot), strategies, policies, &sources, &mut diags)
+            } else {
+                None
+            }
+        }
+    };
+    add_warnings(bundle.as_ref(), &mut diags);
+    match bundle {
+        Some(bundle) if !diags.iter().any(Diagnostic::is_error) => Ok(Loaded {
+            bundle,
+            base_dir,
+            warnings: diags,
+        }),
+        _ => Err(diags),
+    }
+}
+
+fn load_referenced(
+    manifest: &Arc<SourceFile>,
+    span: Span,
+    path: &Path,
+    want: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(Arc<SourceFile>, Document)> {
+    let file = match std::fs::read_to_string(path) {
+        Ok(t) => SourceFile::new(path.display().to_string(), t),
+        Err(e) => {
+            diags.push(reference_error(
+                manifest,
+                span,
+                format!("cannot read {want} file `{}`: {e}", path.display()),
+                "paths are relative to the manifest's directory".into(),
+            ));
+            return None;
+        }
+    };
+    let doc = read_document(&file, diags)?;
+    if doc.kind() != want {
+        diags.push(reference_error(
+            manifest,
+            span,
+            format!("`{}` is a {}, not a {want}", path.display(), doc.kind()),
+            format!(
+                "list it under `{}s`",
+                doc.kind().replace("policys", "policies")
+            ),
+        ));
+        return None;
+    }
+    Some((file, doc))
+}
+
+/// Warnings that need the whole bundle (unused params for now).
+fn add_warnings(bundle: Option<&Bundle>, diags: &mut Vec<Diagnostic>) {
+    let Some(b) = bundle else { return };
+    for s in &b.strategies {
+        for name in &s.unused_params {
+            if let Some(p) = s.doc.param(name) {
+                diags.push(
+                    Diagnostic::warning(
+                        codes::UNUSED_PARAM,
+                        format!("param `{name}` is never used"),
+                    )
+                    .at(&s.doc.source, p.name.span)
+                    .label("unused")
+                    .help("remove it, or refer to it in a rule"),
+                );
+            }
+        }
+    }
+}
+
+/// The outcome of validating paths.
+#[derive(Debug, Clone, Default)]
+pub struct Validation {
+    /// Files checked.
+    pub files: Vec<PathBuf>,
+    /// Every diagnostic, each once.
+    pub diags: Vec<Diagnostic>,
+}
+
+impl Validation {
+    /// Number of errors.
+    pub fn errors(&self) -> usize {
+        self.diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    /// Number of warnings.
+    pub fn warnings(&self) -> usize {
+        self.diags
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count()
+    }
+}
+
+fn collect_yaml(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            if e.is_dir() {
+                collect_yaml(&e, out)?;
+            } else if matches!(e.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
+                out.push(e);
+            }
+        }
+        Ok(())
+    } else {
+        out.push(path.to_path_buf());
+        Ok(())
+    }
+}
+
+/// Validates files and directories (every `.yaml`/`.yml` below a directory): each document on
+/// its own, and each bot manifest with everything it references.
+///
+/// # Errors
+/// An I/O diagnostic when a path cannot be listed.
+pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
+    let mut files = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            return Err(Diagnostic::error(
+                codes::IO,
+                format!("`{}` does not exist", p.display()),
+            ));
+        }
+        collect_yaml(p, &mut files).map_err(|e| {
+            Diagnostic::error(codes::IO, format!("cannot list `{}`: {e}", p.display()))
+        })?;
+    }
+    let mut v = Validation {
+        files: files.clone(),
+        diags: Vec::new(),
+    };
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut push = |v: &mut Validation, d: Diagnostic| {
+        let key = format!("{:?}|{:?}|{}|{}", d.location(), d.span, d.code, d.message);
+        if seen.insert(key) {
+            v.diags.push(d);
+        }
+    };
+    for f in &files {
+        let src = match read_source(f) {
+            Ok(s) => s,
+            Err(d) => {
+                push(&mut v, d);
+                continue;
+            }
+        };
+        let mut diags = Vec::new();
+        match read_document(&src, &mut diags) {
+            Some(Document::Strategy(s)) => {
+                if let Some(c) = compile_strategy(s, &mut diags) {
+                    add_warnings(
+                        Some(&Bundle {
+                            revision: String::new(),
+                            bot: None,
+                            strategies: vec![c],
+                            policies: vec![],
+                        }),
+                        &mut diags,
+                    );
+                }
+            }
+            Some(Document::Policy(p)) => {
+                compile_policy(p, &mut diags);
+            }
+            Some(Document::Bot(_)) => {
+                if let Err(more) = load_bundle(f) {
+                    diags.extend(more);
+                }
+            }
+            None => {}
+        }
+        for d in diags {
+            push(&mut v, d);
+        }
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_lexically() {
+        assert_eq!(
+            resolve(Path::new("examples"), "../strategies/a.yaml"),
+            PathBuf::from("strategies/a.yaml")
+        );
+        assert_eq!(resolve(Path::new("."), "./a.yaml"), PathBuf::from("a.yaml"));
+        assert_eq!(
+            resolve(Path::new("../x"), "../../y.yaml"),
+            PathBuf::from("../../y.yaml")
+        );
+        assert_eq!(
+            resolve(Path::new("a/b"), "/abs/c.yaml"),
+            PathBuf::from("/abs/c.yaml")
+        );
+    }
+}

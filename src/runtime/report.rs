@@ -1,0 +1,386 @@
+//! Backtest reports: a printed summary, a JSON document and an HTML page with charts.
+//!
+//! The JSON has `metrics` (see [`crate::engine::metrics`] for definitions; ratios are
+//! fractions, `avg_pnl_pct` and `pnl_pct` are percent points) and `trades`, whose items carry
+//! `symbol`, `strategy`, `entry_time`, `entry_price`, `exit_time`, `exit_price`, `quantity`,
+//! `pnl`, `pnl_pct`, `fees`, `exit_reason` and `holding_bars`, with times in RFC 3339 UTC.
+
+use std::fmt::Write as _;
+
+use plotters::prelude::*;
+use serde_json::{Value, json};
+
+use crate::engine::backtest::BacktestOutput;
+use crate::engine::metrics::Metrics;
+
+use super::timeparse::format_utc;
+
+/// Context printed alongside the numbers.
+#[derive(Debug, Clone)]
+pub struct ReportContext {
+    /// Bot or strategy name.
+    pub bot: String,
+    /// Bundle revision.
+    pub revision: String,
+    /// Strategy names.
+    pub strategies: Vec<String>,
+    /// Symbols.
+    pub symbols: Vec<String>,
+    /// Settings as JSON (cash, costs, fill timing).
+    pub settings: Value,
+    /// Journal run id, when journaled.
+    pub run_id: Option<i64>,
+    /// Journal path, when journaled.
+    pub journal: Option<String>,
+}
+
+fn opt(v: Option<f64>) -> Value {
+    match v {
+        Some(x) if x.is_finite() => json!(x),
+        _ => Value::Null,
+    }
+}
+
+/// The metrics as a JSON object (snake_case names; undefined values are `null`).
+pub fn metrics_json(m: &Metrics) -> Value {
+    json!({
+        "starting_cash": m.starting_cash,
+        "final_equity": m.final_equity,
+        "total_return": m.total_return,
+        "cagr": opt(m.cagr),
+        "max_drawdown": m.max_drawdown,
+        "sharpe": opt(m.sharpe),
+        "sortino": opt(m.sortino),
+        "win_rate": opt(m.win_rate),
+        "profit_factor": opt(m.profit_factor),
+        "avg_pnl_pct": opt(m.avg_pnl_pct),
+        "avg_win": opt(m.avg_win),
+        "avg_loss": opt(m.avg_loss),
+        "win_loss_ratio": opt(m.win_loss_ratio),
+        "exposure_time": m.exposure_time,
+        "trade_count": m.trade_count,
+        "open_at_end": m.open_at_end,
+        "bars": m.bars,
+        "years": m.years,
+        "periods_per_year": opt(m.periods_per_year),
+    })
+}
+
+/// The full JSON report.
+pub fn to_json(ctx: &ReportContext, out: &BacktestOutput) -> Value {
+    let trades: Vec<Value> = out
+        .trades
+        .iter()
+        .map(|t| {
+            json!({
+                "strategy": t.strategy,
+                "symbol": t.symbol,
+                "entry_time": format_utc(t.entry_time),
+                "entry_price": t.entry_price,
+                "exit_time": format_utc(t.exit_time),
+                "exit_price": t.exit_price,
+                "quantity": t.quantity,
+                "pnl": t.pnl,
+                "pnl_pct": t.pnl_pct,
+                "fees": t.fees,
+                "exit_reason": t.exit_reason,
+                "holding_bars": t.holding_bars,
+                "entry_order_id": t.entry_order_id,
+                "exit_order_id": t.exit_order_id,
+            })
+        })
+        .collect();
+    let open: Vec<Value> = out
+        .open_positions
+        .iter()
+        .map(|p| {
+            json!({
+                "strategy": p.strategy,
+                "symbol": p.symbol,
+                "quantity": p.quantity,
+                "entry_time": format_utc(p.entry_time),
+                "entry_price": p.entry_price,
+                "last_price": p.last_price,
+                "unrealized_pnl": p.unrealized_pnl,
+            })
+        })
+        .collect();
+    json!({
+        "bot": ctx.bot,
+        "bundle_revision": ctx.revision,
+        "run_id": ctx.run_id,
+        "journal": ctx.journal,
+        "strategies": ctx.strategies,
+        "symbols": ctx.symbols,
+        "settings": ctx.settings,
+        "start": out.times.first().map(|t| format_utc(*t)),
+        "end": out.times.last().map(|t| format_utc(*t)),
+        "metrics": metrics_json(&out.metrics),
+        "orders": out.stats,
+        "trades": trades,
+        "open_positions": open,
+    })
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2}%", v * 100.0)
+}
+
+fn opt_num(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.filter(|x| x.is_finite())
+        .map(f)
+        .unwrap_or_else(|| "n/a".into())
+}
+
+/// The printed summary.
+pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
+    let m = &out.metrics;
+    let mut s = String::new();
+    let period = match (out.times.first(), out.times.last()) {
+        (Some(a), Some(b)) => format!("{} .. {}", format_utc(*a), format_utc(*b)),
+        _ => "no bars".into(),
+    };
+    let _ = writeln!(s, "backtest {} (bundle {})", ctx.bot, ctx.revision);
+    let _ = writeln!(s, "  strategies    {}", ctx.strategies.join(", "));
+    let _ = writeln!(s, "  symbols       {}", ctx.symbols.join(", "));
+    let _ = writeln!(
+        s,
+        "  period        {period} ({} bars, {:.2} years)",
+        m.bars, m.years
+    );
+    let _ = writeln!(s);
+    let rows: Vec<(&str, String)> = vec![
+        ("starting cash", format!("{:.2}", m.starting_cash)),
+        ("final equity", format!("{:.2}", m.final_equity)),
+        ("total return", pct(m.total_return)),
+        ("CAGR", opt_num(m.cagr, pct)),
+        ("max drawdown", pct(m.max_drawdown)),
+        ("Sharpe", opt_num(m.sharpe, |x| format!("{x:.2}"))),
+        ("Sortino", opt_num(m.sortino, |x| format!("{x:.2}"))),
+        ("trades", m.trade_count.to_string()),
+        ("win rate", opt_num(m.win_rate, pct)),
+        (
+            "profit factor",
+            opt_num(m.profit_factor, |x| format!("{x:.2}")),
+        ),
+        (
+            "avg pnl/trade",
+            opt_num(m.avg_pnl_pct, |x| format!("{x:.2}%")),
+        ),
+        ("avg win", opt_num(m.avg_win, |x| format!("{x:.2}"))),
+        ("avg loss", opt_num(m.avg_loss, |x| format!("{x:.2}"))),
+        ("exposure time", pct(m.exposure_time)),
+        (
+            "open at end",
+            if m.open_at_end {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(s, "  {k:<15}{v:>16}");
+    }
+    let st = &out.stats;
+    let _ = writeln!(
+        s,
+        "\n  orders        {} submitted, {} filled, {} rejected, {} cancelled",
+        st.orders_submitted, st.orders_filled, st.orders_rejected, st.orders_cancelled
+    );
+    for (rule, n) in &st.denials {
+        let _ = writeln!(s, "  denied        {n} by {rule}");
+    }
+    for p in &out.open_positions {
+        let _ = writeln!(
+            s,
+            "  open          {} {} x {:.6} since {} at {:.4} (unrealized {:.2})",
+            p.strategy,
+            p.symbol,
+            p.quantity,
+            format_utc(p.entry_time),
+            p.entry_price,
+            p.unrealized_pnl
+        );
+    }
+    if let (Some(id), Some(j)) = (ctx.run_id, &ctx.journal) {
+        let _ = writeln!(s, "  journal       run {id} in {j}");
+    }
+    s
+}
+
+/// Keeps at most about `max` points of a curve, preserving each bucket's extremes.
+fn downsample(times: &[i64], values: &[f64], max: usize) -> Vec<(i64, f64)> {
+    if times.len() <= max {
+        return times.iter().copied().zip(values.iter().copied()).collect();
+    }
+    let bucket = times.len().div_ceil(max / 2);
+    let mut out = Vec::with_capacity(max + 2);
+    for start in (0..times.len()).step_by(bucket) {
+        let end = (start + bucket).min(times.len());
+        let (mut lo, mut hi) = (start, start);
+        for i in start..end {
+            if values[i] < values[lo] {
+                lo = i;
+            }
+            if values[i] > values[hi] {
+                hi = i;
+            }
+        }
+        for i in if lo <= hi { [lo, hi] } else { [hi, lo] } {
+            out.push((times[i], values[i]));
+        }
+    }
+    out
+}
+
+fn chart(
+    title: &str,
+    points: &[(i64, f64)],
+    area: bool,
+    color: RGBColor,
+) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 320)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (x0, x1) = (
+            points.first().map_or(0, |p| p.0),
+            points
+                .last()
+                .map_or(1, |p| p.0)
+                .max(points.first().map_or(0, |p| p.0) + 1),
+        );
+        let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            (lo.min(0.0) - 1.0, hi.max(0.0) + 1.0)
+        };
+        let pad = (hi - lo) * 0.05;
+        let mut c = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))
+            .map_err(|e| e.to_string())?;
+        c.configure_mesh()
+            .x_labels(6)
+            .y_labels(6)
+            .x_label_formatter(&|t| format_utc(*t)[..10].to_string())
+            .draw()
+            .map_err(|e| e.to_string())?;
+        if area {
+            c.draw_series(
+                AreaSeries::new(points.iter().copied(), 0.0, color.mix(0.3)).border_style(color),
+            )
+            .map_err(|e| e.to_string())?;
+        } else {
+            c.draw_series(LineSeries::new(points.iter().copied(), &color))
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A self-contained HTML report: summary, equity and drawdown charts (SVG), and the trades.
+///
+/// # Errors
+/// When a chart cannot be drawn.
+pub fn to_html(ctx: &ReportContext, out: &BacktestOutput) -> Result<String, String> {
+    let equity = downsample(&out.times, &out.equity, 2000);
+    let mut peak = out.metrics.starting_cash;
+    let dd: Vec<f64> = out
+        .equity
+        .iter()
+        .map(|&e| {
+            peak = peak.max(e);
+            -(peak - e) / peak * 100.0
+        })
+        .collect();
+    let dd = downsample(&out.times, &dd, 2000);
+    let eq_svg = chart("Equity", &equity, false, RGBColor(31, 119, 180))?;
+    let dd_svg = chart("Drawdown (% below peak)", &dd, true, RGBColor(214, 39, 40))?;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tradedsl backtest {}</title>\
+         <style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}\
+         td,th{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}}th{{background:#f4f4f4}}\
+         td:first-child,th:first-child{{text-align:left}}pre{{background:#f8f8f8;padding:1em}}</style></head><body>",
+        esc(&ctx.bot)
+    );
+    let _ = write!(
+        h,
+        "<h1>Backtest: {}</h1><p>bundle revision <code>{}</code></p>",
+        esc(&ctx.bot),
+        esc(&ctx.revision)
+    );
+    let _ = write!(h, "<pre>{}</pre>", esc(&summary(ctx, out)));
+    let _ = write!(h, "{eq_svg}{dd_svg}");
+    let _ = write!(
+        h,
+        "<h2>Trades ({})</h2><table><tr><th>strategy</th><th>symbol</th><th>entry</th><th>entry price</th><th>exit</th>\
+         <th>exit price</th><th>quantity</th><th>pnl</th><th>pnl %</th><th>exit reason</th><th>bars</th></tr>",
+        out.trades.len()
+    );
+    const MAX_ROWS: usize = 1000;
+    for t in out.trades.iter().take(MAX_ROWS) {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{:.4}</td><td>{:.6}</td><td>{:.2}</td>\
+             <td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+            esc(&t.strategy),
+            esc(&t.symbol),
+            format_utc(t.entry_time),
+            t.entry_price,
+            format_utc(t.exit_time),
+            t.exit_price,
+            t.quantity,
+            t.pnl,
+            t.pnl_pct,
+            t.exit_reason,
+            t.holding_bars
+        );
+    }
+    h.push_str("</table>");
+    if out.trades.len() > MAX_ROWS {
+        let _ = write!(
+            h,
+            "<p>{} more trades are in the JSON report and the journal.</p>",
+            out.trades.len() - MAX_ROWS
+        );
+    }
+    let _ = write!(
+        h,
+        "<h2>Settings</h2><pre>{}</pre></body></html>",
+        esc(&serde_json::to_string_pretty(&ctx.settings).unwrap_or_default())
+    );
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downsampling_keeps_extremes() {
+        let times: Vec<i64> = (0..10_000).collect();
+        let mut values: Vec<f64> = (0..10_000).map(|i| (i as f64 * 0.01).sin()).collect();
+        values[5000] = 10.0;
+        let d = downsample(&times, &values, 200);
+        assert!(d.len() <= 202);
+        assert!(d.iter().any(|p| p.1 == 10.0));
+        assert!(d.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+}
