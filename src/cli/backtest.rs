@@ -74,10 +74,42 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print how long each phase took (to standard error).
+    #[arg(long)]
+    pub timings: bool,
+}
+
+/// Wall-clock phase timer for `--timings`.
+struct Timer {
+    on: bool,
+    start: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Timer {
+    fn new(on: bool) -> Self {
+        let now = std::time::Instant::now();
+        Timer { on, start: now, last: now }
+    }
+
+    fn lap(&mut self, what: &str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            eprintln!("timing: {what:<14} {:>8.1} ms", (now - self.last).as_secs_f64() * 1e3);
+            self.last = now;
+        }
+    }
+
+    fn total(&self) {
+        if self.on {
+            eprintln!("timing: {:<14} {:>8.1} ms", "total", self.start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
 }
 
 /// Runs the command.
 pub fn run(args: Args, out: Out) -> u8 {
+    let mut timer = Timer::new(args.timings);
     let loaded = match load_bundle(&args.path) {
         Ok(l) => l,
         Err(diags) => {
@@ -91,22 +123,10 @@ pub fn run(args: Args, out: Out) -> u8 {
     let bundle = Arc::new(loaded.bundle.clone());
     let bot = bundle.bot.as_ref();
     let settings = EngineSettings {
-        bot: bot.map_or_else(
-            || bundle.strategies[0].name().to_string(),
-            |b| b.name.value.clone(),
-        ),
-        starting_cash: args
-            .cash
-            .or(bot.map(|b| b.starting_cash.value))
-            .unwrap_or(100_000.0),
-        commission: args
-            .commission
-            .or(bot.map(|b| b.costs.commission.value))
-            .unwrap_or(0.0),
-        slippage: args
-            .slippage
-            .or(bot.map(|b| b.costs.slippage.value))
-            .unwrap_or(0.0),
+        bot: bot.map_or_else(|| bundle.strategies[0].name().to_string(), |b| b.name.value.clone()),
+        starting_cash: args.cash.or(bot.map(|b| b.starting_cash.value)).unwrap_or(100_000.0),
+        commission: args.commission.or(bot.map(|b| b.costs.commission.value)).unwrap_or(0.0),
+        slippage: args.slippage.or(bot.map(|b| b.costs.slippage.value)).unwrap_or(0.0),
         fill: match args.fill {
             Some(Fill::Close) => FillTiming::Close,
             Some(Fill::NextOpen) => FillTiming::NextOpen,
@@ -125,10 +145,12 @@ pub fn run(args: Args, out: Out) -> u8 {
         timezone: args.timezone,
         time_format: args.time_format.clone(),
     };
+    timer.lap("compile");
     let market = match load_for_bundle(&loaded, &req) {
         Ok(m) => m,
         Err(d) => return out.fail(&d),
     };
+    timer.lap("load data");
     if !args.quiet {
         for n in &market.notes {
             eprintln!("note: {n}");
@@ -143,10 +165,9 @@ pub fn run(args: Args, out: Out) -> u8 {
     let journal_path = if args.no_journal {
         None
     } else {
-        args.journal.clone().or_else(|| {
-            bot.and_then(|b| b.database.as_ref())
-                .map(|d| resolve(&loaded.base_dir, &d.value))
-        })
+        args.journal
+            .clone()
+            .or_else(|| bot.and_then(|b| b.database.as_ref()).map(|d| resolve(&loaded.base_dir, &d.value)))
     };
     let symbols: Vec<String> = market.series.iter().map(|s| s.symbol.clone()).collect();
     let mut journal = match &journal_path {
@@ -171,25 +192,19 @@ pub fn run(args: Args, out: Out) -> u8 {
         None => &mut null,
     };
     let result = backtest::run(bundle.clone(), &market.series, settings.clone(), sink);
+    timer.lap("run");
     let run_id = match journal {
-        Some(j) => match j.finish(
-            result.times.first().copied(),
-            result.times.last().copied(),
-            &report::metrics_json(&result.metrics),
-        ) {
+        Some(j) => match j.finish(result.first_ts, result.last_ts, &report::metrics_json(&result.metrics)) {
             Ok(id) => Some(id),
             Err(d) => return out.fail(&d),
         },
         None => None,
     };
+    timer.lap("journal commit");
     let ctx = ReportContext {
         bot: settings.bot.clone(),
         revision: bundle.revision.clone(),
-        strategies: bundle
-            .strategies
-            .iter()
-            .map(|s| s.name().to_string())
-            .collect(),
+        strategies: bundle.strategies.iter().map(|s| s.name().to_string()).collect(),
         symbols,
         settings: settings_json,
         run_id,
@@ -214,6 +229,8 @@ pub fn run(args: Args, out: Out) -> u8 {
             }
         }
     }
+    timer.lap("reports");
+    timer.total();
     if !args.quiet {
         print!("{}", report::summary(&ctx, &result));
         if let Some(p) = &args.json {

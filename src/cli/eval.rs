@@ -61,11 +61,7 @@ fn params(args: &Args, out: Out) -> Result<Vec<Param>, u8> {
         match read_document(&src, &mut diags) {
             Some(Document::Strategy(s)) => ps = s.params,
             Some(other) => {
-                eprintln!(
-                    "error: `{}` is a {}, not a strategy",
-                    p.display(),
-                    other.kind()
-                );
+                eprintln!("error: `{}` is a {}, not a strategy", p.display(), other.kind());
                 return Err(EXIT_USAGE);
             }
             None => {
@@ -136,11 +132,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         let names: Vec<&str> = load.series.iter().map(|s| s.symbol.as_str()).collect();
         return out.fail(&Diagnostic::error(
             codes::MISSING_DATA,
-            format!(
-                "`{}` holds several symbols ({}); pick one with --symbol",
-                args.data.display(),
-                names.join(", ")
-            ),
+            format!("`{}` holds several symbols ({}); pick one with --symbol", args.data.display(), names.join(", ")),
         ));
     }
     let series = &load.series[0];
@@ -149,10 +141,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         Some(p) => match std::fs::File::create(p) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
             Err(e) => {
-                return out.fail(&Diagnostic::error(
-                    codes::IO,
-                    format!("cannot write `{}`: {e}", p.display()),
-                ));
+                return out.fail(&Diagnostic::error(codes::IO, format!("cannot write `{}`: {e}", p.display())));
             }
         },
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
@@ -189,14 +178,10 @@ pub fn run(args: Args, out: Out) -> u8 {
     })();
     match result {
         Ok(()) => EXIT_OK,
-        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe) =>
-        {
+        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe) => {
             // A closed pipe (e.g. `| head`) is not an error worth reporting.
             EXIT_OK
         }
-        Err(e) => out.fail(&Diagnostic::error(
-            codes::IO,
-            format!("cannot write CSV: {e}"),
-        )),
+        Err(e) => out.fail(&Diagnostic::error(codes::IO, format!("cannot write CSV: {e}"))),
     }
 }

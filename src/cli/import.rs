@@ -60,11 +60,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         timezone: args.timezone,
         delimiter: args.delimiter.map(|c| c as u8),
         header: args.no_header.then_some(false),
-        on_missing: if args.on_missing == Missing::Error {
-            OnMissing::Error
-        } else {
-            OnMissing::Skip
-        },
+        on_missing: if args.on_missing == Missing::Error { OnMissing::Error } else { OnMissing::Skip },
     };
     // Read and check every file before writing anything.
     let mut loaded = Vec::new();
@@ -72,17 +68,10 @@ pub fn run(args: Args, out: Out) -> u8 {
         let bytes = match std::fs::read(f) {
             Ok(b) => b,
             Err(e) => {
-                return out.fail(&Diagnostic::error(
-                    codes::IO,
-                    format!("cannot read `{}`: {e}", f.display()),
-                ));
+                return out.fail(&Diagnostic::error(codes::IO, format!("cannot read `{}`: {e}", f.display())));
             }
         };
-        let stem = f
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("DATA")
-            .to_string();
+        let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or("DATA").to_string();
         match parse_csv(&f.display().to_string(), &stem, &bytes, &opts) {
             Ok(l) => loaded.push((f.clone(), sha256_hex(&bytes), l)),
             Err(d) => {
@@ -127,11 +116,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         println!("  layout: {}", r.layout);
         if r.skipped > 0 {
             let lines: Vec<String> = r.skipped_lines.iter().map(|l| l.to_string()).collect();
-            println!(
-                "  skipped {} row(s) with missing prices (lines {})",
-                r.skipped,
-                lines.join(", ")
-            );
+            println!("  skipped {} row(s) with missing prices (lines {})", r.skipped, lines.join(", "));
         }
         if r.missing_volume > 0 {
             println!("  {} missing volume cell(s) read as 0", r.missing_volume);

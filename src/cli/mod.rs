@@ -83,11 +83,7 @@ impl Out {
 
 /// `2` when any error is an I/O error, else `1`.
 pub fn exit_code_for(diags: &[Diagnostic]) -> u8 {
-    if diags.iter().any(|d| d.is_error() && d.code == codes::IO) {
-        EXIT_USAGE
-    } else {
-        EXIT_INVALID
-    }
+    if diags.iter().any(|d| d.is_error() && d.code == codes::IO) { EXIT_USAGE } else { EXIT_INVALID }
 }
 
 /// Parses arguments, runs the command, returns the process exit code.
@@ -116,9 +112,8 @@ pub fn main() -> ExitCode {
 
 /// Parses an IANA time zone name for clap.
 pub fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
-    s.parse::<chrono_tz::Tz>().map_err(|_| {
-        format!("unknown time zone `{s}`; use an IANA name such as `America/New_York`")
-    })
+    s.parse::<chrono_tz::Tz>()
+        .map_err(|_| format!("unknown time zone `{s}`; use an IANA name such as `America/New_York`"))
 }
 
 /// Parses a `--from`/`--to` bound for clap.
@@ -137,11 +132,9 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
 /// Writes a file, creating its directory.
 pub fn write_file(path: &PathBuf, contents: &str) -> Result<(), Diagnostic> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display())))?;
     }
-    std::fs::write(path, contents).map_err(|e| {
-        Diagnostic::error(codes::IO, format!("cannot write `{}`: {e}", path.display()))
-    })
+    std::fs::write(path, contents)
+        .map_err(|e| Diagnostic::error(codes::IO, format!("cannot write `{}`: {e}", path.display())))
 }

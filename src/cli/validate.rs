@@ -40,10 +40,7 @@ pub fn run(args: Args, out: Out) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let io_error = v
-        .diags
-        .iter()
-        .any(|d| d.is_error() && d.code == crate::diagnostics::codes::IO);
+    let io_error = v.diags.iter().any(|d| d.is_error() && d.code == crate::diagnostics::codes::IO);
     let failed = v.errors() > 0 || (args.deny_warnings && v.warnings() > 0);
     match args.format {
         Format::Human => {

@@ -59,10 +59,7 @@ fn read_kind(r: &mut Reader<'_>, root: &Node) -> Option<&'static str> {
             codes::WRONG_TYPE,
             root.span,
             format!("a document must be a mapping, found {}", root.kind_name()),
-            Some(format!(
-                "start the file with `kind: ` and one of {}",
-                one_of(&KINDS)
-            )),
+            Some(format!("start the file with `kind: ` and one of {}", one_of(&KINDS))),
         );
     };
     let Some((_, node)) = entries.iter().find(|(k, _)| k.name == "kind") else {
@@ -86,12 +83,7 @@ fn read_kind(r: &mut Reader<'_>, root: &Node) -> Option<&'static str> {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("expected one of {}", one_of(&KINDS)),
             };
-            r.fail(
-                codes::UNKNOWN_KIND,
-                node.span,
-                format!("unknown document kind `{text}`"),
-                Some(help),
-            )
+            r.fail(codes::UNKNOWN_KIND, node.span, format!("unknown document kind `{text}`"), Some(help))
         }
     }
 }
@@ -126,16 +118,11 @@ mod tests {
              entry: close > 1\nexit: close < 1\nstop_loss: 3%\nsizing: {percent_of_equity: 5%}\n",
         );
         assert!(diags.is_empty(), "{diags:?}");
-        let Some(Document::Strategy(s)) = doc else {
-            panic!()
-        };
+        let Some(Document::Strategy(s)) = doc else { panic!() };
         assert_eq!(s.universe[0].value, "GOOG");
         assert_eq!(s.params.len(), 2);
         assert_eq!(s.stop_loss.unwrap().value.value, 0.03);
-        assert_eq!(
-            s.sizing.value,
-            crate::config::strategy::Sizing::PercentOfEquity(0.05)
-        );
+        assert_eq!(s.sizing.value, crate::config::strategy::Sizing::PercentOfEquity(0.05));
     }
 
     #[test]
@@ -147,16 +134,8 @@ mod tests {
         let codes: Vec<_> = diags.iter().map(|d| d.code).collect();
         // missing name, bad timeframe, bad stop_loss, two unknown keys
         assert_eq!(codes.len(), 5, "{diags:#?}");
-        assert!(
-            diags
-                .iter()
-                .any(|d| d.help.as_deref() == Some("did you mean `name`?"))
-        );
-        assert!(
-            diags
-                .iter()
-                .any(|d| d.help.as_deref() == Some("did you mean `exit`?"))
-        );
+        assert!(diags.iter().any(|d| d.help.as_deref() == Some("did you mean `name`?")));
+        assert!(diags.iter().any(|d| d.help.as_deref() == Some("did you mean `exit`?")));
     }
 
     #[test]
@@ -173,9 +152,7 @@ mod tests {
              costs: {commission: 0.1%, slippage: 5bps}\n",
         );
         assert!(diags.is_empty(), "{diags:?}");
-        let Some(Document::Bot(b)) = doc else {
-            panic!()
-        };
+        let Some(Document::Bot(b)) = doc else { panic!() };
         assert_eq!(b.data.csv[0].symbol.value, "GOOG");
         assert!((b.costs.slippage.value - 0.0005).abs() < 1e-15);
         assert_eq!(b.fill.value, crate::config::manifest::FillTiming::NextOpen);

@@ -29,12 +29,7 @@ impl ExprSource {
         let text = text.into();
         let raw = file.text.get(span.start..span.end).unwrap_or("");
         let offsets = align(&text, raw, span.start);
-        ExprSource {
-            file: file.clone(),
-            text,
-            span,
-            offsets,
-        }
+        ExprSource { file: file.clone(), text, span, offsets }
     }
 
     /// An expression that is not inside a file (e.g. given on the command line): the "file" is
@@ -68,8 +63,7 @@ fn align(value: &str, raw: &str, base: usize) -> Vec<usize> {
     let mut j = 0;
     for &b in v {
         let mut k = j;
-        while k < r.len() && !(r[k] == b || (b.is_ascii_whitespace() && r[k].is_ascii_whitespace()))
-        {
+        while k < r.len() && !(r[k] == b || (b.is_ascii_whitespace() && r[k].is_ascii_whitespace())) {
             k += 1;
         }
         if k < r.len() {

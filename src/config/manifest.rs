@@ -80,10 +80,7 @@ pub struct Costs {
 
 impl Default for Costs {
     fn default() -> Self {
-        Costs {
-            commission: Rate::fraction(0.0),
-            slippage: Rate::fraction(0.0),
-        }
+        Costs { commission: Rate::fraction(0.0), slippage: Rate::fraction(0.0) }
     }
 }
 
@@ -111,13 +108,8 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
     let mut m = r.map(root, "bot")?;
     m.get("kind");
     let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
-    let description = m
-        .get("description")
-        .and_then(|n| r.string(n, "description"))
-        .map(|s| s.value);
-    let strategies = m
-        .required(r, "strategies")
-        .and_then(|n| r.string_list(n, "strategies"));
+    let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
+    let strategies = m.required(r, "strategies").and_then(|n| r.string_list(n, "strategies"));
     let policies = match m.get("policies") {
         Some(n) if n.value != NodeValue::Null => r.string_list(n, "policies"),
         _ => Some(Vec::new()),
@@ -126,9 +118,7 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
         Some(n) => read_data(r, n),
         None => Some(DataSpec::default()),
     };
-    let starting_cash = m
-        .required(r, "starting_cash")
-        .and_then(|n| r.positive_number(n, "starting_cash"));
+    let starting_cash = m.required(r, "starting_cash").and_then(|n| r.positive_number(n, "starting_cash"));
     let costs = match m.get("costs") {
         Some(n) => read_costs(r, n),
         None => Some(Costs::default()),
@@ -136,11 +126,7 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
     let span = m.span();
     let fill = match m.get("fill") {
         Some(n) => r.choice(n, "fill", &["next_open", "close"]).map(|c| {
-            let t = if c.value == "close" {
-                FillTiming::Close
-            } else {
-                FillTiming::NextOpen
-            };
+            let t = if c.value == "close" { FillTiming::Close } else { FillTiming::NextOpen };
             Spanned::new(t, c.span)
         }),
         None => Some(Spanned::new(FillTiming::NextOpen, span)),
@@ -152,12 +138,7 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
     m.finish(r);
     let strategies = strategies?;
     if strategies.is_empty() {
-        return r.fail(
-            codes::INVALID_VALUE,
-            span,
-            "`strategies` must list at least one strategy".into(),
-            None,
-        );
+        return r.fail(codes::INVALID_VALUE, span, "`strategies` must list at least one strategy".into(), None);
     }
     Some(BotDoc {
         source: r.file.clone(),
@@ -175,12 +156,8 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
 
 fn read_costs(r: &mut Reader<'_>, node: &Node) -> Option<Costs> {
     let mut m = r.map(node, "costs")?;
-    let commission = m
-        .get("commission")
-        .map(|n| r.rate_in(n, "commission", 0.0, 0.1));
-    let slippage = m
-        .get("slippage")
-        .map(|n| r.rate_in(n, "slippage", 0.0, 0.1));
+    let commission = m.get("commission").map(|n| r.rate_in(n, "commission", 0.0, 0.1));
+    let slippage = m.get("slippage").map(|n| r.rate_in(n, "slippage", 0.0, 0.1));
     m.finish(r);
     let mut costs = Costs::default();
     if let Some(c) = commission {
@@ -231,18 +208,8 @@ fn read_csv_source(r: &mut Reader<'_>, symbol: Spanned<String>, node: &Node) -> 
             Some(t) => Some(t?),
             None => None,
         };
-        return Some(CsvSource {
-            symbol,
-            path: path?,
-            time_format,
-            timezone,
-        });
+        return Some(CsvSource { symbol, path: path?, time_format, timezone });
     }
     let path = r.name(node, "csv path")?;
-    Some(CsvSource {
-        symbol,
-        path,
-        time_format: None,
-        timezone: None,
-    })
+    Some(CsvSource { symbol, path, time_format: None, timezone: None })
 }

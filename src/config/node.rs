@@ -81,9 +81,7 @@ impl Node {
     pub fn scalar_text(&self, file: &SourceFile) -> Option<String> {
         match &self.value {
             NodeValue::Str(s) => Some(s.clone()),
-            NodeValue::Bool(_) | NodeValue::Int(_) | NodeValue::Float(_) => {
-                Some(self.raw(file).trim().to_string())
-            }
+            NodeValue::Bool(_) | NodeValue::Int(_) | NodeValue::Float(_) => Some(self.raw(file).trim().to_string()),
             _ => None,
         }
     }
@@ -94,26 +92,15 @@ impl Node {
 /// # Errors
 /// A YAML syntax error (or a duplicate key) becomes an `E1001` diagnostic at its location.
 pub fn parse_yaml(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
-    if file
-        .text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
-        return Ok(Node {
-            value: NodeValue::Null,
-            span: Span::new(0, 0),
-        });
+    if file.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Ok(Node { value: NodeValue::Null, span: Span::new(0, 0) });
     }
     match serde_saphyr::from_str::<serde_saphyr::Spanned<Raw>>(&file.text) {
         Ok(root) => Ok(convert(root)),
         Err(err) => {
             let span = err.location().map(|l| loc_span(&l)).unwrap_or_default();
             let msg = yaml_message(&err);
-            Err(
-                Diagnostic::error(codes::YAML_SYNTAX, format!("invalid YAML: {msg}"))
-                    .at(file, span)
-                    .label("here"),
-            )
+            Err(Diagnostic::error(codes::YAML_SYNTAX, format!("invalid YAML: {msg}")).at(file, span).label("here"))
         }
     }
 }
@@ -162,15 +149,7 @@ fn convert(sp: serde_saphyr::Spanned<Raw>) -> Node {
         Raw::Map(entries) => NodeValue::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| {
-                    (
-                        Key {
-                            span: loc_span(&k.referenced),
-                            name: k.value,
-                        },
-                        convert(v),
-                    )
-                })
+                .map(|(k, v)| (Key { span: loc_span(&k.referenced), name: k.value }, convert(v)))
                 .collect(),
         ),
     };
@@ -201,19 +180,13 @@ impl<'de> Visitor<'de> for RawVisitor {
         Ok(Raw::Int(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
-        Ok(i64::try_from(v)
-            .map(Raw::Int)
-            .unwrap_or(Raw::Float(v as f64)))
+        Ok(i64::try_from(v).map(Raw::Int).unwrap_or(Raw::Float(v as f64)))
     }
     fn visit_i128<E>(self, v: i128) -> Result<Raw, E> {
-        Ok(i64::try_from(v)
-            .map(Raw::Int)
-            .unwrap_or(Raw::Float(v as f64)))
+        Ok(i64::try_from(v).map(Raw::Int).unwrap_or(Raw::Float(v as f64)))
     }
     fn visit_u128<E>(self, v: u128) -> Result<Raw, E> {
-        Ok(i64::try_from(v)
-            .map(Raw::Int)
-            .unwrap_or(Raw::Float(v as f64)))
+        Ok(i64::try_from(v).map(Raw::Int).unwrap_or(Raw::Float(v as f64)))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
         Ok(Raw::Float(v))
@@ -254,14 +227,10 @@ mod tests {
     fn keeps_spans_and_raw_text() {
         let f = SourceFile::new("t.yaml", "a: 1\nb: [ON, 'x']\nc: |\n  x and\n  y\n");
         let n = parse_yaml(&f).unwrap();
-        let NodeValue::Map(m) = &n.value else {
-            panic!()
-        };
+        let NodeValue::Map(m) = &n.value else { panic!() };
         assert_eq!(m[0].0.name, "a");
         assert_eq!(m[0].1.value, NodeValue::Int(1));
-        let NodeValue::Seq(items) = &m[1].1.value else {
-            panic!()
-        };
+        let NodeValue::Seq(items) = &m[1].1.value else { panic!() };
         assert_eq!(items[0].scalar_text(&f).as_deref(), Some("ON"));
         assert_eq!(items[1].scalar_text(&f).as_deref(), Some("x"));
         assert!(items[1].is_quoted(&f));

@@ -73,18 +73,10 @@ pub fn read_policy(r: &mut Reader<'_>, root: &Node) -> Option<PolicyDoc> {
     let mut m = r.map(root, "policy")?;
     m.get("kind");
     let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
-    let description = m
-        .get("description")
-        .and_then(|n| r.string(n, "description"))
-        .map(|s| s.value);
+    let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
     let rules = m.required(r, "rules").and_then(|n| read_rules(r, n));
     m.finish(r);
-    Some(PolicyDoc {
-        source: r.file.clone(),
-        name: name?,
-        description,
-        rules: rules?,
-    })
+    Some(PolicyDoc { source: r.file.clone(), name: name?, description, rules: rules? })
 }
 
 fn read_rules(r: &mut Reader<'_>, node: &Node) -> Option<Vec<PolicyRule>> {
@@ -92,10 +84,7 @@ fn read_rules(r: &mut Reader<'_>, node: &Node) -> Option<Vec<PolicyRule>> {
         return r.fail(
             codes::WRONG_TYPE,
             node.span,
-            format!(
-                "`rules` must be a list of rules, found {}",
-                node.kind_name()
-            ),
+            format!("`rules` must be a list of rules, found {}", node.kind_name()),
             None,
         );
     };
@@ -117,20 +106,11 @@ fn read_rule(r: &mut Reader<'_>, node: &Node) -> Option<PolicyRule> {
     let action = m.required(r, "action").and_then(|n| read_action(r, n));
     let message = m.required(r, "message").and_then(|n| r.name(n, "message"));
     m.finish(r);
-    Some(PolicyRule {
-        id: id?,
-        when: when?,
-        action: action?,
-        message: message?,
-    })
+    Some(PolicyRule { id: id?, when: when?, action: action?, message: message? })
 }
 
 fn read_action(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Action>> {
-    let c = r.choice(
-        node,
-        "action",
-        &["deny", "reduce", "halt", "require_approval"],
-    )?;
+    let c = r.choice(node, "action", &["deny", "reduce", "halt", "require_approval"])?;
     let action = match c.value {
         "deny" => Action::Deny,
         "reduce" => Action::Reduce,
@@ -139,12 +119,9 @@ fn read_action(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Action>> {
     };
     if action != Action::Deny {
         r.push(
-            Diagnostic::error(
-                codes::UNSUPPORTED,
-                format!("action `{}` is not supported yet", c.value),
-            )
-            .at(r.file, c.span)
-            .help("use `deny` for now"),
+            Diagnostic::error(codes::UNSUPPORTED, format!("action `{}` is not supported yet", c.value))
+                .at(r.file, c.span)
+                .help("use `deny` for now"),
         );
         return None;
     }

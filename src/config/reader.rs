@@ -32,16 +32,8 @@ impl<'a> Reader<'a> {
     }
 
     /// Records an error at a span and returns `None`, for `return r.fail(...)` chains.
-    pub fn fail<T>(
-        &mut self,
-        code: &'static str,
-        span: Span,
-        msg: String,
-        help: Option<String>,
-    ) -> Option<T> {
-        let d = Diagnostic::error(code, msg)
-            .at(self.file, span)
-            .maybe_help(help);
+    pub fn fail<T>(&mut self, code: &'static str, span: Span, msg: String, help: Option<String>) -> Option<T> {
+        let d = Diagnostic::error(code, msg).at(self.file, span).maybe_help(help);
         self.diags.push(d);
         None
     }
@@ -77,12 +69,7 @@ impl<'a> Reader<'a> {
     pub fn name(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
         let s = self.string(node, what)?;
         if s.value.trim().is_empty() {
-            return self.fail(
-                codes::INVALID_VALUE,
-                node.span,
-                format!("`{what}` must not be empty"),
-                None,
-            );
+            return self.fail(codes::INVALID_VALUE, node.span, format!("`{what}` must not be empty"), None);
         }
         Some(s)
     }
@@ -92,24 +79,14 @@ impl<'a> Reader<'a> {
         let parsed = match &node.value {
             NodeValue::Int(i) => Some((*i as f64, NumUnit::Plain)),
             NodeValue::Float(f) if f.is_finite() => Some((*f, NumUnit::Plain)),
-            NodeValue::Str(s) if !node.is_quoted(self.file) || parse_number(s).is_some() => {
-                parse_number(s)
-            }
+            NodeValue::Str(s) if !node.is_quoted(self.file) || parse_number(s).is_some() => parse_number(s),
             _ => None,
         };
         match parsed {
             Some(v) => Some(Spanned::new(v, node.span)),
             None => {
-                let msg = format!(
-                    "`{what}` must be a number, found {}",
-                    describe(node, self.file)
-                );
-                self.fail(
-                    codes::WRONG_TYPE,
-                    node.span,
-                    msg,
-                    Some("write e.g. `10`, `0.05`, `5%` or `30bps`".into()),
-                )
+                let msg = format!("`{what}` must be a number, found {}", describe(node, self.file));
+                self.fail(codes::WRONG_TYPE, node.span, msg, Some("write e.g. `10`, `0.05`, `5%` or `30bps`".into()))
             }
         }
     }
@@ -117,44 +94,24 @@ impl<'a> Reader<'a> {
     /// A ratio, as a fraction. Accepts `0.05`, `5%` and `500bps`.
     pub fn rate(&mut self, node: &Node, what: &str) -> Option<Spanned<Rate>> {
         let n = self.number(node, what)?;
-        Some(Spanned::new(
-            Rate {
-                value: n.value.0,
-                unit: n.value.1,
-            },
-            n.span,
-        ))
+        Some(Spanned::new(Rate { value: n.value.0, unit: n.value.1 }, n.span))
     }
 
     /// A ratio that must lie in `[min, max]` (as fractions). A plain number above 1 where a
     /// fraction is expected is reported with a hint that it was probably meant as a percent.
-    pub fn rate_in(
-        &mut self,
-        node: &Node,
-        what: &str,
-        min: f64,
-        max: f64,
-    ) -> Option<Spanned<Rate>> {
+    pub fn rate_in(&mut self, node: &Node, what: &str, min: f64, max: f64) -> Option<Spanned<Rate>> {
         let r = self.rate(node, what)?;
         let v = r.value.value;
         if v < min || v > max {
             let help = if r.value.unit == NumUnit::Plain && v > 1.0 && v <= 100.0 {
-                Some(format!(
-                    "plain numbers are fractions here; did you mean `{v}%`?"
-                ))
+                Some(format!("plain numbers are fractions here; did you mean `{v}%`?"))
             } else {
                 Some(format!("allowed range is {} to {}", pct(min), pct(max)))
             };
             return self.fail(
                 codes::INVALID_VALUE,
                 node.span,
-                format!(
-                    "`{what}` is {} , outside {}..={}",
-                    r.value,
-                    pct(min),
-                    pct(max)
-                )
-                .replace(" ,", ","),
+                format!("`{what}` is {} , outside {}..={}", r.value, pct(min), pct(max)).replace(" ,", ","),
                 help,
             );
         }
@@ -169,10 +126,7 @@ impl<'a> Reader<'a> {
             return self.fail(
                 codes::INVALID_VALUE,
                 node.span,
-                format!(
-                    "`{what}` must be a whole number of at least 1, found `{}`",
-                    node.raw(self.file).trim()
-                ),
+                format!("`{what}` must be a whole number of at least 1, found `{}`", node.raw(self.file).trim()),
                 None,
             );
         }
@@ -187,10 +141,7 @@ impl<'a> Reader<'a> {
             return self.fail(
                 codes::INVALID_VALUE,
                 node.span,
-                format!(
-                    "`{what}` must be a number greater than 0, found `{}`",
-                    node.raw(self.file).trim()
-                ),
+                format!("`{what}` must be a number greater than 0, found `{}`", node.raw(self.file).trim()),
                 None,
             );
         }
@@ -217,12 +168,7 @@ impl<'a> Reader<'a> {
     }
 
     /// One of a fixed set of words (e.g. `deny`, `long`). Unknown words get a suggestion.
-    pub fn choice(
-        &mut self,
-        node: &Node,
-        what: &str,
-        allowed: &[&'static str],
-    ) -> Option<Spanned<&'static str>> {
+    pub fn choice(&mut self, node: &Node, what: &str, allowed: &[&'static str]) -> Option<Spanned<&'static str>> {
         let s = self.string(node, what)?;
         match allowed.iter().find(|a| **a == s.value) {
             Some(a) => Some(Spanned::new(*a, s.span)),
@@ -231,12 +177,7 @@ impl<'a> Reader<'a> {
                     Some(m) => format!("did you mean `{m}`? allowed values: {}", one_of(allowed)),
                     None => format!("allowed values: {}", one_of(allowed)),
                 };
-                self.fail(
-                    codes::INVALID_VALUE,
-                    s.span,
-                    format!("unknown {what} `{}`", s.value),
-                    Some(help),
-                )
+                self.fail(codes::INVALID_VALUE, s.span, format!("unknown {what} `{}`", s.value), Some(help))
             }
         }
     }
@@ -245,18 +186,11 @@ impl<'a> Reader<'a> {
     pub fn expr(&mut self, node: &Node, what: &str) -> Option<ExprSource> {
         let text = match &node.value {
             NodeValue::Str(s) => s.clone(),
-            NodeValue::Bool(_) | NodeValue::Int(_) | NodeValue::Float(_) => {
-                node.raw(self.file).trim().to_string()
-            }
+            NodeValue::Bool(_) | NodeValue::Int(_) | NodeValue::Float(_) => node.raw(self.file).trim().to_string(),
             _ => return self.wrong_type(node, what, "a rule expression (a string)"),
         };
         if text.trim().is_empty() {
-            return self.fail(
-                codes::INVALID_VALUE,
-                node.span,
-                format!("`{what}` must not be empty"),
-                None,
-            );
+            return self.fail(codes::INVALID_VALUE, node.span, format!("`{what}` must not be empty"), None);
         }
         Some(ExprSource::new(self.file, text, node.span))
     }
@@ -297,12 +231,9 @@ impl<'n> MapView<'n> {
         let found = self.get(key);
         if found.is_none() {
             let span = self.span;
-            let d = Diagnostic::error(
-                codes::MISSING_KEY,
-                format!("missing key `{key}` in {}", self.what),
-            )
-            .at(r.file, span)
-            .label(format!("this {} has no `{key}`", self.what));
+            let d = Diagnostic::error(codes::MISSING_KEY, format!("missing key `{key}` in {}", self.what))
+                .at(r.file, span)
+                .label(format!("this {} has no `{key}`", self.what));
             r.push(d);
         }
         found
@@ -335,13 +266,10 @@ impl<'n> MapView<'n> {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("valid keys: {}", one_of(&self.known)),
             };
-            let d = Diagnostic::error(
-                codes::UNKNOWN_KEY,
-                format!("unknown key `{}` in {}", key.name, self.what),
-            )
-            .at(r.file, key.span)
-            .label("unknown key")
-            .help(help);
+            let d = Diagnostic::error(codes::UNKNOWN_KEY, format!("unknown key `{}` in {}", key.name, self.what))
+                .at(r.file, key.span)
+                .label("unknown key")
+                .help(help);
             r.push(d);
         }
     }
@@ -383,10 +311,6 @@ mod tests {
         assert_eq!(r.rate_in(c, "c", 0.0, 1.0).unwrap().value.value, 0.03);
         let d = m.get("d").unwrap();
         assert!(r.rate_in(d, "stop_loss", 0.0, 1.0).is_none());
-        assert!(
-            diags[0].help.as_deref().unwrap().contains("`3%`"),
-            "{:?}",
-            diags[0]
-        );
+        assert!(diags[0].help.as_deref().unwrap().contains("`3%`"), "{:?}", diags[0]);
     }
 }

@@ -108,43 +108,25 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
     let mut m = r.map(root, "strategy")?;
     m.get("kind");
     let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
-    let description = m
-        .get("description")
-        .and_then(|n| r.string(n, "description"))
-        .map(|s| s.value);
-    let universe = m
-        .required(r, "universe")
-        .and_then(|n| r.string_list(n, "universe"));
+    let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
+    let universe = m.required(r, "universe").and_then(|n| r.string_list(n, "universe"));
     let universe = universe.and_then(|u| {
         if u.is_empty() {
-            r.fail(
-                codes::INVALID_VALUE,
-                m.span(),
-                "`universe` must list at least one symbol".into(),
-                None,
-            )
+            r.fail(codes::INVALID_VALUE, m.span(), "`universe` must list at least one symbol".into(), None)
         } else {
             Some(u)
         }
     });
-    let timeframe = m
-        .required(r, "timeframe")
-        .and_then(|n| read_timeframe(r, n));
+    let timeframe = m.required(r, "timeframe").and_then(|n| read_timeframe(r, n));
     let params = match m.get("params") {
         Some(n) => read_params(r, n),
         None => Some(Vec::new()),
     };
     let entry = m.required(r, "entry").and_then(|n| r.expr(n, "entry"));
     let exit = m.get("exit").map(|n| r.expr(n, "exit"));
-    let stop_loss = m
-        .get("stop_loss")
-        .map(|n| r.rate_in(n, "stop_loss", 1e-6, 0.99));
-    let take_profit = m
-        .get("take_profit")
-        .map(|n| r.rate_in(n, "take_profit", 1e-6, 100.0));
-    let max_holding = m
-        .get("max_holding")
-        .map(|n| r.positive_int(n, "max_holding"));
+    let stop_loss = m.get("stop_loss").map(|n| r.rate_in(n, "stop_loss", 1e-6, 0.99));
+    let take_profit = m.get("take_profit").map(|n| r.rate_in(n, "take_profit", 1e-6, 100.0));
+    let max_holding = m.get("max_holding").map(|n| r.positive_int(n, "max_holding"));
     let sizing = m.required(r, "sizing").and_then(|n| read_sizing(r, n));
     let direction = match m.get("direction") {
         Some(n) => read_direction(r, n),
@@ -216,28 +198,20 @@ fn read_params(r: &mut Reader<'_>, node: &Node) -> Option<Vec<Param>> {
         let name = Spanned::new(key.name.clone(), key.span);
         if !is_identifier(&key.name) {
             r.push(
-                Diagnostic::error(
-                    codes::BAD_PARAM,
-                    format!("param name `{}` is not a valid name", key.name),
-                )
-                .at(r.file, key.span)
-                .help("names start with a letter or `_` and contain letters, digits and `_`"),
+                Diagnostic::error(codes::BAD_PARAM, format!("param name `{}` is not a valid name", key.name))
+                    .at(r.file, key.span)
+                    .help("names start with a letter or `_` and contain letters, digits and `_`"),
             );
             ok = false;
             continue;
         }
         let v = match &value.value {
-            NodeValue::Bool(b)
-                if !matches!(
-                    value.raw(r.file).trim(),
-                    "yes" | "no" | "on" | "off" | "y" | "n"
-                ) =>
-            {
+            NodeValue::Bool(b) if !matches!(value.raw(r.file).trim(), "yes" | "no" | "on" | "off" | "y" | "n") => {
                 Some(ParamValue::Bool(*b))
             }
-            NodeValue::Int(_) | NodeValue::Float(_) => r
-                .number(value, &key.name)
-                .map(|n| ParamValue::Number(n.value.0, n.value.1)),
+            NodeValue::Int(_) | NodeValue::Float(_) => {
+                r.number(value, &key.name).map(|n| ParamValue::Number(n.value.0, n.value.1))
+            }
             NodeValue::Str(s) => match super::units::parse_number(s) {
                 Some((v, unit)) if !value.is_quoted(r.file) => Some(ParamValue::Number(v, unit)),
                 _ => Some(ParamValue::Str(s.clone())),
@@ -246,19 +220,12 @@ fn read_params(r: &mut Reader<'_>, node: &Node) -> Option<Vec<Param>> {
             _ => r.fail(
                 codes::WRONG_TYPE,
                 value.span,
-                format!(
-                    "param `{}` must be a number, a bool or a string, found {}",
-                    key.name,
-                    value.kind_name()
-                ),
+                format!("param `{}` must be a number, a bool or a string, found {}", key.name, value.kind_name()),
                 None,
             ),
         };
         match v {
-            Some(v) => out.push(Param {
-                name,
-                value: Spanned::new(v, value.span),
-            }),
+            Some(v) => out.push(Param { name, value: Spanned::new(v, value.span) }),
             None => ok = false,
         }
     }
@@ -285,17 +252,9 @@ fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Sizing>> {
     let all = m.get("all_cash");
     let span = m.span();
     m.finish(r);
-    let given = [fixed.is_some(), pct.is_some(), all.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let given = [fixed.is_some(), pct.is_some(), all.is_some()].iter().filter(|b| **b).count();
     if given != 1 {
-        return r.fail(
-            codes::INVALID_VALUE,
-            span,
-            "`sizing` must name exactly one method".into(),
-            Some(FORMS.into()),
-        );
+        return r.fail(codes::INVALID_VALUE, span, "`sizing` must name exactly one method".into(), Some(FORMS.into()));
     }
     if let Some(n) = fixed {
         let q = r.positive_number(n, "fixed_quantity")?;
@@ -308,12 +267,7 @@ fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Sizing>> {
     let n = all?;
     match n.value {
         NodeValue::Bool(true) | NodeValue::Null => Some(Spanned::new(Sizing::AllCash, n.span)),
-        _ => r.fail(
-            codes::INVALID_VALUE,
-            n.span,
-            "`all_cash` takes no value".into(),
-            Some(FORMS.into()),
-        ),
+        _ => r.fail(codes::INVALID_VALUE, n.span, "`all_cash` takes no value".into(), Some(FORMS.into())),
     }
 }
 

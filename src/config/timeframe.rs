@@ -29,10 +29,7 @@ pub struct Timeframe {
 
 impl Timeframe {
     /// One day.
-    pub const DAILY: Timeframe = Timeframe {
-        count: 1,
-        unit: TimeUnit::Day,
-    };
+    pub const DAILY: Timeframe = Timeframe { count: 1, unit: TimeUnit::Day };
 
     /// Nominal length in seconds (a month counts as 30 days).
     pub fn seconds(&self) -> i64 {
@@ -97,9 +94,7 @@ impl FromStr for Timeframe {
         let s = s.trim();
         let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
         let unit = &s[digits.len()..];
-        let count: u32 = digits
-            .parse()
-            .map_err(|_| format!("`{s}` does not start with a count"))?;
+        let count: u32 = digits.parse().map_err(|_| format!("`{s}` does not start with a count"))?;
         if count == 0 {
             return Err("the count must be at least 1".into());
         }

@@ -48,11 +48,7 @@ pub fn parse_number(text: &str) -> Option<(f64, NumUnit)> {
     } else {
         (t, NumUnit::Plain)
     };
-    if digits.is_empty()
-        || !digits
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
-    {
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')) {
         return None;
     }
     let v: f64 = digits.parse().ok()?;
@@ -83,10 +79,7 @@ pub struct Rate {
 impl Rate {
     /// A rate written as a plain fraction.
     pub fn fraction(value: f64) -> Self {
-        Rate {
-            value,
-            unit: NumUnit::Plain,
-        }
+        Rate { value, unit: NumUnit::Plain }
     }
 }
 
@@ -116,21 +109,7 @@ mod tests {
 
     #[test]
     fn displays_as_written() {
-        assert_eq!(
-            Rate {
-                value: 0.05,
-                unit: NumUnit::Percent
-            }
-            .to_string(),
-            "5%"
-        );
-        assert_eq!(
-            Rate {
-                value: 0.0005,
-                unit: NumUnit::Bps
-            }
-            .to_string(),
-            "5bps"
-        );
+        assert_eq!(Rate { value: 0.05, unit: NumUnit::Percent }.to_string(), "5%");
+        assert_eq!(Rate { value: 0.0005, unit: NumUnit::Bps }.to_string(), "5bps");
     }
 }

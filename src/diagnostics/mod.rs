@@ -70,10 +70,7 @@ impl Diagnostic {
 
     /// A new warning with a code and a message.
     pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(code, message)
-        }
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
     }
 
     /// Attaches the file and byte span the diagnostic points at.
@@ -138,9 +135,7 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -165,9 +160,7 @@ impl SourceCode for SourceFile {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let inner = self
-            .text
-            .read_span(span, context_lines_before, context_lines_after)?;
+        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
         Ok(Box::new(MietteSpanContents::new_named(
             self.name.clone(),
             inner.data(),
@@ -183,28 +176,14 @@ impl SourceCode for SourceFile {
 /// with the offending token underlined and the help line. `color` adds ANSI colours.
 pub fn render_human(diag: &Diagnostic, color: bool) -> String {
     use miette::{GraphicalReportHandler, GraphicalTheme};
-    let theme = if color {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(100)
-        .with_links(false);
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
     let mut out = String::new();
     match diag.location() {
-        Some((file, line, col)) => out.push_str(&format!(
-            "{}[{}]: {file}:{line}:{col}: {}\n",
-            diag.severity.as_str(),
-            diag.code,
-            diag.message
-        )),
-        None => out.push_str(&format!(
-            "{}[{}]: {}\n",
-            diag.severity.as_str(),
-            diag.code,
-            diag.message
-        )),
+        Some((file, line, col)) => {
+            out.push_str(&format!("{}[{}]: {file}:{line}:{col}: {}\n", diag.severity.as_str(), diag.code, diag.message))
+        }
+        None => out.push_str(&format!("{}[{}]: {}\n", diag.severity.as_str(), diag.code, diag.message)),
     }
     if diag.source.is_some() && diag.span.is_some() {
         let mut snippet = String::new();
@@ -274,14 +253,8 @@ mod tests {
 
     #[test]
     fn suggests_close_names() {
-        assert_eq!(
-            did_you_mean("entyr", ["entry", "exit", "name"]).as_deref(),
-            Some("entry")
-        );
-        assert_eq!(
-            did_you_mean("smaa", ["sma", "ema", "rsi"]).as_deref(),
-            Some("sma")
-        );
+        assert_eq!(did_you_mean("entyr", ["entry", "exit", "name"]).as_deref(), Some("entry"));
+        assert_eq!(did_you_mean("smaa", ["sma", "ema", "rsi"]).as_deref(), Some("sma"));
         assert_eq!(did_you_mean("zzzz", ["sma", "ema"]), None);
     }
 
@@ -293,10 +266,7 @@ mod tests {
             .label("not a function")
             .help("did you mean `sma`?");
         let text = render_human(&d, false);
-        assert!(
-            text.starts_with("error[E3002]: s.yaml:1:8: unknown function `smaa`"),
-            "{text}"
-        );
+        assert!(text.starts_with("error[E3002]: s.yaml:1:8: unknown function `smaa`"), "{text}");
         assert!(text.contains("did you mean `sma`?"), "{text}");
         let j = to_json(&d);
         assert_eq!(j["line"], 1);

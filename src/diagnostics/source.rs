@@ -19,10 +19,7 @@ pub struct SourceFile {
 impl SourceFile {
     /// Wraps a name and text into a shared source file.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Arc<Self> {
-        Arc::new(SourceFile {
-            name: name.into(),
-            text: text.into(),
-        })
+        Arc::new(SourceFile { name: name.into(), text: text.into() })
     }
 
     /// 1-based line and column (in characters) of a byte offset. Offsets past the end map to
@@ -31,14 +28,8 @@ impl SourceFile {
         let offset = offset.min(self.text.len());
         let before = &self.text.as_bytes()[..offset];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
-        let col = String::from_utf8_lossy(&before[line_start..])
-            .chars()
-            .count()
-            + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
         (line, col)
     }
 }
@@ -55,10 +46,7 @@ pub struct Span {
 impl Span {
     /// Creates a span; `end` is clamped to be at least `start`.
     pub fn new(start: usize, end: usize) -> Self {
-        Span {
-            start,
-            end: end.max(start),
-        }
+        Span { start, end: end.max(start) }
     }
 
     /// Length in bytes.

@@ -70,11 +70,8 @@ pub struct Bundle {
 impl Bundle {
     /// All symbols traded by any strategy, sorted, without duplicates.
     pub fn symbols(&self) -> Vec<String> {
-        let set: BTreeSet<String> = self
-            .strategies
-            .iter()
-            .flat_map(|s| s.doc.universe.iter().map(|u| u.value.clone()))
-            .collect();
+        let set: BTreeSet<String> =
+            self.strategies.iter().flat_map(|s| s.doc.universe.iter().map(|u| u.value.clone())).collect();
         set.into_iter().collect()
     }
 }
@@ -95,10 +92,7 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
     }
     let mut used = BTreeSet::new();
     let entry = check_rule(&doc, &doc.entry, Context::Entry, "entry", diags, &mut used);
-    let exit = doc
-        .exit
-        .as_ref()
-        .map(|e| check_rule(&doc, e, Context::Exit, "exit", diags, &mut used));
+    let exit = doc.exit.as_ref().map(|e| check_rule(&doc, e, Context::Exit, "exit", diags, &mut used));
     let entry = entry?;
     let exit = match exit {
         Some(Some(e)) => Some(e),
@@ -108,18 +102,8 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
     if !ok {
         return None;
     }
-    let unused_params = doc
-        .params
-        .iter()
-        .map(|p| p.name.value.clone())
-        .filter(|n| !used.contains(n))
-        .collect();
-    Some(CompiledStrategy {
-        doc,
-        entry,
-        exit,
-        unused_params,
-    })
+    let unused_params = doc.params.iter().map(|p| p.name.value.clone()).filter(|n| !used.contains(n)).collect();
+    Some(CompiledStrategy { doc, entry, exit, unused_params })
 }
 
 fn check_rule(
@@ -152,13 +136,10 @@ pub fn compile_policy(doc: PolicyDoc, diags: &mut Vec<Diagnostic>) -> Option<Com
     for r in &doc.rules {
         if seen.insert(r.id.value.as_str(), ()).is_some() {
             diags.push(
-                Diagnostic::error(
-                    codes::DUPLICATE,
-                    format!("rule id `{}` is used twice in this policy", r.id.value),
-                )
-                .at(&doc.source, r.id.span)
-                .label("duplicate id")
-                .help("rule ids must be unique: they name the rule in the journal"),
+                Diagnostic::error(codes::DUPLICATE, format!("rule id `{}` is used twice in this policy", r.id.value))
+                    .at(&doc.source, r.id.span)
+                    .label("duplicate id")
+                    .help("rule ids must be unique: they name the rule in the journal"),
             );
             ok = false;
         }
@@ -203,16 +184,10 @@ pub fn assemble(
     for s in &strategies {
         if let Some(first) = names.insert(&s.doc.name.value, &s.doc) {
             diags.push(
-                Diagnostic::error(
-                    codes::DUPLICATE,
-                    format!("strategy name `{}` is used twice", s.doc.name.value),
-                )
-                .at(&s.doc.source, s.doc.name.span)
-                .label("duplicate name")
-                .help(format!(
-                    "it is also the name of the strategy in `{}`",
-                    first.source.name
-                )),
+                Diagnostic::error(codes::DUPLICATE, format!("strategy name `{}` is used twice", s.doc.name.value))
+                    .at(&s.doc.source, s.doc.name.span)
+                    .label("duplicate name")
+                    .help(format!("it is also the name of the strategy in `{}`", first.source.name)),
             );
             ok = false;
         }
@@ -221,16 +196,10 @@ pub fn assemble(
     for p in &policies {
         if let Some(first) = pnames.insert(&p.doc.name.value, &p.doc) {
             diags.push(
-                Diagnostic::error(
-                    codes::DUPLICATE,
-                    format!("policy name `{}` is used twice", p.doc.name.value),
-                )
-                .at(&p.doc.source, p.doc.name.span)
-                .label("duplicate name")
-                .help(format!(
-                    "it is also the name of the policy in `{}`",
-                    first.source.name
-                )),
+                Diagnostic::error(codes::DUPLICATE, format!("policy name `{}` is used twice", p.doc.name.value))
+                    .at(&p.doc.source, p.doc.name.span)
+                    .label("duplicate name")
+                    .help(format!("it is also the name of the policy in `{}`", first.source.name)),
             );
             ok = false;
         }
@@ -238,12 +207,7 @@ pub fn assemble(
     if !ok {
         return None;
     }
-    Some(Bundle {
-        revision: revision(sources),
-        bot,
-        strategies,
-        policies,
-    })
+    Some(Bundle { revision: revision(sources), bot, strategies, policies })
 }
 
 /// The revision of a set of documents: SHA-256 over each text (length-prefixed, in order),
@@ -301,18 +265,8 @@ impl SymbolProgram {
         let policies = bundle
             .policies
             .iter()
-            .map(|p| {
-                p.rules
-                    .iter()
-                    .zip(&p.doc.rules)
-                    .map(|(t, r)| lower_rule(&mut graph, t, &r.when))
-                    .collect()
-            })
+            .map(|p| p.rules.iter().zip(&p.doc.rules).map(|(t, r)| lower_rule(&mut graph, t, &r.when)).collect())
             .collect();
-        SymbolProgram {
-            graph,
-            strategies,
-            policies,
-        }
+        SymbolProgram { graph, strategies, policies }
     }
 }

@@ -129,19 +129,11 @@ impl FuncSpec {
 }
 
 const fn arg(name: &'static str, kind: ArgKind) -> ArgSpec {
-    ArgSpec {
-        name,
-        kind,
-        default: None,
-    }
+    ArgSpec { name, kind, default: None }
 }
 
 const fn opt(name: &'static str, kind: ArgKind, default: f64) -> ArgSpec {
-    ArgSpec {
-        name,
-        kind,
-        default: Some(default),
-    }
+    ArgSpec { name, kind, default: Some(default) }
 }
 
 use ArgKind::{Number, Period, PositiveConst, Series, SeriesOrConst};
@@ -175,12 +167,7 @@ pub const FUNCTIONS: &[FuncSpec] = &[
     FuncSpec {
         name: "macd",
         func: Func::Macd,
-        args: &[
-            arg("src", Series),
-            opt("fast", Period, 12.0),
-            opt("slow", Period, 26.0),
-            opt("signal", Period, 9.0),
-        ],
+        args: &[arg("src", Series), opt("fast", Period, 12.0), opt("slow", Period, 26.0), opt("signal", Period, 9.0)],
         outputs: &["line", "signal", "histogram"],
         returns: ValueKind::Num,
         doc: "MACD line, signal and histogram with TA-Lib's seeding (TA-Lib MACD)",
@@ -196,11 +183,7 @@ pub const FUNCTIONS: &[FuncSpec] = &[
     FuncSpec {
         name: "bbands",
         func: Func::BBands,
-        args: &[
-            arg("src", Series),
-            arg("period", Period),
-            opt("k", PositiveConst, 2.0),
-        ],
+        args: &[arg("src", Series), arg("period", Period), opt("k", PositiveConst, 2.0)],
         outputs: &["upper", "middle", "lower"],
         returns: ValueKind::Num,
         doc: "Bollinger bands: SMA ± k population standard deviations (TA-Lib BBANDS, SMA)",
@@ -208,11 +191,7 @@ pub const FUNCTIONS: &[FuncSpec] = &[
     FuncSpec {
         name: "stddev",
         func: Func::StdDev,
-        args: &[
-            arg("src", Series),
-            arg("period", Period),
-            opt("k", PositiveConst, 1.0),
-        ],
+        args: &[arg("src", Series), arg("period", Period), opt("k", PositiveConst, 1.0)],
         outputs: &[],
         returns: ValueKind::Num,
         doc: "population standard deviation over `period` values, times k (TA-Lib STDDEV)",
@@ -290,10 +269,7 @@ pub fn function(name: &str) -> Option<&'static FuncSpec> {
 
 /// Looks up a function by its [`Func`].
 pub fn spec(func: Func) -> &'static FuncSpec {
-    FUNCTIONS
-        .iter()
-        .find(|f| f.func == func)
-        .unwrap_or(&FUNCTIONS[0])
+    FUNCTIONS.iter().find(|f| f.func == func).unwrap_or(&FUNCTIONS[0])
 }
 
 /// Where a rule is evaluated; decides which context fields exist.
@@ -556,10 +532,7 @@ pub fn field_spec(id: FieldId) -> &'static FieldSpec {
 pub fn is_reserved(name: &str) -> bool {
     BAR_FIELDS.iter().any(|(n, _)| *n == name)
         || function(name).is_some()
-        || matches!(
-            name,
-            "account" | "position" | "order" | "and" | "or" | "not" | "true" | "false"
-        )
+        || matches!(name, "account" | "position" | "order" | "and" | "or" | "not" | "true" | "false")
 }
 
 #[cfg(test)]
@@ -576,10 +549,7 @@ mod tests {
 
     #[test]
     fn signatures() {
-        assert_eq!(
-            function("macd").unwrap().signature(),
-            "macd(src, fast=12, slow=26, signal=9)"
-        );
+        assert_eq!(function("macd").unwrap().signature(), "macd(src, fast=12, slow=26, signal=9)");
         assert_eq!(function("sma").unwrap().required(), 2);
     }
 }

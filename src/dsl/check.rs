@@ -62,11 +62,7 @@ pub enum TKind {
 
 impl TExpr {
     fn constant(v: f64, kind: ValueKind, span: Span) -> Self {
-        TExpr {
-            kind: TKind::Const(v),
-            ty: Ty::new(kind, Variability::Const),
-            span,
-        }
+        TExpr { kind: TKind::Const(v), ty: Ty::new(kind, Variability::Const), span }
     }
 
     /// The folded value when this is a constant.
@@ -92,27 +88,12 @@ pub struct Checker<'a> {
 impl<'a> Checker<'a> {
     /// A checker for expressions from `src`, evaluated in `context`, seeing `params`.
     pub fn new(src: &'a ExprSource, context: Context, params: &'a [Param]) -> Self {
-        Checker {
-            src,
-            context,
-            params,
-            diags: Vec::new(),
-            used_params: BTreeSet::new(),
-        }
+        Checker { src, context, params, diags: Vec::new(), used_params: BTreeSet::new() }
     }
 
-    fn error(
-        &mut self,
-        code: &'static str,
-        span: Span,
-        msg: String,
-        label: &str,
-        help: Option<String>,
-    ) {
-        let d = Diagnostic::error(code, msg)
-            .at(&self.src.file, self.src.to_file_span(span))
-            .label(label)
-            .maybe_help(help);
+    fn error(&mut self, code: &'static str, span: Span, msg: String, label: &str, help: Option<String>) {
+        let d =
+            Diagnostic::error(code, msg).at(&self.src.file, self.src.to_file_span(span)).label(label).maybe_help(help);
         self.diags.push(d);
     }
 
@@ -155,22 +136,14 @@ impl<'a> Checker<'a> {
         if ids.len() == 1 {
             return self.check_name(&ids[0]);
         }
-        let path: String = ids
-            .iter()
-            .map(|i| i.name.as_str())
-            .collect::<Vec<_>>()
-            .join(".");
+        let path: String = ids.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(".");
         match catalog::field(&path) {
-            Some(f) if f.contexts.contains(&self.context) => Some(TExpr {
-                kind: TKind::Field(f.id),
-                ty: Ty::new(f.kind, Variability::Scalar),
-                span,
-            }),
+            Some(f) if f.contexts.contains(&self.context) => {
+                Some(TExpr { kind: TKind::Field(f.id), ty: Ty::new(f.kind, Variability::Scalar), span })
+            }
             Some(f) => {
                 let why = match (self.context, f.path.split('.').next()) {
-                    (Context::Entry, Some("position")) => {
-                        "entry rules run while flat, so there is no position yet"
-                    }
+                    (Context::Entry, Some("position")) => "entry rules run while flat, so there is no position yet",
                     (Context::Eval, _) => "`dsl eval` evaluates bar data only",
                     (_, Some("order")) => "order fields exist only in policy rules",
                     _ => "it is not defined there",
@@ -186,23 +159,15 @@ impl<'a> Checker<'a> {
                 None
             }
             None => {
-                let candidates: Vec<&str> = catalog::FIELDS
-                    .iter()
-                    .filter(|f| f.contexts.contains(&self.context))
-                    .map(|f| f.path)
-                    .collect();
+                let candidates: Vec<&str> =
+                    catalog::FIELDS.iter().filter(|f| f.contexts.contains(&self.context)).map(|f| f.path).collect();
                 let help = match did_you_mean(&path, candidates.iter().copied()) {
                     Some(s) => Some(format!("did you mean `{s}`?")),
-                    None if candidates.is_empty() => {
-                        Some(format!("{} has no context fields", self.context.describe()))
-                    }
+                    None if candidates.is_empty() => Some(format!("{} has no context fields", self.context.describe())),
                     None => {
                         let ns = &ids[0].name;
-                        let same: Vec<&str> = candidates
-                            .iter()
-                            .copied()
-                            .filter(|c| c.starts_with(&format!("{ns}.")))
-                            .collect();
+                        let same: Vec<&str> =
+                            candidates.iter().copied().filter(|c| c.starts_with(&format!("{ns}."))).collect();
                         if same.is_empty() {
                             Some(format!("fields available here: {}", one_of(&candidates)))
                         } else {
@@ -210,13 +175,7 @@ impl<'a> Checker<'a> {
                         }
                     }
                 };
-                self.error(
-                    codes::UNKNOWN_FIELD,
-                    span,
-                    format!("unknown field `{path}`"),
-                    "unknown field",
-                    help,
-                );
+                self.error(codes::UNKNOWN_FIELD, span, format!("unknown field `{path}`"), "unknown field", help);
                 None
             }
         }
@@ -252,26 +211,15 @@ impl<'a> Checker<'a> {
         if matches!(name, "account" | "position" | "order") {
             let fields: Vec<&str> = catalog::FIELDS
                 .iter()
-                .filter(|f| {
-                    f.path.starts_with(&format!("{name}.")) && f.contexts.contains(&self.context)
-                })
+                .filter(|f| f.path.starts_with(&format!("{name}.")) && f.contexts.contains(&self.context))
                 .map(|f| f.path)
                 .collect();
             let help = if fields.is_empty() {
-                format!(
-                    "`{name}` fields are not available in {}",
-                    self.context.describe()
-                )
+                format!("`{name}` fields are not available in {}", self.context.describe())
             } else {
                 format!("pick a field: {}", one_of(&fields))
             };
-            self.error(
-                codes::UNKNOWN_FIELD,
-                id.span,
-                format!("`{name}` needs a field"),
-                "incomplete",
-                Some(help),
-            );
+            self.error(codes::UNKNOWN_FIELD, id.span, format!("`{name}` needs a field"), "incomplete", Some(help));
             return None;
         }
         let mut candidates: Vec<&str> = self.params.iter().map(|p| p.name.value.as_str()).collect();
@@ -279,40 +227,22 @@ impl<'a> Checker<'a> {
         let help = match did_you_mean(name, candidates.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
             None if self.params.is_empty() => {
-                "names available here: the bar series `open`, `high`, `low`, `close`, `volume`"
-                    .to_string()
+                "names available here: the bar series `open`, `high`, `low`, `close`, `volume`".to_string()
             }
             None => format!("names available here: {}", one_of(&candidates)),
         };
-        self.error(
-            codes::UNKNOWN_NAME,
-            id.span,
-            format!("unknown name `{name}`"),
-            "not defined",
-            Some(help),
-        );
+        self.error(codes::UNKNOWN_NAME, id.span, format!("unknown name `{name}`"), "not defined", Some(help));
         None
     }
 
-    fn check_call(
-        &mut self,
-        func: &Ident,
-        args: &[Expr],
-        span: Span,
-        output: Option<&Ident>,
-    ) -> Option<TExpr> {
+    fn check_call(&mut self, func: &Ident, args: &[Expr], span: Span, output: Option<&Ident>) -> Option<TExpr> {
         let Some(spec) = catalog::function(&func.name) else {
             let names = catalog::FUNCTIONS.iter().map(|f| f.name);
             let help = match did_you_mean(&func.name, names) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!(
                     "known functions: {}",
-                    one_of(
-                        &catalog::FUNCTIONS
-                            .iter()
-                            .map(|f| f.name)
-                            .collect::<Vec<_>>()
-                    )
+                    one_of(&catalog::FUNCTIONS.iter().map(|f| f.name).collect::<Vec<_>>())
                 ),
             };
             self.error(
@@ -330,20 +260,12 @@ impl<'a> Checker<'a> {
         let checked: Vec<Option<TExpr>> = args.iter().map(|a| self.check(a)).collect();
         let (min, max) = (spec.required(), spec.args.len());
         if args.len() < min || args.len() > max {
-            let expect = if min == max {
-                format!("{min}")
-            } else {
-                format!("{min} to {max}")
-            };
+            let expect = if min == max { format!("{min}") } else { format!("{min} to {max}") };
             let plural = if max == 1 { "argument" } else { "arguments" };
             self.error(
                 codes::ARITY,
                 span,
-                format!(
-                    "`{}` takes {expect} {plural}, found {}",
-                    spec.name,
-                    args.len()
-                ),
+                format!("`{}` takes {expect} {plural}, found {}", spec.name, args.len()),
                 "wrong number of arguments",
                 Some(format!("usage: `{}`", spec.signature())),
             );
@@ -361,10 +283,7 @@ impl<'a> Checker<'a> {
                 self.error(
                     codes::OUTPUT_SELECTION,
                     o.span,
-                    format!(
-                        "`{}` has a single output; `.{}` is not valid",
-                        spec.name, o.name
-                    ),
+                    format!("`{}` has a single output; `.{}` is not valid", spec.name, o.name),
                     "not an output",
                     Some("remove the field".into()),
                 );
@@ -376,11 +295,7 @@ impl<'a> Checker<'a> {
                 self.error(
                     codes::OUTPUT_SELECTION,
                     span,
-                    format!(
-                        "`{}` returns {} values; pick one",
-                        spec.name,
-                        spec.outputs.len()
-                    ),
+                    format!("`{}` returns {} values; pick one", spec.name, spec.outputs.len()),
                     "which output?",
                     Some(format!(
                         "add {} after the call, e.g. `{}(...).{}`",
@@ -440,21 +355,14 @@ impl<'a> Checker<'a> {
                             "a numeric series such as `close`"
                         };
                         let why = match (t.ty.kind, t.ty.var) {
-                            (ValueKind::Num, Variability::Const) => {
-                                " (a constant has no history)".to_string()
-                            }
-                            (ValueKind::Num, Variability::Scalar) => {
-                                " (it does not change per bar)".to_string()
-                            }
+                            (ValueKind::Num, Variability::Const) => " (a constant has no history)".to_string(),
+                            (ValueKind::Num, Variability::Scalar) => " (it does not change per bar)".to_string(),
                             _ => String::new(),
                         };
                         self.error(
                             codes::TYPE_MISMATCH,
                             arg_span,
-                            format!(
-                                "argument `{}` of `{}` must be {want}, found {}{why}",
-                                a.name, spec.name, t.ty
-                            ),
+                            format!("argument `{}` of `{}` must be {want}, found {}{why}", a.name, spec.name, t.ty),
                             &format!("expected {want}"),
                             Some(format!("usage: `{}`", spec.signature())),
                         );
@@ -495,10 +403,7 @@ impl<'a> Checker<'a> {
                         self.error(
                             codes::NOT_CONSTANT,
                             arg_span,
-                            format!(
-                                "argument `{}` of `{}` must be {want}, found `{v}`",
-                                a.name, spec.name
-                            ),
+                            format!("argument `{}` of `{}` must be {want}, found `{v}`", a.name, spec.name),
                             &format!("expected {want}"),
                             None,
                         );
@@ -512,10 +417,7 @@ impl<'a> Checker<'a> {
                         self.error(
                             codes::TYPE_MISMATCH,
                             arg_span,
-                            format!(
-                                "argument `{}` of `{}` must be a number, found {}",
-                                a.name, spec.name, t.ty
-                            ),
+                            format!("argument `{}` of `{}` must be a number, found {}", a.name, spec.name, t.ty),
                             "expected a number",
                             None,
                         );
@@ -529,19 +431,11 @@ impl<'a> Checker<'a> {
         if !ok {
             return None;
         }
-        let widest = series
-            .iter()
-            .map(|t| t.ty.var)
-            .max()
-            .unwrap_or(Variability::Const);
+        let widest = series.iter().map(|t| t.ty.var).max().unwrap_or(Variability::Const);
         match spec.func {
             Func::Abs => Some(fold_unary(UnOp::Abs, series.remove(0), span)),
             Func::Min | Func::Max => {
-                let op = if spec.func == Func::Min {
-                    BinOp::Min
-                } else {
-                    BinOp::Max
-                };
+                let op = if spec.func == Func::Min { BinOp::Min } else { BinOp::Max };
                 let b = series.remove(1);
                 let a = series.remove(0);
                 Some(fold_binary(op, a, b, ValueKind::Num, span))
@@ -551,12 +445,7 @@ impl<'a> Checker<'a> {
                 Some(TExpr::constant(semantics::FALSE, ValueKind::Bool, span))
             }
             _ => Some(TExpr {
-                kind: TKind::Indicator {
-                    func: spec.func,
-                    args: series,
-                    consts,
-                    output,
-                },
+                kind: TKind::Indicator { func: spec.func, args: series, consts, output },
                 ty: Ty::new(spec.returns, Variability::Series),
                 span,
             }),
@@ -586,30 +475,17 @@ impl<'a> Checker<'a> {
         Some(fold_unary(uop, t, span))
     }
 
-    fn check_binary(
-        &mut self,
-        op: BinaryOp,
-        op_span: Span,
-        a: &Expr,
-        b: &Expr,
-        span: Span,
-    ) -> Option<TExpr> {
+    fn check_binary(&mut self, op: BinaryOp, op_span: Span, a: &Expr, b: &Expr, span: Span) -> Option<TExpr> {
         let ta = self.check(a);
         let tb = self.check(b);
         let (ta, tb) = (ta?, tb?);
         let (ka, kb) = (ta.ty.kind, tb.ty.kind);
-        let chained =
-            op.is_comparison() && matches!(&a.kind, ExprKind::Binary(p, ..) if p.is_comparison());
+        let chained = op.is_comparison() && matches!(&a.kind, ExprKind::Binary(p, ..) if p.is_comparison());
         let mismatch = |this: &mut Self, need: &str, help: Option<String>| {
             this.error(
                 codes::TYPE_MISMATCH,
                 op_span,
-                format!(
-                    "`{}` needs {need}, found {} and {}",
-                    op.symbol(),
-                    ta.ty,
-                    tb.ty
-                ),
+                format!("`{}` needs {need}, found {} and {}", op.symbol(), ta.ty, tb.ty),
                 "operands do not match",
                 help,
             );
@@ -669,10 +545,7 @@ impl<'a> Checker<'a> {
                     return mismatch(
                         self,
                         "two bools",
-                        Some(format!(
-                            "each side of `{}` must be a condition such as `close > open`",
-                            op.symbol()
-                        )),
+                        Some(format!("each side of `{}` must be a condition such as `close > open`", op.symbol())),
                     );
                 }
                 Some(fold_binary(bop, ta, tb, ValueKind::Bool, span))
@@ -689,12 +562,7 @@ impl<'a> Checker<'a> {
         if spec.values.is_empty() || spec.values.iter().any(|s| string_id(s) == v) {
             return;
         }
-        let text = self
-            .src
-            .text
-            .get(lit.span.start..lit.span.end)
-            .unwrap_or("")
-            .to_string();
+        let text = self.src.text.get(lit.span.start..lit.span.end).unwrap_or("").to_string();
         self.error(
             codes::TYPE_MISMATCH,
             lit.span,
@@ -723,16 +591,9 @@ impl<'a> Checker<'a> {
             return None;
         }
         let lag = match (tk.ty.kind, tk.as_const()) {
-            (ValueKind::Num, Some(v)) if v >= 0.0 && v.fract() == 0.0 && v <= MAX_LAG as f64 => {
-                v as u32
-            }
+            (ValueKind::Num, Some(v)) if v >= 0.0 && v.fract() == 0.0 && v <= MAX_LAG as f64 => v as u32,
             _ => {
-                let found = self
-                    .src
-                    .text
-                    .get(k.span.start..k.span.end)
-                    .unwrap_or("")
-                    .to_string();
+                let found = self.src.text.get(k.span.start..k.span.end).unwrap_or("").to_string();
                 self.error(
                     codes::BAD_INDEX,
                     k.span,
@@ -747,11 +608,7 @@ impl<'a> Checker<'a> {
             return Some(TExpr { span, ..tx });
         }
         let ty = tx.ty;
-        Some(TExpr {
-            kind: TKind::Lag(Box::new(tx), lag),
-            ty,
-            span,
-        })
+        Some(TExpr { kind: TKind::Lag(Box::new(tx), lag), ty, span })
     }
 
     fn check_field(&mut self, x: &Expr, name: &Ident, span: Span) -> Option<TExpr> {
@@ -764,10 +621,7 @@ impl<'a> Checker<'a> {
             name.span,
             format!("a {} has no field `{}`", t.ty, name.name),
             "not a field",
-            Some(
-                "only the results of `macd` and `bbands` have outputs (`.signal`, `.upper`, ...)"
-                    .into(),
-            ),
+            Some("only the results of `macd` and `bbands` have outputs (`.signal`, `.upper`, ...)".into()),
         );
         None
     }
@@ -779,20 +633,12 @@ fn widest(a: Variability, b: Variability) -> Variability {
 
 /// Builds a unary node, folding constants.
 pub fn fold_unary(op: UnOp, a: TExpr, span: Span) -> TExpr {
-    let kind = if op == UnOp::Not {
-        ValueKind::Bool
-    } else {
-        ValueKind::Num
-    };
+    let kind = if op == UnOp::Not { ValueKind::Bool } else { ValueKind::Num };
     if let Some(v) = a.as_const() {
         return TExpr::constant(semantics::unary(op, v), kind, span);
     }
     let ty = Ty::new(kind, a.ty.var);
-    TExpr {
-        kind: TKind::Unary(op, Box::new(a)),
-        ty,
-        span,
-    }
+    TExpr { kind: TKind::Unary(op, Box::new(a)), ty, span }
 }
 
 /// Builds a binary node, folding constants.
@@ -801,11 +647,7 @@ pub fn fold_binary(op: BinOp, a: TExpr, b: TExpr, kind: ValueKind, span: Span) -
         return TExpr::constant(semantics::binary(op, x, y), kind, span);
     }
     let ty = Ty::new(kind, widest(a.ty.var, b.ty.var));
-    TExpr {
-        kind: TKind::Binary(op, Box::new(a), Box::new(b)),
-        ty,
-        span,
-    }
+    TExpr { kind: TKind::Binary(op, Box::new(a), Box::new(b)), ty, span }
 }
 
 #[cfg(test)]
@@ -840,11 +682,7 @@ mod tests {
 
     #[test]
     fn types_and_folding() {
-        let t = check(
-            "crosses_above(sma(close, fast), sma(close, slow))",
-            Context::Entry,
-        )
-        .unwrap();
+        let t = check("crosses_above(sma(close, fast), sma(close, slow))", Context::Entry).unwrap();
         assert_eq!(t.ty, Ty::new(ValueKind::Bool, Variability::Series));
         let t = check("5% * 2 + 1", Context::Eval).unwrap();
         assert_eq!(t.as_const(), Some(1.1));

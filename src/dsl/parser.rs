@@ -89,10 +89,7 @@ pub fn parse_text(text: &str) -> Result<Expr, SyntaxError> {
         return Err(SyntaxError {
             code: codes::SYNTAX,
             span: Span::new(0, 0),
-            message: format!(
-                "rule is too long ({} bytes; the limit is {MAX_RULE_LEN})",
-                text.len()
-            ),
+            message: format!("rule is too long ({} bytes; the limit is {MAX_RULE_LEN})", text.len()),
             label: "rule starts here".into(),
             help: Some("split the logic into several rules or params".into()),
         });
@@ -137,19 +134,14 @@ fn check_nesting(text: &str) -> Result<(), SyntaxError> {
                 && text[i..].starts_with("not")
                 && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'))
                 && !text[i + 3..].starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_');
-            let continues_not = i > 0
-                && matches!(c, 'o' | 't')
-                && prefix_run > 0
-                && bytes[i - 1].is_ascii_alphabetic();
+            let continues_not = i > 0 && matches!(c, 'o' | 't') && prefix_run > 0 && bytes[i - 1].is_ascii_alphabetic();
             if c == '-' || c == '!' || is_not {
                 prefix_run += 1;
                 if prefix_run > MAX_PREFIX_RUN {
                     return Err(SyntaxError {
                         code: codes::SYNTAX,
                         span: Span::new(i, i + 1),
-                        message: format!(
-                            "too many prefix operators in a row (more than {MAX_PREFIX_RUN})"
-                        ),
+                        message: format!("too many prefix operators in a row (more than {MAX_PREFIX_RUN})"),
                         label: "here".into(),
                         help: None,
                     });
@@ -176,9 +168,7 @@ fn check_nesting(text: &str) -> Result<(), SyntaxError> {
                     return Err(SyntaxError {
                         code: codes::SYNTAX,
                         span: Span::new(i, i + 1),
-                        message: format!(
-                            "rule nests too deeply (more than {MAX_NESTING} brackets)"
-                        ),
+                        message: format!("rule nests too deeply (more than {MAX_NESTING} brackets)"),
                         label: "too deep here".into(),
                         help: None,
                     });
@@ -200,45 +190,25 @@ fn build_expr(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
         .map_primary(build_primary)
         .map_prefix(|op, rhs| {
             let rhs = rhs?;
-            let uop = if op.as_rule() == Rule::not {
-                UnaryOp::Not
-            } else {
-                UnaryOp::Neg
-            };
+            let uop = if op.as_rule() == Rule::not { UnaryOp::Not } else { UnaryOp::Neg };
             let span = span_of(&op).join(rhs.span);
-            Ok(Expr {
-                kind: ExprKind::Unary(uop, Box::new(rhs)),
-                span,
-            })
+            Ok(Expr { kind: ExprKind::Unary(uop, Box::new(rhs)), span })
         })
         .map_postfix(|lhs, op| {
             let lhs = lhs?;
             let span = lhs.span.join(span_of(&op));
             match op.as_rule() {
                 Rule::index => {
-                    let inner = op
-                        .into_inner()
-                        .find(|p| p.as_rule() == Rule::expr)
-                        .ok_or_else(|| generic("", span.start))?;
+                    let inner =
+                        op.into_inner().find(|p| p.as_rule() == Rule::expr).ok_or_else(|| generic("", span.start))?;
                     let idx = build_expr(inner)?;
-                    Ok(Expr {
-                        kind: ExprKind::Index(Box::new(lhs), Box::new(idx)),
-                        span,
-                    })
+                    Ok(Expr { kind: ExprKind::Index(Box::new(lhs), Box::new(idx)), span })
                 }
                 _ => {
-                    let ident = op
-                        .into_inner()
-                        .find(|p| p.as_rule() == Rule::ident)
-                        .ok_or_else(|| generic("", span.start))?;
-                    let name = Ident {
-                        name: ident.as_str().to_string(),
-                        span: span_of(&ident),
-                    };
-                    Ok(Expr {
-                        kind: ExprKind::Field(Box::new(lhs), name),
-                        span,
-                    })
+                    let ident =
+                        op.into_inner().find(|p| p.as_rule() == Rule::ident).ok_or_else(|| generic("", span.start))?;
+                    let name = Ident { name: ident.as_str().to_string(), span: span_of(&ident) };
+                    Ok(Expr { kind: ExprKind::Field(Box::new(lhs), name), span })
                 }
             }
         })
@@ -259,10 +229,7 @@ fn build_expr(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
                 _ => BinaryOp::Div,
             };
             let span = lhs.span.join(rhs.span);
-            Ok(Expr {
-                kind: ExprKind::Binary(bop, span_of(&op), Box::new(lhs), Box::new(rhs)),
-                span,
-            })
+            Ok(Expr { kind: ExprKind::Binary(bop, span_of(&op), Box::new(lhs), Box::new(rhs)), span })
         })
         .parse(pair.into_inner())
 }
@@ -290,19 +257,13 @@ fn build_primary(p: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
         Rule::path => ExprKind::Path(
             p.into_inner()
                 .filter(|i| i.as_rule() == Rule::ident)
-                .map(|i| Ident {
-                    name: i.as_str().to_string(),
-                    span: span_of(&i),
-                })
+                .map(|i| Ident { name: i.as_str().to_string(), span: span_of(&i) })
                 .collect(),
         ),
         Rule::call => {
             let mut inner = p.into_inner();
             let name = inner.next().ok_or_else(|| generic("", span.start))?;
-            let func = Ident {
-                name: name.as_str().to_string(),
-                span: span_of(&name),
-            };
+            let func = Ident { name: name.as_str().to_string(), span: span_of(&name) };
             let mut args = Vec::new();
             for a in inner.filter(|i| i.as_rule() == Rule::expr) {
                 args.push(build_expr(a)?);
@@ -310,10 +271,7 @@ fn build_primary(p: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
             ExprKind::Call { func, args }
         }
         Rule::paren => {
-            let inner = p
-                .into_inner()
-                .find(|i| i.as_rule() == Rule::expr)
-                .ok_or_else(|| generic("", span.start))?;
+            let inner = p.into_inner().find(|i| i.as_rule() == Rule::expr).ok_or_else(|| generic("", span.start))?;
             let e = build_expr(inner)?;
             return Ok(Expr { kind: e.kind, span });
         }
@@ -382,16 +340,10 @@ fn found_at(text: &str, pos: usize) -> String {
         return "end of rule".into();
     };
     let word: String = if first.is_ascii_alphanumeric() || first == '_' || first == '.' {
-        rest.chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.' || *c == '%')
-            .collect()
+        rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.' || *c == '%').collect()
     } else {
         let two: String = rest.chars().take(2).collect();
-        if matches!(two.as_str(), "==" | "!=" | "<=" | ">=" | "&&" | "||") {
-            two
-        } else {
-            first.to_string()
-        }
+        if matches!(two.as_str(), "==" | "!=" | "<=" | ">=" | "&&" | "||") { two } else { first.to_string() }
     };
     format!("`{word}`")
 }
@@ -416,28 +368,16 @@ fn syntax_error(text: &str, e: &pest::error::Error<Rule>) -> SyntaxError {
         n => format!("{} or {}", names[..n - 1].join(", "), names[n - 1]),
     };
     let found = found_at(text, pos);
-    let message = if list.is_empty() {
-        format!("unexpected {found}")
-    } else {
-        format!("unexpected {found}; expected {list}")
-    };
-    let end = (pos + found.len().saturating_sub(2))
-        .min(text.len())
-        .max(pos);
-    let end = if end == pos && pos < text.len() {
-        pos + text[pos..].chars().next().map_or(0, |c| c.len_utf8())
-    } else {
-        end
-    };
+    let message =
+        if list.is_empty() { format!("unexpected {found}") } else { format!("unexpected {found}; expected {list}") };
+    let end = (pos + found.len().saturating_sub(2)).min(text.len()).max(pos);
+    let end =
+        if end == pos && pos < text.len() { pos + text[pos..].chars().next().map_or(0, |c| c.len_utf8()) } else { end };
     SyntaxError {
         code: codes::SYNTAX,
         span: Span::new(pos, end),
         message,
-        label: if list.is_empty() {
-            "unexpected here".into()
-        } else {
-            format!("expected {list}")
-        },
+        label: if list.is_empty() { "unexpected here".into() } else { format!("expected {list}") },
         help: hint(text, pos),
     }
 }
@@ -471,18 +411,14 @@ fn hint(text: &str, pos: usize) -> Option<String> {
             '(' => open.push(i),
             ')' if open.pop().is_none() => {
                 let col = text[..i].chars().count() + 1;
-                return Some(format!(
-                    "the `)` at character {col} of the rule has no matching `(`"
-                ));
+                return Some(format!("the `)` at character {col} of the rule has no matching `(`"));
             }
             _ => {}
         }
     }
     if let Some(&first) = open.first() {
         let col = text[..first].chars().count() + 1;
-        return Some(format!(
-            "the `(` at character {col} of the rule is never closed"
-        ));
+        return Some(format!("the `(` at character {col} of the rule is never closed"));
     }
     if quote.is_some() {
         return Some("a string is not closed; add the closing quote".into());
@@ -503,17 +439,9 @@ mod tests {
             ExprKind::Number(v, _) => format!("{v}"),
             ExprKind::Bool(b) => format!("{b}"),
             ExprKind::Str(s) => format!("{s:?}"),
-            ExprKind::Path(ids) => ids
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>()
-                .join("."),
+            ExprKind::Path(ids) => ids.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join("."),
             ExprKind::Call { func, args } => {
-                format!(
-                    "{}({})",
-                    func.name,
-                    args.iter().map(shape).collect::<Vec<_>>().join(", ")
-                )
+                format!("{}({})", func.name, args.iter().map(shape).collect::<Vec<_>>().join(", "))
             }
             ExprKind::Unary(op, a) => format!("({op:?} {})", shape(a)),
             ExprKind::Binary(op, _, a, b) => format!("({} {} {})", shape(a), op.symbol(), shape(b)),
@@ -537,14 +465,8 @@ mod tests {
         assert_eq!(shape(&p("5%")), "0.05");
         assert_eq!(shape(&p("30bps")), "0.003");
         assert_eq!(shape(&p("account.equity")), "account.equity");
-        assert_eq!(
-            shape(&p("macd(close, 12, 26, 9).signal")),
-            "macd(close, 12, 26, 9).signal"
-        );
-        assert_eq!(
-            shape(&p("order.side == \"buy\"")),
-            "(order.side == \"buy\")"
-        );
+        assert_eq!(shape(&p("macd(close, 12, 26, 9).signal")), "macd(close, 12, 26, 9).signal");
+        assert_eq!(shape(&p("order.side == \"buy\"")), "(order.side == \"buy\")");
         assert_eq!(shape(&p("android or nothing")), "(android or nothing)");
         assert_eq!(shape(&p("f()")), "f()");
     }
@@ -552,26 +474,15 @@ mod tests {
     #[test]
     fn errors_say_what_was_expected() {
         let e = parse_text("(close > 3").unwrap_err();
-        assert_eq!(
-            e.message,
-            "unexpected end of rule; expected `)` or an operator"
-        );
+        assert_eq!(e.message, "unexpected end of rule; expected `)` or an operator");
         assert!(e.help.unwrap().contains("never closed"));
         let e = parse_text("close = 3").unwrap_err();
         assert_eq!(e.help.as_deref(), Some("use `==` to compare"));
         assert_eq!(e.span.start, 6);
         let e = parse_text("sma(close, 10").unwrap_err();
-        assert!(
-            e.message.contains("`)`") && e.message.contains("`,`"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("`)`") && e.message.contains("`,`"), "{}", e.message);
         let e = parse_text("close >").unwrap_err();
-        assert!(
-            e.message.contains("expected an expression"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("expected an expression"), "{}", e.message);
         assert!(parse_text("").is_err());
         assert!(parse_text("1e999").unwrap_err().code == codes::BAD_NUMBER);
     }

@@ -107,12 +107,7 @@ impl GraphSpec {
                 let x = self.lower(x);
                 NodeOp::Lag(x, *k)
             }
-            TKind::Indicator {
-                func,
-                args,
-                consts,
-                output,
-            } => {
+            TKind::Indicator { func, args, consts, output } => {
                 let args: Vec<NodeId> = args.iter().map(|a| self.lower(a)).collect();
                 let ind = self.intern(NodeOp::Indicator {
                     func: *func,
@@ -185,33 +180,17 @@ pub fn lower_rule(graph: &mut GraphSpec, e: &TExpr, src: &ExprSource) -> Compile
     if e.ty.var != Variability::Scalar {
         let id = graph.lower(e);
         collect_series_inputs(e, graph, src, &mut inputs);
-        return CompiledRule {
-            eval: RuleEval::Slot(id),
-            inputs,
-        };
+        return CompiledRule { eval: RuleEval::Slot(id), inputs };
     }
-    let mut b = ProgramBuilder {
-        graph,
-        src,
-        prog: ScalarProgram::default(),
-        memo: HashMap::new(),
-        inputs: &mut inputs,
-    };
+    let mut b =
+        ProgramBuilder { graph, src, prog: ScalarProgram::default(), memo: HashMap::new(), inputs: &mut inputs };
     b.lower(e);
     let prog = b.prog;
-    CompiledRule {
-        eval: RuleEval::Program(prog),
-        inputs,
-    }
+    CompiledRule { eval: RuleEval::Program(prog), inputs }
 }
 
 /// Labels for a pure-series rule: its top-level operands that are indicators or bars.
-fn collect_series_inputs(
-    e: &TExpr,
-    graph: &mut GraphSpec,
-    src: &ExprSource,
-    out: &mut Vec<(String, Input)>,
-) {
+fn collect_series_inputs(e: &TExpr, graph: &mut GraphSpec, src: &ExprSource, out: &mut Vec<(String, Input)>) {
     match &e.kind {
         TKind::Const(_) => {}
         TKind::Unary(_, a) => collect_series_inputs(a, graph, src, out),
@@ -244,11 +223,7 @@ fn push_input(out: &mut Vec<(String, Input)>, label: String, input: Input) {
 }
 
 fn label(src: &ExprSource, e: &TExpr) -> String {
-    src.text
-        .get(e.span.start..e.span.end)
-        .unwrap_or("?")
-        .trim()
-        .to_string()
+    src.text.get(e.span.start..e.span.end).unwrap_or("?").trim().to_string()
 }
 
 struct ProgramBuilder<'a> {
@@ -281,11 +256,7 @@ impl ProgramBuilder<'_> {
         }
         match &e.kind {
             TKind::Field(f) => {
-                push_input(
-                    self.inputs,
-                    super::catalog::field_spec(*f).path.to_string(),
-                    Input::Field(*f),
-                );
+                push_input(self.inputs, super::catalog::field_spec(*f).path.to_string(), Input::Field(*f));
                 self.push(format!("f{f:?}"), ScalarOp::Read(Input::Field(*f)))
             }
             TKind::Unary(op, a) => {
@@ -320,32 +291,14 @@ mod tests {
     #[test]
     fn identical_calls_share_nodes() {
         let mut g = GraphSpec::new();
-        let (a, sa) = typed(
-            "crosses_above(sma(close, 10), sma(close, 30))",
-            Context::Entry,
-        );
-        let (b, sb) = typed(
-            "sma(close, 10) < sma(close, 30) and sma(close, 10) > 1",
-            Context::Exit,
-        );
+        let (a, sa) = typed("crosses_above(sma(close, 10), sma(close, 30))", Context::Entry);
+        let (b, sb) = typed("sma(close, 10) < sma(close, 30) and sma(close, 10) > 1", Context::Exit);
         lower_rule(&mut g, &a, &sa);
         let before = g.len();
         lower_rule(&mut g, &b, &sb);
         // new nodes: `<`, const 1, `>`, `and` — both SMAs are shared.
         assert_eq!(g.len(), before + 4);
-        let smas = g
-            .nodes
-            .iter()
-            .filter(|n| {
-                matches!(
-                    n,
-                    NodeOp::Indicator {
-                        func: Func::Sma,
-                        ..
-                    }
-                )
-            })
-            .count();
+        let smas = g.nodes.iter().filter(|n| matches!(n, NodeOp::Indicator { func: Func::Sma, .. })).count();
         assert_eq!(smas, 2);
     }
 
@@ -354,19 +307,7 @@ mod tests {
         let mut g = GraphSpec::new();
         let (a, sa) = typed("macd(close).line > macd(close).signal", Context::Entry);
         lower_rule(&mut g, &a, &sa);
-        let macds = g
-            .nodes
-            .iter()
-            .filter(|n| {
-                matches!(
-                    n,
-                    NodeOp::Indicator {
-                        func: Func::Macd,
-                        ..
-                    }
-                )
-            })
-            .count();
+        let macds = g.nodes.iter().filter(|n| matches!(n, NodeOp::Indicator { func: Func::Macd, .. })).count();
         assert_eq!(macds, 1);
     }
 
@@ -375,9 +316,7 @@ mod tests {
         let mut g = GraphSpec::new();
         let (t, s) = typed("close > position.entry_price * 1.05", Context::Exit);
         let r = lower_rule(&mut g, &t, &s);
-        let RuleEval::Program(p) = &r.eval else {
-            panic!()
-        };
+        let RuleEval::Program(p) = &r.eval else { panic!() };
         assert_eq!(p.ops.len(), 5);
         assert_eq!(r.inputs.len(), 2);
         assert_eq!(r.inputs[1].0, "position.entry_price");

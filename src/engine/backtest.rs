@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::curve::{Curves, EquityTracker};
 use super::events::EventSink;
 use super::market::BarSeries;
 use super::metrics::{Metrics, compute};
@@ -21,10 +22,12 @@ use crate::dsl::bundle::Bundle;
 /// Everything a backtest produces.
 #[derive(Debug, Clone, Serialize)]
 pub struct BacktestOutput {
-    /// Mark times (UTC seconds), one per distinct timestamp.
-    pub times: Vec<i64>,
-    /// Equity at each mark (currency).
-    pub equity: Vec<f64>,
+    /// First mark time (UTC seconds).
+    pub first_ts: Option<i64>,
+    /// Last mark time (UTC seconds).
+    pub last_ts: Option<i64>,
+    /// Equity for charts (extremes kept) and at each UTC day's close.
+    pub curves: Curves,
     /// Closed round trips, in closing order.
     pub trades: Vec<Trade>,
     /// Positions open after the last bar.
@@ -46,71 +49,43 @@ pub fn run(
     let symbols: Vec<String> = series.iter().map(|s| s.symbol.clone()).collect();
     let starting_cash = settings.starting_cash;
     let mut engine = Engine::new(bundle, &symbols, settings);
-    let total: usize = series.iter().map(|s| s.len()).sum();
-    let mut times = Vec::with_capacity(if series.len() == 1 {
-        total
-    } else {
-        total / series.len().max(1) + 16
-    });
-    let mut equity = Vec::with_capacity(times.capacity());
-    let mut exposed = 0usize;
+    let mut eq = EquityTracker::new(starting_cash);
 
     if series.len() == 1 {
         let s = &series[0];
         for i in 0..s.len() {
-            let bar = s.bar(i);
-            engine.on_bar(0, &bar, sink);
-            let e = engine.mark();
-            times.push(bar.ts);
-            equity.push(e);
-            if engine.has_position() {
-                exposed += 1;
-            }
+            engine.on_series_bar(0, s, i, sink);
+            let (e, open) = engine.mark();
+            eq.push(s.ts[i], e, open);
         }
     } else {
         let mut cursor = vec![0usize; series.len()];
-        let mut heap: BinaryHeap<Reverse<(i64, usize)>> = series
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.is_empty())
-            .map(|(i, s)| Reverse((s.ts[0], i)))
-            .collect();
+        let mut heap: BinaryHeap<Reverse<(i64, usize)>> =
+            series.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, s)| Reverse((s.ts[0], i))).collect();
         while let Some(&Reverse((ts, _))) = heap.peek() {
             while let Some(&Reverse((t, i))) = heap.peek() {
                 if t != ts {
                     break;
                 }
                 heap.pop();
-                let bar = series[i].bar(cursor[i]);
-                engine.on_bar(i, &bar, sink);
+                engine.on_series_bar(i, &series[i], cursor[i], sink);
                 cursor[i] += 1;
                 if cursor[i] < series[i].len() {
                     heap.push(Reverse((series[i].ts[cursor[i]], i)));
                 }
             }
-            let e = engine.mark();
-            times.push(ts);
-            equity.push(e);
-            if engine.has_position() {
-                exposed += 1;
-            }
+            let (e, open) = engine.mark();
+            eq.push(ts, e, open);
         }
     }
-    let last_ts = times.last().copied().unwrap_or(0);
-    engine.finish(last_ts, sink);
+    engine.finish(eq.last_ts.unwrap_or(0), sink);
     let open_positions = engine.open_positions();
     let trades = engine.take_trades();
-    let metrics = compute(
-        starting_cash,
-        &times,
-        &equity,
-        exposed,
-        &trades,
-        !open_positions.is_empty(),
-    );
+    let metrics = compute(&eq, &trades, !open_positions.is_empty());
     BacktestOutput {
-        times,
-        equity,
+        first_ts: eq.first_ts,
+        last_ts: eq.last_ts,
+        curves: eq.curves(),
         trades,
         open_positions,
         metrics,

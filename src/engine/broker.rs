@@ -62,10 +62,7 @@ pub struct SimBroker {
 impl SimBroker {
     /// A broker for `symbols` symbols.
     pub fn new(model: FillModel, symbols: usize) -> Self {
-        SimBroker {
-            model,
-            working: vec![Vec::new(); symbols],
-        }
+        SimBroker { model, working: vec![Vec::new(); symbols] }
     }
 
     /// True when `symbol` has working orders.
@@ -80,15 +77,9 @@ impl SimBroker {
     }
 
     /// Removes and returns every working order of `slot` on `symbol` that matches `pred`.
-    pub fn cancel_where(
-        &mut self,
-        symbol: usize,
-        slot: usize,
-        pred: impl Fn(&Order) -> bool,
-    ) -> Vec<Order> {
-        let (out, keep): (Vec<Order>, Vec<Order>) = std::mem::take(&mut self.working[symbol])
-            .into_iter()
-            .partition(|o| o.slot == slot && pred(o));
+    pub fn cancel_where(&mut self, symbol: usize, slot: usize, pred: impl Fn(&Order) -> bool) -> Vec<Order> {
+        let (out, keep): (Vec<Order>, Vec<Order>) =
+            std::mem::take(&mut self.working[symbol]).into_iter().partition(|o| o.slot == slot && pred(o));
         self.working[symbol] = keep;
         out
     }
@@ -107,11 +98,7 @@ impl SimBroker {
             if orders[i].order_type == OrderType::Market {
                 let order = orders.remove(i);
                 let price = self.model.slipped(order.side, bar.open);
-                out.push(Execution {
-                    order,
-                    price,
-                    base_price: bar.open,
-                });
+                out.push(Execution { order, price, base_price: bar.open });
             } else {
                 i += 1;
             }
@@ -172,11 +159,7 @@ impl SimBroker {
         chosen.sort_by_key(|c| std::cmp::Reverse(c.0));
         let mut out: Vec<Execution> = chosen
             .into_iter()
-            .map(|(i, price, base)| Execution {
-                order: self.working[symbol].remove(i),
-                price,
-                base_price: base,
-            })
+            .map(|(i, price, base)| Execution { order: self.working[symbol].remove(i), price, base_price: base })
             .collect();
         out.reverse();
         out

@@ -3,7 +3,7 @@
 //! The engine does no I/O: it calls an [`EventSink`]. The runtime's SQLite journal is one sink;
 //! [`NullSink`] discards everything (used by benchmarks and `--no-journal`).
 
-use super::orders::{Fill, Order, Trade};
+use super::orders::{ClientOrderId, Fill, Order, Trade};
 
 /// Final state of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,24 +52,9 @@ pub struct Decision<'a> {
 /// Receives engine events. Every method has a no-op default.
 pub trait EventSink {
     /// An order was created; `status` is `Submitted` or `Rejected` (then `reason` says why).
-    fn order(
-        &mut self,
-        _order: &Order,
-        _strategy: &str,
-        _symbol: &str,
-        _status: OrderStatus,
-        _reason: &str,
-    ) {
-    }
+    fn order(&mut self, _order: &Order, _strategy: &str, _symbol: &str, _status: OrderStatus, _reason: &str) {}
     /// A working order reached a final state at `ts`.
-    fn order_status(
-        &mut self,
-        _client_order_id: &str,
-        _status: OrderStatus,
-        _ts: i64,
-        _reason: &str,
-    ) {
-    }
+    fn order_status(&mut self, _client_order_id: ClientOrderId, _status: OrderStatus, _ts: i64, _reason: &str) {}
     /// An order filled.
     fn fill(&mut self, _fill: &Fill, _order: &Order, _symbol: &str) {}
     /// A round trip closed.

@@ -3,6 +3,11 @@
 //! Built from a [`GraphSpec`]; [`Graph::update`] evaluates every node once per bar in
 //! topological order, writing one `f64` per node into a flat value array that rules read by
 //! index. Stateful nodes (indicators, history) keep their state inline.
+//!
+//! Replays can use [`Graph::update_block`] instead: it advances the graph over many bars at
+//! once, node by node (one dispatch per node per block instead of per bar, in tight loops over
+//! contiguous columns). Both paths run the same indicator code and leave the graph in the same
+//! state.
 
 use crate::dsl::catalog::{BarField, Func};
 use crate::dsl::program::{GraphSpec, NodeOp};
@@ -11,7 +16,7 @@ use crate::indicators::{
     Atr, BBands, Cross, CrossDirection, Ema, Highest, Lowest, Macd, Roc, Rsi, Sma, StdDev, Window,
 };
 
-use super::market::Bar;
+use super::market::{Bar, BarSeries};
 
 #[derive(Debug, Clone)]
 enum Node {
@@ -40,6 +45,8 @@ pub struct Graph {
     nodes: Vec<Node>,
     values: Vec<f64>,
     aux: Vec<f64>,
+    /// Scratch for [`Graph::update_block`]: secondary outputs per bar of a block.
+    aux_rows: Vec<f64>,
 }
 
 fn c(bits: &[u64], i: usize) -> f64 {
@@ -48,11 +55,7 @@ fn c(bits: &[u64], i: usize) -> f64 {
 
 fn period(bits: &[u64], i: usize) -> usize {
     let v = c(bits, i);
-    if v.is_finite() && v >= 1.0 {
-        v as usize
-    } else {
-        1
-    }
+    if v.is_finite() && v >= 1.0 { v as usize } else { 1 }
 }
 
 impl Graph {
@@ -69,14 +72,8 @@ impl Graph {
                 NodeOp::Bar(f) => Node::Bar(*f),
                 NodeOp::Unary(op, a) => Node::Unary(*op, *a),
                 NodeOp::Binary(op, a, b) => Node::Binary(*op, *a, *b),
-                NodeOp::Lag(src, k) => Node::Lag {
-                    src: *src,
-                    k: *k as usize,
-                    win: Window::new(*k as usize + 1),
-                },
-                NodeOp::Output(src, k) => Node::Output {
-                    aux: aux_base[*src as usize] + *k as u32,
-                },
+                NodeOp::Lag(src, k) => Node::Lag { src: *src, k: *k as usize, win: Window::new(*k as usize + 1) },
+                NodeOp::Output(src, k) => Node::Output { aux: aux_base[*src as usize] + *k as u32 },
                 NodeOp::Indicator { func, args, consts } => {
                     let a0 = args.first().copied().unwrap_or(0);
                     match func {
@@ -88,11 +85,7 @@ impl Graph {
                             aux_len += 3;
                             Node::Macd {
                                 src: a0,
-                                ind: Macd::new(
-                                    period(consts, 0),
-                                    period(consts, 1),
-                                    period(consts, 2),
-                                ),
+                                ind: Macd::new(period(consts, 0), period(consts, 1), period(consts, 2)),
                                 aux: aux_base[i],
                             }
                         }
@@ -101,29 +94,16 @@ impl Graph {
                             aux_base[i] = aux_len;
                             aux_len += 3;
                             let k = c(consts, 1);
-                            Node::BBands {
-                                src: a0,
-                                ind: BBands::new(period(consts, 0), k, k),
-                                aux: aux_base[i],
-                            }
+                            Node::BBands { src: a0, ind: BBands::new(period(consts, 0), k, k), aux: aux_base[i] }
                         }
-                        Func::StdDev => {
-                            Node::StdDev(a0, StdDev::new(period(consts, 0), c(consts, 1)))
-                        }
+                        Func::StdDev => Node::StdDev(a0, StdDev::new(period(consts, 0), c(consts, 1))),
                         Func::Highest => Node::Highest(a0, Highest::new(period(consts, 0))),
                         Func::Lowest => Node::Lowest(a0, Lowest::new(period(consts, 0))),
                         Func::Roc => Node::Roc(a0, Roc::new(period(consts, 0))),
                         Func::CrossesAbove | Func::CrossesBelow => {
-                            let dir = if *func == Func::CrossesAbove {
-                                CrossDirection::Above
-                            } else {
-                                CrossDirection::Below
-                            };
-                            Node::Cross {
-                                a: a0,
-                                b: args.get(1).copied().unwrap_or(a0),
-                                ind: Cross::new(dir),
-                            }
+                            let dir =
+                                if *func == Func::CrossesAbove { CrossDirection::Above } else { CrossDirection::Below };
+                            Node::Cross { a: a0, b: args.get(1).copied().unwrap_or(a0), ind: Cross::new(dir) }
                         }
                         // Pure functions are lowered to Unary/Binary; never reached.
                         Func::Abs | Func::Min | Func::Max => Node::Const(f64::NAN),
@@ -131,15 +111,8 @@ impl Graph {
                 }
             })
             .collect::<Vec<_>>();
-        let values = nodes
-            .iter()
-            .map(|n| if let Node::Const(v) = n { *v } else { f64::NAN })
-            .collect();
-        Graph {
-            nodes,
-            values,
-            aux: vec![f64::NAN; aux_len as usize],
-        }
+        let values = nodes.iter().map(|n| if let Node::Const(v) = n { *v } else { f64::NAN }).collect();
+        Graph { nodes, values, aux: vec![f64::NAN; aux_len as usize], aux_rows: Vec::new() }
     }
 
     /// Number of nodes.
@@ -162,6 +135,106 @@ impl Graph {
     #[inline]
     pub fn value(&self, id: u32) -> f64 {
         self.values[id as usize]
+    }
+
+    /// Advances the graph over bars `start..start + len` of `series`, writing their values to
+    /// `out` column-major (`out[node * len + i]` is the value of `node` on bar `start + i`).
+    /// Afterwards [`Graph::values`] holds the last bar's values, as after `len` calls of
+    /// [`Graph::update`].
+    pub fn update_block(&mut self, series: &BarSeries, start: usize, len: usize, out: &mut Vec<f64>) {
+        let n = self.nodes.len();
+        out.clear();
+        out.resize(n * len, f64::NAN);
+        if n == 0 || len == 0 {
+            return;
+        }
+        let end = start + len;
+        // Secondary outputs of multi-output indicators, column-major like `out`.
+        let na = self.aux.len();
+        let mut aux_cols = std::mem::take(&mut self.aux_rows);
+        aux_cols.clear();
+        aux_cols.resize(na * len, f64::NAN);
+        for (k, node) in self.nodes.iter_mut().enumerate() {
+            // Inputs are earlier nodes, so they live in `done`; this node's column is `col`.
+            let (done, rest) = out.split_at_mut(k * len);
+            let col = &mut rest[..len];
+            let input = |j: u32| &done[j as usize * len..(j as usize + 1) * len];
+            match node {
+                Node::Const(v) => col.fill(*v),
+                Node::Bar(f) => col.copy_from_slice(match f {
+                    BarField::Open => &series.open[start..end],
+                    BarField::High => &series.high[start..end],
+                    BarField::Low => &series.low[start..end],
+                    BarField::Close => &series.close[start..end],
+                    BarField::Volume => &series.volume[start..end],
+                }),
+                Node::Unary(op, a) => {
+                    for (o, x) in col.iter_mut().zip(input(*a)) {
+                        *o = unary(*op, *x);
+                    }
+                }
+                Node::Binary(op, a, b) => {
+                    for ((o, x), y) in col.iter_mut().zip(input(*a)).zip(input(*b)) {
+                        *o = binary(*op, *x, *y);
+                    }
+                }
+                Node::Lag { src, k: lag, win } => {
+                    for (o, x) in col.iter_mut().zip(input(*src)) {
+                        win.push(*x);
+                        *o = win.back(*lag).unwrap_or(f64::NAN);
+                    }
+                }
+                Node::Sma(src, ind) => col.iter_mut().zip(input(*src)).for_each(|(o, x)| *o = ind.update(*x)),
+                Node::Ema(src, ind) => col.iter_mut().zip(input(*src)).for_each(|(o, x)| *o = ind.update(*x)),
+                Node::Rsi(src, ind) => col.iter_mut().zip(input(*src)).for_each(|(o, x)| *o = ind.update(*x)),
+                Node::StdDev(src, ind) => col.iter_mut().zip(input(*src)).for_each(|(o, x)| *o = ind.update(*x)),
+                Node::Highest(src, ind) => col.iter_mut().zip(input(*src)).for_each(|(o, x)| *o = ind.update(*x)),
+                Node::Lowest(src, ind) => col.iter_mut().zip(input(*src)).for_each(|(o, x)| *o = ind.update(*x)),
+                Node::Roc(src, ind) => col.iter_mut().zip(input(*src)).for_each(|(o, x)| *o = ind.update(*x)),
+                Node::Macd { src, ind, aux: base } => {
+                    let b = *base as usize;
+                    for (i, (o, x)) in col.iter_mut().zip(input(*src)).enumerate() {
+                        let m = ind.update(*x);
+                        aux_cols[b * len + i] = m.line;
+                        aux_cols[(b + 1) * len + i] = m.signal;
+                        aux_cols[(b + 2) * len + i] = m.histogram;
+                        *o = m.line;
+                    }
+                }
+                Node::BBands { src, ind, aux: base } => {
+                    let b = *base as usize;
+                    for (i, (o, x)) in col.iter_mut().zip(input(*src)).enumerate() {
+                        let m = ind.update(*x);
+                        aux_cols[b * len + i] = m.upper;
+                        aux_cols[(b + 1) * len + i] = m.middle;
+                        aux_cols[(b + 2) * len + i] = m.lower;
+                        *o = m.middle;
+                    }
+                }
+                Node::Atr(ind) => {
+                    let (h, l, c) = (&series.high[start..end], &series.low[start..end], &series.close[start..end]);
+                    for (i, o) in col.iter_mut().enumerate() {
+                        *o = ind.update(h[i], l[i], c[i]);
+                    }
+                }
+                Node::Cross { a, b, ind } => {
+                    for ((o, x), y) in col.iter_mut().zip(input(*a)).zip(input(*b)) {
+                        *o = ind.update(*x, *y);
+                    }
+                }
+                Node::Output { aux: j } => {
+                    let j = *j as usize;
+                    col.copy_from_slice(&aux_cols[j * len..(j + 1) * len]);
+                }
+            }
+        }
+        for (k, v) in self.values.iter_mut().enumerate() {
+            *v = out[k * len + len - 1];
+        }
+        for (j, v) in self.aux.iter_mut().enumerate() {
+            *v = aux_cols[j * len + len - 1];
+        }
+        self.aux_rows = aux_cols;
     }
 
     /// Advances every node by one bar.
@@ -188,11 +261,7 @@ impl Graph {
                 Node::Sma(src, ind) => ind.update(values[*src as usize]),
                 Node::Ema(src, ind) => ind.update(values[*src as usize]),
                 Node::Rsi(src, ind) => ind.update(values[*src as usize]),
-                Node::Macd {
-                    src,
-                    ind,
-                    aux: base,
-                } => {
+                Node::Macd { src, ind, aux: base } => {
                     let m = ind.update(values[*src as usize]);
                     let b = *base as usize;
                     aux[b] = m.line;
@@ -201,11 +270,7 @@ impl Graph {
                     m.line
                 }
                 Node::Atr(ind) => ind.update(bar.high, bar.low, bar.close),
-                Node::BBands {
-                    src,
-                    ind,
-                    aux: base,
-                } => {
+                Node::BBands { src, ind, aux: base } => {
                     let m = ind.update(values[*src as usize]);
                     let b = *base as usize;
                     aux[b] = m.upper;

@@ -43,10 +43,7 @@ pub struct BarSeries {
 impl BarSeries {
     /// An empty series for `symbol`.
     pub fn new(symbol: impl Into<String>) -> Self {
-        BarSeries {
-            symbol: symbol.into(),
-            ..Default::default()
-        }
+        BarSeries { symbol: symbol.into(), ..Default::default() }
     }
 
     /// Number of bars.
@@ -82,21 +79,19 @@ impl BarSeries {
         }
     }
 
-    /// The bars with `from <= ts <= to` (either bound optional).
-    pub fn slice(&self, from: Option<i64>, to: Option<i64>) -> BarSeries {
+    /// Keeps only the bars with `from <= ts <= to` (either bound optional), in place.
+    pub fn retain_period(&mut self, from: Option<i64>, to: Option<i64>) {
         let start = from.map_or(0, |f| self.ts.partition_point(|&t| t < f));
-        let end = to.map_or(self.len(), |t| self.ts.partition_point(|&x| x <= t));
-        let end = end.max(start);
-        BarSeries {
-            symbol: self.symbol.clone(),
-            timeframe: self.timeframe,
-            ts: self.ts[start..end].to_vec(),
-            open: self.open[start..end].to_vec(),
-            high: self.high[start..end].to_vec(),
-            low: self.low[start..end].to_vec(),
-            close: self.close[start..end].to_vec(),
-            volume: self.volume[start..end].to_vec(),
+        let end = to.map_or(self.len(), |t| self.ts.partition_point(|&x| x <= t)).max(start);
+        if start == 0 && end == self.len() {
+            return;
         }
+        for col in [&mut self.open, &mut self.high, &mut self.low, &mut self.close, &mut self.volume] {
+            col.truncate(end);
+            col.drain(..start);
+        }
+        self.ts.truncate(end);
+        self.ts.drain(..start);
     }
 
     /// Median spacing between bars in seconds (`None` with fewer than 2 bars).

@@ -23,6 +23,7 @@
 
 use serde::Serialize;
 
+use super::curve::EquityTracker;
 use super::orders::Trade;
 
 /// Seconds in a mean Gregorian year.
@@ -71,103 +72,61 @@ pub struct Metrics {
     pub periods_per_year: Option<f64>,
 }
 
-/// Computes the metrics from the equity curve (one point per timestamp), the number of
-/// timestamps with an open position, and the closed trades.
-pub fn compute(
-    starting_cash: f64,
-    times: &[i64],
-    equity: &[f64],
-    exposed: usize,
-    trades: &[Trade],
-    open_at_end: bool,
-) -> Metrics {
-    let final_equity = equity.last().copied().unwrap_or(starting_cash);
+/// Computes the metrics from the tracked equity and the closed trades.
+pub fn compute(eq: &EquityTracker, trades: &[Trade], open_at_end: bool) -> Metrics {
+    let starting_cash = eq.starting_cash();
+    let final_equity = eq.last;
     let total_return = final_equity / starting_cash - 1.0;
-    let years = match (times.first(), times.last()) {
+    let years = match (eq.first_ts, eq.last_ts) {
         (Some(a), Some(b)) if b > a => (b - a) as f64 / YEAR_SECONDS,
         _ => 0.0,
     };
-    let cagr = (years > 0.0 && final_equity > 0.0)
-        .then(|| (final_equity / starting_cash).powf(1.0 / years) - 1.0);
+    let cagr = (years > 0.0 && final_equity > 0.0).then(|| (final_equity / starting_cash).powf(1.0 / years) - 1.0);
 
-    let mut peak = starting_cash;
-    let mut max_dd = 0.0f64;
-    for &e in equity {
-        if e > peak {
-            peak = e;
-        }
-        let dd = (peak - e) / peak;
-        if dd > max_dd {
-            max_dd = dd;
-        }
-    }
-
-    let mut returns = Vec::with_capacity(equity.len());
-    let mut prev = starting_cash;
-    for &e in equity {
-        if prev != 0.0 {
-            returns.push(e / prev - 1.0);
-        }
-        prev = e;
-    }
-    let periods_per_year =
-        (years > 0.0 && !returns.is_empty()).then(|| returns.len() as f64 / years);
+    // Returns are small and centred near 0, so the sum-of-squares variance loses no precision
+    // that matters.
+    let count = eq.n_returns;
+    let mean = if count > 0 { eq.sum / count as f64 } else { 0.0 };
+    let m2 = (eq.sum2 - eq.sum * mean).max(0.0);
+    let periods_per_year = (years > 0.0 && count > 0).then(|| count as f64 / years);
     let (sharpe, sortino) = match periods_per_year {
-        Some(p) if returns.len() >= 2 => {
-            let n = returns.len() as f64;
-            let mean = returns.iter().sum::<f64>() / n;
-            let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
-            let down = (returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n).sqrt();
-            let sd = var.sqrt();
-            (
-                (sd > 0.0).then(|| mean / sd * p.sqrt()),
-                (down > 0.0).then(|| mean / down * p.sqrt()),
-            )
+        Some(p) if count >= 2 => {
+            let sd = (m2 / (count as f64 - 1.0)).sqrt();
+            let down = (eq.down2 / count as f64).sqrt();
+            ((sd > 0.0).then(|| mean / sd * p.sqrt()), (down > 0.0).then(|| mean / down * p.sqrt()))
         }
         _ => (None, None),
     };
 
     let n = trades.len();
-    let wins: Vec<f64> = trades
-        .iter()
-        .filter(|t| t.pnl > 0.0)
-        .map(|t| t.pnl)
-        .collect();
-    let losses: Vec<f64> = trades
-        .iter()
-        .filter(|t| t.pnl < 0.0)
-        .map(|t| t.pnl)
-        .collect();
+    let wins: Vec<f64> = trades.iter().filter(|t| t.pnl > 0.0).map(|t| t.pnl).collect();
+    let losses: Vec<f64> = trades.iter().filter(|t| t.pnl < 0.0).map(|t| t.pnl).collect();
     let gross_profit: f64 = wins.iter().sum();
     let gross_loss: f64 = -losses.iter().sum::<f64>();
-    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-    let avg_win = mean(&wins);
-    let avg_loss = mean(&losses);
+    let mean_of = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let avg_win = mean_of(&wins);
+    let avg_loss = mean_of(&losses);
     Metrics {
         starting_cash,
         final_equity,
         total_return,
         cagr,
-        max_drawdown: max_dd,
+        max_drawdown: eq.max_drawdown,
         sharpe,
         sortino,
         win_rate: (n > 0).then(|| wins.len() as f64 / n as f64),
         profit_factor: (gross_loss > 0.0).then(|| gross_profit / gross_loss),
-        avg_pnl_pct: mean(&trades.iter().map(|t| t.pnl_pct).collect::<Vec<_>>()),
+        avg_pnl_pct: mean_of(&trades.iter().map(|t| t.pnl_pct).collect::<Vec<_>>()),
         avg_win,
         avg_loss,
         win_loss_ratio: match (avg_win, avg_loss) {
             (Some(w), Some(l)) if l != 0.0 => Some(w / l.abs()),
             _ => None,
         },
-        exposure_time: if equity.is_empty() {
-            0.0
-        } else {
-            exposed as f64 / equity.len() as f64
-        },
+        exposure_time: if eq.count == 0 { 0.0 } else { eq.exposed as f64 / eq.count as f64 },
         trade_count: n,
         open_at_end,
-        bars: equity.len(),
+        bars: eq.count,
         years,
         periods_per_year,
     }
@@ -176,6 +135,7 @@ pub fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::orders::client_order_id;
 
     fn trade(pnl: f64) -> Trade {
         Trade {
@@ -191,21 +151,22 @@ mod tests {
             fees: 0.0,
             exit_reason: "exit_rule",
             holding_bars: 1,
-            entry_order_id: String::new(),
-            exit_order_id: String::new(),
+            entry_order_id: client_order_id("b", "s", "X", 0, 0),
+            exit_order_id: client_order_id("b", "s", "X", 1, 0),
         }
+    }
+
+    fn tracked(cash: f64, times: &[i64], equity: &[f64], exposed: usize) -> EquityTracker {
+        let mut t = EquityTracker::new(cash);
+        for (i, (ts, e)) in times.iter().zip(equity).enumerate() {
+            t.push(*ts, *e, i < exposed);
+        }
+        t
     }
 
     #[test]
     fn drawdown_counts_from_starting_cash() {
-        let m = compute(
-            100.0,
-            &[0, 86_400, 172_800],
-            &[90.0, 120.0, 60.0],
-            3,
-            &[],
-            true,
-        );
+        let m = compute(&tracked(100.0, &[0, 86_400, 172_800], &[90.0, 120.0, 60.0], 3), &[], true);
         assert_eq!(m.max_drawdown, 0.5);
         assert!((m.total_return + 0.4).abs() < 1e-12);
         assert_eq!(m.exposure_time, 1.0);
@@ -215,7 +176,7 @@ mod tests {
     #[test]
     fn trade_statistics() {
         let t = [trade(10.0), trade(-5.0), trade(20.0), trade(-5.0)];
-        let m = compute(100.0, &[0, 1], &[100.0, 120.0], 0, &t, false);
+        let m = compute(&tracked(100.0, &[0, 1], &[100.0, 120.0], 0), &t, false);
         assert_eq!(m.win_rate, Some(0.5));
         assert_eq!(m.profit_factor, Some(3.0));
         assert_eq!(m.avg_win, Some(15.0));
@@ -227,7 +188,7 @@ mod tests {
     fn sharpe_uses_sample_deviation() {
         let eq = [101.0, 100.0, 102.0, 101.0];
         let times: Vec<i64> = (0..4).map(|i| i * 86_400).collect();
-        let m = compute(100.0, &times, &eq, 0, &[], false);
+        let m = compute(&tracked(100.0, &times, &eq, 0), &[], false);
         let r = [0.01, 100.0 / 101.0 - 1.0, 0.02, 101.0 / 102.0 - 1.0];
         let mean = r.iter().sum::<f64>() / 4.0;
         let sd = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 3.0).sqrt();

@@ -5,6 +5,7 @@
 
 pub mod backtest;
 pub mod broker;
+pub mod curve;
 pub mod events;
 pub mod graph;
 pub mod market;

@@ -1,5 +1,8 @@
 //! Orders, fills, positions and round-trip trades.
 
+use std::fmt;
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 /// Buy or sell.
@@ -148,8 +151,8 @@ impl OrderReason {
 /// An order as the engine tracks it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Order {
-    /// Deterministic id, see [`client_order_id`].
-    pub client_order_id: String,
+    /// Deterministic id, see [`OrderIds`].
+    pub client_order_id: ClientOrderId,
     /// Strategy-on-symbol slot that owns it.
     pub slot: usize,
     /// Strategy index in the bundle.
@@ -187,7 +190,7 @@ impl Order {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fill {
     /// The order's id.
-    pub client_order_id: String,
+    pub client_order_id: ClientOrderId,
     /// Fill time (UTC seconds): the bar's open time for open fills, the bar time for others.
     pub ts: i64,
     /// Units filled.
@@ -218,16 +221,16 @@ pub struct Position {
     /// Bars closed while held.
     pub bars_held: u32,
     /// The entry order's id.
-    pub entry_order_id: String,
+    pub entry_order_id: ClientOrderId,
 }
 
 /// A closed round trip.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Trade {
     /// Strategy name.
-    pub strategy: String,
+    pub strategy: Arc<str>,
     /// Symbol.
-    pub symbol: String,
+    pub symbol: Arc<str>,
     /// Entry fill time (UTC seconds).
     pub entry_time: i64,
     /// Entry fill price.
@@ -249,29 +252,90 @@ pub struct Trade {
     /// Symbol bars between the entry and exit fills.
     pub holding_bars: u64,
     /// Entry order id.
-    pub entry_order_id: String,
+    pub entry_order_id: ClientOrderId,
     /// Exit order id.
-    pub exit_order_id: String,
+    pub exit_order_id: ClientOrderId,
 }
 
-/// The deterministic `client_order_id` of an order: `td-` and the first 24 hex digits of the
-/// SHA-256 of `bot`, `strategy`, `symbol`, the bar time and the intent's sequence number on that
-/// bar. The same decision always gets the same id, so a restarted bot cannot submit it twice.
-pub fn client_order_id(bot: &str, strategy: &str, symbol: &str, bar_ts: i64, seq: u32) -> String {
-    let mut h = Sha256::new();
-    for part in [bot, strategy, symbol] {
-        h.update((part.len() as u32).to_le_bytes());
-        h.update(part.as_bytes());
+/// A `client_order_id`: `td-` and 24 lowercase hex digits (27 ASCII bytes), stored inline so
+/// that orders, fills and trades can carry it without allocating.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientOrderId([u8; 27]);
+
+impl ClientOrderId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Always ASCII: built only from `td-` and hex digits.
+        std::str::from_utf8(&self.0).unwrap_or("td-invalid")
     }
-    h.update(bar_ts.to_le_bytes());
-    h.update(seq.to_le_bytes());
-    let d = h.finalize();
-    let mut id = String::with_capacity(27);
-    id.push_str("td-");
-    for b in d.iter().take(12) {
-        id.push_str(&format!("{b:02x}"));
+}
+
+impl fmt::Display for ClientOrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
-    id
+}
+
+impl fmt::Debug for ClientOrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl serde::Serialize for ClientOrderId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for ClientOrderId {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+/// Derives the `client_order_id`s of one strategy on one symbol of one bot.
+///
+/// The id of an order is `td-` and the first 24 hex digits of the SHA-256 of `bot`, `strategy`,
+/// `symbol` (each length-prefixed), the bar time and the intent's sequence number on that bar.
+/// The same decision always gets the same id, so a restarted bot cannot submit it twice. The
+/// hash of the constant prefix is computed once.
+#[derive(Clone)]
+pub struct OrderIds {
+    prefix: Sha256,
+}
+
+impl OrderIds {
+    /// The id generator for `strategy` trading `symbol` in `bot`.
+    pub fn new(bot: &str, strategy: &str, symbol: &str) -> Self {
+        let mut h = Sha256::new();
+        for part in [bot, strategy, symbol] {
+            h.update((part.len() as u32).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        OrderIds { prefix: h }
+    }
+
+    /// The id of intent number `seq` on the bar at `bar_ts`.
+    pub fn id(&self, bar_ts: i64, seq: u32) -> ClientOrderId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut h = self.prefix.clone();
+        h.update(bar_ts.to_le_bytes());
+        h.update(seq.to_le_bytes());
+        let d = h.finalize();
+        let mut id = [0u8; 27];
+        id[..3].copy_from_slice(b"td-");
+        for (i, b) in d.iter().take(12).enumerate() {
+            id[3 + 2 * i] = HEX[(b >> 4) as usize];
+            id[4 + 2 * i] = HEX[(b & 15) as usize];
+        }
+        ClientOrderId(id)
+    }
+}
+
+/// The `client_order_id` of one intent; see [`OrderIds`].
+pub fn client_order_id(bot: &str, strategy: &str, symbol: &str, bar_ts: i64, seq: u32) -> ClientOrderId {
+    OrderIds::new(bot, strategy, symbol).id(bar_ts, seq)
 }
 
 #[cfg(test)]
@@ -284,6 +348,7 @@ mod tests {
         assert_eq!(a, client_order_id("bot", "s", "GOOG", 100, 0));
         assert_ne!(a, client_order_id("bot", "s", "GOOG", 100, 1));
         assert_ne!(a, client_order_id("bot", "sG", "OOG", 100, 0));
-        assert_eq!(a.len(), 27);
+        assert_eq!(a.as_str().len(), 27);
+        assert!(a.as_str().starts_with("td-"));
     }
 }

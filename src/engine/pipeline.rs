@@ -28,10 +28,10 @@ use crate::dsl::semantics::{fires, string_id};
 use super::broker::{Execution, FillModel, SimBroker};
 use super::events::{Decision, EventSink, OrderStatus};
 use super::graph::Graph;
-use super::market::Bar;
+use super::market::{Bar, BarSeries};
 use super::orders::{
-    ExitReason, Fill, Intent, Order, OrderReason, OrderType, Position, Quantity, Side, TimeInForce,
-    Trade, client_order_id,
+    ClientOrderId, ExitReason, Fill, Intent, Order, OrderIds, OrderReason, OrderType, Position, Quantity, Side,
+    TimeInForce, Trade,
 };
 use super::rules::{FieldValues, NO_FIELDS, eval_rule, seen_values};
 
@@ -92,7 +92,7 @@ enum Signal {
 }
 
 struct SymbolState {
-    name: String,
+    name: Arc<str>,
     name_id: f64,
     graph: Graph,
     program: SymbolProgram,
@@ -100,17 +100,74 @@ struct SymbolState {
     last_close: f64,
     bars: u64,
     last_ts: i64,
+    /// Replay blocks: graph values of bars `block_start..block_start + block_len`, column-major.
+    block: Vec<f64>,
+    block_start: usize,
+    block_len: usize,
+    /// Row of `block` holding the current bar, or `None` when streaming (values in `graph`).
+    row: Option<usize>,
+}
+
+impl SymbolState {
+    /// The value of graph node `id` on the current bar.
+    #[inline]
+    fn value(&self, id: u32) -> f64 {
+        match self.row {
+            Some(r) => self.block[id as usize * self.block_len + r],
+            None => self.graph.value(id),
+        }
+    }
+
+    /// All graph values on the current bar (gathered from the block column by column during
+    /// replays; used by scalar programs and policies, which run rarely).
+    fn current(&self) -> std::borrow::Cow<'_, [f64]> {
+        match self.row {
+            Some(r) => (0..self.graph.len()).map(|k| self.block[k * self.block_len + r]).collect(),
+            None => std::borrow::Cow::Borrowed(self.graph.values()),
+        }
+    }
+}
+
+/// Bars per replay block for a graph of `nodes` nodes (about 128 KiB of values).
+fn block_len(nodes: usize) -> usize {
+    (16_384 / nodes.max(1)).clamp(64, 4096)
+}
+
+/// How a slot evaluates one of its rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleRef {
+    /// The rule is one graph node: read its value.
+    Node(u32),
+    /// The rule needs the scalar program (context fields).
+    Program,
+}
+
+impl RuleRef {
+    fn of(rule: &crate::dsl::program::CompiledRule) -> Self {
+        match rule.eval {
+            RuleEval::Slot(id) => RuleRef::Node(id),
+            RuleEval::Program(_) => RuleRef::Program,
+        }
+    }
 }
 
 struct Slot {
     strategy: usize,
     symbol: usize,
+    /// Entry rule, resolved once.
+    entry: RuleRef,
+    /// Exit rule, if the strategy has one.
+    exit: Option<RuleRef>,
+    /// `max_holding` in bars (`u32::MAX` when unset).
+    max_holding: u32,
     position: Option<Position>,
     /// A market order is working for this slot.
     pending_market: bool,
     /// Bar time and count of orders created on it (for `client_order_id`).
     seq_ts: i64,
     seq: u32,
+    /// Derives this slot's `client_order_id`s.
+    ids: OrderIds,
 }
 
 /// The engine: strategies, risk, broker and accounting over one bundle.
@@ -126,6 +183,7 @@ pub struct Engine {
     trades: Vec<Trade>,
     stats: RunStats,
     strategy_ids: Vec<f64>,
+    strategy_names: Vec<Arc<str>>,
 }
 
 impl Engine {
@@ -139,20 +197,24 @@ impl Engine {
             let graph = Graph::new(&program.graph);
             let mut mine = Vec::new();
             for (ti, s) in bundle.strategies.iter().enumerate() {
-                if s.trades(name) {
+                if let (true, Some(rules)) = (s.trades(name), program.strategies[ti].as_ref()) {
                     mine.push(slots.len());
                     slots.push(Slot {
                         strategy: ti,
                         symbol: si,
+                        entry: RuleRef::of(&rules.entry),
+                        exit: rules.exit.as_ref().map(RuleRef::of),
+                        max_holding: s.doc.max_holding.as_ref().map_or(u32::MAX, |m| m.value),
                         position: None,
                         pending_market: false,
                         seq_ts: i64::MIN,
                         seq: 0,
+                        ids: OrderIds::new(&settings.bot, s.name(), name),
                     });
                 }
             }
             states.push(SymbolState {
-                name: name.clone(),
+                name: Arc::from(name.as_str()),
                 name_id: string_id(name),
                 graph,
                 program,
@@ -160,18 +222,15 @@ impl Engine {
                 last_close: f64::NAN,
                 bars: 0,
                 last_ts: i64::MIN,
+                block: Vec::new(),
+                block_start: 0,
+                block_len: 0,
+                row: None,
             });
         }
-        let model = FillModel {
-            commission: settings.commission,
-            slippage: settings.slippage,
-            timing: settings.fill,
-        };
-        let strategy_ids = bundle
-            .strategies
-            .iter()
-            .map(|s| string_id(s.name()))
-            .collect();
+        let model = FillModel { commission: settings.commission, slippage: settings.slippage, timing: settings.fill };
+        let strategy_ids = bundle.strategies.iter().map(|s| string_id(s.name())).collect();
+        let strategy_names = bundle.strategies.iter().map(|s| Arc::from(s.name())).collect();
         Engine {
             broker: SimBroker::new(model, symbols.len()),
             cash: settings.starting_cash,
@@ -184,6 +243,7 @@ impl Engine {
             trades: Vec::new(),
             stats: RunStats::default(),
             strategy_ids,
+            strategy_names,
         }
     }
 
@@ -236,14 +296,23 @@ impl Engine {
         self.cash + self.positions_value()
     }
 
-    /// Values the account after all bars of a timestamp; returns equity and tracks the peak.
+    /// Values the account after all bars of a timestamp: returns equity (and tracks its peak)
+    /// and whether any position is open.
     #[inline]
-    pub fn mark(&mut self) -> f64 {
-        let e = self.equity();
+    pub fn mark(&mut self) -> (f64, bool) {
+        let mut value = 0.0;
+        let mut open = false;
+        for s in &self.slots {
+            if let Some(p) = &s.position {
+                value += p.quantity * self.symbols[s.symbol].last_close;
+                open = true;
+            }
+        }
+        let e = self.cash + value;
         if e > self.peak_equity {
             self.peak_equity = e;
         }
-        e
+        (e, open)
     }
 
     /// Open positions with their unrealized pnl.
@@ -255,7 +324,7 @@ impl Engine {
                 let sym = &self.symbols[s.symbol];
                 Some(OpenPosition {
                     strategy: self.bundle.strategies[s.strategy].name().to_string(),
-                    symbol: sym.name.clone(),
+                    symbol: sym.name.to_string(),
                     quantity: p.quantity,
                     entry_time: p.entry_ts,
                     entry_price: p.entry_price,
@@ -266,7 +335,7 @@ impl Engine {
             .collect()
     }
 
-    /// Processes one bar of symbol index `symbol`.
+    /// Processes one bar of symbol index `symbol` (streaming: the live and paper path).
     #[inline]
     pub fn on_bar(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
         if self.broker.has_working(symbol) {
@@ -274,6 +343,34 @@ impl Engine {
         }
         let st = &mut self.symbols[symbol];
         st.graph.update(bar);
+        st.row = None;
+        self.after_update(symbol, bar, sink);
+    }
+
+    /// Processes bar `i` of `series`, the bars of symbol index `symbol` (the replay path).
+    /// Bars must come in order; the graph is evaluated a block of bars at a time, with the
+    /// same results as [`Engine::on_bar`].
+    #[inline]
+    pub fn on_series_bar(&mut self, symbol: usize, series: &BarSeries, i: usize, sink: &mut dyn EventSink) {
+        let bar = series.bar(i);
+        if self.broker.has_working(symbol) {
+            // Fills see the previous bar's values, as in streaming mode.
+            self.fill_working(symbol, &bar, sink);
+        }
+        let st = &mut self.symbols[symbol];
+        if i < st.block_start || i >= st.block_start + st.block_len {
+            let len = block_len(st.graph.len()).min(series.len() - i);
+            st.graph.update_block(series, i, len, &mut st.block);
+            st.block_start = i;
+            st.block_len = len;
+        }
+        st.row = Some(i - st.block_start);
+        self.after_update(symbol, &bar, sink);
+    }
+
+    #[inline]
+    fn after_update(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
+        let st = &mut self.symbols[symbol];
         st.last_close = bar.close;
         st.last_ts = bar.ts;
         st.bars += 1;
@@ -294,18 +391,33 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn evaluate_slot(&mut self, slot_id: usize, bar: &Bar, sink: &mut dyn EventSink) {
         let slot = &mut self.slots[slot_id];
         if slot.pending_market {
             return;
         }
-        let held = slot.position.as_mut().map(|p| {
-            p.bars_held += 1;
-            p.bars_held
-        });
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let signal = self.decide(slot_id, held, &mut scratch);
-        self.scratch = scratch;
+        let sym = &self.symbols[slot.symbol];
+        let signal = match slot.position.as_mut() {
+            Some(p) => {
+                p.bars_held += 1;
+                if p.bars_held >= slot.max_holding {
+                    Some(Signal::Exit(ExitReason::MaxHolding))
+                } else {
+                    match slot.exit {
+                        Some(RuleRef::Node(id)) => fires(sym.value(id)).then_some(Signal::Exit(ExitReason::ExitRule)),
+                        Some(RuleRef::Program) => {
+                            self.eval_program(slot_id, false).then_some(Signal::Exit(ExitReason::ExitRule))
+                        }
+                        None => None,
+                    }
+                }
+            }
+            None => match slot.entry {
+                RuleRef::Node(id) => fires(sym.value(id)).then_some(Signal::Entry),
+                RuleRef::Program => self.eval_program(slot_id, true).then_some(Signal::Entry),
+            },
+        };
         match signal {
             Some(Signal::Entry) => self.signal_entry(slot_id, bar, sink),
             Some(Signal::Exit(reason)) => self.signal_exit(slot_id, reason, bar, sink),
@@ -313,38 +425,21 @@ impl Engine {
         }
     }
 
-    /// Evaluates a slot's exit checks (when `held` is `Some`) or its entry rule.
-    #[inline]
-    fn decide(&self, slot_id: usize, held: Option<u32>, scratch: &mut Vec<f64>) -> Option<Signal> {
+    /// Evaluates a slot's entry (or exit) rule that reads context fields.
+    fn eval_program(&mut self, slot_id: usize, entry: bool) -> bool {
         let slot = &self.slots[slot_id];
-        let strategy = &self.bundle.strategies[slot.strategy];
         let sym = &self.symbols[slot.symbol];
-        let rules = sym.program.strategies[slot.strategy].as_ref()?;
-        let eval = |rule: &crate::dsl::program::CompiledRule, scratch: &mut Vec<f64>| {
-            let fields = match rule.eval {
-                RuleEval::Slot(_) => NO_FIELDS,
-                RuleEval::Program(_) => self.fields_for_slot(slot_id),
-            };
-            fires(eval_rule(rule, sym.graph.values(), &fields, scratch))
-        };
-        match held {
-            Some(held) => {
-                if strategy
-                    .doc
-                    .max_holding
-                    .as_ref()
-                    .is_some_and(|m| held >= m.value)
-                {
-                    return Some(Signal::Exit(ExitReason::MaxHolding));
-                }
-                let exit = rules.exit.as_ref()?;
-                eval(exit, scratch).then_some(Signal::Exit(ExitReason::ExitRule))
-            }
-            None => eval(&rules.entry, scratch).then_some(Signal::Entry),
-        }
+        let Some(rules) = sym.program.strategies[slot.strategy].as_ref() else { return false };
+        let rule = if entry { Some(&rules.entry) } else { rules.exit.as_ref() };
+        let Some(rule) = rule else { return false };
+        let fields = self.fields_for_slot(slot_id);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let v = eval_rule(rule, &self.symbols[self.slots[slot_id].symbol].current(), &fields, &mut scratch);
+        self.scratch = scratch;
+        fires(v)
     }
 
-    fn next_id(&mut self, slot_id: usize, ts: i64) -> String {
+    fn next_id(&mut self, slot_id: usize, ts: i64) -> ClientOrderId {
         let slot = &mut self.slots[slot_id];
         if slot.seq_ts != ts {
             slot.seq_ts = ts;
@@ -352,14 +447,7 @@ impl Engine {
         }
         let seq = slot.seq;
         slot.seq += 1;
-        let strategy = self.bundle.strategies[slot.strategy].name();
-        client_order_id(
-            &self.settings.bot,
-            strategy,
-            &self.symbols[slot.symbol].name,
-            ts,
-            seq,
-        )
+        slot.ids.id(ts, seq)
     }
 
     fn signal_entry(&mut self, slot_id: usize, bar: &Bar, sink: &mut dyn EventSink) {
@@ -369,24 +457,13 @@ impl Engine {
         let (quantity, units) = match sizing {
             Sizing::FixedQuantity(q) => (Quantity::Units(q), q),
             Sizing::PercentOfEquity(f) => {
-                let u = if price > 0.0 {
-                    f * self.equity() / price
-                } else {
-                    0.0
-                };
+                let u = if price > 0.0 { f * self.equity() / price } else { 0.0 };
                 (Quantity::Units(u), u)
             }
             Sizing::AllCash => {
                 let c = self.settings.commission;
                 let est = self.broker.model.slipped(Side::Buy, price);
-                (
-                    Quantity::AllCash,
-                    if est > 0.0 {
-                        self.cash.max(0.0) / (est * (1.0 + c))
-                    } else {
-                        0.0
-                    },
-                )
+                (Quantity::AllCash, if est > 0.0 { self.cash.max(0.0) / (est * (1.0 + c)) } else { 0.0 })
             }
         };
         let order = Order {
@@ -405,23 +482,13 @@ impl Engine {
             reason: OrderReason::EntryRule,
         };
         if !(units > 0.0 && units.is_finite()) {
-            self.reject(
-                &order,
-                "nothing_to_trade: the sized quantity is zero (no cash?)",
-                sink,
-            );
+            self.reject(&order, "nothing_to_trade: the sized quantity is zero (no cash?)", sink);
             return;
         }
         self.route(order, bar, sink);
     }
 
-    fn signal_exit(
-        &mut self,
-        slot_id: usize,
-        reason: ExitReason,
-        bar: &Bar,
-        sink: &mut dyn EventSink,
-    ) {
+    fn signal_exit(&mut self, slot_id: usize, reason: ExitReason, bar: &Bar, sink: &mut dyn EventSink) {
         let slot = &self.slots[slot_id];
         let Some(pos) = slot.position.as_ref() else {
             return;
@@ -454,37 +521,26 @@ impl Engine {
         }
         let slot = order.slot;
         let (strategy, symbol) = self.names(&order);
-        sink.order(&order, &strategy, &symbol, OrderStatus::Submitted, "");
+        sink.order(&order, strategy, symbol, OrderStatus::Submitted, "");
         self.stats.orders_submitted += 1;
         if order.order_type == OrderType::Market {
             self.slots[slot].pending_market = true;
             if self.settings.fill == FillTiming::Close {
                 let price = self.broker.model.slipped(order.side, bar.close);
-                self.execute(
-                    Execution {
-                        order,
-                        price,
-                        base_price: bar.close,
-                    },
-                    bar.ts,
-                    sink,
-                );
+                self.execute(Execution { order, price, base_price: bar.close }, bar.ts, sink);
                 return;
             }
         }
         self.broker.submit(order);
     }
 
-    fn names(&self, order: &Order) -> (String, String) {
-        (
-            self.bundle.strategies[order.strategy].name().to_string(),
-            self.symbols[order.symbol].name.clone(),
-        )
+    fn names(&self, order: &Order) -> (&str, &str) {
+        (self.bundle.strategies[order.strategy].name(), &self.symbols[order.symbol].name)
     }
 
     fn reject(&mut self, order: &Order, reason: &str, sink: &mut dyn EventSink) {
         let (strategy, symbol) = self.names(order);
-        sink.order(order, &strategy, &symbol, OrderStatus::Rejected, reason);
+        sink.order(order, strategy, symbol, OrderStatus::Rejected, reason);
         self.stats.orders_rejected += 1;
     }
 
@@ -496,19 +552,16 @@ impl Engine {
         let fields = self.fields_for_order(order);
         let mut scratch = std::mem::take(&mut self.scratch);
         let sym = &self.symbols[order.symbol];
+        let values = sym.current();
         let mut denial: Option<(String, String)> = None;
         for (pi, policy) in self.bundle.policies.iter().enumerate() {
             for (ri, rule) in policy.doc.rules.iter().enumerate() {
                 let compiled = &sym.program.policies[pi][ri];
-                let v = eval_rule(compiled, sym.graph.values(), &fields, &mut scratch);
+                let v = eval_rule(compiled, &values, &fields, &mut scratch);
                 // Fail closed: an undefined condition counts as firing.
                 let fired = v.is_nan() || fires(v);
-                let values = seen_values(compiled, sym.graph.values(), &fields);
-                let action = if fired {
-                    rule.action.value.as_str()
-                } else {
-                    "pass"
-                };
+                let seen = seen_values(compiled, &values, &fields);
+                let action = if fired { rule.action.value.as_str() } else { "pass" };
                 sink.decision(&Decision {
                     order,
                     policy: &policy.doc.name.value,
@@ -516,15 +569,11 @@ impl Engine {
                     fired,
                     action,
                     message: &rule.message.value,
-                    values: &values,
+                    values: &seen,
                 });
                 if fired && denial.is_none() {
                     let key = format!("{}/{}", policy.doc.name.value, rule.id.value);
-                    let undefined = if v.is_nan() {
-                        " (condition undefined: fail closed)"
-                    } else {
-                        ""
-                    };
+                    let undefined = if v.is_nan() { " (condition undefined: fail closed)" } else { "" };
                     let reason = format!("denied by {key}: {}{undefined}", rule.message.value);
                     denial = Some((key, reason));
                 }
@@ -552,11 +601,7 @@ impl Engine {
         f[FieldId::AccountCash as usize] = self.cash;
         f[FieldId::AccountExposure as usize] = exposure;
         f[FieldId::AccountPeakEquity as usize] = peak;
-        f[FieldId::AccountDrawdown as usize] = if peak > 0.0 {
-            (peak - equity) / peak
-        } else {
-            0.0
-        };
+        f[FieldId::AccountDrawdown as usize] = if peak > 0.0 { (peak - equity) / peak } else { 0.0 };
         f[FieldId::AccountOpenPositions as usize] = open;
     }
 
@@ -564,13 +609,8 @@ impl Engine {
         f[FieldId::PositionQuantity as usize] = qty;
         f[FieldId::PositionEntryPrice as usize] = entry;
         f[FieldId::PositionNotional as usize] = qty * last;
-        f[FieldId::PositionUnrealizedPnl as usize] =
-            if qty > 0.0 { (last - entry) * qty } else { 0.0 };
-        f[FieldId::PositionUnrealizedReturn as usize] = if entry > 0.0 {
-            last / entry - 1.0
-        } else {
-            f64::NAN
-        };
+        f[FieldId::PositionUnrealizedPnl as usize] = if qty > 0.0 { (last - entry) * qty } else { 0.0 };
+        f[FieldId::PositionUnrealizedReturn as usize] = if entry > 0.0 { last / entry - 1.0 } else { f64::NAN };
         f[FieldId::PositionBarsHeld as usize] = bars;
     }
 
@@ -611,11 +651,7 @@ impl Engine {
     /// Turns a broker execution into a fill: resolves the quantity against cash or the
     /// position, moves cash, opens or closes the position.
     fn execute(&mut self, ex: Execution, ts: i64, sink: &mut dyn EventSink) {
-        let Execution {
-            order,
-            price,
-            base_price,
-        } = ex;
+        let Execution { order, price, base_price } = ex;
         let c = self.settings.commission;
         let slot_id = order.slot;
         if order.order_type == OrderType::Market {
@@ -625,14 +661,11 @@ impl Engine {
             (Quantity::AllCash, _) => self.cash.max(0.0) / (price * (1.0 + c)),
             (Quantity::Units(q), Side::Buy) => q.min(self.cash.max(0.0) / (price * (1.0 + c))),
             (Quantity::Units(q), Side::Sell) => q,
-            (Quantity::ClosePosition, _) => self.slots[slot_id]
-                .position
-                .as_ref()
-                .map_or(0.0, |p| p.quantity),
+            (Quantity::ClosePosition, _) => self.slots[slot_id].position.as_ref().map_or(0.0, |p| p.quantity),
         };
         if !(qty > 0.0 && qty.is_finite()) || price <= 0.0 {
             sink.order_status(
-                &order.client_order_id,
+                order.client_order_id,
                 OrderStatus::Cancelled,
                 ts,
                 "nothing to fill (no cash or no position)",
@@ -643,16 +676,15 @@ impl Engine {
         let notional = qty * price;
         let commission = notional * c;
         let fill = Fill {
-            client_order_id: order.client_order_id.clone(),
+            client_order_id: order.client_order_id,
             ts,
             quantity: qty,
             price,
             commission,
             slippage_cost: (price - base_price).abs() * qty,
         };
-        let sym_name = self.symbols[order.symbol].name.clone();
-        sink.fill(&fill, &order, &sym_name);
-        sink.order_status(&order.client_order_id, OrderStatus::Filled, ts, "");
+        sink.fill(&fill, &order, &self.symbols[order.symbol].name);
+        sink.order_status(order.client_order_id, OrderStatus::Filled, ts, "");
         self.stats.orders_filled += 1;
         let bar_index = self.symbols[order.symbol].bars;
         match order.side {
@@ -666,7 +698,7 @@ impl Engine {
                     entry_cost: notional + commission,
                     entry_fees: commission,
                     bars_held: 0,
-                    entry_order_id: order.client_order_id.clone(),
+                    entry_order_id: order.client_order_id,
                 };
                 self.slots[slot_id].position = Some(pos);
                 self.place_protective(slot_id, price, ts, sink);
@@ -683,24 +715,20 @@ impl Engine {
                 let proceeds = notional - commission;
                 let pnl = proceeds - pos.entry_cost;
                 let trade = Trade {
-                    strategy: self.bundle.strategies[order.strategy].name().to_string(),
-                    symbol: sym_name,
+                    strategy: self.strategy_names[order.strategy].clone(),
+                    symbol: self.symbols[order.symbol].name.clone(),
                     entry_time: pos.entry_ts,
                     entry_price: pos.entry_price,
                     exit_time: ts,
                     exit_price: price,
                     quantity: pos.quantity,
                     pnl,
-                    pnl_pct: if pos.entry_cost != 0.0 {
-                        pnl / pos.entry_cost * 100.0
-                    } else {
-                        0.0
-                    },
+                    pnl_pct: if pos.entry_cost != 0.0 { pnl / pos.entry_cost * 100.0 } else { 0.0 },
                     fees: pos.entry_fees + commission,
                     exit_reason: reason.as_str(),
                     holding_bars: bar_index.saturating_sub(pos.entry_bar),
                     entry_order_id: pos.entry_order_id,
-                    exit_order_id: order.client_order_id.clone(),
+                    exit_order_id: order.client_order_id,
                 };
                 sink.trade(&trade);
                 self.trades.push(trade);
@@ -709,12 +737,7 @@ impl Engine {
                     if o.order_type == OrderType::Market {
                         self.slots[slot_id].pending_market = false;
                     }
-                    sink.order_status(
-                        &o.client_order_id,
-                        OrderStatus::Cancelled,
-                        ts,
-                        "position closed",
-                    );
+                    sink.order_status(o.client_order_id, OrderStatus::Cancelled, ts, "position closed");
                     self.stats.orders_cancelled += 1;
                 }
             }
@@ -722,32 +745,17 @@ impl Engine {
     }
 
     /// Places the stop-loss and take-profit orders of a new position.
-    fn place_protective(
-        &mut self,
-        slot_id: usize,
-        entry_price: f64,
-        ts: i64,
-        sink: &mut dyn EventSink,
-    ) {
+    fn place_protective(&mut self, slot_id: usize, entry_price: f64, ts: i64, sink: &mut dyn EventSink) {
         let (strategy, symbol) = (self.slots[slot_id].strategy, self.slots[slot_id].symbol);
         let doc = &self.bundle.strategies[strategy].doc;
         let mut wanted = Vec::new();
         if let Some(sl) = &doc.stop_loss {
-            wanted.push((
-                OrderType::Stop(entry_price * (1.0 - sl.value.value)),
-                ExitReason::StopLoss,
-            ));
+            wanted.push((OrderType::Stop(entry_price * (1.0 - sl.value.value)), ExitReason::StopLoss));
         }
         if let Some(tp) = &doc.take_profit {
-            wanted.push((
-                OrderType::Limit(entry_price * (1.0 + tp.value.value)),
-                ExitReason::TakeProfit,
-            ));
+            wanted.push((OrderType::Limit(entry_price * (1.0 + tp.value.value)), ExitReason::TakeProfit));
         }
-        let units = self.slots[slot_id]
-            .position
-            .as_ref()
-            .map_or(0.0, |p| p.quantity);
+        let units = self.slots[slot_id].position.as_ref().map_or(0.0, |p| p.quantity);
         let last = self.symbols[symbol].last_close;
         let reference = if last.is_nan() { entry_price } else { last };
         for (order_type, reason) in wanted {
@@ -771,7 +779,7 @@ impl Engine {
                 continue;
             }
             let (s, y) = self.names(&o);
-            sink.order(&o, &s, &y, OrderStatus::Submitted, "");
+            sink.order(&o, s, y, OrderStatus::Submitted, "");
             self.stats.orders_submitted += 1;
             self.broker.submit(o);
         }
@@ -783,12 +791,7 @@ impl Engine {
             if o.order_type == OrderType::Market {
                 self.slots[o.slot].pending_market = false;
             }
-            sink.order_status(
-                &o.client_order_id,
-                OrderStatus::Cancelled,
-                ts,
-                "end of data",
-            );
+            sink.order_status(o.client_order_id, OrderStatus::Cancelled, ts, "end of data");
             self.stats.orders_cancelled += 1;
         }
     }

@@ -22,12 +22,7 @@ pub fn read(input: Input, slots: &[f64], fields: &FieldValues) -> f64 {
 
 /// Evaluates a rule; `scratch` is reused between calls to avoid allocation.
 #[inline]
-pub fn eval_rule(
-    rule: &CompiledRule,
-    slots: &[f64],
-    fields: &FieldValues,
-    scratch: &mut Vec<f64>,
-) -> f64 {
+pub fn eval_rule(rule: &CompiledRule, slots: &[f64], fields: &FieldValues, scratch: &mut Vec<f64>) -> f64 {
     match &rule.eval {
         RuleEval::Slot(id) => slots[*id as usize],
         RuleEval::Program(p) => {
@@ -37,9 +32,7 @@ pub fn eval_rule(
                     ScalarOp::Const(v) => v,
                     ScalarOp::Read(i) => read(i, slots, fields),
                     ScalarOp::Unary(op, a) => unary(op, scratch[a as usize]),
-                    ScalarOp::Binary(op, a, b) => {
-                        binary(op, scratch[a as usize], scratch[b as usize])
-                    }
+                    ScalarOp::Binary(op, a, b) => binary(op, scratch[a as usize], scratch[b as usize]),
                 };
                 scratch.push(v);
             }
@@ -50,8 +43,5 @@ pub fn eval_rule(
 
 /// The labelled input values a rule saw, for the journal.
 pub fn seen_values(rule: &CompiledRule, slots: &[f64], fields: &FieldValues) -> Vec<(String, f64)> {
-    rule.inputs
-        .iter()
-        .map(|(label, i)| (label.clone(), read(*i, slots, fields)))
-        .collect()
+    rule.inputs.iter().map(|(label, i)| (label.clone(), read(*i, slots, fields))).collect()
 }

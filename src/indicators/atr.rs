@@ -16,13 +16,7 @@ pub struct Atr {
 impl Atr {
     /// An ATR over period `n >= 1`.
     pub fn new(n: usize) -> Self {
-        Atr {
-            n: n.max(1),
-            prev_close: f64::NAN,
-            seen: 0,
-            acc: 0.0,
-            value: f64::NAN,
-        }
+        Atr { n: n.max(1), prev_close: f64::NAN, seen: 0, acc: 0.0, value: f64::NAN }
     }
 
     /// Feeds one bar; returns the ATR once defined, else `NaN`. A bar with any undefined field

@@ -14,10 +14,7 @@ pub struct StdDev {
 impl StdDev {
     /// A standard deviation over `n >= 1` inputs, scaled by `nbdev`.
     pub fn new(n: usize, nbdev: f64) -> Self {
-        StdDev {
-            m: RollingMoments::new(n),
-            nbdev,
-        }
+        StdDev { m: RollingMoments::new(n), nbdev }
     }
 
     /// Feeds one input; returns the value once defined, else `NaN`.
@@ -31,11 +28,7 @@ impl StdDev {
             return f64::NAN;
         }
         let var = self.m.variance();
-        if ta_is_zero_or_neg(var) {
-            0.0
-        } else {
-            var.sqrt() * self.nbdev
-        }
+        if ta_is_zero_or_neg(var) { 0.0 } else { var.sqrt() * self.nbdev }
     }
 }
 
@@ -63,43 +56,23 @@ pub struct BandsValue {
 impl BBands {
     /// Bands over `n >= 1` inputs, `k_up` and `k_down` standard deviations away.
     pub fn new(n: usize, k_up: f64, k_down: f64) -> Self {
-        BBands {
-            m: RollingMoments::new(n),
-            k_up,
-            k_down,
-        }
+        BBands { m: RollingMoments::new(n), k_up, k_down }
     }
 
     /// Feeds one input; all outputs are `NaN` until defined.
     #[inline]
     pub fn update(&mut self, x: f64) -> BandsValue {
         if x.is_nan() {
-            return BandsValue {
-                upper: f64::NAN,
-                middle: f64::NAN,
-                lower: f64::NAN,
-            };
+            return BandsValue { upper: f64::NAN, middle: f64::NAN, lower: f64::NAN };
         }
         self.m.push(x);
         if !self.m.is_full() {
-            return BandsValue {
-                upper: f64::NAN,
-                middle: f64::NAN,
-                lower: f64::NAN,
-            };
+            return BandsValue { upper: f64::NAN, middle: f64::NAN, lower: f64::NAN };
         }
         let middle = self.m.mean();
         let var = self.m.variance();
-        let sd = if ta_is_zero_or_neg(var) {
-            0.0
-        } else {
-            var.sqrt()
-        };
-        BandsValue {
-            upper: middle + self.k_up * sd,
-            middle,
-            lower: middle - self.k_down * sd,
-        }
+        let sd = if ta_is_zero_or_neg(var) { 0.0 } else { var.sqrt() };
+        BandsValue { upper: middle + self.k_up * sd, middle, lower: middle - self.k_down * sd }
     }
 }
 
@@ -110,18 +83,11 @@ mod tests {
     #[test]
     fn population_deviation() {
         let mut s = StdDev::new(4, 1.0);
-        let out: Vec<f64> = [2.0, 4.0, 4.0, 4.0, 5.0]
-            .iter()
-            .map(|&x| s.update(x))
-            .collect();
+        let out: Vec<f64> = [2.0, 4.0, 4.0, 4.0, 5.0].iter().map(|&x| s.update(x)).collect();
         assert!(out[2].is_nan());
         assert!((out[3] - 0.75f64.sqrt()).abs() < 1e-12);
         let mut b = BBands::new(4, 2.0, 2.0);
-        let last = [2.0, 4.0, 4.0, 4.0]
-            .iter()
-            .map(|&x| b.update(x))
-            .last()
-            .unwrap();
+        let last = [2.0, 4.0, 4.0, 4.0].iter().map(|&x| b.update(x)).last().unwrap();
         assert!((last.middle - 3.5).abs() < 1e-12);
         assert!((last.upper - (3.5 + 2.0 * 0.75f64.sqrt())).abs() < 1e-12);
     }

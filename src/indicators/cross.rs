@@ -21,11 +21,7 @@ pub struct Cross {
 impl Cross {
     /// A crossing detector.
     pub fn new(dir: CrossDirection) -> Self {
-        Cross {
-            dir,
-            prev_a: f64::NAN,
-            prev_b: f64::NAN,
-        }
+        Cross { dir, prev_a: f64::NAN, prev_b: f64::NAN }
     }
 
     /// Feeds this bar's values; returns 1.0, 0.0 or `NaN`.
@@ -34,14 +30,13 @@ impl Cross {
         let (pa, pb) = (self.prev_a, self.prev_b);
         self.prev_a = a;
         self.prev_b = b;
-        if a.is_nan() || b.is_nan() || pa.is_nan() || pb.is_nan() {
-            return f64::NAN;
-        }
+        // Comparisons with NaN are false, so `hit` is false when anything is undefined.
         let hit = match self.dir {
-            CrossDirection::Above => a > b && pa <= pb,
-            CrossDirection::Below => a < b && pa >= pb,
+            CrossDirection::Above => (a > b) & (pa <= pb),
+            CrossDirection::Below => (a < b) & (pa >= pb),
         };
-        if hit { 1.0 } else { 0.0 }
+        let undefined = a.is_nan() | b.is_nan() | pa.is_nan() | pb.is_nan();
+        if undefined { f64::NAN } else { hit as u8 as f64 }
     }
 }
 

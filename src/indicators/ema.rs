@@ -16,13 +16,7 @@ impl Ema {
     /// An EMA over period `n >= 1`.
     pub fn new(n: usize) -> Self {
         let n = n.max(1);
-        Ema {
-            n,
-            k: 2.0 / (n as f64 + 1.0),
-            seen: 0,
-            acc: 0.0,
-            value: f64::NAN,
-        }
+        Ema { n, k: 2.0 / (n as f64 + 1.0), seen: 0, acc: 0.0, value: f64::NAN }
     }
 
     /// Feeds one input; returns the EMA once defined, else `NaN`.

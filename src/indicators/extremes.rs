@@ -14,12 +14,7 @@ struct Extreme {
 impl Extreme {
     fn new(n: usize, want_max: bool) -> Self {
         let n = n.max(1);
-        Extreme {
-            n: n as u64,
-            seq: 0,
-            dq: VecDeque::with_capacity(n + 1),
-            want_max,
-        }
+        Extreme { n: n as u64, seq: 0, dq: VecDeque::with_capacity(n + 1), want_max }
     }
 
     #[inline]

@@ -33,38 +33,20 @@ pub struct MacdValue {
 impl Macd {
     /// A MACD with the given periods (each >= 1).
     pub fn new(fast: usize, slow: usize, signal: usize) -> Self {
-        let (fast, slow) = if slow < fast {
-            (slow, fast)
-        } else {
-            (fast, slow)
-        };
-        Macd {
-            fast: Ema::new(fast),
-            slow: Ema::new(slow),
-            signal: Ema::new(signal),
-            skip: slow - fast,
-            seen: 0,
-        }
+        let (fast, slow) = if slow < fast { (slow, fast) } else { (fast, slow) };
+        Macd { fast: Ema::new(fast), slow: Ema::new(slow), signal: Ema::new(signal), skip: slow - fast, seen: 0 }
     }
 
     /// Feeds one input; all outputs are `NaN` until defined.
     #[inline]
     pub fn update(&mut self, x: f64) -> MacdValue {
-        const UNDEFINED: MacdValue = MacdValue {
-            line: f64::NAN,
-            signal: f64::NAN,
-            histogram: f64::NAN,
-        };
+        const UNDEFINED: MacdValue = MacdValue { line: f64::NAN, signal: f64::NAN, histogram: f64::NAN };
         if x.is_nan() {
             return UNDEFINED;
         }
         self.seen += 1;
         let slow = self.slow.update(x);
-        let fast = if self.seen > self.skip {
-            self.fast.update(x)
-        } else {
-            f64::NAN
-        };
+        let fast = if self.seen > self.skip { self.fast.update(x) } else { f64::NAN };
         if slow.is_nan() || fast.is_nan() {
             return UNDEFINED;
         }
@@ -73,11 +55,7 @@ impl Macd {
         if signal.is_nan() {
             return UNDEFINED;
         }
-        MacdValue {
-            line,
-            signal,
-            histogram: line - signal,
-        }
+        MacdValue { line, signal, histogram: line - signal }
     }
 }
 
@@ -88,9 +66,7 @@ mod tests {
     #[test]
     fn first_defined_after_slow_plus_signal_minus_one() {
         let mut m = Macd::new(3, 5, 2);
-        let outs: Vec<MacdValue> = (0..10)
-            .map(|i| m.update(i as f64 * 1.5 + (i % 3) as f64))
-            .collect();
+        let outs: Vec<MacdValue> = (0..10).map(|i| m.update(i as f64 * 1.5 + (i % 3) as f64)).collect();
         let first = outs.iter().position(|o| !o.line.is_nan()).unwrap();
         assert_eq!(first, 5 + 2 - 2);
         assert!(!outs[first].signal.is_nan());

@@ -43,7 +43,7 @@ pub use macd::Macd;
 pub use roc::Roc;
 pub use rsi::Rsi;
 pub use sma::Sma;
-pub use window::{RollingMoments, Window};
+pub use window::{RollingMoments, Window, two_sum};
 
 /// TA-Lib's `TA_IS_ZERO`: |v| < 1e-8.
 pub(crate) fn ta_is_zero(v: f64) -> bool {

@@ -13,9 +13,7 @@ pub struct Roc {
 impl Roc {
     /// A ROC over `n >= 1` inputs.
     pub fn new(n: usize) -> Self {
-        Roc {
-            win: Window::new(n.max(1) + 1),
-        }
+        Roc { win: Window::new(n.max(1) + 1) }
     }
 
     /// Feeds one input; returns the ROC once defined, else `NaN`.
@@ -29,11 +27,7 @@ impl Roc {
             return f64::NAN;
         }
         let old = self.win.back(self.win.capacity() - 1).unwrap_or(f64::NAN);
-        if old != 0.0 {
-            ((x / old) - 1.0) * 100.0
-        } else {
-            0.0
-        }
+        if old != 0.0 { ((x / old) - 1.0) * 100.0 } else { 0.0 }
     }
 }
 

@@ -18,22 +18,12 @@ pub struct Rsi {
 impl Rsi {
     /// An RSI over period `n >= 1`.
     pub fn new(n: usize) -> Self {
-        Rsi {
-            n: n.max(1),
-            prev: f64::NAN,
-            seen: 0,
-            gain: 0.0,
-            loss: 0.0,
-        }
+        Rsi { n: n.max(1), prev: f64::NAN, seen: 0, gain: 0.0, loss: 0.0 }
     }
 
     fn value(&self) -> f64 {
         let total = self.gain + self.loss;
-        if ta_is_zero(total) {
-            0.0
-        } else {
-            100.0 * (self.gain / total)
-        }
+        if ta_is_zero(total) { 0.0 } else { 100.0 * (self.gain / total) }
     }
 
     /// Feeds one input; returns the RSI once defined, else `NaN`.

@@ -1,13 +1,16 @@
 //! Simple moving average (TA-Lib `SMA`).
 
-use super::window::Window;
+use super::window::two_sum;
 
 /// Simple moving average of the last `n` defined inputs. First defined after `n` inputs
-/// (TA-Lib lookback `n - 1`). The running sum is compensated (Neumaier), so the mean stays
-/// within an ulp or two of the exact window mean however long the series.
+/// (TA-Lib lookback `n - 1`). The running sum is compensated (Knuth's branch-free TwoSum), so
+/// the mean stays within an ulp or two of the exact window mean however long the series.
 #[derive(Debug, Clone)]
 pub struct Sma {
-    win: Window,
+    buf: Box<[f64]>,
+    pos: usize,
+    count: usize,
+    n: f64,
     sum: f64,
     comp: f64,
 }
@@ -15,22 +18,8 @@ pub struct Sma {
 impl Sma {
     /// An SMA over `n >= 1` inputs.
     pub fn new(n: usize) -> Self {
-        Sma {
-            win: Window::new(n),
-            sum: 0.0,
-            comp: 0.0,
-        }
-    }
-
-    #[inline]
-    fn add(&mut self, x: f64) {
-        let t = self.sum + x;
-        if self.sum.abs() >= x.abs() {
-            self.comp += (self.sum - t) + x;
-        } else {
-            self.comp += (x - t) + self.sum;
-        }
-        self.sum = t;
+        let n = n.max(1);
+        Sma { buf: vec![0.0; n].into_boxed_slice(), pos: 0, count: 0, n: n as f64, sum: 0.0, comp: 0.0 }
     }
 
     /// Feeds one input; returns the mean once `n` inputs were seen, else `NaN`.
@@ -39,16 +28,25 @@ impl Sma {
         if x.is_nan() {
             return f64::NAN;
         }
-        if let Some(old) = self.win.push(x) {
-            self.add(x);
-            self.add(-old);
-        } else {
-            self.add(x);
+        let len = self.buf.len();
+        let old = std::mem::replace(&mut self.buf[self.pos], x);
+        self.pos += 1;
+        if self.pos == len {
+            self.pos = 0;
         }
-        if self.win.is_full() {
-            (self.sum + self.comp) / self.win.capacity() as f64
+        if self.count == len {
+            // `x - old` is exact when the two are within a factor of two (Sterbenz); the
+            // rounding of the running sum is carried in `comp` (TwoSum).
+            let (t, e) = two_sum(self.sum, x - old);
+            self.sum = t;
+            self.comp += e;
+            (self.sum + self.comp) / self.n
         } else {
-            f64::NAN
+            let (t, e) = two_sum(self.sum, x);
+            self.sum = t;
+            self.comp += e;
+            self.count += 1;
+            if self.count == len { (self.sum + self.comp) / self.n } else { f64::NAN }
         }
     }
 }
@@ -61,10 +59,7 @@ mod tests {
     #[test]
     fn first_value_after_n_inputs() {
         let mut s = Sma::new(3);
-        let out: Vec<f64> = [1.0, 2.0, 3.0, 4.0, f64::NAN, 5.0]
-            .iter()
-            .map(|&x| s.update(x))
-            .collect();
+        let out: Vec<f64> = [1.0, 2.0, 3.0, 4.0, f64::NAN, 5.0].iter().map(|&x| s.update(x)).collect();
         assert_series(&out, &[f64::NAN, f64::NAN, 2.0, 3.0, f64::NAN, 4.0], 1e-15);
     }
 
@@ -75,13 +70,7 @@ mod tests {
         for i in 0..1_000_000u64 {
             last = s.update(1.0 + ((i * 7919) % 1000) as f64 * 1e-6);
         }
-        let exact: f64 = (999_990..1_000_000u64)
-            .map(|i| 1.0 + ((i * 7919) % 1000) as f64 * 1e-6)
-            .sum::<f64>()
-            / 10.0;
-        assert!(
-            (last - exact).abs() <= 2.0 * f64::EPSILON * exact,
-            "{last} vs {exact}"
-        );
+        let exact: f64 = (999_990..1_000_000u64).map(|i| 1.0 + ((i * 7919) % 1000) as f64 * 1e-6).sum::<f64>() / 10.0;
+        assert!((last - exact).abs() <= 2.0 * f64::EPSILON * exact, "{last} vs {exact}");
     }
 }

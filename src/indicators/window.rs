@@ -1,5 +1,14 @@
 //! Fixed-size windows: a ring buffer, and running mean and variance over it.
 
+/// Knuth's TwoSum: `a + b` rounded, and the exact rounding error, without branches.
+#[inline(always)]
+pub fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bp = s - a;
+    let err = (a - (s - bp)) + (b - bp);
+    (s, err)
+}
+
 /// A ring buffer of the last `n` values pushed.
 #[derive(Debug, Clone)]
 pub struct Window {
@@ -11,11 +20,7 @@ pub struct Window {
 impl Window {
     /// An empty window of capacity `n` (at least 1).
     pub fn new(n: usize) -> Self {
-        Window {
-            buf: vec![0.0; n.max(1)].into_boxed_slice(),
-            pos: 0,
-            len: 0,
-        }
+        Window { buf: vec![0.0; n.max(1)].into_boxed_slice(), pos: 0, len: 0 }
     }
 
     /// Capacity.
@@ -75,7 +80,7 @@ impl Window {
 
 /// Running mean and population variance of the last `n` values.
 ///
-/// The sum uses Neumaier's compensated summation and the variance Welford's update (with the
+/// The sum uses compensated summation (TwoSum) and the variance Welford's update (with the
 /// sliding-window form once full), so accuracy does not decay over millions of bars; every
 /// 1024 updates both are recomputed exactly from the window to bound any residual drift.
 #[derive(Debug, Clone)]
@@ -91,14 +96,7 @@ pub struct RollingMoments {
 impl RollingMoments {
     /// Moments over windows of `n` values.
     pub fn new(n: usize) -> Self {
-        RollingMoments {
-            win: Window::new(n),
-            sum: 0.0,
-            comp: 0.0,
-            mean: 0.0,
-            m2: 0.0,
-            since_exact: 0,
-        }
+        RollingMoments { win: Window::new(n), sum: 0.0, comp: 0.0, mean: 0.0, m2: 0.0, since_exact: 0 }
     }
 
     /// True once the window holds `n` values.
@@ -134,13 +132,9 @@ impl RollingMoments {
 
     #[inline]
     fn add_sum(&mut self, x: f64) {
-        let t = self.sum + x;
-        if self.sum.abs() >= x.abs() {
-            self.comp += (self.sum - t) + x;
-        } else {
-            self.comp += (x - t) + self.sum;
-        }
+        let (t, err) = two_sum(self.sum, x);
         self.sum = t;
+        self.comp += err;
     }
 
     fn recompute(&mut self) {
@@ -197,9 +191,7 @@ mod tests {
     #[test]
     fn moments_match_two_pass_over_long_runs() {
         let mut m = RollingMoments::new(20);
-        let xs: Vec<f64> = (0..100_000)
-            .map(|i| 1.07 + ((i as f64) * 0.37).sin() * 1e-3)
-            .collect();
+        let xs: Vec<f64> = (0..100_000).map(|i| 1.07 + ((i as f64) * 0.37).sin() * 1e-3).collect();
         for &x in &xs {
             m.push(x);
         }

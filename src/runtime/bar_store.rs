@@ -76,18 +76,13 @@ pub struct ImportCounts {
 
 /// SHA-256 of bytes, as hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn open(path: &Path) -> Result<Connection, Diagnostic> {
     let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(|e| db_err(path, e))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(|e| db_err(path, e))?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db_err(path, e))?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db_err(path, e))?;
     conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
     Ok(conn)
 }
@@ -114,23 +109,11 @@ pub fn import(path: &Path, items: &[ImportItem<'_>]) -> Result<ImportCounts, Dia
             let s = item.series;
             let tf = item.timeframe.to_string();
             for i in 0..s.len() {
-                if exists
-                    .exists(params![s.symbol, tf, s.ts[i]])
-                    .map_err(|e| db_err(path, e))?
-                {
+                if exists.exists(params![s.symbol, tf, s.ts[i]]).map_err(|e| db_err(path, e))? {
                     counts.replaced += 1;
                 }
                 insert
-                    .execute(params![
-                        s.symbol,
-                        tf,
-                        s.ts[i],
-                        s.open[i],
-                        s.high[i],
-                        s.low[i],
-                        s.close[i],
-                        s.volume[i]
-                    ])
+                    .execute(params![s.symbol, tf, s.ts[i], s.open[i], s.high[i], s.low[i], s.close[i], s.volume[i]])
                     .map_err(|e| db_err(path, e))?;
                 counts.written += 1;
             }
@@ -164,20 +147,14 @@ pub fn timeframes(path: &Path, symbol: &str) -> Result<Vec<String>, Diagnostic> 
     let mut st = conn
         .prepare("SELECT DISTINCT timeframe FROM bars WHERE symbol = ?1 ORDER BY timeframe")
         .map_err(|e| db_err(path, e))?;
-    let rows = st
-        .query_map([symbol], |r| r.get::<_, String>(0))
-        .map_err(|e| db_err(path, e))?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .map_err(|e| db_err(path, e))
+    let rows = st.query_map([symbol], |r| r.get::<_, String>(0)).map_err(|e| db_err(path, e))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))
 }
 
 fn open_existing(path: &Path) -> Result<Connection, Diagnostic> {
     if !path.exists() {
-        return Err(Diagnostic::error(
-            codes::IO,
-            format!("bar store `{}` does not exist", path.display()),
-        )
-        .help("create it with `dsl import FILE.csv --db PATH`"));
+        return Err(Diagnostic::error(codes::IO, format!("bar store `{}` does not exist", path.display()))
+            .help("create it with `dsl import FILE.csv --db PATH`"));
     }
     open(path)
 }
@@ -186,11 +163,7 @@ fn open_existing(path: &Path) -> Result<Connection, Diagnostic> {
 ///
 /// # Errors
 /// A missing store, no bars for the symbol, several timeframes, or SQLite errors.
-pub fn load(
-    path: &Path,
-    symbol: &str,
-    timeframe: Option<Timeframe>,
-) -> Result<BarSeries, Diagnostic> {
+pub fn load(path: &Path, symbol: &str, timeframe: Option<Timeframe>) -> Result<BarSeries, Diagnostic> {
     let conn = open_existing(path)?;
     let tf = match timeframe {
         Some(tf) => {
@@ -209,10 +182,7 @@ pub fn load(
                     format!("no {tf} bars for `{symbol}` in `{}`", path.display()),
                 )
                 .help(if others.is_empty() {
-                    format!(
-                        "import them with `dsl import FILE.csv --symbol {symbol} --db {}`",
-                        path.display()
-                    )
+                    format!("import them with `dsl import FILE.csv --symbol {symbol} --db {}`", path.display())
                 } else {
                     format!("the store has {} bars for `{symbol}`", others.join(", "))
                 }));
@@ -232,10 +202,7 @@ pub fn load(
                 _ => {
                     return Err(Diagnostic::error(
                         codes::MISSING_DATA,
-                        format!(
-                            "`{symbol}` has bars in several timeframes ({}); say which",
-                            all.join(", ")
-                        ),
+                        format!("`{symbol}` has bars in several timeframes ({}); say which", all.join(", ")),
                     ));
                 }
             }
@@ -268,14 +235,7 @@ mod tests {
     fn series(sym: &str, n: i64) -> BarSeries {
         let mut s = BarSeries::new(sym);
         for i in 0..n {
-            s.push(Bar {
-                ts: i * 86_400,
-                open: 1.0,
-                high: 2.0,
-                low: 0.5,
-                close: 1.5 + i as f64,
-                volume: 10.0,
-            });
+            s.push(Bar { ts: i * 86_400, open: 1.0, high: 2.0, low: 0.5, close: 1.5 + i as f64, volume: 10.0 });
         }
         s
     }
@@ -285,36 +245,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("bars.sqlite");
         let s = series("GOOG", 5);
-        let item = ImportItem {
-            series: &s,
-            timeframe: Timeframe::DAILY,
-            source: "g.csv".into(),
-            sha256: "x".into(),
-        };
+        let item = ImportItem { series: &s, timeframe: Timeframe::DAILY, source: "g.csv".into(), sha256: "x".into() };
         let c = import(&db, &[item]).unwrap();
-        assert_eq!(
-            c,
-            ImportCounts {
-                written: 5,
-                replaced: 0
-            }
-        );
-        let item = ImportItem {
-            series: &s,
-            timeframe: Timeframe::DAILY,
-            source: "g.csv".into(),
-            sha256: "x".into(),
-        };
+        assert_eq!(c, ImportCounts { written: 5, replaced: 0 });
+        let item = ImportItem { series: &s, timeframe: Timeframe::DAILY, source: "g.csv".into(), sha256: "x".into() };
         assert_eq!(import(&db, &[item]).unwrap().replaced, 5);
         let back = load(&db, "GOOG", None).unwrap();
         assert_eq!(back.close, s.close);
         assert!(load(&db, "MSFT", None).is_err());
-        assert!(
-            load(&db, "GOOG", Some("1h".parse().unwrap()))
-                .unwrap_err()
-                .help
-                .unwrap()
-                .contains("1d")
-        );
+        assert!(load(&db, "GOOG", Some("1h".parse().unwrap())).unwrap_err().help.unwrap().contains("1d"));
     }
 }

@@ -30,7 +30,7 @@ use chrono_tz::Tz;
 use super::timeparse::{self, TimeFormat};
 use crate::config::timeframe::Timeframe;
 use crate::diagnostics::{Diagnostic, codes};
-use crate::engine::market::{Bar, BarSeries};
+use crate::engine::market::BarSeries;
 
 /// What to do with rows whose open, high, low or close is missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,9 +95,8 @@ pub struct CsvLoad {
 /// # Errors
 /// I/O errors, and any bad row or undetectable layout, as a diagnostic naming the file and line.
 pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<CsvLoad, Diagnostic> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Diagnostic::error(codes::IO, format!("cannot read `{}`: {e}", path.display()))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Diagnostic::error(codes::IO, format!("cannot read `{}`: {e}", path.display())))?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("DATA");
     parse_csv(&path.display().to_string(), stem, &bytes, opts)
 }
@@ -116,10 +115,7 @@ struct Columns {
 }
 
 fn is_missing(s: &str) -> bool {
-    matches!(
-        s,
-        "" | "nan" | "NaN" | "NAN" | "null" | "NULL" | "None" | "NA" | "N/A" | "n/a" | "-" | "#N/A"
-    )
+    matches!(s, "" | "nan" | "NaN" | "NAN" | "null" | "NULL" | "None" | "NA" | "N/A" | "n/a" | "-" | "#N/A")
 }
 
 fn field_role(name: &str) -> Option<usize> {
@@ -136,36 +132,19 @@ fn field_role(name: &str) -> Option<usize> {
 fn is_time_name(n: &str) -> bool {
     matches!(
         n,
-        "date"
-            | "time"
-            | "datetime"
-            | "date time"
-            | "timestamp"
-            | "timestamps"
-            | "dt"
-            | "open time"
-            | "open_time"
+        "date" | "time" | "datetime" | "date time" | "timestamp" | "timestamps" | "dt" | "open time" | "open_time"
     )
 }
 
 /// Splits a header into column roles. `first_data` is a sample data row (for unnamed columns).
 fn map_header(header: &[String], first_data: &[String]) -> Columns {
     let mut cols = Columns::default();
-    let names: Vec<String> = header
-        .iter()
-        .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
-        .collect();
+    let names: Vec<String> = header.iter().map(|h| h.trim().trim_matches('"').to_ascii_lowercase()).collect();
     let mut volume_like: Option<usize> = None;
     for (i, n) in names.iter().enumerate() {
-        if let Some(role) = n
-            .split_once(':')
-            .and_then(|(_, field)| field_role(field.trim()))
-        {
+        if let Some(role) = n.split_once(':').and_then(|(_, field)| field_role(field.trim())) {
             // Wide multi-asset column such as `BTC:open`; keep the symbol's original case.
-            let key = header[i]
-                .split_once(':')
-                .map_or("", |(p, _)| p.trim())
-                .to_string();
+            let key = header[i].split_once(':').map_or("", |(p, _)| p.trim()).to_string();
             cols.assets.entry(key).or_insert([None; 5])[role].get_or_insert(i);
             continue;
         }
@@ -200,35 +179,18 @@ fn map_header(header: &[String], first_data: &[String]) -> Columns {
 /// True when a line looks like a header: at least two known column names, or a time name plus
 /// one price name.
 fn looks_like_header(cells: &[String]) -> bool {
-    let lower: Vec<String> = cells
-        .iter()
-        .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
-        .collect();
-    let prices = lower
-        .iter()
-        .filter(|c| field_role(c.split(':').next_back().unwrap_or("")).is_some())
-        .count();
+    let lower: Vec<String> = cells.iter().map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
+    let prices = lower.iter().filter(|c| field_role(c.split(':').next_back().unwrap_or("")).is_some()).count();
     prices >= 2
 }
 
 fn detect_delimiter(text: &str) -> u8 {
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(20)
-        .collect();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(20).collect();
     let mut best = (b',', 0usize);
     for d in [b',', b';', b'\t', b'|'] {
-        let counts: Vec<usize> = lines
-            .iter()
-            .map(|l| l.bytes().filter(|&b| b == d).count())
-            .collect();
+        let counts: Vec<usize> = lines.iter().map(|l| l.bytes().filter(|&b| b == d).count()).collect();
         // Ignore the first line (it may be a preamble); score = lines sharing the modal count.
-        let tail = if counts.len() > 1 {
-            &counts[1..]
-        } else {
-            &counts[..]
-        };
+        let tail = if counts.len() > 1 { &counts[1..] } else { &counts[..] };
         let mut freq: BTreeMap<usize, usize> = BTreeMap::new();
         for &c in tail {
             if c > 0 {
@@ -257,11 +219,7 @@ struct Layout {
 }
 
 fn reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(text.as_bytes())
+    csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text.as_bytes())
 }
 
 fn line_of(rec: &csv::ByteRecord) -> usize {
@@ -269,10 +227,7 @@ fn line_of(rec: &csv::ByteRecord) -> usize {
 }
 
 fn cell(rec: &csv::ByteRecord, i: usize) -> &str {
-    rec.get(i)
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .unwrap_or("")
-        .trim()
+    rec.get(i).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("").trim()
 }
 
 /// Builds the time text of a record (joining `date` and `time` columns) into `buf`.
@@ -300,31 +255,20 @@ fn detect_layout(name: &str, text: &str, opts: &CsvOptions) -> Result<Layout, Di
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                return Err(bad(
-                    name,
-                    e.position().map_or(0, |p| p.line() as usize),
-                    format!("unreadable CSV: {e}"),
-                ));
+                return Err(bad(name, e.position().map_or(0, |p| p.line() as usize), format!("unreadable CSV: {e}")));
             }
         }
         if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }
-        head.push((
-            line_of(&rec),
-            (0..rec.len()).map(|i| cell(&rec, i).to_string()).collect(),
-        ));
+        head.push((line_of(&rec), (0..rec.len()).map(|i| cell(&rec, i).to_string()).collect()));
     }
     if head.is_empty() {
         return Err(bad(name, 1, "the file has no rows"));
     }
     let header_at = match opts.header {
         Some(false) => None,
-        Some(true) => Some(
-            head.iter()
-                .position(|(_, c)| looks_like_header(c))
-                .unwrap_or(0),
-        ),
+        Some(true) => Some(head.iter().position(|(_, c)| looks_like_header(c)).unwrap_or(0)),
         None => head.iter().take(4).position(|(_, c)| looks_like_header(c)),
     };
     let (mut cols, data_start) = match header_at {
@@ -338,19 +282,11 @@ fn detect_layout(name: &str, text: &str, opts: &CsvOptions) -> Result<Layout, Di
                 return Err(bad(
                     name,
                     head[0].0,
-                    format!(
-                        "found {n} columns and no header; bar files need time, open, high, low and close"
-                    ),
+                    format!("found {n} columns and no header; bar files need time, open, high, low and close"),
                 ));
             }
-            let mut c = Columns {
-                time: vec![0],
-                ..Default::default()
-            };
-            c.assets.insert(
-                String::new(),
-                [Some(1), Some(2), Some(3), Some(4), (n > 5).then_some(5)],
-            );
+            let mut c = Columns { time: vec![0], ..Default::default() };
+            c.assets.insert(String::new(), [Some(1), Some(2), Some(3), Some(4), (n > 5).then_some(5)]);
             (c, 0)
         }
     };
@@ -381,46 +317,26 @@ fn detect_layout(name: &str, text: &str, opts: &CsvOptions) -> Result<Layout, Di
             "no time column found (looked for `date`, `datetime`, `timestamp`, `time` or an unnamed first column)",
         ));
     }
-    cols.assets
-        .retain(|_, r| r[..4].iter().all(Option::is_some));
+    cols.assets.retain(|_, r| r[..4].iter().all(Option::is_some));
     if cols.assets.is_empty() {
-        return Err(bad(
-            name,
-            header_line,
-            "no open, high, low and close columns found",
-        ));
+        return Err(bad(name, header_line, "no open, high, low and close columns found"));
     }
     let wide = !(cols.assets.len() == 1 && cols.assets.contains_key(""));
     if let (true, Some(sym)) = (wide, &opts.symbol) {
-        match cols
-            .assets
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case(sym))
-            .cloned()
-        {
+        match cols.assets.keys().find(|k| k.eq_ignore_ascii_case(sym)).cloned() {
             Some(k) => cols.assets.retain(|a, _| *a == k),
             None => {
                 let have: Vec<&str> = cols.assets.keys().map(|s| s.as_str()).collect();
                 return Err(bad(
                     name,
                     header_line,
-                    format!(
-                        "no columns for symbol `{sym}`; the file has {}",
-                        have.join(", ")
-                    ),
+                    format!("no columns for symbol `{sym}`; the file has {}", have.join(", ")),
                 ));
             }
         }
     }
     let assets = cols.assets.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    Ok(Layout {
-        delimiter,
-        has_header: header_at.is_some(),
-        data_start,
-        cols,
-        assets,
-        wide,
-    })
+    Ok(Layout { delimiter, has_header: header_at.is_some(), data_start, cols, assets, wide })
 }
 
 /// Iterates over the data records of a file.
@@ -438,11 +354,7 @@ fn for_each_record(
             Ok(true) => {}
             Ok(false) => return Ok(()),
             Err(e) => {
-                return Err(bad(
-                    name,
-                    e.position().map_or(0, |p| p.line() as usize),
-                    format!("unreadable CSV: {e}"),
-                ));
+                return Err(bad(name, e.position().map_or(0, |p| p.line() as usize), format!("unreadable CSV: {e}")));
             }
         }
         if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
@@ -485,24 +397,82 @@ fn detect_format(
         samples.push(x.to_string());
     }
     if samples.is_empty() {
-        return Err(bad(
-            name,
-            first_line.max(1),
-            "the file has a header but no data rows",
-        ));
+        return Err(bad(name, first_line.max(1), "the file has a header but no data rows"));
     }
     let refs: Vec<&str> = samples.iter().map(|s| s.as_str()).collect();
     timeparse::detect(&refs).ok_or_else(|| {
         bad(
             name,
             first_line,
-            format!("cannot recognise the time format of `{}`; pass --time-format (strftime, e.g. `%d.%m.%Y %H:%M`)", samples[0]),
+            format!(
+                "cannot recognise the time format of `{}`; pass --time-format (strftime, e.g. `%d.%m.%Y %H:%M`)",
+                samples[0]
+            ),
         )
     })
 }
 
-/// Bars per symbol key, each with its time and source line.
-type BarsByKey = BTreeMap<String, Vec<(i64, u32, Bar)>>;
+/// Bars of one key, column-wise, with the source line of each.
+#[derive(Debug, Default)]
+struct Cols {
+    ts: Vec<i64>,
+    ohlcv: [Vec<f64>; 5],
+    lines: Vec<u32>,
+}
+
+impl Cols {
+    fn with_capacity(n: usize) -> Self {
+        Cols {
+            ts: Vec::with_capacity(n),
+            ohlcv: std::array::from_fn(|_| Vec::with_capacity(n)),
+            lines: Vec::with_capacity(n),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, ts: i64, vals: &[f64; 5], line: usize) {
+        self.ts.push(ts);
+        for (c, v) in self.ohlcv.iter_mut().zip(vals) {
+            c.push(*v);
+        }
+        self.lines.push(line as u32);
+    }
+
+    fn append(&mut self, mut other: Cols) {
+        self.ts.append(&mut other.ts);
+        for (a, b) in self.ohlcv.iter_mut().zip(other.ohlcv.iter_mut()) {
+            a.append(b);
+        }
+        self.lines.append(&mut other.lines);
+    }
+
+    /// Puts rows in time order; returns (reversed, sorted) or the lines of a duplicate.
+    fn order(&mut self) -> Result<(bool, bool), (i64, u32, u32)> {
+        if self.ts.windows(2).all(|w| w[0] < w[1]) {
+            return Ok((false, false));
+        }
+        if self.ts.windows(2).all(|w| w[0] > w[1]) {
+            self.ts.reverse();
+            self.ohlcv.iter_mut().for_each(|c| c.reverse());
+            self.lines.reverse();
+            return Ok((true, false));
+        }
+        let mut idx: Vec<usize> = (0..self.ts.len()).collect();
+        idx.sort_by_key(|&i| (self.ts[i], self.lines[i]));
+        if let Some(w) = idx.windows(2).find(|w| self.ts[w[0]] == self.ts[w[1]]) {
+            return Err((self.ts[w[0]], self.lines[w[0]], self.lines[w[1]]));
+        }
+        self.ts = idx.iter().map(|&i| self.ts[i]).collect();
+        for c in self.ohlcv.iter_mut() {
+            *c = idx.iter().map(|&i| c[i]).collect();
+        }
+        self.lines = idx.iter().map(|&i| self.lines[i]).collect();
+        Ok((false, true))
+    }
+}
+
+/// Bars per symbol key.
+type BarsByKey = Vec<(String, Cols)>;
 
 /// A row whose time did not parse with the format chosen from the first rows.
 struct FormatMiss {
@@ -511,68 +481,105 @@ struct FormatMiss {
     message: String,
 }
 
-/// Parses every data row with `format` into per-key bars `(ts, line, bar)`.
-fn parse_rows(
+/// A part of the file parsed on its own (possibly on its own thread).
+struct Chunk<'a> {
+    text: &'a str,
+    /// Non-empty records to skip (the preamble and header, in the first chunk).
+    skip: usize,
+    /// Lines before this chunk.
+    line_offset: usize,
+}
+
+#[inline]
+fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+fn is_missing_bytes(b: &[u8]) -> bool {
+    b.is_empty() || std::str::from_utf8(b).is_ok_and(is_missing)
+}
+
+/// Parses the data rows of one chunk with `format`.
+fn parse_chunk(
     name: &str,
-    text: &str,
+    chunk: &Chunk<'_>,
     layout: &Layout,
     opts: &CsvOptions,
     format: &TimeFormat,
-    report: &mut LoadReport,
-) -> Result<Result<BarsByKey, FormatMiss>, Diagnostic> {
+) -> Result<Result<(BarsByKey, LoadReport), FormatMiss>, Diagnostic> {
     const COLS: [&str; 5] = ["open", "high", "low", "close", "volume"];
     let tz = opts.timezone.unwrap_or(Tz::UTC);
-    let mut per_asset: Vec<Vec<(i64, u32, Bar)>> = vec![Vec::new(); layout.assets.len()];
-    let mut per_symbol: BTreeMap<String, Vec<(i64, u32, Bar)>> = BTreeMap::new();
-    let mut miss: Option<FormatMiss> = None;
+    let estimate = memchr::memchr_iter(b'\n', chunk.text.as_bytes()).count() + 1;
+    let by_symbol = layout.cols.symbol.filter(|_| !layout.wide);
+    let mut out: BarsByKey = if by_symbol.is_some() {
+        Vec::new()
+    } else {
+        let cap = if layout.assets.len() == 1 { estimate } else { 0 };
+        layout.assets.iter().map(|(k, _)| (k.clone(), Cols::with_capacity(cap))).collect()
+    };
+    let mut last_symbol: usize = 0;
+    let mut report = LoadReport::default();
     let mut buf = String::new();
-    let mut rows = 0usize;
-    for_each_record(name, text, layout, |rec| {
-        let line = line_of(rec);
-        rows += 1;
-        let t = time_text(rec, &layout.cols.time, &mut buf);
+    let mut rdr = reader(chunk.text, layout.delimiter);
+    let mut rec = csv::ByteRecord::new();
+    let mut nonempty = 0usize;
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = chunk.line_offset + e.position().map_or(0, |p| p.line() as usize);
+                return Err(bad(name, line, format!("unreadable CSV: {e}")));
+            }
+        }
+        if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            continue;
+        }
+        nonempty += 1;
+        if nonempty <= chunk.skip {
+            continue;
+        }
+        let line = chunk.line_offset + line_of(&rec);
+        report.rows += 1;
+        let t = time_text(&rec, &layout.cols.time, &mut buf);
         let ts = match timeparse::parse(format, t, &tz) {
             Ok(ts) => ts,
-            Err(message) => {
-                miss = Some(FormatMiss {
-                    line,
-                    value: t.to_string(),
-                    message,
-                });
-                return Ok(false);
-            }
+            Err(message) => return Ok(Err(FormatMiss { line, value: t.to_string(), message })),
         };
         for (ai, (_, roles)) in layout.assets.iter().enumerate() {
             let mut vals = [0.0f64; 5];
             let mut missing = 0u8;
             for (k, role) in roles.iter().enumerate() {
                 let Some(col) = role else { continue };
-                let c = cell(rec, *col);
-                if is_missing(c) {
-                    if k < 4 {
-                        missing += 1;
-                    } else {
-                        report.missing_volume += 1;
+                let c = trim(rec.get(*col).unwrap_or(b""));
+                let v: f64 = match fast_float2::parse(c) {
+                    Ok(v) => v,
+                    Err(_) if is_missing_bytes(c) => {
+                        if k < 4 {
+                            missing += 1;
+                        } else {
+                            report.missing_volume += 1;
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                let v: f64 = c.parse().map_err(|_| {
-                    bad(
-                        name,
-                        line,
-                        format!("`{c}` in column `{}` is not a number", COLS[k]),
-                    )
-                })?;
+                    Err(_) => {
+                        let text = String::from_utf8_lossy(c);
+                        return Err(bad(name, line, format!("`{text}` in column `{}` is not a number", COLS[k])));
+                    }
+                };
                 if !v.is_finite() || (k < 4 && v <= 0.0) || v < 0.0 {
-                    return Err(bad(
-                        name,
-                        line,
-                        format!(
-                            "`{c}` in column `{}` is not a valid {}",
-                            COLS[k],
-                            if k < 4 { "price" } else { "volume" }
-                        ),
-                    ));
+                    if v.is_nan() {
+                        // `nan` parses as a float: treat it as a missing cell.
+                        if k < 4 {
+                            missing += 1;
+                        } else {
+                            report.missing_volume += 1;
+                        }
+                        continue;
+                    }
+                    let text = String::from_utf8_lossy(c);
+                    let what = if k < 4 { "price" } else { "volume" };
+                    return Err(bad(name, line, format!("`{text}` in column `{}` is not a valid {what}", COLS[k])));
                 }
                 vals[k] = v;
             }
@@ -581,11 +588,7 @@ fn parse_rows(
                     continue; // that asset does not trade yet in this row
                 }
                 if opts.on_missing == OnMissing::Error {
-                    return Err(bad(
-                        name,
-                        line,
-                        "a price cell (open, high, low or close) is missing",
-                    ));
+                    return Err(bad(name, line, "a price cell (open, high, low or close) is missing"));
                 }
                 report.skipped += 1;
                 if report.skipped_lines.len() < 20 {
@@ -593,42 +596,88 @@ fn parse_rows(
                 }
                 continue;
             }
-            let bar = Bar {
-                ts,
-                open: vals[0],
-                high: vals[1],
-                low: vals[2],
-                close: vals[3],
-                volume: vals[4],
-            };
-            let item = (ts, line as u32, bar);
-            match layout.cols.symbol.filter(|_| !layout.wide) {
+            match by_symbol {
                 Some(si) => {
-                    let sym = cell(rec, si);
-                    match per_symbol.get_mut(sym) {
-                        Some(v) => v.push(item),
-                        None => {
-                            per_symbol.insert(sym.to_string(), vec![item]);
-                        }
+                    let sym = cell(&rec, si);
+                    if out.get(last_symbol).is_none_or(|(k, _)| k != sym) {
+                        last_symbol = match out.iter().position(|(k, _)| k == sym) {
+                            Some(i) => i,
+                            None => {
+                                out.push((sym.to_string(), Cols::default()));
+                                out.len() - 1
+                            }
+                        };
                     }
+                    out[last_symbol].1.push(ts, &vals, line);
                 }
-                None => per_asset[ai].push(item),
-            }
-        }
-        Ok(true)
-    })?;
-    report.rows = rows;
-    if let Some(m) = miss {
-        return Ok(Err(m));
-    }
-    if layout.cols.symbol.is_none() || layout.wide {
-        for ((key, _), bars) in layout.assets.iter().zip(per_asset) {
-            if !bars.is_empty() {
-                per_symbol.insert(key.clone(), bars);
+                None => out[ai].1.push(ts, &vals, line),
             }
         }
     }
-    Ok(Ok(per_symbol))
+    Ok(Ok((out, report)))
+}
+
+/// Splits the file for parallel parsing: large, unquoted files go in two halves cut at a line
+/// boundary; everything else is one chunk.
+fn chunks<'a>(text: &'a str, layout: &Layout) -> Vec<Chunk<'a>> {
+    const PARALLEL_FROM: usize = 4 << 20;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bytes = text.as_bytes();
+    if text.len() < PARALLEL_FROM || threads < 2 || memchr::memchr(b'"', bytes).is_some() {
+        return vec![Chunk { text, skip: layout.data_start, line_offset: 0 }];
+    }
+    let mid = text.len() / 2;
+    let Some(nl) = memchr::memchr(b'\n', &bytes[mid..]) else {
+        return vec![Chunk { text, skip: layout.data_start, line_offset: 0 }];
+    };
+    let cut = mid + nl + 1;
+    let lines_before = memchr::memchr_iter(b'\n', &bytes[..cut]).count();
+    vec![
+        Chunk { text: &text[..cut], skip: layout.data_start, line_offset: 0 },
+        Chunk { text: &text[cut..], skip: 0, line_offset: lines_before },
+    ]
+}
+
+type ChunkResult = Result<Result<(BarsByKey, LoadReport), FormatMiss>, Diagnostic>;
+
+/// Parses every data row with `format`, in parallel where worthwhile.
+fn parse_rows(name: &str, text: &str, layout: &Layout, opts: &CsvOptions, format: &TimeFormat) -> ChunkResult {
+    let parts = chunks(text, layout);
+    let results: Vec<ChunkResult> = if parts.len() == 1 {
+        vec![parse_chunk(name, &parts[0], layout, opts, format)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                parts.iter().map(|c| scope.spawn(move || parse_chunk(name, c, layout, opts, format))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(bad(name, 0, "internal error while reading"))))
+                .collect()
+        })
+    };
+    let mut merged: BarsByKey = Vec::new();
+    let mut report = LoadReport::default();
+    for r in results {
+        let (part, rep) = match r? {
+            Ok(x) => x,
+            Err(miss) => return Ok(Err(miss)),
+        };
+        report.rows += rep.rows;
+        report.skipped += rep.skipped;
+        report.missing_volume += rep.missing_volume;
+        for l in rep.skipped_lines {
+            if report.skipped_lines.len() < 20 {
+                report.skipped_lines.push(l);
+            }
+        }
+        for (key, cols) in part {
+            match merged.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, m)) => m.append(cols),
+                None => merged.push((key, cols)),
+            }
+        }
+    }
+    Ok(Ok((merged, report)))
 }
 
 /// Parses bar data already in memory. `name` is used in messages; `stem` (the file name without
@@ -636,12 +685,7 @@ fn parse_rows(
 ///
 /// # Errors
 /// A diagnostic for the first bad row, duplicate timestamps, or an undetectable layout.
-pub fn parse_csv(
-    name: &str,
-    stem: &str,
-    bytes: &[u8],
-    opts: &CsvOptions,
-) -> Result<CsvLoad, Diagnostic> {
+pub fn parse_csv(name: &str, stem: &str, bytes: &[u8], opts: &CsvOptions) -> Result<CsvLoad, Diagnostic> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Diagnostic::error(codes::BAD_DATA, format!("{name}: not UTF-8 text ({e})")))?;
@@ -654,75 +698,62 @@ pub fn parse_csv(
     };
     let mut retried = false;
     let (mut out, mut report) = loop {
-        let mut report = LoadReport::default();
-        match parse_rows(name, text, &layout, opts, &format, &mut report)? {
-            Ok(out) => break (out, report),
+        match parse_rows(name, text, &layout, opts, &format)? {
+            Ok(x) => break x,
             Err(miss) if opts.time_format.is_none() && !retried => {
                 // A later row disproves the format chosen from the first rows (say, day 13 in
                 // a day/month file): choose again from a sample spread over the whole file.
                 retried = true;
-                let total = text.lines().count().max(1);
-                format = detect_format(
-                    name,
-                    text,
-                    &layout,
-                    300,
-                    (total / 2000).max(1),
-                    Some(&miss.value),
-                )
-                .map_err(|_| bad(name, miss.line, miss.message.clone()))?;
+                let total = memchr::memchr_iter(b'\n', text.as_bytes()).count().max(1);
+                format = detect_format(name, text, &layout, 300, (total / 2000).max(1), Some(&miss.value))
+                    .map_err(|_| bad(name, miss.line, miss.message.clone()))?;
             }
             Err(miss) => return Err(bad(name, miss.line, miss.message)),
         }
     };
+    report.skipped_lines.sort_unstable();
 
     if let (false, Some(_), Some(sym)) = (layout.wide, layout.cols.symbol, &opts.symbol) {
-        out.retain(|k, _| k.eq_ignore_ascii_case(sym));
+        out.retain(|(k, _)| k.eq_ignore_ascii_case(sym));
         if out.is_empty() {
             return Err(bad(name, 1, format!("no rows for symbol `{sym}`")));
         }
     }
-    if let Some(v) = out.remove("") {
-        let sym = match &opts.symbol {
+    for (key, _) in out.iter_mut().filter(|(k, _)| k.is_empty()) {
+        *key = match &opts.symbol {
             Some(s) => s.clone(),
             None => {
-                report.notes.push(format!(
-                    "symbol `{stem}` taken from the file name; pass --symbol to choose another"
-                ));
+                report.notes.push(format!("symbol `{stem}` taken from the file name; pass --symbol to choose another"));
                 stem.to_string()
             }
         };
-        out.insert(sym, v);
     }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
 
     let mut series = Vec::new();
-    for (symbol, mut bars) in out {
-        let increasing = bars.windows(2).all(|w| w[0].0 < w[1].0);
-        if !increasing {
-            if bars.windows(2).all(|w| w[0].0 > w[1].0) {
-                bars.reverse();
-                report.reversed = true;
-            } else {
-                bars.sort_by_key(|b| b.0);
-                report.sorted = true;
-                if let Some(w) = bars.windows(2).find(|w| w[0].0 == w[1].0) {
-                    let (a, b) = (w[0].1.min(w[1].1), w[0].1.max(w[1].1));
-                    return Err(bad(
-                        name,
-                        b as usize,
-                        format!(
-                            "duplicate timestamp {} (also on line {a}) for `{symbol}`",
-                            timeparse::format_utc(w[0].0)
-                        ),
-                    ));
-                }
+    for (symbol, mut cols) in out {
+        if cols.ts.is_empty() {
+            continue;
+        }
+        match cols.order() {
+            Ok((reversed, sorted)) => {
+                report.reversed |= reversed;
+                report.sorted |= sorted;
+            }
+            Err((ts, a, b)) => {
+                return Err(bad(
+                    name,
+                    a.max(b) as usize,
+                    format!(
+                        "duplicate timestamp {} (also on line {}) for `{symbol}`",
+                        timeparse::format_utc(ts),
+                        a.min(b)
+                    ),
+                ));
             }
         }
-        let mut s = BarSeries::new(symbol);
-        s.ts.reserve(bars.len());
-        for (_, _, b) in bars {
-            s.push(b);
-        }
+        let [open, high, low, close, volume] = cols.ohlcv;
+        let mut s = BarSeries { symbol, timeframe: None, ts: cols.ts, open, high, low, close, volume };
         s.timeframe = s.median_spacing().map(Timeframe::nearest);
         series.push(s);
     }
@@ -731,22 +762,10 @@ pub fn parse_csv(
     }
     report.layout = format!(
         "delimiter `{}`, {}, time format {}{}",
-        if layout.delimiter == b'\t' {
-            "\\t".to_string()
-        } else {
-            (layout.delimiter as char).to_string()
-        },
-        if layout.has_header {
-            "header"
-        } else {
-            "no header"
-        },
+        if layout.delimiter == b'\t' { "\\t".to_string() } else { (layout.delimiter as char).to_string() },
+        if layout.has_header { "header" } else { "no header" },
         format.describe(),
-        if tz != Tz::UTC {
-            format!(" in {tz}")
-        } else {
-            String::new()
-        },
+        if tz != Tz::UTC { format!(" in {tz}") } else { String::new() },
     );
     Ok(CsvLoad { series, report })
 }
@@ -756,8 +775,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> CsvLoad {
-        parse_csv("t.csv", "T", text.as_bytes(), &CsvOptions::default())
-            .unwrap_or_else(|e| panic!("{}", e.message))
+        parse_csv("t.csv", "T", text.as_bytes(), &CsvOptions::default()).unwrap_or_else(|e| panic!("{}", e.message))
     }
 
     #[test]
@@ -810,9 +828,7 @@ mod tests {
 
     #[test]
     fn columns_in_any_order() {
-        let l = load(
-            "Date,Open,Close,High,Low,Volume\n11/5/2019 9:30,3080.8,3080.49,3081.47,3080.3,0\n",
-        );
+        let l = load("Date,Open,Close,High,Low,Volume\n11/5/2019 9:30,3080.8,3080.49,3081.47,3080.3,0\n");
         assert_eq!(l.series[0].close[0], 3080.49);
         assert_eq!(l.series[0].high[0], 3081.47);
     }
@@ -832,24 +848,13 @@ mod tests {
 
     #[test]
     fn missing_cells_are_skipped_and_reported() {
-        let l = load(
-            "date,open,high,low,close,volume,Name\n2013-02-08,,,,10,100,X\n2013-02-11,1,2,0.5,1.5,,X\n",
-        );
+        let l = load("date,open,high,low,close,volume,Name\n2013-02-08,,,,10,100,X\n2013-02-11,1,2,0.5,1.5,,X\n");
         assert_eq!(l.report.skipped, 1);
         assert_eq!(l.report.skipped_lines, vec![2]);
         assert_eq!(l.report.missing_volume, 1);
         assert_eq!(l.series[0].volume, vec![0.0]);
-        let opts = CsvOptions {
-            on_missing: OnMissing::Error,
-            ..Default::default()
-        };
-        let e = parse_csv(
-            "t.csv",
-            "T",
-            b"date,open,high,low,close\n2013-02-08,,,,10\n",
-            &opts,
-        )
-        .unwrap_err();
+        let opts = CsvOptions { on_missing: OnMissing::Error, ..Default::default() };
+        let e = parse_csv("t.csv", "T", b"date,open,high,low,close\n2013-02-08,,,,10\n", &opts).unwrap_err();
         assert!(e.message.starts_with("t.csv:2:"), "{}", e.message);
     }
 

@@ -29,9 +29,7 @@ impl std::str::FromStr for DataArg {
 
     fn from_str(s: &str) -> Result<Self, String> {
         match s.split_once('=') {
-            Some((sym, file))
-                if !sym.is_empty() && !file.is_empty() && !sym.contains(['/', '\\']) =>
-            {
+            Some((sym, file)) if !sym.is_empty() && !file.is_empty() && !sym.contains(['/', '\\']) => {
                 Ok(DataArg::Symbol(sym.to_string(), PathBuf::from(file)))
             }
             _ if !s.is_empty() => Ok(DataArg::File(PathBuf::from(s))),
@@ -66,28 +64,31 @@ pub struct MarketData {
     pub notes: Vec<String>,
 }
 
+/// Files read so far, each read once; series are handed out by moving them when possible.
 struct Files {
-    cache: BTreeMap<(PathBuf, Option<String>), Vec<BarSeries>>,
+    cache: BTreeMap<PathBuf, Vec<BarSeries>>,
     notes: Vec<String>,
 }
 
 impl Files {
-    fn get(
+    /// The series of a file whose bars belong to `symbol`: the only series of a single-asset
+    /// file, or the one named `symbol`.
+    fn take(
         &mut self,
         path: &Path,
-        symbol: Option<&str>,
+        symbol: &str,
         opts: &CsvOptions,
-    ) -> Result<Vec<BarSeries>, Diagnostic> {
-        let key = (path.to_path_buf(), symbol.map(str::to_string));
-        if let Some(s) = self.cache.get(&key) {
-            return Ok(s.clone());
+        rename_single: bool,
+    ) -> Result<BarSeries, Diagnostic> {
+        if !self.cache.contains_key(path) {
+            let load = load_csv(path, opts)?;
+            self.notes.extend(describe(path, &load.report));
+            self.cache.insert(path.to_path_buf(), load.series);
         }
-        let mut o = opts.clone();
-        o.symbol = symbol.map(str::to_string);
-        let load = load_csv(path, &o)?;
-        self.notes.extend(describe(path, &load.report));
-        self.cache.insert(key, load.series.clone());
-        Ok(load.series)
+        let series = self.cache.get_mut(path).map(std::mem::take).unwrap_or_default();
+        let (found, rest) = pick(series, symbol, path, rename_single);
+        self.cache.insert(path.to_path_buf(), rest);
+        found
     }
 }
 
@@ -110,39 +111,41 @@ fn describe(path: &Path, r: &LoadReport) -> Vec<String> {
         out.push(format!("{}: rows out of order, sorted", path.display()));
     }
     if r.missing_volume > 0 {
-        out.push(format!(
-            "{}: {} missing volume cell(s) read as 0",
-            path.display(),
-            r.missing_volume
-        ));
+        out.push(format!("{}: {} missing volume cell(s) read as 0", path.display(), r.missing_volume));
     }
     out
 }
 
-fn pick(series: Vec<BarSeries>, symbol: &str, path: &Path) -> Result<BarSeries, Diagnostic> {
-    if series.len() == 1 {
+/// Splits off the series for `symbol`: the only one of a single-asset file (renamed), or the
+/// one with that name. Returns it and the series left (to hand to other symbols).
+fn pick(
+    series: Vec<BarSeries>,
+    symbol: &str,
+    path: &Path,
+    rename_single: bool,
+) -> (Result<BarSeries, Diagnostic>, Vec<BarSeries>) {
+    if rename_single && series.len() == 1 && !series[0].symbol.eq_ignore_ascii_case(symbol) {
+        // A single-asset file named for another symbol (or by its file name): it is this one.
         let mut s = series.into_iter().next().unwrap_or_default();
         s.symbol = symbol.to_string();
-        return Ok(s);
+        return (Ok(s), Vec::new());
     }
     let have: Vec<String> = series.iter().map(|s| s.symbol.clone()).collect();
-    series
-        .into_iter()
-        .find(|s| s.symbol.eq_ignore_ascii_case(symbol))
-        .map(|mut s| {
+    let (mut found, rest): (Vec<BarSeries>, Vec<BarSeries>) =
+        series.into_iter().partition(|s| s.symbol.eq_ignore_ascii_case(symbol));
+    match found.pop() {
+        Some(mut s) => {
             s.symbol = symbol.to_string();
-            s
-        })
-        .ok_or_else(|| {
-            Diagnostic::error(
+            (Ok(s), rest)
+        }
+        None => (
+            Err(Diagnostic::error(
                 codes::MISSING_DATA,
-                format!(
-                    "`{}` has no bars for `{symbol}` (it has {})",
-                    path.display(),
-                    have.join(", ")
-                ),
-            )
-        })
+                format!("`{}` has no bars for `{symbol}` (it has {})", path.display(), have.join(", ")),
+            )),
+            rest,
+        ),
+    }
 }
 
 /// Loads the bars of every symbol the bundle trades.
@@ -152,26 +155,10 @@ fn pick(series: Vec<BarSeries>, symbol: &str, path: &Path) -> Result<BarSeries, 
 pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData, Diagnostic> {
     let bundle = &loaded.bundle;
     let symbols = bundle.symbols();
-    let opts = CsvOptions {
-        timezone: req.timezone,
-        time_format: req.time_format.clone(),
-        ..Default::default()
-    };
-    let mut files = Files {
-        cache: BTreeMap::new(),
-        notes: Vec::new(),
-    };
-    let lone_files: Vec<&PathBuf> = req
-        .data
-        .iter()
-        .filter_map(|d| {
-            if let DataArg::File(p) = d {
-                Some(p)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let opts = CsvOptions { timezone: req.timezone, time_format: req.time_format.clone(), ..Default::default() };
+    let mut files = Files { cache: BTreeMap::new(), notes: Vec::new() };
+    let lone_files: Vec<&PathBuf> =
+        req.data.iter().filter_map(|d| if let DataArg::File(p) = d { Some(p) } else { None }).collect();
     let mut out = Vec::new();
     for sym in &symbols {
         let by_symbol = req.data.iter().find_map(|d| match d {
@@ -179,35 +166,19 @@ pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData,
             _ => None,
         });
         let series = if let Some(p) = by_symbol {
-            let s = files.get(&p, None, &opts)?;
-            pick(s, sym, &p)?
+            files.take(&p, sym, &opts, true)?
         } else if !lone_files.is_empty() {
             let mut found = None;
+            let only = symbols.len() == 1 && lone_files.len() == 1;
             for p in &lone_files {
-                let s = files.get(p, None, &opts)?;
-                if symbols.len() == 1 && lone_files.len() == 1 {
-                    found = Some(pick(s, sym, p)?);
-                    break;
-                }
-                if let Ok(x) = pick(
-                    s.into_iter()
-                        .filter(|x| x.symbol.eq_ignore_ascii_case(sym))
-                        .collect(),
-                    sym,
-                    p,
-                ) {
-                    found = Some(x);
+                if let Ok(s) = files.take(p, sym, &opts, only) {
+                    found = Some(s);
                     break;
                 }
             }
             found.ok_or_else(|| {
-                Diagnostic::error(
-                    codes::MISSING_DATA,
-                    format!("none of the --data files has bars for `{sym}`"),
-                )
-                .help(format!(
-                    "name the file for each symbol: `--data {sym}=FILE`"
-                ))
+                Diagnostic::error(codes::MISSING_DATA, format!("none of the --data files has bars for `{sym}`"))
+                    .help(format!("name the file for each symbol: `--data {sym}=FILE`"))
             })?
         } else if let Some(bot) = &bundle.bot {
             if let Some(c) = bot.data.csv.iter().find(|c| c.symbol.value == *sym) {
@@ -218,48 +189,30 @@ pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData,
                 }
                 if let Some(tz) = &c.timezone {
                     o.timezone = Some(tz.value.parse::<Tz>().map_err(|_| {
-                        Diagnostic::error(
-                            codes::INVALID_VALUE,
-                            format!("unknown time zone `{}`", tz.value),
-                        )
-                        .at(&bot.source, tz.span)
-                        .help("use an IANA name such as `America/New_York` or `UTC`")
+                        Diagnostic::error(codes::INVALID_VALUE, format!("unknown time zone `{}`", tz.value))
+                            .at(&bot.source, tz.span)
+                            .help("use an IANA name such as `America/New_York` or `UTC`")
                     })?);
                 }
-                let s = files.get(&p, None, &o)?;
-                pick(s, sym, &p)?
-            } else if let Some(store) = bot
-                .data
-                .store
-                .as_ref()
-                .map(|s| resolve(&loaded.base_dir, &s.value))
-                .or_else(|| req.store.clone())
+                files.take(&p, sym, &o, true)?
+            } else if let Some(store) =
+                bot.data.store.as_ref().map(|s| resolve(&loaded.base_dir, &s.value)).or_else(|| req.store.clone())
             {
-                let tf = bundle
-                    .strategies
-                    .iter()
-                    .find(|s| s.trades(sym))
-                    .map(|s| s.doc.timeframe.value);
+                let tf = bundle.strategies.iter().find(|s| s.trades(sym)).map(|s| s.doc.timeframe.value);
                 bar_store::load(&store, sym, tf)?
             } else {
                 return Err(no_data(sym));
             }
         } else if let Some(store) = &req.store {
-            let tf = bundle
-                .strategies
-                .iter()
-                .find(|s| s.trades(sym))
-                .map(|s| s.doc.timeframe.value);
+            let tf = bundle.strategies.iter().find(|s| s.trades(sym)).map(|s| s.doc.timeframe.value);
             bar_store::load(store, sym, tf)?
         } else {
             return Err(no_data(sym));
         };
-        let series = series.slice(req.from, req.to);
+        let mut series = series;
+        series.retain_period(req.from, req.to);
         if series.is_empty() {
-            return Err(Diagnostic::error(
-                codes::MISSING_DATA,
-                format!("no bars for `{sym}` in the requested period"),
-            ));
+            return Err(Diagnostic::error(codes::MISSING_DATA, format!("no bars for `{sym}` in the requested period")));
         }
         for s in bundle.strategies.iter().filter(|s| s.trades(sym)) {
             if let Some(tf) = series.timeframe.filter(|tf| *tf != s.doc.timeframe.value) {
@@ -272,10 +225,7 @@ pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData,
         }
         out.push(series);
     }
-    Ok(MarketData {
-        series: out,
-        notes: files.notes,
-    })
+    Ok(MarketData { series: out, notes: files.notes })
 }
 
 fn no_data(sym: &str) -> Diagnostic {

@@ -1,27 +1,32 @@
 //! The SQLite journal: every run, order, fill, round-trip trade and policy decision.
 //!
-//! Tables (`schema_version` 1), times as RFC 3339 UTC text:
+//! Tables (`schema_version` 1). Times are `INTEGER` UTC seconds (`*_ts` columns); the views
+//! `v_runs`, `v_orders`, `v_fills`, `v_trades` and `v_policy_decisions` show the same rows with
+//! RFC 3339 text times, for people querying with `sqlite3`.
 //!
 //! | table | one row per |
 //! | --- | --- |
 //! | `runs` | run: kind, bot, bundle revision, settings, symbols, period, status, metrics (JSON) |
-//! | `orders` | order: deterministic `client_order_id`, strategy, symbol, side, intent, type, prices, `time_in_force`, quantity, status and reason, bundle revision |
+//! | `orders` | order: deterministic `client_order_id`, strategy, symbol, side, intent, type, stop/limit price, `time_in_force`, quantity, reference price, notional, reason, final status, bundle revision |
 //! | `fills` | fill: time, quantity, price, commission, slippage cost |
-//! | `trades` | round trip: entry/exit time and price, quantity, pnl, pnl %, fees, exit reason, holding bars |
+//! | `trades` | round trip: entry/exit time and price, quantity, pnl, pnl % (percent points), fees, exit reason, holding bars |
 //! | `policy_decisions` | policy rule applied to an order: rule id, fired, action, message, the values it saw (JSON) |
 //!
 //! A backtest writes its run inside one transaction: a run that fails leaves no trace, and a
-//! finished run is complete.
+//! finished run is complete. Rows are written by a background thread so the engine does not
+//! wait for SQLite; an order row is written once, at its final state.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use rusqlite::{Connection, params};
 
 use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::events::{Decision, EventSink, OrderStatus};
-use crate::engine::orders::{Fill, Order, Quantity, Trade};
-
-use super::timeparse::format_utc;
+use crate::engine::orders::{ClientOrderId, Fill, Order, OrderType, Quantity, Trade};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,19 +36,20 @@ CREATE TABLE IF NOT EXISTS runs (
     kind TEXT NOT NULL,
     bot TEXT NOT NULL,
     bundle_revision TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
+    started_ts INTEGER NOT NULL,
+    finished_ts INTEGER,
     status TEXT NOT NULL,
     settings TEXT NOT NULL,
     symbols TEXT NOT NULL,
-    first_bar TEXT,
-    last_bar TEXT,
+    first_bar_ts INTEGER,
+    last_bar_ts INTEGER,
     metrics TEXT
 );
 CREATE TABLE IF NOT EXISTS orders (
     run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    order_no INTEGER NOT NULL,
     client_order_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
+    created_ts INTEGER NOT NULL,
     strategy TEXT NOT NULL,
     symbol TEXT NOT NULL,
     side TEXT NOT NULL,
@@ -59,14 +65,14 @@ CREATE TABLE IF NOT EXISTS orders (
     reason TEXT NOT NULL,
     status TEXT NOT NULL,
     status_reason TEXT,
-    updated_at TEXT,
+    updated_ts INTEGER NOT NULL,
     bundle_revision TEXT NOT NULL,
-    PRIMARY KEY (run_id, client_order_id)
+    PRIMARY KEY (run_id, order_no)
 );
 CREATE TABLE IF NOT EXISTS fills (
     run_id INTEGER NOT NULL REFERENCES runs(run_id),
     client_order_id TEXT NOT NULL,
-    time TEXT NOT NULL,
+    ts INTEGER NOT NULL,
     symbol TEXT NOT NULL,
     side TEXT NOT NULL,
     quantity REAL NOT NULL,
@@ -79,9 +85,9 @@ CREATE TABLE IF NOT EXISTS trades (
     trade_no INTEGER NOT NULL,
     strategy TEXT NOT NULL,
     symbol TEXT NOT NULL,
-    entry_time TEXT NOT NULL,
+    entry_ts INTEGER NOT NULL,
     entry_price REAL NOT NULL,
-    exit_time TEXT NOT NULL,
+    exit_ts INTEGER NOT NULL,
     exit_price REAL NOT NULL,
     quantity REAL NOT NULL,
     pnl REAL NOT NULL,
@@ -96,7 +102,7 @@ CREATE TABLE IF NOT EXISTS trades (
 CREATE TABLE IF NOT EXISTS policy_decisions (
     run_id INTEGER NOT NULL REFERENCES runs(run_id),
     client_order_id TEXT NOT NULL,
-    time TEXT NOT NULL,
+    ts INTEGER NOT NULL,
     policy TEXT NOT NULL,
     rule_id TEXT NOT NULL,
     fired INTEGER NOT NULL,
@@ -104,8 +110,26 @@ CREATE TABLE IF NOT EXISTS policy_decisions (
     message TEXT NOT NULL,
     seen_values TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS fills_by_order ON fills (run_id, client_order_id);
-CREATE INDEX IF NOT EXISTS decisions_by_order ON policy_decisions (run_id, client_order_id);
+CREATE VIEW IF NOT EXISTS v_runs AS SELECT run_id, kind, bot, bundle_revision,
+    strftime('%Y-%m-%dT%H:%M:%SZ', started_ts, 'unixepoch') AS started_at,
+    strftime('%Y-%m-%dT%H:%M:%SZ', finished_ts, 'unixepoch') AS finished_at, status, settings, symbols,
+    strftime('%Y-%m-%dT%H:%M:%SZ', first_bar_ts, 'unixepoch') AS first_bar,
+    strftime('%Y-%m-%dT%H:%M:%SZ', last_bar_ts, 'unixepoch') AS last_bar, metrics FROM runs;
+CREATE VIEW IF NOT EXISTS v_orders AS SELECT run_id, order_no, client_order_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', created_ts, 'unixepoch') AS created_at, strategy, symbol, side, intent,
+    order_type, stop_price, limit_price, time_in_force, quantity, quantity_kind, reference_price, notional,
+    reason, status, status_reason, strftime('%Y-%m-%dT%H:%M:%SZ', updated_ts, 'unixepoch') AS updated_at,
+    bundle_revision FROM orders;
+CREATE VIEW IF NOT EXISTS v_fills AS SELECT run_id, client_order_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, symbol, side, quantity, price, commission,
+    slippage_cost FROM fills;
+CREATE VIEW IF NOT EXISTS v_trades AS SELECT run_id, trade_no, strategy, symbol,
+    strftime('%Y-%m-%dT%H:%M:%SZ', entry_ts, 'unixepoch') AS entry_time, entry_price,
+    strftime('%Y-%m-%dT%H:%M:%SZ', exit_ts, 'unixepoch') AS exit_time, exit_price, quantity, pnl, pnl_pct,
+    fees, exit_reason, holding_bars, entry_order_id, exit_order_id FROM trades;
+CREATE VIEW IF NOT EXISTS v_policy_decisions AS SELECT run_id, client_order_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, policy, rule_id, fired, action, message,
+    seen_values FROM policy_decisions;
 ";
 
 /// Facts about a run, written when it starts.
@@ -123,22 +147,158 @@ pub struct RunInfo {
     pub symbols: Vec<String>,
 }
 
+/// An order row, complete once its final status is known.
+struct OrderRow {
+    order_no: i64,
+    client_order_id: ClientOrderId,
+    created_ts: i64,
+    strategy: Arc<str>,
+    symbol: Arc<str>,
+    side: &'static str,
+    intent: &'static str,
+    order_type: &'static str,
+    stop_price: Option<f64>,
+    limit_price: Option<f64>,
+    time_in_force: &'static str,
+    quantity: f64,
+    quantity_kind: &'static str,
+    reference_price: f64,
+    notional: f64,
+    reason: &'static str,
+    status: &'static str,
+    status_reason: Option<String>,
+    updated_ts: i64,
+}
+
+/// A row for the writer thread.
+enum Row {
+    Order(OrderRow),
+    Fill {
+        client_order_id: ClientOrderId,
+        ts: i64,
+        symbol: Arc<str>,
+        side: &'static str,
+        quantity: f64,
+        price: f64,
+        commission: f64,
+        slippage_cost: f64,
+    },
+    Trade(i64, Box<Trade>),
+    Decision {
+        client_order_id: ClientOrderId,
+        ts: i64,
+        policy: Arc<str>,
+        rule_id: Arc<str>,
+        fired: bool,
+        action: Arc<str>,
+        message: Arc<str>,
+        seen: String,
+    },
+}
+
+/// Rows per message to the writer thread.
+const BATCH: usize = 256;
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+fn write_row(conn: &Connection, run_id: i64, revision: &str, row: &Row) -> rusqlite::Result<usize> {
+    match row {
+        Row::Order(o) => conn
+            .prepare_cached(
+                "INSERT INTO orders (run_id, order_no, client_order_id, created_ts, strategy, symbol, side, intent, \
+                 order_type, stop_price, limit_price, time_in_force, quantity, quantity_kind, reference_price, notional, \
+                 reason, status, status_reason, updated_ts, bundle_revision) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+            )?
+            .execute(params![
+                run_id,
+                o.order_no,
+                o.client_order_id.as_str(),
+                o.created_ts,
+                &*o.strategy,
+                &*o.symbol,
+                o.side,
+                o.intent,
+                o.order_type,
+                o.stop_price,
+                o.limit_price,
+                o.time_in_force,
+                finite(o.quantity),
+                o.quantity_kind,
+                finite(o.reference_price),
+                finite(o.notional),
+                o.reason,
+                o.status,
+                o.status_reason,
+                o.updated_ts,
+                revision
+            ]),
+        Row::Fill { client_order_id, ts, symbol, side, quantity, price, commission, slippage_cost } => conn
+            .prepare_cached(
+                "INSERT INTO fills (run_id, client_order_id, ts, symbol, side, quantity, price, commission, slippage_cost) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![run_id, client_order_id.as_str(), ts, &**symbol, side, quantity, price, commission, slippage_cost]),
+        Row::Trade(no, t) => conn
+            .prepare_cached(
+                "INSERT INTO trades (run_id, trade_no, strategy, symbol, entry_ts, entry_price, exit_ts, exit_price, \
+                 quantity, pnl, pnl_pct, fees, exit_reason, holding_bars, entry_order_id, exit_order_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?
+            .execute(params![
+                run_id,
+                no,
+                &*t.strategy,
+                &*t.symbol,
+                t.entry_time,
+                t.entry_price,
+                t.exit_time,
+                t.exit_price,
+                t.quantity,
+                t.pnl,
+                t.pnl_pct,
+                t.fees,
+                t.exit_reason,
+                t.holding_bars as i64,
+                t.entry_order_id.as_str(),
+                t.exit_order_id.as_str()
+            ]),
+        Row::Decision { client_order_id, ts, policy, rule_id, fired, action, message, seen } => conn
+            .prepare_cached(
+                "INSERT INTO policy_decisions (run_id, client_order_id, ts, policy, rule_id, fired, action, message, seen_values) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![run_id, client_order_id.as_str(), ts, &**policy, &**rule_id, fired, &**action, &**message, seen]),
+    }
+}
+
+/// What the writer thread hands back: the connection (still inside the run's transaction)
+/// and the first write error.
+type WriterResult = (Connection, Option<rusqlite::Error>);
+
 /// An open journal with a run in progress. Implements [`EventSink`].
+///
+/// Nothing is visible to readers before [`Journal::finish`] commits the run's transaction.
 pub struct Journal {
-    conn: Connection,
     path: PathBuf,
     run_id: i64,
-    revision: String,
     trade_no: i64,
-    error: Option<rusqlite::Error>,
+    order_no: i64,
+    working: HashMap<ClientOrderId, OrderRow>,
+    names: HashMap<String, Arc<str>>,
+    batch: Vec<Row>,
+    tx: Option<SyncSender<Vec<Row>>>,
+    writer: Option<JoinHandle<WriterResult>>,
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
     Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()))
 }
 
-fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 impl Journal {
@@ -148,20 +308,21 @@ impl Journal {
     /// When the file cannot be opened or the schema cannot be created.
     pub fn begin(path: &Path, info: &RunInfo) -> Result<Journal, Diagnostic> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| db_err(path, e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|e| db_err(path, e))?;
+        // Large pages for a new file (fewer, larger writes), WAL so readers never block the
+        // writer, and a page cache big enough that a whole run stays in memory until COMMIT
+        // instead of spilling page by page.
+        conn.pragma_update(None, "page_size", 16384).map_err(|e| db_err(path, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db_err(path, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db_err(path, e))?;
+        conn.pragma_update(None, "cache_size", -262_144).map_err(|e| db_err(path, e))?;
         conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
-        conn.execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| db_err(path, e))?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(path, e))?;
         conn.execute(
-            "INSERT INTO runs (kind, bot, bundle_revision, started_at, status, settings, symbols) \
+            "INSERT INTO runs (kind, bot, bundle_revision, started_ts, status, settings, symbols) \
              VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
             params![
                 info.kind,
@@ -174,13 +335,32 @@ impl Journal {
         )
         .map_err(|e| db_err(path, e))?;
         let run_id = conn.last_insert_rowid();
+        let revision = info.bundle_revision.clone();
+        let (tx, rx) = sync_channel::<Vec<Row>>(64);
+        let writer = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || {
+                let mut err = None;
+                for rows in rx {
+                    for row in &rows {
+                        if let (None, Err(e)) = (&err, write_row(&conn, run_id, &revision, row)) {
+                            err = Some(e);
+                        }
+                    }
+                }
+                (conn, err)
+            })
+            .map_err(|e| Diagnostic::error(codes::IO, format!("cannot start the journal writer: {e}")))?;
         Ok(Journal {
-            conn,
             path: path.to_path_buf(),
             run_id,
-            revision: info.bundle_revision.clone(),
             trade_no: 0,
-            error: None,
+            order_no: 0,
+            working: HashMap::new(),
+            names: HashMap::new(),
+            batch: Vec::with_capacity(BATCH),
+            tx: Some(tx),
+            writer: Some(writer),
         })
     }
 
@@ -189,9 +369,30 @@ impl Journal {
         self.run_id
     }
 
-    fn record(&mut self, r: rusqlite::Result<usize>) {
-        if let Err(e) = r {
-            self.error.get_or_insert(e);
+    fn name(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.names.insert(s.to_string(), a.clone());
+        a
+    }
+
+    fn push(&mut self, row: Row) {
+        self.batch.push(row);
+        if self.batch.len() >= BATCH {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        if let Some(tx) = &self.tx {
+            // A send only fails when the writer stopped; `finish` reports why.
+            let _ = tx.send(rows);
         }
     }
 
@@ -205,178 +406,203 @@ impl Journal {
         last: Option<i64>,
         metrics: &serde_json::Value,
     ) -> Result<i64, Diagnostic> {
-        let r = self.conn.execute(
-            "UPDATE runs SET finished_at = ?1, status = 'completed', first_bar = ?2, last_bar = ?3, metrics = ?4 \
+        let mut still_working: Vec<OrderRow> = self.working.drain().map(|(_, r)| r).collect();
+        still_working.sort_by_key(|r| r.order_no);
+        for r in still_working {
+            self.push(Row::Order(r));
+        }
+        self.send();
+        self.tx = None;
+        let (conn, err) = match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            _ => {
+                return Err(Diagnostic::error(
+                    codes::IO,
+                    format!("journal `{}`: the writer thread failed", self.path.display()),
+                ));
+            }
+        };
+        let r = conn.execute(
+            "UPDATE runs SET finished_ts = ?1, status = 'completed', first_bar_ts = ?2, last_bar_ts = ?3, metrics = ?4 \
              WHERE run_id = ?5",
-            params![now(), first.map(format_utc), last.map(format_utc), metrics.to_string(), self.run_id],
+            params![now(), first, last, metrics.to_string(), self.run_id],
         );
-        self.record(r);
-        if let Some(e) = self.error.take() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        if let Some(e) = err.or(r.err()) {
+            let _ = conn.execute_batch("ROLLBACK");
             return Err(db_err(&self.path, e));
         }
-        self.conn
-            .execute_batch("COMMIT")
-            .map_err(|e| db_err(&self.path, e))?;
+        conn.execute_batch("COMMIT").map_err(|e| db_err(&self.path, e))?;
         Ok(self.run_id)
     }
 }
 
+impl Drop for Journal {
+    /// A journal dropped without [`Journal::finish`] (an aborted run) waits for its writer,
+    /// whose connection then closes with the transaction rolled back.
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
 impl EventSink for Journal {
-    fn order(
-        &mut self,
-        o: &Order,
-        strategy: &str,
-        symbol: &str,
-        status: OrderStatus,
-        reason: &str,
-    ) {
-        let (stop, limit) = match o.order_type {
-            crate::engine::orders::OrderType::Stop(p) => (Some(p), None),
-            crate::engine::orders::OrderType::Limit(p) => (None, Some(p)),
-            crate::engine::orders::OrderType::Market => (None, None),
+    fn order(&mut self, o: &Order, strategy: &str, symbol: &str, status: OrderStatus, reason: &str) {
+        self.order_no += 1;
+        let (stop_price, limit_price) = match o.order_type {
+            OrderType::Stop(p) => (finite(p), None),
+            OrderType::Limit(p) => (None, finite(p)),
+            OrderType::Market => (None, None),
         };
-        let kind = match o.quantity {
-            Quantity::Units(_) => "units",
-            Quantity::AllCash => "all_cash",
-            Quantity::ClosePosition => "close_position",
+        let row = OrderRow {
+            order_no: self.order_no,
+            client_order_id: o.client_order_id,
+            created_ts: o.created_ts,
+            strategy: self.name(strategy),
+            symbol: self.name(symbol),
+            side: o.side.as_str(),
+            intent: o.intent.as_str(),
+            order_type: o.order_type.as_str(),
+            stop_price,
+            limit_price,
+            time_in_force: o.time_in_force.as_str(),
+            quantity: o.estimated_units,
+            quantity_kind: match o.quantity {
+                Quantity::Units(_) => "units",
+                Quantity::AllCash => "all_cash",
+                Quantity::ClosePosition => "close_position",
+            },
+            reference_price: o.reference_price,
+            notional: o.notional(),
+            reason: o.reason.as_str(),
+            status: status.as_str(),
+            status_reason: (!reason.is_empty()).then(|| reason.to_string()),
+            updated_ts: o.created_ts,
         };
-        let created = format_utc(o.created_ts);
-        let r = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO orders (run_id, client_order_id, created_at, strategy, symbol, side, intent, order_type, \
-                 stop_price, limit_price, time_in_force, quantity, quantity_kind, reference_price, notional, reason, \
-                 status, status_reason, updated_at, bundle_revision) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?3, ?19)",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    self.run_id,
-                    o.client_order_id,
-                    created,
-                    strategy,
-                    symbol,
-                    o.side.as_str(),
-                    o.intent.as_str(),
-                    o.order_type.as_str(),
-                    stop,
-                    limit,
-                    o.time_in_force.as_str(),
-                    o.estimated_units,
-                    kind,
-                    o.reference_price,
-                    o.notional(),
-                    o.reason.as_str(),
-                    status.as_str(),
-                    (!reason.is_empty()).then_some(reason),
-                    self.revision,
-                ])
-            });
-        self.record(r);
+        if status == OrderStatus::Submitted {
+            self.working.insert(o.client_order_id, row);
+        } else {
+            self.push(Row::Order(row));
+        }
     }
 
-    fn order_status(&mut self, id: &str, status: OrderStatus, ts: i64, reason: &str) {
-        let r = self
-            .conn
-            .prepare_cached(
-                "UPDATE orders SET status = ?1, status_reason = ?2, updated_at = ?3 WHERE run_id = ?4 AND client_order_id = ?5",
-            )
-            .and_then(|mut st| {
-                st.execute(params![status.as_str(), (!reason.is_empty()).then_some(reason), format_utc(ts), self.run_id, id])
-            });
-        self.record(r);
+    fn order_status(&mut self, id: ClientOrderId, status: OrderStatus, ts: i64, reason: &str) {
+        if let Some(mut row) = self.working.remove(&id) {
+            row.status = status.as_str();
+            row.status_reason = (!reason.is_empty()).then(|| reason.to_string());
+            row.updated_ts = ts;
+            self.push(Row::Order(row));
+        }
     }
 
     fn fill(&mut self, f: &Fill, o: &Order, symbol: &str) {
-        let r = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO fills (run_id, client_order_id, time, symbol, side, quantity, price, commission, slippage_cost) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    self.run_id,
-                    f.client_order_id,
-                    format_utc(f.ts),
-                    symbol,
-                    o.side.as_str(),
-                    f.quantity,
-                    f.price,
-                    f.commission,
-                    f.slippage_cost
-                ])
-            });
-        self.record(r);
+        let symbol = self.name(symbol);
+        self.push(Row::Fill {
+            client_order_id: f.client_order_id,
+            ts: f.ts,
+            symbol,
+            side: o.side.as_str(),
+            quantity: f.quantity,
+            price: f.price,
+            commission: f.commission,
+            slippage_cost: f.slippage_cost,
+        });
     }
 
     fn trade(&mut self, t: &Trade) {
         self.trade_no += 1;
-        let r = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO trades (run_id, trade_no, strategy, symbol, entry_time, entry_price, exit_time, exit_price, \
-                 quantity, pnl, pnl_pct, fees, exit_reason, holding_bars, entry_order_id, exit_order_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    self.run_id,
-                    self.trade_no,
-                    t.strategy,
-                    t.symbol,
-                    format_utc(t.entry_time),
-                    t.entry_price,
-                    format_utc(t.exit_time),
-                    t.exit_price,
-                    t.quantity,
-                    t.pnl,
-                    t.pnl_pct,
-                    t.fees,
-                    t.exit_reason,
-                    t.holding_bars as i64,
-                    t.entry_order_id,
-                    t.exit_order_id
-                ])
-            });
-        self.record(r);
+        self.push(Row::Trade(self.trade_no, Box::new(t.clone())));
     }
 
     fn decision(&mut self, d: &Decision<'_>) {
         let seen: serde_json::Map<String, serde_json::Value> = d
             .values
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    if v.is_finite() {
-                        serde_json::json!(v)
-                    } else {
-                        serde_json::Value::Null
-                    },
-                )
-            })
+            .map(|(k, v)| (k.clone(), if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }))
             .collect();
-        let r = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO policy_decisions (run_id, client_order_id, time, policy, rule_id, fired, action, message, seen_values) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    self.run_id,
-                    d.order.client_order_id,
-                    format_utc(d.order.created_ts),
-                    d.policy,
-                    d.rule_id,
-                    d.fired,
-                    d.action,
-                    d.message,
-                    serde_json::Value::Object(seen).to_string()
-                ])
-            });
-        self.record(r);
+        let row = Row::Decision {
+            client_order_id: d.order.client_order_id,
+            ts: d.order.created_ts,
+            policy: self.name(d.policy),
+            rule_id: self.name(d.rule_id),
+            fired: d.fired,
+            action: self.name(d.action),
+            message: self.name(d.message),
+            seen: serde_json::Value::Object(seen).to_string(),
+        };
+        self.push(row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::orders::{Intent, OrderReason, Side, TimeInForce, client_order_id};
+
+    fn order(id: ClientOrderId) -> Order {
+        Order {
+            client_order_id: id,
+            slot: 0,
+            strategy: 0,
+            symbol: 0,
+            side: Side::Buy,
+            intent: Intent::Entry,
+            order_type: OrderType::Market,
+            time_in_force: TimeInForce::Day,
+            quantity: Quantity::Units(2.0),
+            estimated_units: 2.0,
+            reference_price: 10.0,
+            created_ts: 86_400,
+            reason: OrderReason::EntryRule,
+        }
+    }
+
+    fn info() -> RunInfo {
+        RunInfo {
+            kind: "backtest".into(),
+            bot: "b".into(),
+            bundle_revision: "rev".into(),
+            settings: serde_json::json!({}),
+            symbols: vec!["X".into()],
+        }
+    }
+
+    #[test]
+    fn writes_a_complete_run_and_readable_views() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("j.sqlite");
+        let (a, b) = (client_order_id("b", "s", "X", 0, 0), client_order_id("b", "s", "X", 0, 1));
+        let mut j = Journal::begin(&db, &info()).unwrap();
+        j.order(&order(a), "s", "X", OrderStatus::Submitted, "");
+        j.order_status(a, OrderStatus::Filled, 172_800, "");
+        j.order(&order(b), "s", "X", OrderStatus::Rejected, "denied by p/r: too big");
+        let id = j.finish(Some(0), Some(86_400), &serde_json::json!({"x": 1})).unwrap();
+        let c = Connection::open(&db).unwrap();
+        let rows: Vec<(String, String, String)> = c
+            .prepare("SELECT client_order_id, status, updated_at FROM v_orders WHERE run_id = ?1 ORDER BY order_no")
+            .unwrap()
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows[0], (a.to_string(), "filled".into(), "1970-01-03T00:00:00Z".into()));
+        assert_eq!(rows[1].1, "rejected");
+        let status: String = c.query_row("SELECT status FROM runs WHERE run_id = ?1", [id], |r| r.get(0)).unwrap();
+        assert_eq!(status, "completed");
+    }
+
+    #[test]
+    fn an_unfinished_run_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("j.sqlite");
+        {
+            let mut j = Journal::begin(&db, &info()).unwrap();
+            j.order(&order(client_order_id("b", "s", "X", 0, 0)), "s", "X", OrderStatus::Rejected, "x");
+            // dropped without finish: the transaction is rolled back
+        }
+        let c = Connection::open(&db).unwrap();
+        let n: i64 = c.query_row("SELECT count(*) FROM runs", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
     }
 }

@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use crate::config::{Document, read_document};
 use crate::diagnostics::{Diagnostic, Severity, SourceFile, Span, codes};
-use crate::dsl::bundle::{
-    Bundle, CompiledPolicy, CompiledStrategy, assemble, compile_policy, compile_strategy,
-};
+use crate::dsl::bundle::{Bundle, CompiledPolicy, CompiledStrategy, assemble, compile_policy, compile_strategy};
 
 /// A loaded bundle and where it came from.
 #[derive(Debug, Clone)]
@@ -29,18 +27,13 @@ pub struct Loaded {
 /// Joins `rel` to `base` and removes `.` and `..` components lexically, so paths stay as short
 /// and relative as the user wrote them.
 pub fn resolve(base: &Path, rel: &str) -> PathBuf {
-    let joined = if Path::new(rel).is_absolute() {
-        PathBuf::from(rel)
-    } else {
-        base.join(rel)
-    };
+    let joined = if Path::new(rel).is_absolute() { PathBuf::from(rel) } else { base.join(rel) };
     let mut out = PathBuf::new();
     for c in joined.components() {
         match c {
             Component::CurDir => {}
             Component::ParentDir => {
-                let last_is_normal =
-                    matches!(out.components().next_back(), Some(Component::Normal(_)));
+                let last_is_normal = matches!(out.components().next_back(), Some(Component::Normal(_)));
                 if last_is_normal {
                     out.pop();
                 } else {
@@ -50,11 +43,7 @@ pub fn resolve(base: &Path, rel: &str) -> PathBuf {
             other => out.push(other.as_os_str()),
         }
     }
-    if out.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        out
-    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
 }
 
 /// Reads a text file as a [`SourceFile`] named by its path.
@@ -68,23 +57,12 @@ pub fn read_source(path: &Path) -> Result<Arc<SourceFile>, Diagnostic> {
 }
 
 fn dir_of(path: &Path) -> PathBuf {
-    path.parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."))
+    path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Problems of a referenced document that is missing or of the wrong kind.
-fn reference_error(
-    manifest: &Arc<SourceFile>,
-    span: Span,
-    msg: String,
-    help: String,
-) -> Diagnostic {
-    Diagnostic::error(codes::UNRESOLVED_REFERENCE, msg)
-        .at(manifest, span)
-        .label("referenced here")
-        .help(help)
+fn reference_error(manifest: &Arc<SourceFile>, span: Span, msg: String, help: String) -> Diagnostic {
+    Diagnostic::error(codes::UNRESOLVED_REFERENCE, msg).at(manifest, span).label("referenced here").help(help)
 }
 
 /// Loads a document that can be run: a bot manifest, or a single strategy.
@@ -100,15 +78,7 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         None => None,
         Some(Document::Strategy(s)) => {
             let compiled = compile_strategy(s, &mut diags);
-            compiled.and_then(|c| {
-                assemble(
-                    None,
-                    vec![c],
-                    vec![],
-                    std::slice::from_ref(&src),
-                    &mut diags,
-                )
-            })
+            compiled.and_then(|c| assemble(None, vec![c], vec![], std::slice::from_ref(&src), &mut diags))
         }
         Some(Document::Policy(p)) => {
             diags.push(
@@ -149,20 +119,12 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
                     _ => ok = false,
                 }
             }
-            if ok {
-                assemble(Some(bot), strategies, policies, &sources, &mut diags)
-            } else {
-                None
-            }
+            if ok { assemble(Some(bot), strategies, policies, &sources, &mut diags) } else { None }
         }
     };
     add_warnings(bundle.as_ref(), &mut diags);
     match bundle {
-        Some(bundle) if !diags.iter().any(Diagnostic::is_error) => Ok(Loaded {
-            bundle,
-            base_dir,
-            warnings: diags,
-        }),
+        Some(bundle) if !diags.iter().any(Diagnostic::is_error) => Ok(Loaded { bundle, base_dir, warnings: diags }),
         _ => Err(diags),
     }
 }
@@ -192,10 +154,7 @@ fn load_referenced(
             manifest,
             span,
             format!("`{}` is a {}, not a {want}", path.display(), doc.kind()),
-            format!(
-                "list it under `{}s`",
-                doc.kind().replace("policys", "policies")
-            ),
+            format!("list it under `{}s`", doc.kind().replace("policys", "policies")),
         ));
         return None;
     }
@@ -209,13 +168,10 @@ fn add_warnings(bundle: Option<&Bundle>, diags: &mut Vec<Diagnostic>) {
         for name in &s.unused_params {
             if let Some(p) = s.doc.param(name) {
                 diags.push(
-                    Diagnostic::warning(
-                        codes::UNUSED_PARAM,
-                        format!("param `{name}` is never used"),
-                    )
-                    .at(&s.doc.source, p.name.span)
-                    .label("unused")
-                    .help("remove it, or refer to it in a rule"),
+                    Diagnostic::warning(codes::UNUSED_PARAM, format!("param `{name}` is never used"))
+                        .at(&s.doc.source, p.name.span)
+                        .label("unused")
+                        .help("remove it, or refer to it in a rule"),
                 );
             }
         }
@@ -234,26 +190,18 @@ pub struct Validation {
 impl Validation {
     /// Number of errors.
     pub fn errors(&self) -> usize {
-        self.diags
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.diags.iter().filter(|d| d.severity == Severity::Error).count()
     }
 
     /// Number of warnings.
     pub fn warnings(&self) -> usize {
-        self.diags
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count()
+        self.diags.iter().filter(|d| d.severity == Severity::Warning).count()
     }
 }
 
 fn collect_yaml(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
         entries.sort();
         for e in entries {
             if e.is_dir() {
@@ -278,19 +226,12 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
     let mut files = Vec::new();
     for p in paths {
         if !p.exists() {
-            return Err(Diagnostic::error(
-                codes::IO,
-                format!("`{}` does not exist", p.display()),
-            ));
+            return Err(Diagnostic::error(codes::IO, format!("`{}` does not exist", p.display())));
         }
-        collect_yaml(p, &mut files).map_err(|e| {
-            Diagnostic::error(codes::IO, format!("cannot list `{}`: {e}", p.display()))
-        })?;
+        collect_yaml(p, &mut files)
+            .map_err(|e| Diagnostic::error(codes::IO, format!("cannot list `{}`: {e}", p.display())))?;
     }
-    let mut v = Validation {
-        files: files.clone(),
-        diags: Vec::new(),
-    };
+    let mut v = Validation { files: files.clone(), diags: Vec::new() };
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut push = |v: &mut Validation, d: Diagnostic| {
         let key = format!("{:?}|{:?}|{}|{}", d.location(), d.span, d.code, d.message);
@@ -311,12 +252,7 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
             Some(Document::Strategy(s)) => {
                 if let Some(c) = compile_strategy(s, &mut diags) {
                     add_warnings(
-                        Some(&Bundle {
-                            revision: String::new(),
-                            bot: None,
-                            strategies: vec![c],
-                            policies: vec![],
-                        }),
+                        Some(&Bundle { revision: String::new(), bot: None, strategies: vec![c], policies: vec![] }),
                         &mut diags,
                     );
                 }
@@ -344,18 +280,9 @@ mod tests {
 
     #[test]
     fn resolves_lexically() {
-        assert_eq!(
-            resolve(Path::new("examples"), "../strategies/a.yaml"),
-            PathBuf::from("strategies/a.yaml")
-        );
+        assert_eq!(resolve(Path::new("examples"), "../strategies/a.yaml"), PathBuf::from("strategies/a.yaml"));
         assert_eq!(resolve(Path::new("."), "./a.yaml"), PathBuf::from("a.yaml"));
-        assert_eq!(
-            resolve(Path::new("../x"), "../../y.yaml"),
-            PathBuf::from("../../y.yaml")
-        );
-        assert_eq!(
-            resolve(Path::new("a/b"), "/abs/c.yaml"),
-            PathBuf::from("/abs/c.yaml")
-        );
+        assert_eq!(resolve(Path::new("../x"), "../../y.yaml"), PathBuf::from("../../y.yaml"));
+        assert_eq!(resolve(Path::new("a/b"), "/abs/c.yaml"), PathBuf::from("/abs/c.yaml"));
     }
 }

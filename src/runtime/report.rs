@@ -113,8 +113,8 @@ pub fn to_json(ctx: &ReportContext, out: &BacktestOutput) -> Value {
         "strategies": ctx.strategies,
         "symbols": ctx.symbols,
         "settings": ctx.settings,
-        "start": out.times.first().map(|t| format_utc(*t)),
-        "end": out.times.last().map(|t| format_utc(*t)),
+        "start": out.first_ts.map(format_utc),
+        "end": out.last_ts.map(format_utc),
         "metrics": metrics_json(&out.metrics),
         "orders": out.stats,
         "trades": trades,
@@ -127,27 +127,21 @@ fn pct(v: f64) -> String {
 }
 
 fn opt_num(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
-    v.filter(|x| x.is_finite())
-        .map(f)
-        .unwrap_or_else(|| "n/a".into())
+    v.filter(|x| x.is_finite()).map(f).unwrap_or_else(|| "n/a".into())
 }
 
 /// The printed summary.
 pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
     let m = &out.metrics;
     let mut s = String::new();
-    let period = match (out.times.first(), out.times.last()) {
-        (Some(a), Some(b)) => format!("{} .. {}", format_utc(*a), format_utc(*b)),
+    let period = match (out.first_ts, out.last_ts) {
+        (Some(a), Some(b)) => format!("{} .. {}", format_utc(a), format_utc(b)),
         _ => "no bars".into(),
     };
     let _ = writeln!(s, "backtest {} (bundle {})", ctx.bot, ctx.revision);
     let _ = writeln!(s, "  strategies    {}", ctx.strategies.join(", "));
     let _ = writeln!(s, "  symbols       {}", ctx.symbols.join(", "));
-    let _ = writeln!(
-        s,
-        "  period        {period} ({} bars, {:.2} years)",
-        m.bars, m.years
-    );
+    let _ = writeln!(s, "  period        {period} ({} bars, {:.2} years)", m.bars, m.years);
     let _ = writeln!(s);
     let rows: Vec<(&str, String)> = vec![
         ("starting cash", format!("{:.2}", m.starting_cash)),
@@ -159,25 +153,12 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
         ("Sortino", opt_num(m.sortino, |x| format!("{x:.2}"))),
         ("trades", m.trade_count.to_string()),
         ("win rate", opt_num(m.win_rate, pct)),
-        (
-            "profit factor",
-            opt_num(m.profit_factor, |x| format!("{x:.2}")),
-        ),
-        (
-            "avg pnl/trade",
-            opt_num(m.avg_pnl_pct, |x| format!("{x:.2}%")),
-        ),
+        ("profit factor", opt_num(m.profit_factor, |x| format!("{x:.2}"))),
+        ("avg pnl/trade", opt_num(m.avg_pnl_pct, |x| format!("{x:.2}%"))),
         ("avg win", opt_num(m.avg_win, |x| format!("{x:.2}"))),
         ("avg loss", opt_num(m.avg_loss, |x| format!("{x:.2}"))),
         ("exposure time", pct(m.exposure_time)),
-        (
-            "open at end",
-            if m.open_at_end {
-                "yes".into()
-            } else {
-                "no".into()
-            },
-        ),
+        ("open at end", if m.open_at_end { "yes".into() } else { "no".into() }),
     ];
     for (k, v) in rows {
         let _ = writeln!(s, "  {k:<15}{v:>16}");
@@ -209,55 +190,19 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
     s
 }
 
-/// Keeps at most about `max` points of a curve, preserving each bucket's extremes.
-fn downsample(times: &[i64], values: &[f64], max: usize) -> Vec<(i64, f64)> {
-    if times.len() <= max {
-        return times.iter().copied().zip(values.iter().copied()).collect();
-    }
-    let bucket = times.len().div_ceil(max / 2);
-    let mut out = Vec::with_capacity(max + 2);
-    for start in (0..times.len()).step_by(bucket) {
-        let end = (start + bucket).min(times.len());
-        let (mut lo, mut hi) = (start, start);
-        for i in start..end {
-            if values[i] < values[lo] {
-                lo = i;
-            }
-            if values[i] > values[hi] {
-                hi = i;
-            }
-        }
-        for i in if lo <= hi { [lo, hi] } else { [hi, lo] } {
-            out.push((times[i], values[i]));
-        }
-    }
-    out
-}
-
-fn chart(
-    title: &str,
-    points: &[(i64, f64)],
-    area: bool,
-    color: RGBColor,
-) -> Result<String, String> {
+fn chart(title: &str, points: &[(i64, f64)], area: bool, color: RGBColor) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (960, 320)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let (x0, x1) = (
             points.first().map_or(0, |p| p.0),
-            points
-                .last()
-                .map_or(1, |p| p.0)
-                .max(points.first().map_or(0, |p| p.0) + 1),
+            points.last().map_or(1, |p| p.0).max(points.first().map_or(0, |p| p.0) + 1),
         );
         let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
-            (lo, hi)
-        } else {
-            (lo.min(0.0) - 1.0, hi.max(0.0) + 1.0)
-        };
+        let (lo, hi) =
+            if lo.is_finite() && hi.is_finite() && hi > lo { (lo, hi) } else { (lo.min(0.0) - 1.0, hi.max(0.0) + 1.0) };
         let pad = (hi - lo) * 0.05;
         let mut c = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
@@ -273,13 +218,10 @@ fn chart(
             .draw()
             .map_err(|e| e.to_string())?;
         if area {
-            c.draw_series(
-                AreaSeries::new(points.iter().copied(), 0.0, color.mix(0.3)).border_style(color),
-            )
-            .map_err(|e| e.to_string())?;
-        } else {
-            c.draw_series(LineSeries::new(points.iter().copied(), &color))
+            c.draw_series(AreaSeries::new(points.iter().copied(), 0.0, color.mix(0.3)).border_style(color))
                 .map_err(|e| e.to_string())?;
+        } else {
+            c.draw_series(LineSeries::new(points.iter().copied(), &color)).map_err(|e| e.to_string())?;
         }
         root.present().map_err(|e| e.to_string())?;
     }
@@ -287,10 +229,7 @@ fn chart(
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A self-contained HTML report: summary, equity and drawdown charts (SVG), and the trades.
@@ -298,18 +237,16 @@ fn esc(s: &str) -> String {
 /// # Errors
 /// When a chart cannot be drawn.
 pub fn to_html(ctx: &ReportContext, out: &BacktestOutput) -> Result<String, String> {
-    let equity = downsample(&out.times, &out.equity, 2000);
+    let equity = &out.curves.chart;
     let mut peak = out.metrics.starting_cash;
-    let dd: Vec<f64> = out
-        .equity
+    let dd: Vec<(i64, f64)> = equity
         .iter()
-        .map(|&e| {
+        .map(|&(t, e)| {
             peak = peak.max(e);
-            -(peak - e) / peak * 100.0
+            (t, -(peak - e) / peak * 100.0)
         })
         .collect();
-    let dd = downsample(&out.times, &dd, 2000);
-    let eq_svg = chart("Equity", &equity, false, RGBColor(31, 119, 180))?;
+    let eq_svg = chart("Equity", equity, false, RGBColor(31, 119, 180))?;
     let dd_svg = chart("Drawdown (% below peak)", &dd, true, RGBColor(214, 39, 40))?;
     let mut h = String::new();
     let _ = write!(
@@ -320,12 +257,7 @@ pub fn to_html(ctx: &ReportContext, out: &BacktestOutput) -> Result<String, Stri
          td:first-child,th:first-child{{text-align:left}}pre{{background:#f8f8f8;padding:1em}}</style></head><body>",
         esc(&ctx.bot)
     );
-    let _ = write!(
-        h,
-        "<h1>Backtest: {}</h1><p>bundle revision <code>{}</code></p>",
-        esc(&ctx.bot),
-        esc(&ctx.revision)
-    );
+    let _ = write!(h, "<h1>Backtest: {}</h1><p>bundle revision <code>{}</code></p>", esc(&ctx.bot), esc(&ctx.revision));
     let _ = write!(h, "<pre>{}</pre>", esc(&summary(ctx, out)));
     let _ = write!(h, "{eq_svg}{dd_svg}");
     let _ = write!(
@@ -355,11 +287,7 @@ pub fn to_html(ctx: &ReportContext, out: &BacktestOutput) -> Result<String, Stri
     }
     h.push_str("</table>");
     if out.trades.len() > MAX_ROWS {
-        let _ = write!(
-            h,
-            "<p>{} more trades are in the JSON report and the journal.</p>",
-            out.trades.len() - MAX_ROWS
-        );
+        let _ = write!(h, "<p>{} more trades are in the JSON report and the journal.</p>", out.trades.len() - MAX_ROWS);
     }
     let _ = write!(
         h,
@@ -367,20 +295,4 @@ pub fn to_html(ctx: &ReportContext, out: &BacktestOutput) -> Result<String, Stri
         esc(&serde_json::to_string_pretty(&ctx.settings).unwrap_or_default())
     );
     Ok(h)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn downsampling_keeps_extremes() {
-        let times: Vec<i64> = (0..10_000).collect();
-        let mut values: Vec<f64> = (0..10_000).map(|i| (i as f64 * 0.01).sin()).collect();
-        values[5000] = 10.0;
-        let d = downsample(&times, &values, 200);
-        assert!(d.len() <= 202);
-        assert!(d.iter().any(|p| p.1 == 10.0));
-        assert!(d.windows(2).all(|w| w[0].0 <= w[1].0));
-    }
 }
