@@ -98,8 +98,16 @@ pub fn parse_yaml(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
     match serde_saphyr::from_str::<serde_saphyr::Spanned<Raw>>(&file.text) {
         Ok(root) => Ok(convert(root)),
         Err(err) => {
-            let span = err.location().map(|l| loc_span(&l)).unwrap_or_default();
-            let msg = yaml_message(&err);
+            let mut span = err.location().map(|l| loc_span(&l)).unwrap_or_default();
+            let mut msg = yaml_message(&err);
+            // Scanner errors name their real position in the text ("... at line 4, column 10")
+            // while the location points at the enclosing node: prefer the former.
+            if let Some((at, offset)) =
+                position_in_message(&msg).and_then(|(at, line, col)| Some((at, byte_offset(file, line, col)?)))
+            {
+                span = Span::new(offset, offset + file.text[offset..].chars().next().map_or(0, char::len_utf8));
+                msg.truncate(at);
+            }
             Err(Diagnostic::error(codes::YAML_SYNTAX, format!("invalid YAML: {msg}")).at(file, span).label("here"))
         }
     }
@@ -116,6 +124,23 @@ fn yaml_message(err: &serde_saphyr::Error) -> String {
         _ => first,
     };
     stripped.to_lowercase()
+}
+
+/// Finds "at line N, column M" in a message: (byte index of " at line", N, M).
+fn position_in_message(msg: &str) -> Option<(usize, usize, usize)> {
+    let at = msg.rfind(" at line ")?;
+    let rest = &msg[at + " at line ".len()..];
+    let (line, rest) = rest.split_once(", column ")?;
+    let col: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((at, line.trim().parse().ok()?, col.parse().ok()?))
+}
+
+/// Byte offset of a 1-based line and character column.
+fn byte_offset(file: &SourceFile, line: usize, col: usize) -> Option<usize> {
+    let start: usize = file.text.split_inclusive('\n').take(line.checked_sub(1)?).map(str::len).sum();
+    let text = file.text.get(start..)?;
+    let within = text.char_indices().nth(col.checked_sub(1)?).map_or(text.len(), |(i, _)| i);
+    Some((start + within).min(file.text.len()))
 }
 
 fn loc_span(loc: &serde_saphyr::Location) -> Span {
@@ -243,6 +268,15 @@ mod tests {
         let d = parse_yaml(&f).unwrap_err();
         assert_eq!(d.code, codes::YAML_SYNTAX);
         assert!(d.location().is_some());
+    }
+
+    #[test]
+    fn scanner_errors_point_at_the_offending_character() {
+        let f = SourceFile::new("t.yaml", "kind: strategy\nname: s\nuniverse: [GOOG\ntimeframe: 1d\n");
+        let d = parse_yaml(&f).unwrap_err();
+        let (_, line, col) = d.location().unwrap();
+        assert_eq!((line, col), (4, 10), "{}", d.message);
+        assert!(!d.message.contains(" at line "), "{}", d.message);
     }
 
     #[test]

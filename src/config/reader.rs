@@ -50,6 +50,7 @@ impl<'a> Reader<'a> {
                 entries,
                 used: vec![false; entries.len()],
                 known: Vec::new(),
+                missing: Vec::new(),
                 what: what.to_string(),
                 span: node.span,
             }),
@@ -104,15 +105,16 @@ impl<'a> Reader<'a> {
         let v = r.value.value;
         if v < min || v > max {
             let help = if r.value.unit == NumUnit::Plain && v > 1.0 && v <= 100.0 {
-                Some(format!("plain numbers are fractions here; did you mean `{v}%`?"))
+                format!("plain numbers are fractions here (0.03 is 3%); did you mean `{v}%`?")
             } else {
-                Some(format!("allowed range is {} to {}", pct(min), pct(max)))
+                "write it as a fraction (`0.03`), a percent (`3%`) or in bps (`300bps`)".to_string()
             };
+            let lo = if min > 0.0 && min < 1e-4 { "just above 0%".to_string() } else { pct(min) };
             return self.fail(
                 codes::INVALID_VALUE,
                 node.span,
-                format!("`{what}` is {} , outside {}..={}", r.value, pct(min), pct(max)).replace(" ,", ","),
-                help,
+                format!("`{what}` must be between {lo} and {}, found {}", pct(max), pct(v)),
+                Some(help),
             );
         }
         Some(r)
@@ -196,8 +198,11 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A fraction as a percent without float noise: `0.03` → `3%`, `0.0005` → `0.05%`.
 fn pct(v: f64) -> String {
-    format!("{}%", v * 100.0)
+    let p = format!("{:.6}", v * 100.0);
+    let p = p.trim_end_matches('0').trim_end_matches('.');
+    format!("{p}%")
 }
 
 fn describe(node: &Node, file: &SourceFile) -> String {
@@ -213,6 +218,7 @@ pub struct MapView<'n> {
     entries: &'n [(Key, Node)],
     used: Vec<bool>,
     known: Vec<&'static str>,
+    missing: Vec<&'static str>,
     what: String,
     span: Span,
 }
@@ -226,15 +232,12 @@ impl<'n> MapView<'n> {
         Some(&self.entries[i].1)
     }
 
-    /// The value under `key`; records a "missing key" error when absent.
-    pub fn required(&mut self, r: &mut Reader<'_>, key: &'static str) -> Option<&'n Node> {
+    /// The value under `key`; a missing key is reported by [`MapView::finish`] (folded into
+    /// the "did you mean" of an unknown key when one looks like a misspelling of it).
+    pub fn required(&mut self, _r: &mut Reader<'_>, key: &'static str) -> Option<&'n Node> {
         let found = self.get(key);
         if found.is_none() {
-            let span = self.span;
-            let d = Diagnostic::error(codes::MISSING_KEY, format!("missing key `{key}` in {}", self.what))
-                .at(r.file, span)
-                .label(format!("this {} has no `{key}`", self.what));
-            r.push(d);
+            self.missing.push(key);
         }
         found
     }
@@ -256,20 +259,33 @@ impl<'n> MapView<'n> {
         self.span
     }
 
-    /// Reports every key that was never asked for as unknown, suggesting the nearest known key.
+    /// Reports every key that was never asked for as unknown, suggesting the nearest known key,
+    /// and every required key that is missing (unless an unknown key is its misspelling).
     pub fn finish(self, r: &mut Reader<'_>) {
+        let mut explained: Vec<&str> = Vec::new();
         for (i, (key, _)) in self.entries.iter().enumerate() {
             if self.used[i] {
                 continue;
             }
-            let help = match did_you_mean(&key.name, self.known.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("valid keys: {}", one_of(&self.known)),
+            let missing = did_you_mean(&key.name, self.missing.iter().copied());
+            let help = match (&missing, did_you_mean(&key.name, self.known.iter().copied())) {
+                (Some(m), _) => {
+                    explained.push(self.missing.iter().copied().find(|k| k == m).unwrap_or(""));
+                    format!("did you mean `{m}`? (it is required)")
+                }
+                (None, Some(s)) => format!("did you mean `{s}`?"),
+                (None, None) => format!("valid keys: {}", one_of(&self.known)),
             };
             let d = Diagnostic::error(codes::UNKNOWN_KEY, format!("unknown key `{}` in {}", key.name, self.what))
                 .at(r.file, key.span)
                 .label("unknown key")
                 .help(help);
+            r.push(d);
+        }
+        for key in self.missing.iter().filter(|k| !explained.contains(k)) {
+            let d = Diagnostic::error(codes::MISSING_KEY, format!("missing key `{key}` in {}", self.what))
+                .at(r.file, self.span)
+                .label(format!("this {} has no `{key}`", self.what));
             r.push(d);
         }
     }
@@ -294,6 +310,21 @@ mod tests {
         assert_eq!(diags.len(), 2);
         assert_eq!(diags[0].help.as_deref(), Some("did you mean `name`?"));
         assert_eq!(diags[1].help.as_deref(), Some("did you mean `entry`?"));
+    }
+
+    #[test]
+    fn a_misspelled_required_key_is_one_error() {
+        let f = SourceFile::new("t.yaml", "nmae: x\n");
+        let root = parse_yaml(&f).unwrap();
+        let mut diags = Vec::new();
+        let mut r = Reader::new(&f, &mut diags);
+        let mut m = r.map(&root, "strategy").unwrap();
+        assert!(m.required(&mut r, "name").is_none());
+        assert!(m.required(&mut r, "entry").is_none());
+        m.finish(&mut r);
+        assert_eq!(diags.len(), 2, "{diags:?}");
+        assert_eq!(diags[0].help.as_deref(), Some("did you mean `name`? (it is required)"));
+        assert_eq!(diags[1].message, "missing key `entry` in strategy");
     }
 
     #[test]

@@ -123,8 +123,10 @@ impl fmt::Display for Diagnostic {
 impl std::error::Error for Diagnostic {}
 
 impl miette::Diagnostic for Diagnostic {
+    /// The code is printed in our own header line ([`render_human`]), so miette does not repeat
+    /// it; it stays available as [`Diagnostic::code`] and in the JSON form.
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
+        None
     }
 
     fn severity(&self) -> Option<miette::Severity> {

@@ -12,6 +12,7 @@ pub mod ast;
 pub mod bundle;
 pub mod catalog;
 pub mod check;
+pub mod interp;
 pub mod parser;
 pub mod program;
 pub mod semantics;

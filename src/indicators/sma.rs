@@ -35,11 +35,13 @@ impl Sma {
             self.pos = 0;
         }
         if self.count == len {
-            // `x - old` is exact when the two are within a factor of two (Sterbenz); the
-            // rounding of the running sum is carried in `comp` (TwoSum).
-            let (t, e) = two_sum(self.sum, x - old);
+            // Both the difference and the running sum keep their rounding errors (TwoSum), so
+            // `sum + comp` stays the exact window sum to within an ulp, whatever the inputs'
+            // magnitudes (e.g. volumes that jump by orders of magnitude).
+            let (d, e0) = two_sum(x, -old);
+            let (t, e1) = two_sum(self.sum, d);
             self.sum = t;
-            self.comp += e;
+            self.comp += e0 + e1;
             (self.sum + self.comp) / self.n
         } else {
             let (t, e) = two_sum(self.sum, x);
@@ -61,6 +63,14 @@ mod tests {
         let mut s = Sma::new(3);
         let out: Vec<f64> = [1.0, 2.0, 3.0, 4.0, f64::NAN, 5.0].iter().map(|&x| s.update(x)).collect();
         assert_series(&out, &[f64::NAN, f64::NAN, 2.0, 3.0, f64::NAN, 4.0], 1e-15);
+    }
+
+    #[test]
+    fn a_one_bar_average_is_the_value_itself() {
+        let mut s = Sma::new(1);
+        for x in [1.0, 792_762.125_758_915_8, 306_505.242_711_333_9, 1e-3, 962_272.949_869_410_4] {
+            assert_eq!(s.update(x), x);
+        }
     }
 
     #[test]

@@ -80,23 +80,25 @@ impl Window {
 
 /// Running mean and population variance of the last `n` values.
 ///
-/// The sum uses compensated summation (TwoSum) and the variance Welford's update (with the
-/// sliding-window form once full), so accuracy does not decay over millions of bars; every
-/// 1024 updates both are recomputed exactly from the window to bound any residual drift.
+/// The sums are of deviations from a shift `k` (`Σ(x - k)` and `Σ(x - k)²`), and `k` is moved
+/// to the window's mean every `n` values (recomputing both sums from the window, O(1) amortised)
+/// or as soon as the sums show heavy cancellation.
+/// Deviations from a nearby shift are small and exact to subtract, so the variance keeps its
+/// precision even when the spread is tiny next to the values (e.g. prices near 3e5 that differ
+/// in the fourth decimal), where textbook running sums or a sliding Welford update lose it.
 #[derive(Debug, Clone)]
 pub struct RollingMoments {
     win: Window,
-    sum: f64,
-    comp: f64,
-    mean: f64,
-    m2: f64,
-    since_exact: u32,
+    k: f64,
+    s1: f64,
+    s2: f64,
+    since_recenter: usize,
 }
 
 impl RollingMoments {
     /// Moments over windows of `n` values.
     pub fn new(n: usize) -> Self {
-        RollingMoments { win: Window::new(n), sum: 0.0, comp: 0.0, mean: 0.0, m2: 0.0, since_exact: 0 }
+        RollingMoments { win: Window::new(n), k: f64::NAN, s1: 0.0, s2: 0.0, since_recenter: 0 }
     }
 
     /// True once the window holds `n` values.
@@ -107,66 +109,59 @@ impl RollingMoments {
     /// Adds a value (evicting the oldest when full).
     #[inline]
     pub fn push(&mut self, x: f64) {
-        let old = self.win.push(x);
-        self.add_sum(x);
-        match old {
+        if self.k.is_nan() {
+            self.k = x;
+        }
+        let d = x - self.k;
+        match self.win.push(x) {
             None => {
-                let n = self.win.len() as f64;
-                let delta = x - self.mean;
-                self.mean += delta / n;
-                self.m2 += delta * (x - self.mean);
+                self.s1 += d;
+                self.s2 += d * d;
             }
             Some(o) => {
-                self.add_sum(-o);
-                let n = self.win.len() as f64;
-                let old_mean = self.mean;
-                self.mean = old_mean + (x - o) / n;
-                self.m2 += (x - o) * (x - self.mean + o - old_mean);
+                let e = o - self.k;
+                self.s1 += d - e;
+                self.s2 += d * d - e * e;
             }
         }
-        self.since_exact += 1;
-        if self.since_exact >= 1024 {
-            self.recompute();
+        self.since_recenter += 1;
+        let n = self.win.len() as f64;
+        let (m, q) = (self.s1 / n, self.s2 / n);
+        // Re-centre every n values, and at once when the variance is a tiny remainder of the
+        // sums (the shift is over ~1000 standard deviations from the mean, as right after a
+        // large jump followed by a flat stretch): then the subtraction would cancel.
+        let cancelling = q > 0.0 && q - m * m < 1e-6 * q;
+        if self.win.is_full() && (self.since_recenter >= self.win.capacity() || cancelling) {
+            self.recenter();
         }
     }
 
-    #[inline]
-    fn add_sum(&mut self, x: f64) {
-        let (t, err) = two_sum(self.sum, x);
-        self.sum = t;
-        self.comp += err;
-    }
-
-    fn recompute(&mut self) {
-        self.since_exact = 0;
-        self.sum = 0.0;
-        self.comp = 0.0;
-        let vals: Vec<f64> = self.win.iter().collect();
-        for &v in &vals {
-            self.add_sum(v);
+    fn recenter(&mut self) {
+        self.since_recenter = 0;
+        let n = self.win.len() as f64;
+        let mean = self.win.iter().sum::<f64>() / n;
+        self.k = mean;
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for v in self.win.iter() {
+            let d = v - mean;
+            s1 += d;
+            s2 += d * d;
         }
-        let n = vals.len().max(1) as f64;
-        self.mean = self.sum() / n;
-        let mean = self.mean;
-        self.m2 = vals.iter().map(|v| (v - mean) * (v - mean)).sum();
-    }
-
-    /// Sum of the values held (compensated).
-    #[inline]
-    pub fn sum(&self) -> f64 {
-        self.sum + self.comp
+        self.s1 = s1;
+        self.s2 = s2;
     }
 
     /// Mean of the values held.
     #[inline]
     pub fn mean(&self) -> f64 {
-        self.sum() / self.win.len().max(1) as f64
+        self.k + self.s1 / self.win.len().max(1) as f64
     }
 
     /// Population variance (divide by n) of the values held; never negative.
     #[inline]
     pub fn variance(&self) -> f64 {
-        (self.m2 / self.win.len().max(1) as f64).max(0.0)
+        let n = self.win.len().max(1) as f64;
+        ((self.s2 - self.s1 * self.s1 / n) / n).max(0.0)
     }
 }
 
@@ -186,6 +181,27 @@ mod tests {
         assert_eq!(w.back(2), Some(2.0));
         assert_eq!(w.back(3), None);
         assert_eq!(w.iter().collect::<Vec<_>>(), vec![2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn moments_keep_precision_when_the_spread_is_tiny() {
+        let mut m = RollingMoments::new(2);
+        for x in [306_605.1, 306_605.236_4, 306_605.237_3] {
+            m.push(x);
+        }
+        let (a, b) = (306_605.236_4f64, 306_605.237_3f64);
+        let exact = ((a - b) / 2.0).powi(2);
+        assert!((m.variance() - exact).abs() <= 1e-6 * exact, "{} vs {exact}", m.variance());
+    }
+
+    #[test]
+    fn moments_recover_after_a_jump_then_a_flat_stretch() {
+        let mut m = RollingMoments::new(2);
+        for x in [98.37, 306_602.605_307, 306_602.605_307 + 0.001_37] {
+            m.push(x);
+        }
+        let exact = (0.001_37f64 / 2.0).powi(2);
+        assert!((m.variance() - exact).abs() <= 1e-4 * exact, "{} vs {exact}", m.variance());
     }
 
     #[test]

@@ -549,6 +549,7 @@ fn parse_chunk(
         for (ai, (_, roles)) in layout.assets.iter().enumerate() {
             let mut vals = [0.0f64; 5];
             let mut missing = 0u8;
+            let mut missing_volume = 0usize;
             for (k, role) in roles.iter().enumerate() {
                 let Some(col) = role else { continue };
                 let c = trim(rec.get(*col).unwrap_or(b""));
@@ -558,7 +559,7 @@ fn parse_chunk(
                         if k < 4 {
                             missing += 1;
                         } else {
-                            report.missing_volume += 1;
+                            missing_volume += 1;
                         }
                         continue;
                     }
@@ -573,7 +574,7 @@ fn parse_chunk(
                         if k < 4 {
                             missing += 1;
                         } else {
-                            report.missing_volume += 1;
+                            missing_volume += 1;
                         }
                         continue;
                     }
@@ -596,6 +597,7 @@ fn parse_chunk(
                 }
                 continue;
             }
+            report.missing_volume += missing_volume;
             match by_symbol {
                 Some(si) => {
                     let sym = cell(&rec, si);

@@ -267,6 +267,8 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
             }
             None => {}
         }
+        // Source order within a file; diagnostics without a location last.
+        diags.sort_by_key(|d| (d.source.as_ref().map(|s| s.name.clone()), d.span.map_or(usize::MAX, |s| s.start)));
         for d in diags {
             push(&mut v, d);
         }

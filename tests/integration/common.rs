@@ -1,0 +1,62 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use assert_cmd::Command;
+use tradedsl::config::{Document, read_document};
+use tradedsl::diagnostics::SourceFile;
+use tradedsl::dsl::bundle::{Bundle, assemble, compile_policy, compile_strategy};
+
+/// The `dsl` binary, run from the repository root.
+pub fn dsl() -> Command {
+    let mut c = Command::cargo_bin("dsl").expect("the dsl binary is built");
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// A file under `tests/data/`.
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+/// Reads a CSV file into header and rows of strings.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = r.headers().unwrap().iter().map(str::to_string).collect();
+    let rows = r.records().map(|rec| rec.unwrap().iter().map(str::to_string).collect()).collect();
+    (header, rows)
+}
+
+/// Relative difference, with an absolute floor for values near zero.
+pub fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
+
+/// Compiles strategy and policy YAML texts into a bundle (panics on errors, showing them).
+pub fn bundle(strategies: &[&str], policies: &[&str]) -> Arc<Bundle> {
+    let mut diags = Vec::new();
+    let mut sources = Vec::new();
+    let mut ss = Vec::new();
+    let mut ps = Vec::new();
+    for (i, text) in strategies.iter().enumerate() {
+        let f = SourceFile::new(format!("strategy{i}.yaml"), *text);
+        sources.push(f.clone());
+        match read_document(&f, &mut diags) {
+            Some(Document::Strategy(s)) => ss.extend(compile_strategy(s, &mut diags)),
+            other => panic!("not a strategy: {other:?} {diags:?}"),
+        }
+    }
+    for (i, text) in policies.iter().enumerate() {
+        let f = SourceFile::new(format!("policy{i}.yaml"), *text);
+        sources.push(f.clone());
+        match read_document(&f, &mut diags) {
+            Some(Document::Policy(p)) => ps.extend(compile_policy(p, &mut diags)),
+            other => panic!("not a policy: {other:?} {diags:?}"),
+        }
+    }
+    let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    Arc::new(assemble(None, ss, ps, &sources, &mut diags).expect("bundle"))
+}

@@ -1,0 +1,88 @@
+//! `dsl eval` of every indicator on GOOG equals TA-Lib 0.8.2 (`goog_indicators.csv`) to 1e-9
+//! relative on every row where TA-Lib has a value, and is empty where it has none.
+
+use crate::common::{data, dsl, read_csv, rel};
+
+/// Reference column and the expression that must reproduce it.
+const COLUMNS: [(&str, &str); 17] = [
+    ("sma_10", "sma(close, 10)"),
+    ("sma_30", "sma(close, 30)"),
+    ("ema_12", "ema(close, 12)"),
+    ("ema_26", "ema(close, 26)"),
+    ("rsi_14", "rsi(close, 14)"),
+    ("macd", "macd(close, 12, 26, 9).line"),
+    ("macd_signal", "macd(close, 12, 26, 9).signal"),
+    ("macd_hist", "macd(close, 12, 26, 9).histogram"),
+    ("atr_14", "atr(14)"),
+    ("bb_upper", "bbands(close, 20, 2).upper"),
+    ("bb_middle", "bbands(close, 20, 2).middle"),
+    ("bb_lower", "bbands(close, 20, 2).lower"),
+    ("stddev_20", "stddev(close, 20)"),
+    ("max_high_20", "highest(high, 20)"),
+    ("min_low_20", "lowest(low, 20)"),
+    ("max_close_20", "highest(close, 20)"),
+    ("min_close_20", "lowest(close, 20)"),
+];
+
+#[test]
+fn every_indicator_matches_talib_on_goog() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("eval.csv");
+    let mut cmd = dsl();
+    cmd.arg("eval");
+    for (_, e) in COLUMNS {
+        cmd.arg(e);
+    }
+    cmd.arg("--data").arg(data("GOOG.csv")).arg("--output").arg(&out).assert().success();
+
+    let (got_header, got) = read_csv(&out);
+    let (ref_header, want) = read_csv(&data("goog_indicators.csv"));
+    assert_eq!(got.len(), want.len(), "one row per bar");
+    assert_eq!(got_header[0], "time");
+    for (i, (col, expr)) in COLUMNS.iter().enumerate() {
+        assert_eq!(got_header[i + 1], *expr);
+        let r = ref_header.iter().position(|h| h == col).unwrap();
+        let mut defined = 0;
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(&g[0][..10], w[0], "same bars");
+            let want_v: f64 = w[r].parse().unwrap();
+            if want_v.is_nan() {
+                assert_eq!(g[i + 1], "", "{expr} on {}: TA-Lib has no value", w[0]);
+            } else {
+                let got_v: f64 = g[i + 1].parse().unwrap_or_else(|_| panic!("{expr} on {}: undefined", w[0]));
+                assert!(rel(got_v, want_v) < 1e-9, "{expr} on {}: {got_v} vs {want_v}", w[0]);
+                defined += 1;
+            }
+        }
+        assert!(defined > 2000, "{expr}: {defined} defined rows");
+    }
+}
+
+#[test]
+fn eval_prints_bools_and_leaves_undefined_empty() {
+    let assert = dsl()
+        .args(["eval", "crosses_above(sma(close, 10), sma(close, 30))", "close[1]", "roc(close, 1)", "--data"])
+        .arg(data("GOOG.csv"))
+        .args(["--to", "2004-10-05"])
+        .assert()
+        .success();
+    let text = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "time,\"crosses_above(sma(close, 10), sma(close, 30))\",close[1],\"roc(close, 1)\"");
+    assert_eq!(lines[1], "2004-08-19T00:00:00Z,,,");
+    // Second bar: previous close 100.34; ROC in percent points like TA-Lib.
+    let second: Vec<&str> = lines[2].split(',').collect();
+    assert_eq!(second[2], "100.34");
+    assert!((second[3].parse::<f64>().unwrap() - (108.31 / 100.34 - 1.0) * 100.0).abs() < 1e-9);
+    // From bar 30 on the crossing is defined.
+    assert!(lines.last().unwrap().contains("false") || lines.last().unwrap().contains("true"));
+}
+
+#[test]
+fn eval_rejects_bad_expressions_with_a_location() {
+    let assert = dsl().args(["eval", "sma(close)", "--data"]).arg(data("GOOG.csv")).assert().code(1);
+    let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("<expr 1>:1:1"), "{err}");
+    assert!(err.contains("`sma` takes 2 arguments, found 1"), "{err}");
+    assert!(err.contains("usage: `sma(src, period)`"), "{err}");
+}

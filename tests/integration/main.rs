@@ -1,0 +1,10 @@
+//! Integration tests: one binary, a module per area. Tests read `tests/data/` and `examples/`
+//! only, and drive the real `dsl` binary where the user would.
+
+mod backtest;
+mod common;
+mod import;
+mod indicators;
+mod properties;
+mod reference;
+mod validate;

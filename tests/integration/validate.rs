@@ -1,0 +1,184 @@
+//! `dsl validate` on bad documents: exit codes, `file:line:column`, what was expected, and
+//! snapshots of the rendered diagnostics.
+
+use std::path::Path;
+
+use crate::common::dsl;
+
+const GOOD: &str = "kind: strategy
+name: s
+universe: [GOOG]
+timeframe: 1d
+params:
+  fast: 10
+  slow: 30
+entry: crosses_above(sma(close, fast), sma(close, slow))
+exit: crosses_below(sma(close, fast), sma(close, slow))
+sizing: all_cash
+";
+
+/// Writes `text` to `name` in a fresh directory and validates it from there; returns the exit
+/// code and standard error.
+fn validate_text(name: &str, text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    validate_in(dir.path(), &[(name, text)], name)
+}
+
+fn validate_in(dir: &Path, files: &[(&str, &str)], target: &str) -> (i32, String) {
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let out = dsl().current_dir(dir).args(["validate", target]).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stderr).unwrap())
+}
+
+/// The five cases the first issue names: each exits non-zero and says where and what.
+#[test]
+fn the_five_classic_mistakes_are_located_and_explained() {
+    let cases = [
+        ("misspelled_key.yaml", GOOD.replace("entry:", "entyr:"), "misspelled_key.yaml:8:1", "did you mean `entry`?"),
+        (
+            "unknown_function.yaml",
+            GOOD.replace("sma(close, fast)", "smaa(close, fast)"),
+            "unknown_function.yaml:8:22",
+            "did you mean `sma`?",
+        ),
+        (
+            "wrong_arity.yaml",
+            GOOD.replace("sma(close, slow))\nexit", "sma(close))\nexit"),
+            "wrong_arity.yaml:8:40",
+            "usage: `sma(src, period)`",
+        ),
+        (
+            "type_error.yaml",
+            GOOD.replace("entry: crosses_above(sma(close, fast), sma(close, slow))", "entry: close > true"),
+            "type_error.yaml:8:14",
+            "`>` needs two numbers, found series and bool",
+        ),
+        (
+            "unbalanced.yaml",
+            GOOD.replace("sma(close, slow))\nexit", "sma(close, slow)\nexit"),
+            "unbalanced.yaml:8:",
+            "expected `)`",
+        ),
+    ];
+    for (name, text, location, expected) in cases {
+        let (code, err) = validate_text(name, &text);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(location), "{name} should point at {location}:\n{err}");
+        assert!(err.contains(expected), "{name} should say {expected}:\n{err}");
+    }
+}
+
+fn snapshot(name: &str, text: &str) {
+    let (code, err) = validate_text(&format!("{name}.yaml"), text);
+    assert_ne!(code, 0, "{name} must be invalid");
+    insta::assert_snapshot!(name, err);
+}
+
+#[test]
+fn snapshots_of_rendered_diagnostics() {
+    snapshot("misspelled_key", &GOOD.replace("entry:", "entyr:"));
+    snapshot("unknown_function", &GOOD.replace("sma(close, fast)", "smaa(close, fast)"));
+    snapshot("wrong_arity", &GOOD.replace("sma(close, slow))\nexit", "sma(close))\nexit"));
+    snapshot(
+        "type_error",
+        &GOOD.replace("entry: crosses_above(sma(close, fast), sma(close, slow))", "entry: close > true"),
+    );
+    snapshot("unbalanced_parenthesis", &GOOD.replace("sma(close, slow))\nexit", "sma(close, slow)\nexit"));
+    snapshot("unknown_name", &GOOD.replace("sma(close, fast)", "sma(clsoe, fast)"));
+    snapshot(
+        "rule_not_bool",
+        &GOOD.replace("entry: crosses_above(sma(close, fast), sma(close, slow))", "entry: sma(close, fast)"),
+    );
+    snapshot(
+        "macd_without_output",
+        &GOOD.replace("entry: crosses_above(sma(close, fast), sma(close, slow))", "entry: macd(close) > 0"),
+    );
+    snapshot("fractional_period", &GOOD.replace("slow: 30", "slow: 30.5"));
+    snapshot(
+        "position_in_entry",
+        &GOOD
+            .replace("entry: crosses_above(sma(close, fast), sma(close, slow))", "entry: close > position.entry_price"),
+    );
+    snapshot("stop_loss_as_plain_number", &format!("{GOOD}stop_loss: 3\n"));
+    snapshot("unknown_kind", &GOOD.replace("kind: strategy", "kind: stratgy"));
+    snapshot("yaml_syntax", &GOOD.replace("universe: [GOOG]", "universe: [GOOG"));
+    snapshot(
+        "block_scalar_rule",
+        &GOOD.replace(
+            "entry: crosses_above(sma(close, fast), sma(close, slow))",
+            "entry: |\n  crosses_above(sma(close, fast),\n                sma(close, slwo))",
+        ),
+    );
+    snapshot(
+        "policy_string_value",
+        "kind: policy\nname: p\nrules:\n  - id: r\n    when: order.side == \"bye\"\n    action: deny\n    message: m\n",
+    );
+    snapshot(
+        "policy_unsupported_action",
+        "kind: policy\nname: p\nrules:\n  - id: r\n    when: order.notional > 5% * account.equity\n    action: halt\n    message: m\n",
+    );
+}
+
+#[test]
+fn every_error_in_every_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let two_errors = GOOD.replace("entry:", "entyr:").replace("timeframe: 1d", "timeframe: 1y");
+    let other = GOOD.replace("sma(close, fast)", "smaa(close, fast)");
+    let (code, err) = validate_in(dir.path(), &[("a/one.yaml", &two_errors), ("a/two.yaml", &other)], "a");
+    assert_eq!(code, 1);
+    assert!(err.contains("one.yaml:8:1"), "{err}");
+    assert!(err.contains("one.yaml:4:12"), "{err}");
+    assert!(err.contains("two.yaml:8:22"), "{err}");
+    // one.yaml: bad timeframe and the misspelled `entry`; two.yaml: the unknown function in
+    // both rules.
+    assert!(err.contains("checked 2 file(s): 4 error(s)"), "{err}");
+    let one_4 = err.find("one.yaml:4:12").unwrap();
+    let one_8 = err.find("one.yaml:8:1").unwrap();
+    assert!(one_4 < one_8, "diagnostics of a file come in source order");
+}
+
+#[test]
+fn bot_references_must_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = "kind: bot\nname: b\nstrategies: [../strategies/nope.yaml]\nstarting_cash: 1000\n";
+    let (code, err) = validate_in(dir.path(), &[("bots/bot.yaml", bot)], "bots/bot.yaml");
+    assert_eq!(code, 1);
+    assert!(err.contains("bots/bot.yaml:3:14"), "{err}");
+    assert!(err.contains("cannot read strategy file `strategies/nope.yaml`"), "{err}");
+}
+
+#[test]
+fn shipped_documents_are_valid() {
+    let out = dsl().args(["validate", "strategies", "policies", "examples"]).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("valid: checked"), "{err}");
+}
+
+#[test]
+fn json_output_lists_every_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.yaml"), GOOD.replace("sma(close, fast)", "smaa(close, fast)")).unwrap();
+    let out = dsl().current_dir(dir.path()).args(["validate", "s.yaml", "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["valid"], false);
+    let d = &j["diagnostics"][0];
+    assert_eq!(d["file"], "s.yaml");
+    assert_eq!(d["line"], 8);
+    assert_eq!(d["column"], 22);
+    assert_eq!(d["code"], "E3002");
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["help"], "did you mean `sma`?");
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    dsl().args(["validate", "does/not/exist.yaml"]).assert().code(2);
+    dsl().args(["validate"]).assert().code(2);
+    dsl().args(["backtest"]).assert().code(2);
+}
