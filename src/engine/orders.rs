@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::xxh3_128;
 
 /// Buy or sell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -296,33 +296,36 @@ impl PartialEq<str> for ClientOrderId {
 
 /// Derives the `client_order_id`s of one strategy on one symbol of one bot.
 ///
-/// The id of an order is `td-` and the first 24 hex digits of the SHA-256 of `bot`, `strategy`,
-/// `symbol` (each length-prefixed), the bar time and the intent's sequence number on that bar.
-/// The same decision always gets the same id, so a restarted bot cannot submit it twice. The
-/// hash of the constant prefix is computed once.
-#[derive(Clone)]
+/// The id of an order is `td-` and 24 hex digits (96 bits) of the XXH3-128 hash of the hash of
+/// `bot`, `strategy` and `symbol` (each length-prefixed), the bar time and the intent's sequence
+/// number on that bar. The same decision always gets the same id, so a restarted bot cannot
+/// submit it twice; 96 bits make an accidental collision between decisions negligible. (The ids
+/// need determinism and uniqueness, not secrecy, so a fast non-cryptographic hash is enough.)
+#[derive(Clone, Copy)]
 pub struct OrderIds {
-    prefix: Sha256,
+    prefix: u128,
 }
 
 impl OrderIds {
     /// The id generator for `strategy` trading `symbol` in `bot`.
     pub fn new(bot: &str, strategy: &str, symbol: &str) -> Self {
-        let mut h = Sha256::new();
+        let mut buf = Vec::with_capacity(bot.len() + strategy.len() + symbol.len() + 12);
         for part in [bot, strategy, symbol] {
-            h.update((part.len() as u32).to_le_bytes());
-            h.update(part.as_bytes());
+            buf.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            buf.extend_from_slice(part.as_bytes());
         }
-        OrderIds { prefix: h }
+        OrderIds { prefix: xxh3_128(&buf) }
     }
 
     /// The id of intent number `seq` on the bar at `bar_ts`.
+    #[inline]
     pub fn id(&self, bar_ts: i64, seq: u32) -> ClientOrderId {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut h = self.prefix.clone();
-        h.update(bar_ts.to_le_bytes());
-        h.update(seq.to_le_bytes());
-        let d = h.finalize();
+        let mut input = [0u8; 28];
+        input[..16].copy_from_slice(&self.prefix.to_le_bytes());
+        input[16..24].copy_from_slice(&bar_ts.to_le_bytes());
+        input[24..].copy_from_slice(&seq.to_le_bytes());
+        let d = xxh3_128(&input).to_be_bytes();
         let mut id = [0u8; 27];
         id[..3].copy_from_slice(b"td-");
         for (i, b) in d.iter().take(12).enumerate() {
