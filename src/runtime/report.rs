@@ -169,6 +169,10 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
         "\n  orders        {} submitted, {} filled, {} rejected, {} cancelled",
         st.orders_submitted, st.orders_filled, st.orders_rejected, st.orders_cancelled
     );
+    if st.orders_cancelled > 0 {
+        let _ =
+            writeln!(s, "                (cancelled: stops and targets of closed positions, or unfilled at the end)");
+    }
     for (rule, n) in &st.denials {
         let _ = writeln!(s, "  denied        {n} by {rule}");
     }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Benchmarks (not run by CI). Builds the 1M-bar series of shared/reference/make_big.py once,
+# then measures:
+#   1. bars per second inside the process (criterion: benches/backtest.rs), and
+#   2. the whole `dsl backtest` process on the 1M-bar CSV, journal included (wall time).
+# Needs python3 with pip (numpy and pandas are installed into target/bench/venv) and the
+# shared workspace next to the repository (override with TRADEDSL_SHARED=path/to/shared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared=${TRADEDSL_SHARED:-../shared}
+out=target/bench
+csv=$out/eurusd_big_1000000.csv
+mkdir -p "$out"
+if [ ! -s "$csv" ]; then
+    if [ ! -x "$out/venv/bin/python" ]; then
+        python3 -m venv "$out/venv"
+        "$out/venv/bin/pip" install --quiet numpy pandas
+    fi
+    "$out/venv/bin/python" "$shared/reference/make_big.py" --minutes --out "$out" 1000000
+fi
+
+echo "== in-process: reference SMA(10/30) crossover on 1M bars"
+TRADEDSL_BENCH_CSV="$csv" cargo bench --bench backtest
+
+echo "== whole process: dsl backtest on the 1M-bar CSV, journal included"
+cargo build --release --quiet
+cat > "$out/sma.yaml" <<'YAML'
+kind: strategy
+name: sma_crossover
+universe: [EURUSD]
+timeframe: 1m
+params: {fast: 10, slow: 30}
+entry: crosses_above(sma(close, fast), sma(close, slow))
+exit: crosses_below(sma(close, fast), sma(close, slow))
+sizing: all_cash
+YAML
+TIMEFORMAT='%3R s wall'
+for i in 1 2 3 4 5; do
+    rm -f "$out"/journal.sqlite*
+    time target/release/dsl backtest "$out/sma.yaml" --data "EURUSD=$csv" --journal "$out/journal.sqlite" --quiet
+done
+target/release/dsl backtest "$out/sma.yaml" --data "EURUSD=$csv" --no-journal --timings --quiet
