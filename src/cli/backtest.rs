@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 
-use super::{EXIT_OK, Out, exit_code_for, parse_rate, parse_time, parse_tz, write_file};
+use super::{BarArgs, EXIT_OK, Out, exit_code_for, parse_rate, write_file};
 use crate::config::manifest::FillTiming;
 use crate::engine::backtest;
 use crate::engine::events::{EventSink, NullSink};
@@ -35,18 +35,9 @@ pub struct Args {
     /// A SQLite bar store made by `dsl import`.
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// First bar time to use (`2010-01-01` or RFC 3339).
-    #[arg(long, value_parser = parse_time)]
-    pub from: Option<i64>,
-    /// Last bar time to use.
-    #[arg(long, value_parser = parse_time)]
-    pub to: Option<i64>,
-    /// IANA zone of naive timestamps in CSV files (default UTC).
-    #[arg(long, value_parser = parse_tz)]
-    pub timezone: Option<chrono_tz::Tz>,
-    /// strftime pattern of CSV time columns (default: detected).
-    #[arg(long)]
-    pub time_format: Option<String>,
+    /// Period and CSV time options.
+    #[command(flatten)]
+    pub bars: BarArgs,
     /// When market orders fill (overrides the manifest).
     #[arg(long, value_enum)]
     pub fill: Option<Fill>,
@@ -140,10 +131,10 @@ pub fn run(args: Args, out: Out) -> u8 {
     let req = DataRequest {
         data: args.data.clone(),
         store: args.store.clone(),
-        from: args.from,
-        to: args.to,
-        timezone: args.timezone,
-        time_format: args.time_format.clone(),
+        from: args.bars.from,
+        to: args.bars.to,
+        timezone: args.bars.timezone,
+        time_format: args.bars.time_format.clone(),
     };
     timer.lap("compile");
     let market = match load_for_bundle(&loaded, &req) {

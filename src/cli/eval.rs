@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, Out, parse_time, parse_tz};
+use super::{BarArgs, EXIT_INVALID, EXIT_OK, EXIT_USAGE, Out};
 use crate::config::expr_source::ExprSource;
 use crate::config::strategy::{Param, ParamValue};
 use crate::config::{Document, read_document};
@@ -36,18 +36,9 @@ pub struct Args {
     /// A param `NAME=VALUE` (repeatable; overrides the strategy's).
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// First bar to print (indicators still warm up on earlier bars).
-    #[arg(long, value_parser = parse_time)]
-    pub from: Option<i64>,
-    /// Last bar to print.
-    #[arg(long, value_parser = parse_time)]
-    pub to: Option<i64>,
-    /// IANA zone of naive timestamps (default UTC).
-    #[arg(long, value_parser = parse_tz)]
-    pub timezone: Option<chrono_tz::Tz>,
-    /// strftime pattern of the time column (default: detected).
-    #[arg(long)]
-    pub time_format: Option<String>,
+    /// Period and CSV time options.
+    #[command(flatten)]
+    pub bars: BarArgs,
     /// Write the CSV here instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -120,8 +111,8 @@ pub fn run(args: Args, out: Out) -> u8 {
     }
     let opts = CsvOptions {
         symbol: args.symbol.clone(),
-        timezone: args.timezone,
-        time_format: args.time_format.clone(),
+        timezone: args.bars.timezone,
+        time_format: args.bars.time_format.clone(),
         ..Default::default()
     };
     let load = match load_csv(&args.data, &opts) {
@@ -155,7 +146,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         for i in 0..series.len() {
             let bar = series.bar(i);
             g.update(&bar);
-            if args.from.is_some_and(|f| bar.ts < f) || args.to.is_some_and(|t| bar.ts > t) {
+            if args.bars.from.is_some_and(|f| bar.ts < f) || args.bars.to.is_some_and(|t| bar.ts > t) {
                 continue;
             }
             row.clear();

@@ -110,6 +110,24 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Flags shared by commands that read bars: the period and how to read CSV times.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BarArgs {
+    /// First bar to use (`2010-01-01` or RFC 3339); with `eval`, indicators still warm up on
+    /// earlier bars.
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<i64>,
+    /// Last bar to use.
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<i64>,
+    /// IANA zone of timestamps written without an offset in CSV files (default UTC).
+    #[arg(long, value_parser = parse_tz)]
+    pub timezone: Option<chrono_tz::Tz>,
+    /// strftime pattern of CSV time columns, e.g. `%d.%m.%Y %H:%M` (default: detected).
+    #[arg(long)]
+    pub time_format: Option<String>,
+}
+
 /// Parses an IANA time zone name for clap.
 pub fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
     s.parse::<chrono_tz::Tz>()

@@ -201,13 +201,13 @@ pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData,
                 let tf = bundle.strategies.iter().find(|s| s.trades(sym)).map(|s| s.doc.timeframe.value);
                 bar_store::load(&store, sym, tf)?
             } else {
-                return Err(no_data(sym));
+                return Err(no_data(sym, true));
             }
         } else if let Some(store) = &req.store {
             let tf = bundle.strategies.iter().find(|s| s.trades(sym)).map(|s| s.doc.timeframe.value);
             bar_store::load(store, sym, tf)?
         } else {
-            return Err(no_data(sym));
+            return Err(no_data(sym, false));
         };
         let mut series = series;
         series.retain_period(req.from, req.to);
@@ -228,8 +228,13 @@ pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData,
     Ok(MarketData { series: out, notes: files.notes })
 }
 
-fn no_data(sym: &str) -> Diagnostic {
-    Diagnostic::error(codes::MISSING_DATA, format!("no market data for `{sym}`")).help(format!(
-        "add it to the manifest (`data: {{csv: {{{sym}: FILE}}}}` or `data: {{store: bars.sqlite}}`) or pass `--data {sym}=FILE`"
-    ))
+fn no_data(sym: &str, manifest: bool) -> Diagnostic {
+    let help = if manifest {
+        format!(
+            "add it to the manifest (`data: {{csv: {{{sym}: FILE}}}}` or `data: {{store: bars.sqlite}}`) or pass `--data {sym}=FILE`"
+        )
+    } else {
+        format!("pass `--data {sym}=FILE` (a CSV file of bars) or `--store bars.sqlite` (made by `dsl import`)")
+    };
+    Diagnostic::error(codes::MISSING_DATA, format!("no market data for `{sym}`")).help(help)
 }
