@@ -1,8 +1,8 @@
 //! The type checker: [`Expr`] to typed, constant-folded [`TExpr`].
 //!
 //! It resolves names (params, bar series, context fields, functions), checks arity and argument
-//! kinds against the [`catalog`](super::catalog), infers each node's [`Ty`], substitutes params
-//! and folds constant sub-expressions with the shared [`semantics`](super::semantics). It keeps
+//! kinds against the [`catalog`], infers each node's [`Ty`], substitutes params
+//! and folds constant sub-expressions with the shared [`semantics`]. It keeps
 //! going after an error so that one pass reports every problem in a rule; every diagnostic
 //! points at the offending token inside the YAML file.
 

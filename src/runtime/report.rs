@@ -194,7 +194,7 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
     s
 }
 
-fn chart(title: &str, points: &[(i64, f64)], area: bool, color: RGBColor) -> Result<String, String> {
+fn chart(title: &str, points: &[(i64, f64)], area: bool, color: RGBColor, unit: &str) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (960, 320)).into_drawing_area();
@@ -219,6 +219,7 @@ fn chart(title: &str, points: &[(i64, f64)], area: bool, color: RGBColor) -> Res
             .x_labels(6)
             .y_labels(6)
             .x_label_formatter(&|t| format_utc(*t)[..10].to_string())
+            .y_label_formatter(&|v| format!("{v:.0}{unit}"))
             .draw()
             .map_err(|e| e.to_string())?;
         if area {
@@ -250,8 +251,8 @@ pub fn to_html(ctx: &ReportContext, out: &BacktestOutput) -> Result<String, Stri
             (t, -(peak - e) / peak * 100.0)
         })
         .collect();
-    let eq_svg = chart("Equity", equity, false, RGBColor(31, 119, 180))?;
-    let dd_svg = chart("Drawdown (% below peak)", &dd, true, RGBColor(214, 39, 40))?;
+    let eq_svg = chart("Equity", equity, false, RGBColor(31, 119, 180), "")?;
+    let dd_svg = chart("Drawdown (% below peak)", &dd, true, RGBColor(214, 39, 40), "%")?;
     let mut h = String::new();
     let _ = write!(
         h,
