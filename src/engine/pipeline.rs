@@ -247,16 +247,6 @@ impl Engine {
         }
     }
 
-    /// The bundle being run.
-    pub fn bundle(&self) -> &Arc<Bundle> {
-        &self.bundle
-    }
-
-    /// Cash (currency).
-    pub fn cash(&self) -> f64 {
-        self.cash
-    }
-
     /// Closed round trips so far.
     pub fn trades(&self) -> &[Trade] {
         &self.trades
@@ -272,26 +262,25 @@ impl Engine {
         &self.stats
     }
 
-    /// True when any position is open.
+    /// Market value of open positions at their symbols' last closes, and whether any is open.
     #[inline]
-    pub fn has_position(&self) -> bool {
-        self.slots.iter().any(|s| s.position.is_some())
+    fn valuation(&self) -> (f64, bool) {
+        let (mut value, mut open) = (0.0, false);
+        for s in &self.slots {
+            if let Some(p) = &s.position {
+                value += p.quantity * self.symbols[s.symbol].last_close;
+                open = true;
+            }
+        }
+        (value, open)
     }
 
     /// Market value of open positions at their symbols' last closes.
-    #[inline]
     pub fn positions_value(&self) -> f64 {
-        let mut v = 0.0;
-        for s in &self.slots {
-            if let Some(p) = &s.position {
-                v += p.quantity * self.symbols[s.symbol].last_close;
-            }
-        }
-        v
+        self.valuation().0
     }
 
     /// Equity: cash plus positions at the last closes.
-    #[inline]
     pub fn equity(&self) -> f64 {
         self.cash + self.positions_value()
     }
@@ -300,14 +289,7 @@ impl Engine {
     /// and whether any position is open.
     #[inline]
     pub fn mark(&mut self) -> (f64, bool) {
-        let mut value = 0.0;
-        let mut open = false;
-        for s in &self.slots {
-            if let Some(p) = &s.position {
-                value += p.quantity * self.symbols[s.symbol].last_close;
-                open = true;
-            }
-        }
+        let (value, open) = self.valuation();
         let e = self.cash + value;
         if e > self.peak_equity {
             self.peak_equity = e;

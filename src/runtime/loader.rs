@@ -93,31 +93,20 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             let mut strategies: Vec<CompiledStrategy> = Vec::new();
             let mut policies: Vec<CompiledPolicy> = Vec::new();
             let mut ok = true;
-            for r in &bot.strategies {
+            let refs = bot.strategies.iter().map(|r| (r, "strategy")).chain(bot.policies.iter().map(|r| (r, "policy")));
+            for (r, kind) in refs {
                 let p = resolve(&base_dir, &r.value);
-                match load_referenced(&src, r.span, &p, "strategy", &mut diags) {
-                    Some((file, Document::Strategy(s))) => {
-                        sources.push(file);
-                        match compile_strategy(s, &mut diags) {
-                            Some(c) => strategies.push(c),
-                            None => ok = false,
-                        }
-                    }
-                    _ => ok = false,
-                }
-            }
-            for r in &bot.policies {
-                let p = resolve(&base_dir, &r.value);
-                match load_referenced(&src, r.span, &p, "policy", &mut diags) {
-                    Some((file, Document::Policy(pol))) => {
-                        sources.push(file);
-                        match compile_policy(pol, &mut diags) {
-                            Some(c) => policies.push(c),
-                            None => ok = false,
-                        }
-                    }
-                    _ => ok = false,
-                }
+                let Some((file, doc)) = load_referenced(&src, r.span, &p, kind, &mut diags) else {
+                    ok = false;
+                    continue;
+                };
+                sources.push(file);
+                let compiled = match doc {
+                    Document::Strategy(s) => compile_strategy(s, &mut diags).map(|c| strategies.push(c)),
+                    Document::Policy(pol) => compile_policy(pol, &mut diags).map(|c| policies.push(c)),
+                    Document::Bot(_) => None,
+                };
+                ok &= compiled.is_some();
             }
             if ok { assemble(Some(bot), strategies, policies, &sources, &mut diags) } else { None }
         }
