@@ -100,13 +100,13 @@ pub fn run(args: Args, out: Out) -> u8 {
             }
         };
         let mut c = Checker::new(&src, Context::Eval, &ps);
-        if let Some(t) = c.check(&ast).filter(|_| c.diags.is_empty()) {
+        if let Some(t) = c.check(&ast).filter(|_| !c.diags.iter().any(Diagnostic::is_error)) {
             outputs.push((graph.lower(&t), t.ty.kind));
         }
         diags.extend(c.diags);
     }
-    if !diags.is_empty() {
-        out.diags(&diags);
+    out.diags(&diags);
+    if diags.iter().any(Diagnostic::is_error) {
         return EXIT_INVALID;
     }
     let opts = CsvOptions {

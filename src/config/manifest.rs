@@ -4,8 +4,16 @@
 //! ```yaml
 //! kind: bot
 //! name: example
-//! strategies: [../strategies/sma_crossover.yaml]   # paths relative to this file
+//! strategies:                                      # paths relative to this file
+//!   - ../strategies/sma_crossover.yaml
+//!   - path: ../strategies/sma_crossover.yaml         # the same strategy again, adapted:
+//!     name: sma_fast                                 #   a new name (names are unique)
+//!     universe: [AAPL, MSFT]                         #   other symbols
+//!     params: {fast: 5, slow: 20}                    #   other values of declared params
+//!     sizing: {percent_of_equity: 4%}                #   other sizing
 //! policies: [../policies/always_on_caps.yaml]
+//! phases: [../phases/1_paper.yaml, ../phases/2_backtest.yaml]
+//! phase: paper_mastery                               # the active phase
 //! data:
 //!   csv: { AAPL: data/AAPL.csv }                     # per-symbol CSV files, or
 //!   store: bars.sqlite                               # a bar store made by `dsl import`
@@ -19,8 +27,9 @@ use std::sync::Arc;
 
 use super::node::{Node, NodeValue};
 use super::reader::Reader;
+use super::strategy::{Param, Sizing, read_params, read_sizing};
 use super::units::Rate;
-use crate::diagnostics::{SourceFile, Spanned, codes};
+use crate::diagnostics::{Diagnostic, SourceFile, Spanned, codes};
 
 /// A bot: a bundle of strategies and policies plus its data, money and costs.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,10 +40,14 @@ pub struct BotDoc {
     pub name: Spanned<String>,
     /// Free text.
     pub description: Option<String>,
-    /// Strategy files, relative to the manifest.
-    pub strategies: Vec<Spanned<String>>,
+    /// Strategies: files relative to the manifest, with optional overrides.
+    pub strategies: Vec<StrategyRef>,
     /// Policy files, relative to the manifest, applied in this order.
     pub policies: Vec<Spanned<String>>,
+    /// Phase files, relative to the manifest.
+    pub phases: Vec<Spanned<String>>,
+    /// The active phase's name.
+    pub phase: Option<Spanned<String>>,
     /// Where bars come from.
     pub data: DataSpec,
     /// Cash at the start, in the account currency.
@@ -45,6 +58,21 @@ pub struct BotDoc {
     pub fill: Spanned<FillTiming>,
     /// Journal database path, relative to the manifest.
     pub database: Option<Spanned<String>>,
+}
+
+/// A strategy file used by a bot, possibly adapted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategyRef {
+    /// File path, relative to the manifest.
+    pub path: Spanned<String>,
+    /// A new name for this use of the strategy.
+    pub name: Option<Spanned<String>>,
+    /// Symbols to trade instead of the file's universe.
+    pub universe: Option<Vec<Spanned<String>>>,
+    /// New values for params the strategy declares.
+    pub params: Vec<Param>,
+    /// Sizing instead of the file's.
+    pub sizing: Option<Spanned<Sizing>>,
 }
 
 /// Sources of bar data.
@@ -109,11 +137,16 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
     m.get("kind");
     let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
     let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
-    let strategies = m.required(r, "strategies").and_then(|n| r.string_list(n, "strategies"));
+    let strategies = m.required(r, "strategies").and_then(|n| read_strategy_refs(r, n));
     let policies = match m.get("policies") {
         Some(n) if n.value != NodeValue::Null => r.string_list(n, "policies"),
         _ => Some(Vec::new()),
     };
+    let phases = match m.get("phases") {
+        Some(n) if n.value != NodeValue::Null => r.string_list(n, "phases"),
+        _ => Some(Vec::new()),
+    };
+    let phase = m.get("phase").map(|n| r.name(n, "phase"));
     let data = match m.get("data") {
         Some(n) => read_data(r, n),
         None => Some(DataSpec::default()),
@@ -136,22 +169,87 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
         None => Some(None),
     };
     m.finish(r);
-    let strategies = strategies?;
-    if strategies.is_empty() {
-        return r.fail(codes::INVALID_VALUE, span, "`strategies` must list at least one strategy".into(), None);
+    // On errors, go on with placeholders so that every referenced document is still checked;
+    // callers must not use a manifest read with errors.
+    if strategies.as_ref().is_some_and(Vec::is_empty) {
+        r.push(
+            Diagnostic::error(codes::INVALID_VALUE, "`strategies` must list at least one strategy").at(r.file, span),
+        );
     }
+    let strategies = strategies.unwrap_or_default();
     Some(BotDoc {
         source: r.file.clone(),
-        name: name?,
+        name: name.unwrap_or_else(|| Spanned::new(String::new(), span)),
         description,
         strategies,
-        policies: policies?,
-        data: data?,
-        starting_cash: starting_cash?,
-        costs: costs?,
-        fill: fill?,
-        database: database?,
+        policies: policies.unwrap_or_default(),
+        phases: phases.unwrap_or_default(),
+        phase: phase.flatten(),
+        data: data.unwrap_or_default(),
+        starting_cash: starting_cash.unwrap_or(Spanned::new(1.0, span)),
+        costs: costs.unwrap_or_default(),
+        fill: fill.unwrap_or(Spanned::new(FillTiming::NextOpen, span)),
+        database: database.flatten(),
     })
+}
+
+fn read_strategy_refs(r: &mut Reader<'_>, node: &Node) -> Option<Vec<StrategyRef>> {
+    let items: Vec<&Node> = match &node.value {
+        NodeValue::Seq(items) => items.iter().collect(),
+        NodeValue::Str(_) | NodeValue::Map(_) => vec![node],
+        _ => {
+            return r.fail(
+                codes::WRONG_TYPE,
+                node.span,
+                format!("`strategies` must be a list of files, found {}", node.kind_name()),
+                None,
+            );
+        }
+    };
+    // The valid entries (every problem is in `r.diags`).
+    let out = items
+        .into_iter()
+        .filter_map(|item| {
+            if let NodeValue::Map(_) = item.value {
+                read_strategy_ref(r, item)
+            } else {
+                r.name(item, "strategies").map(|path| StrategyRef {
+                    path,
+                    name: None,
+                    universe: None,
+                    params: Vec::new(),
+                    sizing: None,
+                })
+            }
+        })
+        .collect();
+    Some(out)
+}
+
+fn read_strategy_ref(r: &mut Reader<'_>, node: &Node) -> Option<StrategyRef> {
+    let mut m = r.map(node, "strategy entry")?;
+    let path = m.required(r, "path").and_then(|n| r.name(n, "path"));
+    let name = m.get("name").map(|n| r.name(n, "name"));
+    let universe = m.get("universe").map(|n| r.string_list(n, "universe"));
+    let params = match m.get("params") {
+        Some(n) => read_params(r, n),
+        None => Some(Vec::new()),
+    };
+    let sizing = m.get("sizing").map(|n| read_sizing(r, n));
+    m.finish(r);
+    let name = match name {
+        Some(n) => Some(n?),
+        None => None,
+    };
+    let universe = match universe {
+        Some(u) => Some(u?),
+        None => None,
+    };
+    let sizing = match sizing {
+        Some(s) => Some(s?),
+        None => None,
+    };
+    Some(StrategyRef { path: path?, name, universe, params: params?, sizing })
 }
 
 fn read_costs(r: &mut Reader<'_>, node: &Node) -> Option<Costs> {

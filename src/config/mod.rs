@@ -1,7 +1,7 @@
 //! YAML documents read into typed, spanned values.
 //!
-//! Three document kinds exist so far, chosen by the top-level `kind:` key: [`strategy`],
-//! [`policy`] and [`manifest`] (`kind: bot`). Reading never stops at the first problem: every
+//! Four document kinds exist so far, chosen by the top-level `kind:` key: [`strategy`],
+//! [`policy`], [`manifest`] (`kind: bot`) and [`phase`]. Reading never stops at the first problem: every
 //! schema error of a file (unknown keys with a "did you mean", wrong types, out-of-range values)
 //! is collected as a [`crate::diagnostics::Diagnostic`]. Rule expressions are kept as
 //! [`expr_source::ExprSource`] values and compiled later by [`crate::dsl`].
@@ -12,6 +12,7 @@ pub mod document;
 pub mod expr_source;
 pub mod manifest;
 pub mod node;
+pub mod phase;
 pub mod policy;
 pub mod reader;
 pub mod strategy;

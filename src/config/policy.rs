@@ -74,29 +74,32 @@ pub fn read_policy(r: &mut Reader<'_>, root: &Node) -> Option<PolicyDoc> {
     m.get("kind");
     let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
     let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
-    let rules = m.required(r, "rules").and_then(|n| read_rules(r, n));
+    let rules = m.required(r, "rules").map(|n| read_rules(r, n));
+    let span = m.span();
     m.finish(r);
-    Some(PolicyDoc { source: r.file.clone(), name: name?, description, rules: rules? })
+    // On errors, go on with what is valid so that every rule is still checked; callers must not
+    // use a document read with errors.
+    Some(PolicyDoc {
+        source: r.file.clone(),
+        name: name.unwrap_or_else(|| Spanned::new(String::new(), span)),
+        description,
+        rules: rules.unwrap_or_default(),
+    })
 }
 
-fn read_rules(r: &mut Reader<'_>, node: &Node) -> Option<Vec<PolicyRule>> {
+/// The rules that could be read (every problem is in `r.diags`).
+fn read_rules(r: &mut Reader<'_>, node: &Node) -> Vec<PolicyRule> {
     let NodeValue::Seq(items) = &node.value else {
-        return r.fail(
-            codes::WRONG_TYPE,
-            node.span,
-            format!("`rules` must be a list of rules, found {}", node.kind_name()),
-            None,
+        r.push(
+            Diagnostic::error(
+                codes::WRONG_TYPE,
+                format!("`rules` must be a list of rules, found {}", node.kind_name()),
+            )
+            .at(r.file, node.span),
         );
+        return Vec::new();
     };
-    let mut out = Vec::new();
-    let mut ok = true;
-    for item in items {
-        match read_rule(r, item) {
-            Some(rule) => out.push(rule),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+    items.iter().filter_map(|item| read_rule(r, item)).collect()
 }
 
 fn read_rule(r: &mut Reader<'_>, node: &Node) -> Option<PolicyRule> {
@@ -105,8 +108,15 @@ fn read_rule(r: &mut Reader<'_>, node: &Node) -> Option<PolicyRule> {
     let when = m.required(r, "when").and_then(|n| r.expr(n, "when"));
     let action = m.required(r, "action").and_then(|n| read_action(r, n));
     let message = m.required(r, "message").and_then(|n| r.name(n, "message"));
+    let span = m.span();
     m.finish(r);
-    Some(PolicyRule { id: id?, when: when?, action: action?, message: message? })
+    let placeholder = || Spanned::new(String::new(), span);
+    Some(PolicyRule {
+        id: id.unwrap_or_else(placeholder),
+        when: when?,
+        action: action.unwrap_or(Spanned::new(Action::Deny, span)),
+        message: message.unwrap_or_else(placeholder),
+    })
 }
 
 fn read_action(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Action>> {

@@ -124,11 +124,23 @@ impl<'a> Reader<'a> {
     pub fn positive_int(&mut self, node: &Node, what: &str) -> Option<Spanned<u32>> {
         let n = self.number(node, what)?;
         let (v, unit) = n.value;
-        if unit != NumUnit::Plain || v < 1.0 || v.fract() != 0.0 || v > u32::MAX as f64 {
+        let raw = node.raw(self.file).trim().to_string();
+        if unit != NumUnit::Plain {
             return self.fail(
                 codes::INVALID_VALUE,
                 node.span,
-                format!("`{what}` must be a whole number of at least 1, found `{}`", node.raw(self.file).trim()),
+                format!("`{what}` is a count, but `{raw}` is a {unit}"),
+                Some(format!(
+                    "write a whole number such as `{}`",
+                    raw.trim_end_matches('%').trim_end_matches("bps").trim()
+                )),
+            );
+        }
+        if v < 1.0 || v.fract() != 0.0 || v > u32::MAX as f64 {
+            return self.fail(
+                codes::INVALID_VALUE,
+                node.span,
+                format!("`{what}` must be a whole number of at least 1, found `{raw}`"),
                 None,
             );
         }
@@ -139,11 +151,20 @@ impl<'a> Reader<'a> {
     pub fn positive_number(&mut self, node: &Node, what: &str) -> Option<Spanned<f64>> {
         let n = self.number(node, what)?;
         let (v, unit) = n.value;
-        if unit != NumUnit::Plain || v <= 0.0 {
+        let raw = node.raw(self.file).trim().to_string();
+        if unit != NumUnit::Plain {
             return self.fail(
                 codes::INVALID_VALUE,
                 node.span,
-                format!("`{what}` must be a number greater than 0, found `{}`", node.raw(self.file).trim()),
+                format!("`{what}` is an amount, but `{raw}` is a {unit}"),
+                Some("write a plain number such as `100000`".into()),
+            );
+        }
+        if v <= 0.0 {
+            return self.fail(
+                codes::INVALID_VALUE,
+                node.span,
+                format!("`{what}` must be a number greater than 0, found `{raw}`"),
                 None,
             );
         }

@@ -31,10 +31,14 @@ pub struct StrategyDoc {
     pub source: Arc<SourceFile>,
     /// Unique strategy name.
     pub name: Spanned<String>,
+    /// The file `name`'s span refers to (the manifest when a bot renamed the strategy).
+    pub name_file: Arc<SourceFile>,
     /// Free text.
     pub description: Option<String>,
     /// Symbols the strategy trades.
     pub universe: Vec<Spanned<String>>,
+    /// The file `universe`'s spans refer to (the manifest when a bot replaced it).
+    pub universe_file: Arc<SourceFile>,
     /// Bar length the rules are written for.
     pub timeframe: Spanned<Timeframe>,
     /// Named constants the rules refer to by name, in document order.
@@ -102,21 +106,23 @@ impl StrategyDoc {
     }
 }
 
-/// Reads a strategy document from its root mapping. Returns `None` if anything required is
-/// missing or invalid; every problem is in `r.diags`.
+/// Reads a strategy document from its root mapping. Every problem goes to `r.diags`. When a
+/// field is invalid the reading goes on with a placeholder, so that the rules can still be
+/// checked and all errors reported at once; callers must not use a document read with errors.
+/// `None` when there is no entry rule to check.
 pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
     let mut m = r.map(root, "strategy")?;
+    let map_span = m.span();
+    let here = |v: String| Spanned::new(v, map_span);
     m.get("kind");
     let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
     let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
     let universe = m.required(r, "universe").and_then(|n| r.string_list(n, "universe"));
-    let universe = universe.and_then(|u| {
-        if u.is_empty() {
-            r.fail(codes::INVALID_VALUE, m.span(), "`universe` must list at least one symbol".into(), None)
-        } else {
-            Some(u)
-        }
-    });
+    if universe.as_ref().is_some_and(Vec::is_empty) {
+        r.push(
+            Diagnostic::error(codes::INVALID_VALUE, "`universe` must list at least one symbol").at(r.file, map_span),
+        );
+    }
     let timeframe = m.required(r, "timeframe").and_then(|n| read_timeframe(r, n));
     let params = match m.get("params") {
         Some(n) => read_params(r, n),
@@ -130,47 +136,34 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
     let sizing = m.required(r, "sizing").and_then(|n| read_sizing(r, n));
     let direction = match m.get("direction") {
         Some(n) => read_direction(r, n),
-        None => Some(Spanned::new(Direction::Long, m.span())),
+        None => Some(Spanned::new(Direction::Long, map_span)),
     };
-    let map_span = m.span();
     m.finish(r);
 
-    let exit = transpose(exit)?;
-    let stop_loss = transpose(stop_loss)?;
-    let take_profit = transpose(take_profit)?;
-    let max_holding = transpose(max_holding)?;
     if exit.is_none() && stop_loss.is_none() && take_profit.is_none() && max_holding.is_none() {
         r.push(
             Diagnostic::error(codes::MISSING_KEY, "strategy has no way to exit a position")
                 .at(r.file, map_span)
                 .help("add an `exit` rule, or one of `stop_loss`, `take_profit` or `max_holding`"),
         );
-        return None;
     }
     Some(StrategyDoc {
         source: r.file.clone(),
-        name: name?,
+        name: name.unwrap_or_else(|| here(String::new())),
+        name_file: r.file.clone(),
         description,
-        universe: universe?,
-        timeframe: timeframe?,
-        params: params?,
+        universe: universe.unwrap_or_default(),
+        universe_file: r.file.clone(),
+        timeframe: timeframe.unwrap_or(Spanned::new(Timeframe::DAILY, map_span)),
+        params: params.unwrap_or_default(),
         entry: entry?,
-        exit,
-        stop_loss,
-        take_profit,
-        max_holding,
-        sizing: sizing?,
-        direction: direction?,
+        exit: exit.flatten(),
+        stop_loss: stop_loss.flatten(),
+        take_profit: take_profit.flatten(),
+        max_holding: max_holding.flatten(),
+        sizing: sizing.unwrap_or(Spanned::new(Sizing::AllCash, map_span)),
+        direction: direction.unwrap_or(Spanned::new(Direction::Long, map_span)),
     })
-}
-
-/// `Some(None)` when absent, `Some(Some(v))` when valid, `None` when present but invalid.
-fn transpose<T>(v: Option<Option<T>>) -> Option<Option<T>> {
-    match v {
-        None => Some(None),
-        Some(Some(x)) => Some(Some(x)),
-        Some(None) => None,
-    }
 }
 
 /// Reads a timeframe such as `1d`.
@@ -187,7 +180,8 @@ pub fn read_timeframe(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Timefra
     }
 }
 
-fn read_params(r: &mut Reader<'_>, node: &Node) -> Option<Vec<Param>> {
+/// Reads a `params` mapping (name → number, bool or string).
+pub fn read_params(r: &mut Reader<'_>, node: &Node) -> Option<Vec<Param>> {
     if node.value == NodeValue::Null {
         return Some(Vec::new());
     }
@@ -240,7 +234,8 @@ pub fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Sizing>> {
+/// Reads a `sizing` value: `all_cash`, `{percent_of_equity: 5%}` or `{fixed_quantity: 10}`.
+pub fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Sizing>> {
     const FORMS: &str = "write `all_cash`, `{percent_of_equity: 5%}` or `{fixed_quantity: 10}`";
     if let NodeValue::Str(_) = node.value {
         let c = r.choice(node, "sizing", &["all_cash"])?;

@@ -58,6 +58,8 @@ pub const DUPLICATE: &str = "E4002";
 pub const BAD_PARAM: &str = "E4003";
 /// A symbol has no market data.
 pub const MISSING_DATA: &str = "E4004";
+/// The phases' `next` links form a cycle.
+pub const PHASE_CYCLE: &str = "E4005";
 
 /// A file could not be read or written.
 pub const IO: &str = "E9001";
@@ -66,3 +68,13 @@ pub const BAD_DATA: &str = "E9002";
 
 /// A strategy param that no rule uses.
 pub const UNUSED_PARAM: &str = "W0001";
+/// A rule is constant after folding (always true or always false).
+pub const CONSTANT_RULE: &str = "W0002";
+/// A policy rule can never fire.
+pub const NEVER_FIRES: &str = "W0003";
+/// A strategy's exit can never be reached.
+pub const UNREACHABLE_EXIT: &str = "W0004";
+/// A value on one scale is compared with a number written on another (percent vs fraction).
+pub const UNIT_MIXUP: &str = "W0005";
+/// Market data that no strategy uses.
+pub const UNUSED_DATA: &str = "W0006";

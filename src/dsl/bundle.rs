@@ -16,9 +16,10 @@ use super::check::{Checker, TExpr};
 use super::parser;
 use super::program::{CompiledRule, GraphSpec, lower_rule};
 use crate::config::manifest::BotDoc;
+use crate::config::phase::PhaseDoc;
 use crate::config::policy::PolicyDoc;
 use crate::config::strategy::StrategyDoc;
-use crate::diagnostics::{Diagnostic, SourceFile, codes};
+use crate::diagnostics::{Diagnostic, SourceFile, codes, did_you_mean, one_of};
 
 /// A strategy with its rules type-checked (params substituted, constants folded).
 #[derive(Debug, Clone)]
@@ -65,6 +66,8 @@ pub struct Bundle {
     pub strategies: Vec<CompiledStrategy>,
     /// Policies, in the order they apply.
     pub policies: Vec<CompiledPolicy>,
+    /// Graduation phases.
+    pub phases: Vec<PhaseDoc>,
 }
 
 impl Bundle {
@@ -103,7 +106,9 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         return None;
     }
     let unused_params = doc.params.iter().map(|p| p.name.value.clone()).filter(|n| !used.contains(n)).collect();
-    Some(CompiledStrategy { doc, entry, exit, unused_params })
+    let compiled = CompiledStrategy { doc, entry, exit, unused_params };
+    diags.extend(super::lint::lint_strategy(&compiled));
+    Some(compiled)
 }
 
 fn check_rule(
@@ -124,7 +129,7 @@ fn check_rule(
     let mut c = Checker::new(src, ctx, &doc.params);
     let t = c.check_rule(&ast, what);
     used.extend(c.used_params);
-    let failed = !c.diags.is_empty();
+    let failed = c.diags.iter().any(Diagnostic::is_error);
     diags.extend(c.diags);
     if failed { None } else { t }
 }
@@ -156,7 +161,7 @@ pub fn compile_policy(doc: PolicyDoc, diags: &mut Vec<Diagnostic>) -> Option<Com
         };
         let mut c = Checker::new(&r.when, Context::Policy, &[]);
         let t = c.check_rule(&ast, "when");
-        if !c.diags.is_empty() {
+        if c.diags.iter().any(Diagnostic::is_error) {
             ok = false;
         }
         diags.extend(c.diags);
@@ -167,7 +172,9 @@ pub fn compile_policy(doc: PolicyDoc, diags: &mut Vec<Diagnostic>) -> Option<Com
     if !ok {
         return None;
     }
-    Some(CompiledPolicy { doc, rules })
+    let compiled = CompiledPolicy { doc, rules };
+    diags.extend(super::lint::lint_policy(&compiled));
+    Some(compiled)
 }
 
 /// Assembles compiled documents into a bundle: checks that strategy and policy names are
@@ -176,6 +183,7 @@ pub fn assemble(
     bot: Option<BotDoc>,
     strategies: Vec<CompiledStrategy>,
     policies: Vec<CompiledPolicy>,
+    phases: Vec<PhaseDoc>,
     sources: &[Arc<SourceFile>],
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Bundle> {
@@ -185,9 +193,12 @@ pub fn assemble(
         if let Some(first) = names.insert(&s.doc.name.value, &s.doc) {
             diags.push(
                 Diagnostic::error(codes::DUPLICATE, format!("strategy name `{}` is used twice", s.doc.name.value))
-                    .at(&s.doc.source, s.doc.name.span)
+                    .at(&s.doc.name_file, s.doc.name.span)
                     .label("duplicate name")
-                    .help(format!("it is also the name of the strategy in `{}`", first.source.name)),
+                    .help(format!(
+                        "it is also the name of the strategy in `{}`; a bot using a strategy twice must rename one (`name:`)",
+                        first.source.name
+                    )),
             );
             ok = false;
         }
@@ -207,7 +218,85 @@ pub fn assemble(
     if !ok {
         return None;
     }
-    Some(Bundle { revision: revision(sources), bot, strategies, policies })
+    Some(Bundle { revision: revision(sources), bot, strategies, policies, phases })
+}
+
+/// Checks a bot's phases: unique names, every `next` among them, no cycle, and the active
+/// `phase` among them. Returns `false` (with diagnostics) on any error.
+pub fn check_phases(bot: &BotDoc, phases: &[PhaseDoc], diags: &mut Vec<Diagnostic>) -> bool {
+    let mut ok = true;
+    let mut by_name: BTreeMap<&str, &PhaseDoc> = BTreeMap::new();
+    for p in phases {
+        if let Some(first) = by_name.insert(&p.name.value, p) {
+            diags.push(
+                Diagnostic::error(codes::DUPLICATE, format!("phase name `{}` is used twice", p.name.value))
+                    .at(&p.source, p.name.span)
+                    .label("duplicate name")
+                    .help(format!("it is also the name of the phase in `{}`", first.source.name)),
+            );
+            ok = false;
+        }
+    }
+    let names: Vec<&str> = by_name.keys().copied().collect();
+    let suggest = |missing: &str| match did_you_mean(missing, names.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None if names.is_empty() => "the bot lists no phases".to_string(),
+        None => format!("the bot's phases: {}", one_of(&names)),
+    };
+    for p in phases {
+        if let Some(next) = p.next.as_ref().filter(|n| !by_name.contains_key(n.value.as_str())) {
+            diags.push(
+                Diagnostic::error(
+                    codes::UNRESOLVED_REFERENCE,
+                    format!("phase `{}` leads to `{}`, which is not among the bot's phases", p.name.value, next.value),
+                )
+                .at(&p.source, next.span)
+                .label("unknown phase")
+                .help(suggest(&next.value)),
+            );
+            ok = false;
+        }
+    }
+    // Cycles: follow `next` from every phase; reaching a phase already on the path is a cycle.
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    for start in phases {
+        let mut path: Vec<&str> = vec![&start.name.value];
+        let mut at = start;
+        while let Some(next) = at.next.as_ref().and_then(|n| by_name.get(n.value.as_str())) {
+            if let Some(i) = path.iter().position(|n| *n == next.name.value) {
+                let cycle: Vec<&str> = path[i..].to_vec();
+                if cycle.iter().all(|n| !reported.contains(n)) {
+                    reported.extend(cycle.iter().copied());
+                    let shown = format!("{} → {}", cycle.join(" → "), cycle[0]);
+                    let d = Diagnostic::error(codes::PHASE_CYCLE, format!("phases form a cycle: {shown}"))
+                        .label("this successor closes the cycle")
+                        .help("the chain of `next` must end in a final phase without `next`");
+                    let d = match &at.next {
+                        Some(n) => d.at(&at.source, n.span),
+                        None => d,
+                    };
+                    diags.push(d);
+                    ok = false;
+                }
+                break;
+            }
+            path.push(&next.name.value);
+            at = next;
+        }
+    }
+    if let Some(active) = bot.phase.as_ref().filter(|a| !by_name.contains_key(a.value.as_str())) {
+        diags.push(
+            Diagnostic::error(
+                codes::UNRESOLVED_REFERENCE,
+                format!("the active phase `{}` is not among the bot's phases", active.value),
+            )
+            .at(&bot.source, active.span)
+            .label("unknown phase")
+            .help(suggest(&active.value)),
+        );
+        ok = false;
+    }
+    ok
 }
 
 /// The revision of a set of documents: SHA-256 over each text (length-prefixed, in order),

@@ -9,11 +9,12 @@
 use std::collections::BTreeSet;
 
 use super::ast::{BinaryOp, Expr, ExprKind, Ident, UnaryOp};
-use super::catalog::{self, ArgKind, BarField, Context, FieldId, Func, FuncSpec};
+use super::catalog::{self, ArgKind, BarField, Context, FieldId, Func, FuncSpec, Scale};
 use super::semantics::{self, BinOp, UnOp, from_bool, string_id};
 use super::types::{Ty, ValueKind, Variability};
 use crate::config::expr_source::ExprSource;
 use crate::config::strategy::{Param, ParamValue};
+use crate::config::units::NumUnit;
 use crate::diagnostics::{Diagnostic, Span, codes, did_you_mean, one_of};
 
 /// Largest history index accepted in `x[k]`.
@@ -400,12 +401,24 @@ impl<'a> Checker<'a> {
                         } else {
                             "a number greater than 0".to_string()
                         };
+                        let help = match self.written_number(&args[i]) {
+                            Some((_, unit @ (NumUnit::Percent | NumUnit::Bps), text)) => {
+                                Some(format!("{text} is written as a {unit}; periods are whole numbers of bars"))
+                            }
+                            Some((_, _, text)) if text.contains('(') => Some(format!("the param is {text}")),
+                            _ => None,
+                        };
                         self.error(
                             codes::NOT_CONSTANT,
                             arg_span,
-                            format!("argument `{}` of `{}` must be {want}, found `{v}`", a.name, spec.name),
+                            format!(
+                                "argument `{}` of `{}` must be {want}, found `{}`",
+                                a.name,
+                                spec.name,
+                                trim_float(v)
+                            ),
                             &format!("expected {want}"),
-                            None,
+                            help,
                         );
                         ok = false;
                     } else {
@@ -513,6 +526,10 @@ impl<'a> Checker<'a> {
                 Some(fold_binary(bop, ta, tb, ValueKind::Num, span))
             }
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                if ka == ValueKind::Num && kb == ValueKind::Num {
+                    self.check_scales(a, &ta, b);
+                    self.check_scales(b, &tb, a);
+                }
                 if ka != ValueKind::Num || kb != ValueKind::Num {
                     let help = if chained {
                         Some("comparisons do not chain; write `a < b and b < c`".to_string())
@@ -551,6 +568,50 @@ impl<'a> Checker<'a> {
                 Some(fold_binary(bop, ta, tb, ValueKind::Bool, span))
             }
         }
+    }
+
+    /// The number a side of a comparison was written as: a literal, or a param, with its unit.
+    fn written_number(&self, e: &Expr) -> Option<(f64, NumUnit, String)> {
+        match &e.kind {
+            ExprKind::Number(v, unit) => {
+                Some((*v, *unit, format!("`{}`", self.src.text.get(e.span.start..e.span.end).unwrap_or(""))))
+            }
+            ExprKind::Path(ids) if ids.len() == 1 => {
+                let p = self.params.iter().find(|p| p.name.value == ids[0].name)?;
+                match p.value.value {
+                    ParamValue::Number(v, unit) => {
+                        Some((v, unit, format!("`{}` (`{}`)", ids[0].name, written(v, unit))))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Warns when a value on one scale is compared with a number written on another:
+    /// `rsi(close, 14) < 30%` (RSI is 0..100, `30%` is 0.3) or `account.drawdown > 10`
+    /// (a fraction compared with 1000%).
+    fn check_scales(&mut self, side: &Expr, typed: &TExpr, other: &Expr) {
+        let scale = scale_of(typed);
+        let Some((v, unit, text)) = self.written_number(other) else { return };
+        let what = self.src.text.get(side.span.start..side.span.end).unwrap_or("").trim().to_string();
+        let (msg, help) = match (scale, unit) {
+            (Scale::Points, NumUnit::Percent | NumUnit::Bps) => (
+                format!("`{what}` is on a 0..100 scale, but {text} is the fraction {}", trim_float(v)),
+                format!("write the level as points, e.g. `{}`", trim_float(v * 100.0)),
+            ),
+            (Scale::Fraction, NumUnit::Plain) if v.abs() > 1.0 => (
+                format!("`{what}` is a fraction (0.1 is 10%), but {text} is {}%", trim_float(v * 100.0)),
+                format!("did you mean `{}%`?", trim_float(v)),
+            ),
+            _ => return,
+        };
+        let d = Diagnostic::warning(codes::UNIT_MIXUP, msg)
+            .at(&self.src.file, self.src.to_file_span(other.span))
+            .label("different scale")
+            .help(help);
+        self.diags.push(d);
     }
 
     /// `order.side == "bye"`: a literal that the field can never hold.
@@ -627,6 +688,31 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// The scale of a typed expression's value, when known.
+fn scale_of(t: &TExpr) -> Scale {
+    match &t.kind {
+        TKind::Indicator { func, .. } => catalog::spec(*func).scale,
+        TKind::Field(id) => catalog::field_spec(*id).scale,
+        TKind::Lag(x, _) => scale_of(x),
+        _ => Scale::Any,
+    }
+}
+
+/// A number without float noise: `30.000000000000004` → `30`.
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A number as the user wrote it: `0.05`, `5%` or `500bps`.
+fn written(v: f64, unit: NumUnit) -> String {
+    match unit {
+        NumUnit::Plain => trim_float(v),
+        NumUnit::Percent => format!("{}%", trim_float(v * 100.0)),
+        NumUnit::Bps => format!("{}bps", trim_float(v * 10_000.0)),
+    }
+}
+
 fn widest(a: Variability, b: Variability) -> Variability {
     a.max(b)
 }
@@ -641,10 +727,22 @@ pub fn fold_unary(op: UnOp, a: TExpr, span: Span) -> TExpr {
     TExpr { kind: TKind::Unary(op, Box::new(a)), ty, span }
 }
 
-/// Builds a binary node, folding constants.
+/// Builds a binary node, folding constants. `and`/`or` with one constant side fold too, as
+/// Kleene logic allows: `false and x` is false and `true or x` is true whatever `x` is, while
+/// `true and x` and `false or x` are `x`.
 pub fn fold_binary(op: BinOp, a: TExpr, b: TExpr, kind: ValueKind, span: Span) -> TExpr {
     if let (Some(x), Some(y)) = (a.as_const(), b.as_const()) {
         return TExpr::constant(semantics::binary(op, x, y), kind, span);
+    }
+    if matches!(op, BinOp::And | BinOp::Or) {
+        let absorbing = if op == BinOp::And { semantics::FALSE } else { semantics::TRUE };
+        for (c, other) in [(&a, &b), (&b, &a)] {
+            match c.as_const() {
+                Some(v) if v == absorbing => return TExpr::constant(absorbing, kind, span),
+                Some(v) if !v.is_nan() => return TExpr { span, ..other.clone() },
+                _ => {}
+            }
+        }
     }
     let ty = Ty::new(kind, widest(a.ty.var, b.ty.var));
     TExpr { kind: TKind::Binary(op, Box::new(a), Box::new(b)), ty, span }
@@ -671,7 +769,7 @@ mod tests {
         let mut c = Checker::new(&src, ctx, &ps);
         let e = parse_text(text).unwrap();
         match c.check(&e) {
-            Some(t) if c.diags.is_empty() => Ok(t),
+            Some(t) if !c.diags.iter().any(Diagnostic::is_error) => Ok(t),
             _ => Err(c.diags),
         }
     }
@@ -733,6 +831,19 @@ mod tests {
 
         let d = err("clsoe > 1", Context::Eval);
         assert_eq!(d.help.as_deref(), Some("did you mean `close`?"));
+    }
+
+    #[test]
+    fn flags_percent_and_fraction_mixups() {
+        let src = ExprSource::standalone("rule", "rsi(close, 14) < 30% and account.drawdown < 10");
+        let mut c = Checker::new(&src, Context::Entry, &[]);
+        let e = parse_text(&src.text).unwrap();
+        assert!(c.check_rule(&e, "entry").is_some(), "warnings do not stop compilation");
+        assert_eq!(c.diags.len(), 2, "{:?}", c.diags);
+        assert!(c.diags.iter().all(|d| d.code == codes::UNIT_MIXUP && !d.is_error()));
+        assert_eq!(c.diags[0].help.as_deref(), Some("write the level as points, e.g. `30`"));
+        assert_eq!(c.diags[1].help.as_deref(), Some("did you mean `10%`?"));
+        assert!(check("rsi(close, 14) < 30 and account.drawdown < 10%", Context::Entry).is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod catalog;
 pub mod check;
 pub mod interp;
+pub mod lint;
 pub mod parser;
 pub mod program;
 pub mod semantics;

@@ -228,6 +228,107 @@ pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData,
     Ok(MarketData { series: out, notes: files.notes })
 }
 
+/// Checks, without loading everything, that every symbol a bot's strategies trade has bars in the
+/// manifest's `data` (when it has a `data` section): each CSV file is read in its first 64 KiB
+/// (layout, a first bar), each store is asked for the symbol. Also warns about CSV data no
+/// strategy uses.
+pub fn check_data(loaded: &Loaded) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(bot) = &loaded.bundle.bot else { return out };
+    if bot.data.csv.is_empty() && bot.data.store.is_none() {
+        return out;
+    }
+    let mut checked: BTreeMap<String, bool> = BTreeMap::new();
+    for c in &bot.data.csv {
+        let traded = loaded.bundle.strategies.iter().any(|s| s.trades(&c.symbol.value));
+        if !traded {
+            out.push(
+                Diagnostic::warning(codes::UNUSED_DATA, format!("no strategy trades `{}`", c.symbol.value))
+                    .at(&bot.source, c.symbol.span)
+                    .label("unused data")
+                    .help("remove it, or add the symbol to a strategy's universe"),
+            );
+        }
+        let path = resolve(&loaded.base_dir, &c.path.value);
+        let ok = match read_prefix(&path) {
+            Err(e) => {
+                out.push(
+                    Diagnostic::error(codes::MISSING_DATA, format!("cannot read data file `{}`: {e}", path.display()))
+                        .at(&bot.source, c.path.span)
+                        .label("here")
+                        .help("paths are relative to the manifest's directory"),
+                );
+                false
+            }
+            Ok(prefix) => {
+                let opts = CsvOptions {
+                    time_format: c.time_format.as_ref().map(|t| t.value.clone()),
+                    timezone: c.timezone.as_ref().and_then(|t| t.value.parse().ok()),
+                    ..Default::default()
+                };
+                match super::csv_bars::parse_csv(&path.display().to_string(), &c.symbol.value, &prefix, &opts) {
+                    Ok(_) => true,
+                    Err(d) => {
+                        out.push(
+                            Diagnostic::error(
+                                codes::MISSING_DATA,
+                                format!("no usable bars for `{}`: {}", c.symbol.value, d.message),
+                            )
+                            .at(&bot.source, c.path.span)
+                            .label("this file"),
+                        );
+                        false
+                    }
+                }
+            }
+        };
+        checked.insert(c.symbol.value.clone(), ok);
+    }
+    let store = bot.data.store.as_ref().map(|s| (resolve(&loaded.base_dir, &s.value), s.span));
+    for s in &loaded.bundle.strategies {
+        for sym in &s.doc.universe {
+            if checked.contains_key(&sym.value) {
+                continue;
+            }
+            let found = match &store {
+                Some((path, _)) => {
+                    path.exists() && bar_store::timeframes(path, &sym.value).is_ok_and(|t| !t.is_empty())
+                }
+                None => false,
+            };
+            checked.insert(sym.value.clone(), found);
+            if !found {
+                let help = match &store {
+                    Some((path, _)) => format!(
+                        "import it (`dsl import FILE.csv --symbol {} --db {}`) or add it under `data.csv`",
+                        sym.value,
+                        path.display()
+                    ),
+                    None => format!("add it under `data.csv` (`{}: FILE.csv`)", sym.value),
+                };
+                out.push(
+                    Diagnostic::error(codes::MISSING_DATA, format!("`{}` has no market data in this bot", sym.value))
+                        .at(&s.doc.universe_file, sym.span)
+                        .label(format!("traded by `{}`", s.name()))
+                        .help(help),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The first 64 KiB of a file, cut after its last complete line.
+fn read_prefix(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    std::fs::File::open(path)?.take(64 * 1024).read_to_end(&mut buf)?;
+    if let (true, Some(nl)) = (buf.len() == 64 * 1024, buf.iter().rposition(|&b| b == b'\n')) {
+        buf.truncate(nl + 1);
+    }
+    Ok(buf)
+}
+
 fn no_data(sym: &str, manifest: bool) -> Diagnostic {
     let help = if manifest {
         format!(

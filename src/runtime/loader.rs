@@ -9,9 +9,15 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use crate::config::manifest::StrategyRef;
+use crate::config::phase::PhaseDoc;
+use crate::config::strategy::StrategyDoc;
 use crate::config::{Document, read_document};
 use crate::diagnostics::{Diagnostic, Severity, SourceFile, Span, codes};
-use crate::dsl::bundle::{Bundle, CompiledPolicy, CompiledStrategy, assemble, compile_policy, compile_strategy};
+use crate::diagnostics::{did_you_mean, one_of};
+use crate::dsl::bundle::{
+    Bundle, CompiledPolicy, CompiledStrategy, assemble, check_phases, compile_policy, compile_strategy,
+};
 
 /// A loaded bundle and where it came from.
 #[derive(Debug, Clone)]
@@ -60,6 +66,52 @@ fn dir_of(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// Applies a bot's overrides (name, universe, param values, sizing) to a strategy it uses.
+/// Returns `false` (with diagnostics) when an override names a param the strategy lacks.
+fn apply_overrides(
+    doc: &mut StrategyDoc,
+    r: &StrategyRef,
+    manifest: &Arc<SourceFile>,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    let mut ok = true;
+    if let Some(name) = &r.name {
+        doc.name = name.clone();
+        doc.name_file = manifest.clone();
+    }
+    if let Some(universe) = &r.universe {
+        doc.universe = universe.clone();
+        doc.universe_file = manifest.clone();
+    }
+    if let Some(sizing) = &r.sizing {
+        doc.sizing = sizing.clone();
+    }
+    for p in &r.params {
+        match doc.params.iter_mut().find(|d| d.name.value == p.name.value) {
+            Some(d) => d.value = p.value.clone(),
+            None => {
+                let declared: Vec<&str> = doc.params.iter().map(|d| d.name.value.as_str()).collect();
+                let help = match did_you_mean(&p.name.value, declared.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if declared.is_empty() => format!("`{}` declares no params", doc.source.name),
+                    None => format!("params of `{}`: {}", doc.name.value, one_of(&declared)),
+                };
+                diags.push(
+                    Diagnostic::error(
+                        codes::BAD_PARAM,
+                        format!("strategy `{}` has no param `{}`", doc.name.value, p.name.value),
+                    )
+                    .at(manifest, p.name.span)
+                    .label("not a param of this strategy")
+                    .help(help),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
 /// Problems of a referenced document that is missing or of the wrong kind.
 fn reference_error(manifest: &Arc<SourceFile>, span: Span, msg: String, help: String) -> Diagnostic {
     Diagnostic::error(codes::UNRESOLVED_REFERENCE, msg).at(manifest, span).label("referenced here").help(help)
@@ -78,7 +130,7 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         None => None,
         Some(Document::Strategy(s)) => {
             let compiled = compile_strategy(s, &mut diags);
-            compiled.and_then(|c| assemble(None, vec![c], vec![], std::slice::from_ref(&src), &mut diags))
+            compiled.and_then(|c| assemble(None, vec![c], vec![], vec![], std::slice::from_ref(&src), &mut diags))
         }
         Some(Document::Policy(p)) => {
             diags.push(
@@ -92,23 +144,59 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             let mut sources = vec![src.clone()];
             let mut strategies: Vec<CompiledStrategy> = Vec::new();
             let mut policies: Vec<CompiledPolicy> = Vec::new();
+            let mut phases: Vec<PhaseDoc> = Vec::new();
             let mut ok = true;
-            let refs = bot.strategies.iter().map(|r| (r, "strategy")).chain(bot.policies.iter().map(|r| (r, "policy")));
-            for (r, kind) in refs {
-                let p = resolve(&base_dir, &r.value);
-                let Some((file, doc)) = load_referenced(&src, r.span, &p, kind, &mut diags) else {
+            for sref in &bot.strategies {
+                let p = resolve(&base_dir, &sref.path.value);
+                let Some((file, Document::Strategy(mut doc))) =
+                    load_referenced(&src, sref.path.span, &p, "strategy", &mut diags)
+                else {
                     ok = false;
                     continue;
                 };
                 sources.push(file);
-                let compiled = match doc {
-                    Document::Strategy(s) => compile_strategy(s, &mut diags).map(|c| strategies.push(c)),
-                    Document::Policy(pol) => compile_policy(pol, &mut diags).map(|c| policies.push(c)),
-                    Document::Bot(_) => None,
-                };
-                ok &= compiled.is_some();
+                if !apply_overrides(&mut doc, sref, &src, &mut diags) {
+                    ok = false;
+                    continue;
+                }
+                match compile_strategy(doc, &mut diags) {
+                    Some(c) => strategies.push(c),
+                    None => ok = false,
+                }
             }
-            if ok { assemble(Some(bot), strategies, policies, &sources, &mut diags) } else { None }
+            for pref in &bot.policies {
+                let p = resolve(&base_dir, &pref.value);
+                match load_referenced(&src, pref.span, &p, "policy", &mut diags) {
+                    Some((file, Document::Policy(doc))) => {
+                        sources.push(file);
+                        match compile_policy(doc, &mut diags) {
+                            Some(c) => policies.push(c),
+                            None => ok = false,
+                        }
+                    }
+                    _ => ok = false,
+                }
+            }
+            for pref in &bot.phases {
+                let p = resolve(&base_dir, &pref.value);
+                match load_referenced(&src, pref.span, &p, "phase", &mut diags) {
+                    Some((file, Document::Phase(doc))) => {
+                        sources.push(file);
+                        phases.push(doc);
+                    }
+                    _ => ok = false,
+                }
+            }
+            ok &= check_phases(&bot, &phases, &mut diags);
+            if ok { assemble(Some(bot), strategies, policies, phases, &sources, &mut diags) } else { None }
+        }
+        Some(Document::Phase(p)) => {
+            diags.push(
+                Diagnostic::error(codes::UNKNOWN_KIND, "a phase cannot be run on its own")
+                    .at(&src, p.name.span)
+                    .help("list it under `phases` in a bot manifest"),
+            );
+            None
         }
     };
     add_warnings(bundle.as_ref(), &mut diags);
@@ -241,7 +329,13 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
             Some(Document::Strategy(s)) => {
                 if let Some(c) = compile_strategy(s, &mut diags) {
                     add_warnings(
-                        Some(&Bundle { revision: String::new(), bot: None, strategies: vec![c], policies: vec![] }),
+                        Some(&Bundle {
+                            revision: String::new(),
+                            bot: None,
+                            strategies: vec![c],
+                            policies: vec![],
+                            phases: vec![],
+                        }),
                         &mut diags,
                     );
                 }
@@ -249,11 +343,14 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
             Some(Document::Policy(p)) => {
                 compile_policy(p, &mut diags);
             }
-            Some(Document::Bot(_)) => {
-                if let Err(more) = load_bundle(f) {
-                    diags.extend(more);
+            Some(Document::Phase(_)) => {}
+            Some(Document::Bot(_)) => match load_bundle(f) {
+                Ok(loaded) => {
+                    diags.extend(loaded.warnings.clone());
+                    diags.extend(super::data::check_data(&loaded));
                 }
-            }
+                Err(more) => diags.extend(more),
+            },
             None => {}
         }
         // Source order within a file; diagnostics without a location last.

@@ -58,5 +58,5 @@ pub fn bundle(strategies: &[&str], policies: &[&str]) -> Arc<Bundle> {
     }
     let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
     assert!(errors.is_empty(), "{errors:#?}");
-    Arc::new(assemble(None, ss, ps, &sources, &mut diags).expect("bundle"))
+    Arc::new(assemble(None, ss, ps, vec![], &sources, &mut diags).expect("bundle"))
 }
