@@ -1,7 +1,7 @@
 //! `dsl eval EXPR... --data FILE`: every expression's value on every bar, as CSV.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{BarArgs, EXIT_INVALID, EXIT_OK, EXIT_USAGE, Out};
 use crate::config::expr_source::ExprSource;
@@ -10,6 +10,7 @@ use crate::config::{Document, read_document};
 use crate::diagnostics::{Diagnostic, Span, Spanned, codes};
 use crate::dsl::catalog::Context;
 use crate::dsl::check::Checker;
+use crate::dsl::explain::{explain, render};
 use crate::dsl::parser;
 use crate::dsl::program::GraphSpec;
 use crate::dsl::types::ValueKind;
@@ -21,9 +22,18 @@ use crate::runtime::timeparse::format_utc;
 /// Arguments of `dsl eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Expressions, e.g. `sma(close, 10)` `rsi(close, 14) < 30`.
-    #[arg(required = true)]
+    /// Expressions, e.g. `sma(close, 10)` `rsi(close, 14) < 30` (or use --rule).
+    #[arg(required_unless_present = "rule")]
     pub exprs: Vec<String>,
+    /// Evaluate the strategy's `entry` or `exit` rule (needs --strategy).
+    #[arg(long, value_parser = ["entry", "exit"], requires = "strategy")]
+    pub rule: Option<String>,
+    /// Only this bar (`2012-12-03` or RFC 3339; the last bar at or before it).
+    #[arg(long, value_parser = crate::cli::parse_time)]
+    pub at: Option<i64>,
+    /// Print the tree of sub-expression values on the --at bar instead of CSV.
+    #[arg(long, requires = "at")]
+    pub explain: bool,
     /// CSV file of bars.
     #[arg(long)]
     pub data: PathBuf,
@@ -80,34 +90,69 @@ fn params(args: &Args, out: Out) -> Result<Vec<Param>, u8> {
     Ok(ps)
 }
 
+/// The entry or exit rule of a strategy file, with its position in that file.
+fn strategy_rule(path: &Path, rule: &str, out: Out) -> Result<ExprSource, u8> {
+    let src = read_source(path).map_err(|d| out.fail(&d))?;
+    let mut diags = Vec::new();
+    match read_document(&src, &mut diags) {
+        Some(Document::Strategy(s)) if !diags.iter().any(Diagnostic::is_error) => {
+            let r = if rule == "entry" { Some(s.entry) } else { s.exit };
+            r.ok_or_else(|| {
+                eprintln!("error: `{}` has no {rule} rule", path.display());
+                EXIT_USAGE
+            })
+        }
+        Some(Document::Strategy(_)) | None => {
+            out.diags(&diags);
+            Err(EXIT_INVALID)
+        }
+        Some(other) => {
+            eprintln!("error: `{}` is a {}, not a strategy", path.display(), other.kind());
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
 /// Runs the command.
 pub fn run(args: Args, out: Out) -> u8 {
     let ps = match params(&args, out) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    // The expressions to evaluate: from the command line, or a strategy's rule.
+    let mut sources: Vec<ExprSource> =
+        args.exprs.iter().enumerate().map(|(i, t)| ExprSource::standalone(&format!("<expr {}>", i + 1), t)).collect();
+    if let (Some(rule), Some(path)) = (&args.rule, &args.strategy) {
+        match strategy_rule(path, rule, out) {
+            Ok(src) => sources.insert(0, src),
+            Err(code) => return code,
+        }
+    }
     // Compile every expression into one graph (shared sub-expressions are computed once).
     let mut graph = GraphSpec::new();
     let mut outputs = Vec::new();
+    let mut typed = Vec::new();
     let mut diags: Vec<Diagnostic> = Vec::new();
-    for (i, text) in args.exprs.iter().enumerate() {
-        let src = ExprSource::standalone(&format!("<expr {}>", i + 1), text);
-        let ast = match parser::parse(&src) {
+    for src in &sources {
+        let ast = match parser::parse(src) {
             Ok(a) => a,
             Err(d) => {
                 diags.push(d);
                 continue;
             }
         };
-        let mut c = Checker::new(&src, Context::Eval, &ps);
+        let mut c = Checker::new(src, Context::Eval, &ps);
         if let Some(t) = c.check(&ast).filter(|_| !c.diags.iter().any(Diagnostic::is_error)) {
             outputs.push((graph.lower(&t), t.ty.kind));
+            typed.push(t);
         }
         diags.extend(c.diags);
     }
-    out.diags(&diags);
-    if diags.iter().any(Diagnostic::is_error) {
-        return EXIT_INVALID;
+    if !diags.is_empty() {
+        out.diags(&diags);
+        if diags.iter().any(Diagnostic::is_error) {
+            return EXIT_INVALID;
+        }
     }
     let opts = CsvOptions {
         symbol: args.symbol.clone(),
@@ -127,6 +172,39 @@ pub fn run(args: Args, out: Out) -> u8 {
         ));
     }
     let series = &load.series[0];
+    if let Some(at) = args.bars.to.map_or(args.at, |to| args.at.map(|a| a.min(to))) {
+        // The bar to show: the last one at or before `--at`.
+        let Some(i) = series.ts.iter().rposition(|&t| t <= at) else {
+            return out.fail(&Diagnostic::error(
+                codes::MISSING_DATA,
+                format!("`{}` has no bar at or before {}", args.data.display(), format_utc(at)),
+            ));
+        };
+        if series.ts[i] != at {
+            eprintln!(
+                "note: no bar at {}; showing the last bar before it, {}",
+                format_utc(at),
+                format_utc(series.ts[i])
+            );
+        }
+        if args.explain {
+            let mut g = Graph::new(&graph);
+            let mut before = g.values().to_vec();
+            for k in 0..=i {
+                if k == i {
+                    before = g.values().to_vec();
+                }
+                g.update(&series.bar(k));
+            }
+            let now = g.values().to_vec();
+            println!("{} {}", series.symbol, format_utc(series.ts[i]));
+            for (t, src) in typed.iter().zip(&sources) {
+                let x = explain(t, src, &mut graph, &now, &before);
+                print!("{}", render(&x));
+            }
+            return EXIT_OK;
+        }
+    }
     let mut g = Graph::new(&graph);
     let sink: Box<dyn Write> = match &args.output {
         Some(p) => match std::fs::File::create(p) {
@@ -139,14 +217,18 @@ pub fn run(args: Args, out: Out) -> u8 {
     };
     let mut w = csv::Writer::from_writer(sink);
     let mut header = vec!["time".to_string()];
-    header.extend(args.exprs.iter().cloned());
+    header.extend(sources.iter().map(|s| s.text.split_whitespace().collect::<Vec<_>>().join(" ")));
     let mut row: Vec<String> = Vec::with_capacity(header.len());
     let result = (|| -> Result<(), csv::Error> {
         w.write_record(&header)?;
         for i in 0..series.len() {
             let bar = series.bar(i);
             g.update(&bar);
-            if args.bars.from.is_some_and(|f| bar.ts < f) || args.bars.to.is_some_and(|t| bar.ts > t) {
+            let outside = match args.at {
+                Some(at) => series.ts.iter().rposition(|&t| t <= at) != Some(i),
+                None => args.bars.from.is_some_and(|f| bar.ts < f) || args.bars.to.is_some_and(|t| bar.ts > t),
+            };
+            if outside {
                 continue;
             }
             row.clear();

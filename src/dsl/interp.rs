@@ -32,6 +32,22 @@ impl Bars<'_> {
     }
 }
 
+/// Evaluates any expression on one bar: series parts over `bars` (when given) at `index`,
+/// context fields from `fields` (indexed by [`super::catalog::FieldId`]; missing fields are
+/// undefined).
+pub fn eval_at(e: &TExpr, bars: Option<&Bars<'_>>, index: usize, fields: &[f64]) -> f64 {
+    match &e.kind {
+        TKind::Const(v) => *v,
+        TKind::Field(f) => fields.get(*f as usize).copied().unwrap_or(f64::NAN),
+        TKind::Unary(op, a) => unary(*op, eval_at(a, bars, index, fields)),
+        TKind::Binary(op, a, b) => binary(*op, eval_at(a, bars, index, fields), eval_at(b, bars, index, fields)),
+        TKind::Bar(_) | TKind::Lag(..) | TKind::Indicator { .. } => match bars {
+            Some(b) => eval_series(e, b).get(index).copied().unwrap_or(f64::NAN),
+            None => f64::NAN,
+        },
+    }
+}
+
 /// Evaluates a constant or series expression on every bar. Context fields evaluate as
 /// undefined (`NaN`).
 pub fn eval_series(e: &TExpr, bars: &Bars<'_>) -> Vec<f64> {

@@ -12,6 +12,7 @@ pub mod ast;
 pub mod bundle;
 pub mod catalog;
 pub mod check;
+pub mod explain;
 pub mod interp;
 pub mod lint;
 pub mod parser;

@@ -86,3 +86,61 @@ fn eval_rejects_bad_expressions_with_a_location() {
     assert!(err.contains("`sma` takes 2 arguments, found 1"), "{err}");
     assert!(err.contains("usage: `sma(src, period)`"), "{err}");
 }
+
+#[test]
+fn explain_shows_why_a_crossing_fired_with_previous_bar_values() {
+    let assert = dsl()
+        .args(["eval", "--strategy", "strategies/sma_crossover.yaml", "--rule", "entry", "--explain"])
+        .args(["--at", "2004-12-20", "--data"])
+        .arg(data("GOOG.csv"))
+        .assert()
+        .success();
+    let text = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "GOOG 2004-12-20T00:00:00Z", "{text}");
+    assert_eq!(lines[1], "crosses_above(sma(close, fast), sma(close, slow)) = true", "{text}");
+    // Both averages show today's and yesterday's values: fast was below slow, now above.
+    let value = |line: &str, marker: &str| -> f64 {
+        let rest = &line[line.find(marker).unwrap() + marker.len()..];
+        rest.split([' ', ')']).next().unwrap().parse().unwrap()
+    };
+    let fast = lines.iter().find(|l| l.contains("sma(close, fast) =")).unwrap();
+    let slow = lines.iter().find(|l| l.contains("sma(close, slow) =")).unwrap();
+    assert!(value(fast, "= ") > value(slow, "= "), "{text}");
+    assert!(value(fast, "previous bar: ") <= value(slow, "previous bar: "), "{text}");
+    // The values are the engine's: the same as `dsl eval` prints for that bar.
+    let csv = dsl()
+        .args(["eval", "sma(close, 10)", "--data"])
+        .arg(data("GOOG.csv"))
+        .args(["--from", "2004-12-20", "--to", "2004-12-20"])
+        .assert()
+        .success();
+    let csv = String::from_utf8(csv.get_output().stdout.clone()).unwrap();
+    let sma10: f64 = csv.lines().nth(1).unwrap().split(',').nth(1).unwrap().parse().unwrap();
+    assert!((value(fast, "= ") - sma10).abs() < 1e-9, "{text}\n{csv}");
+}
+
+#[test]
+fn explain_reports_the_bar_it_used_and_undefined_values() {
+    let assert = dsl()
+        .args(["eval", "rsi(close, 14) < 30 and close > close[1]", "--explain", "--at", "2004-08-25", "--data"])
+        .arg(data("GOOG.csv"))
+        .assert()
+        .success();
+    let text = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    // Fifth bar: RSI(14) is not yet defined, so the `and` is undefined (the rule does not fire).
+    assert!(text.contains("rsi(close, 14) = undefined"), "{text}");
+    assert!(text.contains("close[1] = "), "{text}");
+    // A weekend date uses the last bar before it and says so.
+    let assert = dsl()
+        .args(["eval", "close", "--explain", "--at", "2004-08-22", "--data"])
+        .arg(data("GOOG.csv"))
+        .assert()
+        .success();
+    let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("showing the last bar before it, 2004-08-20T00:00:00Z"), "{err}");
+    // Before the first bar there is nothing to explain.
+    dsl().args(["eval", "close", "--explain", "--at", "2001-01-01", "--data"]).arg(data("GOOG.csv")).assert().code(1);
+    // --explain needs --at.
+    dsl().args(["eval", "close", "--explain", "--data"]).arg(data("GOOG.csv")).assert().code(2);
+}
