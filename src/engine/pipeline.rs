@@ -33,7 +33,9 @@ use super::orders::{
     ClientOrderId, ExitReason, Fill, Intent, Order, OrderIds, OrderReason, OrderType, Position, Quantity, Side,
     TimeInForce, Trade,
 };
+use super::guard::check_order;
 use super::rules::{FieldValues, NO_FIELDS, eval_rule, seen_values};
+use super::signal::{RuleKind, Signal, decide};
 
 /// Money and costs of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,13 +84,6 @@ pub struct OpenPosition {
     pub last_price: f64,
     /// `(last - entry) * quantity` (currency).
     pub unrealized_pnl: f64,
-}
-
-/// What a strategy wants to do on a bar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signal {
-    Entry,
-    Exit(ExitReason),
 }
 
 struct SymbolState {
@@ -379,27 +374,18 @@ impl Engine {
         if slot.pending_market {
             return;
         }
-        let sym = &self.symbols[slot.symbol];
-        let signal = match slot.position.as_mut() {
-            Some(p) => {
-                p.bars_held += 1;
-                if p.bars_held >= slot.max_holding {
-                    Some(Signal::Exit(ExitReason::MaxHolding))
-                } else {
-                    match slot.exit {
-                        Some(RuleRef::Node(id)) => fires(sym.value(id)).then_some(Signal::Exit(ExitReason::ExitRule)),
-                        Some(RuleRef::Program) => {
-                            self.eval_program(slot_id, false).then_some(Signal::Exit(ExitReason::ExitRule))
-                        }
-                        None => None,
-                    }
-                }
-            }
-            None => match slot.entry {
-                RuleRef::Node(id) => fires(sym.value(id)).then_some(Signal::Entry),
-                RuleRef::Program => self.eval_program(slot_id, true).then_some(Signal::Entry),
-            },
-        };
+        let bars_held = slot.position.as_mut().map(|p| {
+            p.bars_held += 1;
+            p.bars_held
+        });
+        let (max_holding, exit, entry, symbol) = (slot.max_holding, slot.exit, slot.entry, slot.symbol);
+        let signal = decide(bars_held, max_holding, |kind| {
+            let rule = if kind == RuleKind::Entry { Some(entry) } else { exit };
+            rule.map(|r| match r {
+                RuleRef::Node(id) => fires(self.symbols[symbol].value(id)),
+                RuleRef::Program => self.eval_program(slot_id, kind == RuleKind::Entry),
+            })
+        });
         match signal {
             Some(Signal::Entry) => self.signal_entry(slot_id, bar, sink),
             Some(Signal::Exit(reason)) => self.signal_exit(slot_id, reason, bar, sink),
@@ -535,36 +521,25 @@ impl Engine {
         let mut scratch = std::mem::take(&mut self.scratch);
         let sym = &self.symbols[order.symbol];
         let values = sym.current();
-        let mut denial: Option<(String, String)> = None;
-        for (pi, policy) in self.bundle.policies.iter().enumerate() {
-            for (ri, rule) in policy.doc.rules.iter().enumerate() {
-                let compiled = &sym.program.policies[pi][ri];
-                let v = eval_rule(compiled, &values, &fields, &mut scratch);
-                // Fail closed: an undefined condition counts as firing.
-                let fired = v.is_nan() || fires(v);
-                let seen = seen_values(compiled, &values, &fields);
-                let action = if fired { rule.action.value.as_str() } else { "pass" };
-                sink.decision(&Decision {
-                    order,
-                    policy: &policy.doc.name.value,
-                    rule_id: &rule.id.value,
-                    fired,
-                    action,
-                    message: &rule.message.value,
-                    values: &seen,
-                });
-                if fired && denial.is_none() {
-                    let key = format!("{}/{}", policy.doc.name.value, rule.id.value);
-                    let undefined = if v.is_nan() { " (condition undefined: fail closed)" } else { "" };
-                    let reason = format!("denied by {key}: {}{undefined}", rule.message.value);
-                    denial = Some((key, reason));
-                }
-            }
-        }
+        let policies = &self.bundle.policies;
+        let denial = check_order(policies, &sym.program.policies, &values, &fields, &mut scratch, |v, compiled| {
+            let doc = &policies[v.policy].doc;
+            let rule = &doc.rules[v.rule];
+            let seen = seen_values(compiled, &values, &fields);
+            sink.decision(&Decision {
+                order,
+                policy: &doc.name.value,
+                rule_id: &rule.id.value,
+                fired: v.fired,
+                action: if v.fired { rule.action.value.as_str() } else { "pass" },
+                message: &rule.message.value,
+                values: &seen,
+            });
+        });
         self.scratch = scratch;
-        let (key, reason) = denial?;
-        *self.stats.denials.entry(key).or_insert(0) += 1;
-        Some(reason)
+        let denial = denial?;
+        *self.stats.denials.entry(denial.key(policies)).or_insert(0) += 1;
+        Some(denial.reason(policies))
     }
 
     fn account_fields(&self, f: &mut FieldValues) {
