@@ -10,7 +10,7 @@ use crate::config::{Document, read_document};
 use crate::diagnostics::{Diagnostic, Span, Spanned, codes};
 use crate::dsl::catalog::Context;
 use crate::dsl::check::Checker;
-use crate::dsl::explain::{explain, render};
+use crate::dsl::explain::{Values, explain, render};
 use crate::dsl::parser;
 use crate::dsl::program::GraphSpec;
 use crate::dsl::types::ValueKind;
@@ -198,8 +198,9 @@ pub fn run(args: Args, out: Out) -> u8 {
             }
             let now = g.values().to_vec();
             println!("{} {}", series.symbol, format_utc(series.ts[i]));
+            let values = Values { now: &now, before: &before, fields: &[], strings: &|_| None, given: &[] };
             for (t, src) in typed.iter().zip(&sources) {
-                let x = explain(t, src, &mut graph, &now, &before);
+                let x = explain(t, src, &mut graph, &values);
                 print!("{}", render(&x));
             }
             return EXIT_OK;

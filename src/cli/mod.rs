@@ -1,11 +1,13 @@
 //! The `dsl` command line.
 //!
-//! Exit codes: `0` success (for `validate`: everything valid), `1` invalid input (documents,
-//! rules or data with errors), `2` usage or I/O errors (bad flags, unreadable files).
+//! Exit codes: `0` success (for `validate`: everything valid; for `test`: every case passed),
+//! `1` invalid input (documents, rules or data with errors; a failing rule test), `2` usage or
+//! I/O errors (bad flags, unreadable files).
 
 mod backtest;
 mod eval;
 mod import;
+mod test;
 mod validate;
 
 use std::io::IsTerminal;
@@ -57,6 +59,8 @@ pub enum Command {
     Backtest(backtest::Args),
     /// Print the value of expressions on every bar of a data file, as CSV.
     Eval(eval::Args),
+    /// Run rule tests (`kind: test` files): pass/fail per case; exits 1 on any failure.
+    Test(test::Args),
 }
 
 /// Output settings shared by commands.
@@ -106,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Import(a) => import::run(a, out),
         Command::Backtest(a) => backtest::run(a, out),
         Command::Eval(a) => eval::run(a, out),
+        Command::Test(a) => test::run(a, out),
     };
     ExitCode::from(code)
 }

@@ -7,11 +7,12 @@ use super::node::{Node, NodeValue, parse_yaml};
 use super::phase::{PhaseDoc, read_phase};
 use super::policy::{PolicyDoc, read_policy};
 use super::reader::Reader;
+use super::rule_test::{TestDoc, read_test};
 use super::strategy::{StrategyDoc, read_strategy};
 use crate::diagnostics::{Diagnostic, SourceFile, codes, did_you_mean, one_of};
 
 /// The document kinds, as written in `kind:`.
-pub const KINDS: [&str; 4] = ["strategy", "policy", "bot", "phase"];
+pub const KINDS: [&str; 5] = ["strategy", "policy", "bot", "phase", "test"];
 
 /// Any tradedsl document.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +25,8 @@ pub enum Document {
     Bot(BotDoc),
     /// `kind: phase`
     Phase(PhaseDoc),
+    /// `kind: test`
+    Test(TestDoc),
 }
 
 impl Document {
@@ -34,6 +37,7 @@ impl Document {
             Document::Policy(_) => "policy",
             Document::Bot(_) => "bot",
             Document::Phase(_) => "phase",
+            Document::Test(_) => "test",
         }
     }
 }
@@ -54,6 +58,7 @@ pub fn read_document(file: &Arc<SourceFile>, diags: &mut Vec<Diagnostic>) -> Opt
         "strategy" => read_strategy(&mut r, &root).map(Document::Strategy),
         "policy" => read_policy(&mut r, &root).map(Document::Policy),
         "phase" => read_phase(&mut r, &root).map(Document::Phase),
+        "test" => read_test(&mut r, &root).map(Document::Test),
         _ => read_bot(&mut r, &root).map(Document::Bot),
     }
 }
@@ -100,6 +105,7 @@ fn guess_kind<'a>(keys: impl Iterator<Item = &'a str>) -> Option<&'static str> {
             "rules" => return Some("policy"),
             "strategies" | "starting_cash" => return Some("bot"),
             "next" | "approval" | "mode" => return Some("phase"),
+            "cases" => return Some("test"),
             _ => {}
         }
     }

@@ -1,7 +1,7 @@
 //! YAML documents read into typed, spanned values.
 //!
-//! Four document kinds exist so far, chosen by the top-level `kind:` key: [`strategy`],
-//! [`policy`], [`manifest`] (`kind: bot`) and [`phase`]. Reading never stops at the first problem: every
+//! Five document kinds exist so far, chosen by the top-level `kind:` key: [`strategy`],
+//! [`policy`], [`manifest`] (`kind: bot`), [`phase`] and [`rule_test`] (`kind: test`). Reading never stops at the first problem: every
 //! schema error of a file (unknown keys with a "did you mean", wrong types, out-of-range values)
 //! is collected as a [`crate::diagnostics::Diagnostic`]. Rule expressions are kept as
 //! [`expr_source::ExprSource`] values and compiled later by [`crate::dsl`].
@@ -15,6 +15,7 @@ pub mod node;
 pub mod phase;
 pub mod policy;
 pub mod reader;
+pub mod rule_test;
 pub mod strategy;
 pub mod timeframe;
 pub mod units;

@@ -60,6 +60,9 @@ pub const BAD_PARAM: &str = "E4003";
 pub const MISSING_DATA: &str = "E4004";
 /// The phases' `next` links form a cycle.
 pub const PHASE_CYCLE: &str = "E4005";
+/// A rule-test case does not fit the document it tests (unknown rule id, a value no rule
+/// computes, a field the rule cannot see).
+pub const TEST_FIXTURE: &str = "E4006";
 
 /// A file could not be read or written.
 pub const IO: &str = "E9001";

@@ -18,7 +18,7 @@ use super::program::{CompiledRule, GraphSpec, lower_rule};
 use crate::config::manifest::BotDoc;
 use crate::config::phase::PhaseDoc;
 use crate::config::policy::PolicyDoc;
-use crate::config::strategy::StrategyDoc;
+use crate::config::strategy::{Param, StrategyDoc};
 use crate::diagnostics::{Diagnostic, SourceFile, codes, did_you_mean, one_of};
 
 /// A strategy with its rules type-checked (params substituted, constants folded).
@@ -77,6 +77,42 @@ impl Bundle {
             self.strategies.iter().flat_map(|s| s.doc.universe.iter().map(|u| u.value.clone())).collect();
         set.into_iter().collect()
     }
+}
+
+/// Replaces param values of `doc` with `params` (a bot's overrides, a rule test's `params:`),
+/// which were written in `file`. Returns `false` (with an error at the param's name in `file`)
+/// when one names a param the strategy does not declare.
+pub fn set_params(
+    doc: &mut StrategyDoc,
+    params: &[Param],
+    file: &Arc<SourceFile>,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    let mut ok = true;
+    for p in params {
+        match doc.params.iter_mut().find(|d| d.name.value == p.name.value) {
+            Some(d) => d.value = p.value.clone(),
+            None => {
+                let declared: Vec<&str> = doc.params.iter().map(|d| d.name.value.as_str()).collect();
+                let help = match did_you_mean(&p.name.value, declared.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if declared.is_empty() => format!("`{}` declares no params", doc.source.name),
+                    None => format!("params of `{}`: {}", doc.name.value, one_of(&declared)),
+                };
+                diags.push(
+                    Diagnostic::error(
+                        codes::BAD_PARAM,
+                        format!("strategy `{}` has no param `{}`", doc.name.value, p.name.value),
+                    )
+                    .at(file, p.name.span)
+                    .label("not a param of this strategy")
+                    .help(help),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 /// Type-checks a strategy's rules. Problems go to `diags`; `None` when any is an error.

@@ -1,13 +1,15 @@
 //! "Why did (or didn't) my rule fire here?": the tree of sub-expression values on one bar.
 //!
-//! [`explain`] walks a typed rule and reads each sub-expression's value from the compiled graph
-//! (every sub-expression of a series rule is a graph node), so what it shows is exactly what
-//! the engine computed. Crossings and history also show the previous bar's values, which they
+//! [`explain`] walks a typed rule and reads each series sub-expression's value from the
+//! compiled graph (every sub-expression of a series rule is a graph node), so what it shows is
+//! exactly what the engine computed; parts over context fields are computed from their
+//! operands. Crossings and history also show the previous bar's values, which they
 //! depend on.
 
 use super::check::{TExpr, TKind};
 use super::program::{GraphSpec, NodeId};
-use super::types::ValueKind;
+use super::semantics::{binary, unary};
+use super::types::{ValueKind, Variability};
 use crate::config::expr_source::ExprSource;
 
 /// One line of an explanation.
@@ -15,36 +17,48 @@ use crate::config::expr_source::ExprSource;
 pub struct Explained {
     /// The sub-expression as written.
     pub text: String,
-    /// Its value on the bar (`NaN` when undefined).
+    /// Its value on the bar (`NaN` when undefined; string ids for strings).
     pub value: f64,
     /// Its value kind.
     pub kind: ValueKind,
+    /// The string a string value stands for, when known.
+    pub string: Option<String>,
     /// Its value on the previous bar, when the parent looks back (crossings, history).
     pub previous: Option<f64>,
+    /// The value was given (by a rule test) rather than computed.
+    pub given: bool,
     /// Operands and arguments.
     pub children: Vec<Explained>,
 }
 
-/// Builds the explanation of `e` from graph values on the bar (`now`) and the bar before
-/// (`before`). `graph` must be the spec `e` was lowered into (lowering again finds the same
-/// nodes).
-pub fn explain(e: &TExpr, src: &ExprSource, graph: &mut GraphSpec, now: &[f64], before: &[f64]) -> Explained {
-    build(e, src, graph, now, before, false)
+/// What an explanation reads: graph values on the bar (`now`) and the bar before (`before`),
+/// context field values (indexed by [`super::catalog::FieldId`]; empty or `NaN` when there is
+/// no context), and a way to name string ids.
+pub struct Values<'a> {
+    /// Graph values on the explained bar, by node id.
+    pub now: &'a [f64],
+    /// Graph values on the bar before.
+    pub before: &'a [f64],
+    /// Context field values.
+    pub fields: &'a [f64],
+    /// The string behind a string id, if known.
+    pub strings: &'a dyn Fn(f64) -> Option<String>,
+    /// Nodes whose values were given rather than computed (rule tests' `values:`).
+    pub given: &'a [NodeId],
+}
+
+/// Builds the explanation of `e`. Series parts read the graph: `graph` must be the spec `e` was
+/// lowered into (lowering again finds the same nodes). Parts that read context fields are
+/// computed from their operands with the rule language's operators.
+pub fn explain(e: &TExpr, src: &ExprSource, graph: &mut GraphSpec, values: &Values<'_>) -> Explained {
+    build(e, src, graph, values, false)
 }
 
 fn value(id: NodeId, values: &[f64]) -> f64 {
     values.get(id as usize).copied().unwrap_or(f64::NAN)
 }
 
-fn build(
-    e: &TExpr,
-    src: &ExprSource,
-    graph: &mut GraphSpec,
-    now: &[f64],
-    before: &[f64],
-    want_prev: bool,
-) -> Explained {
-    let id = graph.lower(e);
+fn build(e: &TExpr, src: &ExprSource, graph: &mut GraphSpec, v: &Values<'_>, want_prev: bool) -> Explained {
     let text = src.text.get(e.span.start..e.span.end).unwrap_or("?").split_whitespace().collect::<Vec<_>>().join(" ");
     let looks_back = matches!(
         &e.kind,
@@ -52,23 +66,41 @@ fn build(
             | TKind::Indicator { func: super::catalog::Func::CrossesAbove | super::catalog::Func::CrossesBelow, .. }
     );
     let children: Vec<Explained> = match &e.kind {
-        TKind::Unary(_, a) | TKind::Lag(a, _) => vec![build(a, src, graph, now, before, looks_back)],
-        TKind::Binary(_, a, b) => {
-            vec![build(a, src, graph, now, before, false), build(b, src, graph, now, before, false)]
-        }
-        TKind::Indicator { args, .. } => args.iter().map(|a| build(a, src, graph, now, before, looks_back)).collect(),
+        TKind::Unary(_, a) | TKind::Lag(a, _) => vec![build(a, src, graph, v, looks_back)],
+        TKind::Binary(_, a, b) => vec![build(a, src, graph, v, false), build(b, src, graph, v, false)],
+        TKind::Indicator { args, .. } => args.iter().map(|a| build(a, src, graph, v, looks_back)).collect(),
         TKind::Const(_) | TKind::Bar(_) | TKind::Field(_) => Vec::new(),
     };
-    Explained { text, value: value(id, now), kind: e.ty.kind, previous: want_prev.then(|| value(id, before)), children }
+    let mut given = false;
+    let (now, previous) = if let TKind::Const(c) = &e.kind {
+        (*c, want_prev.then_some(*c))
+    } else if e.ty.var == Variability::Scalar {
+        let x = match &e.kind {
+            TKind::Const(c) => *c,
+            TKind::Field(f) => v.fields.get(*f as usize).copied().unwrap_or(f64::NAN),
+            TKind::Unary(op, _) => unary(*op, children[0].value),
+            TKind::Binary(op, _, _) => binary(*op, children[0].value, children[1].value),
+            _ => f64::NAN,
+        };
+        (x, None)
+    } else {
+        let id = graph.lower(e);
+        given = v.given.contains(&id);
+        (value(id, v.now), want_prev.then(|| value(id, v.before)))
+    };
+    let string = if e.ty.kind == ValueKind::Str { (v.strings)(now) } else { None };
+    // A given value does not come from its operands: they would only mislead.
+    let children = if given { Vec::new() } else { children };
+    Explained { text, value: now, kind: e.ty.kind, string, previous, given, children }
 }
 
-fn show(v: f64, kind: ValueKind) -> String {
+fn show(v: f64, kind: ValueKind, string: Option<&str>) -> String {
     if v.is_nan() {
         return "undefined".into();
     }
     match kind {
         ValueKind::Bool => (v != 0.0).to_string(),
-        ValueKind::Str => "(string)".into(),
+        ValueKind::Str => string.map_or_else(|| "(string)".into(), |s| format!("\"{s}\"")),
         ValueKind::Num => format!("{v}"),
     }
 }
@@ -84,9 +116,11 @@ fn line(x: &Explained, head: &str, indent: &str, out: &mut String) {
     out.push_str(head);
     out.push_str(&x.text);
     out.push_str(" = ");
-    out.push_str(&show(x.value, x.kind));
-    if let Some(p) = x.previous {
-        out.push_str(&format!("   (previous bar: {})", show(p, x.kind)));
+    out.push_str(&show(x.value, x.kind, x.string.as_deref()));
+    if x.given {
+        out.push_str("   (given)");
+    } else if let Some(p) = x.previous {
+        out.push_str(&format!("   (previous bar: {})", show(p, x.kind, None)));
     }
     out.push('\n');
     let n = x.children.len();
@@ -128,7 +162,8 @@ mod tests {
             before[i] = b;
         }
         now[root as usize] = 1.0;
-        let x = explain(&t, &src, &mut graph, &now, &before);
+        let values = Values { now: &now, before: &before, fields: &[], strings: &|_| None, given: &[] };
+        let x = explain(&t, &src, &mut graph, &values);
         let out = render(&x);
         assert!(out.starts_with("crosses_above(close, 10) and volume > 5 = true\n"), "{out}");
         assert!(out.contains("│  ├─ close = 11   (previous bar: 9)"), "{out}");

@@ -288,4 +288,60 @@ impl Graph {
             values[i] = v;
         }
     }
+
+    /// Overrides the current values of some nodes (`(node, value)` pairs) and recomputes the
+    /// nodes that are computed from them on the same bar: arithmetic, comparisons and logic.
+    /// Stateful nodes (indicators, history, crossings) keep their values, since theirs depend on
+    /// earlier bars. Used by `dsl test` to set sub-expression values in a fixture; the next
+    /// [`Graph::update`] overwrites the pins.
+    pub fn pin(&mut self, pins: &[(u32, f64)]) {
+        for &(id, v) in pins {
+            if let Some(slot) = self.values.get_mut(id as usize) {
+                *slot = v;
+            }
+        }
+        let pinned = |i: usize| pins.iter().any(|&(id, _)| id as usize == i);
+        for (i, node) in self.nodes.iter().enumerate() {
+            if pinned(i) {
+                continue;
+            }
+            let v = match node {
+                Node::Unary(op, a) => unary(*op, self.values[*a as usize]),
+                Node::Binary(op, a, b) => binary(*op, self.values[*a as usize], self.values[*b as usize]),
+                _ => continue,
+            };
+            self.values[i] = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::expr_source::ExprSource;
+    use crate::dsl::catalog::Context;
+    use crate::dsl::check::Checker;
+    use crate::dsl::parser::parse_text;
+
+    #[test]
+    fn pins_propagate_through_arithmetic_but_not_into_indicators() {
+        let text = "rsi(close, 2) < 30 and sma(close, 2) > 0";
+        let src = ExprSource::standalone("r", text);
+        let t = Checker::new(&src, Context::Eval, &[]).check(&parse_text(text).unwrap()).unwrap();
+        let rsi_src = ExprSource::standalone("k", "rsi(close, 2)");
+        let rsi = Checker::new(&rsi_src, Context::Eval, &[]).check(&parse_text("rsi(close, 2)").unwrap()).unwrap();
+        let mut spec = GraphSpec::new();
+        let root = spec.lower(&t);
+        let n = spec.len();
+        let rsi_id = spec.lower(&rsi);
+        assert!((rsi_id as usize) < n, "the key finds the rule's own node");
+        let mut g = Graph::new(&spec);
+        for c in [10.0, 11.0, 12.0, 13.0] {
+            g.update(&Bar { ts: 0, open: c, high: c, low: c, close: c, volume: 0.0 });
+        }
+        assert_eq!(g.value(root), 0.0, "RSI of a rising series is 100");
+        g.pin(&[(rsi_id, 25.0)]);
+        assert_eq!(g.value(rsi_id), 25.0);
+        assert_eq!(g.value(root), 1.0);
+    }
 }

@@ -66,8 +66,7 @@ pub fn check_order(
 ) -> Option<Denial> {
     let mut denial = None;
     for (pi, policy) in policies.iter().enumerate() {
-        for ri in 0..policy.doc.rules.len() {
-            let rule = &compiled[pi][ri];
+        for (ri, rule) in compiled[pi].iter().enumerate().take(policy.doc.rules.len()) {
             let value = eval_rule(rule, slots, fields, scratch);
             let fired = value.is_nan() || fires(value);
             each(&RuleVerdict { policy: pi, rule: ri, value, fired }, rule);

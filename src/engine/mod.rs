@@ -5,6 +5,7 @@
 
 pub mod backtest;
 pub mod broker;
+pub mod case;
 pub mod curve;
 pub mod events;
 pub mod graph;

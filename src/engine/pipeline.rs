@@ -28,14 +28,14 @@ use crate::dsl::semantics::{fires, string_id};
 use super::broker::{Execution, FillModel, SimBroker};
 use super::events::{Decision, EventSink, OrderStatus};
 use super::graph::Graph;
+use super::guard::check_order;
 use super::market::{Bar, BarSeries};
 use super::orders::{
     ClientOrderId, ExitReason, Fill, Intent, Order, OrderIds, OrderReason, OrderType, Position, Quantity, Side,
     TimeInForce, Trade,
 };
-use super::guard::check_order;
-use super::rules::{FieldValues, NO_FIELDS, eval_rule, seen_values};
-use super::signal::{RuleKind, Signal, decide};
+use super::rules::{FieldValues, NO_FIELDS, eval_rule, position_fields, seen_values};
+use super::signal::{RuleKind, Signal, decide, protective_orders};
 
 /// Money and costs of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -562,22 +562,13 @@ impl Engine {
         f[FieldId::AccountOpenPositions as usize] = open;
     }
 
-    fn position_fields(f: &mut FieldValues, qty: f64, entry: f64, last: f64, bars: f64) {
-        f[FieldId::PositionQuantity as usize] = qty;
-        f[FieldId::PositionEntryPrice as usize] = entry;
-        f[FieldId::PositionNotional as usize] = qty * last;
-        f[FieldId::PositionUnrealizedPnl as usize] = if qty > 0.0 { (last - entry) * qty } else { 0.0 };
-        f[FieldId::PositionUnrealizedReturn as usize] = if entry > 0.0 { last / entry - 1.0 } else { f64::NAN };
-        f[FieldId::PositionBarsHeld as usize] = bars;
-    }
-
     fn fields_for_slot(&self, slot_id: usize) -> FieldValues {
         let mut f = NO_FIELDS;
         self.account_fields(&mut f);
         let slot = &self.slots[slot_id];
         if let Some(p) = &slot.position {
             let last = self.symbols[slot.symbol].last_close;
-            Self::position_fields(&mut f, p.quantity, p.entry_price, last, p.bars_held as f64);
+            position_fields(&mut f, p.quantity, p.entry_price, last, p.bars_held as f64);
         }
         f
     }
@@ -594,7 +585,7 @@ impl Engine {
             }
         }
         let entry = if qty > 0.0 { cost / qty } else { f64::NAN };
-        Self::position_fields(&mut f, qty, entry, sym.last_close, f64::NAN);
+        position_fields(&mut f, qty, entry, sym.last_close, f64::NAN);
         f[FieldId::OrderSymbol as usize] = sym.name_id;
         f[FieldId::OrderStrategy as usize] = self.strategy_ids[order.strategy];
         f[FieldId::OrderSide as usize] = string_id(order.side.as_str());
@@ -705,13 +696,7 @@ impl Engine {
     fn place_protective(&mut self, slot_id: usize, entry_price: f64, ts: i64, sink: &mut dyn EventSink) {
         let (strategy, symbol) = (self.slots[slot_id].strategy, self.slots[slot_id].symbol);
         let doc = &self.bundle.strategies[strategy].doc;
-        let mut wanted = Vec::new();
-        if let Some(sl) = &doc.stop_loss {
-            wanted.push((OrderType::Stop(entry_price * (1.0 - sl.value.value)), ExitReason::StopLoss));
-        }
-        if let Some(tp) = &doc.take_profit {
-            wanted.push((OrderType::Limit(entry_price * (1.0 + tp.value.value)), ExitReason::TakeProfit));
-        }
+        let wanted = protective_orders(doc, entry_price);
         let units = self.slots[slot_id].position.as_ref().map_or(0.0, |p| p.quantity);
         let last = self.symbols[symbol].last_close;
         let reference = if last.is_nan() { entry_price } else { last };

@@ -1,6 +1,6 @@
 //! Evaluating compiled rules against a graph's values and a context's field values.
 
-use crate::dsl::catalog::FIELD_COUNT;
+use crate::dsl::catalog::{FIELD_COUNT, FieldId};
 use crate::dsl::program::{CompiledRule, Input, RuleEval, ScalarOp};
 use crate::dsl::semantics::{binary, unary};
 
@@ -44,4 +44,16 @@ pub fn eval_rule(rule: &CompiledRule, slots: &[f64], fields: &FieldValues, scrat
 /// The labelled input values a rule saw, for the journal.
 pub fn seen_values(rule: &CompiledRule, slots: &[f64], fields: &FieldValues) -> Vec<(String, f64)> {
     rule.inputs.iter().map(|(label, i)| (label.clone(), read(*i, slots, fields))).collect()
+}
+
+/// Sets the `position.*` fields from a position of `qty` units bought at `entry` (average fill
+/// price), marked at `last`, held `bars` bars: notional `qty * last` (currency), unrealized pnl
+/// `(last - entry) * qty` (currency), unrealized return `last / entry - 1` (fraction).
+pub fn position_fields(f: &mut FieldValues, qty: f64, entry: f64, last: f64, bars: f64) {
+    f[FieldId::PositionQuantity as usize] = qty;
+    f[FieldId::PositionEntryPrice as usize] = entry;
+    f[FieldId::PositionNotional as usize] = qty * last;
+    f[FieldId::PositionUnrealizedPnl as usize] = if qty > 0.0 { (last - entry) * qty } else { 0.0 };
+    f[FieldId::PositionUnrealizedReturn as usize] = if entry > 0.0 { last / entry - 1.0 } else { f64::NAN };
+    f[FieldId::PositionBarsHeld as usize] = bars;
 }

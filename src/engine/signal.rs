@@ -5,7 +5,8 @@
 //! them against the bar's range before the rules run (see [`super::broker`]). The backtester,
 //! the paper and live drivers and `dsl test` all decide through [`decide`].
 
-use super::orders::ExitReason;
+use super::orders::{ExitReason, OrderType};
+use crate::config::strategy::StrategyDoc;
 
 /// A strategy's wish on one bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +43,30 @@ pub enum RuleKind {
 /// (`u32::MAX` for none). `fires(rule)` tells whether a rule fires (`None` when the strategy
 /// has no such rule); it is called at most once, for the rule that matters.
 #[inline]
-pub fn decide(bars_held: Option<u32>, max_holding: u32, fires: impl FnOnce(RuleKind) -> Option<bool>) -> Option<Signal> {
+pub fn decide(
+    bars_held: Option<u32>,
+    max_holding: u32,
+    fires: impl FnOnce(RuleKind) -> Option<bool>,
+) -> Option<Signal> {
     match bars_held {
         Some(n) if n >= max_holding => Some(Signal::Exit(ExitReason::MaxHolding)),
         Some(_) => fires(RuleKind::Exit).unwrap_or(false).then_some(Signal::Exit(ExitReason::ExitRule)),
         None => fires(RuleKind::Entry).unwrap_or(false).then_some(Signal::Entry),
     }
+}
+
+/// The protective orders of a position entered at `entry_price`: a sell stop at
+/// `entry_price * (1 - stop_loss)` and a sell limit at `entry_price * (1 + take_profit)`, for
+/// those the strategy sets.
+pub fn protective_orders(doc: &StrategyDoc, entry_price: f64) -> Vec<(OrderType, ExitReason)> {
+    let mut out = Vec::new();
+    if let Some(sl) = &doc.stop_loss {
+        out.push((OrderType::Stop(entry_price * (1.0 - sl.value.value)), ExitReason::StopLoss));
+    }
+    if let Some(tp) = &doc.take_profit {
+        out.push((OrderType::Limit(entry_price * (1.0 + tp.value.value)), ExitReason::TakeProfit));
+    }
+    out
 }
 
 #[cfg(test)]

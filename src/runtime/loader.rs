@@ -14,9 +14,8 @@ use crate::config::phase::PhaseDoc;
 use crate::config::strategy::StrategyDoc;
 use crate::config::{Document, read_document};
 use crate::diagnostics::{Diagnostic, Severity, SourceFile, Span, codes};
-use crate::diagnostics::{did_you_mean, one_of};
 use crate::dsl::bundle::{
-    Bundle, CompiledPolicy, CompiledStrategy, assemble, check_phases, compile_policy, compile_strategy,
+    Bundle, CompiledPolicy, CompiledStrategy, assemble, check_phases, compile_policy, compile_strategy, set_params,
 };
 
 /// A loaded bundle and where it came from.
@@ -74,7 +73,6 @@ fn apply_overrides(
     manifest: &Arc<SourceFile>,
     diags: &mut Vec<Diagnostic>,
 ) -> bool {
-    let mut ok = true;
     if let Some(name) = &r.name {
         doc.name = name.clone();
         doc.name_file = manifest.clone();
@@ -86,30 +84,7 @@ fn apply_overrides(
     if let Some(sizing) = &r.sizing {
         doc.sizing = sizing.clone();
     }
-    for p in &r.params {
-        match doc.params.iter_mut().find(|d| d.name.value == p.name.value) {
-            Some(d) => d.value = p.value.clone(),
-            None => {
-                let declared: Vec<&str> = doc.params.iter().map(|d| d.name.value.as_str()).collect();
-                let help = match did_you_mean(&p.name.value, declared.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None if declared.is_empty() => format!("`{}` declares no params", doc.source.name),
-                    None => format!("params of `{}`: {}", doc.name.value, one_of(&declared)),
-                };
-                diags.push(
-                    Diagnostic::error(
-                        codes::BAD_PARAM,
-                        format!("strategy `{}` has no param `{}`", doc.name.value, p.name.value),
-                    )
-                    .at(manifest, p.name.span)
-                    .label("not a param of this strategy")
-                    .help(help),
-                );
-                ok = false;
-            }
-        }
-    }
-    ok
+    set_params(doc, &r.params, manifest, diags)
 }
 
 /// Problems of a referenced document that is missing or of the wrong kind.
@@ -189,6 +164,14 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             }
             ok &= check_phases(&bot, &phases, &mut diags);
             if ok { assemble(Some(bot), strategies, policies, phases, &sources, &mut diags) } else { None }
+        }
+        Some(Document::Test(t)) => {
+            diags.push(
+                Diagnostic::error(codes::UNKNOWN_KIND, "a test file is not a bot")
+                    .at(&src, t.name.span)
+                    .help(format!("run its cases with `dsl test {}`", path.display())),
+            );
+            None
         }
         Some(Document::Phase(p)) => {
             diags.push(
@@ -344,6 +327,9 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
                 compile_policy(p, &mut diags);
             }
             Some(Document::Phase(_)) => {}
+            Some(Document::Test(t)) => {
+                super::rule_tests::check(&t, &mut diags);
+            }
             Some(Document::Bot(_)) => match load_bundle(f) {
                 Ok(loaded) => {
                     diags.extend(loaded.warnings.clone());

@@ -2,7 +2,7 @@
 //!
 //! Files and time zones ([`csv_bars`], [`timeparse`]), the SQLite bar store ([`bar_store`]) and
 //! journal ([`journal`]), loading documents from disk ([`loader`]), finding a bundle's market
-//! data ([`data`]) and writing reports ([`report`]).
+//! data ([`data`]), writing reports ([`report`]) and running rule tests ([`rule_tests`]).
 
 pub mod bar_store;
 pub mod csv_bars;
@@ -10,4 +10,5 @@ pub mod data;
 pub mod journal;
 pub mod loader;
 pub mod report;
+pub mod rule_tests;
 pub mod timeparse;

@@ -7,4 +7,5 @@ mod import;
 mod indicators;
 mod properties;
 mod reference;
+mod rule_tests;
 mod validate;
