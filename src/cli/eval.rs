@@ -4,10 +4,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{BarArgs, EXIT_INVALID, EXIT_OK, EXIT_USAGE, Out};
+use crate::config::Document;
 use crate::config::expr_source::ExprSource;
 use crate::config::strategy::{Param, ParamValue};
-use crate::config::{Document, read_document};
 use crate::diagnostics::{Diagnostic, Span, Spanned, codes};
+use crate::dsl::bundle::{CompiledStrategy, compile_strategy};
 use crate::dsl::catalog::Context;
 use crate::dsl::check::Checker;
 use crate::dsl::explain::{Values, explain, render};
@@ -16,7 +17,7 @@ use crate::dsl::program::GraphSpec;
 use crate::dsl::types::ValueKind;
 use crate::engine::graph::Graph;
 use crate::runtime::csv_bars::{CsvOptions, load_csv};
-use crate::runtime::loader::read_source;
+use crate::runtime::loader::{read_document_with_scripts, read_source};
 use crate::runtime::timeparse::format_utc;
 
 /// Arguments of `dsl eval`.
@@ -54,23 +55,30 @@ pub struct Args {
     pub output: Option<PathBuf>,
 }
 
-fn params(args: &Args, out: Out) -> Result<Vec<Param>, u8> {
-    let mut ps: Vec<Param> = Vec::new();
-    if let Some(p) = &args.strategy {
-        let src = read_source(p).map_err(|d| out.fail(&d))?;
-        let mut diags = Vec::new();
-        match read_document(&src, &mut diags) {
-            Some(Document::Strategy(s)) => ps = s.params,
-            Some(other) => {
-                eprintln!("error: `{}` is a {}, not a strategy", p.display(), other.kind());
-                return Err(EXIT_USAGE);
-            }
-            None => {
+/// The strategy of `--strategy`, compiled (its params and custom indicators become names).
+fn load_strategy(path: &Path, out: Out) -> Result<CompiledStrategy, u8> {
+    let src = read_source(path).map_err(|d| out.fail(&d))?;
+    let mut diags = Vec::new();
+    match read_document_with_scripts(&src, &mut diags) {
+        Some(Document::Strategy(s)) if !diags.iter().any(Diagnostic::is_error) => {
+            compile_strategy(s, &mut diags).filter(|_| !diags.iter().any(Diagnostic::is_error)).ok_or_else(|| {
                 out.diags(&diags);
-                return Err(EXIT_INVALID);
-            }
+                EXIT_INVALID
+            })
+        }
+        Some(Document::Strategy(_)) | None => {
+            out.diags(&diags);
+            Err(EXIT_INVALID)
+        }
+        Some(other) => {
+            eprintln!("error: `{}` is a {}, not a strategy", path.display(), other.kind());
+            Err(EXIT_USAGE)
         }
     }
+}
+
+/// `--param NAME=VALUE` flags on top of the strategy's params.
+fn params(args: &Args, mut ps: Vec<Param>) -> Result<Vec<Param>, u8> {
     for kv in &args.params {
         let Some((k, v)) = kv.split_once('=') else {
             eprintln!("error: --param `{kv}` must look like NAME=VALUE");
@@ -90,42 +98,31 @@ fn params(args: &Args, out: Out) -> Result<Vec<Param>, u8> {
     Ok(ps)
 }
 
-/// The entry or exit rule of a strategy file, with its position in that file.
-fn strategy_rule(path: &Path, rule: &str, out: Out) -> Result<ExprSource, u8> {
-    let src = read_source(path).map_err(|d| out.fail(&d))?;
-    let mut diags = Vec::new();
-    match read_document(&src, &mut diags) {
-        Some(Document::Strategy(s)) if !diags.iter().any(Diagnostic::is_error) => {
-            let r = if rule == "entry" { Some(s.entry) } else { s.exit };
-            r.ok_or_else(|| {
-                eprintln!("error: `{}` has no {rule} rule", path.display());
-                EXIT_USAGE
-            })
-        }
-        Some(Document::Strategy(_)) | None => {
-            out.diags(&diags);
-            Err(EXIT_INVALID)
-        }
-        Some(other) => {
-            eprintln!("error: `{}` is a {}, not a strategy", path.display(), other.kind());
-            Err(EXIT_USAGE)
-        }
-    }
-}
-
 /// Runs the command.
 pub fn run(args: Args, out: Out) -> u8 {
-    let ps = match params(&args, out) {
+    let strategy = match args.strategy.as_deref().map(|p| load_strategy(p, out)).transpose() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (ps, indicators) = match &strategy {
+        Some(s) => (s.doc.params.clone(), s.indicators.clone()),
+        None => (Vec::new(), Vec::new()),
+    };
+    let ps = match params(&args, ps) {
         Ok(p) => p,
         Err(code) => return code,
     };
     // The expressions to evaluate: from the command line, or a strategy's rule.
     let mut sources: Vec<ExprSource> =
         args.exprs.iter().enumerate().map(|(i, t)| ExprSource::standalone(&format!("<expr {}>", i + 1), t)).collect();
-    if let (Some(rule), Some(path)) = (&args.rule, &args.strategy) {
-        match strategy_rule(path, rule, out) {
-            Ok(src) => sources.insert(0, src),
-            Err(code) => return code,
+    if let (Some(rule), Some(s)) = (&args.rule, &strategy) {
+        let src = if rule == "entry" { Some(s.doc.entry.clone()) } else { s.doc.exit.clone() };
+        match src {
+            Some(src) => sources.insert(0, src),
+            None => {
+                eprintln!("error: `{}` has no {rule} rule", s.doc.source.name);
+                return EXIT_USAGE;
+            }
         }
     }
     // Compile every expression into one graph (shared sub-expressions are computed once).
@@ -141,7 +138,7 @@ pub fn run(args: Args, out: Out) -> u8 {
                 continue;
             }
         };
-        let mut c = Checker::new(src, Context::Eval, &ps);
+        let mut c = Checker::new(src, Context::Eval, &ps).with_indicators(&indicators);
         if let Some(t) = c.check(&ast).filter(|_| !c.diags.iter().any(Diagnostic::is_error)) {
             outputs.push((graph.lower(&t), t.ty.kind));
             typed.push(t);

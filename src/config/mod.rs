@@ -16,6 +16,7 @@ pub mod phase;
 pub mod policy;
 pub mod reader;
 pub mod rule_test;
+pub mod script_ref;
 pub mod strategy;
 pub mod timeframe;
 pub mod units;

@@ -8,6 +8,10 @@
 //!     when: order.side == "buy" and order.notional > 5% * account.equity
 //!     action: deny
 //!     message: a single trade may not exceed 5% of equity
+//!   - id: earnings_blackout
+//!     script: earnings_blackout.rhai   # a rhai guardrail, relative to this file
+//!     action: deny
+//!     message: no new positions in an earnings week
 //! ```
 
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use std::sync::Arc;
 use super::expr_source::ExprSource;
 use super::node::{Node, NodeValue};
 use super::reader::Reader;
+use super::script_ref::{ScriptRef, read_script_path};
 use crate::diagnostics::{Diagnostic, SourceFile, Spanned, codes};
 
 /// A named, ordered list of risk rules.
@@ -30,17 +35,36 @@ pub struct PolicyDoc {
     pub rules: Vec<PolicyRule>,
 }
 
-/// One risk rule: when `when` holds for an order, `action` is taken.
+/// One risk rule: when its condition holds for an order, `action` is taken.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyRule {
     /// Id, unique within the policy; journaled with every decision.
     pub id: Spanned<String>,
-    /// Condition over the order and the account (bool).
-    pub when: ExprSource,
+    /// When the rule fires.
+    pub condition: Condition,
     /// What to do when the condition holds.
     pub action: Spanned<Action>,
     /// Human-readable reason, journaled and shown with the decision.
     pub message: Spanned<String>,
+}
+
+/// What decides whether a policy rule fires.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// `when:` a bool rule expression over the order and the account; true fires the rule.
+    When(ExprSource),
+    /// `script:` a rhai guardrail (see [`crate::dsl::script`]) that allows or denies.
+    Script(ScriptRef),
+}
+
+impl Condition {
+    /// The rule expression, for `when:` rules.
+    pub fn expr(&self) -> Option<&ExprSource> {
+        match self {
+            Condition::When(e) => Some(e),
+            Condition::Script(_) => None,
+        }
+    }
 }
 
 /// What a policy rule does when it fires.
@@ -105,15 +129,33 @@ fn read_rules(r: &mut Reader<'_>, node: &Node) -> Vec<PolicyRule> {
 fn read_rule(r: &mut Reader<'_>, node: &Node) -> Option<PolicyRule> {
     let mut m = r.map(node, "policy rule")?;
     let id = m.required(r, "id").and_then(|n| r.name(n, "id"));
-    let when = m.required(r, "when").and_then(|n| r.expr(n, "when"));
+    let script_node = m.get("script");
+    // Without a script, `when` is required (a misspelling of it is reported as such).
+    let when_node = if script_node.is_some() { m.get("when") } else { m.required(r, "when") };
+    let when = when_node.and_then(|n| r.expr(n, "when"));
+    let script = script_node.and_then(|n| read_script_path(r, n, "script"));
     let action = m.required(r, "action").and_then(|n| read_action(r, n));
     let message = m.required(r, "message").and_then(|n| r.name(n, "message"));
     let span = m.span();
     m.finish(r);
+    let condition = match (when_node.is_some(), script_node.is_some()) {
+        (true, false) => Condition::When(when?),
+        (false, true) => Condition::Script(script?),
+        (true, true) => {
+            return r.fail(
+                codes::INVALID_VALUE,
+                script_node.map_or(span, |n| n.span),
+                "a rule has either a `when` condition or a `script`, not both".into(),
+                Some("split it into two rules".into()),
+            );
+        }
+        // Reported by `finish` as a missing `when`.
+        (false, false) => return None,
+    };
     let placeholder = || Spanned::new(String::new(), span);
     Some(PolicyRule {
         id: id.unwrap_or_else(placeholder),
-        when: when?,
+        condition,
         action: action.unwrap_or(Spanned::new(Action::Deny, span)),
         message: message.unwrap_or_else(placeholder),
     })

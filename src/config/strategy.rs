@@ -13,6 +13,9 @@
 //! max_holding: 20      # optional, in bars
 //! sizing: all_cash     # or {percent_of_equity: 5%} or {fixed_quantity: 10}
 //! direction: long
+//! indicators:          # optional: rhai scripts usable in the rules by name
+//!   range_ratio: { script: range_ratio.rhai, window: 20 }
+//! filter: { script: no_fridays.rhai }   # optional: may veto an entry
 //! ```
 
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use super::expr_source::ExprSource;
 use super::node::{Node, NodeValue};
 use super::reader::Reader;
+use super::script_ref::{ScriptRef, read_script_path};
 use super::timeframe::Timeframe;
 use super::units::{NumUnit, Rate};
 use crate::diagnostics::{Diagnostic, SourceFile, Spanned, codes};
@@ -43,8 +47,12 @@ pub struct StrategyDoc {
     pub timeframe: Spanned<Timeframe>,
     /// Named constants the rules refer to by name, in document order.
     pub params: Vec<Param>,
+    /// Custom indicators computed by rhai scripts, usable in the rules by name.
+    pub indicators: Vec<IndicatorDef>,
     /// Entry rule (bool): evaluated at each bar close while flat.
     pub entry: ExprSource,
+    /// A rhai script that can veto an entry the entry rule signalled.
+    pub filter: Option<ScriptRef>,
     /// Exit rule (bool): evaluated at each bar close while in a position.
     pub exit: Option<ExprSource>,
     /// Stop-loss distance below the entry fill price, as a fraction (0.03 = 3%).
@@ -57,6 +65,19 @@ pub struct StrategyDoc {
     pub sizing: Spanned<Sizing>,
     /// Which side the strategy trades.
     pub direction: Spanned<Direction>,
+}
+
+/// A custom indicator: a rhai script's `fn value(bars)` over the last `window` bars, usable in
+/// rules as a series named `name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndicatorDef {
+    /// The name rules use.
+    pub name: Spanned<String>,
+    /// The script.
+    pub script: ScriptRef,
+    /// Bars passed to each call (1 to [`super::script_ref::MAX_WINDOW`]); undefined until
+    /// that many bars have been seen.
+    pub window: Spanned<u32>,
 }
 
 /// A strategy parameter.
@@ -128,7 +149,17 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
         Some(n) => read_params(r, n),
         None => Some(Vec::new()),
     };
+    let indicators = match m.get("indicators") {
+        Some(n) => read_indicators(r, n),
+        None => Some(Vec::new()),
+    };
     let entry = m.required(r, "entry").and_then(|n| r.expr(n, "entry"));
+    let filter = m.get("filter").map(|n| {
+        let mut f = r.map(n, "filter")?;
+        let script = f.required(r, "script").and_then(|s| read_script_path(r, s, "script"));
+        f.finish(r);
+        script
+    });
     let exit = m.get("exit").map(|n| r.expr(n, "exit"));
     let stop_loss = m.get("stop_loss").map(|n| r.rate_in(n, "stop_loss", 1e-6, 0.99));
     let take_profit = m.get("take_profit").map(|n| r.rate_in(n, "take_profit", 1e-6, 100.0));
@@ -156,7 +187,9 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
         universe_file: r.file.clone(),
         timeframe: timeframe.unwrap_or(Spanned::new(Timeframe::DAILY, map_span)),
         params: params.unwrap_or_default(),
+        indicators: indicators.unwrap_or_default(),
         entry: entry?,
+        filter: filter.flatten(),
         exit: exit.flatten(),
         stop_loss: stop_loss.flatten(),
         take_profit: take_profit.flatten(),
@@ -221,6 +254,55 @@ pub fn read_params(r: &mut Reader<'_>, node: &Node) -> Option<Vec<Param>> {
         match v {
             Some(v) => out.push(Param { name, value: Spanned::new(v, value.span) }),
             None => ok = false,
+        }
+    }
+    m.finish(r);
+    ok.then_some(out)
+}
+
+/// Reads `indicators`: a mapping of names to `{script: file.rhai, window: N}`.
+fn read_indicators(r: &mut Reader<'_>, node: &Node) -> Option<Vec<IndicatorDef>> {
+    if node.value == NodeValue::Null {
+        return Some(Vec::new());
+    }
+    let mut m = r.map(node, "indicators")?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (key, value) in m.rest() {
+        if !is_identifier(&key.name) {
+            r.push(
+                Diagnostic::error(codes::BAD_PARAM, format!("indicator name `{}` is not a valid name", key.name))
+                    .at(r.file, key.span)
+                    .help("names start with a letter or `_` and contain letters, digits and `_`"),
+            );
+            ok = false;
+            continue;
+        }
+        let Some(mut d) = r.map(value, "indicator") else {
+            ok = false;
+            continue;
+        };
+        let script = d.required(r, "script").and_then(|n| read_script_path(r, n, "script"));
+        let window = d.required(r, "window").and_then(|n| r.positive_int(n, "window"));
+        d.finish(r);
+        let window = match window {
+            Some(w) if w.value > super::script_ref::MAX_WINDOW => {
+                r.push(
+                    Diagnostic::error(
+                        codes::INVALID_VALUE,
+                        format!("`window` can be at most {}, found {}", super::script_ref::MAX_WINDOW, w.value),
+                    )
+                    .at(r.file, w.span),
+                );
+                None
+            }
+            w => w,
+        };
+        match (script, window) {
+            (Some(script), Some(window)) => {
+                out.push(IndicatorDef { name: Spanned::new(key.name.clone(), key.span), script, window })
+            }
+            _ => ok = false,
         }
     }
     m.finish(r);

@@ -6,6 +6,7 @@
 //! | `E2xxx` | rule syntax |
 //! | `E3xxx` | rule names and types |
 //! | `E4xxx` | references between documents, bundle and data |
+//! | `E5xxx` | rhai scripts |
 //! | `E9xxx` | files and I/O |
 //! | `Wxxxx` | warnings |
 
@@ -63,6 +64,13 @@ pub const PHASE_CYCLE: &str = "E4005";
 /// A rule-test case does not fit the document it tests (unknown rule id, a value no rule
 /// computes, a field the rule cannot see).
 pub const TEST_FIXTURE: &str = "E4006";
+
+/// A rhai script does not compile (syntax, undeclared variable, `import` or `eval`).
+pub const SCRIPT_SYNTAX: &str = "E5001";
+/// A rhai script lacks the entry function its use needs (e.g. `fn check(order, account, position)`).
+pub const SCRIPT_ENTRY: &str = "E5002";
+/// A rhai script failed its dry run on a synthetic context (error, limit, wrong return type).
+pub const SCRIPT_DRY_RUN: &str = "E5003";
 
 /// A file could not be read or written.
 pub const IO: &str = "E9001";

@@ -15,9 +15,11 @@ use super::catalog::{self, Context};
 use super::check::{Checker, TExpr};
 use super::parser;
 use super::program::{CompiledRule, GraphSpec, lower_rule};
+use super::script::{self, CustomIndicator, Sandbox, Script, ScriptKind};
 use crate::config::manifest::BotDoc;
 use crate::config::phase::PhaseDoc;
-use crate::config::policy::PolicyDoc;
+use crate::config::policy::{Condition, PolicyDoc};
+use crate::config::script_ref::ScriptRef;
 use crate::config::strategy::{Param, StrategyDoc};
 use crate::diagnostics::{Diagnostic, SourceFile, codes, did_you_mean, one_of};
 
@@ -32,6 +34,10 @@ pub struct CompiledStrategy {
     pub exit: Option<TExpr>,
     /// Params no rule refers to.
     pub unused_params: Vec<String>,
+    /// Custom indicators (rhai), as the rules see them.
+    pub indicators: Vec<CustomIndicator>,
+    /// The entry filter (rhai), if any.
+    pub filter: Option<Arc<Script>>,
 }
 
 impl CompiledStrategy {
@@ -51,8 +57,52 @@ impl CompiledStrategy {
 pub struct CompiledPolicy {
     /// The document.
     pub doc: PolicyDoc,
-    /// Typed conditions, one per rule.
-    pub rules: Vec<TExpr>,
+    /// Compiled conditions, one per rule.
+    pub rules: Vec<CompiledCondition>,
+}
+
+/// A policy rule's compiled condition.
+#[derive(Debug, Clone)]
+pub enum CompiledCondition {
+    /// A typed `when:` expression (true fires the rule).
+    Expr(TExpr),
+    /// A rhai guardrail (`fn check(order, account, position)`).
+    Script(Arc<Script>),
+}
+
+impl CompiledCondition {
+    /// The typed expression of a `when:` rule.
+    pub fn expr(&self) -> Option<&TExpr> {
+        match self {
+            CompiledCondition::Expr(t) => Some(t),
+            CompiledCondition::Script(_) => None,
+        }
+    }
+}
+
+/// Compiles the script `r` names (its source must have been loaded) for `kind`. Problems go
+/// to `diags`, located in the script, or at the reference when the script was not loaded.
+pub fn compile_script(
+    r: &ScriptRef,
+    kind: ScriptKind,
+    doc: &Arc<SourceFile>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Arc<Script>> {
+    let Some(source) = &r.source else {
+        diags.push(
+            Diagnostic::error(codes::UNRESOLVED_REFERENCE, format!("script `{}` was not loaded", r.path.value))
+                .at(doc, r.path.span)
+                .help("the path is relative to this file"),
+        );
+        return None;
+    };
+    match script::compile(kind, source, Sandbox::shared()) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
 }
 
 /// A compiled, validated set of documents.
@@ -129,9 +179,41 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
             ok = false;
         }
     }
+    let mut indicators = Vec::new();
+    for d in &doc.indicators {
+        let name = &d.name.value;
+        let clash = if catalog::is_reserved(name) {
+            Some("a built-in name".to_string())
+        } else {
+            doc.param(name).map(|_| "a param".to_string())
+        };
+        if let Some(what) = clash {
+            diags.push(
+                Diagnostic::error(codes::BAD_PARAM, format!("indicator `{name}` has the name of {what}"))
+                    .at(&doc.source, d.name.span)
+                    .label("name taken")
+                    .help("give the indicator another name"),
+            );
+            ok = false;
+        }
+        match compile_script(&d.script, ScriptKind::Indicator, &doc.source, diags) {
+            Some(script) => indicators.push(CustomIndicator { name: name.clone(), script, window: d.window.value }),
+            None => ok = false,
+        }
+    }
+    let filter = match &doc.filter {
+        Some(f) => match compile_script(f, ScriptKind::Filter, &doc.source, diags) {
+            Some(s) => Some(s),
+            None => {
+                ok = false;
+                None
+            }
+        },
+        None => None,
+    };
     let mut used = BTreeSet::new();
-    let entry = check_rule(&doc, &doc.entry, Context::Entry, "entry", diags, &mut used);
-    let exit = doc.exit.as_ref().map(|e| check_rule(&doc, e, Context::Exit, "exit", diags, &mut used));
+    let entry = check_rule(&doc, &indicators, &doc.entry, Context::Entry, "entry", diags, &mut used);
+    let exit = doc.exit.as_ref().map(|e| check_rule(&doc, &indicators, e, Context::Exit, "exit", diags, &mut used));
     let entry = entry?;
     let exit = match exit {
         Some(Some(e)) => Some(e),
@@ -142,13 +224,14 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         return None;
     }
     let unused_params = doc.params.iter().map(|p| p.name.value.clone()).filter(|n| !used.contains(n)).collect();
-    let compiled = CompiledStrategy { doc, entry, exit, unused_params };
+    let compiled = CompiledStrategy { doc, entry, exit, unused_params, indicators, filter };
     diags.extend(super::lint::lint_strategy(&compiled));
     Some(compiled)
 }
 
 fn check_rule(
     doc: &StrategyDoc,
+    indicators: &[CustomIndicator],
     src: &crate::config::expr_source::ExprSource,
     ctx: Context,
     what: &str,
@@ -162,7 +245,7 @@ fn check_rule(
             return None;
         }
     };
-    let mut c = Checker::new(src, ctx, &doc.params);
+    let mut c = Checker::new(src, ctx, &doc.params).with_indicators(indicators);
     let t = c.check_rule(&ast, what);
     used.extend(c.used_params);
     let failed = c.diags.iter().any(Diagnostic::is_error);
@@ -187,7 +270,17 @@ pub fn compile_policy(doc: PolicyDoc, diags: &mut Vec<Diagnostic>) -> Option<Com
     }
     let mut rules = Vec::new();
     for r in &doc.rules {
-        let ast = match parser::parse(&r.when) {
+        let when = match &r.condition {
+            Condition::When(e) => e,
+            Condition::Script(s) => {
+                match compile_script(s, ScriptKind::Guard, &doc.source, diags) {
+                    Some(script) => rules.push(CompiledCondition::Script(script)),
+                    None => ok = false,
+                }
+                continue;
+            }
+        };
+        let ast = match parser::parse(when) {
             Ok(a) => a,
             Err(d) => {
                 diags.push(d);
@@ -195,14 +288,14 @@ pub fn compile_policy(doc: PolicyDoc, diags: &mut Vec<Diagnostic>) -> Option<Com
                 continue;
             }
         };
-        let mut c = Checker::new(&r.when, Context::Policy, &[]);
+        let mut c = Checker::new(when, Context::Policy, &[]);
         let t = c.check_rule(&ast, "when");
         if c.diags.iter().any(Diagnostic::is_error) {
             ok = false;
         }
         diags.extend(c.diags);
         if let Some(t) = t {
-            rules.push(t);
+            rules.push(CompiledCondition::Expr(t));
         }
     }
     if !ok {
@@ -390,7 +483,18 @@ impl SymbolProgram {
         let policies = bundle
             .policies
             .iter()
-            .map(|p| p.rules.iter().zip(&p.doc.rules).map(|(t, r)| lower_rule(&mut graph, t, &r.when)).collect())
+            .map(|p| {
+                p.rules
+                    .iter()
+                    .zip(&p.doc.rules)
+                    .map(|(c, r)| match (c, &r.condition) {
+                        (CompiledCondition::Expr(t), Condition::When(src)) => lower_rule(&mut graph, t, src),
+                        (CompiledCondition::Script(s), _) => CompiledRule::script(s.clone()),
+                        // A compiled policy pairs each condition with its own rule.
+                        (CompiledCondition::Expr(_), Condition::Script(_)) => CompiledRule::undefined(),
+                    })
+                    .collect()
+            })
             .collect();
         SymbolProgram { graph, strategies, policies }
     }

@@ -7,9 +7,11 @@
 //! points at the offending token inside the YAML file.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::ast::{BinaryOp, Expr, ExprKind, Ident, UnaryOp};
 use super::catalog::{self, ArgKind, BarField, Context, FieldId, Func, FuncSpec, Scale};
+use super::script::{CustomIndicator, Script};
 use super::semantics::{self, BinOp, UnOp, from_bool, string_id};
 use super::types::{Ty, ValueKind, Variability};
 use crate::config::expr_source::ExprSource;
@@ -59,6 +61,13 @@ pub enum TKind {
         /// Selected output for multi-output functions (0 otherwise).
         output: u8,
     },
+    /// A custom indicator: a rhai script over the last `window` bars.
+    Script {
+        /// The compiled script.
+        script: Arc<Script>,
+        /// Bars per call.
+        window: u32,
+    },
 }
 
 impl TExpr {
@@ -80,6 +89,7 @@ pub struct Checker<'a> {
     src: &'a ExprSource,
     context: Context,
     params: &'a [Param],
+    indicators: &'a [CustomIndicator],
     /// Problems found so far.
     pub diags: Vec<Diagnostic>,
     /// Params the checked expressions referred to.
@@ -89,7 +99,13 @@ pub struct Checker<'a> {
 impl<'a> Checker<'a> {
     /// A checker for expressions from `src`, evaluated in `context`, seeing `params`.
     pub fn new(src: &'a ExprSource, context: Context, params: &'a [Param]) -> Self {
-        Checker { src, context, params, diags: Vec::new(), used_params: BTreeSet::new() }
+        Checker { src, context, params, indicators: &[], diags: Vec::new(), used_params: BTreeSet::new() }
+    }
+
+    /// Also sees a strategy's custom indicators, as series named by their names.
+    pub fn with_indicators(mut self, indicators: &'a [CustomIndicator]) -> Self {
+        self.indicators = indicators;
+        self
     }
 
     fn error(&mut self, code: &'static str, span: Span, msg: String, label: &str, help: Option<String>) {
@@ -192,6 +208,14 @@ impl<'a> Checker<'a> {
                 ParamValue::Str(s) => TExpr::constant(string_id(s), ValueKind::Str, id.span),
             });
         }
+        if let Some(c) = self.indicators.iter().find(|c| c.name == name) {
+            self.used_params.insert(name.to_string());
+            return Some(TExpr {
+                kind: TKind::Script { script: c.script.clone(), window: c.window },
+                ty: Ty::new(ValueKind::Num, Variability::Series),
+                span: id.span,
+            });
+        }
         if let Some((_, f)) = catalog::BAR_FIELDS.iter().find(|(n, _)| *n == name) {
             return Some(TExpr {
                 kind: TKind::Bar(*f),
@@ -224,10 +248,11 @@ impl<'a> Checker<'a> {
             return None;
         }
         let mut candidates: Vec<&str> = self.params.iter().map(|p| p.name.value.as_str()).collect();
+        candidates.extend(self.indicators.iter().map(|c| c.name.as_str()));
         candidates.extend(catalog::BAR_FIELDS.iter().map(|(n, _)| *n));
         let help = match did_you_mean(name, candidates.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
-            None if self.params.is_empty() => {
+            None if self.params.is_empty() && self.indicators.is_empty() => {
                 "names available here: the bar series `open`, `high`, `low`, `close`, `volume`".to_string()
             }
             None => format!("names available here: {}", one_of(&candidates)),

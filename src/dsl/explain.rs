@@ -69,7 +69,7 @@ fn build(e: &TExpr, src: &ExprSource, graph: &mut GraphSpec, v: &Values<'_>, wan
         TKind::Unary(_, a) | TKind::Lag(a, _) => vec![build(a, src, graph, v, looks_back)],
         TKind::Binary(_, a, b) => vec![build(a, src, graph, v, false), build(b, src, graph, v, false)],
         TKind::Indicator { args, .. } => args.iter().map(|a| build(a, src, graph, v, looks_back)).collect(),
-        TKind::Const(_) | TKind::Bar(_) | TKind::Field(_) => Vec::new(),
+        TKind::Const(_) | TKind::Bar(_) | TKind::Field(_) | TKind::Script { .. } => Vec::new(),
     };
     let mut given = false;
     let (now, previous) = if let TKind::Const(c) = &e.kind {

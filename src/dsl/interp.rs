@@ -9,6 +9,7 @@
 
 use super::catalog::{BarField, Func};
 use super::check::{TExpr, TKind};
+use super::script::{Sandbox, WindowBars};
 use super::semantics::{binary, unary};
 
 /// Columns of OHLCV bars, oldest first.
@@ -41,7 +42,7 @@ pub fn eval_at(e: &TExpr, bars: Option<&Bars<'_>>, index: usize, fields: &[f64])
         TKind::Field(f) => fields.get(*f as usize).copied().unwrap_or(f64::NAN),
         TKind::Unary(op, a) => unary(*op, eval_at(a, bars, index, fields)),
         TKind::Binary(op, a, b) => binary(*op, eval_at(a, bars, index, fields), eval_at(b, bars, index, fields)),
-        TKind::Bar(_) | TKind::Lag(..) | TKind::Indicator { .. } => match bars {
+        TKind::Bar(_) | TKind::Lag(..) | TKind::Indicator { .. } | TKind::Script { .. } => match bars {
             Some(b) => eval_series(e, b).get(index).copied().unwrap_or(f64::NAN),
             None => f64::NAN,
         },
@@ -66,6 +67,26 @@ pub fn eval_series(e: &TExpr, bars: &Bars<'_>) -> Vec<f64> {
         TKind::Binary(op, a, b) => {
             let (x, y) = (eval_series(a, bars), eval_series(b, bars));
             x.iter().zip(&y).map(|(p, q)| binary(*op, *p, *q)).collect()
+        }
+        TKind::Script { script, window } => {
+            // The script on each full window; errors are undefined, as in the engine.
+            let w = *window as usize;
+            (0..n)
+                .map(|i| {
+                    if i + 1 < w {
+                        return f64::NAN;
+                    }
+                    let r = i + 1 - w..i + 1;
+                    let window = WindowBars {
+                        open: &bars.open[r.clone()],
+                        high: &bars.high[r.clone()],
+                        low: &bars.low[r.clone()],
+                        close: &bars.close[r.clone()],
+                        volume: &bars.volume[r],
+                    };
+                    script.indicator(Sandbox::shared(), &window).unwrap_or(f64::NAN)
+                })
+                .collect()
         }
         TKind::Lag(x, k) => {
             let v = eval_series(x, bars);

@@ -78,6 +78,7 @@ fn key(e: &TExpr) -> String {
             let args: Vec<String> = args.iter().map(key).collect();
             format!("{func:?}[{output}]({};{consts:?})", args.join(","))
         }
+        TKind::Script { script, window } => format!("Script({:x},{window})", script.hash),
     }
 }
 
@@ -218,17 +219,19 @@ pub fn lint_strategy(s: &CompiledStrategy) -> Vec<Diagnostic> {
 /// Warnings about a policy's rules.
 pub fn lint_policy(p: &CompiledPolicy) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for (t, rule) in p.rules.iter().zip(&p.doc.rules) {
+    for (c, rule) in p.rules.iter().zip(&p.doc.rules) {
+        // Scripts are opaque to this analysis.
+        let (Some(t), Some(when)) = (c.expr(), rule.condition.expr()) else { continue };
         match verdict(t) {
             Verdict::AlwaysTrue => out.push(warn(
                 codes::CONSTANT_RULE,
-                &rule.when,
+                when,
                 format!("rule `{}` always fires", rule.id.value),
                 "every order is denied; check the literals it compares",
             )),
             Verdict::Never => out.push(warn(
                 if t.as_const() == Some(FALSE) { codes::CONSTANT_RULE } else { codes::NEVER_FIRES },
-                &rule.when,
+                when,
                 format!("rule `{}` can never fire", rule.id.value),
                 "its conditions contradict each other, so it guards nothing",
             )),

@@ -17,5 +17,6 @@ pub mod interp;
 pub mod lint;
 pub mod parser;
 pub mod program;
+pub mod script;
 pub mod semantics;
 pub mod types;

@@ -489,7 +489,7 @@ mod tests {
 
     #[test]
     fn refuses_absurd_nesting_without_overflowing() {
-        let deep = "(".repeat(10_000) + "1" + &")".repeat(10_000);
+        let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
         assert!(parse_text(&deep).is_err());
         let negs = "-".repeat(3000) + "1";
         assert!(parse_text(&negs).is_err());
@@ -497,7 +497,7 @@ mod tests {
         assert!(parse_text(&long).is_err());
         let chain = "1 + ".repeat(200) + "1";
         assert!(parse_text(&chain).is_err(), "deeper than MAX_DEPTH");
-        let max_parens = "(".repeat(MAX_NESTING) + "1" + &")".repeat(MAX_NESTING);
+        let max_parens = format!("{}1{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
         assert!(parse_text(&max_parens).is_ok());
         let max_prefix = "- ".repeat(MAX_PREFIX_RUN) + "1";
         assert!(parse_text(&max_prefix).is_ok());

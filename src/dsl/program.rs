@@ -12,9 +12,11 @@
 //! graph slot: evaluating it is one array read.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::catalog::{BarField, FieldId, Func};
 use super::check::{TExpr, TKind};
+use super::script::Script;
 use super::semantics::{BinOp, UnOp};
 use super::types::Variability;
 use crate::config::expr_source::ExprSource;
@@ -48,6 +50,14 @@ pub enum NodeOp {
     },
     /// Output `k` of a multi-output indicator node.
     Output(NodeId, u8),
+    /// A custom indicator: the script with this [`Script::hash`] (kept in
+    /// [`GraphSpec::scripts`]) over the last `window` bars.
+    Script {
+        /// The script's hash.
+        hash: u64,
+        /// Bars per call.
+        window: u32,
+    },
 }
 
 /// The nodes of one symbol's graph, in evaluation (topological) order.
@@ -55,6 +65,8 @@ pub enum NodeOp {
 pub struct GraphSpec {
     /// Nodes; a node only refers to nodes before it.
     pub nodes: Vec<NodeOp>,
+    /// The scripts of [`NodeOp::Script`] nodes, by hash.
+    pub scripts: HashMap<u64, Arc<Script>>,
     index: HashMap<NodeOp, NodeId>,
 }
 
@@ -106,6 +118,10 @@ impl GraphSpec {
             TKind::Lag(x, k) => {
                 let x = self.lower(x);
                 NodeOp::Lag(x, *k)
+            }
+            TKind::Script { script, window } => {
+                self.scripts.entry(script.hash).or_insert_with(|| script.clone());
+                NodeOp::Script { hash: script.hash, window: *window }
             }
             TKind::Indicator { func, args, consts, output } => {
                 let args: Vec<NodeId> = args.iter().map(|a| self.lower(a)).collect();
@@ -171,6 +187,23 @@ pub enum RuleEval {
     Slot(NodeId),
     /// The rule is a scalar program.
     Program(ScalarProgram),
+    /// The rule is a rhai guardrail, run by the caller with the order's context.
+    Script(Arc<Script>),
+}
+
+impl CompiledRule {
+    /// A rhai guardrail rule.
+    pub fn script(script: Arc<Script>) -> Self {
+        CompiledRule { eval: RuleEval::Script(script), inputs: Vec::new() }
+    }
+
+    /// A rule that is always undefined (so a guardrail fails closed).
+    pub fn undefined() -> Self {
+        CompiledRule {
+            eval: RuleEval::Program(ScalarProgram { ops: vec![ScalarOp::Const(f64::NAN)] }),
+            inputs: Vec::new(),
+        }
+    }
 }
 
 /// Lowers a typed rule into `graph` (for its series parts) and returns the compiled rule.

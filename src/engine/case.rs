@@ -21,12 +21,15 @@ use std::sync::Arc;
 use crate::config::expr_source::ExprSource;
 use crate::config::rule_test::{CaseValue, Expect, TestCase};
 use crate::diagnostics::{Diagnostic, SourceFile, Span, codes, did_you_mean, one_of};
-use crate::dsl::bundle::{Bundle, CompiledPolicy, CompiledStrategy, SymbolProgram, compile_strategy, set_params};
+use crate::dsl::bundle::{
+    Bundle, CompiledCondition, CompiledPolicy, CompiledStrategy, SymbolProgram, compile_strategy, set_params,
+};
 use crate::dsl::catalog::{self, Context, FIELDS, FieldId};
 use crate::dsl::check::{Checker, TExpr, TKind};
 use crate::dsl::explain::{Values, explain, render};
 use crate::dsl::parser;
 use crate::dsl::program::NodeId;
+use crate::dsl::script::{CustomIndicator, FilterContext, Sandbox};
 use crate::dsl::semantics::{fires, string_id};
 use crate::dsl::types::{ValueKind, Variability};
 
@@ -372,14 +375,14 @@ pub fn prepare(
     }
 
     // Sub-expression values: find each in the target's own graph.
-    let params = match &target {
-        Target::Strategy(s) => s.doc.params.clone(),
-        Target::Policy(_) => Vec::new(),
+    let (params, indicators) = match &target {
+        Target::Strategy(s) => (s.doc.params.clone(), s.indicators.clone()),
+        Target::Policy(_) => (Vec::new(), Vec::new()),
     };
     let known_nodes = program.graph.len();
     let mut pins = Vec::new();
     for (key, value) in &case.values {
-        let Some(t) = check_key(key, context, &params, diags) else {
+        let Some(t) = check_key(key, context, &params, &indicators, diags) else {
             ok = false;
             continue;
         };
@@ -451,6 +454,7 @@ fn check_key(
     key: &ExprSource,
     ctx: Context,
     params: &[crate::config::strategy::Param],
+    indicators: &[CustomIndicator],
     diags: &mut Vec<Diagnostic>,
 ) -> Option<TExpr> {
     let ast = match parser::parse(key) {
@@ -460,7 +464,7 @@ fn check_key(
             return None;
         }
     };
-    let mut c = Checker::new(key, ctx, params);
+    let mut c = Checker::new(key, ctx, params).with_indicators(indicators);
     let t = c.check(&ast);
     let failed = c.diags.iter().any(Diagnostic::is_error);
     diags.extend(c.diags.into_iter().filter(Diagnostic::is_error));
@@ -543,7 +547,9 @@ fn rules_of(target: &Target) -> Vec<(&TExpr, &ExprSource)> {
             }
             v
         }
-        Target::Policy(p) => p.rules.iter().zip(&p.doc.rules).map(|(t, r)| (t, &r.when)).collect(),
+        Target::Policy(p) => {
+            p.rules.iter().zip(&p.doc.rules).filter_map(|(c, r)| Some((c.expr()?, r.condition.expr()?))).collect()
+        }
     }
 }
 
@@ -570,10 +576,26 @@ pub fn run(case: &Prepared) -> CaseRun {
     let outcome = match &case.target {
         Target::Policy(p) => {
             let policies = std::slice::from_ref(&**p);
-            let denial = check_order(policies, &case.program.policies, &now, &fields, &mut scratch, |_, _| {});
-            for ((e, src), r) in rules_of(&case.target).into_iter().zip(&p.doc.rules) {
-                let x = explain(e, src, &mut spec, &values);
-                rules.push(RuleTrace { name: r.id.value.clone(), value: x.value, tree: render(&x) });
+            let names = |path: &str| catalog::field(path).and_then(|f| strings(fields[f.id as usize]));
+            let mut verdicts = Vec::new();
+            let denial = check_order(policies, &case.program.policies, &now, &fields, &names, &mut scratch, |v, _| {
+                verdicts.push(v.clone())
+            });
+            for ((c, r), v) in p.rules.iter().zip(&p.doc.rules).zip(&verdicts) {
+                let tree = match (c.expr(), r.condition.expr(), c) {
+                    (Some(e), Some(src), _) => render(&explain(e, src, &mut spec, &values)),
+                    (_, _, CompiledCondition::Script(script)) => {
+                        let said = match (&v.error, &v.message, v.fired) {
+                            (Some(e), _, _) => format!("failed: {e}"),
+                            (None, Some(m), _) => format!("deny: {m}"),
+                            (None, None, true) => "deny".to_string(),
+                            (None, None, false) => "allow".to_string(),
+                        };
+                        format!("script `{}` = {said}\n", script.source.name)
+                    }
+                    _ => String::new(),
+                };
+                rules.push(RuleTrace { name: r.id.value.clone(), value: v.value, tree });
             }
             match denial {
                 Some(d) => Outcome::Deny { rule: p.doc.rules[d.rule].id.value.clone(), reason: d.reason(policies) },
@@ -643,6 +665,34 @@ pub fn run(case: &Prepared) -> CaseRun {
                         rule.map(|r| fires(eval_rule(r, &now, &fields, &mut scratch)))
                     })
                 }
+            };
+            // The entry filter may veto an entry, as in the engine.
+            let signal = match (signal, &s.filter) {
+                (Some(Signal::Entry), Some(filter)) => {
+                    let bar = case.bars.last();
+                    let ctx = FilterContext {
+                        symbol: s.doc.universe.first().map(|u| u.value.clone()).unwrap_or_default(),
+                        strategy: s.name().to_string(),
+                        time: bar.map_or(0, |b| b.ts),
+                        bar: bar.map_or([f64::NAN; 5], |b| [b.open, b.high, b.low, b.close, b.volume]),
+                        fields: fields.to_vec(),
+                    };
+                    match filter.filter(Sandbox::shared(), &ctx) {
+                        Ok(true) => {
+                            notes.push(format!("filter `{}` let the entry through", filter.source.name));
+                            signal
+                        }
+                        Ok(false) => {
+                            notes.push(format!("filter `{}` vetoed the entry", filter.source.name));
+                            None
+                        }
+                        Err(e) => {
+                            notes.push(format!("filter `{}` failed, so the entry is skipped: {e}", filter.source.name));
+                            None
+                        }
+                    }
+                }
+                _ => signal,
             };
             if let (Some((_, _, held)), Some(m)) = (case.position, &s.doc.max_holding) {
                 notes.push(format!("max_holding {} bars; held {held}", m.value));

@@ -49,6 +49,42 @@ pub struct Decision<'a> {
     pub values: &'a [(String, f64)],
 }
 
+/// What a [`Note`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteKind {
+    /// A rhai script failed or hit a limit; what it guarded failed closed.
+    ScriptError,
+    /// An entry filter script vetoed an entry the entry rule signalled.
+    EntryFiltered,
+}
+
+impl NoteKind {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteKind::ScriptError => "script_error",
+            NoteKind::EntryFiltered => "entry_filtered",
+        }
+    }
+}
+
+/// Something the engine noted that is neither an order nor a policy decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note<'a> {
+    /// Bar time, UTC seconds.
+    pub ts: i64,
+    /// What happened.
+    pub kind: NoteKind,
+    /// Strategy name, or `policy/rule_id` for guardrails.
+    pub origin: &'a str,
+    /// Symbol.
+    pub symbol: &'a str,
+    /// The script file, when a script is involved.
+    pub script: &'a str,
+    /// Details.
+    pub message: &'a str,
+}
+
 /// Receives engine events. Every method has a no-op default.
 pub trait EventSink {
     /// An order was created; `status` is `Submitted` or `Rejected` (then `reason` says why).
@@ -61,6 +97,8 @@ pub trait EventSink {
     fn trade(&mut self, _trade: &Trade) {}
     /// A policy rule judged an order.
     fn decision(&mut self, _decision: &Decision<'_>) {}
+    /// A script failed, or a filter vetoed an entry.
+    fn note(&mut self, _note: &Note<'_>) {}
 }
 
 /// Discards every event.

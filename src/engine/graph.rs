@@ -9,8 +9,11 @@
 //! contiguous columns). Both paths run the same indicator code and leave the graph in the same
 //! state.
 
+use std::sync::Arc;
+
 use crate::dsl::catalog::{BarField, Func};
 use crate::dsl::program::{GraphSpec, NodeOp};
+use crate::dsl::script::{Sandbox, Script, WindowBars};
 use crate::dsl::semantics::{BinOp, UnOp, binary, unary};
 use crate::indicators::{
     Atr, BBands, Cross, CrossDirection, Ema, Highest, Lowest, Macd, Roc, Rsi, Sma, StdDev, Window,
@@ -37,6 +40,72 @@ enum Node {
     Roc(u32, Roc),
     Cross { a: u32, b: u32, ind: Cross },
     Output { aux: u32 },
+    Script(Box<ScriptNode>),
+}
+
+/// Most script failures kept per node until [`Graph::take_script_failures`] collects them;
+/// later ones are only counted.
+const MAX_PENDING_FAILURES: usize = 100;
+
+/// A custom indicator node: the last `window` bars, the script, and its failures.
+#[derive(Debug, Clone)]
+struct ScriptNode {
+    script: Arc<Script>,
+    window: usize,
+    /// open, high, low, close, volume; each holds at most `2 * window` values (amortized O(1)
+    /// pushes, contiguous last-`window` slices).
+    cols: [Vec<f64>; 5],
+    failures: Vec<ScriptFailure>,
+    dropped: u64,
+}
+
+impl ScriptNode {
+    fn update(&mut self, ts: i64, bar: [f64; 5]) -> f64 {
+        for (col, v) in self.cols.iter_mut().zip(bar) {
+            if col.len() == 2 * self.window {
+                col.drain(..self.window);
+            }
+            col.push(v);
+        }
+        let n = self.cols[0].len();
+        if n < self.window {
+            return f64::NAN;
+        }
+        let r = n - self.window..n;
+        let w = WindowBars {
+            open: &self.cols[0][r.clone()],
+            high: &self.cols[1][r.clone()],
+            low: &self.cols[2][r.clone()],
+            close: &self.cols[3][r.clone()],
+            volume: &self.cols[4][r],
+        };
+        match self.script.indicator(Sandbox::shared(), &w) {
+            Ok(v) => v,
+            Err(e) => {
+                if self.failures.len() < MAX_PENDING_FAILURES {
+                    self.failures.push(ScriptFailure {
+                        ts,
+                        script: self.script.source.name.clone(),
+                        message: e.to_string(),
+                    });
+                } else {
+                    self.dropped += 1;
+                }
+                f64::NAN
+            }
+        }
+    }
+}
+
+/// A custom indicator's script failed on a bar; its value there is undefined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptFailure {
+    /// The bar's open time, UTC seconds.
+    pub ts: i64,
+    /// The script file.
+    pub script: String,
+    /// What went wrong.
+    pub message: String,
 }
 
 /// A symbol's live indicator graph.
@@ -74,6 +143,17 @@ impl Graph {
                 NodeOp::Binary(op, a, b) => Node::Binary(*op, *a, *b),
                 NodeOp::Lag(src, k) => Node::Lag { src: *src, k: *k as usize, win: Window::new(*k as usize + 1) },
                 NodeOp::Output(src, k) => Node::Output { aux: aux_base[*src as usize] + *k as u32 },
+                NodeOp::Script { hash, window } => match spec.scripts.get(hash) {
+                    Some(script) => Node::Script(Box::new(ScriptNode {
+                        script: script.clone(),
+                        window: (*window as usize).max(1),
+                        cols: Default::default(),
+                        failures: Vec::new(),
+                        dropped: 0,
+                    })),
+                    // A spec always holds its scripts; without one the node stays undefined.
+                    None => Node::Const(f64::NAN),
+                },
                 NodeOp::Indicator { func, args, consts } => {
                     let a0 = args.first().copied().unwrap_or(0);
                     match func {
@@ -113,6 +193,26 @@ impl Graph {
             .collect::<Vec<_>>();
         let values = nodes.iter().map(|n| if let Node::Const(v) = n { *v } else { f64::NAN }).collect();
         Graph { nodes, values, aux: vec![f64::NAN; aux_len as usize], aux_rows: Vec::new() }
+    }
+
+    /// True when some node runs a script (its failures must be collected).
+    pub fn has_scripts(&self) -> bool {
+        self.nodes.iter().any(|n| matches!(n, Node::Script(_)))
+    }
+
+    /// Takes the script failures since the last call, oldest first, and how many more were
+    /// only counted.
+    pub fn take_script_failures(&mut self) -> (Vec<ScriptFailure>, u64) {
+        let mut out = Vec::new();
+        let mut dropped = 0;
+        for n in &mut self.nodes {
+            if let Node::Script(s) = n {
+                out.append(&mut s.failures);
+                dropped += std::mem::take(&mut s.dropped);
+            }
+        }
+        out.sort_by_key(|f| f.ts);
+        (out, dropped)
     }
 
     /// Number of nodes.
@@ -226,6 +326,13 @@ impl Graph {
                     let j = *j as usize;
                     col.copy_from_slice(&aux_cols[j * len..(j + 1) * len]);
                 }
+                Node::Script(node) => {
+                    for (i, o) in col.iter_mut().enumerate() {
+                        let b = start + i;
+                        let bar = [series.open[b], series.high[b], series.low[b], series.close[b], series.volume[b]];
+                        *o = node.update(series.ts[b], bar);
+                    }
+                }
             }
         }
         for (k, v) in self.values.iter_mut().enumerate() {
@@ -284,6 +391,7 @@ impl Graph {
                 Node::Roc(src, ind) => ind.update(values[*src as usize]),
                 Node::Cross { a, b, ind } => ind.update(values[*a as usize], values[*b as usize]),
                 Node::Output { aux: i } => aux[*i as usize],
+                Node::Script(node) => node.update(bar.ts, [bar.open, bar.high, bar.low, bar.close, bar.volume]),
             };
             values[i] = v;
         }

@@ -3,17 +3,19 @@
 //! Rules run in order: policies in bundle order, rules in document order. Every rule is
 //! evaluated (each decision is journaled), and the first rule that fires decides. A rule whose
 //! condition is undefined (`NaN`, e.g. an indicator still warming up or a missing field) counts
-//! as firing: guardrails fail closed. The backtester, the paper and live drivers and `dsl test`
-//! all check orders through [`check_order`].
+//! as firing, and so does a rhai guardrail that fails or hits a limit: guardrails fail closed.
+//! The backtester, the paper and live drivers and `dsl test` all check orders through
+//! [`check_order`].
 
 use crate::dsl::bundle::CompiledPolicy;
-use crate::dsl::program::CompiledRule;
+use crate::dsl::program::{CompiledRule, RuleEval};
+use crate::dsl::script::{Sandbox, Verdict};
 use crate::dsl::semantics::fires;
 
 use super::rules::{FieldValues, eval_rule};
 
 /// One rule's verdict on an order.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleVerdict {
     /// Policy index in the bundle.
     pub policy: usize,
@@ -21,19 +23,25 @@ pub struct RuleVerdict {
     pub rule: usize,
     /// The condition's value (`1`/`0`, or `NaN` when undefined).
     pub value: f64,
-    /// True when the rule fires (condition true or undefined).
+    /// True when the rule fires (condition true or undefined, or a script denied or failed).
     pub fired: bool,
+    /// A guardrail script's own denial message.
+    pub message: Option<String>,
+    /// Why a guardrail script failed (it then fires).
+    pub error: Option<String>,
 }
 
 /// The rule that stopped an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
     /// Policy index in the bundle.
     pub policy: usize,
     /// Rule index in the policy.
     pub rule: usize,
-    /// The condition was undefined (the rule fired by failing closed).
+    /// The condition was undefined, or its script failed (the rule fired by failing closed).
     pub undefined: bool,
+    /// The message to show instead of the rule's (a script's message, or its error).
+    pub message: Option<String>,
 }
 
 impl Denial {
@@ -45,8 +53,10 @@ impl Denial {
 
     /// The reason shown with the rejected order: `denied by policy/rule: message`.
     pub fn reason(&self, policies: &[CompiledPolicy]) -> String {
-        let message = &policies[self.policy].doc.rules[self.rule].message.value;
-        let undefined = if self.undefined { " (condition undefined: fail closed)" } else { "" };
+        let message = self.message.as_deref().unwrap_or(&policies[self.policy].doc.rules[self.rule].message.value);
+        let undefined = if self.undefined { " (fail closed)" } else { "" };
+        let undefined =
+            if self.undefined && self.message.is_none() { " (condition undefined: fail closed)" } else { undefined };
         format!("denied by {}: {message}{undefined}", self.key(policies))
     }
 }
@@ -54,26 +64,45 @@ impl Denial {
 /// Checks an order against every policy rule.
 ///
 /// `compiled[p][r]` is rule `r` of `policies[p]` compiled for the order's symbol; `slots` are
-/// that symbol's graph values on the current bar; `fields` the order's context fields.
-/// `each` sees every rule's verdict (for the journal). Returns the deciding rule, if any.
+/// that symbol's graph values on the current bar; `fields` the order's context fields; `names`
+/// the order's string fields by path (`order.symbol`, `order.side`, ...) for guardrail
+/// scripts. `each` sees every rule's verdict (for the journal). Returns the deciding rule, if
+/// any.
 pub fn check_order(
     policies: &[CompiledPolicy],
     compiled: &[Vec<CompiledRule>],
     slots: &[f64],
     fields: &FieldValues,
+    names: &dyn Fn(&str) -> Option<String>,
     scratch: &mut Vec<f64>,
     mut each: impl FnMut(&RuleVerdict, &CompiledRule),
 ) -> Option<Denial> {
     let mut denial = None;
     for (pi, policy) in policies.iter().enumerate() {
         for (ri, rule) in compiled[pi].iter().enumerate().take(policy.doc.rules.len()) {
-            let value = eval_rule(rule, slots, fields, scratch);
-            let fired = value.is_nan() || fires(value);
-            each(&RuleVerdict { policy: pi, rule: ri, value, fired }, rule);
-            if fired && denial.is_none() {
-                denial = Some(Denial { policy: pi, rule: ri, undefined: value.is_nan() });
+            let v = match &rule.eval {
+                RuleEval::Script(script) => match script.guard(Sandbox::shared(), fields, names) {
+                    Ok(Verdict::Allow) => verdict(pi, ri, 0.0, None, None),
+                    Ok(Verdict::Deny(message)) => verdict(pi, ri, 1.0, message, None),
+                    Err(e) => {
+                        let e = e.to_string();
+                        verdict(pi, ri, f64::NAN, Some(e.clone()), Some(e))
+                    }
+                },
+                _ => {
+                    let value = eval_rule(rule, slots, fields, scratch);
+                    verdict(pi, ri, value, None, None)
+                }
+            };
+            each(&v, rule);
+            if v.fired && denial.is_none() {
+                denial = Some(Denial { policy: pi, rule: ri, undefined: v.value.is_nan(), message: v.message });
             }
         }
     }
     denial
+}
+
+fn verdict(policy: usize, rule: usize, value: f64, message: Option<String>, error: Option<String>) -> RuleVerdict {
+    RuleVerdict { policy, rule, value, fired: value.is_nan() || fires(value), message, error }
 }

@@ -22,13 +22,14 @@ use crate::config::manifest::FillTiming;
 use crate::config::strategy::Sizing;
 use crate::dsl::bundle::{Bundle, SymbolProgram};
 use crate::dsl::catalog::FieldId;
-use crate::dsl::program::RuleEval;
+use crate::dsl::program::{CompiledRule, RuleEval};
+use crate::dsl::script::{FilterContext, Sandbox};
 use crate::dsl::semantics::{fires, string_id};
 
 use super::broker::{Execution, FillModel, SimBroker};
-use super::events::{Decision, EventSink, OrderStatus};
+use super::events::{Decision, EventSink, Note, NoteKind, OrderStatus};
 use super::graph::Graph;
-use super::guard::check_order;
+use super::guard::{RuleVerdict, check_order};
 use super::market::{Bar, BarSeries};
 use super::orders::{
     ClientOrderId, ExitReason, Fill, Intent, Order, OrderIds, OrderReason, OrderType, Position, Quantity, Side,
@@ -65,6 +66,10 @@ pub struct RunStats {
     pub orders_cancelled: u64,
     /// Denials per `policy/rule_id`.
     pub denials: BTreeMap<String, u64>,
+    /// Entries an entry filter script vetoed.
+    pub entries_filtered: u64,
+    /// Script calls that failed or hit a limit (each failed closed).
+    pub script_errors: u64,
 }
 
 /// An open position at some point in time, for reports.
@@ -95,6 +100,8 @@ struct SymbolState {
     last_close: f64,
     bars: u64,
     last_ts: i64,
+    /// The graph runs custom indicator scripts (whose failures are reported).
+    has_scripts: bool,
     /// Replay blocks: graph values of bars `block_start..block_start + block_len`, column-major.
     block: Vec<f64>,
     block_start: usize,
@@ -141,7 +148,7 @@ impl RuleRef {
     fn of(rule: &crate::dsl::program::CompiledRule) -> Self {
         match rule.eval {
             RuleEval::Slot(id) => RuleRef::Node(id),
-            RuleEval::Program(_) => RuleRef::Program,
+            RuleEval::Program(_) | RuleEval::Script(_) => RuleRef::Program,
         }
     }
 }
@@ -211,6 +218,7 @@ impl Engine {
             states.push(SymbolState {
                 name: Arc::from(name.as_str()),
                 name_id: string_id(name),
+                has_scripts: graph.has_scripts(),
                 graph,
                 program,
                 slots: mine,
@@ -321,6 +329,9 @@ impl Engine {
         let st = &mut self.symbols[symbol];
         st.graph.update(bar);
         st.row = None;
+        if st.has_scripts {
+            self.report_script_failures(symbol, sink);
+        }
         self.after_update(symbol, bar, sink);
     }
 
@@ -340,7 +351,11 @@ impl Engine {
             st.graph.update_block(series, i, len, &mut st.block);
             st.block_start = i;
             st.block_len = len;
+            if st.has_scripts {
+                self.report_script_failures(symbol, sink);
+            }
         }
+        let st = &mut self.symbols[symbol];
         st.row = Some(i - st.block_start);
         self.after_update(symbol, &bar, sink);
     }
@@ -387,9 +402,76 @@ impl Engine {
             })
         });
         match signal {
+            Some(Signal::Entry) if !self.entry_passes_filter(slot_id, bar, sink) => {}
             Some(Signal::Entry) => self.signal_entry(slot_id, bar, sink),
             Some(Signal::Exit(reason)) => self.signal_exit(slot_id, reason, bar, sink),
             None => {}
+        }
+    }
+
+    /// Runs the strategy's entry filter script, if any: `false` or a failure vetoes the entry
+    /// (and is noted).
+    fn entry_passes_filter(&mut self, slot_id: usize, bar: &Bar, sink: &mut dyn EventSink) -> bool {
+        let (strategy, symbol) = (self.slots[slot_id].strategy, self.slots[slot_id].symbol);
+        let Some(filter) = self.bundle.strategies[strategy].filter.clone() else { return true };
+        let mut fields = NO_FIELDS;
+        self.account_fields(&mut fields);
+        let ctx = FilterContext {
+            symbol: self.symbols[symbol].name.to_string(),
+            strategy: self.bundle.strategies[strategy].name().to_string(),
+            time: bar.ts,
+            bar: [bar.open, bar.high, bar.low, bar.close, bar.volume],
+            fields: fields.to_vec(),
+        };
+        let (kind, message) = match filter.filter(Sandbox::shared(), &ctx) {
+            Ok(true) => return true,
+            Ok(false) => {
+                self.stats.entries_filtered += 1;
+                (NoteKind::EntryFiltered, "the filter returned false".to_string())
+            }
+            Err(e) => {
+                self.stats.script_errors += 1;
+                (NoteKind::ScriptError, format!("{e}; the entry is skipped"))
+            }
+        };
+        sink.note(&Note {
+            ts: bar.ts,
+            kind,
+            origin: &ctx.strategy,
+            symbol: &ctx.symbol,
+            script: &filter.source.name,
+            message: &message,
+        });
+        false
+    }
+
+    /// Reports the failures of custom indicator scripts on the symbol's graph.
+    fn report_script_failures(&mut self, symbol: usize, sink: &mut dyn EventSink) {
+        let st = &mut self.symbols[symbol];
+        let (failures, dropped) = st.graph.take_script_failures();
+        self.stats.script_errors += failures.len() as u64 + dropped;
+        for f in &failures {
+            let message = format!("{}; the indicator is undefined on this bar", f.message);
+            sink.note(&Note {
+                ts: f.ts,
+                kind: NoteKind::ScriptError,
+                origin: "indicator",
+                symbol: &st.name,
+                script: &f.script,
+                message: &message,
+            });
+        }
+        if dropped > 0 {
+            let message = format!("{dropped} more script failures were not recorded");
+            let ts = failures.last().map_or(st.last_ts, |f| f.ts);
+            sink.note(&Note {
+                ts,
+                kind: NoteKind::ScriptError,
+                origin: "indicator",
+                symbol: &st.name,
+                script: "",
+                message: &message,
+            });
         }
     }
 
@@ -522,21 +604,46 @@ impl Engine {
         let sym = &self.symbols[order.symbol];
         let values = sym.current();
         let policies = &self.bundle.policies;
-        let denial = check_order(policies, &sym.program.policies, &values, &fields, &mut scratch, |v, compiled| {
+        let strategy = self.bundle.strategies[order.strategy].name();
+        let names = |path: &str| -> Option<String> {
+            Some(match path {
+                "order.symbol" => sym.name.to_string(),
+                "order.strategy" => strategy.to_string(),
+                "order.side" => order.side.as_str().to_string(),
+                "order.intent" => order.intent.as_str().to_string(),
+                _ => return None,
+            })
+        };
+        let mut script_errors = 0;
+        let check = |v: &RuleVerdict, compiled: &CompiledRule| {
             let doc = &policies[v.policy].doc;
             let rule = &doc.rules[v.rule];
             let seen = seen_values(compiled, &values, &fields);
+            if let (Some(error), RuleEval::Script(script)) = (&v.error, &compiled.eval) {
+                script_errors += 1;
+                let origin = format!("{}/{}", doc.name.value, rule.id.value);
+                sink.note(&Note {
+                    ts: order.created_ts,
+                    kind: NoteKind::ScriptError,
+                    origin: &origin,
+                    symbol: &sym.name,
+                    script: &script.source.name,
+                    message: error,
+                });
+            }
             sink.decision(&Decision {
                 order,
                 policy: &doc.name.value,
                 rule_id: &rule.id.value,
                 fired: v.fired,
                 action: if v.fired { rule.action.value.as_str() } else { "pass" },
-                message: &rule.message.value,
+                message: v.message.as_deref().unwrap_or(&rule.message.value),
                 values: &seen,
             });
-        });
+        };
+        let denial = check_order(policies, &sym.program.policies, &values, &fields, &names, &mut scratch, check);
         self.scratch = scratch;
+        self.stats.script_errors += script_errors;
         let denial = denial?;
         *self.stats.denials.entry(denial.key(policies)).or_insert(0) += 1;
         Some(denial.reason(policies))

@@ -38,6 +38,8 @@ pub fn eval_rule(rule: &CompiledRule, slots: &[f64], fields: &FieldValues, scrat
             }
             scratch.last().copied().unwrap_or(f64::NAN)
         }
+        // Scripts need the order's context: see `super::guard`. Undefined here (fails closed).
+        RuleEval::Script(_) => f64::NAN,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The SQLite journal: every run, order, fill, round-trip trade and policy decision.
 //!
 //! Tables (`schema_version` 1). Times are `INTEGER` UTC seconds (`*_ts` columns); the views
-//! `v_runs`, `v_orders`, `v_fills`, `v_trades` and `v_policy_decisions` show the same rows with
+//! `v_runs`, `v_orders`, `v_fills`, `v_trades`, `v_policy_decisions` and `v_events` show the same rows with
 //! RFC 3339 text times, for people querying with `sqlite3`.
 //!
 //! | table | one row per |
@@ -11,6 +11,7 @@
 //! | `fills` | fill: time, quantity, price, commission, slippage cost |
 //! | `trades` | round trip: entry/exit time and price, quantity, pnl, pnl % (percent points), fees, exit reason, holding bars |
 //! | `policy_decisions` | policy rule applied to an order: rule id, fired, action, message, the values it saw (JSON) |
+//! | `events` | anything else worth knowing: a rhai script that failed (`script_error`) and what failed closed, an entry an entry filter vetoed (`entry_filtered`) |
 //!
 //! A backtest writes its run inside one transaction: a run that fails leaves no trace, and a
 //! finished run is complete. Rows are written by a background thread so the engine does not
@@ -25,7 +26,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, params};
 
 use crate::diagnostics::{Diagnostic, codes};
-use crate::engine::events::{Decision, EventSink, OrderStatus};
+use crate::engine::events::{Decision, EventSink, Note, OrderStatus};
 use crate::engine::orders::{ClientOrderId, Fill, Order, OrderType, Quantity, Trade};
 
 const SCHEMA: &str = "
@@ -110,6 +111,17 @@ CREATE TABLE IF NOT EXISTS policy_decisions (
     message TEXT NOT NULL,
     seen_values TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    script TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE VIEW IF NOT EXISTS v_events AS SELECT run_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, kind, origin, symbol, script, message FROM events;
 CREATE VIEW IF NOT EXISTS v_runs AS SELECT run_id, kind, bot, bundle_revision,
     strftime('%Y-%m-%dT%H:%M:%SZ', started_ts, 'unixepoch') AS started_at,
     strftime('%Y-%m-%dT%H:%M:%SZ', finished_ts, 'unixepoch') AS finished_at, status, settings, symbols,
@@ -194,6 +206,14 @@ enum Row {
         message: Arc<str>,
         seen: String,
     },
+    Note {
+        ts: i64,
+        kind: &'static str,
+        origin: Arc<str>,
+        symbol: Arc<str>,
+        script: Arc<str>,
+        message: String,
+    },
 }
 
 /// Rows per message to the writer thread.
@@ -271,6 +291,11 @@ fn write_row(conn: &Connection, run_id: i64, revision: &str, row: &Row) -> rusql
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![run_id, client_order_id.as_str(), ts, &**policy, &**rule_id, fired, &**action, &**message, seen]),
+        Row::Note { ts, kind, origin, symbol, script, message } => conn
+            .prepare_cached(
+                "INSERT INTO events (run_id, ts, kind, origin, symbol, script, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![run_id, ts, kind, &**origin, &**symbol, &**script, message]),
     }
 }
 
@@ -528,8 +553,21 @@ impl EventSink for Journal {
             rule_id: self.name(d.rule_id),
             fired: d.fired,
             action: self.name(d.action),
-            message: self.name(d.message),
+            // Script messages vary per order: not worth interning.
+            message: Arc::from(d.message),
             seen: serde_json::Value::Object(seen).to_string(),
+        };
+        self.push(row);
+    }
+
+    fn note(&mut self, n: &Note<'_>) {
+        let row = Row::Note {
+            ts: n.ts,
+            kind: n.kind.as_str(),
+            origin: self.name(n.origin),
+            symbol: self.name(n.symbol),
+            script: self.name(n.script),
+            message: n.message.to_string(),
         };
         self.push(row);
     }

@@ -11,11 +11,14 @@ use std::sync::Arc;
 
 use crate::config::manifest::StrategyRef;
 use crate::config::phase::PhaseDoc;
+use crate::config::policy::Condition;
+use crate::config::script_ref::ScriptRef;
 use crate::config::strategy::StrategyDoc;
 use crate::config::{Document, read_document};
 use crate::diagnostics::{Diagnostic, Severity, SourceFile, Span, codes};
 use crate::dsl::bundle::{
-    Bundle, CompiledPolicy, CompiledStrategy, assemble, check_phases, compile_policy, compile_strategy, set_params,
+    Bundle, CompiledCondition, CompiledPolicy, CompiledStrategy, assemble, check_phases, compile_policy,
+    compile_strategy, set_params,
 };
 
 /// A loaded bundle and where it came from.
@@ -49,6 +52,59 @@ pub fn resolve(base: &Path, rel: &str) -> PathBuf {
         }
     }
     if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
+/// Reads a document and the rhai scripts it names (relative to its file). Problems go to
+/// `diags`: a script that cannot be read is an error at its path in the document.
+pub fn read_document_with_scripts(src: &Arc<SourceFile>, diags: &mut Vec<Diagnostic>) -> Option<Document> {
+    let mut doc = read_document(src, diags)?;
+    let base = dir_of(Path::new(&src.name));
+    let refs: Vec<&mut ScriptRef> = match &mut doc {
+        Document::Strategy(s) => {
+            let mut v: Vec<&mut ScriptRef> = s.indicators.iter_mut().map(|i| &mut i.script).collect();
+            v.extend(s.filter.as_mut());
+            v
+        }
+        Document::Policy(p) => p
+            .rules
+            .iter_mut()
+            .filter_map(|r| match &mut r.condition {
+                Condition::Script(s) => Some(s),
+                Condition::When(_) => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for r in refs {
+        let path = resolve(&base, &r.path.value);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => r.source = Some(SourceFile::new(path.display().to_string(), text)),
+            Err(e) => diags.push(
+                Diagnostic::error(codes::UNRESOLVED_REFERENCE, format!("cannot read script `{}`: {e}", path.display()))
+                    .at(src, r.path.span)
+                    .label("script")
+                    .help("the path is relative to this file"),
+            ),
+        }
+    }
+    Some(doc)
+}
+
+/// The script files a compiled bundle's documents use (for its revision and for watching).
+pub fn script_sources(strategies: &[CompiledStrategy], policies: &[CompiledPolicy]) -> Vec<Arc<SourceFile>> {
+    let mut out: Vec<Arc<SourceFile>> = Vec::new();
+    for s in strategies {
+        out.extend(s.indicators.iter().map(|i| i.script.source.clone()));
+        out.extend(s.filter.iter().map(|f| f.source.clone()));
+    }
+    for p in policies {
+        for c in &p.rules {
+            if let CompiledCondition::Script(s) = c {
+                out.push(s.source.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Reads a text file as a [`SourceFile`] named by its path.
@@ -99,13 +155,17 @@ fn reference_error(manifest: &Arc<SourceFile>, span: Span, msg: String, help: St
 pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let src = read_source(path).map_err(|d| vec![d])?;
-    let doc = read_document(&src, &mut diags);
+    let doc = read_document_with_scripts(&src, &mut diags);
     let base_dir = dir_of(path);
     let bundle = match doc {
         None => None,
         Some(Document::Strategy(s)) => {
             let compiled = compile_strategy(s, &mut diags);
-            compiled.and_then(|c| assemble(None, vec![c], vec![], vec![], std::slice::from_ref(&src), &mut diags))
+            compiled.and_then(|c| {
+                let mut sources = vec![src.clone()];
+                sources.extend(script_sources(std::slice::from_ref(&c), &[]));
+                assemble(None, vec![c], vec![], vec![], &sources, &mut diags)
+            })
         }
         Some(Document::Policy(p)) => {
             diags.push(
@@ -163,6 +223,8 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
                 }
             }
             ok &= check_phases(&bot, &phases, &mut diags);
+            // Scripts count in the revision: editing one is a new bundle.
+            sources.extend(script_sources(&strategies, &policies));
             if ok { assemble(Some(bot), strategies, policies, phases, &sources, &mut diags) } else { None }
         }
         Some(Document::Test(t)) => {
@@ -208,7 +270,7 @@ fn load_referenced(
             return None;
         }
     };
-    let doc = read_document(&file, diags)?;
+    let doc = read_document_with_scripts(&file, diags)?;
     if doc.kind() != want {
         diags.push(reference_error(
             manifest,
@@ -308,7 +370,7 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
             }
         };
         let mut diags = Vec::new();
-        match read_document(&src, &mut diags) {
+        match read_document_with_scripts(&src, &mut diags) {
             Some(Document::Strategy(s)) => {
                 if let Some(c) = compile_strategy(s, &mut diags) {
                     add_warnings(

@@ -176,6 +176,16 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
     for (rule, n) in &st.denials {
         let _ = writeln!(s, "  denied        {n} by {rule}");
     }
+    if st.entries_filtered > 0 {
+        let _ = writeln!(s, "  filtered      {} entries vetoed by entry filters", st.entries_filtered);
+    }
+    if st.script_errors > 0 {
+        let _ = writeln!(
+            s,
+            "  script errors {} (each failed closed; see the `events` table of the journal)",
+            st.script_errors
+        );
+    }
     for p in &out.open_positions {
         let _ = writeln!(
             s,

@@ -18,7 +18,7 @@ use crate::engine::case::{Prepared, Target, prepare, run};
 use crate::engine::market::{Bar, BarSeries};
 
 use super::csv_bars::{CsvOptions, load_csv};
-use super::loader::{read_source, resolve};
+use super::loader::{read_document_with_scripts, read_source, resolve};
 use super::timeparse::{format_utc, parse_bound};
 
 /// The result of one case.
@@ -131,7 +131,7 @@ fn load_target(doc: &TestDoc, diags: &mut Vec<Diagnostic>) -> Option<(Target, Pa
         }
     };
     let mut more = Vec::new();
-    let target = match (read_document(&src, &mut more), doc.target.kind) {
+    let target = match (read_document_with_scripts(&src, &mut more), doc.target.kind) {
         (Some(Document::Strategy(s)), TargetKind::Strategy) => {
             compile_strategy(s, &mut more).map(|c| Target::Strategy(Box::new(c)))
         }

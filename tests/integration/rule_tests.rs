@@ -24,12 +24,14 @@ fn the_shipped_fixtures_pass() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     // Every shipped strategy and policy has fixtures.
-    for f in ["sma_crossover", "rsi_reversion", "macd_trend", "bollinger_reversion"] {
+    for f in ["sma_crossover", "rsi_reversion", "macd_trend", "bollinger_reversion", "trend_regime_sma"] {
         assert!(stdout.contains(&format!("strategies/{f}.test.yaml")), "{stdout}");
     }
-    assert!(stdout.contains("policies/always_on_caps.test.yaml"), "{stdout}");
+    for f in ["always_on_caps", "volatility_tiers"] {
+        assert!(stdout.contains(&format!("policies/{f}.test.yaml")), "{stdout}");
+    }
     let summary = stdout.lines().last().unwrap();
-    assert!(summary.starts_with("ok: 5 file(s), "), "{summary}");
+    assert!(summary.starts_with("ok: 7 file(s), "), "{summary}");
     assert!(!stdout.contains("FAIL"), "{stdout}");
 }
 
