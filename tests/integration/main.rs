@@ -8,4 +8,5 @@ mod indicators;
 mod properties;
 mod reference;
 mod rule_tests;
+mod scripts;
 mod validate;

@@ -1,0 +1,273 @@
+//! The rhai sandbox: runaway and forbidden scripts are stopped with clear errors, and a script
+//! that fails at run time fails closed inside a backtest (with the event journaled).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tradedsl::diagnostics::SourceFile;
+use tradedsl::dsl::script::{Limits, Sandbox, Script, ScriptError, ScriptKind, WindowBars, compile};
+
+use crate::common::{data, dsl};
+
+/// Compiles `body` as an indicator script (skipping the dry run's own limits by compiling
+/// through a sandbox whose limits match the test).
+fn indicator(sandbox: &Sandbox, body: &str) -> Result<Script, tradedsl::diagnostics::Diagnostic> {
+    compile(ScriptKind::Indicator, &SourceFile::new("t.rhai", body), sandbox)
+}
+
+fn window() -> (Vec<f64>, Vec<f64>) {
+    ((0..20).map(|i| 100.0 + i as f64).collect(), vec![1000.0; 20])
+}
+
+/// Runs `body`'s `value` on a window (outside `compile`, which would already have dry-run it).
+fn run(sandbox: &Sandbox, script: &Script) -> (Result<f64, ScriptError>, Duration) {
+    let (c, v) = window();
+    let w = WindowBars { open: &c, high: &c, low: &c, close: &c, volume: &v };
+    let t = Instant::now();
+    let r = script.indicator(sandbox, &w);
+    (r, t.elapsed())
+}
+
+/// Each runaway script is refused: at compile time its dry run hits the limit (E5003), and
+/// the error says which limit, well within the deadline.
+#[test]
+fn runaway_scripts_are_stopped_with_a_clear_error() {
+    let sandbox = Sandbox::shared();
+    let deadline = sandbox.limits().deadline;
+    let cases = [
+        ("fn value(bars) { loop {} }", "too many operations"),
+        ("fn value(bars) { let i = 0; while true { i += 1; } i }", "too many operations"),
+        ("fn f(x) { f(x + 1) } fn value(bars) { f(0) }", "calls nested too deeply"),
+        ("fn value(bars) { let s = \"xxxxxxxx\"; loop { s += s; } }", "Length of string too large"),
+        ("fn value(bars) { let a = []; loop { a.push(1.0); } }", "Size of array/BLOB too large"),
+        // rhai does not check map sizes on index assignment; the growing map slows every
+        // operation down, and the operation limit or the wall-clock deadline stops it,
+        // whichever comes first on this machine.
+        (
+            "fn value(bars) { let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; } }",
+            "too many operations|deadline of 100 ms passed",
+        ),
+    ];
+    for (body, expected) in cases {
+        let t = Instant::now();
+        let err = indicator(sandbox, body).expect_err(body);
+        let took = t.elapsed();
+        assert_eq!(err.code, "E5003", "{body}: {err:?}");
+        assert!(expected.split('|').any(|e| err.message.contains(e)), "{body}: {}", err.message);
+        assert!(
+            err.message.starts_with("script failed its dry run on a synthetic context: script stopped:"),
+            "{}",
+            err.message
+        );
+        // Not a timing test: only that nothing runs away (the deadline is 100 ms).
+        assert!(took < deadline * 20, "{body} took {took:?}");
+    }
+}
+
+#[test]
+fn the_wall_clock_deadline_stops_a_script_the_operation_limit_would_not() {
+    let sandbox =
+        Sandbox::new(Limits { max_operations: u64::MAX, deadline: Duration::from_millis(50), ..Limits::default() });
+    // Compile through a sandbox with an operation limit so the dry run stops, then run it in
+    // the one whose only bound is the clock.
+    let lenient = Sandbox::new(Limits::default());
+    let script = compile(
+        ScriptKind::Indicator,
+        &SourceFile::new("t.rhai", "fn value(bars) { if bars.close.len() > 10 { loop {} } 1.0 }"),
+        &lenient,
+    );
+    // The synthetic window has 50 bars, so the dry run loops and is stopped.
+    assert!(script.is_err());
+    let script = compile(
+        ScriptKind::Indicator,
+        &SourceFile::new("t.rhai", "fn value(bars) { if bars.close.len() == 20 { loop {} } 1.0 }"),
+        &sandbox,
+    )
+    .unwrap();
+    let (r, took) = run(&sandbox, &script);
+    assert_eq!(r, Err(ScriptError::Deadline(Duration::from_millis(50))));
+    assert!(took >= Duration::from_millis(50) && took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(r.unwrap_err().to_string(), "script stopped: deadline of 50 ms passed");
+}
+
+#[test]
+fn import_and_eval_do_not_compile() {
+    let sandbox = Sandbox::shared();
+    for (body, expected) in [
+        ("import \"std\" as s; fn value(bars) { 1.0 }", "'import'"),
+        ("fn value(bars) { eval(\"1 + 1\") }", "'eval' is disabled"),
+        ("fn value(bars) { undeclared + 1.0 }", "undefined variable: undeclared"),
+    ] {
+        let err = indicator(sandbox, body).expect_err(body);
+        assert_eq!(err.code, "E5001", "{body}: {err:?}");
+        assert!(err.message.contains(expected), "{body}: {}", err.message);
+    }
+}
+
+#[test]
+fn numbers_are_f64() {
+    let script = indicator(Sandbox::shared(), "fn value(bars) { 10 / 4 }").unwrap();
+    assert_eq!(run(Sandbox::shared(), &script).0, Ok(2.5));
+}
+
+/// Writes a strategy, its scripts, and a bot using a policy script into `dir`.
+fn scripted_bot(dir: &Path, indicator: &str, filter: &str, guard: &str) {
+    let data = data("GOOG.csv");
+    std::fs::write(dir.join("ind.rhai"), indicator).unwrap();
+    std::fs::write(dir.join("filter.rhai"), filter).unwrap();
+    std::fs::write(dir.join("guard.rhai"), guard).unwrap();
+    std::fs::write(
+        dir.join("s.yaml"),
+        "kind: strategy\nname: s\nuniverse: [GOOG]\ntimeframe: 1d\nparams: {fast: 10, slow: 30}\n\
+         indicators:\n  custom: { script: ind.rhai, window: 5 }\n\
+         entry: crosses_above(sma(close, fast), sma(close, slow)) and custom > 0\n\
+         filter: { script: filter.rhai }\n\
+         exit: crosses_below(sma(close, fast), sma(close, slow))\nsizing: {percent_of_equity: 4%}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("p.yaml"),
+        "kind: policy\nname: p\nrules:\n  - id: g\n    script: guard.rhai\n    action: deny\n    message: guarded\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bot.yaml"),
+        format!(
+            "kind: bot\nname: b\nstrategies: [s.yaml]\npolicies: [p.yaml]\ndata: {{csv: {{GOOG: {}}}}}\n\
+             starting_cash: 100000\ndatabase: j.sqlite\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn events(db: &Path) -> Vec<(String, String, String)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c.prepare("SELECT kind, script, message FROM events ORDER BY ts").unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn scripts_that_fail_at_run_time_fail_closed_and_are_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    // The indicator fails on bars closing above 500; the filter errors on GOOG entries after
+    // 2010 (the dry run uses another symbol); the guard loops forever on exits.
+    scripted_bot(
+        dir.path(),
+        "fn value(bars) { let c = bars.close[bars.close.len() - 1]; if c > 500.0 { throw \"too high\"; } 1.0 }",
+        "fn filter(ctx) { if ctx.symbol == \"GOOG\" && ctx.time > 1262304000 { let x = (); x + 1 } else { true } }",
+        "fn check(order, account, position) { if order.intent == \"exit\" { loop {} } () }",
+    );
+    let out = dsl().current_dir(dir.path()).args(["backtest", "bot.yaml"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("script errors"), "{stdout}");
+    let ev = events(&dir.path().join("j.sqlite"));
+    let by = |script: &str| ev.iter().filter(|e| e.1.ends_with(script)).collect::<Vec<_>>();
+    // Indicator failures: the indicator is undefined on those bars.
+    let ind = by("ind.rhai");
+    assert!(!ind.is_empty(), "{ev:?}");
+    assert!(ind.iter().all(|e| e.0 == "script_error" && e.2.contains("too high")), "{ind:?}");
+    // Guard failures (the loop is stopped) deny the exit: fail closed.
+    let guard = by("guard.rhai");
+    assert!(!guard.is_empty(), "{ev:?}");
+    assert!(guard[0].2.contains("too many operations"), "{guard:?}");
+    let c = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
+    let denied: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM policy_decisions WHERE fired = 1 AND message LIKE 'script stopped%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(denied as usize, guard.len());
+    let rejected_exits: i64 = c
+        .query_row("SELECT COUNT(*) FROM orders WHERE intent = 'exit' AND status = 'rejected'", [], |r| r.get(0))
+        .unwrap();
+    assert!(rejected_exits > 0);
+    // The filter's errors skip entries (none were journaled as filled after 2010).
+    assert!(by("filter.rhai").iter().all(|e| e.0 == "script_error" && e.2.contains("the entry is skipped")), "{ev:?}");
+    let late_entries: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM orders WHERE intent = 'entry' AND created_ts > 1262304000 AND status != 'rejected'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(late_entries, 0);
+}
+
+#[test]
+fn validate_reports_script_errors_in_the_script_file() {
+    let dir = tempfile::tempdir().unwrap();
+    scripted_bot(
+        dir.path(),
+        "fn value(bars) {\n  let x = bars.close[0]\n  x +* 2\n}\n",
+        "fn filtre(ctx) { true }",
+        "fn check(order, account, position) { loop {} }",
+    );
+    let out = dsl().current_dir(dir.path()).args(["validate", "bot.yaml"]).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error[E5001]: ind.rhai:3:"), "{err}");
+    assert!(
+        err.contains("error[E5002]: filter.rhai:1:1: script for an entry filter must define `fn filter(ctx)`"),
+        "{err}"
+    );
+    assert!(err.contains("error[E5003]: guard.rhai:1:"), "{err}");
+    assert!(err.contains("too many operations"), "{err}");
+}
+
+#[test]
+fn a_missing_script_is_a_reference_error() {
+    let dir = tempfile::tempdir().unwrap();
+    scripted_bot(
+        dir.path(),
+        "fn value(bars) { 1.0 }",
+        "fn filter(ctx) { true }",
+        "fn check(order, account, position) { () }",
+    );
+    std::fs::remove_file(dir.path().join("guard.rhai")).unwrap();
+    let out = dsl().current_dir(dir.path()).args(["validate", "bot.yaml"]).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error[E4001]: p.yaml:5:13: cannot read script `guard.rhai`"), "{err}");
+}
+
+#[test]
+fn custom_indicators_agree_with_the_reference_interpreter() {
+    // The efficiency ratio through the engine's graph (dsl eval) equals the script run on
+    // each window directly.
+    let out = dsl()
+        .args(["eval", "efficiency", "--strategy", "strategies/trend_regime_sma.yaml", "--data"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/AAPL.csv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (_, rows) = crate::common::read_csv(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/AAPL.csv"));
+    let close: Vec<f64> = rows.iter().map(|r| r[4].parse().unwrap()).collect();
+    let src = SourceFile::new(
+        "e.rhai",
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies/efficiency_ratio.rhai"))
+            .unwrap(),
+    );
+    let script = Arc::new(compile(ScriptKind::Indicator, &src, Sandbox::shared()).unwrap());
+    let mut checked = 0;
+    for (i, line) in text.lines().skip(1).enumerate() {
+        let v = line.split(',').nth(1).unwrap();
+        if i + 1 < 30 {
+            assert_eq!(v, "", "undefined before the window is full");
+            continue;
+        }
+        let w = &close[i + 1 - 30..=i];
+        let want =
+            script.indicator(Sandbox::shared(), &WindowBars { open: w, high: w, low: w, close: w, volume: w }).unwrap();
+        let path: f64 = w.windows(2).map(|p| (p[1] - p[0]).abs()).sum();
+        assert!((want - (w[29] - w[0]).abs() / path).abs() < 1e-12, "the script is Kaufman's ratio");
+        assert!((v.parse::<f64>().unwrap() - want).abs() < 1e-12, "bar {i}");
+        checked += 1;
+    }
+    assert!(checked > 1000);
+}
