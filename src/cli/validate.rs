@@ -1,12 +1,16 @@
-//! `dsl validate PATH...`
+//! `dsl validate PATH...`, and `dsl validate --watch PATH...` (hot reload: see
+//! [`crate::runtime::reload`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::ValueEnum;
 
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, Out};
-use crate::diagnostics::to_json;
+use crate::diagnostics::{Diagnostic, codes, to_json};
 use crate::runtime::loader::validate_paths;
+use crate::runtime::reload::{LibrarySource, Outcome, ReloadRecord, Reloader};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -29,10 +33,20 @@ pub struct Args {
     /// Treat warnings as errors.
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Keep running: watch the directories and revalidate on every change, swapping in each
+    /// valid bundle and keeping the last good one otherwise (stop with Ctrl-C).
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: how long to wait for changes to settle, in milliseconds.
+    #[arg(long, default_value_t = 100, value_name = "MS", requires = "watch")]
+    pub debounce: u64,
 }
 
 /// Runs the command.
 pub fn run(args: Args, out: Out) -> u8 {
+    if args.watch {
+        return watch(args, out);
+    }
     let v = match validate_paths(&args.paths) {
         Ok(v) => v,
         Err(d) => {
@@ -71,4 +85,75 @@ pub fn run(args: Args, out: Out) -> u8 {
     } else {
         EXIT_OK
     }
+}
+
+/// `--watch`: validate, then revalidate on every change until interrupted.
+fn watch(args: Args, out: Out) -> u8 {
+    if let Some(missing) = args.paths.iter().find(|p| !p.exists()) {
+        out.diags(&[Diagnostic::error(codes::IO, format!("`{}` does not exist", missing.display()))]);
+        return EXIT_USAGE;
+    }
+    let (reloader, first) = Reloader::new(LibrarySource(args.paths.clone()));
+    let reloader = Arc::new(reloader);
+    let format = args.format;
+    let dirs: Vec<String> = reloader.watch_dirs().iter().map(|w| w.path.display().to_string()).collect();
+    // Watch first, then report: once the first record is out, every edit is seen.
+    let handle = match crate::runtime::reload::watch(reloader, Duration::from_millis(args.debounce), move |r| {
+        print_record(r, format, out, false)
+    }) {
+        Ok(h) => h,
+        Err(d) => {
+            out.diags(&[d]);
+            return EXIT_USAGE;
+        }
+    };
+    print_record(&first, format, out, true);
+    if format == Format::Human {
+        eprintln!("watching {} (Ctrl-C to stop)", dirs.join(", "));
+    }
+    loop {
+        std::thread::park();
+        // Spurious wake-ups: keep watching.
+        let _ = &handle;
+    }
+}
+
+fn print_record(r: &ReloadRecord, format: Format, out: Out, first: bool) {
+    match format {
+        Format::Human => {
+            out.diags(&r.diagnostics);
+            let short = |rev: &str| if rev.is_empty() { "(none)".to_string() } else { rev.to_string() };
+            let head = match (first, r.outcome) {
+                (true, Outcome::Rejected) => {
+                    format!("invalid: {} error(s), {} warning(s); waiting for fixes", r.errors, r.warnings)
+                }
+                (true, _) => {
+                    format!("valid: bundle {} ({} warning(s))", r.new_revision.as_deref().unwrap_or(""), r.warnings)
+                }
+                (false, Outcome::Accepted) => format!(
+                    "reload accepted: {} -> {} in {:.1} ms ({} warning(s))",
+                    short(&r.old_revision),
+                    r.new_revision.as_deref().unwrap_or(""),
+                    r.build_ms,
+                    r.warnings
+                ),
+                (false, Outcome::Rejected) => {
+                    format!("reload rejected: {} error(s); keeping {}", r.errors, short(&r.old_revision))
+                }
+                (false, Outcome::Unchanged) => format!("reload unchanged: still {}", short(&r.old_revision)),
+            };
+            // Progress goes to stdout, one line per reload plus its changes, so tools can follow it.
+            println!("[{}] {head}", r.at);
+            for l in r.changes.lines() {
+                println!("    {l}");
+            }
+        }
+        Format::Json => {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["diagnostics"] = serde_json::Value::Array(r.diagnostics.iter().map(to_json).collect());
+            println!("{}", serde_json::to_string(&v).unwrap_or_default());
+        }
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
 }

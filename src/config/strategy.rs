@@ -111,6 +111,19 @@ pub enum Sizing {
     AllCash,
 }
 
+impl std::fmt::Display for Sizing {
+    /// As written in YAML: `all_cash`, `percent_of_equity: 4.5%`, `fixed_quantity: 10`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sizing::FixedQuantity(q) => write!(f, "fixed_quantity: {}", super::units::trim_float(*q)),
+            Sizing::PercentOfEquity(p) => {
+                write!(f, "percent_of_equity: {}", super::units::written(*p, NumUnit::Percent))
+            }
+            Sizing::AllCash => f.write_str("all_cash"),
+        }
+    }
+}
+
 /// The side a strategy trades. Only [`Direction::Long`] is supported so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

@@ -28,6 +28,22 @@ impl fmt::Display for NumUnit {
     }
 }
 
+/// A number with at most 6 decimals and no trailing zeros: `0.05`, `12`, `0.333333`.
+pub fn trim_float(v: f64) -> String {
+    let s = format!("{v:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A number as the user wrote it: `0.05`, `5%` or `500bps` (`v` is the value as a fraction
+/// for percent and bps).
+pub fn written(v: f64, unit: NumUnit) -> String {
+    match unit {
+        NumUnit::Plain => trim_float(v),
+        NumUnit::Percent => format!("{}%", trim_float(v * 100.0)),
+        NumUnit::Bps => format!("{}bps", trim_float(v * 10_000.0)),
+    }
+}
+
 /// Parses a number literal with an optional `%` or `bps` suffix and returns its value (as a
 /// fraction when a unit is given) and the unit. Leading and trailing spaces are ignored, and a
 /// space is allowed before the unit (`5 %`). Returns `None` when the text is not a finite number.

@@ -106,7 +106,7 @@ pub fn compile_script(
 }
 
 /// A compiled, validated set of documents.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Bundle {
     /// First 16 hex digits of the SHA-256 of the documents' texts.
     pub revision: String,
@@ -118,6 +118,8 @@ pub struct Bundle {
     pub policies: Vec<CompiledPolicy>,
     /// Graduation phases.
     pub phases: Vec<PhaseDoc>,
+    /// Every file the bundle was built from (documents and scripts), in load order.
+    pub sources: Vec<Arc<SourceFile>>,
 }
 
 impl Bundle {
@@ -347,7 +349,7 @@ pub fn assemble(
     if !ok {
         return None;
     }
-    Some(Bundle { revision: revision(sources), bot, strategies, policies, phases })
+    Some(Bundle { revision: revision(sources), bot, strategies, policies, phases, sources: sources.to_vec() })
 }
 
 /// Checks a bot's phases: unique names, every `next` among them, no cycle, and the active

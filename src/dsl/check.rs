@@ -16,7 +16,7 @@ use super::semantics::{self, BinOp, UnOp, from_bool, string_id};
 use super::types::{Ty, ValueKind, Variability};
 use crate::config::expr_source::ExprSource;
 use crate::config::strategy::{Param, ParamValue};
-use crate::config::units::NumUnit;
+use crate::config::units::{NumUnit, trim_float, written};
 use crate::diagnostics::{Diagnostic, Span, codes, did_you_mean, one_of};
 
 /// Largest history index accepted in `x[k]`.
@@ -724,20 +724,6 @@ fn scale_of(t: &TExpr) -> Scale {
 }
 
 /// A number without float noise: `30.000000000000004` → `30`.
-fn trim_float(v: f64) -> String {
-    let s = format!("{v:.6}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// A number as the user wrote it: `0.05`, `5%` or `500bps`.
-fn written(v: f64, unit: NumUnit) -> String {
-    match unit {
-        NumUnit::Plain => trim_float(v),
-        NumUnit::Percent => format!("{}%", trim_float(v * 100.0)),
-        NumUnit::Bps => format!("{}bps", trim_float(v * 10_000.0)),
-    }
-}
-
 fn widest(a: Variability, b: Variability) -> Variability {
     a.max(b)
 }

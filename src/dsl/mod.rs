@@ -10,6 +10,7 @@
 
 pub mod ast;
 pub mod bundle;
+pub mod bundle_diff;
 pub mod catalog;
 pub mod check;
 pub mod explain;

@@ -200,27 +200,9 @@ pub fn prepare(
     let (bundle, symbol) = match &target {
         Target::Strategy(s) => {
             let symbol = s.doc.universe.first().map(|u| u.value.clone()).unwrap_or_default();
-            (
-                Bundle {
-                    revision: String::new(),
-                    bot: None,
-                    strategies: vec![(**s).clone()],
-                    policies: vec![],
-                    phases: vec![],
-                },
-                symbol,
-            )
+            (Bundle { strategies: vec![(**s).clone()], ..Bundle::default() }, symbol)
         }
-        Target::Policy(p) => (
-            Bundle {
-                revision: String::new(),
-                bot: None,
-                strategies: vec![],
-                policies: vec![(**p).clone()],
-                phases: vec![],
-            },
-            String::new(),
-        ),
+        Target::Policy(p) => (Bundle { policies: vec![(**p).clone()], ..Bundle::default() }, String::new()),
     };
     let mut program = SymbolProgram::build(&bundle, &symbol);
 

@@ -285,8 +285,13 @@ fn load_referenced(
 
 /// Warnings that need the whole bundle (unused params for now).
 fn add_warnings(bundle: Option<&Bundle>, diags: &mut Vec<Diagnostic>) {
-    let Some(b) = bundle else { return };
-    for s in &b.strategies {
+    if let Some(b) = bundle {
+        unused_param_warnings(&b.strategies, diags);
+    }
+}
+
+fn unused_param_warnings(strategies: &[CompiledStrategy], diags: &mut Vec<Diagnostic>) {
+    for s in strategies {
         for name in &s.unused_params {
             if let Some(p) = s.doc.param(name) {
                 diags.push(
@@ -307,6 +312,11 @@ pub struct Validation {
     pub files: Vec<PathBuf>,
     /// Every diagnostic, each once.
     pub diags: Vec<Diagnostic>,
+    /// Every strategy, policy and phase found, compiled into one bundle (`None` when any
+    /// document has errors). Bots and tests are checked but not part of it.
+    pub library: Option<Bundle>,
+    /// Every file read: the documents, the scripts they name and what bots reference.
+    pub read: BTreeSet<PathBuf>,
 }
 
 impl Validation {
@@ -353,7 +363,8 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
         collect_yaml(p, &mut files)
             .map_err(|e| Diagnostic::error(codes::IO, format!("cannot list `{}`: {e}", p.display())))?;
     }
-    let mut v = Validation { files: files.clone(), diags: Vec::new() };
+    let mut v = Validation { files: files.clone(), ..Validation::default() };
+    let mut lib = LibraryParts { ok: true, strategies: vec![], policies: vec![], phases: vec![], sources: vec![] };
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut push = |v: &mut Validation, d: Diagnostic| {
         let key = format!("{:?}|{:?}|{}|{}", d.location(), d.span, d.code, d.message);
@@ -371,35 +382,42 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
         };
         let mut diags = Vec::new();
         match read_document_with_scripts(&src, &mut diags) {
-            Some(Document::Strategy(s)) => {
-                if let Some(c) = compile_strategy(s, &mut diags) {
-                    add_warnings(
-                        Some(&Bundle {
-                            revision: String::new(),
-                            bot: None,
-                            strategies: vec![c],
-                            policies: vec![],
-                            phases: vec![],
-                        }),
-                        &mut diags,
-                    );
+            Some(Document::Strategy(s)) => match compile_strategy(s, &mut diags) {
+                Some(c) => {
+                    unused_param_warnings(std::slice::from_ref(&c), &mut diags);
+                    lib.sources.push(src.clone());
+                    lib.sources.extend(script_sources(std::slice::from_ref(&c), &[]));
+                    lib.strategies.push(c);
                 }
+                None => lib.ok = false,
+            },
+            Some(Document::Policy(p)) => match compile_policy(p, &mut diags) {
+                Some(c) => {
+                    lib.sources.push(src.clone());
+                    lib.sources.extend(script_sources(&[], std::slice::from_ref(&c)));
+                    lib.policies.push(c);
+                }
+                None => lib.ok = false,
+            },
+            Some(Document::Phase(p)) => {
+                lib.sources.push(src.clone());
+                lib.phases.push(p);
             }
-            Some(Document::Policy(p)) => {
-                compile_policy(p, &mut diags);
-            }
-            Some(Document::Phase(_)) => {}
             Some(Document::Test(t)) => {
                 super::rule_tests::check(&t, &mut diags);
             }
             Some(Document::Bot(_)) => match load_bundle(f) {
                 Ok(loaded) => {
+                    v.read.extend(loaded.bundle.sources.iter().map(|s| PathBuf::from(&s.name)));
                     diags.extend(loaded.warnings.clone());
                     diags.extend(super::data::check_data(&loaded));
                 }
                 Err(more) => diags.extend(more),
             },
-            None => {}
+            None => lib.ok = false,
+        }
+        if diags.iter().any(Diagnostic::is_error) {
+            lib.ok = false;
         }
         // Source order within a file; diagnostics without a location last.
         diags.sort_by_key(|d| (d.source.as_ref().map(|s| s.name.clone()), d.span.map_or(usize::MAX, |s| s.start)));
@@ -407,7 +425,25 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
             push(&mut v, d);
         }
     }
+    // Every strategy, policy and phase found, as one bundle: names must be unique across them.
+    v.read.extend(lib.sources.iter().map(|s| PathBuf::from(&s.name)));
+    if lib.ok {
+        let mut diags = Vec::new();
+        v.library = assemble(None, lib.strategies, lib.policies, lib.phases, &lib.sources, &mut diags);
+        for d in diags {
+            push(&mut v, d);
+        }
+    }
     Ok(v)
+}
+
+/// The documents of a validation, gathered into its library bundle.
+struct LibraryParts {
+    ok: bool,
+    strategies: Vec<CompiledStrategy>,
+    policies: Vec<CompiledPolicy>,
+    phases: Vec<PhaseDoc>,
+    sources: Vec<Arc<SourceFile>>,
 }
 
 #[cfg(test)]

@@ -2,13 +2,15 @@
 //!
 //! Files and time zones ([`csv_bars`], [`timeparse`]), the SQLite bar store ([`bar_store`]) and
 //! journal ([`journal`]), loading documents from disk ([`loader`]), finding a bundle's market
-//! data ([`data`]), writing reports ([`report`]) and running rule tests ([`rule_tests`]).
+//! data ([`data`]), writing reports ([`report`]), running rule tests ([`rule_tests`]) and
+//! hot-reloading bundles ([`reload`]).
 
 pub mod bar_store;
 pub mod csv_bars;
 pub mod data;
 pub mod journal;
 pub mod loader;
+pub mod reload;
 pub mod report;
 pub mod rule_tests;
 pub mod timeparse;

@@ -7,6 +7,7 @@ mod import;
 mod indicators;
 mod properties;
 mod reference;
+mod reload;
 mod rule_tests;
 mod scripts;
 mod validate;
