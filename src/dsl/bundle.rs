@@ -89,6 +89,12 @@ pub fn compile_script(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Arc<Script>> {
     let Some(source) = &r.source else {
+        // The loader reports a script it could not read; say nothing twice.
+        let reported =
+            diags.iter().any(|d| d.is_error() && d.span == Some(r.path.span) && d.source.as_ref() == Some(doc));
+        if reported {
+            return None;
+        }
         diags.push(
             Diagnostic::error(codes::UNRESOLVED_REFERENCE, format!("script `{}` was not loaded", r.path.value))
                 .at(doc, r.path.span)
@@ -182,6 +188,7 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         }
     }
     let mut indicators = Vec::new();
+    let mut broken = Vec::new();
     for d in &doc.indicators {
         let name = &d.name.value;
         let clash = if catalog::is_reserved(name) {
@@ -200,7 +207,10 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         }
         match compile_script(&d.script, ScriptKind::Indicator, &doc.source, diags) {
             Some(script) => indicators.push(CustomIndicator { name: name.clone(), script, window: d.window.value }),
-            None => ok = false,
+            None => {
+                broken.push(name.clone());
+                ok = false;
+            }
         }
     }
     let filter = match &doc.filter {
@@ -214,8 +224,9 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         None => None,
     };
     let mut used = BTreeSet::new();
-    let entry = check_rule(&doc, &indicators, &doc.entry, Context::Entry, "entry", diags, &mut used);
-    let exit = doc.exit.as_ref().map(|e| check_rule(&doc, &indicators, e, Context::Exit, "exit", diags, &mut used));
+    let known = (&indicators[..], &broken[..]);
+    let entry = check_rule(&doc, known, &doc.entry, Context::Entry, "entry", diags, &mut used);
+    let exit = doc.exit.as_ref().map(|e| check_rule(&doc, known, e, Context::Exit, "exit", diags, &mut used));
     let entry = entry?;
     let exit = match exit {
         Some(Some(e)) => Some(e),
@@ -233,7 +244,7 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
 
 fn check_rule(
     doc: &StrategyDoc,
-    indicators: &[CustomIndicator],
+    (indicators, broken): (&[CustomIndicator], &[String]),
     src: &crate::config::expr_source::ExprSource,
     ctx: Context,
     what: &str,
@@ -247,7 +258,7 @@ fn check_rule(
             return None;
         }
     };
-    let mut c = Checker::new(src, ctx, &doc.params).with_indicators(indicators);
+    let mut c = Checker::new(src, ctx, &doc.params).with_indicators(indicators).with_broken_indicators(broken);
     let t = c.check_rule(&ast, what);
     used.extend(c.used_params);
     let failed = c.diags.iter().any(Diagnostic::is_error);

@@ -90,6 +90,7 @@ pub struct Checker<'a> {
     context: Context,
     params: &'a [Param],
     indicators: &'a [CustomIndicator],
+    broken: &'a [String],
     /// Problems found so far.
     pub diags: Vec<Diagnostic>,
     /// Params the checked expressions referred to.
@@ -99,12 +100,19 @@ pub struct Checker<'a> {
 impl<'a> Checker<'a> {
     /// A checker for expressions from `src`, evaluated in `context`, seeing `params`.
     pub fn new(src: &'a ExprSource, context: Context, params: &'a [Param]) -> Self {
-        Checker { src, context, params, indicators: &[], diags: Vec::new(), used_params: BTreeSet::new() }
+        Checker { src, context, params, indicators: &[], broken: &[], diags: Vec::new(), used_params: BTreeSet::new() }
     }
 
     /// Also sees a strategy's custom indicators, as series named by their names.
     pub fn with_indicators(mut self, indicators: &'a [CustomIndicator]) -> Self {
         self.indicators = indicators;
+        self
+    }
+
+    /// Names of custom indicators whose scripts failed to compile (already reported): rules
+    /// using them fail without a second, misleading "unknown name" error.
+    pub fn with_broken_indicators(mut self, names: &'a [String]) -> Self {
+        self.broken = names;
         self
     }
 
@@ -207,6 +215,10 @@ impl<'a> Checker<'a> {
                 ParamValue::Bool(b) => TExpr::constant(from_bool(*b), ValueKind::Bool, id.span),
                 ParamValue::Str(s) => TExpr::constant(string_id(s), ValueKind::Str, id.span),
             });
+        }
+        if self.broken.iter().any(|b| b == name) {
+            self.used_params.insert(name.to_string());
+            return None;
         }
         if let Some(c) = self.indicators.iter().find(|c| c.name == name) {
             self.used_params.insert(name.to_string());

@@ -229,8 +229,14 @@ pub fn lint_policy(p: &CompiledPolicy) -> Vec<Diagnostic> {
                 format!("rule `{}` always fires", rule.id.value),
                 "every order is denied; check the literals it compares",
             )),
+            Verdict::Never if t.as_const() == Some(FALSE) => out.push(warn(
+                codes::CONSTANT_RULE,
+                when,
+                format!("rule `{}` is always false", rule.id.value),
+                "its condition only compares constants, so it guards nothing",
+            )),
             Verdict::Never => out.push(warn(
-                if t.as_const() == Some(FALSE) { codes::CONSTANT_RULE } else { codes::NEVER_FIRES },
+                codes::NEVER_FIRES,
                 when,
                 format!("rule `{}` can never fire", rule.id.value),
                 "its conditions contradict each other, so it guards nothing",

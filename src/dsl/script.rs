@@ -183,7 +183,7 @@ impl Sandbox {
         let started = Instant::now();
         let result = self.engine.call_fn::<Dynamic>(&mut Scope::new(), &script.ast, name, args);
         DEADLINE.with(|d| d.set(previous));
-        result.map_err(|e| ScriptError::from_rhai(&e, started.elapsed(), deadline))
+        result.map_err(|e| ScriptError::from_rhai(&e, started.elapsed(), &self.limits))
     }
 }
 
@@ -247,12 +247,23 @@ impl fmt::Display for ScriptError {
 }
 
 impl ScriptError {
-    fn from_rhai(e: &EvalAltResult, elapsed: Duration, deadline: Duration) -> Self {
+    fn from_rhai(e: &EvalAltResult, elapsed: Duration, limits: &Limits) -> Self {
         let inner = e.unwrap_inner();
+        let at = |msg: String| {
+            let p = inner.position();
+            match (p.line(), p.position()) {
+                (Some(l), Some(c)) => format!("{msg} (line {l}, position {c})"),
+                _ => msg,
+            }
+        };
         match inner {
-            EvalAltResult::ErrorTerminated(..) if elapsed >= deadline => ScriptError::Deadline(deadline),
-            EvalAltResult::ErrorTooManyOperations(_) => ScriptError::Limit(format!("too many operations ({inner})")),
-            EvalAltResult::ErrorStackOverflow(_) => ScriptError::Limit(format!("calls nested too deeply ({inner})")),
+            EvalAltResult::ErrorTerminated(..) if elapsed >= limits.deadline => ScriptError::Deadline(limits.deadline),
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                ScriptError::Limit(at(format!("too many operations (more than {})", limits.max_operations)))
+            }
+            EvalAltResult::ErrorStackOverflow(_) => {
+                ScriptError::Limit(at(format!("calls nested too deeply (more than {} levels)", limits.max_call_levels)))
+            }
             EvalAltResult::ErrorDataTooLarge(..)
             | EvalAltResult::ErrorTooManyVariables(_)
             | EvalAltResult::ErrorTooManyModules(_) => ScriptError::Limit(inner.to_string()),

@@ -281,20 +281,22 @@ proptest! {
 /// guardrail conditions and exit rules, which compile to scalar programs.
 fn scalar_num() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
-        prop::sample::select(&[
-            "account.equity",
-            "account.cash",
-            "account.exposure",
-            "account.drawdown",
-            "account.peak_equity",
-            "position.quantity",
-            "position.entry_price",
-            "position.notional",
-            "position.unrealized_return",
-            "order.notional",
-            "order.quantity",
-            "order.price",
-        ][..])
+        prop::sample::select(
+            &[
+                "account.equity",
+                "account.cash",
+                "account.exposure",
+                "account.drawdown",
+                "account.peak_equity",
+                "position.quantity",
+                "position.entry_price",
+                "position.notional",
+                "position.unrealized_return",
+                "order.notional",
+                "order.quantity",
+                "order.price",
+            ][..]
+        )
         .prop_map(str::to_string),
         // Series whose graph and oracle values are bit-identical (no sums), so comparisons
         // never sit on a rounding tie.
@@ -321,12 +323,14 @@ fn scalar_bool() -> impl Strategy<Value = String> {
     let atom = prop_oneof![
         (scalar_num(), scalar_num(), prop::sample::select(&["<", "<=", ">", ">=", "==", "!="][..]))
             .prop_map(|(a, b, op)| format!("{a} {op} {b}")),
-        prop::sample::select(&[
-            "order.side == \"buy\"",
-            "order.side != \"sell\"",
-            "order.intent == \"entry\"",
-            "order.intent == \"exit\"",
-        ][..])
+        prop::sample::select(
+            &[
+                "order.side == \"buy\"",
+                "order.side != \"sell\"",
+                "order.intent == \"entry\"",
+                "order.intent == \"exit\"",
+            ][..]
+        )
         .prop_map(str::to_string),
     ];
     atom.prop_recursive(2, 6, 2, |inner| {

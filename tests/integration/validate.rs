@@ -182,3 +182,171 @@ fn usage_and_io_errors_exit_2() {
     dsl().args(["validate"]).assert().code(2);
     dsl().args(["backtest"]).assert().code(2);
 }
+
+/// Snapshot of `dsl validate TARGET` over several files written into a fresh directory.
+fn snapshot_files(name: &str, files: &[(&str, &str)], target: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = validate_in(dir.path(), files, target);
+    assert_ne!(code, 0, "{name} must be invalid:\n{err}");
+    insta::assert_snapshot!(name, err);
+}
+
+/// Snapshot of a document set that is valid but warns (`--deny-warnings` makes it fail).
+fn snapshot_warning(name: &str, files: &[(&str, &str)], target: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.path().join(file), text).unwrap();
+    }
+    let out = dsl().current_dir(dir.path()).args(["validate", "--deny-warnings", target]).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+    assert!(err.contains("warning["), "{name}: {err}");
+    insta::assert_snapshot!(name, err);
+}
+
+const BARS: &str = "date,open,high,low,close,volume\n2020-01-02,10,11,9,10.5,100\n2020-01-03,10.5,12,10,11,100\n";
+
+fn bot(extra: &str) -> String {
+    format!("kind: bot\nname: b\nstrategies: [s.yaml]\ndata: {{csv: {{GOOG: g.csv}}}}\nstarting_cash: 1000\n{extra}")
+}
+
+#[test]
+fn snapshots_of_reference_errors() {
+    snapshot_files(
+        "reference_missing_strategy",
+        &[("bot.yaml", "kind: bot\nname: b\nstrategies: [s.yaml, nope.yaml]\nstarting_cash: 1000\n"), ("s.yaml", GOOD)],
+        "bot.yaml",
+    );
+    snapshot_files(
+        "reference_override_unknown_param",
+        &[
+            (
+                "bot.yaml",
+                "kind: bot\nname: b\nstrategies:\n  - path: s.yaml\n    params: { fats: 5 }\nstarting_cash: 1000\n",
+            ),
+            ("s.yaml", GOOD),
+        ],
+        "bot.yaml",
+    );
+    let phase = |name: &str, next: &str| {
+        format!("kind: phase\nname: {name}\ndescription: d\nmode: paper\nnext: {next}\napproval: required\n")
+    };
+    let (a, b) = (phase("a", "b"), phase("b", "a"));
+    snapshot_files(
+        "reference_phase_cycle",
+        &[
+            ("bot.yaml", &bot("phases: [a.yaml, b.yaml]\nphase: a\n")),
+            ("s.yaml", GOOD),
+            ("g.csv", BARS),
+            ("a.yaml", &a),
+            ("b.yaml", &b),
+        ],
+        "bot.yaml",
+    );
+    snapshot_files("reference_duplicate_strategy_name", &[("lib/one.yaml", GOOD), ("lib/two.yaml", GOOD)], "lib");
+    snapshot_files(
+        "reference_symbol_without_data",
+        &[("bot.yaml", &bot("")), ("s.yaml", &GOOD.replace("[GOOG]", "[GOOG, MSFT]")), ("g.csv", BARS)],
+        "bot.yaml",
+    );
+}
+
+const INDICATOR_STRATEGY: &str = "kind: strategy
+name: s
+universe: [GOOG]
+timeframe: 1d
+indicators:
+  ratio: { script: ratio.rhai, window: 10 }
+entry: ratio > 0.5
+exit: ratio < 0.2
+sizing: all_cash
+";
+
+#[test]
+fn snapshots_of_rhai_errors() {
+    let with_script = |name: &str, script: &str| {
+        snapshot_files(name, &[("s.yaml", INDICATOR_STRATEGY), ("ratio.rhai", script)], "s.yaml");
+    };
+    with_script("rhai_syntax_error", "fn value(bars) {\n    let c = bars.close;\n    c[c.len() - 1] / ;\n}\n");
+    with_script("rhai_missing_entry_function", "fn ratio(bars) {\n    0.5\n}\n");
+    with_script("rhai_dry_run_failure", "fn value(bars) {\n    let c = bars.close;\n    c[c.len()] / c[0]\n}\n");
+    with_script("rhai_import_forbidden", "import \"math\" as m;\nfn value(bars) { 0.5 }\n");
+    with_script("rhai_runaway_loop", "fn value(bars) {\n    let n = 0;\n    loop { n += 1; }\n}\n");
+    snapshot_files("rhai_missing_script_file", &[("s.yaml", INDICATOR_STRATEGY)], "s.yaml");
+    snapshot_files(
+        "rhai_guard_with_when_and_script",
+        &[(
+            "p.yaml",
+            "kind: policy\nname: p\nrules:\n  - id: r\n    when: order.notional > 5% * account.equity\n    script: g.rhai\n    action: deny\n    message: m\n",
+        )],
+        "p.yaml",
+    );
+}
+
+#[test]
+fn snapshots_of_rule_test_errors() {
+    let policy = "kind: policy\nname: p\nrules:\n  - id: max_trade\n    when: order.notional > 5% * account.equity\n    action: deny\n    message: m\n";
+    snapshot_files(
+        "test_unknown_rule_id",
+        &[
+            ("p.yaml", policy),
+            (
+                "p.test.yaml",
+                "kind: test\npolicy: p.yaml\ncases:\n  - name: big\n    account: { equity: 100 }\n    order: { notional: 6 }\n    expect: { deny: max_trad }\n",
+            ),
+        ],
+        "p.test.yaml",
+    );
+    snapshot_files(
+        "test_value_no_rule_computes",
+        &[
+            ("s.yaml", GOOD),
+            (
+                "s.test.yaml",
+                "kind: test\nstrategy: s.yaml\ncases:\n  - name: cross\n    values: { \"sma(close, 11)\": 3 }\n    expect: entry\n",
+            ),
+        ],
+        "s.test.yaml",
+    );
+}
+
+#[test]
+fn snapshots_of_warnings() {
+    snapshot_warning(
+        "warning_unused_param",
+        &[("s.yaml", &GOOD.replace("  slow: 30\n", "  slow: 30\n  spare: 5\n"))],
+        "s.yaml",
+    );
+    snapshot_warning(
+        "warning_rule_never_fires",
+        &[(
+            "p.yaml",
+            "kind: policy\nname: p\nrules:\n  - id: r\n    when: order.notional > 100 and order.notional < 50\n    action: deny\n    message: m\n",
+        )],
+        "p.yaml",
+    );
+    snapshot_warning(
+        "warning_percent_on_rsi",
+        &[(
+            "s.yaml",
+            &GOOD.replace(
+                "entry: crosses_above(sma(close, fast), sma(close, slow))",
+                "entry: rsi(close, fast) < 30% and close > sma(close, slow)",
+            ),
+        )],
+        "s.yaml",
+    );
+    snapshot_warning(
+        "warning_constant_policy_rule",
+        &[(
+            "p.yaml",
+            "kind: policy\nname: p\nrules:\n  - id: r\n    when: 5% > 10%\n    action: deny\n    message: m\n",
+        )],
+        "p.yaml",
+    );
+    snapshot_warning(
+        "warning_unreachable_exit",
+        &[("s.yaml", &GOOD.replace("exit: crosses_below(sma(close, fast), sma(close, slow))", "exit: fast > slow"))],
+        "s.yaml",
+    );
+}
