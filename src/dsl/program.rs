@@ -150,24 +150,79 @@ pub enum Input {
     Field(FieldId),
 }
 
-/// One operation of a [`ScalarProgram`]; operands index earlier operations.
+/// Where the builder takes an operand from (resolved to a register by [`lower_rule`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ScalarOp {
+enum Operand {
+    /// The result of an earlier operation.
+    Op(u16),
+    /// A context field or graph slot, loaded at the start.
+    Input(Input),
     /// A constant.
     Const(f64),
-    /// Reads an input.
-    Read(Input),
-    /// Unary operation on an earlier result.
-    Unary(UnOp, u16),
-    /// Binary operation on two earlier results.
-    Binary(BinOp, u16, u16),
 }
 
-/// A straight-line program over graph slots and context fields; its value is the last result.
+/// One operation of a [`ScalarProgram`]; operands are register numbers. Operation `i` writes
+/// register `ScalarProgram::first_op() + i`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScalarOp {
+    /// A unary operation.
+    Unary(UnOp, u16),
+    /// A binary operation.
+    Binary(BinOp, u16, u16),
+    /// Short-circuit: when register `cond` equals `when`, continue at operation `to` (the
+    /// `and` or `or` that `cond` decides; Kleene logic lets it ignore its unevaluated right
+    /// side). Writes nothing.
+    JumpIf {
+        /// Register of the left side of the `and` / `or`.
+        cond: u16,
+        /// `FALSE` for `and`, `TRUE` for `or`.
+        when: f64,
+        /// Index of the deciding operation.
+        to: u16,
+    },
+}
+
+/// A short register program over graph slots and context fields.
+///
+/// Registers: first the constants, then the inputs (fields and graph slots, loaded when the
+/// evaluation starts), then one per operation. The value is register [`ScalarProgram::result`].
+/// `and` / `or` skip their right side when the left decides (see [`ScalarOp::JumpIf`]);
+/// sub-expressions computed on every path are computed once.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScalarProgram {
+    /// Constants, in registers `0..consts.len()`.
+    pub consts: Vec<f64>,
+    /// Inputs, in the registers after the constants.
+    pub loads: Vec<Input>,
     /// Operations in order.
     pub ops: Vec<ScalarOp>,
+    /// The register holding the value.
+    pub result: u16,
+}
+
+impl ScalarProgram {
+    /// The register of the first operation's result.
+    pub fn first_op(&self) -> usize {
+        self.consts.len() + self.loads.len()
+    }
+
+    /// Number of registers.
+    pub fn registers(&self) -> usize {
+        self.first_op() + self.ops.len()
+    }
+
+    /// A program whose value is always `v`.
+    pub fn constant(v: f64) -> Self {
+        ScalarProgram { consts: vec![v], loads: Vec::new(), ops: Vec::new(), result: 0 }
+    }
+}
+
+/// A builder operation, with symbolic operands.
+#[derive(Debug, Clone, Copy)]
+enum BuildOp {
+    Unary(UnOp, Operand),
+    Binary(BinOp, Operand, Operand),
+    JumpIf { cond: Operand, when: f64, to: u16 },
 }
 
 /// A compiled rule and the labelled inputs it reads (for journaling what a rule saw and for
@@ -199,10 +254,7 @@ impl CompiledRule {
 
     /// A rule that is always undefined (so a guardrail fails closed).
     pub fn undefined() -> Self {
-        CompiledRule {
-            eval: RuleEval::Program(ScalarProgram { ops: vec![ScalarOp::Const(f64::NAN)] }),
-            inputs: Vec::new(),
-        }
+        CompiledRule { eval: RuleEval::Program(ScalarProgram::constant(f64::NAN)), inputs: Vec::new() }
     }
 }
 
@@ -215,11 +267,45 @@ pub fn lower_rule(graph: &mut GraphSpec, e: &TExpr, src: &ExprSource) -> Compile
         collect_series_inputs(e, graph, src, &mut inputs);
         return CompiledRule { eval: RuleEval::Slot(id), inputs };
     }
-    let mut b =
-        ProgramBuilder { graph, src, prog: ScalarProgram::default(), memo: HashMap::new(), inputs: &mut inputs };
-    b.lower(e);
-    let prog = b.prog;
-    CompiledRule { eval: RuleEval::Program(prog), inputs }
+    let mut b = ProgramBuilder { graph, src, ops: Vec::new(), memo: HashMap::new(), inputs: &mut inputs };
+    let result = b.lower(e);
+    let ops = b.ops;
+    // Registers: constants, then inputs, then operations.
+    let mut consts: Vec<f64> = Vec::new();
+    let mut loads: Vec<Input> = Vec::new();
+    let mut note = |o: Operand| match o {
+        Operand::Const(c) if !consts.iter().any(|k| k.to_bits() == c.to_bits()) => consts.push(c),
+        Operand::Input(i) if !loads.contains(&i) => loads.push(i),
+        _ => {}
+    };
+    for op in &ops {
+        match *op {
+            BuildOp::Unary(_, a) | BuildOp::JumpIf { cond: a, .. } => note(a),
+            BuildOp::Binary(_, a, b) => {
+                note(a);
+                note(b);
+            }
+        }
+    }
+    note(result);
+    let first = consts.len() + loads.len();
+    let reg = |o: Operand| -> u16 {
+        (match o {
+            Operand::Const(c) => consts.iter().position(|k| k.to_bits() == c.to_bits()).unwrap_or(0),
+            Operand::Input(i) => consts.len() + loads.iter().position(|k| *k == i).unwrap_or(0),
+            Operand::Op(k) => first + k as usize,
+        }) as u16
+    };
+    let ops = ops
+        .iter()
+        .map(|op| match *op {
+            BuildOp::Unary(o, a) => ScalarOp::Unary(o, reg(a)),
+            BuildOp::Binary(o, a, b) => ScalarOp::Binary(o, reg(a), reg(b)),
+            BuildOp::JumpIf { cond, when, to } => ScalarOp::JumpIf { cond: reg(cond), when, to },
+        })
+        .collect();
+    let result = reg(result);
+    CompiledRule { eval: RuleEval::Program(ScalarProgram { consts, loads, ops, result }), inputs }
 }
 
 /// Labels for a pure-series rule: its top-level operands that are indicators or bars.
@@ -262,47 +348,73 @@ fn label(src: &ExprSource, e: &TExpr) -> String {
 struct ProgramBuilder<'a> {
     graph: &'a mut GraphSpec,
     src: &'a ExprSource,
-    prog: ScalarProgram,
-    memo: HashMap<String, u16>,
+    ops: Vec<BuildOp>,
+    /// Operands already computed on every path to the current operation, by structure.
+    memo: HashMap<String, Operand>,
     inputs: &'a mut Vec<(String, Input)>,
 }
 
 impl ProgramBuilder<'_> {
-    fn push(&mut self, key: String, op: ScalarOp) -> u16 {
-        if let Some(&i) = self.memo.get(&key) {
-            return i;
+    fn push(&mut self, key: String, op: BuildOp) -> Operand {
+        if let Some(&r) = self.memo.get(&key) {
+            return r;
         }
-        let i = self.prog.ops.len() as u16;
-        self.prog.ops.push(op);
-        self.memo.insert(key, i);
-        i
+        let r = Operand::Op(self.ops.len() as u16);
+        self.ops.push(op);
+        self.memo.insert(key, r);
+        r
     }
 
-    fn lower(&mut self, e: &TExpr) -> u16 {
+    fn key(o: Operand) -> String {
+        match o {
+            Operand::Op(r) => format!("r{r}"),
+            Operand::Input(Input::Field(f)) => format!("f{f:?}"),
+            Operand::Input(Input::Slot(s)) => format!("s{s}"),
+            Operand::Const(c) => format!("c{}", c.to_bits()),
+        }
+    }
+
+    /// Lowers `e` to an operand: constants, fields and graph slots are registers loaded up
+    /// front; operations get their own.
+    fn lower(&mut self, e: &TExpr) -> Operand {
         if e.ty.var != Variability::Scalar {
             if let Some(v) = e.as_const() {
-                return self.push(format!("c{}", v.to_bits()), ScalarOp::Const(v));
+                return Operand::Const(v);
             }
             let id = self.graph.lower(e);
             push_input(self.inputs, label(self.src, e), Input::Slot(id));
-            return self.push(format!("s{id}"), ScalarOp::Read(Input::Slot(id)));
+            return Operand::Input(Input::Slot(id));
         }
         match &e.kind {
             TKind::Field(f) => {
                 push_input(self.inputs, super::catalog::field_spec(*f).path.to_string(), Input::Field(*f));
-                self.push(format!("f{f:?}"), ScalarOp::Read(Input::Field(*f)))
+                Operand::Input(Input::Field(*f))
             }
             TKind::Unary(op, a) => {
                 let a = self.lower(a);
-                self.push(format!("u{op:?}{a}"), ScalarOp::Unary(*op, a))
+                self.push(format!("u{op:?}{}", Self::key(a)), BuildOp::Unary(*op, a))
+            }
+            TKind::Binary(op @ (BinOp::And | BinOp::Or), a, b) => {
+                let a = self.lower(a);
+                let when = if *op == BinOp::And { super::semantics::FALSE } else { super::semantics::TRUE };
+                let jump = self.ops.len();
+                self.ops.push(BuildOp::JumpIf { cond: a, when, to: 0 });
+                // What the right side computes is not computed when the jump is taken: it
+                // must not be shared with what follows.
+                let before: std::collections::HashSet<String> = self.memo.keys().cloned().collect();
+                let b = self.lower(b);
+                self.memo.retain(|k, _| before.contains(k));
+                let to = self.ops.len() as u16;
+                self.ops[jump] = BuildOp::JumpIf { cond: a, when, to };
+                self.push(format!("b{op:?}{},{}", Self::key(a), Self::key(b)), BuildOp::Binary(*op, a, b))
             }
             TKind::Binary(op, a, b) => {
                 let a = self.lower(a);
                 let b = self.lower(b);
-                self.push(format!("b{op:?}{a},{b}"), ScalarOp::Binary(*op, a, b))
+                self.push(format!("b{op:?}{},{}", Self::key(a), Self::key(b)), BuildOp::Binary(*op, a, b))
             }
             // Other kinds are never scalar (the checker guarantees it); lower as undefined.
-            _ => self.push("nan".into(), ScalarOp::Const(f64::NAN)),
+            _ => Operand::Const(f64::NAN),
         }
     }
 }
@@ -350,7 +462,10 @@ mod tests {
         let (t, s) = typed("close > position.entry_price * 1.05", Context::Exit);
         let r = lower_rule(&mut g, &t, &s);
         let RuleEval::Program(p) = &r.eval else { panic!() };
-        assert_eq!(p.ops.len(), 5);
+        // `position.entry_price * 1.05`, then `close > that`; the constant and both inputs
+        // are registers loaded up front.
+        assert_eq!(p.ops.len(), 2);
+        assert_eq!((p.consts.len(), p.loads.len()), (1, 2));
         assert_eq!(r.inputs.len(), 2);
         assert_eq!(r.inputs[1].0, "position.entry_price");
     }

@@ -26,17 +26,33 @@ pub fn eval_rule(rule: &CompiledRule, slots: &[f64], fields: &FieldValues, scrat
     match &rule.eval {
         RuleEval::Slot(id) => slots[*id as usize],
         RuleEval::Program(p) => {
-            scratch.clear();
-            for op in &p.ops {
-                let v = match *op {
-                    ScalarOp::Const(v) => v,
-                    ScalarOp::Read(i) => read(i, slots, fields),
-                    ScalarOp::Unary(op, a) => unary(op, scratch[a as usize]),
-                    ScalarOp::Binary(op, a, b) => binary(op, scratch[a as usize], scratch[b as usize]),
-                };
-                scratch.push(v);
+            let n = p.registers();
+            if scratch.len() < n {
+                scratch.resize(n, f64::NAN);
             }
-            scratch.last().copied().unwrap_or(f64::NAN)
+            let regs = &mut scratch[..n];
+            let (c, first) = (p.consts.len(), p.first_op());
+            regs[..c].copy_from_slice(&p.consts);
+            for (r, i) in regs[c..first].iter_mut().zip(&p.loads) {
+                *r = read(*i, slots, fields);
+            }
+            let mut pc = 0;
+            while let Some(op) = p.ops.get(pc) {
+                match *op {
+                    ScalarOp::Unary(o, a) => regs[first + pc] = unary(o, regs[a as usize]),
+                    ScalarOp::Binary(o, a, b) => regs[first + pc] = binary(o, regs[a as usize], regs[b as usize]),
+                    ScalarOp::JumpIf { cond, when, to } => {
+                        // Skipped registers keep stale values; the deciding `and`/`or` ignores
+                        // its right side exactly when the jump is taken.
+                        if regs[cond as usize] == when {
+                            pc = to as usize;
+                            continue;
+                        }
+                    }
+                }
+                pc += 1;
+            }
+            regs[p.result as usize]
         }
         // Scripts need the order's context: see `super::guard`. Undefined here (fails closed).
         RuleEval::Script(_) => f64::NAN,

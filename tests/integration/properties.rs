@@ -120,7 +120,9 @@ fn series_expr() -> impl Strategy<Value = String> {
             (inner.clone(), p.clone()).prop_map(|(x, n)| format!("rsi({x}, {n})")),
             (inner.clone(), p.clone()).prop_map(|(x, n)| format!("highest({x}, {n})")),
             (inner.clone(), p.clone()).prop_map(|(x, n)| format!("lowest({x}, {n})")),
-            (inner.clone(), p.clone()).prop_map(|(x, n)| format!("roc({x}, {n})")),
+            // `roc` divides by its input's past value: only over series that stay well away
+            // from zero, where last-bit differences cannot be amplified without bound.
+            (positive_expr(), p.clone()).prop_map(|(x, n)| format!("roc({x}, {n})")),
             (inner.clone(), 2..8u32).prop_map(|(x, n)| format!("stddev({x}, {n})")),
             (inner.clone(), 1..4u32, 4..8u32, 1..4u32, 0..3usize).prop_map(|(x, f, s, g, o)| {
                 format!("macd({x}, {f}, {s}, {g}).{}", ["line", "signal", "histogram"][o])
@@ -132,6 +134,21 @@ fn series_expr() -> impl Strategy<Value = String> {
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} * {b})")),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("max({a}, {b})")),
             inner.clone().prop_map(|a| format!("-{a}")),
+        ]
+    })
+}
+
+/// A random series that stays positive and away from zero (prices and their averages).
+fn positive_expr() -> impl Strategy<Value = String> {
+    let leaf = prop::sample::select(&["close", "open", "high", "low"][..]).prop_map(str::to_string);
+    leaf.prop_recursive(2, 6, 2, |inner| {
+        let p = 1..8u32;
+        prop_oneof![
+            (inner.clone(), p.clone()).prop_map(|(x, n)| format!("sma({x}, {n})")),
+            (inner.clone(), p.clone()).prop_map(|(x, n)| format!("ema({x}, {n})")),
+            (inner.clone(), p.clone()).prop_map(|(x, n)| format!("highest({x}, {n})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} + {b})")),
+            (inner.clone(), 1..4u32).prop_map(|(x, k)| format!("{x}[{k}]")),
         ]
     })
 }
