@@ -29,40 +29,49 @@ fn run(sandbox: &Sandbox, script: &Script) -> (Result<f64, ScriptError>, Duratio
     (r, t.elapsed())
 }
 
-/// Each runaway script is refused: at compile time its dry run hits the limit (E5003), and
-/// the error says which limit, well within the deadline.
+/// An endless loop is stopped by the operation limit or, on a slow machine or an
+/// unoptimised build, by the wall-clock deadline; either is the right outcome.
+fn runaway_stopped(message: &str) -> bool {
+    message.contains("too many operations") || message.contains("deadline of 100 ms passed")
+}
+
+/// Each runaway script is refused: at compile time its dry run hits a limit (E5003), and the
+/// error says which limit. The deadline is lifted here so that the limit reached does not
+/// depend on the machine's speed (an unoptimised build runs rhai ~10x slower); the deadline
+/// has its own test below.
 #[test]
 fn runaway_scripts_are_stopped_with_a_clear_error() {
-    let sandbox = Sandbox::shared();
-    let deadline = sandbox.limits().deadline;
+    let sandbox = Sandbox::new(Limits { deadline: Duration::from_secs(600), ..Limits::default() });
     let cases = [
-        ("fn value(bars) { loop {} }", "too many operations"),
+        ("fn value(bars) { loop {} }", "too many operations (more than 1000000)"),
         ("fn value(bars) { let i = 0; while true { i += 1; } i }", "too many operations"),
         ("fn f(x) { f(x + 1) } fn value(bars) { f(0) }", "calls nested too deeply"),
         ("fn value(bars) { let s = \"xxxxxxxx\"; loop { s += s; } }", "Length of string too large"),
         ("fn value(bars) { let a = []; loop { a.push(1.0); } }", "Size of array/BLOB too large"),
-        // rhai does not check map sizes on index assignment; the growing map slows every
-        // operation down, and the operation limit or the wall-clock deadline stops it,
-        // whichever comes first on this machine.
-        (
-            "fn value(bars) { let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; } }",
-            "too many operations|deadline of 100 ms passed",
-        ),
+        // rhai does not check map sizes on index assignment; the operation limit stops it.
+        ("fn value(bars) { let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; } }", "too many operations"),
     ];
     for (body, expected) in cases {
-        let t = Instant::now();
-        let err = indicator(sandbox, body).expect_err(body);
-        let took = t.elapsed();
+        let err = indicator(&sandbox, body).expect_err(body);
         assert_eq!(err.code, "E5003", "{body}: {err:?}");
-        assert!(expected.split('|').any(|e| err.message.contains(e)), "{body}: {}", err.message);
+        assert!(err.message.contains(expected), "{body}: {}", err.message);
         assert!(
             err.message.starts_with("script failed its dry run on a synthetic context: script stopped:"),
             "{}",
             err.message
         );
-        // Not a timing test: only that nothing runs away (the deadline is 100 ms).
-        assert!(took < deadline * 20, "{body} took {took:?}");
     }
+}
+
+/// With the shipped limits an endless loop is stopped one way or the other, quickly.
+#[test]
+fn the_shipped_limits_stop_an_endless_loop() {
+    let sandbox = Sandbox::shared();
+    let t = Instant::now();
+    let err = indicator(sandbox, "fn value(bars) { loop {} }").expect_err("stopped");
+    assert!(runaway_stopped(&err.message), "{}", err.message);
+    // Not a timing test: only that nothing runs away (the deadline is 100 ms).
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 }
 
 #[test]
@@ -172,7 +181,7 @@ fn scripts_that_fail_at_run_time_fail_closed_and_are_journaled() {
     // Guard failures (the loop is stopped) deny the exit: fail closed.
     let guard = by("guard.rhai");
     assert!(!guard.is_empty(), "{ev:?}");
-    assert!(guard[0].2.contains("too many operations"), "{guard:?}");
+    assert!(runaway_stopped(&guard[0].2), "{guard:?}");
     let c = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
     let denied: i64 = c
         .query_row(
@@ -216,7 +225,7 @@ fn validate_reports_script_errors_in_the_script_file() {
         "{err}"
     );
     assert!(err.contains("error[E5003]: guard.rhai:1:"), "{err}");
-    assert!(err.contains("too many operations"), "{err}");
+    assert!(runaway_stopped(&err), "{err}");
 }
 
 #[test]

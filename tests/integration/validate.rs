@@ -271,7 +271,9 @@ fn snapshots_of_rhai_errors() {
     with_script("rhai_missing_entry_function", "fn ratio(bars) {\n    0.5\n}\n");
     with_script("rhai_dry_run_failure", "fn value(bars) {\n    let c = bars.close;\n    c[c.len()] / c[0]\n}\n");
     with_script("rhai_import_forbidden", "import \"math\" as m;\nfn value(bars) { 0.5 }\n");
-    with_script("rhai_runaway_loop", "fn value(bars) {\n    let n = 0;\n    loop { n += 1; }\n}\n");
+    // Endless recursion: stopped by the call-depth limit, the same on every machine (an
+    // endless loop may meet the operation limit or the deadline first, depending on speed).
+    with_script("rhai_runaway_recursion", "fn deeper(n) {\n    deeper(n + 1)\n}\nfn value(bars) {\n    deeper(0)\n}\n");
     snapshot_files("rhai_missing_script_file", &[("s.yaml", INDICATOR_STRATEGY)], "s.yaml");
     snapshot_files(
         "rhai_guard_with_when_and_script",
