@@ -2,7 +2,11 @@
 # Benchmarks (not run by CI). Builds the 1M-bar series of shared/reference/make_big.py once,
 # then measures:
 #   1. bars per second inside the process (criterion: benches/backtest.rs), and
-#   2. the whole `dsl backtest` process on the 1M-bar CSV, journal included (wall time).
+#   2. the whole `dsl backtest` process on the 1M-bar CSV, journal included (wall time),
+#   3. rule evaluation: compiled guardrails vs the reference interpreter vs rhai
+#      (benches/rules.rs), and
+#   4. hot reload (rebuild and swap; file write to swap through the watcher) and the whole
+#      `dsl validate` process on the shipped bundle (benches/reload.rs).
 # Needs python3 with pip (numpy and pandas are installed into target/bench/venv) and the
 # shared workspace next to the repository (override with TRADEDSL_SHARED=path/to/shared).
 set -euo pipefail
@@ -40,3 +44,9 @@ for i in 1 2 3 4 5; do
     time target/release/dsl backtest "$out/sma.yaml" --data "EURUSD=$csv" --journal "$out/journal.sqlite" --quiet
 done
 target/release/dsl backtest "$out/sma.yaml" --data "EURUSD=$csv" --no-journal --timings --quiet
+
+echo "== rules: guardrail evaluations per second"
+cargo bench --bench rules
+
+echo "== hot reload and validate"
+cargo bench --bench reload
