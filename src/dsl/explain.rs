@@ -27,6 +27,10 @@ pub struct Explained {
     pub previous: Option<f64>,
     /// The value was given (by a rule test) rather than computed.
     pub given: bool,
+    /// Why the value is undefined, when this node is where undefinedness starts (an indicator
+    /// warming up, history not yet available, a division by zero); `None` when it is defined
+    /// or merely inherits an undefined operand.
+    pub why: Option<&'static str>,
     /// Operands and arguments.
     pub children: Vec<Explained>,
 }
@@ -89,9 +93,30 @@ fn build(e: &TExpr, src: &ExprSource, graph: &mut GraphSpec, v: &Values<'_>, wan
         (value(id, v.now), want_prev.then(|| value(id, v.before)))
     };
     let string = if e.ty.kind == ValueKind::Str { (v.strings)(now) } else { None };
+    let why = if now.is_nan() && !given { undefined_because(&e.kind, &children) } else { None };
     // A given value does not come from its operands: they would only mislead.
     let children = if given { Vec::new() } else { children };
-    Explained { text, value: now, kind: e.ty.kind, string, previous, given, children }
+    Explained { text, value: now, kind: e.ty.kind, string, previous, given, why, children }
+}
+
+/// Why a node is undefined although its operands are not (or it has none).
+fn undefined_because(kind: &TKind, children: &[Explained]) -> Option<&'static str> {
+    let operands_defined = children.iter().all(|c| !c.value.is_nan());
+    match kind {
+        TKind::Lag(..) if operands_defined => Some("not that many bars of history yet"),
+        TKind::Binary(super::semantics::BinOp::Div, ..) if operands_defined && children[1].value == 0.0 => {
+            Some("division by zero")
+        }
+        TKind::Indicator { func: super::catalog::Func::CrossesAbove | super::catalog::Func::CrossesBelow, .. }
+            if operands_defined =>
+        {
+            Some("an operand is undefined on the previous bar")
+        }
+        TKind::Indicator { .. } if operands_defined => Some("warming up: not enough defined history yet"),
+        TKind::Script { .. } => Some("the script gave no value on this bar (it returned `()` or failed)"),
+        TKind::Field(_) => Some("not available in this context"),
+        _ => None,
+    }
 }
 
 fn show(v: f64, kind: ValueKind, string: Option<&str>) -> String {
@@ -117,10 +142,17 @@ fn line(x: &Explained, head: &str, indent: &str, out: &mut String) {
     out.push_str(&x.text);
     out.push_str(" = ");
     out.push_str(&show(x.value, x.kind, x.string.as_deref()));
+    let mut notes = Vec::new();
     if x.given {
-        out.push_str("   (given)");
+        notes.push("given".to_string());
     } else if let Some(p) = x.previous {
-        out.push_str(&format!("   (previous bar: {})", show(p, x.kind, None)));
+        notes.push(format!("previous bar: {}", show(p, x.kind, None)));
+    }
+    if let Some(why) = x.why {
+        notes.push(why.to_string());
+    }
+    if !notes.is_empty() {
+        out.push_str(&format!("   ({})", notes.join("; ")));
     }
     out.push('\n');
     let n = x.children.len();

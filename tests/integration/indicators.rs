@@ -129,8 +129,18 @@ fn explain_reports_the_bar_it_used_and_undefined_values() {
         .success();
     let text = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
     // Fifth bar: RSI(14) is not yet defined, so the `and` is undefined (the rule does not fire).
-    assert!(text.contains("rsi(close, 14) = undefined"), "{text}");
+    assert!(text.contains("rsi(close, 14) = undefined   (warming up"), "{text}");
     assert!(text.contains("close[1] = "), "{text}");
+    // Each undefined value says why where it starts; its parents just inherit it.
+    assert!(text.contains("rsi(close, 14) < 30 = undefined\n"), "{text}");
+    let assert = dsl()
+        .args(["eval", "close[9] > 0 or close / (volume - volume) > 1", "--explain", "--at", "2004-08-25", "--data"])
+        .arg(data("GOOG.csv"))
+        .assert()
+        .success();
+    let text = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("close[9] = undefined   (not that many bars of history yet)"), "{text}");
+    assert!(text.contains("close / (volume - volume) = undefined   (division by zero)"), "{text}");
     // A weekend date uses the last bar before it and says so.
     let assert = dsl()
         .args(["eval", "close", "--explain", "--at", "2004-08-22", "--data"])
