@@ -12,7 +12,24 @@
 //!     script: earnings_blackout.rhai   # a rhai guardrail, relative to this file
 //!     action: deny
 //!     message: no new positions in an earnings week
+//!   - id: drawdown_breaker
+//!     when: account.drawdown > 10%
+//!     action: halt          # deny | warn | reduce | halt | require_approval
+//!     flatten: false        # halt only: also close every position
+//!     reset: manual         # reduce/halt only: `manual` (dsl resume) or `next_day` (UTC)
+//!     message: drawdown from the peak above 10%
 //! ```
+//!
+//! Actions, when the condition holds (or is undefined: guardrails fail closed):
+//! - `deny` rejects the order;
+//! - `warn` journals the decision and lets the order through;
+//! - `reduce` puts trading in the REDUCING state: only orders that lower exposure pass;
+//! - `halt` puts trading in the HALTED state: no new orders pass (working protective stops stay,
+//!   and with `flatten: true` every position is closed);
+//! - `require_approval` parks the order for a person to approve within `expires_after`
+//!   (default 15 minutes); without an approval it is denied when that expires.
+//!
+//! REDUCING and HALTED are sticky: they last until `dsl resume` or the rule's `reset`.
 
 use std::sync::Arc;
 
@@ -46,7 +63,37 @@ pub struct PolicyRule {
     pub action: Spanned<Action>,
     /// Human-readable reason, journaled and shown with the decision.
     pub message: Spanned<String>,
+    /// How the state a `reduce` or `halt` rule sets re-arms (`Manual` for other actions).
+    pub reset: Reset,
+    /// `halt` only: close every position when the rule trips.
+    pub flatten: bool,
+    /// `require_approval` only: how long an approval may take, in seconds.
+    pub expires_after: i64,
 }
+
+/// How a sticky trading state (REDUCING, HALTED) set by a rule re-arms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reset {
+    /// Only by a person: `dsl resume --reason TEXT`.
+    #[default]
+    Manual,
+    /// Automatically at the first bar of a later UTC calendar day (a daily loss limit). For
+    /// daily bars of an exchange this is the next session.
+    NextDay,
+}
+
+impl Reset {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reset::Manual => "manual",
+            Reset::NextDay => "next_day",
+        }
+    }
+}
+
+/// Default approval window of `require_approval` rules: 15 minutes.
+pub const DEFAULT_APPROVAL_WINDOW: i64 = 15 * 60;
 
 /// What decides whether a policy rule fires.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,11 +119,13 @@ impl Condition {
 pub enum Action {
     /// Reject the order.
     Deny,
-    /// Let through only orders that lower exposure (not supported yet).
+    /// Journal the decision and let the order through.
+    Warn,
+    /// Enter the REDUCING state: only orders that lower exposure pass, this one included.
     Reduce,
-    /// Stop new orders until resumed (not supported yet).
+    /// Enter the HALTED state: no new orders pass until resumed.
     Halt,
-    /// Park the order until a person approves it (not supported yet).
+    /// Park the order until a person approves it; denied when the approval window expires.
     RequireApproval,
 }
 
@@ -85,6 +134,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Deny => "deny",
+            Action::Warn => "warn",
             Action::Reduce => "reduce",
             Action::Halt => "halt",
             Action::RequireApproval => "require_approval",
@@ -136,6 +186,12 @@ fn read_rule(r: &mut Reader<'_>, node: &Node) -> Option<PolicyRule> {
     let script = script_node.and_then(|n| read_script_path(r, n, "script"));
     let action = m.required(r, "action").and_then(|n| read_action(r, n));
     let message = m.required(r, "message").and_then(|n| r.name(n, "message"));
+    let reset_node = m.get("reset");
+    let flatten_node = m.get("flatten");
+    let expires_node = m.get("expires_after");
+    let reset = reset_node.and_then(|n| r.choice(n, "reset", &["manual", "next_day"]));
+    let flatten = flatten_node.and_then(|n| r.boolean(n, "flatten"));
+    let expires = expires_node.and_then(|n| read_duration(r, n, "expires_after"));
     let span = m.span();
     m.finish(r);
     let condition = match (when_node.is_some(), script_node.is_some()) {
@@ -153,29 +209,70 @@ fn read_rule(r: &mut Reader<'_>, node: &Node) -> Option<PolicyRule> {
         (false, false) => return None,
     };
     let placeholder = || Spanned::new(String::new(), span);
+    let act = action.as_ref().map(|a| a.value);
+    // Options that only make sense with one action are errors elsewhere: a trader who writes
+    // `flatten: true` on a `deny` rule believes positions will be closed.
+    let misplaced = |key: &str, node: Option<&Node>, fits: &[Action], r: &mut Reader<'_>| {
+        if let (Some(n), Some(a)) = (node, act)
+            && !fits.contains(&a)
+        {
+            let allowed: Vec<&str> = fits.iter().map(|f| f.as_str()).collect();
+            r.push(
+                Diagnostic::error(codes::INVALID_VALUE, format!("`{key}` has no effect on a `{}` rule", a.as_str()))
+                    .at(r.file, n.span)
+                    .help(format!("`{key}` applies to `{}` rules", allowed.join("` and `"))),
+            );
+        }
+    };
+    misplaced("reset", reset_node, &[Action::Reduce, Action::Halt], r);
+    misplaced("flatten", flatten_node, &[Action::Halt], r);
+    misplaced("expires_after", expires_node, &[Action::RequireApproval], r);
     Some(PolicyRule {
         id: id.unwrap_or_else(placeholder),
         condition,
         action: action.unwrap_or(Spanned::new(Action::Deny, span)),
         message: message.unwrap_or_else(placeholder),
+        reset: match reset.map(|c| c.value) {
+            Some("next_day") => Reset::NextDay,
+            _ => Reset::Manual,
+        },
+        flatten: flatten.is_some_and(|f| f.value),
+        expires_after: expires.unwrap_or(DEFAULT_APPROVAL_WINDOW),
     })
 }
 
+/// A duration such as `90s`, `15m`, `2h` or `1d`, in seconds.
+fn read_duration(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<i64> {
+    let s = r.string(node, what)?;
+    let t = s.value.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match digits.parse::<i64>() {
+        Ok(n) if n > 0 && scale > 0 => Some(n * scale),
+        _ => r.fail(
+            codes::INVALID_VALUE,
+            s.span,
+            format!("`{}` is not a duration", s.value),
+            Some("write a whole number with a unit: `90s`, `15m`, `2h` or `1d`".into()),
+        ),
+    }
+}
+
 fn read_action(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Action>> {
-    let c = r.choice(node, "action", &["deny", "reduce", "halt", "require_approval"])?;
+    let c = r.choice(node, "action", &["deny", "warn", "reduce", "halt", "require_approval"])?;
     let action = match c.value {
         "deny" => Action::Deny,
+        "warn" => Action::Warn,
         "reduce" => Action::Reduce,
         "halt" => Action::Halt,
         _ => Action::RequireApproval,
     };
-    if action != Action::Deny {
-        r.push(
-            Diagnostic::error(codes::UNSUPPORTED, format!("action `{}` is not supported yet", c.value))
-                .at(r.file, c.span)
-                .help("use `deny` for now"),
-        );
-        return None;
-    }
     Some(Spanned::new(action, c.span))
 }

@@ -66,6 +66,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A YAML bool (`true`/`false`).
+    pub fn boolean(&mut self, node: &Node, what: &str) -> Option<Spanned<bool>> {
+        match node.value {
+            NodeValue::Bool(b) => Some(Spanned::new(b, node.span)),
+            _ => self.wrong_type(node, what, "`true` or `false`"),
+        }
+    }
+
     /// A non-empty string scalar.
     pub fn name(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
         let s = self.string(node, what)?;

@@ -2,7 +2,7 @@
 //! [`Engine`], marking the account after each timestamp.
 //!
 //! Bars of different symbols with the same timestamp are processed in symbol order before the
-//! mark. All symbols share one cash account. Orders still working after the last bar are
+//! mark; after the mark, the account-level guardrails run ([`Engine::check_account`]). All symbols share one cash account. Orders still working after the last bar are
 //! cancelled; open positions stay open and are marked at their last close.
 
 use std::cmp::Reverse;
@@ -57,6 +57,7 @@ pub fn run(
             engine.on_series_bar(0, s, i, sink);
             let (e, open) = engine.mark();
             eq.push(s.ts[i], e, open);
+            engine.check_account(s.ts[i], sink);
         }
     } else {
         let mut cursor = vec![0usize; series.len()];
@@ -76,6 +77,7 @@ pub fn run(
             }
             let (e, open) = engine.mark();
             eq.push(ts, e, open);
+            engine.check_account(ts, sink);
         }
     }
     engine.finish(eq.last_ts.unwrap_or(0), sink);

@@ -4,6 +4,7 @@
 //! [`NullSink`] discards everything (used by benchmarks and `--no-journal`).
 
 use super::orders::{ClientOrderId, Fill, Order, Trade};
+use super::trading_state::StateChange;
 
 /// Final state of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,8 @@ pub struct Decision<'a> {
     pub rule_id: &'a str,
     /// Whether the condition held (or was undefined, which counts as holding: fail closed).
     pub fired: bool,
-    /// What happened: `"deny"` when it fired, `"pass"` otherwise.
+    /// What happened: the rule's action (`deny`, `warn`, `reduce`, `halt`,
+    /// `require_approval`) when it fired, `"pass"` otherwise.
     pub action: &'a str,
     /// The rule's message.
     pub message: &'a str,
@@ -99,6 +101,8 @@ pub trait EventSink {
     fn decision(&mut self, _decision: &Decision<'_>) {}
     /// A script failed, or a filter vetoed an entry.
     fn note(&mut self, _note: &Note<'_>) {}
+    /// The trading state changed (ACTIVE, REDUCING, HALTED).
+    fn state_change(&mut self, _change: &StateChange) {}
 }
 
 /// Discards every event.

@@ -1,12 +1,15 @@
 //! Guardrails: every policy rule of a bundle applied to one order.
 //!
 //! Rules run in order: policies in bundle order, rules in document order. Every rule is
-//! evaluated (each decision is journaled), and the first rule that fires decides. A rule whose
+//! evaluated (each decision is journaled), and the first rule that fires with a blocking action
+//! (`deny`, `reduce`, `halt`, `require_approval`) decides; a `warn` rule that fires is only
+//! journaled. A rule whose
 //! condition is undefined (`NaN`, e.g. an indicator still warming up or a missing field) counts
 //! as firing, and so does a rhai guardrail that fails or hits a limit: guardrails fail closed.
 //! The backtester, the paper and live drivers and `dsl test` all check orders through
 //! [`check_order`].
 
+use crate::config::policy::Action;
 use crate::dsl::bundle::CompiledPolicy;
 use crate::dsl::program::{CompiledRule, RuleEval};
 use crate::dsl::script::{Sandbox, Verdict};
@@ -31,13 +34,15 @@ pub struct RuleVerdict {
     pub error: Option<String>,
 }
 
-/// The rule that stopped an order.
+/// The rule that decided an order's fate (the first blocking rule that fired).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
     /// Policy index in the bundle.
     pub policy: usize,
     /// Rule index in the policy.
     pub rule: usize,
+    /// The rule's action (never [`Action::Warn`]).
+    pub action: Action,
     /// The condition was undefined, or its script failed (the rule fired by failing closed).
     pub undefined: bool,
     /// The message to show instead of the rule's (a script's message, or its error).
@@ -51,13 +56,20 @@ impl Denial {
         format!("{}/{}", p.name.value, p.rules[self.rule].id.value)
     }
 
-    /// The reason shown with the rejected order: `denied by policy/rule: message`.
+    /// The reason shown with the rejected order: `denied by policy/rule: message` (`halted
+    /// by`, `reducing by`, `approval required by` for the other actions).
     pub fn reason(&self, policies: &[CompiledPolicy]) -> String {
         let message = self.message.as_deref().unwrap_or(&policies[self.policy].doc.rules[self.rule].message.value);
         let undefined = if self.undefined { " (fail closed)" } else { "" };
         let undefined =
             if self.undefined && self.message.is_none() { " (condition undefined: fail closed)" } else { undefined };
-        format!("denied by {}: {message}{undefined}", self.key(policies))
+        let verb = match self.action {
+            Action::Deny | Action::Warn => "denied by",
+            Action::Reduce => "reducing by",
+            Action::Halt => "halted by",
+            Action::RequireApproval => "approval required by",
+        };
+        format!("{verb} {}: {message}{undefined}", self.key(policies))
     }
 }
 
@@ -95,8 +107,9 @@ pub fn check_order(
                 }
             };
             each(&v, rule);
-            if v.fired && denial.is_none() {
-                denial = Some(Denial { policy: pi, rule: ri, undefined: v.value.is_nan(), message: v.message });
+            let action = policy.doc.rules[ri].action.value;
+            if v.fired && denial.is_none() && action != Action::Warn {
+                denial = Some(Denial { policy: pi, rule: ri, action, undefined: v.value.is_nan(), message: v.message });
             }
         }
     }

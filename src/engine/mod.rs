@@ -16,3 +16,4 @@ pub mod orders;
 pub mod pipeline;
 pub mod rules;
 pub mod signal;
+pub mod trading_state;

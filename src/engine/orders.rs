@@ -115,6 +115,8 @@ pub enum ExitReason {
     TakeProfit,
     /// `max_holding` bars elapsed.
     MaxHolding,
+    /// A `halt` rule with `flatten: true` closed every position.
+    Flatten,
 }
 
 impl ExitReason {
@@ -125,6 +127,7 @@ impl ExitReason {
             ExitReason::StopLoss => "stop_loss",
             ExitReason::TakeProfit => "take_profit",
             ExitReason::MaxHolding => "max_holding",
+            ExitReason::Flatten => "flatten",
         }
     }
 }

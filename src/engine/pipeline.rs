@@ -11,14 +11,24 @@
 //!    (the first rule that fires denies it; a rule whose value is undefined also denies: fail
 //!    closed), then hands it to the broker (or fills it at the close with close timing).
 //!
+//! Before the policy rules, an order must pass the [`TradingState`] (REDUCING lets only exits
+//! through, HALTED nothing but flattening). The first blocking rule that fires decides:
+//! `deny` rejects; `reduce` and `halt` also move the trading state (a `reduce` rule lets an exit
+//! through); `require_approval` parks the order for a person, and with no approver (a
+//! backtest) it is denied when its approval window expires; `warn` rules are only journaled.
+//!
 //! Fills update cash and positions; a closing fill records a round-trip [`Trade`]. After all
-//! symbols of a timestamp, the driver calls [`Engine::mark`] to value the account. Every order,
-//! fill, trade and policy decision goes to the [`EventSink`].
+//! symbols of a timestamp, the driver calls [`Engine::mark`] to value the account, then
+//! [`Engine::check_account`]: `halt`/`reduce` rules that read only `account.*` fields (a
+//! drawdown circuit breaker) are evaluated on every mark, so they trip on equity, unrealized
+//! losses included, even when no order is being placed. Every order, fill, trade, policy
+//! decision and state change goes to the [`EventSink`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::manifest::FillTiming;
+use crate::config::policy::Action;
 use crate::config::strategy::Sizing;
 use crate::dsl::bundle::{Bundle, SymbolProgram};
 use crate::dsl::catalog::FieldId;
@@ -29,7 +39,7 @@ use crate::dsl::semantics::{fires, string_id};
 use super::broker::{Execution, FillModel, SimBroker};
 use super::events::{Decision, EventSink, Note, NoteKind, OrderStatus};
 use super::graph::Graph;
-use super::guard::{RuleVerdict, check_order};
+use super::guard::{Denial, RuleVerdict, check_order};
 use super::market::{Bar, BarSeries};
 use super::orders::{
     ClientOrderId, ExitReason, Fill, Intent, Order, OrderIds, OrderReason, OrderType, Position, Quantity, Side,
@@ -37,6 +47,7 @@ use super::orders::{
 };
 use super::rules::{FieldValues, NO_FIELDS, eval_rule, position_fields, seen_values};
 use super::signal::{RuleKind, Signal, decide, protective_orders};
+use super::trading_state::{Mode, StateChange, TradingState};
 
 /// Money and costs of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +81,14 @@ pub struct RunStats {
     pub entries_filtered: u64,
     /// Script calls that failed or hit a limit (each failed closed).
     pub script_errors: u64,
+    /// Orders the trading state refused, per state (`halted`, `reducing`).
+    pub blocked_by_state: BTreeMap<String, u64>,
+    /// Warnings per `policy/rule_id` (`warn` rules that fired; the orders went on).
+    pub warnings: BTreeMap<String, u64>,
+    /// Orders that needed an approval nobody gave in time.
+    pub approvals_expired: u64,
+    /// Every change of the trading state, in order.
+    pub state_changes: Vec<StateChange>,
 }
 
 /// An open position at some point in time, for reports.
@@ -186,6 +205,30 @@ pub struct Engine {
     stats: RunStats,
     strategy_ids: Vec<f64>,
     strategy_names: Vec<Arc<str>>,
+    state: TradingState,
+    /// `halt`/`reduce` rules over `account.*` fields only, as `(policy, rule)`: evaluated on
+    /// every mark.
+    account_rules: Vec<(usize, usize)>,
+}
+
+/// The `halt`/`reduce` rules whose conditions read nothing but `account.*` fields.
+fn account_rules(bundle: &Bundle, program: Option<&SymbolProgram>) -> Vec<(usize, usize)> {
+    let Some(program) = program else { return Vec::new() };
+    let mut out = Vec::new();
+    for (pi, p) in bundle.policies.iter().enumerate() {
+        for (ri, r) in p.doc.rules.iter().enumerate() {
+            let Some(compiled) = program.policies[pi].get(ri) else { continue };
+            let account_only = !compiled.inputs.is_empty()
+                && !matches!(compiled.eval, RuleEval::Script(_))
+                && compiled.inputs.iter().all(|(label, input)| {
+                    matches!(input, crate::dsl::program::Input::Field(_)) && label.starts_with("account.")
+                });
+            if account_only && matches!(r.action.value, Action::Halt | Action::Reduce) {
+                out.push((pi, ri));
+            }
+        }
+    }
+    out
 }
 
 impl Engine {
@@ -234,7 +277,10 @@ impl Engine {
         let model = FillModel { commission: settings.commission, slippage: settings.slippage, timing: settings.fill };
         let strategy_ids = bundle.strategies.iter().map(|s| string_id(s.name())).collect();
         let strategy_names = bundle.strategies.iter().map(|s| Arc::from(s.name())).collect();
+        let account_rules = account_rules(&bundle, states.first().map(|s: &SymbolState| &s.program));
         Engine {
+            state: TradingState::default(),
+            account_rules,
             broker: SimBroker::new(model, symbols.len()),
             cash: settings.starting_cash,
             peak_equity: settings.starting_cash,
@@ -263,6 +309,102 @@ impl Engine {
     /// Counters.
     pub fn stats(&self) -> &RunStats {
         &self.stats
+    }
+
+    /// The trading state.
+    pub fn trading_state(&self) -> &TradingState {
+        &self.state
+    }
+
+    /// Restores a trading state (a restarted bot continues HALTED or REDUCING).
+    pub fn restore_state(&mut self, state: TradingState) {
+        self.state = state;
+    }
+
+    /// Back to ACTIVE by a person's decision; the change is recorded.
+    pub fn resume(&mut self, ts: i64, reason: &str, sink: &mut dyn EventSink) {
+        if let Some(c) = self.state.resume(ts, reason) {
+            self.record_state(c, sink);
+        }
+    }
+
+    /// After [`Engine::mark`]: applies a due `next_day` reset, then evaluates the account-only
+    /// `halt`/`reduce` rules on the marked account (see the module docs).
+    #[inline]
+    pub fn check_account(&mut self, ts: i64, sink: &mut dyn EventSink) {
+        if !self.account_rules.is_empty() || self.state.mode != Mode::Active {
+            self.check_account_rules(ts, sink);
+        }
+    }
+
+    fn check_account_rules(&mut self, ts: i64, sink: &mut dyn EventSink) {
+        if let Some(c) = self.state.on_time(ts) {
+            self.record_state(c, sink);
+        }
+        if self.account_rules.is_empty() || self.state.mode == Mode::Halted {
+            return;
+        }
+        let mut fields = NO_FIELDS;
+        self.account_fields(&mut fields);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut tripped = None;
+        for &(pi, ri) in &self.account_rules {
+            let rule = &self.symbols[0].program.policies[pi][ri];
+            let v = eval_rule(rule, &[], &fields, &mut scratch);
+            if v.is_nan() || fires(v) {
+                let action = self.bundle.policies[pi].doc.rules[ri].action.value;
+                let to = if action == Action::Halt { Mode::Halted } else { Mode::Reducing };
+                if to > self.state.mode && tripped.is_none_or(|(_, _, m)| to > m) {
+                    tripped = Some((pi, ri, to));
+                }
+            }
+        }
+        self.scratch = scratch;
+        if let Some((pi, ri, _)) = tripped {
+            let d = Denial {
+                policy: pi,
+                rule: ri,
+                action: self.bundle.policies[pi].doc.rules[ri].action.value,
+                undefined: false,
+                message: None,
+            };
+            self.trip(&d, ts, sink);
+        }
+    }
+
+    /// Moves the trading state as a `halt`/`reduce` rule asks, and flattens if it says so.
+    fn trip(&mut self, d: &Denial, ts: i64, sink: &mut dyn EventSink) {
+        let rule = &self.bundle.policies[d.policy].doc.rules[d.rule];
+        let (to, reset, flatten) = match d.action {
+            Action::Halt => (Mode::Halted, rule.reset, rule.flatten),
+            Action::Reduce => (Mode::Reducing, rule.reset, false),
+            _ => return,
+        };
+        let message = d.message.clone().unwrap_or_else(|| rule.message.value.clone());
+        if let Some(c) = self.state.escalate(to, ts, &d.key(&self.bundle.policies), &message, reset) {
+            self.record_state(c, sink);
+            if flatten {
+                self.flatten(ts, sink);
+            }
+        }
+    }
+
+    fn record_state(&mut self, c: StateChange, sink: &mut dyn EventSink) {
+        sink.state_change(&c);
+        self.stats.state_changes.push(c);
+    }
+
+    /// Closes every open position with a market order (a halting rule's `flatten: true`).
+    fn flatten(&mut self, ts: i64, sink: &mut dyn EventSink) {
+        for slot_id in 0..self.slots.len() {
+            let slot = &self.slots[slot_id];
+            if slot.position.is_none() || slot.pending_market {
+                continue;
+            }
+            let last = self.symbols[slot.symbol].last_close;
+            let bar = Bar { ts, open: last, high: last, low: last, close: last, volume: 0.0 };
+            self.signal_exit(slot_id, ExitReason::Flatten, &bar, sink);
+        }
     }
 
     /// Market value of open positions at their symbols' last closes, and whether any is open.
@@ -563,10 +705,9 @@ impl Engine {
         self.route(order, bar, sink);
     }
 
-    /// Policies, then the broker (or an immediate fill at the close).
+    /// The trading state, the policies, then the broker (or an immediate fill at the close).
     fn route(&mut self, order: Order, bar: &Bar, sink: &mut dyn EventSink) {
-        if let Some(reason) = self.check_policies(&order, sink) {
-            self.reject(&order, &reason, sink);
+        if !self.admit(&order, sink) {
             return;
         }
         let slot = order.slot;
@@ -594,8 +735,48 @@ impl Engine {
         self.stats.orders_rejected += 1;
     }
 
-    /// Evaluates every policy rule on an order. Returns the denial reason, if any.
-    fn check_policies(&mut self, order: &Order, sink: &mut dyn EventSink) -> Option<String> {
+    /// Whether `order` may go to the broker: the trading state, then the policy rules (and
+    /// what a deciding `reduce`/`halt`/`require_approval` rule does). Refusals are recorded.
+    fn admit(&mut self, order: &Order, sink: &mut dyn EventSink) -> bool {
+        let protective = order.order_type != OrderType::Market;
+        if let Err(b) = self.state.admits(order)
+            && !protective
+        {
+            *self.stats.blocked_by_state.entry(b.code.to_string()).or_insert(0) += 1;
+            self.reject(order, &b.reason, sink);
+            return false;
+        }
+        if order.reason == OrderReason::Exit(ExitReason::Flatten) {
+            // Flattening is what a halting rule asked for: no rule may stand in its way.
+            return true;
+        }
+        let Some(d) = self.check_policies(order, sink) else { return true };
+        let mut reason = d.reason(&self.bundle.policies);
+        match d.action {
+            Action::Reduce | Action::Halt => self.trip(&d, order.created_ts, sink),
+            Action::RequireApproval => {
+                // No approver is attached to this engine (a backtest): the order waits out
+                // its approval window and is denied by default.
+                let rule = &self.bundle.policies[d.policy].doc.rules[d.rule];
+                self.stats.approvals_expired += 1;
+                reason = format!(
+                    "{reason}; no approval within {} min: denied on timeout",
+                    rule.expires_after.div_euclid(60).max(1)
+                );
+            }
+            Action::Deny | Action::Warn => {}
+        }
+        // A `reduce` rule lets an order through that lowers exposure.
+        if d.action == Action::Reduce && order.intent == Intent::Exit {
+            return true;
+        }
+        *self.stats.denials.entry(d.key(&self.bundle.policies)).or_insert(0) += 1;
+        self.reject(order, &reason, sink);
+        false
+    }
+
+    /// Evaluates every policy rule on an order. Returns the deciding rule, if any.
+    fn check_policies(&mut self, order: &Order, sink: &mut dyn EventSink) -> Option<Denial> {
         if self.bundle.policies.is_empty() {
             return None;
         }
@@ -615,6 +796,7 @@ impl Engine {
             })
         };
         let mut script_errors = 0;
+        let mut warned = Vec::new();
         let check = |v: &RuleVerdict, compiled: &CompiledRule| {
             let doc = &policies[v.policy].doc;
             let rule = &doc.rules[v.rule];
@@ -631,6 +813,9 @@ impl Engine {
                     message: error,
                 });
             }
+            if v.fired && rule.action.value == Action::Warn {
+                warned.push(format!("{}/{}", doc.name.value, rule.id.value));
+            }
             sink.decision(&Decision {
                 order,
                 policy: &doc.name.value,
@@ -644,9 +829,10 @@ impl Engine {
         let denial = check_order(policies, &sym.program.policies, &values, &fields, &names, &mut scratch, check);
         self.scratch = scratch;
         self.stats.script_errors += script_errors;
-        let denial = denial?;
-        *self.stats.denials.entry(denial.key(policies)).or_insert(0) += 1;
-        Some(denial.reason(policies))
+        for w in warned {
+            *self.stats.warnings.entry(w).or_insert(0) += 1;
+        }
+        denial
     }
 
     fn account_fields(&self, f: &mut FieldValues) {
@@ -823,8 +1009,7 @@ impl Engine {
                 created_ts: ts,
                 reason: OrderReason::Exit(reason),
             };
-            if let Some(reason) = self.check_policies(&o, sink) {
-                self.reject(&o, &reason, sink);
+            if !self.admit(&o, sink) {
                 continue;
             }
             let (s, y) = self.names(&o);

@@ -1,7 +1,8 @@
 //! The SQLite journal: every run, order, fill, round-trip trade and policy decision.
 //!
 //! Tables (`schema_version` 1). Times are `INTEGER` UTC seconds (`*_ts` columns); the views
-//! `v_runs`, `v_orders`, `v_fills`, `v_trades`, `v_policy_decisions` and `v_events` show the same rows with
+//! `v_runs`, `v_orders`, `v_fills`, `v_trades`, `v_policy_decisions`, `v_events` and
+//! `v_state_changes` show the same rows with
 //! RFC 3339 text times, for people querying with `sqlite3`.
 //!
 //! | table | one row per |
@@ -12,6 +13,7 @@
 //! | `trades` | round trip: entry/exit time and price, quantity, pnl, pnl % (percent points), fees, exit reason, holding bars |
 //! | `policy_decisions` | policy rule applied to an order: rule id, fired, action, message, the values it saw (JSON) |
 //! | `events` | anything else worth knowing: a rhai script that failed (`script_error`) and what failed closed, an entry an entry filter vetoed (`entry_filtered`) |
+//! | `state_changes` | change of the trading state: time, from, to (`ACTIVE`, `REDUCING`, `HALTED`), reason code (`policy/rule_id`, `resume`, `reset:next_day`), message |
 //!
 //! A backtest writes its run inside one transaction: a run that fails leaves no trace, and a
 //! finished run is complete. Rows are written by a background thread so the engine does not
@@ -28,6 +30,7 @@ use rusqlite::{Connection, params};
 use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::events::{Decision, EventSink, Note, OrderStatus};
 use crate::engine::orders::{ClientOrderId, Fill, Order, OrderType, Quantity, Trade};
+use crate::engine::trading_state::StateChange;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -120,6 +123,16 @@ CREATE TABLE IF NOT EXISTS events (
     script TEXT NOT NULL,
     message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS state_changes (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    ts INTEGER NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE VIEW IF NOT EXISTS v_state_changes AS SELECT run_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, from_state, to_state, reason, message FROM state_changes;
 CREATE VIEW IF NOT EXISTS v_events AS SELECT run_id,
     strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, kind, origin, symbol, script, message FROM events;
 CREATE VIEW IF NOT EXISTS v_runs AS SELECT run_id, kind, bot, bundle_revision,
@@ -214,6 +227,7 @@ enum Row {
         script: Arc<str>,
         message: String,
     },
+    State(Box<StateChange>),
 }
 
 /// Rows per message to the writer thread.
@@ -291,6 +305,11 @@ fn write_row(conn: &Connection, run_id: i64, revision: &str, row: &Row) -> rusql
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![run_id, client_order_id.as_str(), ts, &**policy, &**rule_id, fired, &**action, &**message, seen]),
+        Row::State(c) => conn
+            .prepare_cached(
+                "INSERT INTO state_changes (run_id, ts, from_state, to_state, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![run_id, c.ts, c.from.as_str(), c.to.as_str(), c.reason, c.message]),
         Row::Note { ts, kind, origin, symbol, script, message } => conn
             .prepare_cached(
                 "INSERT INTO events (run_id, ts, kind, origin, symbol, script, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -558,6 +577,10 @@ impl EventSink for Journal {
             seen: serde_json::Value::Object(seen).to_string(),
         };
         self.push(row);
+    }
+
+    fn state_change(&mut self, c: &StateChange) {
+        self.push(Row::State(Box::new(c.clone())));
     }
 
     fn note(&mut self, n: &Note<'_>) {

@@ -176,6 +176,30 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
     for (rule, n) in &st.denials {
         let _ = writeln!(s, "  denied        {n} by {rule}");
     }
+    for (rule, n) in &st.warnings {
+        let _ = writeln!(s, "  warned        {n} by {rule} (the orders went on)");
+    }
+    if st.approvals_expired > 0 {
+        let _ = writeln!(
+            s,
+            "  approvals     {} orders needed an approval; none came in time (denied)",
+            st.approvals_expired
+        );
+    }
+    for (state, n) in &st.blocked_by_state {
+        let _ = writeln!(s, "  blocked       {n} orders while {}", state.to_uppercase());
+    }
+    for c in &st.state_changes {
+        let _ = writeln!(
+            s,
+            "  state         {} {} -> {} by {}: {}",
+            crate::runtime::timeparse::format_utc(c.ts),
+            c.from.as_str(),
+            c.to.as_str(),
+            c.reason,
+            c.message
+        );
+    }
     if st.entries_filtered > 0 {
         let _ = writeln!(s, "  filtered      {} entries vetoed by entry filters", st.entries_filtered);
     }

@@ -3,6 +3,7 @@
 
 mod backtest;
 mod common;
+mod guardrails;
 mod import;
 mod indicators;
 mod properties;

@@ -118,8 +118,12 @@ fn snapshots_of_rendered_diagnostics() {
         "kind: policy\nname: p\nrules:\n  - id: r\n    when: order.side == \"bye\"\n    action: deny\n    message: m\n",
     );
     snapshot(
-        "policy_unsupported_action",
-        "kind: policy\nname: p\nrules:\n  - id: r\n    when: order.notional > 5% * account.equity\n    action: halt\n    message: m\n",
+        "policy_option_of_another_action",
+        "kind: policy\nname: p\nrules:\n  - id: r\n    when: account.drawdown > 10%\n    action: deny\n    flatten: true\n    message: m\n",
+    );
+    snapshot(
+        "policy_bad_duration",
+        "kind: policy\nname: p\nrules:\n  - id: r\n    when: order.notional > 5% * account.equity\n    action: require_approval\n    expires_after: 15 minutes\n    message: m\n",
     );
 }
 
