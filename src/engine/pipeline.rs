@@ -738,10 +738,9 @@ impl Engine {
     /// Whether `order` may go to the broker: the trading state, then the policy rules (and
     /// what a deciding `reduce`/`halt`/`require_approval` rule does). Refusals are recorded.
     fn admit(&mut self, order: &Order, sink: &mut dyn EventSink) -> bool {
+        // Working stop-loss and take-profit orders stay in every state: they only lower risk.
         let protective = order.order_type != OrderType::Market;
-        if let Err(b) = self.state.admits(order)
-            && !protective
-        {
+        if !protective && let Err(b) = self.state.admits(order) {
             *self.stats.blocked_by_state.entry(b.code.to_string()).or_insert(0) += 1;
             self.reject(order, &b.reason, sink);
             return false;

@@ -13,6 +13,7 @@
 
 use crate::config::policy::Reset;
 
+use super::market::format_utc;
 use super::orders::{ExitReason, Intent, Order, OrderReason};
 
 /// The three trading modes, in increasing severity.
@@ -134,7 +135,7 @@ impl TradingState {
                 code: "reducing",
                 reason: format!(
                     "reducing since {}: only orders that lower exposure pass ({}: {})",
-                    utc(self.since),
+                    format_utc(self.since),
                     self.reason,
                     self.message
                 ),
@@ -143,7 +144,7 @@ impl TradingState {
                 code: "halted",
                 reason: format!(
                     "halted since {}: no new orders until resumed ({}: {})",
-                    utc(self.since),
+                    format_utc(self.since),
                     self.reason,
                     self.message
                 ),
@@ -156,12 +157,6 @@ impl TradingState {
         *self = TradingState { mode: to, since: ts, reason: reason.to_string(), message: message.to_string(), reset };
         change
     }
-}
-
-/// RFC 3339 UTC text of `ts` (UTC seconds).
-fn utc(ts: i64) -> String {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .map_or_else(|| ts.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 #[cfg(test)]

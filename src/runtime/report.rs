@@ -193,7 +193,7 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
         let _ = writeln!(
             s,
             "  state         {} {} -> {} by {}: {}",
-            crate::runtime::timeparse::format_utc(c.ts),
+            format_utc(c.ts),
             c.from.as_str(),
             c.to.as_str(),
             c.reason,

@@ -210,22 +210,7 @@ pub fn parse(f: &TimeFormat, s: &str, tz: &Tz) -> Result<i64, String> {
     }
 }
 
-/// Formats UTC seconds as RFC 3339 with a `Z` suffix, e.g. `2004-08-19T00:00:00Z`.
-pub fn format_utc(ts: i64) -> String {
-    use chrono::{Datelike, Timelike};
-    match DateTime::from_timestamp(ts, 0) {
-        Some(d) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            d.year(),
-            d.month(),
-            d.day(),
-            d.hour(),
-            d.minute(),
-            d.second()
-        ),
-        None => ts.to_string(),
-    }
-}
+pub use crate::engine::market::format_utc;
 
 /// Parses a `--from`/`--to` bound: an RFC 3339 time or a date (midnight UTC).
 ///
