@@ -182,7 +182,7 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
                 Diagnostic::error(codes::BAD_PARAM, format!("param `{}` shadows a built-in name", p.name.value))
                     .at(&doc.source, p.name.span)
                     .label("reserved name")
-                    .help("rename the param; bar series, functions and `account`/`position`/`order` are reserved"),
+                    .help("rename the param; bar series, functions and `account`/`position`/`order`/`symbol` are reserved"),
             );
             ok = false;
         }

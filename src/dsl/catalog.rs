@@ -63,6 +63,24 @@ pub enum Func {
     Min,
     /// Larger of two numbers.
     Max,
+    /// Fractional change over `period` bars.
+    Change,
+    /// Realized volatility of close-to-close returns.
+    Volatility,
+    /// Seed 004's trend score, in ATRs.
+    TrendScore,
+    /// Seed 004's trending regime.
+    Trending,
+    /// Seed 004's ranging regime.
+    Ranging,
+}
+
+impl Func {
+    /// True for functions the checker writes out in terms of others (so the graph and the
+    /// reference interpreter never see them).
+    pub fn is_composite(self) -> bool {
+        matches!(self, Func::Change | Func::Volatility | Func::TrendScore | Func::Trending | Func::Ranging)
+    }
 }
 
 /// How an argument must be given.
@@ -288,6 +306,51 @@ pub const FUNCTIONS: &[FuncSpec] = &[
         returns: ValueKind::Num,
         doc: "the larger of a and b",
     },
+    FuncSpec {
+        name: "change",
+        func: Func::Change,
+        args: &[arg("src", Series), opt("period", Period, 1.0)],
+        outputs: &[],
+        scale: Scale::Fraction,
+        returns: ValueKind::Num,
+        doc: "src / src[period] - 1: the change over `period` bars as a fraction (0.05 = 5%; ROC / 100)",
+    },
+    FuncSpec {
+        name: "volatility",
+        func: Func::Volatility,
+        args: &[opt("period", Period, 20.0)],
+        outputs: &[],
+        scale: Scale::Fraction,
+        returns: ValueKind::Num,
+        doc: "realized volatility: population standard deviation of the last `period` close-to-close returns `close / close[1] - 1`, per bar, not annualized (fraction; seed 004's std(returns, 20))",
+    },
+    FuncSpec {
+        name: "trend_score",
+        func: Func::TrendScore,
+        args: &[opt("period", Period, 50.0), opt("atr_period", Period, 14.0)],
+        outputs: &[],
+        scale: Scale::Any,
+        returns: ValueKind::Num,
+        doc: "(close - sma(close, period)) / atr(atr_period): how many ATRs the close is from its trend (seed 004)",
+    },
+    FuncSpec {
+        name: "trending",
+        func: Func::Trending,
+        args: &[opt("threshold", PositiveConst, 1.5), opt("period", Period, 50.0), opt("atr_period", Period, 14.0)],
+        outputs: &[],
+        scale: Scale::Any,
+        returns: ValueKind::Bool,
+        doc: "abs(trend_score(period, atr_period)) > threshold: the market is trending (seed 004)",
+    },
+    FuncSpec {
+        name: "ranging",
+        func: Func::Ranging,
+        args: &[opt("period", Period, 20.0), opt("k", PositiveConst, 2.0), opt("atr_period", Period, 14.0)],
+        outputs: &[],
+        scale: Scale::Any,
+        returns: ValueKind::Bool,
+        doc: "the close lies within sma(close, period) ± k * atr(atr_period): the market is ranging (seed 004)",
+    },
 ];
 
 /// Looks up a function by name.
@@ -366,10 +429,34 @@ pub enum FieldId {
     OrderPrice,
     /// `order.notional`
     OrderNotional,
+    /// `account.daily_pnl`
+    AccountDailyPnl,
+    /// `account.daily_return`
+    AccountDailyReturn,
+    /// `account.loss_streak`
+    AccountLossStreak,
+    /// `account.orders_last_minute`
+    AccountOrdersLastMinute,
+    /// `account.orders_last_hour`
+    AccountOrdersLastHour,
+    /// `account.orders_today`
+    AccountOrdersToday,
+    /// `symbol.name`
+    SymbolName,
+    /// `symbol.daily_change`
+    SymbolDailyChange,
+    /// `symbol.weight`
+    SymbolWeight,
+    /// `order.stop_loss`
+    OrderStopLoss,
+    /// `order.expected_return`
+    OrderExpectedReturn,
+    /// `order.round_trip_cost`
+    OrderRoundTripCost,
 }
 
 /// Number of [`FieldId`] values (size of a field-value array).
-pub const FIELD_COUNT: usize = 19;
+pub const FIELD_COUNT: usize = 31;
 
 /// A context field's name, type, unit and availability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -565,6 +652,114 @@ pub const FIELDS: &[FieldSpec] = &[
         values: &[],
         doc: "quantity times reference price (currency)",
     },
+    FieldSpec {
+        path: "account.daily_pnl",
+        id: FieldId::AccountDailyPnl,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "equity now minus equity at the start of the current UTC day (the last valuation before 00:00 UTC; starting cash on the first day) (currency)",
+    },
+    FieldSpec {
+        path: "account.daily_return",
+        id: FieldId::AccountDailyReturn,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "daily_pnl / equity at the start of the UTC day (fraction)",
+    },
+    FieldSpec {
+        path: "account.loss_streak",
+        id: FieldId::AccountLossStreak,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "consecutive losing round trips (pnl after costs below 0), most recent first; any other trade ends the streak (count)",
+    },
+    FieldSpec {
+        path: "account.orders_last_minute",
+        id: FieldId::AccountOrdersLastMinute,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "market orders sent to the broker with a bar time in the 60 seconds up to the current bar's (count; protective stops not counted; the order being checked not included)",
+    },
+    FieldSpec {
+        path: "account.orders_last_hour",
+        id: FieldId::AccountOrdersLastHour,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "as orders_last_minute, over 3600 seconds (count)",
+    },
+    FieldSpec {
+        path: "account.orders_today",
+        id: FieldId::AccountOrdersToday,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "as orders_last_minute, since 00:00 UTC of the current bar's day (count)",
+    },
+    FieldSpec {
+        path: "symbol.name",
+        id: FieldId::SymbolName,
+        kind: ValueKind::Str,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "the symbol the rule runs for: the bar's in a strategy, the order's in a policy, each symbol in turn when a halt or reduce rule is checked at a valuation",
+    },
+    FieldSpec {
+        path: "symbol.daily_change",
+        id: FieldId::SymbolDailyChange,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "last close / last close of the previous UTC day - 1 (fraction; on the first day of data, against that day's first open)",
+    },
+    FieldSpec {
+        path: "symbol.weight",
+        id: FieldId::SymbolWeight,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "market value of all strategies' positions in the symbol / equity (fraction)",
+    },
+    FieldSpec {
+        path: "order.stop_loss",
+        id: FieldId::OrderStopLoss,
+        kind: ValueKind::Num,
+        contexts: &[Policy],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "distance of the protective stop the entry will carry, as a fraction of the reference price (the strategy's `stop_loss`, or k * ATR / price with ATR sizing); undefined when it carries none",
+    },
+    FieldSpec {
+        path: "order.expected_return",
+        id: FieldId::OrderExpectedReturn,
+        kind: ValueKind::Num,
+        contexts: &[Policy],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "the strategy's `expected_return` for this entry (fraction of price, before costs); undefined when the strategy declares none",
+    },
+    FieldSpec {
+        path: "order.round_trip_cost",
+        id: FieldId::OrderRoundTripCost,
+        kind: ValueKind::Num,
+        contexts: &[Policy],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "expected cost of entering and leaving: spread + 2 * (slippage + commission + impact), as a fraction of the reference price (seed 003's cost model)",
+    },
 ];
 
 /// Looks up a context field by its dotted path.
@@ -581,7 +776,7 @@ pub fn field_spec(id: FieldId) -> &'static FieldSpec {
 pub fn is_reserved(name: &str) -> bool {
     BAR_FIELDS.iter().any(|(n, _)| *n == name)
         || function(name).is_some()
-        || matches!(name, "account" | "position" | "order" | "and" | "or" | "not" | "true" | "false")
+        || matches!(name, "account" | "position" | "order" | "symbol" | "and" | "or" | "not" | "true" | "false")
 }
 
 #[cfg(test)]

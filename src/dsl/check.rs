@@ -245,7 +245,7 @@ impl<'a> Checker<'a> {
             );
             return None;
         }
-        if matches!(name, "account" | "position" | "order") {
+        if matches!(name, "account" | "position" | "order" | "symbol") {
             let fields: Vec<&str> = catalog::FIELDS
                 .iter()
                 .filter(|f| f.path.starts_with(&format!("{name}.")) && f.contexts.contains(&self.context))
@@ -490,6 +490,7 @@ impl<'a> Checker<'a> {
                 let a = series.remove(0);
                 Some(fold_binary(op, a, b, ValueKind::Num, span))
             }
+            f if f.is_composite() => Some(composite(f, series, &consts, span)),
             Func::CrossesAbove | Func::CrossesBelow if widest == Variability::Const => {
                 // Two constants never cross.
                 Some(TExpr::constant(semantics::FALSE, ValueKind::Bool, span))
@@ -735,9 +736,51 @@ fn scale_of(t: &TExpr) -> Scale {
     }
 }
 
-/// A number without float noise: `30.000000000000004` → `30`.
 fn widest(a: Variability, b: Variability) -> Variability {
     a.max(b)
+}
+
+/// Writes a composite function out in terms of bar series, indicators and operators; every
+/// sub-expression carries the call's span. `consts` are the constant arguments in order,
+/// defaults filled in.
+fn composite(func: Func, mut series: Vec<TExpr>, consts: &[f64], span: Span) -> TExpr {
+    let num = |kind| Ty::new(ValueKind::Num, kind);
+    let close = || TExpr { kind: TKind::Bar(BarField::Close), ty: num(Variability::Series), span };
+    let ind = |func, args: Vec<TExpr>, consts: Vec<f64>| TExpr {
+        kind: TKind::Indicator { func, args, consts, output: 0 },
+        ty: num(Variability::Series),
+        span,
+    };
+    let k = |v: f64| TExpr::constant(v, ValueKind::Num, span);
+    let c = |i: usize| consts.get(i).copied().unwrap_or(f64::NAN);
+    let lag = |x: TExpr, n: f64| {
+        let ty = x.ty;
+        TExpr { kind: TKind::Lag(Box::new(x), n as u32), ty, span }
+    };
+    let change = |x: TExpr, n: f64| {
+        let ratio = fold_binary(BinOp::Div, x.clone(), lag(x, n), ValueKind::Num, span);
+        fold_binary(BinOp::Sub, ratio, k(1.0), ValueKind::Num, span)
+    };
+    let trend_score = |period: f64, atr_period: f64| {
+        let dist = fold_binary(BinOp::Sub, close(), ind(Func::Sma, vec![close()], vec![period]), ValueKind::Num, span);
+        fold_binary(BinOp::Div, dist, ind(Func::Atr, vec![], vec![atr_period]), ValueKind::Num, span)
+    };
+    match func {
+        Func::Change => change(series.remove(0), c(0)),
+        Func::Volatility => ind(Func::StdDev, vec![change(close(), 1.0)], vec![c(0), 1.0]),
+        Func::TrendScore => trend_score(c(0), c(1)),
+        Func::Trending => {
+            let score = fold_unary(UnOp::Abs, trend_score(c(1), c(2)), span);
+            fold_binary(BinOp::Gt, score, k(c(0)), ValueKind::Bool, span)
+        }
+        Func::Ranging => {
+            let dist =
+                fold_binary(BinOp::Sub, close(), ind(Func::Sma, vec![close()], vec![c(0)]), ValueKind::Num, span);
+            let band = fold_binary(BinOp::Mul, k(c(1)), ind(Func::Atr, vec![], vec![c(2)]), ValueKind::Num, span);
+            fold_binary(BinOp::Le, fold_unary(UnOp::Abs, dist, span), band, ValueKind::Bool, span)
+        }
+        _ => TExpr::constant(f64::NAN, ValueKind::Num, span),
+    }
 }
 
 /// Builds a unary node, folding constants.

@@ -491,6 +491,19 @@ fn derive_fields(f: &mut FieldValues, given: &[bool], last_close: f64) {
             }
         }
     }
+    // Symbol: the order's; its weight from the position's notional.
+    if !g(FieldId::SymbolName) && g(FieldId::OrderSymbol) {
+        f[FieldId::SymbolName as usize] = get(f, FieldId::OrderSymbol);
+    }
+    let notional = get(f, FieldId::PositionNotional);
+    if !g(FieldId::SymbolWeight) && equity > 0.0 && notional.is_finite() {
+        f[FieldId::SymbolWeight as usize] = notional.abs() / equity;
+    }
+    // Daily return from daily pnl: pnl over the equity at the start of the day.
+    let pnl = get(f, FieldId::AccountDailyPnl);
+    if !g(FieldId::AccountDailyReturn) && g(FieldId::AccountDailyPnl) && equity - pnl > 0.0 {
+        f[FieldId::AccountDailyReturn as usize] = pnl / (equity - pnl);
+    }
 }
 
 /// Source texts of the non-constant series sub-expressions of the target's rules.

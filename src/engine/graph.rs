@@ -185,8 +185,8 @@ impl Graph {
                                 if *func == Func::CrossesAbove { CrossDirection::Above } else { CrossDirection::Below };
                             Node::Cross { a: a0, b: args.get(1).copied().unwrap_or(a0), ind: Cross::new(dir) }
                         }
-                        // Pure functions are lowered to Unary/Binary; never reached.
-                        Func::Abs | Func::Min | Func::Max => Node::Const(f64::NAN),
+                        // Pure and composite functions are lowered to other nodes; never reached.
+                        _ => Node::Const(f64::NAN),
                     }
                 }
             })

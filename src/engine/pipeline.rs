@@ -127,6 +127,11 @@ struct SymbolState {
     block_len: usize,
     /// Row of `block` holding the current bar, or `None` when streaming (values in `graph`).
     row: Option<usize>,
+    /// UTC day (days since 1970-01-01) of the last bar.
+    day: i64,
+    /// What `symbol.daily_change` compares with: the last close of the previous UTC day (the
+    /// first open on the first day of data).
+    day_base: f64,
 }
 
 impl SymbolState {
@@ -206,29 +211,62 @@ pub struct Engine {
     strategy_ids: Vec<f64>,
     strategy_names: Vec<Arc<str>>,
     state: TradingState,
-    /// `halt`/`reduce` rules over `account.*` fields only, as `(policy, rule)`: evaluated on
-    /// every mark.
-    account_rules: Vec<(usize, usize)>,
+    /// `halt`/`reduce` rules checked at every mark (see [`MarkRule`]).
+    mark_rules: Vec<MarkRule>,
+    /// Time of the latest bar seen (UTC seconds).
+    now: i64,
+    /// UTC day of `now`, equity at its start, and market orders sent on it.
+    day: i64,
+    day_start_equity: f64,
+    orders_today: u32,
+    /// Bar times of the market orders sent in the last hour, oldest first.
+    recent_orders: std::collections::VecDeque<i64>,
+    /// Consecutive losing round trips, most recent first.
+    loss_streak: u32,
 }
 
-/// The `halt`/`reduce` rules whose conditions read nothing but `account.*` fields.
-fn account_rules(bundle: &Bundle, program: Option<&SymbolProgram>) -> Vec<(usize, usize)> {
+/// A `halt`/`reduce` rule that needs no order: it reads `account.*` and `symbol.*` fields and
+/// bar series only. Checked after every mark, once, or once per symbol when it reads
+/// anything of a symbol (a BTC daily-move halt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MarkRule {
+    policy: usize,
+    rule: usize,
+    per_symbol: bool,
+}
+
+/// The `halt`/`reduce` rules whose conditions read no `order.*` or `position.*` field.
+fn mark_rules(bundle: &Bundle, program: Option<&SymbolProgram>) -> Vec<MarkRule> {
+    use crate::dsl::program::Input;
     let Some(program) = program else { return Vec::new() };
     let mut out = Vec::new();
     for (pi, p) in bundle.policies.iter().enumerate() {
         for (ri, r) in p.doc.rules.iter().enumerate() {
             let Some(compiled) = program.policies[pi].get(ri) else { continue };
-            let account_only = !compiled.inputs.is_empty()
-                && !matches!(compiled.eval, RuleEval::Script(_))
-                && compiled.inputs.iter().all(|(label, input)| {
-                    matches!(input, crate::dsl::program::Input::Field(_)) && label.starts_with("account.")
-                });
-            if account_only && matches!(r.action.value, Action::Halt | Action::Reduce) {
-                out.push((pi, ri));
+            if compiled.inputs.is_empty()
+                || matches!(compiled.eval, RuleEval::Script(_))
+                || !matches!(r.action.value, Action::Halt | Action::Reduce)
+            {
+                continue;
+            }
+            let account =
+                |label: &str, input: &Input| matches!(input, Input::Field(_)) && label.starts_with("account.");
+            let needs_order = compiled.inputs.iter().any(|(label, input)| {
+                matches!(input, Input::Field(_)) && (label.starts_with("order.") || label.starts_with("position."))
+            });
+            if !needs_order {
+                let per_symbol = !compiled.inputs.iter().all(|(l, i)| account(l, i));
+                out.push(MarkRule { policy: pi, rule: ri, per_symbol });
             }
         }
     }
     out
+}
+
+/// Days since 1970-01-01 of a UTC time in seconds.
+#[inline]
+fn utc_day(ts: i64) -> i64 {
+    ts.div_euclid(86_400)
 }
 
 impl Engine {
@@ -272,15 +310,23 @@ impl Engine {
                 block_start: 0,
                 block_len: 0,
                 row: None,
+                day: i64::MIN,
+                day_base: f64::NAN,
             });
         }
         let model = FillModel { commission: settings.commission, slippage: settings.slippage, timing: settings.fill };
         let strategy_ids = bundle.strategies.iter().map(|s| string_id(s.name())).collect();
         let strategy_names = bundle.strategies.iter().map(|s| Arc::from(s.name())).collect();
-        let account_rules = account_rules(&bundle, states.first().map(|s: &SymbolState| &s.program));
+        let mark_rules = mark_rules(&bundle, states.first().map(|s: &SymbolState| &s.program));
         Engine {
             state: TradingState::default(),
-            account_rules,
+            mark_rules,
+            now: i64::MIN,
+            day: i64::MIN,
+            day_start_equity: settings.starting_cash,
+            orders_today: 0,
+            recent_orders: std::collections::VecDeque::new(),
+            loss_streak: 0,
             broker: SimBroker::new(model, symbols.len()),
             cash: settings.starting_cash,
             peak_equity: settings.starting_cash,
@@ -332,31 +378,42 @@ impl Engine {
     /// `halt`/`reduce` rules on the marked account (see the module docs).
     #[inline]
     pub fn check_account(&mut self, ts: i64, sink: &mut dyn EventSink) {
-        if !self.account_rules.is_empty() || self.state.mode != Mode::Active {
-            self.check_account_rules(ts, sink);
+        if !self.mark_rules.is_empty() || self.state.mode != Mode::Active {
+            self.check_mark_rules(ts, sink);
         }
     }
 
-    fn check_account_rules(&mut self, ts: i64, sink: &mut dyn EventSink) {
+    fn check_mark_rules(&mut self, ts: i64, sink: &mut dyn EventSink) {
         if let Some(c) = self.state.on_time(ts) {
             self.record_state(c, sink);
         }
-        if self.account_rules.is_empty() || self.state.mode == Mode::Halted {
+        if self.mark_rules.is_empty() || self.state.mode == Mode::Halted {
             return;
         }
         let mut fields = NO_FIELDS;
         self.account_fields(&mut fields);
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut tripped = None;
-        for &(pi, ri) in &self.account_rules {
-            let rule = &self.symbols[0].program.policies[pi][ri];
-            let v = eval_rule(rule, &[], &fields, &mut scratch);
-            if v.is_nan() || fires(v) {
-                let action = self.bundle.policies[pi].doc.rules[ri].action.value;
-                let to = if action == Action::Halt { Mode::Halted } else { Mode::Reducing };
-                if to > self.state.mode && tripped.is_none_or(|(_, _, m)| to > m) {
-                    tripped = Some((pi, ri, to));
+        for &MarkRule { policy: pi, rule: ri, per_symbol } in &self.mark_rules {
+            let mut fire = |v: f64| {
+                if v.is_nan() || fires(v) {
+                    let action = self.bundle.policies[pi].doc.rules[ri].action.value;
+                    let to = if action == Action::Halt { Mode::Halted } else { Mode::Reducing };
+                    if to > self.state.mode && tripped.is_none_or(|(_, _, m)| to > m) {
+                        tripped = Some((pi, ri, to));
+                    }
                 }
+            };
+            if !per_symbol {
+                fire(eval_rule(&self.symbols[0].program.policies[pi][ri], &[], &fields, &mut scratch));
+                continue;
+            }
+            for (si, sym) in self.symbols.iter().enumerate() {
+                if sym.bars == 0 {
+                    continue;
+                }
+                self.symbol_fields(si, &mut fields);
+                fire(eval_rule(&sym.program.policies[pi][ri], &sym.current(), &fields, &mut scratch));
             }
         }
         self.scratch = scratch;
@@ -465,6 +522,7 @@ impl Engine {
     /// Processes one bar of symbol index `symbol` (streaming: the live and paper path).
     #[inline]
     pub fn on_bar(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
+        self.advance_clock(bar.ts);
         if self.broker.has_working(symbol) {
             self.fill_working(symbol, bar, sink);
         }
@@ -483,6 +541,7 @@ impl Engine {
     #[inline]
     pub fn on_series_bar(&mut self, symbol: usize, series: &BarSeries, i: usize, sink: &mut dyn EventSink) {
         let bar = series.bar(i);
+        self.advance_clock(bar.ts);
         if self.broker.has_working(symbol) {
             // Fills see the previous bar's values, as in streaming mode.
             self.fill_working(symbol, &bar, sink);
@@ -502,9 +561,29 @@ impl Engine {
         self.after_update(symbol, &bar, sink);
     }
 
+    /// Moves the engine's clock to a bar's time; a new UTC day takes the equity at its start
+    /// (positions at the previous closes) and restarts the day's order count.
+    #[inline]
+    fn advance_clock(&mut self, ts: i64) {
+        if ts > self.now {
+            self.now = ts;
+            let day = utc_day(ts);
+            if day != self.day {
+                self.day = day;
+                self.day_start_equity = self.equity();
+                self.orders_today = 0;
+            }
+        }
+    }
+
     #[inline]
     fn after_update(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
         let st = &mut self.symbols[symbol];
+        let day = utc_day(bar.ts);
+        if day != st.day {
+            st.day = day;
+            st.day_base = if st.last_close.is_nan() { bar.open } else { st.last_close };
+        }
         st.last_close = bar.close;
         st.last_ts = bar.ts;
         st.bars += 1;
@@ -714,6 +793,7 @@ impl Engine {
         let (strategy, symbol) = self.names(&order);
         sink.order(&order, strategy, symbol, OrderStatus::Submitted, "");
         self.stats.orders_submitted += 1;
+        self.count_order(order.created_ts);
         if order.order_type == OrderType::Market {
             self.slots[slot].pending_market = true;
             if self.settings.fill == FillTiming::Close {
@@ -723,6 +803,15 @@ impl Engine {
             }
         }
         self.broker.submit(order);
+    }
+
+    /// Counts a market order sent at bar time `ts` (for `account.orders_*`).
+    fn count_order(&mut self, ts: i64) {
+        self.orders_today += 1;
+        while self.recent_orders.front().is_some_and(|t| *t <= ts - 3_600) {
+            self.recent_orders.pop_front();
+        }
+        self.recent_orders.push_back(ts);
     }
 
     fn names(&self, order: &Order) -> (&str, &str) {
@@ -852,12 +941,33 @@ impl Engine {
         f[FieldId::AccountPeakEquity as usize] = peak;
         f[FieldId::AccountDrawdown as usize] = if peak > 0.0 { (peak - equity) / peak } else { 0.0 };
         f[FieldId::AccountOpenPositions as usize] = open;
+        let start = self.day_start_equity;
+        f[FieldId::AccountDailyPnl as usize] = equity - start;
+        f[FieldId::AccountDailyReturn as usize] = if start > 0.0 { equity / start - 1.0 } else { f64::NAN };
+        f[FieldId::AccountLossStreak as usize] = f64::from(self.loss_streak);
+        let now = self.now;
+        let within = |secs: i64| self.recent_orders.iter().rev().take_while(|t| **t > now - secs).count() as f64;
+        f[FieldId::AccountOrdersLastMinute as usize] = within(60);
+        f[FieldId::AccountOrdersLastHour as usize] = within(3_600);
+        f[FieldId::AccountOrdersToday as usize] = f64::from(self.orders_today);
+    }
+
+    /// Sets the `symbol.*` fields for symbol index `si` (the account fields must be set).
+    fn symbol_fields(&self, si: usize, f: &mut FieldValues) {
+        let sym = &self.symbols[si];
+        let held: f64 = sym.slots.iter().filter_map(|&s| self.slots[s].position.as_ref()).map(|p| p.quantity).sum();
+        let equity = f[FieldId::AccountEquity as usize];
+        f[FieldId::SymbolName as usize] = sym.name_id;
+        f[FieldId::SymbolDailyChange as usize] = sym.last_close / sym.day_base - 1.0;
+        f[FieldId::SymbolWeight as usize] =
+            if equity > 0.0 { (held * sym.last_close).abs() / equity } else { f64::NAN };
     }
 
     fn fields_for_slot(&self, slot_id: usize) -> FieldValues {
         let mut f = NO_FIELDS;
         self.account_fields(&mut f);
         let slot = &self.slots[slot_id];
+        self.symbol_fields(slot.symbol, &mut f);
         if let Some(p) = &slot.position {
             let last = self.symbols[slot.symbol].last_close;
             position_fields(&mut f, p.quantity, p.entry_price, last, p.bars_held as f64);
@@ -868,6 +978,7 @@ impl Engine {
     fn fields_for_order(&self, order: &Order) -> FieldValues {
         let mut f = NO_FIELDS;
         self.account_fields(&mut f);
+        self.symbol_fields(order.symbol, &mut f);
         let sym = &self.symbols[order.symbol];
         let (mut qty, mut cost) = (0.0, 0.0);
         for &s in &sym.slots {
@@ -885,6 +996,13 @@ impl Engine {
         f[FieldId::OrderQuantity as usize] = order.estimated_units;
         f[FieldId::OrderPrice as usize] = order.reference_price;
         f[FieldId::OrderNotional as usize] = order.notional();
+        if order.intent == Intent::Entry
+            && let Some(stop) = &self.bundle.strategies[order.strategy].doc.stop_loss
+        {
+            f[FieldId::OrderStopLoss as usize] = stop.value.value;
+        }
+        let (c, s) = (self.settings.commission, self.settings.slippage);
+        f[FieldId::OrderRoundTripCost as usize] = 2.0 * (s + c);
         f
     }
 
@@ -970,6 +1088,7 @@ impl Engine {
                     entry_order_id: pos.entry_order_id,
                     exit_order_id: order.client_order_id,
                 };
+                self.loss_streak = if trade.pnl < 0.0 { self.loss_streak + 1 } else { 0 };
                 sink.trade(&trade);
                 self.trades.push(trade);
                 // The position is gone: its other protective orders (and any pending exit) go.

@@ -154,3 +154,61 @@ fn explain_reports_the_bar_it_used_and_undefined_values() {
     // --explain needs --at.
     dsl().args(["eval", "close", "--explain", "--data"]).arg(data("GOOG.csv")).assert().code(2);
 }
+
+/// Seed 004's regime functions and the realized volatility, against their formulas written out
+/// here over GOOG's closes and TA-Lib's ATR(14) and SMA(20) (the Bollinger middle band).
+#[test]
+fn regime_functions_follow_seed_004_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("eval.csv");
+    let exprs = ["trend_score()", "trending()", "ranging()", "volatility()", "change(close, 5)"];
+    dsl().arg("eval").args(exprs).arg("--data").arg(data("GOOG.csv")).arg("--output").arg(&out).assert().success();
+    let (_, got) = read_csv(&out);
+    let (ref_header, want) = read_csv(&data("goog_indicators.csv"));
+    let col = |name: &str| ref_header.iter().position(|h| h == name).unwrap();
+    let num = |s: &str| s.parse::<f64>().unwrap_or(f64::NAN);
+    let (bar_header, bars) = read_csv(&data("GOOG.csv"));
+    let c = bar_header.iter().position(|h| h.eq_ignore_ascii_case("close")).unwrap();
+    let close: Vec<f64> = bars.iter().map(|r| num(&r[c])).collect();
+    assert_eq!(close.len(), want.len());
+    let atr: Vec<f64> = want.iter().map(|r| num(&r[col("atr_14")])).collect();
+    let sma20: Vec<f64> = want.iter().map(|r| num(&r[col("bb_middle")])).collect();
+    let (mut trending, mut ranging, mut checked) = (0, 0, 0);
+    for i in 0..close.len() {
+        let g: Vec<f64> = got[i][1..].iter().map(|s| num(s)).collect();
+        let as_bool = |s: &str| match s {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        };
+        if i >= 49 && atr[i].is_finite() {
+            let sma50 = close[i - 49..=i].iter().sum::<f64>() / 50.0;
+            let score = (close[i] - sma50) / atr[i];
+            assert!(rel(g[0], score) < 1e-9, "trend_score on row {i}: {} vs {score}", g[0]);
+            let is_trending = score.abs() > 1.5;
+            assert_eq!(as_bool(&got[i][2]), Some(is_trending), "trending on row {i}");
+            trending += usize::from(is_trending);
+            checked += 1;
+        } else {
+            assert_eq!(got[i][1], "", "trend_score is undefined during warm-up (row {i})");
+        }
+        if sma20[i].is_finite() && atr[i].is_finite() {
+            let is_ranging = (close[i] - sma20[i]).abs() <= 2.0 * atr[i];
+            assert_eq!(as_bool(&got[i][3]), Some(is_ranging), "ranging on row {i}");
+            ranging += usize::from(is_ranging);
+        }
+        if i >= 20 {
+            let r: Vec<f64> = (i - 19..=i).map(|k| close[k] / close[k - 1] - 1.0).collect();
+            let mean = r.iter().sum::<f64>() / 20.0;
+            let sd = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 20.0).sqrt();
+            assert!(rel(g[3], sd) < 1e-6, "volatility on row {i}: {} vs {sd}", g[3]);
+        }
+        if i >= 5 {
+            assert!(rel(g[4], close[i] / close[i - 5] - 1.0) < 1e-12, "change on row {i}");
+        }
+    }
+    assert!(
+        checked > 2000 && trending > 100 && ranging > 1000,
+        "{checked} rows, {trending} trending, {ranging} ranging"
+    );
+}
