@@ -5,6 +5,7 @@
 //! I/O errors (bad flags, unreadable files).
 
 mod backtest;
+mod control;
 mod eval;
 mod import;
 mod test;
@@ -61,6 +62,12 @@ pub enum Command {
     Eval(eval::Args),
     /// Run rule tests (`kind: test` files): pass/fail per case; exits 1 on any failure.
     Test(test::Args),
+    /// Halt a bot: no new orders until `dsl resume` (recorded in its journal).
+    Halt(control::StateArgs),
+    /// Resume a halted or reducing bot, saying why (recorded in its journal).
+    Resume(control::StateArgs),
+    /// The approval queue of `require_approval` rules: list, approve, reject.
+    Approvals(control::ApprovalArgs),
 }
 
 /// Output settings shared by commands.
@@ -111,6 +118,9 @@ pub fn main() -> ExitCode {
         Command::Backtest(a) => backtest::run(a, out),
         Command::Eval(a) => eval::run(a, out),
         Command::Test(a) => test::run(a, out),
+        Command::Halt(a) => control::halt(a, out),
+        Command::Resume(a) => control::resume(a, out),
+        Command::Approvals(a) => control::approvals(a, out),
     };
     ExitCode::from(code)
 }

@@ -72,7 +72,8 @@ pub struct PolicyRule {
 }
 
 /// How a sticky trading state (REDUCING, HALTED) set by a rule re-arms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reset {
     /// Only by a person: `dsl resume --reason TEXT`.
     #[default]
@@ -88,6 +89,15 @@ impl Reset {
         match self {
             Reset::Manual => "manual",
             Reset::NextDay => "next_day",
+        }
+    }
+
+    /// Parses [`Reset::as_str`]'s spelling.
+    pub fn parse(s: &str) -> Option<Reset> {
+        match s {
+            "manual" => Some(Reset::Manual),
+            "next_day" => Some(Reset::NextDay),
+            _ => None,
         }
     }
 }

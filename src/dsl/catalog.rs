@@ -506,7 +506,7 @@ pub const FIELDS: &[FieldSpec] = &[
         contexts: &[Entry, Exit, Policy],
         scale: Scale::Any,
         values: &[],
-        doc: "gross market value of all open positions at the last close (currency)",
+        doc: "gross market value of all open positions at the last close, plus the notional of entry orders still working or awaiting approval (currency)",
     },
     FieldSpec {
         path: "account.peak_equity",
@@ -731,7 +731,7 @@ pub const FIELDS: &[FieldSpec] = &[
         contexts: &[Entry, Exit, Policy],
         scale: Scale::Fraction,
         values: &[],
-        doc: "market value of all strategies' positions in the symbol / equity (fraction)",
+        doc: "market value of all strategies' positions in the symbol, plus the notional of its entry orders still working or awaiting approval, / equity (fraction)",
     },
     FieldSpec {
         path: "order.stop_loss",

@@ -491,6 +491,17 @@ fn derive_fields(f: &mut FieldValues, given: &[bool], last_close: f64) {
             }
         }
     }
+    // Counters the case does not mention: none so far.
+    for id in [
+        FieldId::AccountLossStreak,
+        FieldId::AccountOrdersLastMinute,
+        FieldId::AccountOrdersLastHour,
+        FieldId::AccountOrdersToday,
+    ] {
+        if !g(id) {
+            f[id as usize] = 0.0;
+        }
+    }
     // Symbol: the order's; its weight from the position's notional.
     if !g(FieldId::SymbolName) && g(FieldId::OrderSymbol) {
         f[FieldId::SymbolName as usize] = get(f, FieldId::OrderSymbol);
@@ -573,9 +584,10 @@ pub fn run(case: &Prepared) -> CaseRun {
             let policies = std::slice::from_ref(&**p);
             let names = |path: &str| catalog::field(path).and_then(|f| strings(fields[f.id as usize]));
             let mut verdicts = Vec::new();
-            let denial = check_order(policies, &case.program.policies, &now, &fields, &names, &mut scratch, |v, _| {
-                verdicts.push(v.clone())
-            });
+            let denial =
+                check_order(policies, &case.program.policies, &now, &fields, &names, &mut scratch, false, |v, _| {
+                    verdicts.push(v.clone())
+                });
             for ((c, r), v) in p.rules.iter().zip(&p.doc.rules).zip(&verdicts) {
                 let tree = match (c.expr(), r.condition.expr(), c) {
                     (Some(e), Some(src), _) => render(&explain(e, src, &mut spec, &values)),

@@ -58,6 +58,10 @@ pub enum NoteKind {
     ScriptError,
     /// An entry filter script vetoed an entry the entry rule signalled.
     EntryFiltered,
+    /// An order was parked for a person's approval.
+    ApprovalRequested,
+    /// A person approved or rejected a parked order, or its window ended.
+    ApprovalDecided,
 }
 
 impl NoteKind {
@@ -66,6 +70,8 @@ impl NoteKind {
         match self {
             NoteKind::ScriptError => "script_error",
             NoteKind::EntryFiltered => "entry_filtered",
+            NoteKind::ApprovalRequested => "approval_requested",
+            NoteKind::ApprovalDecided => "approval_decided",
         }
     }
 }

@@ -78,8 +78,9 @@ impl Denial {
 /// `compiled[p][r]` is rule `r` of `policies[p]` compiled for the order's symbol; `slots` are
 /// that symbol's graph values on the current bar; `fields` the order's context fields; `names`
 /// the order's string fields by path (`order.symbol`, `order.side`, ...) for guardrail
-/// scripts. `each` sees every rule's verdict (for the journal). Returns the deciding rule, if
-/// any.
+/// scripts. `each` sees every rule's verdict (for the journal). `approved`: a person approved
+/// the order, so `require_approval` rules no longer decide. Returns the deciding rule, if any.
+#[allow(clippy::too_many_arguments)]
 pub fn check_order(
     policies: &[CompiledPolicy],
     compiled: &[Vec<CompiledRule>],
@@ -87,6 +88,7 @@ pub fn check_order(
     fields: &FieldValues,
     names: &dyn Fn(&str) -> Option<String>,
     scratch: &mut Vec<f64>,
+    approved: bool,
     mut each: impl FnMut(&RuleVerdict, &CompiledRule),
 ) -> Option<Denial> {
     let mut denial = None;
@@ -108,7 +110,12 @@ pub fn check_order(
             };
             each(&v, rule);
             let action = policy.doc.rules[ri].action.value;
-            if v.fired && denial.is_none() && action != Action::Warn {
+            let decides = match action {
+                Action::Warn => false,
+                Action::RequireApproval => !approved,
+                _ => true,
+            };
+            if v.fired && denial.is_none() && decides {
                 denial = Some(Denial { policy: pi, rule: ri, action, undefined: v.value.is_nan(), message: v.message });
             }
         }

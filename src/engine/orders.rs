@@ -266,6 +266,19 @@ pub struct Trade {
 pub struct ClientOrderId([u8; 27]);
 
 impl ClientOrderId {
+    /// Parses an id written by [`ClientOrderId::as_str`]; `None` for anything else.
+    pub fn parse(s: &str) -> Option<ClientOrderId> {
+        let b = s.as_bytes();
+        let ok = b.len() == 27
+            && b.starts_with(b"td-")
+            && b[3..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+        ok.then(|| {
+            let mut id = [0u8; 27];
+            id.copy_from_slice(b);
+            ClientOrderId(id)
+        })
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         // Always ASCII: built only from `td-` and hex digits.

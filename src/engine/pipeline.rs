@@ -36,6 +36,7 @@ use crate::dsl::program::{CompiledRule, RuleEval};
 use crate::dsl::script::{FilterContext, Sandbox};
 use crate::dsl::semantics::{fires, string_id};
 
+use super::approvals::{ApprovalDesk, ApprovalOutcome, ApprovalRequest};
 use super::broker::{Execution, FillModel, SimBroker};
 use super::events::{Decision, EventSink, Note, NoteKind, OrderStatus};
 use super::graph::Graph;
@@ -187,8 +188,11 @@ struct Slot {
     /// `max_holding` in bars (`u32::MAX` when unset).
     max_holding: u32,
     position: Option<Position>,
-    /// A market order is working for this slot.
+    /// A market order is working for this slot (or waits for approval).
     pending_market: bool,
+    /// Estimated notional of that order when it is an entry (read only while
+    /// `pending_market` and flat).
+    pending_notional: f64,
     /// Bar time and count of orders created on it (for `client_order_id`).
     seq_ts: i64,
     seq: u32,
@@ -223,6 +227,10 @@ pub struct Engine {
     recent_orders: std::collections::VecDeque<i64>,
     /// Consecutive losing round trips, most recent first.
     loss_streak: u32,
+    /// Where `require_approval` orders wait for a person (none in a backtest).
+    desk: Option<Box<dyn ApprovalDesk + Send>>,
+    /// Orders waiting on the desk, with their expiry (UTC seconds).
+    parked: Vec<(Order, i64)>,
 }
 
 /// A `halt`/`reduce` rule that needs no order: it reads `account.*` and `symbol.*` fields and
@@ -290,6 +298,7 @@ impl Engine {
                         max_holding: s.doc.max_holding.as_ref().map_or(u32::MAX, |m| m.value),
                         position: None,
                         pending_market: false,
+                        pending_notional: 0.0,
                         seq_ts: i64::MIN,
                         seq: 0,
                         ids: OrderIds::new(&settings.bot, s.name(), name),
@@ -327,6 +336,8 @@ impl Engine {
             orders_today: 0,
             recent_orders: std::collections::VecDeque::new(),
             loss_streak: 0,
+            desk: None,
+            parked: Vec::new(),
             broker: SimBroker::new(model, symbols.len()),
             cash: settings.starting_cash,
             peak_equity: settings.starting_cash,
@@ -365,6 +376,24 @@ impl Engine {
     /// Restores a trading state (a restarted bot continues HALTED or REDUCING).
     pub fn restore_state(&mut self, state: TradingState) {
         self.state = state;
+    }
+
+    /// Attaches the approval queue: `require_approval` orders then wait there for a person
+    /// (see [`super::approvals`]) instead of being denied at once.
+    pub fn set_approval_desk(&mut self, desk: Box<dyn ApprovalDesk + Send>) {
+        self.desk = Some(desk);
+    }
+
+    /// Orders waiting for approval.
+    pub fn parked_orders(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// HALTED by a person's decision (`dsl halt`); the change is recorded.
+    pub fn halt(&mut self, ts: i64, reason: &str, sink: &mut dyn EventSink) {
+        if let Some(c) = self.state.halt(ts, reason) {
+            self.record_state(c, sink);
+        }
     }
 
     /// Back to ACTIVE by a person's decision; the change is recorded.
@@ -523,6 +552,9 @@ impl Engine {
     #[inline]
     pub fn on_bar(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
         self.advance_clock(bar.ts);
+        if !self.parked.is_empty() {
+            self.settle_approvals(bar.ts, sink);
+        }
         if self.broker.has_working(symbol) {
             self.fill_working(symbol, bar, sink);
         }
@@ -542,6 +574,9 @@ impl Engine {
     pub fn on_series_bar(&mut self, symbol: usize, series: &BarSeries, i: usize, sink: &mut dyn EventSink) {
         let bar = series.bar(i);
         self.advance_clock(bar.ts);
+        if !self.parked.is_empty() {
+            self.settle_approvals(bar.ts, sink);
+        }
         if self.broker.has_working(symbol) {
             // Fills see the previous bar's values, as in streaming mode.
             self.fill_working(symbol, &bar, sink);
@@ -559,6 +594,78 @@ impl Engine {
         let st = &mut self.symbols[symbol];
         st.row = Some(i - st.block_start);
         self.after_update(symbol, &bar, sink);
+    }
+
+    /// Applies the desk's decisions on parked orders, and refuses those whose window ended.
+    /// An approved order is routed at the current bar: it must still pass the trading state
+    /// and every rule other than the approval.
+    pub fn settle_approvals(&mut self, ts: i64, sink: &mut dyn EventSink) {
+        let decisions = self.desk.as_mut().map(|d| d.decisions()).unwrap_or_default();
+        for (id, outcome) in decisions {
+            let Some(k) = self.parked.iter().position(|(o, _)| o.client_order_id == id) else { continue };
+            let (order, _) = self.parked.remove(k);
+            let (strategy, symbol) = self.names(&order);
+            let (strategy, symbol) = (strategy.to_string(), symbol.to_string());
+            let message = match &outcome {
+                ApprovalOutcome::Approved { note } => format!("{id} approved: {note}"),
+                ApprovalOutcome::Rejected { note } => format!("{id} rejected: {note}"),
+            };
+            sink.note(&Note {
+                ts,
+                kind: NoteKind::ApprovalDecided,
+                origin: &strategy,
+                symbol: &symbol,
+                script: "",
+                message: &message,
+            });
+            match outcome {
+                ApprovalOutcome::Approved { .. } => self.route_approved(order, ts, sink),
+                ApprovalOutcome::Rejected { note } => {
+                    self.slots[order.slot].pending_market = false;
+                    self.reject(&order, &format!("approval rejected: {note}"), sink);
+                }
+            }
+        }
+        let mut k = 0;
+        while k < self.parked.len() {
+            if self.parked[k].1 > ts {
+                k += 1;
+                continue;
+            }
+            let (order, expires) = self.parked.remove(k);
+            if let Some(d) = self.desk.as_mut() {
+                d.expire(order.client_order_id, ts);
+            }
+            self.slots[order.slot].pending_market = false;
+            self.stats.approvals_expired += 1;
+            let reason = format!("no approval by {}: denied on timeout", super::market::format_utc(expires));
+            self.reject(&order, &reason, sink);
+        }
+    }
+
+    /// Routes an order a person approved, at the last close of its symbol.
+    fn route_approved(&mut self, order: Order, ts: i64, sink: &mut dyn EventSink) {
+        let slot = order.slot;
+        self.slots[slot].pending_market = false;
+        if let Err(b) = self.state.admits(&order) {
+            *self.stats.blocked_by_state.entry(b.code.to_string()).or_insert(0) += 1;
+            self.reject(&order, &b.reason, sink);
+            return;
+        }
+        if let Some(d) = self.check_policies(&order, true, sink) {
+            let reason = d.reason(&self.bundle.policies);
+            if matches!(d.action, Action::Reduce | Action::Halt) {
+                self.trip(&d, ts, sink);
+            }
+            if !(d.action == Action::Reduce && order.intent == Intent::Exit) {
+                *self.stats.denials.entry(d.key(&self.bundle.policies)).or_insert(0) += 1;
+                self.reject(&order, &reason, sink);
+                return;
+            }
+        }
+        let last = self.symbols[order.symbol].last_close;
+        let bar = Bar { ts, open: last, high: last, low: last, close: last, volume: 0.0 };
+        self.submit(order, &bar, sink);
     }
 
     /// Moves the engine's clock to a bar's time; a new UTC day takes the equity at its start
@@ -789,6 +896,11 @@ impl Engine {
         if !self.admit(&order, sink) {
             return;
         }
+        self.submit(order, bar, sink);
+    }
+
+    /// Hands an admitted order to the broker (or fills it at the close with close timing).
+    fn submit(&mut self, order: Order, bar: &Bar, sink: &mut dyn EventSink) {
         let slot = order.slot;
         let (strategy, symbol) = self.names(&order);
         sink.order(&order, strategy, symbol, OrderStatus::Submitted, "");
@@ -796,6 +908,7 @@ impl Engine {
         self.count_order(order.created_ts);
         if order.order_type == OrderType::Market {
             self.slots[slot].pending_market = true;
+            self.slots[slot].pending_notional = order.notional();
             if self.settings.fill == FillTiming::Close {
                 let price = self.broker.model.slipped(order.side, bar.close);
                 self.execute(Execution { order, price, base_price: bar.close }, bar.ts, sink);
@@ -838,10 +951,17 @@ impl Engine {
             // Flattening is what a halting rule asked for: no rule may stand in its way.
             return true;
         }
-        let Some(d) = self.check_policies(order, sink) else { return true };
+        let Some(d) = self.check_policies(order, false, sink) else { return true };
         let mut reason = d.reason(&self.bundle.policies);
         match d.action {
             Action::Reduce | Action::Halt => self.trip(&d, order.created_ts, sink),
+            Action::RequireApproval if self.desk.is_some() => {
+                let expires = order.created_ts + self.bundle.policies[d.policy].doc.rules[d.rule].expires_after;
+                if self.park(order, expires, &d, sink) {
+                    return false;
+                }
+                reason = format!("{reason}; the approval queue could not record it: denied (fail closed)");
+            }
             Action::RequireApproval => {
                 // No approver is attached to this engine (a backtest): the order waits out
                 // its approval window and is denied by default.
@@ -863,8 +983,50 @@ impl Engine {
         false
     }
 
+    /// Parks an order on the desk until `expires`; `false` if the desk could not record it.
+    fn park(&mut self, order: &Order, expires: i64, d: &Denial, sink: &mut dyn EventSink) -> bool {
+        let (strategy, symbol) = self.names(order);
+        let rule = &self.bundle.policies[d.policy].doc.rules[d.rule];
+        let request = ApprovalRequest {
+            client_order_id: order.client_order_id,
+            created_ts: order.created_ts,
+            expires_ts: expires,
+            strategy: strategy.to_string(),
+            symbol: symbol.to_string(),
+            side: order.side.as_str(),
+            intent: order.intent.as_str(),
+            quantity: order.estimated_units,
+            notional: order.notional(),
+            rule: d.key(&self.bundle.policies),
+            message: d.message.clone().unwrap_or_else(|| rule.message.value.clone()),
+        };
+        let Some(desk) = self.desk.as_mut() else { return false };
+        if !desk.park(&request) {
+            return false;
+        }
+        let message = format!(
+            "{} parked for approval until {}: {}",
+            order.client_order_id,
+            super::market::format_utc(expires),
+            request.message
+        );
+        sink.note(&Note {
+            ts: order.created_ts,
+            kind: NoteKind::ApprovalRequested,
+            origin: &request.rule,
+            symbol: &request.symbol,
+            script: "",
+            message: &message,
+        });
+        // The slot waits for the decision as for a working order.
+        self.slots[order.slot].pending_market = true;
+        self.slots[order.slot].pending_notional = order.notional();
+        self.parked.push((order.clone(), expires));
+        true
+    }
+
     /// Evaluates every policy rule on an order. Returns the deciding rule, if any.
-    fn check_policies(&mut self, order: &Order, sink: &mut dyn EventSink) -> Option<Denial> {
+    fn check_policies(&mut self, order: &Order, approved: bool, sink: &mut dyn EventSink) -> Option<Denial> {
         if self.bundle.policies.is_empty() {
             return None;
         }
@@ -914,7 +1076,8 @@ impl Engine {
                 values: &seen,
             });
         };
-        let denial = check_order(policies, &sym.program.policies, &values, &fields, &names, &mut scratch, check);
+        let denial =
+            check_order(policies, &sym.program.policies, &values, &fields, &names, &mut scratch, approved, check);
         self.scratch = scratch;
         self.stats.script_errors += script_errors;
         for w in warned {
@@ -931,6 +1094,8 @@ impl Engine {
             if let Some(p) = &s.position {
                 exposure += (p.quantity * self.symbols[s.symbol].last_close).abs();
                 open += 1.0;
+            } else if s.pending_market {
+                exposure += s.pending_notional.abs();
             }
         }
         let equity = self.cash + pv;
@@ -955,12 +1120,19 @@ impl Engine {
     /// Sets the `symbol.*` fields for symbol index `si` (the account fields must be set).
     fn symbol_fields(&self, si: usize, f: &mut FieldValues) {
         let sym = &self.symbols[si];
-        let held: f64 = sym.slots.iter().filter_map(|&s| self.slots[s].position.as_ref()).map(|p| p.quantity).sum();
+        let mut value = 0.0;
+        for &s in &sym.slots {
+            let slot = &self.slots[s];
+            match &slot.position {
+                Some(p) => value += (p.quantity * sym.last_close).abs(),
+                None if slot.pending_market => value += slot.pending_notional.abs(),
+                None => {}
+            }
+        }
         let equity = f[FieldId::AccountEquity as usize];
         f[FieldId::SymbolName as usize] = sym.name_id;
         f[FieldId::SymbolDailyChange as usize] = sym.last_close / sym.day_base - 1.0;
-        f[FieldId::SymbolWeight as usize] =
-            if equity > 0.0 { (held * sym.last_close).abs() / equity } else { f64::NAN };
+        f[FieldId::SymbolWeight as usize] = if equity > 0.0 { value / equity } else { f64::NAN };
     }
 
     fn fields_for_slot(&self, slot_id: usize) -> FieldValues {

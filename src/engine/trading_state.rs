@@ -63,6 +63,8 @@ pub struct StateChange {
     pub reason: String,
     /// Human-readable reason (the rule's message, or the person's resume reason).
     pub message: String,
+    /// How the new state re-arms by itself.
+    pub reset: Reset,
 }
 
 /// The current trading state and what set it.
@@ -91,14 +93,19 @@ pub struct Blocked {
 
 impl TradingState {
     /// A state restored from the journal's last change (a restart keeps it).
-    pub fn restore(change: &StateChange, reset: Reset) -> TradingState {
+    pub fn restore(change: &StateChange) -> TradingState {
         TradingState {
             mode: change.to,
             since: change.ts,
             reason: change.reason.clone(),
             message: change.message.clone(),
-            reset,
+            reset: change.reset,
         }
+    }
+
+    /// A person stops all trading (`dsl halt --reason TEXT`); `None` when already halted.
+    pub fn halt(&mut self, ts: i64, message: &str) -> Option<StateChange> {
+        (self.mode != Mode::Halted).then(|| self.set(Mode::Halted, ts, "manual_halt", message, Reset::Manual))
     }
 
     /// Moves to `to` if it is more severe than the current mode; returns the change.
@@ -153,7 +160,8 @@ impl TradingState {
     }
 
     fn set(&mut self, to: Mode, ts: i64, reason: &str, message: &str, reset: Reset) -> StateChange {
-        let change = StateChange { ts, from: self.mode, to, reason: reason.to_string(), message: message.to_string() };
+        let change =
+            StateChange { ts, from: self.mode, to, reason: reason.to_string(), message: message.to_string(), reset };
         *self = TradingState { mode: to, since: ts, reason: reason.to_string(), message: message.to_string(), reset };
         change
     }

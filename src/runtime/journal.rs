@@ -129,10 +129,12 @@ CREATE TABLE IF NOT EXISTS state_changes (
     from_state TEXT NOT NULL,
     to_state TEXT NOT NULL,
     reason TEXT NOT NULL,
-    message TEXT NOT NULL
+    message TEXT NOT NULL,
+    reset TEXT NOT NULL DEFAULT 'manual'
 );
 CREATE VIEW IF NOT EXISTS v_state_changes AS SELECT run_id,
-    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, from_state, to_state, reason, message FROM state_changes;
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, from_state, to_state, reason, message, reset
+    FROM state_changes;
 CREATE VIEW IF NOT EXISTS v_events AS SELECT run_id,
     strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, kind, origin, symbol, script, message FROM events;
 CREATE VIEW IF NOT EXISTS v_runs AS SELECT run_id, kind, bot, bundle_revision,
@@ -307,9 +309,10 @@ fn write_row(conn: &Connection, run_id: i64, revision: &str, row: &Row) -> rusql
             .execute(params![run_id, client_order_id.as_str(), ts, &**policy, &**rule_id, fired, &**action, &**message, seen]),
         Row::State(c) => conn
             .prepare_cached(
-                "INSERT INTO state_changes (run_id, ts, from_state, to_state, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO state_changes (run_id, ts, from_state, to_state, reason, message, reset) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![run_id, c.ts, c.from.as_str(), c.to.as_str(), c.reason, c.message]),
+            .execute(params![run_id, c.ts, c.from.as_str(), c.to.as_str(), c.reason, c.message, c.reset.as_str()]),
         Row::Note { ts, kind, origin, symbol, script, message } => conn
             .prepare_cached(
                 "INSERT INTO events (run_id, ts, kind, origin, symbol, script, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -341,6 +344,22 @@ fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
     Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()))
 }
 
+/// Brings a journal written by an earlier version up to the current tables: adds
+/// `state_changes.reset` (and rebuilds its view) when missing.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_reset = conn.prepare("SELECT 1 FROM pragma_table_info('state_changes') WHERE name = 'reset'")?.exists([])?;
+    if !has_reset {
+        conn.execute_batch(
+            "ALTER TABLE state_changes ADD COLUMN reset TEXT NOT NULL DEFAULT 'manual';
+             DROP VIEW IF EXISTS v_state_changes;
+             CREATE VIEW v_state_changes AS SELECT run_id,
+                 strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, from_state, to_state, reason, message, reset
+                 FROM state_changes;",
+        )?;
+    }
+    Ok(())
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -364,6 +383,7 @@ impl Journal {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db_err(path, e))?;
         conn.pragma_update(None, "cache_size", -262_144).map_err(|e| db_err(path, e))?;
         conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
+        migrate(&conn).map_err(|e| db_err(path, e))?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(path, e))?;
         conn.execute(
             "INSERT INTO runs (kind, bot, bundle_revision, started_ts, status, settings, symbols) \

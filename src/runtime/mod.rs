@@ -6,6 +6,7 @@
 //! hot-reloading bundles ([`reload`]).
 
 pub mod bar_store;
+pub mod control;
 pub mod csv_bars;
 pub mod data;
 pub mod journal;

@@ -11,4 +11,5 @@ mod reference;
 mod reload;
 mod rule_tests;
 mod scripts;
+mod seed_guardrails;
 mod validate;

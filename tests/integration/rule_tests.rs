@@ -27,11 +27,11 @@ fn the_shipped_fixtures_pass() {
     for f in ["sma_crossover", "rsi_reversion", "macd_trend", "bollinger_reversion", "trend_regime_sma"] {
         assert!(stdout.contains(&format!("strategies/{f}.test.yaml")), "{stdout}");
     }
-    for f in ["always_on_caps", "volatility_tiers", "circuit_breakers"] {
+    for f in ["always_on_caps", "volatility_tiers", "circuit_breakers", "market_events", "large_order_approval"] {
         assert!(stdout.contains(&format!("policies/{f}.test.yaml")), "{stdout}");
     }
     let summary = stdout.lines().last().unwrap();
-    assert!(summary.starts_with("ok: 8 file(s), "), "{summary}");
+    assert!(summary.starts_with("ok: 10 file(s), "), "{summary}");
     assert!(!stdout.contains("FAIL"), "{stdout}");
 }
 
@@ -49,7 +49,7 @@ cases:
   - name: a 4% entry
     account: { equity: 100000, exposure: 0 }
     position: { quantity: 0 }
-    order: { intent: entry, side: buy, quantity: 40, price: 100 }
+    order: { intent: entry, side: buy, quantity: 40, price: 100, stop_loss: 3% }
     expect: allow
 ",
         &[],

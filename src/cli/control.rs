@@ -1,0 +1,245 @@
+//! `dsl halt`, `dsl resume` and `dsl approvals`: a person's controls over a bot, written to
+//! the bot's journal database ([`crate::runtime::control`]).
+//!
+//! The bot is named by its manifest (its `name` and `database`); only the manifest itself is
+//! read, so a bot can be halted even while one of its strategy files has an error. `--journal`
+//! and `--bot-name` name the database and the bot directly.
+
+use std::path::PathBuf;
+
+use super::validate::Format;
+use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, Out};
+use crate::config::{Document, read_document};
+use crate::diagnostics::{Diagnostic, codes};
+use crate::engine::market::format_utc;
+use crate::engine::trading_state::Mode;
+use crate::runtime::control::{ApprovalRow, ControlStore};
+use crate::runtime::loader::{read_source, resolve};
+
+/// Which bot: a manifest, or a database and a bot name.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The bot manifest (`kind: bot`); its `name` and `database` say which records to change.
+    pub manifest: Option<PathBuf>,
+    /// Journal database, instead of the manifest's `database`.
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Bot name, instead of the manifest's `name`.
+    #[arg(long)]
+    pub bot_name: Option<String>,
+}
+
+/// Arguments of `dsl halt` and `dsl resume`.
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Why (kept in the journal with the change).
+    #[arg(long)]
+    reason: String,
+}
+
+/// Arguments of `dsl approvals`.
+#[derive(Debug, clap::Args)]
+pub struct ApprovalArgs {
+    #[command(subcommand)]
+    action: ApprovalAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ApprovalAction {
+    /// List pending requests (`--all`: decided and expired ones too).
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// Show every request, not only pending ones.
+        #[arg(long)]
+        all: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Approve a pending request: the bot sends the order at its next bar.
+    Approve {
+        /// Request number (from `list`) or the order's `client_order_id`.
+        id: String,
+        #[command(flatten)]
+        target: Target,
+        /// A note kept with the decision.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Reject a pending request: the order is refused.
+    Reject {
+        /// Request number (from `list`) or the order's `client_order_id`.
+        id: String,
+        #[command(flatten)]
+        target: Target,
+        /// Why (kept with the decision).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Opens the control records the target names.
+fn open(t: &Target) -> Result<ControlStore, Diagnostic> {
+    let (mut name, mut db) = (t.bot_name.clone(), t.journal.clone());
+    if let Some(path) = &t.manifest
+        && (name.is_none() || db.is_none())
+    {
+        let src = read_source(path)?;
+        let mut diags = Vec::new();
+        match read_document(&src, &mut diags) {
+            Some(Document::Bot(b)) => {
+                let base = path.parent().map(PathBuf::from).unwrap_or_default();
+                name = name.or(Some(b.name.value.clone()));
+                db = db.or(b.database.as_ref().map(|d| resolve(&base, &d.value)));
+            }
+            Some(_) => {
+                return Err(Diagnostic::error(
+                    codes::INVALID_VALUE,
+                    format!("`{}` is not a bot manifest", path.display()),
+                )
+                .help("give a `kind: bot` file, or --journal and --bot-name"));
+            }
+            None => {
+                let first = diags.into_iter().find(Diagnostic::is_error);
+                return Err(first.unwrap_or_else(|| {
+                    Diagnostic::error(codes::INVALID_VALUE, format!("cannot read `{}`", path.display()))
+                }));
+            }
+        }
+    }
+    let name = name.ok_or_else(|| {
+        Diagnostic::error(codes::MISSING_KEY, "which bot?").help("give the bot manifest, or --bot-name with --journal")
+    })?;
+    let db = db.ok_or_else(|| {
+        Diagnostic::error(codes::MISSING_KEY, format!("bot `{name}` has no journal database"))
+            .help("add `database:` to the manifest, or give --journal")
+    })?;
+    ControlStore::open(&db, &name)
+}
+
+fn fail(out: Out, d: &Diagnostic) -> u8 {
+    out.fail(d)
+}
+
+/// `dsl halt`: HALTED until `dsl resume`.
+pub fn halt(args: StateArgs, out: Out) -> u8 {
+    change(args, out, true)
+}
+
+/// `dsl resume`: back to ACTIVE.
+pub fn resume(args: StateArgs, out: Out) -> u8 {
+    change(args, out, false)
+}
+
+fn change(args: StateArgs, out: Out, halt: bool) -> u8 {
+    let reason = args.reason.trim();
+    if reason.is_empty() {
+        eprintln!("error: --reason must say why");
+        return EXIT_USAGE;
+    }
+    let mut store = match open(&args.target) {
+        Ok(s) => s,
+        Err(d) => return fail(out, &d),
+    };
+    let mut state = match store.state() {
+        Ok(s) => s,
+        Err(d) => return fail(out, &d),
+    };
+    let ts = now();
+    let change = if halt { state.halt(ts, reason) } else { state.resume(ts, reason) };
+    let Some(c) = change else {
+        println!(
+            "already {} since {} ({}: {}); nothing changed",
+            state.mode.as_str(),
+            format_utc(state.since),
+            if state.reason.is_empty() { "initial" } else { &state.reason },
+            state.message
+        );
+        return EXIT_OK;
+    };
+    if let Err(d) = store.record(&c, "cli") {
+        return fail(out, &d);
+    }
+    println!("{} -> {} at {} ({}: {})", c.from.as_str(), c.to.as_str(), format_utc(c.ts), c.reason, c.message);
+    if c.to == Mode::Active {
+        println!("new orders pass again (policies still apply)");
+    } else {
+        println!("no new orders pass until `dsl resume --reason TEXT`");
+    }
+    EXIT_OK
+}
+
+/// `dsl approvals list|approve|reject`.
+pub fn approvals(args: ApprovalArgs, out: Out) -> u8 {
+    match args.action {
+        ApprovalAction::List { target, all, format } => {
+            let store = match open(&target) {
+                Ok(s) => s,
+                Err(d) => return fail(out, &d),
+            };
+            let rows = match store.approvals(all) {
+                Ok(r) => r,
+                Err(d) => return fail(out, &d),
+            };
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
+                Format::Human if rows.is_empty() => {
+                    println!("no {}approval requests", if all { "" } else { "pending " })
+                }
+                Format::Human => {
+                    for r in &rows {
+                        print_row(r);
+                    }
+                }
+            }
+            EXIT_OK
+        }
+        ApprovalAction::Approve { id, target, note } => decide(&target, &id, true, &note, out),
+        ApprovalAction::Reject { id, target, reason } => decide(&target, &id, false, &reason, out),
+    }
+}
+
+fn print_row(r: &ApprovalRow) {
+    println!(
+        "{:>4}  {:<8}  {} {} {} {:.4} {} (notional {:.2}) by {}  [{}]",
+        r.request_id,
+        r.status,
+        r.intent,
+        r.side,
+        r.symbol,
+        r.quantity,
+        r.client_order_id,
+        r.notional,
+        r.strategy,
+        r.rule
+    );
+    println!("      {}; parked {}, expires {}", r.message, format_utc(r.created_ts), format_utc(r.expires_ts));
+    if let (Some(ts), Some(note)) = (r.decided_ts, &r.note) {
+        println!("      decided {}: {}", format_utc(ts), note);
+    }
+}
+
+fn decide(target: &Target, id: &str, approve: bool, note: &str, out: Out) -> u8 {
+    let mut store = match open(target) {
+        Ok(s) => s,
+        Err(d) => return fail(out, &d),
+    };
+    match store.decide(id, approve, note, now()) {
+        Ok(r) => {
+            print_row(&r);
+            EXIT_OK
+        }
+        Err(d) if d.code == codes::IO => fail(out, &d),
+        Err(d) => {
+            out.diags(&[d]);
+            EXIT_INVALID
+        }
+    }
+}

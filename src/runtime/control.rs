@@ -1,0 +1,411 @@
+//! A bot's control records in its journal database: the sticky trading state and the
+//! approval queue.
+//!
+//! Tables (created on first use, next to the journal's):
+//!
+//! | table | one row per |
+//! | --- | --- |
+//! | `bot_state` | bot: its current mode (`ACTIVE`, `REDUCING`, `HALTED`), since when (UTC seconds), reason code, message and reset (`manual`, `next_day`) |
+//! | `bot_state_log` | change of a bot's state, with its source (`cli` for `dsl halt`/`dsl resume`, `engine` for a rule) |
+//! | `approvals` | order parked by a `require_approval` rule: the order, the rule, the expiry, and the decision (`pending`, `approved`, `rejected`, `expired`) with its time and note |
+//!
+//! A running bot reads its state from `bot_state` at start (so a HALTED bot restarts
+//! HALTED) and writes every change there; `dsl halt`, `dsl resume` and `dsl approvals`
+//! change the same rows from another process (SQLite serializes the writers). Every change
+//! is one transaction: the state row and its log row are written together or not at all.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::config::policy::Reset;
+use crate::diagnostics::{Diagnostic, codes};
+use crate::engine::approvals::{ApprovalDesk, ApprovalOutcome, ApprovalRequest};
+use crate::engine::orders::ClientOrderId;
+use crate::engine::trading_state::{Mode, StateChange, TradingState};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS bot_state (
+    bot TEXT PRIMARY KEY,
+    mode TEXT NOT NULL,
+    since_ts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    reset TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bot_state_log (
+    bot TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    reset TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    request_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    client_order_id TEXT NOT NULL UNIQUE,
+    created_ts INTEGER NOT NULL,
+    expires_ts INTEGER NOT NULL,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    intent TEXT NOT NULL,
+    quantity REAL NOT NULL,
+    notional REAL NOT NULL,
+    rule TEXT NOT NULL,
+    message TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    decided_ts INTEGER,
+    note TEXT,
+    delivered INTEGER NOT NULL DEFAULT 0
+);
+";
+
+/// One row of the approval queue.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ApprovalRow {
+    /// Short id people type (`dsl approvals approve 3`).
+    pub request_id: i64,
+    /// The parked order's id.
+    pub client_order_id: String,
+    /// When it was parked (UTC seconds).
+    pub created_ts: i64,
+    /// When it is denied if nobody decides (UTC seconds).
+    pub expires_ts: i64,
+    /// Strategy name.
+    pub strategy: String,
+    /// Symbol.
+    pub symbol: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// `entry` or `exit`.
+    pub intent: String,
+    /// Estimated units.
+    pub quantity: f64,
+    /// Estimated notional (currency).
+    pub notional: f64,
+    /// `policy/rule_id` that asked for approval.
+    pub rule: String,
+    /// The rule's message.
+    pub message: String,
+    /// `pending`, `approved`, `rejected` or `expired`.
+    pub status: String,
+    /// When it was decided (UTC seconds).
+    pub decided_ts: Option<i64>,
+    /// The approver's note.
+    pub note: Option<String>,
+}
+
+/// A bot's control records in a journal database.
+pub struct ControlStore {
+    conn: Connection,
+    path: PathBuf,
+    bot: String,
+}
+
+fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
+    Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()))
+}
+
+impl ControlStore {
+    /// Opens (creating if needed) the control tables of bot `bot` in the database at `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or the tables cannot be created.
+    pub fn open(path: &Path, bot: &str) -> Result<ControlStore, Diagnostic> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| db_err(path, e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
+        Ok(ControlStore { conn, path: path.to_path_buf(), bot: bot.to_string() })
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Diagnostic {
+        db_err(&self.path, e)
+    }
+
+    /// The bot's stored trading state (ACTIVE when none was ever recorded).
+    ///
+    /// # Errors
+    /// When the database cannot be read or holds a mode or reset it does not know.
+    pub fn state(&self) -> Result<TradingState, Diagnostic> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT mode, since_ts, reason, message, reset FROM bot_state WHERE bot = ?1",
+                params![self.bot],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((mode, since, reason, message, reset)) = row else { return Ok(TradingState::default()) };
+        let corrupt = |what: &str, v: &str| {
+            Diagnostic::error(
+                codes::IO,
+                format!("journal `{}`: bot `{}` has an unknown {what} `{v}`", self.path.display(), self.bot),
+            )
+        };
+        Ok(TradingState {
+            mode: Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))?,
+            since,
+            reason,
+            message,
+            reset: Reset::parse(&reset).ok_or_else(|| corrupt("reset", &reset))?,
+        })
+    }
+
+    /// Records a change of the bot's state (`source`: `cli` or `engine`), state row and log row
+    /// in one transaction.
+    ///
+    /// # Errors
+    /// When the database cannot be written; nothing is changed then.
+    pub fn record(&mut self, c: &StateChange, source: &str) -> Result<(), Diagnostic> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| db_err(&path, e))?;
+        tx.execute(
+            "INSERT INTO bot_state (bot, mode, since_ts, reason, message, reset) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT(bot) DO UPDATE SET mode = ?2, since_ts = ?3, reason = ?4, message = ?5, reset = ?6",
+            params![self.bot, c.to.as_str(), c.ts, c.reason, c.message, c.reset.as_str()],
+        )
+        .map_err(|e| db_err(&path, e))?;
+        tx.execute(
+            "INSERT INTO bot_state_log (bot, ts, from_state, to_state, reason, message, reset, source) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![self.bot, c.ts, c.from.as_str(), c.to.as_str(), c.reason, c.message, c.reset.as_str(), source],
+        )
+        .map_err(|e| db_err(&path, e))?;
+        tx.commit().map_err(|e| db_err(&path, e))
+    }
+
+    /// The approval queue: pending requests only, or every request, oldest first.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn approvals(&self, all: bool) -> Result<Vec<ApprovalRow>, Diagnostic> {
+        let sql = format!(
+            "SELECT request_id, client_order_id, created_ts, expires_ts, strategy, symbol, side, intent, quantity, \
+             notional, rule, message, status, decided_ts, note FROM approvals WHERE bot = ?1 {} ORDER BY request_id",
+            if all { "" } else { "AND status = 'pending'" }
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![self.bot], |r| {
+                Ok(ApprovalRow {
+                    request_id: r.get(0)?,
+                    client_order_id: r.get(1)?,
+                    created_ts: r.get(2)?,
+                    expires_ts: r.get(3)?,
+                    strategy: r.get(4)?,
+                    symbol: r.get(5)?,
+                    side: r.get(6)?,
+                    intent: r.get(7)?,
+                    quantity: r.get(8)?,
+                    notional: r.get(9)?,
+                    rule: r.get(10)?,
+                    message: r.get(11)?,
+                    status: r.get(12)?,
+                    decided_ts: r.get(13)?,
+                    note: r.get(14)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Approves or rejects pending request `id` (its number or its `client_order_id`) at `ts`.
+    ///
+    /// # Errors
+    /// When there is no such request, it is no longer pending (decided or expired), or the
+    /// database cannot be written.
+    pub fn decide(&mut self, id: &str, approve: bool, note: &str, ts: i64) -> Result<ApprovalRow, Diagnostic> {
+        let all = self.approvals(true)?;
+        let Some(row) = all.iter().find(|r| r.request_id.to_string() == id || r.client_order_id == id) else {
+            let pending: Vec<String> =
+                all.iter().filter(|r| r.status == "pending").map(|r| r.request_id.to_string()).collect();
+            let help = if pending.is_empty() {
+                "the queue has no pending request".to_string()
+            } else {
+                format!("pending requests: {}", pending.join(", "))
+            };
+            return Err(Diagnostic::error(
+                codes::INVALID_VALUE,
+                format!("no approval request `{id}` for bot `{}`", self.bot),
+            )
+            .help(help));
+        };
+        if row.status != "pending" {
+            return Err(Diagnostic::error(
+                codes::INVALID_VALUE,
+                format!("approval request {} is already {}", row.request_id, row.status),
+            ));
+        }
+        if ts >= row.expires_ts {
+            return Err(Diagnostic::error(
+                codes::INVALID_VALUE,
+                format!(
+                    "approval request {} expired at {}; it is denied",
+                    row.request_id,
+                    crate::engine::market::format_utc(row.expires_ts)
+                ),
+            ));
+        }
+        let status = if approve { "approved" } else { "rejected" };
+        let n = self
+            .conn
+            .execute(
+                "UPDATE approvals SET status = ?1, decided_ts = ?2, note = ?3 WHERE request_id = ?4 AND status = 'pending'",
+                params![status, ts, note, row.request_id],
+            )
+            .map_err(|e| self.err(e))?;
+        if n != 1 {
+            return Err(Diagnostic::error(
+                codes::INVALID_VALUE,
+                format!("approval request {} changed meanwhile", row.request_id),
+            ));
+        }
+        Ok(ApprovalRow { status: status.into(), decided_ts: Some(ts), note: Some(note.into()), ..row.clone() })
+    }
+}
+
+impl ApprovalDesk for ControlStore {
+    fn park(&mut self, q: &ApprovalRequest) -> bool {
+        self.conn
+            .execute(
+                "INSERT INTO approvals (bot, client_order_id, created_ts, expires_ts, strategy, symbol, side, intent, \
+                 quantity, notional, rule, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    self.bot,
+                    q.client_order_id.as_str(),
+                    q.created_ts,
+                    q.expires_ts,
+                    q.strategy,
+                    q.symbol,
+                    q.side,
+                    q.intent,
+                    q.quantity,
+                    q.notional,
+                    q.rule,
+                    q.message
+                ],
+            )
+            .is_ok()
+    }
+
+    fn decisions(&mut self) -> Vec<(ClientOrderId, ApprovalOutcome)> {
+        let Ok(tx) = self.conn.transaction() else { return Vec::new() };
+        let rows: Vec<(String, String, Option<String>)> = {
+            let Ok(mut stmt) = tx.prepare(
+                "SELECT client_order_id, status, note FROM approvals \
+                 WHERE bot = ?1 AND status IN ('approved', 'rejected') AND delivered = 0",
+            ) else {
+                return Vec::new();
+            };
+            let Ok(rows) = stmt.query_map(params![self.bot], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))) else {
+                return Vec::new();
+            };
+            rows.filter_map(Result::ok).collect()
+        };
+        let mut out = Vec::new();
+        for (id, status, note) in rows {
+            if tx.execute("UPDATE approvals SET delivered = 1 WHERE client_order_id = ?1", params![id]).is_err() {
+                return Vec::new();
+            }
+            let Some(cid) = ClientOrderId::parse(&id) else { continue };
+            let note = note.unwrap_or_default();
+            out.push((
+                cid,
+                if status == "approved" {
+                    ApprovalOutcome::Approved { note }
+                } else {
+                    ApprovalOutcome::Rejected { note }
+                },
+            ));
+        }
+        if tx.commit().is_err() {
+            return Vec::new();
+        }
+        out
+    }
+
+    fn expire(&mut self, client_order_id: ClientOrderId, ts: i64) {
+        // Best effort: the engine has already refused the order; a failed write leaves the
+        // row pending past its expiry, which `decide` refuses too.
+        let _ = self.conn.execute(
+            "UPDATE approvals SET status = 'expired', decided_ts = ?1, delivered = 1 \
+             WHERE client_order_id = ?2 AND status = 'pending'",
+            params![ts, client_order_id.as_str()],
+        );
+    }
+}
+
+/// An [`EventSink`](crate::engine::events::EventSink) in front of another that also records
+/// every change of the trading state in the bot's control records, so that a restarted bot
+/// continues in the same state ([`ControlStore::state`]).
+///
+/// A failed write is kept ([`StateRecorder::error`]); the driver must stop trading then (a
+/// state that cannot be made durable must not be relied on).
+pub struct StateRecorder<'a> {
+    /// The sink every event goes to.
+    pub inner: &'a mut dyn crate::engine::events::EventSink,
+    /// Where state changes are recorded.
+    pub store: &'a mut ControlStore,
+    /// The first failed write, if any.
+    pub error: Option<Diagnostic>,
+}
+
+impl StateRecorder<'_> {
+    /// The first write that failed.
+    pub fn error(&self) -> Option<&Diagnostic> {
+        self.error.as_ref()
+    }
+}
+
+impl crate::engine::events::EventSink for StateRecorder<'_> {
+    fn order(
+        &mut self,
+        order: &crate::engine::orders::Order,
+        strategy: &str,
+        symbol: &str,
+        status: crate::engine::events::OrderStatus,
+        reason: &str,
+    ) {
+        self.inner.order(order, strategy, symbol, status, reason);
+    }
+    fn order_status(&mut self, id: ClientOrderId, status: crate::engine::events::OrderStatus, ts: i64, reason: &str) {
+        self.inner.order_status(id, status, ts, reason);
+    }
+    fn fill(&mut self, fill: &crate::engine::orders::Fill, order: &crate::engine::orders::Order, symbol: &str) {
+        self.inner.fill(fill, order, symbol);
+    }
+    fn trade(&mut self, trade: &crate::engine::orders::Trade) {
+        self.inner.trade(trade);
+    }
+    fn decision(&mut self, d: &crate::engine::events::Decision<'_>) {
+        self.inner.decision(d);
+    }
+    fn note(&mut self, n: &crate::engine::events::Note<'_>) {
+        self.inner.note(n);
+    }
+    fn state_change(&mut self, c: &StateChange) {
+        self.inner.state_change(c);
+        if let Err(e) = self.store.record(c, "engine")
+            && self.error.is_none()
+        {
+            self.error = Some(e);
+        }
+    }
+}
