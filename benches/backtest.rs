@@ -43,8 +43,7 @@ fn bench(c: &mut Criterion) {
     let settings = EngineSettings {
         bot: "bench".into(),
         starting_cash: 100_000.0,
-        commission: 0.0,
-        slippage: 0.0,
+        costs: tradedsl::engine::costs::CostModel::default(),
         fill: FillTiming::NextOpen,
     };
     let check = backtest::run(bundle.clone(), &series, settings.clone(), &mut NullSink);

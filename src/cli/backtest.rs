@@ -8,6 +8,7 @@ use clap::ValueEnum;
 use super::{BarArgs, EXIT_OK, Out, exit_code_for, parse_rate, write_file};
 use crate::config::manifest::FillTiming;
 use crate::engine::backtest;
+use crate::engine::costs::CostModel;
 use crate::engine::events::{EventSink, NullSink};
 use crate::engine::pipeline::EngineSettings;
 use crate::runtime::data::{DataArg, DataRequest, load_for_bundle};
@@ -116,8 +117,13 @@ pub fn run(args: Args, out: Out) -> u8 {
     let settings = EngineSettings {
         bot: bot.map_or_else(|| bundle.strategies[0].name().to_string(), |b| b.name.value.clone()),
         starting_cash: args.cash.or(bot.map(|b| b.starting_cash.value)).unwrap_or(100_000.0),
-        commission: args.commission.or(bot.map(|b| b.costs.commission.value)).unwrap_or(0.0),
-        slippage: args.slippage.or(bot.map(|b| b.costs.slippage.value)).unwrap_or(0.0),
+        costs: CostModel {
+            commission: args.commission.or(bot.map(|b| b.costs.commission.value)).unwrap_or(0.0),
+            commission_per_unit: bot.map_or(0.0, |b| b.costs.commission_per_share),
+            slippage: args.slippage.or(bot.map(|b| b.costs.slippage.value)).unwrap_or(0.0),
+            spread: bot.map_or(0.0, |b| b.costs.spread.value),
+            impact: bot.map_or(0.0, |b| b.costs.impact.value),
+        },
         fill: match args.fill {
             Some(Fill::Close) => FillTiming::Close,
             Some(Fill::NextOpen) => FillTiming::NextOpen,
@@ -149,8 +155,11 @@ pub fn run(args: Args, out: Out) -> u8 {
     }
     let settings_json = serde_json::json!({
         "starting_cash": settings.starting_cash,
-        "commission": settings.commission,
-        "slippage": settings.slippage,
+        "commission": settings.costs.commission,
+        "commission_per_share": settings.costs.commission_per_unit,
+        "slippage": settings.costs.slippage,
+        "spread": settings.costs.spread,
+        "impact": settings.costs.impact,
         "fill": settings.fill.as_str(),
     });
     let journal_path = if args.no_journal {

@@ -18,7 +18,8 @@
 //!   csv: { AAPL: data/AAPL.csv }                     # per-symbol CSV files, or
 //!   store: bars.sqlite                               # a bar store made by `dsl import`
 //! starting_cash: 100000
-//! costs: { commission: 0.1%, slippage: 5bps }
+//! costs: { commission: 0.1%, slippage: 5bps }         # also: commission_per_share: 0.005,
+//!                                                    #   spread: 10bps, impact: 0.5bps
 //! fill: next_open                                    # or `close`
 //! database: journal.sqlite
 //! ```
@@ -97,18 +98,25 @@ pub struct CsvSource {
     pub timezone: Option<Spanned<String>>,
 }
 
-/// Trading costs.
+/// Trading costs (seed 003's cost model; see `engine::costs`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Costs {
     /// Commission as a fraction of each fill's notional (0.001 = 0.1%).
     pub commission: Rate,
+    /// Commission per share (or coin) filled, in the account currency.
+    pub commission_per_share: f64,
     /// Slippage as a fraction of price, against the trader on every market fill (5bps = 0.0005).
     pub slippage: Rate,
+    /// Estimated full bid-ask spread as a fraction of price, used when there are no quotes.
+    pub spread: Rate,
+    /// Market-impact floor as a fraction of price, each way.
+    pub impact: Rate,
 }
 
 impl Default for Costs {
     fn default() -> Self {
-        Costs { commission: Rate::fraction(0.0), slippage: Rate::fraction(0.0) }
+        let zero = Rate::fraction(0.0);
+        Costs { commission: zero, commission_per_share: 0.0, slippage: zero, spread: zero, impact: zero }
     }
 }
 
@@ -256,8 +264,25 @@ fn read_costs(r: &mut Reader<'_>, node: &Node) -> Option<Costs> {
     let mut m = r.map(node, "costs")?;
     let commission = m.get("commission").map(|n| r.rate_in(n, "commission", 0.0, 0.1));
     let slippage = m.get("slippage").map(|n| r.rate_in(n, "slippage", 0.0, 0.1));
+    let spread = m.get("spread").map(|n| r.rate_in(n, "spread", 0.0, 0.2));
+    let impact = m.get("impact").map(|n| r.rate_in(n, "impact", 0.0, 0.1));
+    let per_share = m.get("commission_per_share").map(|n| r.number(n, "commission_per_share"));
     m.finish(r);
     let mut costs = Costs::default();
+    if let Some(s) = spread {
+        costs.spread = s?.value;
+    }
+    if let Some(i) = impact {
+        costs.impact = i?.value;
+    }
+    if let Some(p) = per_share {
+        let p = p?;
+        let v = p.value.0;
+        if !(v >= 0.0 && v.is_finite()) {
+            return r.fail(codes::INVALID_VALUE, p.span, "`commission_per_share` must be 0 or more".into(), None);
+        }
+        costs.commission_per_share = v;
+    }
     if let Some(c) = commission {
         costs.commission = c?.value;
     }

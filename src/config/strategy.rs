@@ -11,6 +11,7 @@
 //! stop_loss: 3%        # optional, fraction of the entry price
 //! take_profit: 10%     # optional
 //! max_holding: 20      # optional, in bars
+//! expected_return: 2 * atr(14) / close   # optional: the edge an entry expects (fraction)
 //! sizing: all_cash     # or {percent_of_equity: 5%} or {fixed_quantity: 10}
 //! direction: long
 //! indicators:          # optional: rhai scripts usable in the rules by name
@@ -61,6 +62,10 @@ pub struct StrategyDoc {
     pub take_profit: Option<Spanned<Rate>>,
     /// Exit after this many bars in the position.
     pub max_holding: Option<Spanned<u32>>,
+    /// What an entry expects to earn before costs, as a fraction of the price: a number
+    /// expression evaluated on the entry's bar (policies read it as `order.expected_return`,
+    /// e.g. for the edge-cost gate).
+    pub expected_return: Option<ExprSource>,
     /// How large each entry is.
     pub sizing: Spanned<Sizing>,
     /// Which side the strategy trades.
@@ -177,6 +182,7 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
     let stop_loss = m.get("stop_loss").map(|n| r.rate_in(n, "stop_loss", 1e-6, 0.99));
     let take_profit = m.get("take_profit").map(|n| r.rate_in(n, "take_profit", 1e-6, 100.0));
     let max_holding = m.get("max_holding").map(|n| r.positive_int(n, "max_holding"));
+    let expected_return = m.get("expected_return").map(|n| r.expr(n, "expected_return"));
     let sizing = m.required(r, "sizing").and_then(|n| read_sizing(r, n));
     let direction = match m.get("direction") {
         Some(n) => read_direction(r, n),
@@ -207,6 +213,7 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
         stop_loss: stop_loss.flatten(),
         take_profit: take_profit.flatten(),
         max_holding: max_holding.flatten(),
+        expected_return: expected_return.flatten(),
         sizing: sizing.unwrap_or(Spanned::new(Sizing::AllCash, map_span)),
         direction: direction.unwrap_or(Spanned::new(Direction::Long, map_span)),
     })

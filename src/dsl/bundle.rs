@@ -32,6 +32,8 @@ pub struct CompiledStrategy {
     pub entry: TExpr,
     /// Exit rule, if any.
     pub exit: Option<TExpr>,
+    /// The expected return of an entry (a number), if declared.
+    pub expected_return: Option<TExpr>,
     /// Params no rule refers to.
     pub unused_params: Vec<String>,
     /// Custom indicators (rhai), as the rules see them.
@@ -227,8 +229,14 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
     let known = (&indicators[..], &broken[..]);
     let entry = check_rule(&doc, known, &doc.entry, Context::Entry, "entry", diags, &mut used);
     let exit = doc.exit.as_ref().map(|e| check_rule(&doc, known, e, Context::Exit, "exit", diags, &mut used));
+    let expected = doc.expected_return.as_ref().map(|e| check_value(&doc, known, e, diags, &mut used));
     let entry = entry?;
     let exit = match exit {
+        Some(Some(e)) => Some(e),
+        Some(None) => return None,
+        None => None,
+    };
+    let expected_return = match expected {
         Some(Some(e)) => Some(e),
         Some(None) => return None,
         None => None,
@@ -237,7 +245,7 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         return None;
     }
     let unused_params = doc.params.iter().map(|p| p.name.value.clone()).filter(|n| !used.contains(n)).collect();
-    let compiled = CompiledStrategy { doc, entry, exit, unused_params, indicators, filter };
+    let compiled = CompiledStrategy { doc, entry, exit, expected_return, unused_params, indicators, filter };
     diags.extend(super::lint::lint_strategy(&compiled));
     Some(compiled)
 }
@@ -264,6 +272,42 @@ fn check_rule(
     let failed = c.diags.iter().any(Diagnostic::is_error);
     diags.extend(c.diags);
     if failed { None } else { t }
+}
+
+/// Type-checks `expected_return`: a number expression in the entry's context.
+fn check_value(
+    doc: &StrategyDoc,
+    (indicators, broken): (&[CustomIndicator], &[String]),
+    src: &crate::config::expr_source::ExprSource,
+    diags: &mut Vec<Diagnostic>,
+    used: &mut BTreeSet<String>,
+) -> Option<TExpr> {
+    let ast = match parser::parse(src) {
+        Ok(a) => a,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    let mut c =
+        Checker::new(src, Context::Entry, &doc.params).with_indicators(indicators).with_broken_indicators(broken);
+    let t = c.check(&ast);
+    used.extend(c.used_params);
+    let failed = c.diags.iter().any(Diagnostic::is_error);
+    diags.extend(c.diags);
+    if failed {
+        return None;
+    }
+    let t = t?;
+    if t.ty.kind != super::types::ValueKind::Num {
+        diags.push(
+            Diagnostic::error(codes::WRONG_TYPE, format!("`expected_return` must be a number, found {}", t.ty))
+                .at(&src.file, src.to_file_span(t.span))
+                .help("write the return as a fraction of price, e.g. `2 * atr(14) / close` or `3%`"),
+        );
+        return None;
+    }
+    Some(t)
 }
 
 /// Type-checks a policy's rules and checks that rule ids are unique.
@@ -460,6 +504,8 @@ pub struct StrategyRules {
     pub entry: CompiledRule,
     /// Exit rule.
     pub exit: Option<CompiledRule>,
+    /// The expected return of an entry, if declared.
+    pub expected_return: Option<CompiledRule>,
 }
 
 /// Everything evaluated for one symbol: its graph and the compiled rules that read it.
@@ -490,7 +536,11 @@ impl SymbolProgram {
                     (Some(t), Some(src)) => Some(lower_rule(&mut graph, t, src)),
                     _ => None,
                 };
-                Some(StrategyRules { entry, exit })
+                let expected_return = match (&s.expected_return, &s.doc.expected_return) {
+                    (Some(t), Some(src)) => Some(lower_rule(&mut graph, t, src)),
+                    _ => None,
+                };
+                Some(StrategyRules { entry, exit, expected_return })
             })
             .collect();
         let policies = bundle

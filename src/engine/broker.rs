@@ -4,9 +4,11 @@
 //!
 //! - **Market orders** placed at a bar's close fill at the next bar's open of that symbol
 //!   ([`FillTiming::NextOpen`]), or at the same close ([`FillTiming::Close`]).
-//! - **Slippage** moves every market and stop fill against the trader: buys at
-//!   `price * (1 + slippage)`, sells at `price * (1 - slippage)`. Limit fills get no slippage.
-//! - **Commission** is `commission * quantity * fill price` on every fill.
+//! - **Spread, slippage and impact** move every market and stop fill against the trader
+//!   ([`super::costs::CostModel`]): buys at `price * (1 + spread / 2 + slippage + impact)`,
+//!   sells at `price * (1 - ...)`. Limit fills get none of it.
+//! - **Commission** is `commission * quantity * fill price` plus `commission_per_unit *
+//!   quantity` on every fill.
 //! - **Protective orders** (a sell stop for the stop-loss, a sell limit for the take-profit) are
 //!   checked against each bar's low and high, from the bar of the entry fill on when it filled
 //!   at the open. A stop fills at its price, or at the open when the bar gaps through it; a
@@ -15,16 +17,15 @@
 
 use crate::config::manifest::FillTiming;
 
+use super::costs::CostModel;
 use super::market::Bar;
 use super::orders::{Order, OrderType, Side};
 
 /// Costs and timing of simulated fills.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FillModel {
-    /// Commission as a fraction of fill notional.
-    pub commission: f64,
-    /// Slippage as a fraction of price.
-    pub slippage: f64,
+    /// Costs of every fill.
+    pub costs: CostModel,
     /// When market orders fill.
     pub timing: FillTiming,
 }
@@ -33,9 +34,10 @@ impl FillModel {
     /// The price a market (or triggered stop) order gets from a base price.
     #[inline]
     pub fn slipped(&self, side: Side, base: f64) -> f64 {
+        let adverse = self.costs.per_side(self.costs.spread);
         match side {
-            Side::Buy => base * (1.0 + self.slippage),
-            Side::Sell => base * (1.0 - self.slippage),
+            Side::Buy => base * (1.0 + adverse),
+            Side::Sell => base * (1.0 - adverse),
         }
     }
 }

@@ -618,7 +618,10 @@ pub fn run(case: &Prepared) -> CaseRun {
             let mut protective = None;
             if let (Some((qty, entry, _)), Some(bar)) = (case.position, case.bars.last()) {
                 let mut broker = SimBroker::new(
-                    FillModel { commission: 0.0, slippage: 0.0, timing: crate::config::manifest::FillTiming::NextOpen },
+                    FillModel {
+                        costs: crate::engine::costs::CostModel::default(),
+                        timing: crate::config::manifest::FillTiming::NextOpen,
+                    },
                     1,
                 );
                 let ids = OrderIds::new("test", s.name(), "");
@@ -649,6 +652,7 @@ pub fn run(case: &Prepared) -> CaseRun {
                         reference_price: entry,
                         created_ts: 0,
                         reason: OrderReason::Exit(reason),
+                        expected_return: f64::NAN,
                     });
                 }
                 if let Some(OrderReason::Exit(r)) = broker.in_range(0, bar).into_iter().next().map(|ex| ex.order.reason)

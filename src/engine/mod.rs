@@ -7,6 +7,7 @@ pub mod approvals;
 pub mod backtest;
 pub mod broker;
 pub mod case;
+pub mod costs;
 pub mod curve;
 pub mod events;
 pub mod graph;

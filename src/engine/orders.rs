@@ -180,6 +180,8 @@ pub struct Order {
     pub created_ts: i64,
     /// Why.
     pub reason: OrderReason,
+    /// The strategy's `expected_return` for an entry (fraction of price); `NaN` otherwise.
+    pub expected_return: f64,
 }
 
 impl Order {

@@ -38,6 +38,7 @@ use crate::dsl::semantics::{fires, string_id};
 
 use super::approvals::{ApprovalDesk, ApprovalOutcome, ApprovalRequest};
 use super::broker::{Execution, FillModel, SimBroker};
+use super::costs::CostModel;
 use super::events::{Decision, EventSink, Note, NoteKind, OrderStatus};
 use super::graph::Graph;
 use super::guard::{Denial, RuleVerdict, check_order};
@@ -57,10 +58,8 @@ pub struct EngineSettings {
     pub bot: String,
     /// Starting cash (currency).
     pub starting_cash: f64,
-    /// Commission as a fraction of fill notional.
-    pub commission: f64,
-    /// Slippage as a fraction of price.
-    pub slippage: f64,
+    /// Trading costs.
+    pub costs: CostModel,
     /// When market orders fill.
     pub fill: FillTiming,
 }
@@ -128,6 +127,8 @@ struct SymbolState {
     block_len: usize,
     /// Row of `block` holding the current bar, or `None` when streaming (values in `graph`).
     row: Option<usize>,
+    /// Last quote (bid, ask), when the driver has quotes.
+    quote: Option<(f64, f64)>,
     /// UTC day (days since 1970-01-01) of the last bar.
     day: i64,
     /// What `symbol.daily_change` compares with: the last close of the previous UTC day (the
@@ -321,9 +322,10 @@ impl Engine {
                 row: None,
                 day: i64::MIN,
                 day_base: f64::NAN,
+                quote: None,
             });
         }
-        let model = FillModel { commission: settings.commission, slippage: settings.slippage, timing: settings.fill };
+        let model = FillModel { costs: settings.costs, timing: settings.fill };
         let strategy_ids = bundle.strategies.iter().map(|s| string_id(s.name())).collect();
         let strategy_names = bundle.strategies.iter().map(|s| Arc::from(s.name())).collect();
         let mark_rules = mark_rules(&bundle, states.first().map(|s: &SymbolState| &s.program));
@@ -382,6 +384,14 @@ impl Engine {
     /// (see [`super::approvals`]) instead of being denied at once.
     pub fn set_approval_desk(&mut self, desk: Box<dyn ApprovalDesk + Send>) {
         self.desk = Some(desk);
+    }
+
+    /// Records the latest bid and ask of symbol index `symbol` (paper and live drivers):
+    /// `order.round_trip_cost` then uses their spread instead of the configured estimate.
+    pub fn set_quote(&mut self, symbol: usize, bid: f64, ask: f64) {
+        if let Some(s) = self.symbols.get_mut(symbol) {
+            s.quote = Some((bid, ask));
+        }
     }
 
     /// Orders waiting for approval.
@@ -817,6 +827,20 @@ impl Engine {
         fires(v)
     }
 
+    /// The strategy's `expected_return` on the current bar (`NaN` when not declared).
+    fn expected_return(&mut self, slot_id: usize) -> f64 {
+        let slot = &self.slots[slot_id];
+        let sym = &self.symbols[slot.symbol];
+        let Some(rule) = sym.program.strategies[slot.strategy].as_ref().and_then(|r| r.expected_return.as_ref()) else {
+            return f64::NAN;
+        };
+        let fields = self.fields_for_slot(slot_id);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let v = eval_rule(rule, &sym.current(), &fields, &mut scratch);
+        self.scratch = scratch;
+        v
+    }
+
     fn next_id(&mut self, slot_id: usize, ts: i64) -> ClientOrderId {
         let slot = &mut self.slots[slot_id];
         if slot.seq_ts != ts {
@@ -839,9 +863,9 @@ impl Engine {
                 (Quantity::Units(u), u)
             }
             Sizing::AllCash => {
-                let c = self.settings.commission;
                 let est = self.broker.model.slipped(Side::Buy, price);
-                (Quantity::AllCash, if est > 0.0 { self.cash.max(0.0) / (est * (1.0 + c)) } else { 0.0 })
+                let per_unit = self.settings.costs.cash_per_unit(est);
+                (Quantity::AllCash, if est > 0.0 { self.cash.max(0.0) / per_unit } else { 0.0 })
             }
         };
         let order = Order {
@@ -858,6 +882,7 @@ impl Engine {
             reference_price: price,
             created_ts: bar.ts,
             reason: OrderReason::EntryRule,
+            expected_return: self.expected_return(slot_id),
         };
         if !(units > 0.0 && units.is_finite()) {
             self.reject(&order, "nothing_to_trade: the sized quantity is zero (no cash?)", sink);
@@ -887,6 +912,7 @@ impl Engine {
             reference_price: bar.close,
             created_ts: bar.ts,
             reason: OrderReason::Exit(reason),
+            expected_return: f64::NAN,
         };
         self.route(order, bar, sink);
     }
@@ -1173,8 +1199,10 @@ impl Engine {
         {
             f[FieldId::OrderStopLoss as usize] = stop.value.value;
         }
-        let (c, s) = (self.settings.commission, self.settings.slippage);
-        f[FieldId::OrderRoundTripCost as usize] = 2.0 * (s + c);
+        let costs = &self.settings.costs;
+        let spread = costs.spread_for(sym.quote);
+        f[FieldId::OrderRoundTripCost as usize] = costs.round_trip(order.reference_price, spread);
+        f[FieldId::OrderExpectedReturn as usize] = order.expected_return;
         f
     }
 
@@ -1182,14 +1210,14 @@ impl Engine {
     /// position, moves cash, opens or closes the position.
     fn execute(&mut self, ex: Execution, ts: i64, sink: &mut dyn EventSink) {
         let Execution { order, price, base_price } = ex;
-        let c = self.settings.commission;
+        let costs = self.settings.costs;
         let slot_id = order.slot;
         if order.order_type == OrderType::Market {
             self.slots[slot_id].pending_market = false;
         }
         let qty = match (order.quantity, order.side) {
-            (Quantity::AllCash, _) => self.cash.max(0.0) / (price * (1.0 + c)),
-            (Quantity::Units(q), Side::Buy) => q.min(self.cash.max(0.0) / (price * (1.0 + c))),
+            (Quantity::AllCash, _) => self.cash.max(0.0) / costs.cash_per_unit(price),
+            (Quantity::Units(q), Side::Buy) => q.min(self.cash.max(0.0) / costs.cash_per_unit(price)),
             (Quantity::Units(q), Side::Sell) => q,
             (Quantity::ClosePosition, _) => self.slots[slot_id].position.as_ref().map_or(0.0, |p| p.quantity),
         };
@@ -1204,7 +1232,7 @@ impl Engine {
             return;
         }
         let notional = qty * price;
-        let commission = notional * c;
+        let commission = costs.commission_for(qty, price);
         let fill = Fill {
             client_order_id: order.client_order_id,
             ts,
@@ -1298,6 +1326,7 @@ impl Engine {
                 reference_price: reference,
                 created_ts: ts,
                 reason: OrderReason::Exit(reason),
+                expected_return: f64::NAN,
             };
             if !self.admit(&o, sink) {
                 continue;

@@ -636,6 +636,7 @@ mod tests {
             reference_price: 10.0,
             created_ts: 86_400,
             reason: OrderReason::EntryRule,
+            expected_return: f64::NAN,
         }
     }
 

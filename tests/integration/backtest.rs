@@ -30,7 +30,8 @@ fn flat(p: f64) -> (f64, f64, f64, f64) {
 }
 
 fn settings(commission: f64, slippage: f64, fill: FillTiming) -> EngineSettings {
-    EngineSettings { bot: "test".into(), starting_cash: 10_000.0, commission, slippage, fill }
+    let costs = tradedsl::engine::costs::CostModel { commission, slippage, ..Default::default() };
+    EngineSettings { bot: "test".into(), starting_cash: 10_000.0, costs, fill }
 }
 
 fn run(b: &Arc<Bundle>, s: &[BarSeries], st: EngineSettings) -> BacktestOutput {

@@ -3,6 +3,7 @@
 
 mod backtest;
 mod common;
+mod costs;
 mod guardrails;
 mod import;
 mod indicators;

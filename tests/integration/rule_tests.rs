@@ -27,11 +27,18 @@ fn the_shipped_fixtures_pass() {
     for f in ["sma_crossover", "rsi_reversion", "macd_trend", "bollinger_reversion", "trend_regime_sma"] {
         assert!(stdout.contains(&format!("strategies/{f}.test.yaml")), "{stdout}");
     }
-    for f in ["always_on_caps", "volatility_tiers", "circuit_breakers", "market_events", "large_order_approval"] {
+    for f in [
+        "always_on_caps",
+        "volatility_tiers",
+        "circuit_breakers",
+        "market_events",
+        "large_order_approval",
+        "edge_cost_gate",
+    ] {
         assert!(stdout.contains(&format!("policies/{f}.test.yaml")), "{stdout}");
     }
     let summary = stdout.lines().last().unwrap();
-    assert!(summary.starts_with("ok: 10 file(s), "), "{summary}");
+    assert!(summary.starts_with("ok: 11 file(s), "), "{summary}");
     assert!(!stdout.contains("FAIL"), "{stdout}");
 }
 

@@ -49,8 +49,7 @@ fn settings() -> EngineSettings {
     EngineSettings {
         bot: BOT.into(),
         starting_cash: 100_000.0,
-        commission: 0.0005,
-        slippage: 0.0,
+        costs: tradedsl::engine::costs::CostModel { commission: 0.0005, ..Default::default() },
         fill: tradedsl::config::manifest::FillTiming::NextOpen,
     }
 }
