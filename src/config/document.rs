@@ -15,6 +15,8 @@ use crate::diagnostics::{Diagnostic, SourceFile, codes, did_you_mean, one_of};
 pub const KINDS: [&str; 5] = ["strategy", "policy", "bot", "phase", "test"];
 
 /// Any tradedsl document.
+// Documents are read once per load; boxing the larger variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Document {
     /// `kind: strategy`

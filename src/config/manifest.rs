@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use super::node::{Node, NodeValue};
 use super::reader::Reader;
-use super::strategy::{Param, Sizing, read_params, read_sizing};
+use super::strategy::{Param, Sizing, SizingLimits, read_params, read_sizing};
 use super::units::Rate;
 use crate::diagnostics::{Diagnostic, SourceFile, Spanned, codes};
 
@@ -72,8 +72,8 @@ pub struct StrategyRef {
     pub universe: Option<Vec<Spanned<String>>>,
     /// New values for params the strategy declares.
     pub params: Vec<Param>,
-    /// Sizing instead of the file's.
-    pub sizing: Option<Spanned<Sizing>>,
+    /// Sizing (and its caps) instead of the file's.
+    pub sizing: Option<(Spanned<Sizing>, SizingLimits)>,
 }
 
 /// Sources of bar data.

@@ -12,7 +12,12 @@
 //! take_profit: 10%     # optional
 //! max_holding: 20      # optional, in bars
 //! expected_return: 2 * atr(14) / close   # optional: the edge an entry expects (fraction)
-//! sizing: all_cash     # or {percent_of_equity: 5%} or {fixed_quantity: 10}
+//! sizing: all_cash     # or {percent_of_equity: 5%} or {fixed_quantity: 10}, or
+//!                      #   {atr_risk: {risk: 1%, atr_multiple: 2, atr_period: 14}},
+//!                      #   {volatility_target: {target: 1%, period: 20}},
+//!                      #   {kelly: {fraction: 50%, win_rate: 55%, payoff: 1.5, min_trades: 20}};
+//!                      # with optional caps: max_percent_of_equity: 10%, min_notional: 100,
+//!                      # units: whole (or fractional)
 //! direction: long
 //! indicators:          # optional: rhai scripts usable in the rules by name
 //!   range_ratio: { script: range_ratio.rhai, window: 20 }
@@ -68,6 +73,8 @@ pub struct StrategyDoc {
     pub expected_return: Option<ExprSource>,
     /// How large each entry is.
     pub sizing: Spanned<Sizing>,
+    /// Caps and rounding applied after sizing.
+    pub sizing_limits: SizingLimits,
     /// Which side the strategy trades.
     pub direction: Spanned<Direction>,
 }
@@ -114,6 +121,49 @@ pub enum Sizing {
     PercentOfEquity(f64),
     /// All available cash, net of commission, computed at the fill price.
     AllCash,
+    /// Fixed-risk sizing (seed 004): lose `risk` of equity (fraction) if the stop, placed
+    /// `atr_multiple * ATR(atr_period)` below the entry, is hit: units = risk * equity /
+    /// (atr_multiple * ATR). The entry's protective stop is placed at that distance.
+    AtrRisk {
+        /// Fraction of equity at risk per trade (0.01 = 1%).
+        risk: f64,
+        /// Stop distance in ATRs.
+        atr_multiple: f64,
+        /// ATR period in bars (Wilder).
+        atr_period: u32,
+    },
+    /// Volatility targeting: weight = target / volatility(period) (both per bar, fractions),
+    /// at most 100% of equity before the caps.
+    VolatilityTarget {
+        /// Wanted volatility of the position per bar, as a fraction of equity.
+        target: f64,
+        /// Bars of returns in the realized volatility.
+        period: u32,
+    },
+    /// Capped Kelly fraction: `fraction * (W - (1 - W) / R)` of equity, with the win rate W and
+    /// payoff R (average win / average loss) of the strategy's own closed trades once it has
+    /// `min_trades` of them, and the given priors before; nothing when the edge is not positive.
+    Kelly {
+        /// Share of full Kelly (0.5 = half Kelly).
+        fraction: f64,
+        /// Prior win rate (fraction).
+        win_rate: f64,
+        /// Prior payoff ratio.
+        payoff: f64,
+        /// Closed trades needed before the strategy's own record replaces the priors.
+        min_trades: u32,
+    },
+}
+
+/// Caps and rounding applied after the sizing method.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SizingLimits {
+    /// At most this fraction of equity per entry.
+    pub max_percent_of_equity: Option<f64>,
+    /// Entries below this notional (currency) are not sent.
+    pub min_notional: f64,
+    /// Round quantities down to whole units (shares); fractional otherwise (crypto).
+    pub whole_units: bool,
 }
 
 impl std::fmt::Display for Sizing {
@@ -125,6 +175,24 @@ impl std::fmt::Display for Sizing {
                 write!(f, "percent_of_equity: {}", super::units::written(*p, NumUnit::Percent))
             }
             Sizing::AllCash => f.write_str("all_cash"),
+            Sizing::AtrRisk { risk, atr_multiple, atr_period } => write!(
+                f,
+                "atr_risk: {{risk: {}, atr_multiple: {}, atr_period: {atr_period}}}",
+                super::units::written(*risk, NumUnit::Percent),
+                super::units::trim_float(*atr_multiple)
+            ),
+            Sizing::VolatilityTarget { target, period } => write!(
+                f,
+                "volatility_target: {{target: {}, period: {period}}}",
+                super::units::written(*target, NumUnit::Percent)
+            ),
+            Sizing::Kelly { fraction, win_rate, payoff, min_trades } => write!(
+                f,
+                "kelly: {{fraction: {}, win_rate: {}, payoff: {}, min_trades: {min_trades}}}",
+                super::units::written(*fraction, NumUnit::Percent),
+                super::units::written(*win_rate, NumUnit::Percent),
+                super::units::trim_float(*payoff)
+            ),
         }
     }
 }
@@ -184,6 +252,10 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
     let max_holding = m.get("max_holding").map(|n| r.positive_int(n, "max_holding"));
     let expected_return = m.get("expected_return").map(|n| r.expr(n, "expected_return"));
     let sizing = m.required(r, "sizing").and_then(|n| read_sizing(r, n));
+    let (sizing, sizing_limits) = match sizing {
+        Some((s, l)) => (Some(s), l),
+        None => (None, SizingLimits::default()),
+    };
     let direction = match m.get("direction") {
         Some(n) => read_direction(r, n),
         None => Some(Spanned::new(Direction::Long, map_span)),
@@ -215,6 +287,7 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
         max_holding: max_holding.flatten(),
         expected_return: expected_return.flatten(),
         sizing: sizing.unwrap_or(Spanned::new(Sizing::AllCash, map_span)),
+        sizing_limits,
         direction: direction.unwrap_or(Spanned::new(Direction::Long, map_span)),
     })
 }
@@ -336,34 +409,106 @@ pub fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Reads a `sizing` value: `all_cash`, `{percent_of_equity: 5%}` or `{fixed_quantity: 10}`.
-pub fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Sizing>> {
-    const FORMS: &str = "write `all_cash`, `{percent_of_equity: 5%}` or `{fixed_quantity: 10}`";
+/// Reads a `sizing` value: a method (`all_cash`, `{percent_of_equity: 5%}`,
+/// `{fixed_quantity: 10}`, `{atr_risk: {...}}`, `{volatility_target: {...}}`, `{kelly: {...}}`)
+/// and the optional caps beside it (`max_percent_of_equity`, `min_notional`, `units`).
+pub fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<(Spanned<Sizing>, SizingLimits)> {
+    const FORMS: &str = "write `all_cash`, `{percent_of_equity: 5%}`, `{fixed_quantity: 10}`, \
+                         `{atr_risk: {risk: 1%, atr_multiple: 2}}`, `{volatility_target: {target: 1%}}` \
+                         or `{kelly: {fraction: 50%, win_rate: 55%, payoff: 1.5}}`";
     if let NodeValue::Str(_) = node.value {
         let c = r.choice(node, "sizing", &["all_cash"])?;
-        return Some(Spanned::new(Sizing::AllCash, c.span));
+        return Some((Spanned::new(Sizing::AllCash, c.span), SizingLimits::default()));
     }
     let mut m = r.map(node, "sizing")?;
     let fixed = m.get("fixed_quantity");
     let pct = m.get("percent_of_equity");
     let all = m.get("all_cash");
+    let atr = m.get("atr_risk");
+    let vol = m.get("volatility_target");
+    let kelly = m.get("kelly");
+    let cap = m.get("max_percent_of_equity").map(|n| r.rate_in(n, "max_percent_of_equity", 1e-9, 1.0));
+    let min_notional = m.get("min_notional").map(|n| r.number(n, "min_notional"));
+    let units = m.get("units").map(|n| r.choice(n, "units", &["whole", "fractional"]));
     let span = m.span();
     m.finish(r);
-    let given = [fixed.is_some(), pct.is_some(), all.is_some()].iter().filter(|b| **b).count();
-    if given != 1 {
+    let mut limits = SizingLimits::default();
+    if let Some(c) = cap {
+        limits.max_percent_of_equity = Some(c?.value.value);
+    }
+    if let Some(n) = min_notional {
+        let n = n?;
+        if !(n.value.0 >= 0.0 && n.value.0.is_finite()) {
+            return r.fail(codes::INVALID_VALUE, n.span, "`min_notional` must be 0 or more".into(), None);
+        }
+        limits.min_notional = n.value.0;
+    }
+    if let Some(u) = units {
+        limits.whole_units = u?.value == "whole";
+    }
+    let methods = [fixed, pct, all, atr, vol, kelly];
+    if methods.iter().filter(|b| b.is_some()).count() != 1 {
         return r.fail(codes::INVALID_VALUE, span, "`sizing` must name exactly one method".into(), Some(FORMS.into()));
     }
+    let sized = |s: Sizing, n: &Node| Some((Spanned::new(s, n.span), limits));
     if let Some(n) = fixed {
         let q = r.positive_number(n, "fixed_quantity")?;
-        return Some(Spanned::new(Sizing::FixedQuantity(q.value), n.span));
+        return sized(Sizing::FixedQuantity(q.value), n);
     }
     if let Some(n) = pct {
         let p = r.rate_in(n, "percent_of_equity", 1e-9, 1.0)?;
-        return Some(Spanned::new(Sizing::PercentOfEquity(p.value.value), n.span));
+        return sized(Sizing::PercentOfEquity(p.value.value), n);
+    }
+    if let Some(n) = atr {
+        let mut a = r.map(n, "atr_risk")?;
+        let risk = a.required(r, "risk").and_then(|v| r.rate_in(v, "risk", 1e-9, 0.5));
+        let multiple = a.get("atr_multiple").map(|v| r.positive_number(v, "atr_multiple"));
+        let period = a.get("atr_period").map(|v| r.positive_int(v, "atr_period"));
+        a.finish(r);
+        let atr_multiple = match multiple {
+            Some(m) => m?.value,
+            None => 2.0,
+        };
+        let atr_period = match period {
+            Some(p) => p?.value,
+            None => 14,
+        };
+        return sized(Sizing::AtrRisk { risk: risk?.value.value, atr_multiple, atr_period }, n);
+    }
+    if let Some(n) = vol {
+        let mut a = r.map(n, "volatility_target")?;
+        let target = a.required(r, "target").and_then(|v| r.rate_in(v, "target", 1e-9, 1.0));
+        let period = a.get("period").map(|v| r.positive_int(v, "period"));
+        a.finish(r);
+        let period = match period {
+            Some(p) => p?.value.max(2),
+            None => 20,
+        };
+        return sized(Sizing::VolatilityTarget { target: target?.value.value, period }, n);
+    }
+    if let Some(n) = kelly {
+        let mut a = r.map(n, "kelly")?;
+        let fraction = a.get("fraction").map(|v| r.rate_in(v, "fraction", 1e-9, 1.0));
+        let win_rate = a.required(r, "win_rate").and_then(|v| r.rate_in(v, "win_rate", 0.0, 1.0));
+        let payoff = a.required(r, "payoff").and_then(|v| r.positive_number(v, "payoff"));
+        let min_trades = a.get("min_trades").map(|v| r.positive_int(v, "min_trades"));
+        a.finish(r);
+        let fraction = match fraction {
+            Some(f) => f?.value.value,
+            None => 0.5,
+        };
+        let min_trades = match min_trades {
+            Some(m) => m?.value,
+            None => 20,
+        };
+        return sized(
+            Sizing::Kelly { fraction, win_rate: win_rate?.value.value, payoff: payoff?.value, min_trades },
+            n,
+        );
     }
     let n = all?;
     match n.value {
-        NodeValue::Bool(true) | NodeValue::Null => Some(Spanned::new(Sizing::AllCash, n.span)),
+        NodeValue::Bool(true) | NodeValue::Null => sized(Sizing::AllCash, n),
         _ => r.fail(codes::INVALID_VALUE, n.span, "`all_cash` takes no value".into(), Some(FORMS.into())),
     }
 }

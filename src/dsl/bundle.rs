@@ -34,6 +34,9 @@ pub struct CompiledStrategy {
     pub exit: Option<TExpr>,
     /// The expected return of an entry (a number), if declared.
     pub expected_return: Option<TExpr>,
+    /// The series the sizing method reads (`atr(n)` for ATR risk, `volatility(n)` for a
+    /// volatility target), with its text.
+    pub sizing_input: Option<(TExpr, crate::config::expr_source::ExprSource)>,
     /// Params no rule refers to.
     pub unused_params: Vec<String>,
     /// Custom indicators (rhai), as the rules see them.
@@ -245,7 +248,9 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         return None;
     }
     let unused_params = doc.params.iter().map(|p| p.name.value.clone()).filter(|n| !used.contains(n)).collect();
-    let compiled = CompiledStrategy { doc, entry, exit, expected_return, unused_params, indicators, filter };
+    let sizing_input = sizing_input(&doc.sizing.value);
+    let compiled =
+        CompiledStrategy { doc, entry, exit, expected_return, sizing_input, unused_params, indicators, filter };
     diags.extend(super::lint::lint_strategy(&compiled));
     Some(compiled)
 }
@@ -272,6 +277,21 @@ fn check_rule(
     let failed = c.diags.iter().any(Diagnostic::is_error);
     diags.extend(c.diags);
     if failed { None } else { t }
+}
+
+/// The series a sizing method reads, compiled from its text (always valid: periods are
+/// checked when the document is read).
+fn sizing_input(sizing: &crate::config::strategy::Sizing) -> Option<(TExpr, crate::config::expr_source::ExprSource)> {
+    use crate::config::strategy::Sizing;
+    let text = match sizing {
+        Sizing::AtrRisk { atr_period, .. } => format!("atr({atr_period})"),
+        Sizing::VolatilityTarget { period, .. } => format!("volatility({period})"),
+        _ => return None,
+    };
+    let src = crate::config::expr_source::ExprSource::standalone("sizing", &text);
+    let ast = parser::parse(&src).ok()?;
+    let t = Checker::new(&src, Context::Entry, &[]).check(&ast)?;
+    Some((t, src))
 }
 
 /// Type-checks `expected_return`: a number expression in the entry's context.
@@ -506,6 +526,8 @@ pub struct StrategyRules {
     pub exit: Option<CompiledRule>,
     /// The expected return of an entry, if declared.
     pub expected_return: Option<CompiledRule>,
+    /// The series the sizing method reads, if any.
+    pub sizing_input: Option<CompiledRule>,
 }
 
 /// Everything evaluated for one symbol: its graph and the compiled rules that read it.
@@ -540,7 +562,8 @@ impl SymbolProgram {
                     (Some(t), Some(src)) => Some(lower_rule(&mut graph, t, src)),
                     _ => None,
                 };
-                Some(StrategyRules { entry, exit, expected_return })
+                let sizing_input = s.sizing_input.as_ref().map(|(t, src)| lower_rule(&mut graph, t, src));
+                Some(StrategyRules { entry, exit, expected_return, sizing_input })
             })
             .collect();
         let policies = bundle

@@ -194,6 +194,8 @@ struct Slot {
     /// Estimated notional of that order when it is an entry (read only while
     /// `pending_market` and flat).
     pending_notional: f64,
+    /// Stop distance (currency per unit) the pending entry's sizing chose (ATR risk), or NaN.
+    pending_stop: f64,
     /// Bar time and count of orders created on it (for `client_order_id`).
     seq_ts: i64,
     seq: u32,
@@ -300,6 +302,7 @@ impl Engine {
                         position: None,
                         pending_market: false,
                         pending_notional: 0.0,
+                        pending_stop: f64::NAN,
                         seq_ts: i64::MIN,
                         seq: 0,
                         ids: OrderIds::new(&settings.bot, s.name(), name),
@@ -827,6 +830,42 @@ impl Engine {
         fires(v)
     }
 
+    /// The value of the slot's sizing input (ATR or volatility) on the current bar.
+    fn sizing_input(&self, slot_id: usize) -> f64 {
+        let slot = &self.slots[slot_id];
+        let sym = &self.symbols[slot.symbol];
+        match sym.program.strategies[slot.strategy].as_ref().and_then(|r| r.sizing_input.as_ref()) {
+            Some(CompiledRule { eval: RuleEval::Slot(id), .. }) => sym.value(*id),
+            _ => f64::NAN,
+        }
+    }
+
+    /// Full Kelly `W - (1 - W) / R` for a strategy: from its own closed trades once it has
+    /// `min_trades`, else from the priors.
+    fn kelly(&self, strategy: usize, win_rate: f64, payoff: f64, min_trades: u32) -> f64 {
+        let name = &self.strategy_names[strategy];
+        let (mut n, mut wins, mut won, mut lost) = (0u32, 0u32, 0.0, 0.0);
+        for t in self.trades.iter().filter(|t| &t.strategy == name) {
+            n += 1;
+            if t.pnl > 0.0 {
+                wins += 1;
+                won += t.pnl;
+            } else {
+                lost -= t.pnl;
+            }
+        }
+        let (w, r) = if n >= min_trades && n > 0 {
+            let w = f64::from(wins) / f64::from(n);
+            let losses = n - wins;
+            let avg_win = if wins > 0 { won / f64::from(wins) } else { 0.0 };
+            let avg_loss = if losses > 0 { lost / f64::from(losses) } else { 0.0 };
+            (w, if avg_loss > 0.0 { avg_win / avg_loss } else { f64::INFINITY })
+        } else {
+            (win_rate, payoff)
+        };
+        if r.is_infinite() { w } else { w - (1.0 - w) / r }
+    }
+
     /// The strategy's `expected_return` on the current bar (`NaN` when not declared).
     fn expected_return(&mut self, slot_id: usize) -> f64 {
         let slot = &self.slots[slot_id];
@@ -855,11 +894,16 @@ impl Engine {
     fn signal_entry(&mut self, slot_id: usize, bar: &Bar, sink: &mut dyn EventSink) {
         let (strategy, symbol) = (self.slots[slot_id].strategy, self.slots[slot_id].symbol);
         let price = bar.close;
-        let sizing = self.bundle.strategies[strategy].doc.sizing.value;
-        let (quantity, units) = match sizing {
+        let doc = &self.bundle.strategies[strategy].doc;
+        let (sizing, limits) = (doc.sizing.value, doc.sizing_limits);
+        let equity = self.equity();
+        let input = self.sizing_input(slot_id);
+        let per_equity = |f: f64| if price > 0.0 { f * equity / price } else { 0.0 };
+        let mut stop_distance = f64::NAN;
+        let (mut quantity, mut units) = match sizing {
             Sizing::FixedQuantity(q) => (Quantity::Units(q), q),
             Sizing::PercentOfEquity(f) => {
-                let u = if price > 0.0 { f * self.equity() / price } else { 0.0 };
+                let u = per_equity(f);
                 (Quantity::Units(u), u)
             }
             Sizing::AllCash => {
@@ -867,7 +911,32 @@ impl Engine {
                 let per_unit = self.settings.costs.cash_per_unit(est);
                 (Quantity::AllCash, if est > 0.0 { self.cash.max(0.0) / per_unit } else { 0.0 })
             }
+            Sizing::AtrRisk { risk, atr_multiple, .. } => {
+                stop_distance = atr_multiple * input;
+                let u = if stop_distance > 0.0 { risk * equity / stop_distance } else { f64::NAN };
+                (Quantity::Units(u), u)
+            }
+            Sizing::VolatilityTarget { target, .. } => {
+                let u = if input > 0.0 { per_equity((target / input).min(1.0)) } else { f64::NAN };
+                (Quantity::Units(u), u)
+            }
+            Sizing::Kelly { fraction, win_rate, payoff, min_trades } => {
+                let f = fraction * self.kelly(strategy, win_rate, payoff, min_trades);
+                let u = per_equity(f.max(0.0));
+                (Quantity::Units(u), u)
+            }
         };
+        if let Some(cap) = limits.max_percent_of_equity
+            && units * price > cap * equity
+        {
+            units = per_equity(cap);
+            quantity = Quantity::Units(units);
+        }
+        if limits.whole_units && units.is_finite() {
+            units = units.floor();
+            quantity = Quantity::Units(units);
+        }
+        self.slots[slot_id].pending_stop = stop_distance;
         let order = Order {
             client_order_id: self.next_id(slot_id, bar.ts),
             slot: slot_id,
@@ -885,7 +954,23 @@ impl Engine {
             expected_return: self.expected_return(slot_id),
         };
         if !(units > 0.0 && units.is_finite()) {
-            self.reject(&order, "nothing_to_trade: the sized quantity is zero (no cash?)", sink);
+            let why = match sizing {
+                Sizing::AtrRisk { .. } | Sizing::VolatilityTarget { .. } if input.is_nan() || input <= 0.0 => {
+                    "nothing_to_trade: the sizing input (ATR or volatility) is undefined or zero on this bar"
+                }
+                Sizing::Kelly { .. } => "nothing_to_trade: the Kelly fraction is not positive (no edge)",
+                _ => "nothing_to_trade: the sized quantity is zero (no cash?)",
+            };
+            self.reject(&order, why, sink);
+            return;
+        }
+        if units * price < limits.min_notional {
+            let why = format!(
+                "below_min_notional: {:.2} is below the minimum order notional {:.2}",
+                units * price,
+                limits.min_notional
+            );
+            self.reject(&order, &why, sink);
             return;
         }
         self.route(order, bar, sink);
@@ -1194,10 +1279,13 @@ impl Engine {
         f[FieldId::OrderQuantity as usize] = order.estimated_units;
         f[FieldId::OrderPrice as usize] = order.reference_price;
         f[FieldId::OrderNotional as usize] = order.notional();
-        if order.intent == Intent::Entry
-            && let Some(stop) = &self.bundle.strategies[order.strategy].doc.stop_loss
-        {
-            f[FieldId::OrderStopLoss as usize] = stop.value.value;
+        if order.intent == Intent::Entry {
+            let atr_stop = self.slots[order.slot].pending_stop;
+            if atr_stop.is_finite() && order.reference_price > 0.0 {
+                f[FieldId::OrderStopLoss as usize] = atr_stop / order.reference_price;
+            } else if let Some(stop) = &self.bundle.strategies[order.strategy].doc.stop_loss {
+                f[FieldId::OrderStopLoss as usize] = stop.value.value;
+            }
         }
         let costs = &self.settings.costs;
         let spread = costs.spread_for(sym.quote);
@@ -1307,7 +1395,13 @@ impl Engine {
     fn place_protective(&mut self, slot_id: usize, entry_price: f64, ts: i64, sink: &mut dyn EventSink) {
         let (strategy, symbol) = (self.slots[slot_id].strategy, self.slots[slot_id].symbol);
         let doc = &self.bundle.strategies[strategy].doc;
-        let wanted = protective_orders(doc, entry_price);
+        let mut wanted = protective_orders(doc, entry_price);
+        let atr_stop = std::mem::replace(&mut self.slots[slot_id].pending_stop, f64::NAN);
+        if atr_stop.is_finite() {
+            // ATR risk sizing: the stop sits where the sized risk is lost.
+            wanted.retain(|(_, r)| *r != ExitReason::StopLoss);
+            wanted.push((OrderType::Stop(entry_price - atr_stop), ExitReason::StopLoss));
+        }
         let units = self.slots[slot_id].position.as_ref().map_or(0.0, |p| p.quantity);
         let last = self.symbols[symbol].last_close;
         let reference = if last.is_nan() { entry_price } else { last };

@@ -138,7 +138,8 @@ fn apply_overrides(
         doc.universe_file = manifest.clone();
     }
     if let Some(sizing) = &r.sizing {
-        doc.sizing = sizing.clone();
+        doc.sizing = sizing.0.clone();
+        doc.sizing_limits = sizing.1;
     }
     set_params(doc, &r.params, manifest, diags)
 }

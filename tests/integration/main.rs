@@ -13,4 +13,5 @@ mod reload;
 mod rule_tests;
 mod scripts;
 mod seed_guardrails;
+mod sizing;
 mod validate;
