@@ -8,6 +8,7 @@ mod backtest;
 mod control;
 mod eval;
 mod import;
+mod stress;
 mod test;
 mod validate;
 
@@ -62,6 +63,9 @@ pub enum Command {
     Eval(eval::Args),
     /// Run rule tests (`kind: test` files): pass/fail per case; exits 1 on any failure.
     Test(test::Args),
+    /// Replay a bot through stress scenarios (crash, gap, volatility, missing bars, broker
+    /// outage) and report drawdowns and guardrail activity.
+    Stress(stress::Args),
     /// Halt a bot: no new orders until `dsl resume` (recorded in its journal).
     Halt(control::StateArgs),
     /// Resume a halted or reducing bot, saying why (recorded in its journal).
@@ -118,6 +122,7 @@ pub fn main() -> ExitCode {
         Command::Backtest(a) => backtest::run(a, out),
         Command::Eval(a) => eval::run(a, out),
         Command::Test(a) => test::run(a, out),
+        Command::Stress(a) => stress::run(a, out),
         Command::Halt(a) => control::halt(a, out),
         Command::Resume(a) => control::resume(a, out),
         Command::Approvals(a) => control::approvals(a, out),

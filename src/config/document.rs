@@ -12,7 +12,7 @@ use super::strategy::{StrategyDoc, read_strategy};
 use crate::diagnostics::{Diagnostic, SourceFile, codes, did_you_mean, one_of};
 
 /// The document kinds, as written in `kind:`.
-pub const KINDS: [&str; 5] = ["strategy", "policy", "bot", "phase", "test"];
+pub const KINDS: [&str; 6] = ["strategy", "policy", "bot", "phase", "test", "stress"];
 
 /// Any tradedsl document.
 // Documents are read once per load; boxing the larger variants would buy nothing.
@@ -29,6 +29,8 @@ pub enum Document {
     Phase(PhaseDoc),
     /// `kind: test`
     Test(TestDoc),
+    /// `kind: stress`
+    Stress(super::stress::StressDoc),
 }
 
 impl Document {
@@ -40,6 +42,7 @@ impl Document {
             Document::Bot(_) => "bot",
             Document::Phase(_) => "phase",
             Document::Test(_) => "test",
+            Document::Stress(_) => "stress",
         }
     }
 }
@@ -61,6 +64,7 @@ pub fn read_document(file: &Arc<SourceFile>, diags: &mut Vec<Diagnostic>) -> Opt
         "policy" => read_policy(&mut r, &root).map(Document::Policy),
         "phase" => read_phase(&mut r, &root).map(Document::Phase),
         "test" => read_test(&mut r, &root).map(Document::Test),
+        "stress" => super::stress::read_stress(&mut r, &root).map(Document::Stress),
         _ => read_bot(&mut r, &root).map(Document::Bot),
     }
 }
@@ -108,6 +112,7 @@ fn guess_kind<'a>(keys: impl Iterator<Item = &'a str>) -> Option<&'static str> {
             "strategies" | "starting_cash" => return Some("bot"),
             "next" | "approval" | "mode" => return Some("phase"),
             "cases" => return Some("test"),
+            "scenarios" => return Some("stress"),
             _ => {}
         }
     }

@@ -18,6 +18,7 @@ pub mod reader;
 pub mod rule_test;
 pub mod script_ref;
 pub mod strategy;
+pub mod stress;
 pub mod timeframe;
 pub mod units;
 

@@ -47,9 +47,13 @@ pub fn run(
     sink: &mut dyn EventSink,
 ) -> BacktestOutput {
     let symbols: Vec<String> = series.iter().map(|s| s.symbol.clone()).collect();
-    let starting_cash = settings.starting_cash;
-    let mut engine = Engine::new(bundle, &symbols, settings);
-    let mut eq = EquityTracker::new(starting_cash);
+    let engine = Engine::new(bundle, &symbols, settings);
+    run_engine(engine, series, sink)
+}
+
+/// Runs a prepared engine (made for `series`' symbols, in that order) over `series`.
+pub fn run_engine(mut engine: Engine, series: &[BarSeries], sink: &mut dyn EventSink) -> BacktestOutput {
+    let mut eq = EquityTracker::new(engine.starting_cash());
 
     if series.len() == 1 {
         let s = &series[0];

@@ -18,4 +18,5 @@ pub mod orders;
 pub mod pipeline;
 pub mod rules;
 pub mod signal;
+pub mod stress;
 pub mod trading_state;

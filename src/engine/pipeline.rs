@@ -234,6 +234,8 @@ pub struct Engine {
     desk: Option<Box<dyn ApprovalDesk + Send>>,
     /// Orders waiting on the desk, with their expiry (UTC seconds).
     parked: Vec<(Order, i64)>,
+    /// Times `[from, to)` in which the broker refuses new orders (stress tests).
+    outages: Vec<(i64, i64)>,
 }
 
 /// A `halt`/`reduce` rule that needs no order: it reads `account.*` and `symbol.*` fields and
@@ -343,6 +345,7 @@ impl Engine {
             loss_streak: 0,
             desk: None,
             parked: Vec::new(),
+            outages: Vec::new(),
             broker: SimBroker::new(model, symbols.len()),
             cash: settings.starting_cash,
             peak_equity: settings.starting_cash,
@@ -356,6 +359,11 @@ impl Engine {
             strategy_ids,
             strategy_names,
         }
+    }
+
+    /// Cash at the start (currency).
+    pub fn starting_cash(&self) -> f64 {
+        self.settings.starting_cash
     }
 
     /// Closed round trips so far.
@@ -395,6 +403,12 @@ impl Engine {
         if let Some(s) = self.symbols.get_mut(symbol) {
             s.quote = Some((bid, ask));
         }
+    }
+
+    /// Simulates broker outages: orders sent at bar times in `[from, to)` fail (a stress
+    /// scenario); working orders already at the broker stay.
+    pub fn set_outages(&mut self, windows: Vec<(i64, i64)>) {
+        self.outages = windows;
     }
 
     /// Orders waiting for approval.
@@ -1012,6 +1026,11 @@ impl Engine {
 
     /// Hands an admitted order to the broker (or fills it at the close with close timing).
     fn submit(&mut self, order: Order, bar: &Bar, sink: &mut dyn EventSink) {
+        if !self.outages.is_empty() && self.outages.iter().any(|(a, b)| (*a..*b).contains(&order.created_ts)) {
+            *self.stats.blocked_by_state.entry("broker_outage".into()).or_insert(0) += 1;
+            self.reject(&order, "broker_outage: the broker did not accept the order", sink);
+            return;
+        }
         let slot = order.slot;
         let (strategy, symbol) = self.names(&order);
         sink.order(&order, strategy, symbol, OrderStatus::Submitted, "");

@@ -236,6 +236,14 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             );
             None
         }
+        Some(Document::Stress(s)) => {
+            diags.push(
+                Diagnostic::error(codes::UNKNOWN_KIND, "a stress file is not a bot")
+                    .at(&src, s.name.span)
+                    .help(format!("run its scenarios with `dsl stress BOT.yaml --scenarios {}`", path.display())),
+            );
+            None
+        }
         Some(Document::Phase(p)) => {
             diags.push(
                 Diagnostic::error(codes::UNKNOWN_KIND, "a phase cannot be run on its own")
@@ -407,6 +415,7 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
             Some(Document::Test(t)) => {
                 super::rule_tests::check(&t, &mut diags);
             }
+            Some(Document::Stress(_)) => {}
             Some(Document::Bot(_)) => match load_bundle(f) {
                 Ok(loaded) => {
                     v.read.extend(loaded.bundle.sources.iter().map(|s| PathBuf::from(&s.name)));

@@ -14,4 +14,5 @@ mod rule_tests;
 mod scripts;
 mod seed_guardrails;
 mod sizing;
+mod stress;
 mod validate;
