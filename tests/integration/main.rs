@@ -7,6 +7,7 @@ mod costs;
 mod guardrails;
 mod import;
 mod indicators;
+mod library;
 mod properties;
 mod reference;
 mod reload;
