@@ -129,8 +129,8 @@ struct SymbolState {
     row: Option<usize>,
     /// Last quote (bid, ask), when the driver has quotes.
     quote: Option<(f64, f64)>,
-    /// UTC day (days since 1970-01-01) of the last bar.
-    day: i64,
+    /// End (exclusive, UTC seconds) of the UTC day of the last bar.
+    day_end: i64,
     /// What `symbol.daily_change` compares with: the last close of the previous UTC day (the
     /// first open on the first day of data).
     day_base: f64,
@@ -222,8 +222,9 @@ pub struct Engine {
     mark_rules: Vec<MarkRule>,
     /// Time of the latest bar seen (UTC seconds).
     now: i64,
-    /// UTC day of `now`, equity at its start, and market orders sent on it.
-    day: i64,
+    /// End (exclusive) of the UTC day of `now`, equity at its start, and market orders sent
+    /// on it.
+    day_end: i64,
     day_start_equity: f64,
     orders_today: u32,
     /// Bar times of the market orders sent in the last hour, oldest first.
@@ -276,10 +277,10 @@ fn mark_rules(bundle: &Bundle, program: Option<&SymbolProgram>) -> Vec<MarkRule>
     out
 }
 
-/// Days since 1970-01-01 of a UTC time in seconds.
+/// End (exclusive) of the UTC day holding `ts` (UTC seconds).
 #[inline]
-fn utc_day(ts: i64) -> i64 {
-    ts.div_euclid(86_400)
+fn day_end(ts: i64) -> i64 {
+    (ts.div_euclid(86_400) + 1) * 86_400
 }
 
 impl Engine {
@@ -325,7 +326,7 @@ impl Engine {
                 block_start: 0,
                 block_len: 0,
                 row: None,
-                day: i64::MIN,
+                day_end: i64::MIN,
                 day_base: f64::NAN,
                 quote: None,
             });
@@ -338,7 +339,7 @@ impl Engine {
             state: TradingState::default(),
             mark_rules,
             now: i64::MIN,
-            day: i64::MIN,
+            day_end: i64::MIN,
             day_start_equity: settings.starting_cash,
             orders_today: 0,
             recent_orders: std::collections::VecDeque::new(),
@@ -701,9 +702,8 @@ impl Engine {
     fn advance_clock(&mut self, ts: i64) {
         if ts > self.now {
             self.now = ts;
-            let day = utc_day(ts);
-            if day != self.day {
-                self.day = day;
+            if ts >= self.day_end {
+                self.day_end = day_end(ts);
                 self.day_start_equity = self.equity();
                 self.orders_today = 0;
             }
@@ -713,9 +713,8 @@ impl Engine {
     #[inline]
     fn after_update(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
         let st = &mut self.symbols[symbol];
-        let day = utc_day(bar.ts);
-        if day != st.day {
-            st.day = day;
+        if bar.ts >= st.day_end {
+            st.day_end = day_end(bar.ts);
             st.day_base = if st.last_close.is_nan() { bar.open } else { st.last_close };
         }
         st.last_close = bar.close;
