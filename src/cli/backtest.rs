@@ -117,12 +117,13 @@ pub fn run(args: Args, out: Out) -> u8 {
     let settings = EngineSettings {
         bot: bot.map_or_else(|| bundle.strategies[0].name().to_string(), |b| b.name.value.clone()),
         starting_cash: args.cash.or(bot.map(|b| b.starting_cash.value)).unwrap_or(100_000.0),
-        costs: CostModel {
-            commission: args.commission.or(bot.map(|b| b.costs.commission.value)).unwrap_or(0.0),
-            commission_per_unit: bot.map_or(0.0, |b| b.costs.commission_per_share),
-            slippage: args.slippage.or(bot.map(|b| b.costs.slippage.value)).unwrap_or(0.0),
-            spread: bot.map_or(0.0, |b| b.costs.spread.value),
-            impact: bot.map_or(0.0, |b| b.costs.impact.value),
+        costs: {
+            let manifest = bot.map(|b| CostModel::from(&b.costs)).unwrap_or_default();
+            CostModel {
+                commission: args.commission.unwrap_or(manifest.commission),
+                slippage: args.slippage.unwrap_or(manifest.slippage),
+                ..manifest
+            }
         },
         fill: match args.fill {
             Some(Fill::Close) => FillTiming::Close,

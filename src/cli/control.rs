@@ -124,10 +124,6 @@ fn open(t: &Target) -> Result<ControlStore, Diagnostic> {
     ControlStore::open(&db, &name)
 }
 
-fn fail(out: Out, d: &Diagnostic) -> u8 {
-    out.fail(d)
-}
-
 /// `dsl halt`: HALTED until `dsl resume`.
 pub fn halt(args: StateArgs, out: Out) -> u8 {
     change(args, out, true)
@@ -146,11 +142,11 @@ fn change(args: StateArgs, out: Out, halt: bool) -> u8 {
     }
     let mut store = match open(&args.target) {
         Ok(s) => s,
-        Err(d) => return fail(out, &d),
+        Err(d) => return out.fail(&d),
     };
     let mut state = match store.state() {
         Ok(s) => s,
-        Err(d) => return fail(out, &d),
+        Err(d) => return out.fail(&d),
     };
     let ts = now();
     let change = if halt { state.halt(ts, reason) } else { state.resume(ts, reason) };
@@ -165,7 +161,7 @@ fn change(args: StateArgs, out: Out, halt: bool) -> u8 {
         return EXIT_OK;
     };
     if let Err(d) = store.record(&c, "cli") {
-        return fail(out, &d);
+        return out.fail(&d);
     }
     println!("{} -> {} at {} ({}: {})", c.from.as_str(), c.to.as_str(), format_utc(c.ts), c.reason, c.message);
     if c.to == Mode::Active {
@@ -182,11 +178,11 @@ pub fn approvals(args: ApprovalArgs, out: Out) -> u8 {
         ApprovalAction::List { target, all, format } => {
             let store = match open(&target) {
                 Ok(s) => s,
-                Err(d) => return fail(out, &d),
+                Err(d) => return out.fail(&d),
             };
             let rows = match store.approvals(all) {
                 Ok(r) => r,
-                Err(d) => return fail(out, &d),
+                Err(d) => return out.fail(&d),
             };
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
@@ -229,14 +225,14 @@ fn print_row(r: &ApprovalRow) {
 fn decide(target: &Target, id: &str, approve: bool, note: &str, out: Out) -> u8 {
     let mut store = match open(target) {
         Ok(s) => s,
-        Err(d) => return fail(out, &d),
+        Err(d) => return out.fail(&d),
     };
     match store.decide(id, approve, note, now()) {
         Ok(r) => {
             print_row(&r);
             EXIT_OK
         }
-        Err(d) if d.code == codes::IO => fail(out, &d),
+        Err(d) if d.code == codes::IO => out.fail(&d),
         Err(d) => {
             out.diags(&[d]);
             EXIT_INVALID

@@ -17,7 +17,7 @@ use crate::engine::costs::CostModel;
 use crate::engine::events::{EventSink, NullSink};
 use crate::engine::market::{BarSeries, format_utc};
 use crate::engine::pipeline::{Engine, EngineSettings};
-use crate::engine::stress::{Shock, apply, outage_window};
+use crate::engine::stress::{apply, outage_window};
 use crate::runtime::data::{DataRequest, load_for_bundle};
 use crate::runtime::journal::{Journal, RunInfo};
 use crate::runtime::loader::{load_bundle, read_source, resolve};
@@ -102,13 +102,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     let settings = EngineSettings {
         bot: bot.name.value.clone(),
         starting_cash: bot.starting_cash.value,
-        costs: CostModel {
-            commission: bot.costs.commission.value,
-            commission_per_unit: bot.costs.commission_per_share,
-            slippage: bot.costs.slippage.value,
-            spread: bot.costs.spread.value,
-            impact: bot.costs.impact.value,
-        },
+        costs: CostModel::from(&bot.costs),
         fill: bot.fill.value,
     };
     let req = DataRequest { data: vec![], store: None, from: None, to: None, timezone: None, time_format: None };
@@ -172,17 +166,10 @@ pub fn run(args: Args, out: Out) -> u8 {
                     if !s.symbols.is_empty() && !s.symbols.iter().any(|x| x.value == ser.symbol) {
                         continue;
                     }
-                    let shock = match s.shock.value {
-                        ShockSpec::Crash(d) => Shock::Crash(d),
-                        ShockSpec::GapDown(d) => Shock::GapDown(d),
-                        ShockSpec::Volatility(f) => Shock::Volatility(f),
-                        ShockSpec::MissingBars(n) => Shock::MissingBars(n),
-                        ShockSpec::BrokerOutage(n) => {
-                            outages.extend(outage_window(ser, *at, n));
-                            continue;
-                        }
-                    };
-                    apply(ser, shock, *at, *until);
+                    match s.shock.value {
+                        ShockSpec::BrokerOutage(n) => outages.extend(outage_window(ser, *at, n)),
+                        shock => apply(ser, shock, *at, *until),
+                    }
                 }
                 (s.name.value.clone(), describe(s, *at))
             }

@@ -232,7 +232,10 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
     let known = (&indicators[..], &broken[..]);
     let entry = check_rule(&doc, known, &doc.entry, Context::Entry, "entry", diags, &mut used);
     let exit = doc.exit.as_ref().map(|e| check_rule(&doc, known, e, Context::Exit, "exit", diags, &mut used));
-    let expected = doc.expected_return.as_ref().map(|e| check_value(&doc, known, e, diags, &mut used));
+    let expected = doc
+        .expected_return
+        .as_ref()
+        .map(|e| check_rule(&doc, known, e, Context::Entry, "expected_return", diags, &mut used));
     let entry = entry?;
     let exit = match exit {
         Some(Some(e)) => Some(e),
@@ -272,7 +275,8 @@ fn check_rule(
         }
     };
     let mut c = Checker::new(src, ctx, &doc.params).with_indicators(indicators).with_broken_indicators(broken);
-    let t = c.check_rule(&ast, what);
+    // `expected_return` is a number; every other strategy rule is a bool.
+    let t = if what == "expected_return" { c.check_number(&ast, what) } else { c.check_rule(&ast, what) };
     used.extend(c.used_params);
     let failed = c.diags.iter().any(Diagnostic::is_error);
     diags.extend(c.diags);
@@ -292,42 +296,6 @@ fn sizing_input(sizing: &crate::config::strategy::Sizing) -> Option<(TExpr, crat
     let ast = parser::parse(&src).ok()?;
     let t = Checker::new(&src, Context::Entry, &[]).check(&ast)?;
     Some((t, src))
-}
-
-/// Type-checks `expected_return`: a number expression in the entry's context.
-fn check_value(
-    doc: &StrategyDoc,
-    (indicators, broken): (&[CustomIndicator], &[String]),
-    src: &crate::config::expr_source::ExprSource,
-    diags: &mut Vec<Diagnostic>,
-    used: &mut BTreeSet<String>,
-) -> Option<TExpr> {
-    let ast = match parser::parse(src) {
-        Ok(a) => a,
-        Err(d) => {
-            diags.push(d);
-            return None;
-        }
-    };
-    let mut c =
-        Checker::new(src, Context::Entry, &doc.params).with_indicators(indicators).with_broken_indicators(broken);
-    let t = c.check(&ast);
-    used.extend(c.used_params);
-    let failed = c.diags.iter().any(Diagnostic::is_error);
-    diags.extend(c.diags);
-    if failed {
-        return None;
-    }
-    let t = t?;
-    if t.ty.kind != super::types::ValueKind::Num {
-        diags.push(
-            Diagnostic::error(codes::WRONG_TYPE, format!("`expected_return` must be a number, found {}", t.ty))
-                .at(&src.file, src.to_file_span(t.span))
-                .help("write the return as a fraction of price, e.g. `2 * atr(14) / close` or `3%`"),
-        );
-        return None;
-    }
-    Some(t)
 }
 
 /// Type-checks a policy's rules and checks that rule ids are unique.

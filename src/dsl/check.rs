@@ -142,6 +142,22 @@ impl<'a> Checker<'a> {
         Some(t)
     }
 
+    /// Checks a number expression (a strategy's `expected_return`). `what` names it.
+    pub fn check_number(&mut self, e: &Expr, what: &str) -> Option<TExpr> {
+        let t = self.check(e)?;
+        if t.ty.kind != ValueKind::Num {
+            self.error(
+                codes::WRONG_TYPE,
+                e.span,
+                format!("`{what}` must be a number, found {}", t.ty),
+                &format!("this is a {}", t.ty),
+                Some("write the return as a fraction of price, e.g. `2 * atr(14) / close` or `3%`".into()),
+            );
+            return None;
+        }
+        Some(t)
+    }
+
     /// Checks any expression.
     pub fn check(&mut self, e: &Expr) -> Option<TExpr> {
         match &e.kind {

@@ -32,6 +32,19 @@ pub struct CostModel {
     pub impact: f64,
 }
 
+impl From<&crate::config::manifest::Costs> for CostModel {
+    /// A bot manifest's `costs`.
+    fn from(c: &crate::config::manifest::Costs) -> Self {
+        CostModel {
+            commission: c.commission.value,
+            commission_per_unit: c.commission_per_share,
+            slippage: c.slippage.value,
+            spread: c.spread.value,
+            impact: c.impact.value,
+        }
+    }
+}
+
 impl CostModel {
     /// The spread to use: `(ask - bid) / mid` of a valid quote, else the estimate.
     pub fn spread_for(&self, quote: Option<(f64, f64)>) -> f64 {

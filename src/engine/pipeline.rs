@@ -673,23 +673,9 @@ impl Engine {
 
     /// Routes an order a person approved, at the last close of its symbol.
     fn route_approved(&mut self, order: Order, ts: i64, sink: &mut dyn EventSink) {
-        let slot = order.slot;
-        self.slots[slot].pending_market = false;
-        if let Err(b) = self.state.admits(&order) {
-            *self.stats.blocked_by_state.entry(b.code.to_string()).or_insert(0) += 1;
-            self.reject(&order, &b.reason, sink);
+        self.slots[order.slot].pending_market = false;
+        if !self.admit(&order, ts, true, sink) {
             return;
-        }
-        if let Some(d) = self.check_policies(&order, true, sink) {
-            let reason = d.reason(&self.bundle.policies);
-            if matches!(d.action, Action::Reduce | Action::Halt) {
-                self.trip(&d, ts, sink);
-            }
-            if !(d.action == Action::Reduce && order.intent == Intent::Exit) {
-                *self.stats.denials.entry(d.key(&self.bundle.policies)).or_insert(0) += 1;
-                self.reject(&order, &reason, sink);
-                return;
-            }
         }
         let last = self.symbols[order.symbol].last_close;
         let bar = Bar { ts, open: last, high: last, low: last, close: last, volume: 0.0 };
@@ -1017,7 +1003,7 @@ impl Engine {
 
     /// The trading state, the policies, then the broker (or an immediate fill at the close).
     fn route(&mut self, order: Order, bar: &Bar, sink: &mut dyn EventSink) {
-        if !self.admit(&order, sink) {
+        if !self.admit(&order, order.created_ts, false, sink) {
             return;
         }
         self.submit(order, bar, sink);
@@ -1068,7 +1054,10 @@ impl Engine {
 
     /// Whether `order` may go to the broker: the trading state, then the policy rules (and
     /// what a deciding `reduce`/`halt`/`require_approval` rule does). Refusals are recorded.
-    fn admit(&mut self, order: &Order, sink: &mut dyn EventSink) -> bool {
+    ///
+    /// `ts` is the time of the decision (a state change is stamped with it); `approved`: a
+    /// person approved the order, so `require_approval` rules no longer decide.
+    fn admit(&mut self, order: &Order, ts: i64, approved: bool, sink: &mut dyn EventSink) -> bool {
         // Working stop-loss and take-profit orders stay in every state: they only lower risk.
         let protective = order.order_type != OrderType::Market;
         if !protective && let Err(b) = self.state.admits(order) {
@@ -1080,10 +1069,10 @@ impl Engine {
             // Flattening is what a halting rule asked for: no rule may stand in its way.
             return true;
         }
-        let Some(d) = self.check_policies(order, false, sink) else { return true };
+        let Some(d) = self.check_policies(order, approved, sink) else { return true };
         let mut reason = d.reason(&self.bundle.policies);
         match d.action {
-            Action::Reduce | Action::Halt => self.trip(&d, order.created_ts, sink),
+            Action::Reduce | Action::Halt => self.trip(&d, ts, sink),
             Action::RequireApproval if self.desk.is_some() => {
                 let expires = order.created_ts + self.bundle.policies[d.policy].doc.rules[d.rule].expires_after;
                 if self.park(order, expires, &d, sink) {
@@ -1440,7 +1429,7 @@ impl Engine {
                 reason: OrderReason::Exit(reason),
                 expected_return: f64::NAN,
             };
-            if !self.admit(&o, sink) {
+            if !self.admit(&o, o.created_ts, false, sink) {
                 continue;
             }
             let (s, y) = self.names(&o);

@@ -17,20 +17,7 @@
 
 use super::market::BarSeries;
 
-/// One shock.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Shock {
-    /// Instant fall by this fraction within one bar.
-    Crash(f64),
-    /// Gap down by this fraction at the open.
-    GapDown(f64),
-    /// Returns multiplied by this factor.
-    Volatility(f64),
-    /// This many bars missing.
-    MissingBars(u32),
-    /// Orders fail during this many bars.
-    BrokerOutage(u32),
-}
+pub use crate::config::stress::ShockSpec as Shock;
 
 /// Index of the first bar at or after `at`, if any.
 fn start(s: &BarSeries, at: i64) -> Option<usize> {

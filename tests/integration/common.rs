@@ -60,3 +60,30 @@ pub fn bundle(strategies: &[&str], policies: &[&str]) -> Arc<Bundle> {
     assert!(errors.is_empty(), "{errors:#?}");
     Arc::new(assemble(None, ss, ps, vec![], &sources, &mut diags).expect("bundle"))
 }
+
+/// All rows of a query, every value as text (NULL as empty).
+pub fn rows(c: &rusqlite::Connection, sql: &str) -> Vec<Vec<String>> {
+    let mut st = c.prepare(sql).unwrap();
+    let n = st.column_count();
+    st.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                Ok(match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => String::new(),
+                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    rusqlite::types::ValueRef::Blob(_) => "blob".into(),
+                })
+            })
+            .collect()
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// The single integer a query returns.
+pub fn count(c: &rusqlite::Connection, sql: &str) -> i64 {
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::common::{data, dsl};
+use crate::common::{count, data, dsl, rows};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -30,31 +30,6 @@ fn run(dir: &Path, rules: &str) -> (String, Connection) {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     (stdout, Connection::open(dir.join("journal.sqlite")).unwrap())
-}
-
-fn rows(c: &Connection, sql: &str) -> Vec<Vec<String>> {
-    let mut st = c.prepare(sql).unwrap();
-    let n = st.column_count();
-    st.query_map([], |r| {
-        (0..n)
-            .map(|i| {
-                Ok(match r.get_ref(i)? {
-                    rusqlite::types::ValueRef::Null => String::new(),
-                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-                    rusqlite::types::ValueRef::Real(v) => v.to_string(),
-                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                    rusqlite::types::ValueRef::Blob(_) => "blob".into(),
-                })
-            })
-            .collect()
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
-}
-
-fn count(c: &Connection, sql: &str) -> i64 {
-    c.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 const BREAKER: &str = "  - id: drawdown_breaker

@@ -17,7 +17,7 @@ use tradedsl::runtime::control::{ControlStore, StateRecorder};
 use tradedsl::runtime::csv_bars::{CsvOptions, load_csv};
 use tradedsl::runtime::journal::{Journal, RunInfo};
 
-use crate::common::{bundle, data, dsl};
+use crate::common::{bundle, count, data, dsl, rows};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BOT: &str = "seed001";
@@ -102,31 +102,6 @@ fn drive(engine: &mut Engine, series: &[BarSeries], from: i64, to: i64, sink: &m
         engine.mark();
         engine.check_account(ts, sink);
     }
-}
-
-fn rows(c: &Connection, sql: &str) -> Vec<Vec<String>> {
-    let mut st = c.prepare(sql).unwrap();
-    let n = st.column_count();
-    st.query_map([], |r| {
-        (0..n)
-            .map(|i| {
-                Ok(match r.get_ref(i)? {
-                    rusqlite::types::ValueRef::Null => String::new(),
-                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-                    rusqlite::types::ValueRef::Real(v) => v.to_string(),
-                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                    rusqlite::types::ValueRef::Blob(_) => "blob".into(),
-                })
-            })
-            .collect()
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
-}
-
-fn count(c: &Connection, sql: &str) -> i64 {
-    c.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 fn ts(date: &str) -> i64 {
