@@ -1,4 +1,9 @@
-//! `dsl backtest BOT.yaml`
+//! `dsl backtest BOT.yaml [VARIANT.yaml ...]`
+//!
+//! With one manifest: the summary, and the JSON and HTML reports on request. With several
+//! (variants of one bot, such as seed 003's regime on/off A/B): each is run and journaled as its
+//! own run, and the metrics are printed side by side (the JSON report then holds every
+//! variant's metrics).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,8 +33,10 @@ pub enum Fill {
 /// Arguments of `dsl backtest`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A bot manifest (`kind: bot`) or a single strategy file.
-    pub path: PathBuf,
+    /// A bot manifest (`kind: bot`) or a single strategy file; give several to run variants
+    /// side by side and compare them.
+    #[arg(required = true, num_args = 1.., value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
     /// Bars to use: `SYMBOL=FILE`, or `FILE` when the bundle trades one symbol (repeatable).
     #[arg(long, value_name = "[SYMBOL=]FILE")]
     pub data: Vec<DataArg>,
@@ -99,14 +106,102 @@ impl Timer {
     }
 }
 
+/// One backtest's report context and output.
+struct Ran {
+    ctx: ReportContext,
+    result: backtest::BacktestOutput,
+}
+
 /// Runs the command.
 pub fn run(args: Args, out: Out) -> u8 {
+    if args.paths.len() > 1 {
+        return compare(&args, out);
+    }
     let mut timer = Timer::new(args.timings);
-    let loaded = match load_bundle(&args.path) {
+    let Ran { ctx, result } = match run_one(&args.paths[0], &args, out, &mut timer) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if let Some(p) = &args.json {
+        let doc = report::to_json(&ctx, &result);
+        if let Err(d) = write_file(p, &serde_json::to_string_pretty(&doc).unwrap_or_default()) {
+            return out.fail(&d);
+        }
+    }
+    if let Some(p) = &args.html {
+        match report::to_html(&ctx, &result) {
+            Ok(h) => {
+                if let Err(d) = write_file(p, &h) {
+                    return out.fail(&d);
+                }
+            }
+            Err(e) => {
+                eprintln!("error: cannot draw the HTML report: {e}");
+                return super::EXIT_USAGE;
+            }
+        }
+    }
+    timer.lap("reports");
+    timer.total();
+    if !args.quiet {
+        print!("{}", report::summary(&ctx, &result));
+        if let Some(p) = &args.json {
+            println!("  json report   {}", p.display());
+        }
+        if let Some(p) = &args.html {
+            println!("  html report   {}", p.display());
+        }
+    }
+    EXIT_OK
+}
+
+/// Runs every variant and prints their metrics side by side.
+fn compare(args: &Args, out: Out) -> u8 {
+    if args.html.is_some() {
+        eprintln!("error: --html draws one backtest; run the variants one at a time for their charts");
+        return super::EXIT_USAGE;
+    }
+    let mut timer = Timer::new(args.timings);
+    let mut runs = Vec::new();
+    for path in &args.paths {
+        match run_one(path, args, out, &mut timer) {
+            Ok(r) => runs.push(r),
+            Err(code) => return code,
+        }
+    }
+    // Variants are named after their bots; the file name tells apart two of the same bot.
+    let mut names: Vec<String> = runs.iter().map(|r| r.ctx.bot.clone()).collect();
+    for i in 0..names.len() {
+        if names.iter().filter(|n| **n == names[i]).count() > 1 {
+            names[i] =
+                args.paths[i].file_stem().map_or_else(|| format!("variant{}", i + 1), |s| s.to_string_lossy().into());
+        }
+    }
+    let pairs: Vec<(&str, &report::ReportContext, &backtest::BacktestOutput)> =
+        names.iter().zip(&runs).map(|(n, r)| (n.as_str(), &r.ctx, &r.result)).collect();
+    if let Some(p) = &args.json {
+        let doc = report::comparison_json(&pairs);
+        if let Err(d) = write_file(p, &serde_json::to_string_pretty(&doc).unwrap_or_default()) {
+            return out.fail(&d);
+        }
+    }
+    timer.total();
+    if !args.quiet {
+        print!("{}", report::comparison(&pairs));
+        if let Some(p) = &args.json {
+            println!("  json report   {}", p.display());
+        }
+    }
+    EXIT_OK
+}
+
+/// Loads, runs and journals one bot; `Err` holds the exit code (the problem was printed).
+fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> Result<Ran, u8> {
+    let loaded = match load_bundle(path) {
         Ok(l) => l,
         Err(diags) => {
             out.diags(&diags);
-            return exit_code_for(&diags);
+            return Err(exit_code_for(&diags));
         }
     };
     if !args.quiet {
@@ -133,7 +228,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     };
     if !(settings.starting_cash > 0.0 && settings.starting_cash.is_finite()) {
         eprintln!("error: --cash must be a positive number");
-        return super::EXIT_USAGE;
+        return Err(super::EXIT_USAGE);
     }
     let req = DataRequest {
         data: args.data.clone(),
@@ -146,7 +241,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     timer.lap("compile");
     let market = match load_for_bundle(&loaded, &req) {
         Ok(m) => m,
-        Err(d) => return out.fail(&d),
+        Err(d) => return Err(out.fail(&d)),
     };
     timer.lap("load data");
     if !args.quiet {
@@ -182,7 +277,7 @@ pub fn run(args: Args, out: Out) -> u8 {
             };
             match Journal::begin(p, &info) {
                 Ok(j) => Some(j),
-                Err(d) => return out.fail(&d),
+                Err(d) => return Err(out.fail(&d)),
             }
         }
         None => None,
@@ -197,7 +292,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     let run_id = match journal {
         Some(j) => match j.finish(result.first_ts, result.last_ts, &report::metrics_json(&result.metrics)) {
             Ok(id) => Some(id),
-            Err(d) => return out.fail(&d),
+            Err(d) => return Err(out.fail(&d)),
         },
         None => None,
     };
@@ -211,35 +306,5 @@ pub fn run(args: Args, out: Out) -> u8 {
         run_id,
         journal: journal_path.map(|p| p.display().to_string()),
     };
-    if let Some(p) = &args.json {
-        let doc = report::to_json(&ctx, &result);
-        if let Err(d) = write_file(p, &serde_json::to_string_pretty(&doc).unwrap_or_default()) {
-            return out.fail(&d);
-        }
-    }
-    if let Some(p) = &args.html {
-        match report::to_html(&ctx, &result) {
-            Ok(h) => {
-                if let Err(d) = write_file(p, &h) {
-                    return out.fail(&d);
-                }
-            }
-            Err(e) => {
-                eprintln!("error: cannot draw the HTML report: {e}");
-                return super::EXIT_USAGE;
-            }
-        }
-    }
-    timer.lap("reports");
-    timer.total();
-    if !args.quiet {
-        print!("{}", report::summary(&ctx, &result));
-        if let Some(p) = &args.json {
-            println!("  json report   {}", p.display());
-        }
-        if let Some(p) = &args.html {
-            println!("  html report   {}", p.display());
-        }
-    }
-    EXIT_OK
+    Ok(Ran { ctx, result })
 }

@@ -8,6 +8,7 @@
 //!
 //! This layer does no file I/O: callers pass [`crate::diagnostics::SourceFile`]s in.
 
+pub mod allocation;
 pub mod document;
 pub mod expr_source;
 pub mod manifest;

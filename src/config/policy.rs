@@ -30,9 +30,13 @@
 //!   (default 15 minutes); without an approval it is denied when that expires.
 //!
 //! REDUCING and HALTED are sticky: they last until `dsl resume` or the rule's `reset`.
+//!
+//! A policy may also declare `allocation:` buckets (see [`super::allocation`]); entries that
+//! would break a bucket's or market's limits are then denied after the rules have run.
 
 use std::sync::Arc;
 
+use super::allocation::{AllocationDoc, read_allocation};
 use super::expr_source::ExprSource;
 use super::node::{Node, NodeValue};
 use super::reader::Reader;
@@ -50,6 +54,8 @@ pub struct PolicyDoc {
     pub description: Option<String>,
     /// Rules, evaluated in order for each order.
     pub rules: Vec<PolicyRule>,
+    /// Allocation buckets and market caps checked on every entry, after the rules.
+    pub allocation: Option<AllocationDoc>,
 }
 
 /// One risk rule: when its condition holds for an order, `action` is taken.
@@ -158,7 +164,11 @@ pub fn read_policy(r: &mut Reader<'_>, root: &Node) -> Option<PolicyDoc> {
     m.get("kind");
     let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
     let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
-    let rules = m.required(r, "rules").map(|n| read_rules(r, n));
+    let allocation_node = m.get("allocation");
+    // A policy that only declares an allocation needs no rules.
+    let rules_node = if allocation_node.is_some() { m.get("rules") } else { m.required(r, "rules") };
+    let rules = rules_node.map(|n| read_rules(r, n));
+    let allocation = allocation_node.and_then(|n| read_allocation(r, n));
     let span = m.span();
     m.finish(r);
     // On errors, go on with what is valid so that every rule is still checked; callers must not
@@ -168,6 +178,7 @@ pub fn read_policy(r: &mut Reader<'_>, root: &Node) -> Option<PolicyDoc> {
         name: name.unwrap_or_else(|| Spanned::new(String::new(), span)),
         description,
         rules: rules.unwrap_or_default(),
+        allocation,
     })
 }
 

@@ -154,6 +154,11 @@ pub enum Expect {
         /// Substring of the denial message.
         message: Option<Spanned<String>>,
     },
+    /// Policy: the order passes and this `warn` rule fires.
+    Warn {
+        /// Rule id.
+        rule: Spanned<String>,
+    },
     /// Strategy: the entry rule fires.
     Entry,
     /// Strategy: the position is closed; `reason` (`exit_rule`, `stop_loss`, ...) when given.
@@ -234,7 +239,7 @@ fn read_case(r: &mut Reader<'_>, node: &Node, kind: TargetKind) -> Option<TestCa
     let values = m.get("values").map(|n| read_values(r, n));
     let mut fields = Vec::new();
     let mut fields_ok = true;
-    for group in ["account", "position", "order", "symbol"] {
+    for group in ["account", "position", "order", "symbol", "bucket"] {
         if let Some(n) = m.get(group) {
             fields_ok &= read_fields(r, n, group, &mut fields);
         }
@@ -388,13 +393,20 @@ fn read_fields(
 }
 
 fn read_expect(r: &mut Reader<'_>, node: &Node, kind: TargetKind) -> Option<Spanned<Expect>> {
-    const POLICY: &str = "write `allow` or `{deny: rule_id}`";
+    const POLICY: &str = "write `allow`, `{deny: rule_id}` or `{warn: rule_id}`";
     const STRATEGY: &str = "write `entry`, `exit`, `none`, or `{exit: reason}` with reason one of `exit_rule`, \
                             `stop_loss`, `take_profit`, `max_holding`";
     if let NodeValue::Map(_) = node.value {
         let mut m = r.map(node, "expect")?;
         // The span is the value's (the rule id, the exit reason), which is what errors point at.
         let out = match kind {
+            TargetKind::Policy if m.get("warn").is_some() => {
+                let warn = m.get("warn").and_then(|n| r.name(n, "warn"));
+                warn.map(|rule| {
+                    let span = rule.span;
+                    Spanned::new(Expect::Warn { rule }, span)
+                })
+            }
             TargetKind::Policy => {
                 let deny = m.required(r, "deny").and_then(|n| r.name(n, "deny"));
                 let message = m.get("message").and_then(|n| r.name(n, "message"));
@@ -450,6 +462,7 @@ impl Expect {
             Expect::Deny { rule, message: Some(m) } => {
                 format!("deny by `{}` with a message containing `{}`", rule.value, m.value)
             }
+            Expect::Warn { rule } => format!("allow with a warning by `{}`", rule.value),
             Expect::Entry => "entry".into(),
             Expect::Exit(None) => "exit".into(),
             Expect::Exit(Some(r)) => format!("exit ({r})"),

@@ -89,3 +89,5 @@ pub const UNREACHABLE_EXIT: &str = "W0004";
 pub const UNIT_MIXUP: &str = "W0005";
 /// Market data that no strategy uses.
 pub const UNUSED_DATA: &str = "W0006";
+/// A traded symbol is in no allocation bucket: its entries will be denied.
+pub const UNALLOCATED_SYMBOL: &str = "W0007";

@@ -392,7 +392,38 @@ pub fn assemble(
     if !ok {
         return None;
     }
+    // Loose documents validated together are not a bot: only a bot trades its universe.
+    if bot.is_some() {
+        warn_unallocated(&strategies, &policies, diags);
+    }
     Some(Bundle { revision: revision(sources), bot, strategies, policies, phases, sources: sources.to_vec() })
+}
+
+/// Warns about every traded symbol that a policy's allocation leaves out of its buckets: each
+/// entry in it would be denied (`allocation.unassigned`).
+fn warn_unallocated(strategies: &[CompiledStrategy], policies: &[CompiledPolicy], diags: &mut Vec<Diagnostic>) {
+    for p in policies {
+        let Some(a) = &p.doc.allocation else { continue };
+        let mut warned = BTreeSet::new();
+        for s in strategies {
+            for u in &s.doc.universe {
+                let held = a.buckets.iter().any(|b| b.symbols.iter().any(|m| m.value == u.value));
+                if !held && warned.insert(u.value.clone()) {
+                    diags.push(
+                        Diagnostic::warning(
+                            codes::UNALLOCATED_SYMBOL,
+                            format!(
+                                "`{}` (traded by `{}`) is in no bucket of policy `{}`",
+                                u.value, s.doc.name.value, p.doc.name.value
+                            ),
+                        )
+                        .at(&p.doc.source, p.doc.name.span)
+                        .help("every entry in it will be denied (allocation.unassigned); add it to a bucket"),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Checks a bot's phases: unique names, every `next` among them, no cycle, and the active

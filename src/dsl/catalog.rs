@@ -453,10 +453,14 @@ pub enum FieldId {
     OrderExpectedReturn,
     /// `order.round_trip_cost`
     OrderRoundTripCost,
+    /// `bucket.name`
+    BucketName,
+    /// `bucket.weight`
+    BucketWeight,
 }
 
 /// Number of [`FieldId`] values (size of a field-value array).
-pub const FIELD_COUNT: usize = 31;
+pub const FIELD_COUNT: usize = 33;
 
 /// A context field's name, type, unit and availability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -760,6 +764,24 @@ pub const FIELDS: &[FieldSpec] = &[
         values: &[],
         doc: "expected cost of entering and leaving: spread + 2 * (slippage + commission + impact), as a fraction of the reference price (seed 003's cost model)",
     },
+    FieldSpec {
+        path: "bucket.name",
+        id: FieldId::BucketName,
+        kind: ValueKind::Str,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "the allocation bucket of `symbol.name` (the first policy's `allocation:` that declares buckets); undefined when the symbol is in none",
+    },
+    FieldSpec {
+        path: "bucket.weight",
+        id: FieldId::BucketWeight,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "market value of the bucket's positions (plus its working entries, plus free cash for a `cash: true` bucket) / equity (fraction); undefined when the symbol is in no bucket",
+    },
 ];
 
 /// Looks up a context field by its dotted path.
@@ -776,7 +798,10 @@ pub fn field_spec(id: FieldId) -> &'static FieldSpec {
 pub fn is_reserved(name: &str) -> bool {
     BAR_FIELDS.iter().any(|(n, _)| *n == name)
         || function(name).is_some()
-        || matches!(name, "account" | "position" | "order" | "symbol" | "and" | "or" | "not" | "true" | "false")
+        || matches!(
+            name,
+            "account" | "position" | "order" | "symbol" | "bucket" | "and" | "or" | "not" | "true" | "false"
+        )
 }
 
 #[cfg(test)]

@@ -261,7 +261,7 @@ impl<'a> Checker<'a> {
             );
             return None;
         }
-        if matches!(name, "account" | "position" | "order" | "symbol") {
+        if matches!(name, "account" | "position" | "order" | "symbol" | "bucket") {
             let fields: Vec<&str> = catalog::FIELDS
                 .iter()
                 .filter(|f| f.path.starts_with(&format!("{name}.")) && f.contexts.contains(&self.context))

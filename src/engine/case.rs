@@ -66,8 +66,11 @@ pub struct Prepared {
 /// What the target decided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Policy: no rule fired.
-    Allow,
+    /// Policy: no blocking rule fired; the ids of the `warn` rules that fired.
+    Allow {
+        /// Ids of the `warn` rules that fired.
+        warned: Vec<String>,
+    },
     /// Policy: the first rule that fired.
     Deny {
         /// Its id.
@@ -83,7 +86,8 @@ impl Outcome {
     /// How the outcome reads in reports, in the words of [`Expect::describe`].
     pub fn describe(&self) -> String {
         match self {
-            Outcome::Allow => "allow".into(),
+            Outcome::Allow { warned } if warned.is_empty() => "allow".into(),
+            Outcome::Allow { warned } => format!("allow with a warning by `{}`", warned.join("`, `")),
             Outcome::Deny { rule, reason } => format!("deny by `{rule}` ({reason})"),
             Outcome::Signal(None) => "none".into(),
             Outcome::Signal(Some(Signal::Entry)) => "entry".into(),
@@ -94,7 +98,8 @@ impl Outcome {
     /// True when the outcome is what `expect` asks for.
     pub fn matches(&self, expect: &Expect) -> bool {
         match (expect, self) {
-            (Expect::Allow, Outcome::Allow) => true,
+            (Expect::Allow, Outcome::Allow { warned }) => warned.is_empty(),
+            (Expect::Warn { rule }, Outcome::Allow { warned }) => warned.contains(&rule.value),
             (Expect::Deny { rule, message }, Outcome::Deny { rule: got, reason }) => {
                 rule.value == *got && message.as_ref().is_none_or(|m| reason.contains(&m.value))
             }
@@ -146,7 +151,7 @@ impl CaseRun {
             Expect::Deny { rule, .. } => Some(rule.value.as_str()),
             _ => None,
         };
-        let policy = matches!(self.outcome, Outcome::Allow | Outcome::Deny { .. });
+        let policy = matches!(self.outcome, Outcome::Allow { .. } | Outcome::Deny { .. });
         for r in &self.rules {
             let show_tree = all || !policy || decided == Some(r.name.as_str()) || expected == Some(r.name.as_str());
             if policy {
@@ -322,7 +327,7 @@ pub fn prepare(
     }
 
     // Expected rule ids exist.
-    if let (Target::Policy(p), Expect::Deny { rule, .. }) = (&target, &case.expect.value)
+    if let (Target::Policy(p), Expect::Deny { rule, .. } | Expect::Warn { rule }) = (&target, &case.expect.value)
         && !p.doc.rules.iter().any(|r| r.id.value == rule.value)
     {
         let ids: Vec<&str> = p.doc.rules.iter().map(|r| r.id.value.as_str()).collect();
@@ -606,10 +611,18 @@ pub fn run(case: &Prepared) -> CaseRun {
             }
             // A `reduce` rule lets an exit through (the engine's rule, see the pipeline).
             let exit = fields[catalog::FieldId::OrderIntent as usize] == crate::dsl::semantics::string_id("exit");
+            let warned = p
+                .doc
+                .rules
+                .iter()
+                .zip(&verdicts)
+                .filter(|(r, v)| v.fired && r.action.value == crate::config::policy::Action::Warn)
+                .map(|(r, _)| r.id.value.clone())
+                .collect();
             match denial {
-                Some(d) if d.action == crate::config::policy::Action::Reduce && exit => Outcome::Allow,
-                Some(d) => Outcome::Deny { rule: p.doc.rules[d.rule].id.value.clone(), reason: d.reason(policies) },
-                None => Outcome::Allow,
+                Some(d) if d.action == crate::config::policy::Action::Reduce && exit => Outcome::Allow { warned },
+                Some(d) => Outcome::Deny { rule: d.rule_id(policies), reason: d.reason(policies) },
+                None => Outcome::Allow { warned },
             }
         }
         Target::Strategy(s) => {

@@ -47,19 +47,33 @@ pub struct Denial {
     pub undefined: bool,
     /// The message to show instead of the rule's (a script's message, or its error).
     pub message: Option<String>,
+    /// Set when the policy's allocation decided, not a rule (then `rule` means nothing): the
+    /// breach code ([`super::allocation::Breach::code`]).
+    pub allocation: Option<&'static str>,
 }
 
 impl Denial {
-    /// `policy/rule_id`, the key of denial counts.
+    /// `policy/rule_id`, the key of denial counts (`policy/allocation.code` when the
+    /// policy's allocation decided).
     pub fn key(&self, policies: &[CompiledPolicy]) -> String {
-        let p = &policies[self.policy].doc;
-        format!("{}/{}", p.name.value, p.rules[self.rule].id.value)
+        format!("{}/{}", policies[self.policy].doc.name.value, self.rule_id(policies))
+    }
+
+    /// The deciding rule's id, or `allocation.code`.
+    pub fn rule_id(&self, policies: &[CompiledPolicy]) -> String {
+        match self.allocation {
+            Some(code) => format!("allocation.{code}"),
+            None => policies[self.policy].doc.rules[self.rule].id.value.clone(),
+        }
     }
 
     /// The reason shown with the rejected order: `denied by policy/rule: message` (`halted
     /// by`, `reducing by`, `approval required by` for the other actions).
     pub fn reason(&self, policies: &[CompiledPolicy]) -> String {
-        let message = self.message.as_deref().unwrap_or(&policies[self.policy].doc.rules[self.rule].message.value);
+        let message = match &self.message {
+            Some(m) => m.as_str(),
+            None => &policies[self.policy].doc.rules[self.rule].message.value,
+        };
         let undefined = if self.undefined { " (fail closed)" } else { "" };
         let undefined =
             if self.undefined && self.message.is_none() { " (condition undefined: fail closed)" } else { undefined };
@@ -116,7 +130,14 @@ pub fn check_order(
                 _ => true,
             };
             if v.fired && denial.is_none() && decides {
-                denial = Some(Denial { policy: pi, rule: ri, action, undefined: v.value.is_nan(), message: v.message });
+                denial = Some(Denial {
+                    policy: pi,
+                    rule: ri,
+                    action,
+                    undefined: v.value.is_nan(),
+                    message: v.message,
+                    allocation: None,
+                });
             }
         }
     }

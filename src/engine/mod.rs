@@ -3,6 +3,7 @@
 //! Nothing here does I/O. Bars come in through [`pipeline::Engine::on_bar`] (or the
 //! [`backtest`] driver), events go out through [`events::EventSink`].
 
+pub mod allocation;
 pub mod approvals;
 pub mod backtest;
 pub mod broker;

@@ -36,6 +36,7 @@ use crate::dsl::program::{CompiledRule, RuleEval};
 use crate::dsl::script::{FilterContext, Sandbox};
 use crate::dsl::semantics::{fires, string_id};
 
+use super::allocation::{Allocation, Holdings};
 use super::approvals::{ApprovalDesk, ApprovalOutcome, ApprovalRequest};
 use super::broker::{Execution, FillModel, SimBroker};
 use super::costs::CostModel;
@@ -237,6 +238,10 @@ pub struct Engine {
     parked: Vec<(Order, i64)>,
     /// Times `[from, to)` in which the broker refuses new orders (stress tests).
     outages: Vec<(i64, i64)>,
+    /// The policies' allocation buckets, in bundle order.
+    allocations: Vec<Allocation>,
+    /// Each symbol's bucket name (as a string id) in the first allocation, or `NaN`.
+    bucket_ids: Vec<f64>,
 }
 
 /// A `halt`/`reduce` rule that needs no order: it reads `account.*` and `symbol.*` fields and
@@ -335,7 +340,19 @@ impl Engine {
         let strategy_ids = bundle.strategies.iter().map(|s| string_id(s.name())).collect();
         let strategy_names = bundle.strategies.iter().map(|s| Arc::from(s.name())).collect();
         let mark_rules = mark_rules(&bundle, states.first().map(|s: &SymbolState| &s.program));
+        let names: Vec<&str> = symbols.iter().map(String::as_str).collect();
+        let allocations: Vec<Allocation> = bundle
+            .policies
+            .iter()
+            .enumerate()
+            .filter_map(|(pi, p)| Some(Allocation::new(p.doc.allocation.as_ref()?, pi, &names)))
+            .collect();
+        let bucket_ids = (0..symbols.len())
+            .map(|si| allocations.first().and_then(|a| a.bucket_name(si)).map_or(f64::NAN, string_id))
+            .collect();
         Engine {
+            allocations,
+            bucket_ids,
             state: TradingState::default(),
             mark_rules,
             now: i64::MIN,
@@ -481,6 +498,7 @@ impl Engine {
                 action: self.bundle.policies[pi].doc.rules[ri].action.value,
                 undefined: false,
                 message: None,
+                allocation: None,
             };
             self.trip(&d, ts, sink);
         }
@@ -1201,7 +1219,80 @@ impl Engine {
         for w in warned {
             *self.stats.warnings.entry(w).or_insert(0) += 1;
         }
-        denial
+        if denial.is_some() || order.intent != Intent::Entry || self.allocations.is_empty() {
+            return denial;
+        }
+        self.check_allocations(order, &fields, sink)
+    }
+
+    /// Checks an entry against every policy's allocation buckets; journals each verdict.
+    fn check_allocations(&self, order: &Order, fields: &FieldValues, sink: &mut dyn EventSink) -> Option<Denial> {
+        let (values, leaving, free_cash) = self.holdings();
+        let h =
+            Holdings { values: &values, leaving: &leaving, free_cash, equity: fields[FieldId::AccountEquity as usize] };
+        for a in &self.allocations {
+            let verdict = a.check_entry(order.symbol, order.notional(), &h);
+            let policy = &self.bundle.policies[a.policy].doc.name.value;
+            let weight = a.bucket_weight(order.symbol, &h);
+            let seen = [
+                ("bucket.weight".to_string(), weight),
+                ("order.notional".to_string(), order.notional()),
+                ("account.equity".to_string(), h.equity),
+            ];
+            let (rule_id, message) = match &verdict {
+                Ok(()) => ("allocation".to_string(), "within the allocation buckets".to_string()),
+                Err(b) => (format!("allocation.{}", b.code), b.message.clone()),
+            };
+            sink.decision(&Decision {
+                order,
+                policy,
+                rule_id: &rule_id,
+                fired: verdict.is_err(),
+                action: if verdict.is_err() { "deny" } else { "pass" },
+                message: &message,
+                values: &seen,
+            });
+            if let Err(b) = verdict {
+                return Some(Denial {
+                    policy: a.policy,
+                    rule: 0,
+                    action: Action::Deny,
+                    undefined: false,
+                    message: Some(b.message),
+                    allocation: Some(b.code),
+                });
+            }
+        }
+        None
+    }
+
+    /// Per symbol, the gross market value (positions at the last close plus working entries)
+    /// and the part of it whose exit is working; and the cash not committed to working
+    /// entries (currency).
+    fn holdings(&self) -> (Vec<f64>, Vec<f64>, f64) {
+        let mut pending = 0.0;
+        let mut values = vec![0.0; self.symbols.len()];
+        let mut leaving = vec![0.0; self.symbols.len()];
+        for (si, sym) in self.symbols.iter().enumerate() {
+            for &s in &sym.slots {
+                let slot = &self.slots[s];
+                match &slot.position {
+                    Some(p) => {
+                        let v = (p.quantity * sym.last_close).abs();
+                        values[si] += v;
+                        if slot.pending_market {
+                            leaving[si] += v;
+                        }
+                    }
+                    None if slot.pending_market => {
+                        values[si] += slot.pending_notional.abs();
+                        pending += slot.pending_notional.abs();
+                    }
+                    None => {}
+                }
+            }
+        }
+        (values, leaving, self.cash - pending)
     }
 
     fn account_fields(&self, f: &mut FieldValues) {
@@ -1251,6 +1342,12 @@ impl Engine {
         f[FieldId::SymbolName as usize] = sym.name_id;
         f[FieldId::SymbolDailyChange as usize] = sym.last_close / sym.day_base - 1.0;
         f[FieldId::SymbolWeight as usize] = if equity > 0.0 { value / equity } else { f64::NAN };
+        if let Some(a) = self.allocations.first() {
+            let (values, leaving, free_cash) = self.holdings();
+            let h = Holdings { values: &values, leaving: &leaving, free_cash, equity };
+            f[FieldId::BucketName as usize] = self.bucket_ids[si];
+            f[FieldId::BucketWeight as usize] = a.bucket_weight(si, &h);
+        }
     }
 
     fn fields_for_slot(&self, slot_id: usize) -> FieldValues {

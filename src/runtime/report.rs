@@ -130,6 +130,116 @@ fn opt_num(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.filter(|x| x.is_finite()).map(f).unwrap_or_else(|| "n/a".into())
 }
 
+/// Variants side by side: `(name, context, output)` each, the first being the baseline.
+pub type Variant<'a> = (&'a str, &'a ReportContext, &'a BacktestOutput);
+
+/// The printed comparison of variants: one column per variant, and with two variants a
+/// column of differences (second minus first; percent points for ratios in percent).
+pub fn comparison(variants: &[Variant<'_>]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "comparison of {} variants", variants.len());
+    for (name, ctx, out) in variants {
+        let period = match (out.first_ts, out.last_ts) {
+            (Some(a), Some(b)) => format!("{} .. {}", format_utc(a), format_utc(b)),
+            _ => "no bars".into(),
+        };
+        let journal = match (&ctx.journal, ctx.run_id) {
+            (Some(j), Some(id)) => format!(", run {id} in {j}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  {name}: {} on {} (bundle {}), {period}{journal}",
+            ctx.strategies.join(", "),
+            ctx.symbols.join(", "),
+            ctx.revision
+        );
+    }
+    let periods: Vec<_> = variants.iter().map(|(_, _, o)| (o.first_ts, o.last_ts)).collect();
+    if periods.windows(2).any(|w| w[0] != w[1]) {
+        let _ = writeln!(s, "  note: the variants cover different periods; compare with care");
+    }
+    let _ = writeln!(s);
+    // (label, value as a number for the difference, formatted, difference unit)
+    type Row = (&'static str, fn(&BacktestOutput) -> Option<f64>, fn(f64) -> String, Diff);
+    let rows: [Row; 12] = [
+        ("final equity", |o| Some(o.metrics.final_equity), |x| format!("{x:.2}"), Diff::Plain(2)),
+        ("total return", |o| Some(o.metrics.total_return), pct, Diff::Points),
+        ("CAGR", |o| o.metrics.cagr, pct, Diff::Points),
+        ("max drawdown", |o| Some(o.metrics.max_drawdown), pct, Diff::Points),
+        ("Sharpe", |o| o.metrics.sharpe, |x| format!("{x:.2}"), Diff::Plain(2)),
+        ("Sortino", |o| o.metrics.sortino, |x| format!("{x:.2}"), Diff::Plain(2)),
+        ("trades", |o| Some(o.metrics.trade_count as f64), |x| format!("{x:.0}"), Diff::Plain(0)),
+        ("win rate", |o| o.metrics.win_rate, pct, Diff::Points),
+        ("profit factor", |o| o.metrics.profit_factor, |x| format!("{x:.2}"), Diff::Plain(2)),
+        ("avg pnl/trade", |o| o.metrics.avg_pnl_pct.map(|x| x / 100.0), pct, Diff::Points),
+        ("exposure time", |o| Some(o.metrics.exposure_time), pct, Diff::Points),
+        (
+            "orders denied",
+            |o| Some(o.stats.denials.values().sum::<u64>() as f64),
+            |x| format!("{x:.0}"),
+            Diff::Plain(0),
+        ),
+    ];
+    let width = variants.iter().map(|v| v.0.len()).max().unwrap_or(0).max(12) + 2;
+    let _ = write!(s, "  {:<15}", "");
+    for (name, _, _) in variants {
+        let _ = write!(s, "{name:>width$}");
+    }
+    if variants.len() == 2 {
+        let _ = write!(s, "{:>width$}", "difference");
+    }
+    let _ = writeln!(s);
+    for (label, get, fmt, diff) in rows {
+        let _ = write!(s, "  {label:<15}");
+        for (_, _, out) in variants {
+            let _ = write!(s, "{:>width$}", opt_num(get(out), fmt));
+        }
+        if let [(_, _, a), (_, _, b)] = variants {
+            let d = match (get(a), get(b)) {
+                (Some(x), Some(y)) if x.is_finite() && y.is_finite() => match diff {
+                    Diff::Points => format!("{:+.2} pp", (y - x) * 100.0),
+                    Diff::Plain(p) => format!("{:+.*}", p, y - x),
+                },
+                _ => "n/a".into(),
+            };
+            let _ = write!(s, "{d:>width$}");
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
+
+/// How a comparison row's difference is shown.
+#[derive(Clone, Copy)]
+enum Diff {
+    /// Percent points of a fraction.
+    Points,
+    /// A plain number with this many decimals.
+    Plain(usize),
+}
+
+/// The JSON comparison: `{"variants": [{"name", "bot", "revision", "run_id", "first_bar",
+/// "last_bar", "metrics", "denials"}]}`, metrics as in [`metrics_json`].
+pub fn comparison_json(variants: &[Variant<'_>]) -> Value {
+    let items: Vec<Value> = variants
+        .iter()
+        .map(|(name, ctx, out)| {
+            json!({
+                "name": name,
+                "bot": ctx.bot,
+                "revision": ctx.revision,
+                "run_id": ctx.run_id,
+                "first_bar": out.first_ts.map(format_utc),
+                "last_bar": out.last_ts.map(format_utc),
+                "metrics": metrics_json(&out.metrics),
+                "denials": out.stats.denials,
+            })
+        })
+        .collect();
+    json!({ "variants": items })
+}
+
 /// The printed summary.
 pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
     let m = &out.metrics;

@@ -285,3 +285,59 @@ fn the_example_bot_runs_from_a_fresh_checkout() {
     let seen: String = c.query_row("SELECT seen_values FROM policy_decisions LIMIT 1", [], |r| r.get(0)).unwrap();
     assert!(seen.contains("order.notional") && seen.contains("account.equity"), "{seen}");
 }
+
+/// Seed 003's regime A/B: one command runs both variants on the same data, journals each as
+/// its own run and prints the metrics side by side with their differences.
+#[test]
+fn variants_run_side_by_side_with_their_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ab.sqlite");
+    let json = dir.path().join("ab.json");
+    let out = dsl()
+        .args(["backtest", "examples/regime_on.yaml", "examples/regime_off.yaml", "--journal"])
+        .arg(&db)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v = doc["variants"].as_array().unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!((v[0]["name"].as_str(), v[1]["name"].as_str()), (Some("regime_on"), Some("regime_off")));
+    // The variants differ only in the regime param, so the bundles differ and so do the trades.
+    assert_ne!(v[0]["revision"], v[1]["revision"]);
+    let trades = |i: usize| v[i]["metrics"]["trade_count"].as_i64().unwrap();
+    assert!(trades(1) > trades(0), "the regime filter removes trades: {} vs {}", trades(0), trades(1));
+    // Each variant is a journaled run with the same metrics as the report.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let runs =
+        crate::common::rows(&c, "SELECT run_id, bot, json_extract(metrics, '$.trade_count') FROM runs ORDER BY run_id");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0][1], "regime_on");
+    assert_eq!(runs[1][2], trades(1).to_string());
+    // The table: a header with both names and the difference; each row's difference is the
+    // second value minus the first.
+    let header = stdout.lines().find(|l| l.contains("regime_on") && l.contains("difference")).unwrap();
+    assert!(header.find("regime_on").unwrap() < header.find("regime_off").unwrap());
+    let row = |label: &str| -> Vec<String> {
+        let line =
+            stdout.lines().find(|l| l.trim_start().starts_with(label)).unwrap_or_else(|| panic!("{label}\n{stdout}"));
+        line[label.len() + 2..].split_whitespace().map(str::to_string).collect()
+    };
+    let t = row("trades");
+    assert_eq!(t, vec![trades(0).to_string(), trades(1).to_string(), format!("{:+}", trades(1) - trades(0))]);
+    let ret = |i: usize| v[i]["metrics"]["total_return"].as_f64().unwrap() * 100.0;
+    let r = row("total return");
+    assert_eq!(r[0], format!("{:.2}%", ret(0)));
+    assert_eq!(r[2], format!("{:+.2}", ret(1) - ret(0)));
+    assert_eq!(r[3], "pp");
+    // One chart cannot show two runs.
+    let out = dsl()
+        .args(["backtest", "examples/regime_on.yaml", "examples/regime_off.yaml", "--no-journal", "--html", "x.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--html draws one backtest"));
+}
