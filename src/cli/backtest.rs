@@ -249,15 +249,7 @@ fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> 
             eprintln!("note: {n}");
         }
     }
-    let settings_json = serde_json::json!({
-        "starting_cash": settings.starting_cash,
-        "commission": settings.costs.commission,
-        "commission_per_share": settings.costs.commission_per_unit,
-        "slippage": settings.costs.slippage,
-        "spread": settings.costs.spread,
-        "impact": settings.costs.impact,
-        "fill": settings.fill.as_str(),
-    });
+    let settings_json = report::settings_json(&settings);
     let journal_path = if args.no_journal {
         None
     } else {

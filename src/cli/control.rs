@@ -85,8 +85,23 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+impl Target {
+    /// The journal database and the bot name the target names.
+    ///
+    /// # Errors
+    /// When the manifest cannot be read or is not a bot, or a name or database is missing.
+    pub fn resolve(&self) -> Result<(PathBuf, String), Diagnostic> {
+        resolve_target(self)
+    }
+}
+
 /// Opens the control records the target names.
 fn open(t: &Target) -> Result<ControlStore, Diagnostic> {
+    let (db, name) = resolve_target(t)?;
+    ControlStore::open(&db, &name)
+}
+
+fn resolve_target(t: &Target) -> Result<(PathBuf, String), Diagnostic> {
     let (mut name, mut db) = (t.bot_name.clone(), t.journal.clone());
     if let Some(path) = &t.manifest
         && (name.is_none() || db.is_none())
@@ -121,7 +136,7 @@ fn open(t: &Target) -> Result<ControlStore, Diagnostic> {
         Diagnostic::error(codes::MISSING_KEY, format!("bot `{name}` has no journal database"))
             .help("add `database:` to the manifest, or give --journal")
     })?;
-    ControlStore::open(&db, &name)
+    Ok((db, name))
 }
 
 /// `dsl halt`: HALTED until `dsl resume`.

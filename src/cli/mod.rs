@@ -8,6 +8,8 @@ mod backtest;
 mod control;
 mod eval;
 mod import;
+mod run;
+mod status;
 mod stress;
 mod test;
 mod validate;
@@ -72,6 +74,10 @@ pub enum Command {
     Resume(control::StateArgs),
     /// The approval queue of `require_approval` rules: list, approve, reject.
     Approvals(control::ApprovalArgs),
+    /// Paper-trade a bot on its replayed bars with the simulated broker; resumable.
+    Run(run::Args),
+    /// A bot's trading state, latest run, cash, equity, positions and pending approvals.
+    Status(status::Args),
 }
 
 /// Output settings shared by commands.
@@ -126,6 +132,8 @@ pub fn main() -> ExitCode {
         Command::Halt(a) => control::halt(a, out),
         Command::Resume(a) => control::resume(a, out),
         Command::Approvals(a) => control::approvals(a, out),
+        Command::Run(a) => run::run(a, out),
+        Command::Status(a) => status::run(a, out),
     };
     ExitCode::from(code)
 }

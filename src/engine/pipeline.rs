@@ -557,6 +557,11 @@ impl Engine {
         self.valuation().0
     }
 
+    /// Highest equity marked so far, starting cash included (currency).
+    pub fn peak_equity(&self) -> f64 {
+        self.peak_equity
+    }
+
     /// Equity: cash plus positions at the last closes.
     pub fn equity(&self) -> f64 {
         self.cash + self.positions_value()

@@ -99,6 +99,26 @@ pub struct ApprovalRow {
     pub note: Option<String>,
 }
 
+/// Writes a change of `bot`'s state (its row and its log row) on `conn`, inside whatever
+/// transaction the caller holds (a running bot's journal commits it with the timestamp that
+/// caused it).
+///
+/// # Errors
+/// The database's.
+pub fn write_state(conn: &Connection, bot: &str, c: &StateChange, source: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO bot_state (bot, mode, since_ts, reason, message, reset) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT(bot) DO UPDATE SET mode = ?2, since_ts = ?3, reason = ?4, message = ?5, reset = ?6",
+    )?
+    .execute(params![bot, c.to.as_str(), c.ts, c.reason, c.message, c.reset.as_str()])?;
+    conn.prepare_cached(
+        "INSERT INTO bot_state_log (bot, ts, from_state, to_state, reason, message, reset, source) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![bot, c.ts, c.from.as_str(), c.to.as_str(), c.reason, c.message, c.reset.as_str(), source])?;
+    Ok(())
+}
+
 /// A bot's control records in a journal database.
 pub struct ControlStore {
     conn: Connection,
@@ -176,18 +196,7 @@ impl ControlStore {
     pub fn record(&mut self, c: &StateChange, source: &str) -> Result<(), Diagnostic> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| db_err(&path, e))?;
-        tx.execute(
-            "INSERT INTO bot_state (bot, mode, since_ts, reason, message, reset) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT(bot) DO UPDATE SET mode = ?2, since_ts = ?3, reason = ?4, message = ?5, reset = ?6",
-            params![self.bot, c.to.as_str(), c.ts, c.reason, c.message, c.reset.as_str()],
-        )
-        .map_err(|e| db_err(&path, e))?;
-        tx.execute(
-            "INSERT INTO bot_state_log (bot, ts, from_state, to_state, reason, message, reset, source) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![self.bot, c.ts, c.from.as_str(), c.to.as_str(), c.reason, c.message, c.reset.as_str(), source],
-        )
-        .map_err(|e| db_err(&path, e))?;
+        write_state(&tx, &self.bot, c, source).map_err(|e| db_err(&path, e))?;
         tx.commit().map_err(|e| db_err(&path, e))
     }
 

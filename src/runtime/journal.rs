@@ -132,6 +132,15 @@ CREATE TABLE IF NOT EXISTS state_changes (
     message TEXT NOT NULL,
     reset TEXT NOT NULL DEFAULT 'manual'
 );
+CREATE TABLE IF NOT EXISTS run_status (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(run_id),
+    ts INTEGER NOT NULL,
+    cash REAL NOT NULL,
+    equity REAL NOT NULL,
+    peak_equity REAL NOT NULL,
+    state TEXT NOT NULL,
+    positions TEXT NOT NULL
+);
 CREATE VIEW IF NOT EXISTS v_state_changes AS SELECT run_id,
     strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, from_state, to_state, reason, message, reset
     FROM state_changes;
@@ -230,6 +239,51 @@ enum Row {
         message: String,
     },
     State(Box<StateChange>),
+    /// Commit point of a long-running run: everything before it is durable together.
+    Checkpoint(Box<Checkpoint>),
+    /// A state change the engine made, for the bot's control records.
+    Control(Box<StateChange>),
+}
+
+/// What a restarted bot needs from its unfinished run ([`Journal::resume`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumed {
+    /// The run's id.
+    pub run_id: i64,
+    /// The bundle revision the run was started with.
+    pub revision: String,
+    /// Time of the last committed checkpoint (UTC seconds); `None` before the first.
+    pub last_checkpoint: Option<i64>,
+    /// A person's halts and resumes, at the bar times the bot applied them, oldest first.
+    pub manual: Vec<ManualChange>,
+}
+
+/// A `dsl halt` (or `dsl resume`) as the running bot applied it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManualChange {
+    /// Bar time at which it took effect (UTC seconds).
+    pub ts: i64,
+    /// `true` for a halt, `false` for a resume.
+    pub halt: bool,
+    /// The person's reason.
+    pub message: String,
+}
+
+/// The account after the bars of one timestamp, committed with that timestamp's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// Time of the last bars processed (UTC seconds).
+    pub ts: i64,
+    /// Cash (currency).
+    pub cash: f64,
+    /// Equity at the last closes (currency).
+    pub equity: f64,
+    /// Highest equity so far (currency).
+    pub peak_equity: f64,
+    /// Trading state (`ACTIVE`, `REDUCING`, `HALTED`).
+    pub state: String,
+    /// Open positions as a JSON array.
+    pub positions: serde_json::Value,
 }
 
 /// Rows per message to the writer thread.
@@ -239,7 +293,7 @@ fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-fn write_row(conn: &Connection, run_id: i64, revision: &str, row: &Row) -> rusqlite::Result<usize> {
+fn write_row(conn: &Connection, run_id: i64, revision: &str, bot: &str, row: &Row) -> rusqlite::Result<usize> {
     match row {
         Row::Order(o) => conn
             .prepare_cached(
@@ -313,6 +367,20 @@ fn write_row(conn: &Connection, run_id: i64, revision: &str, row: &Row) -> rusql
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![run_id, c.ts, c.from.as_str(), c.to.as_str(), c.reason, c.message, c.reset.as_str()]),
+        Row::Checkpoint(c) => {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO run_status (run_id, ts, cash, equity, peak_equity, state, positions) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![run_id, c.ts, c.cash, c.equity, c.peak_equity, c.state, c.positions.to_string()])?;
+            conn.prepare_cached(
+                "UPDATE runs SET first_bar_ts = COALESCE(first_bar_ts, ?1), last_bar_ts = ?1 WHERE run_id = ?2",
+            )?
+            .execute(params![c.ts, run_id])?;
+            conn.execute_batch("COMMIT")?;
+            Ok(1)
+        }
+        Row::Control(c) => super::control::write_state(conn, bot, c, "engine").map(|()| 1),
         Row::Note { ts, kind, origin, symbol, script, message } => conn
             .prepare_cached(
                 "INSERT INTO events (run_id, ts, kind, origin, symbol, script, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -323,7 +391,9 @@ fn write_row(conn: &Connection, run_id: i64, revision: &str, row: &Row) -> rusql
 
 /// What the writer thread hands back: the connection (still inside the run's transaction)
 /// and the first write error.
-type WriterResult = (Connection, Option<rusqlite::Error>);
+/// The writer thread's result: the connection, its first error, and whether a transaction is
+/// still open (a checkpoint commits; the next row opens the next transaction).
+type WriterResult = (Connection, Option<rusqlite::Error>, bool);
 
 /// An open journal with a run in progress. Implements [`EventSink`].
 ///
@@ -338,6 +408,11 @@ pub struct Journal {
     batch: Vec<Row>,
     tx: Option<SyncSender<Vec<Row>>>,
     writer: Option<JoinHandle<WriterResult>>,
+    /// While true, rows are not written (they already were, before a restart) but the
+    /// bookkeeping (order and trade numbers, working orders) goes on.
+    muted: bool,
+    /// Also record the engine's state changes in the bot's control records.
+    control: bool,
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
@@ -360,6 +435,26 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Opens (creating if needed) a journal database with its schema.
+fn open(path: &Path) -> Result<Connection, Diagnostic> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display())))?;
+    }
+    let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
+    // Large pages for a new file (fewer, larger writes), WAL so readers never block the
+    // writer, and a page cache big enough that a whole run stays in memory until COMMIT
+    // instead of spilling page by page.
+    conn.pragma_update(None, "page_size", 16384).map_err(|e| db_err(path, e))?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db_err(path, e))?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db_err(path, e))?;
+    conn.pragma_update(None, "cache_size", -262_144).map_err(|e| db_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
+    conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
+    migrate(&conn).map_err(|e| db_err(path, e))?;
+    Ok(conn)
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -370,20 +465,7 @@ impl Journal {
     /// # Errors
     /// When the file cannot be opened or the schema cannot be created.
     pub fn begin(path: &Path, info: &RunInfo) -> Result<Journal, Diagnostic> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display())))?;
-        }
-        let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
-        // Large pages for a new file (fewer, larger writes), WAL so readers never block the
-        // writer, and a page cache big enough that a whole run stays in memory until COMMIT
-        // instead of spilling page by page.
-        conn.pragma_update(None, "page_size", 16384).map_err(|e| db_err(path, e))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db_err(path, e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db_err(path, e))?;
-        conn.pragma_update(None, "cache_size", -262_144).map_err(|e| db_err(path, e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
-        migrate(&conn).map_err(|e| db_err(path, e))?;
+        let conn = open(path)?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(path, e))?;
         conn.execute(
             "INSERT INTO runs (kind, bot, bundle_revision, started_ts, status, settings, symbols) \
@@ -399,20 +481,86 @@ impl Journal {
         )
         .map_err(|e| db_err(path, e))?;
         let run_id = conn.last_insert_rowid();
-        let revision = info.bundle_revision.clone();
+        Journal::start(path, conn, run_id, info.bundle_revision.clone(), info.bot.clone())
+    }
+
+    /// Reopens the unfinished run of `kind` for `bot` (status `running`), if there is one,
+    /// for a restarted bot: the journal (muted: see [`Journal::set_muted`]) and what the
+    /// restart needs to replay up to the last checkpoint ([`Resumed`]).
+    ///
+    /// # Errors
+    /// When the file cannot be opened or read.
+    pub fn resume(path: &Path, kind: &str, bot: &str) -> Result<Option<(Journal, Resumed)>, Diagnostic> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = open(path)?;
+        let found: Option<(i64, String, Option<i64>)> = conn
+            .query_row(
+                "SELECT run_id, bundle_revision, last_bar_ts FROM runs WHERE kind = ?1 AND bot = ?2 AND status = 'running' \
+                 ORDER BY run_id DESC LIMIT 1",
+                params![kind, bot],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map(Some)
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
+            .map_err(|e| db_err(path, e))?;
+        let Some((run_id, revision, last)) = found else { return Ok(None) };
+        let manual = {
+            let mut st = conn
+                .prepare(
+                    "SELECT ts, from_state, to_state, reason, message, reset FROM state_changes \
+                     WHERE run_id = ?1 AND reason IN ('manual_halt', 'resume') AND ts <= ?2 ORDER BY rowid",
+                )
+                .map_err(|e| db_err(path, e))?;
+            let rows = st
+                .query_map(params![run_id, last.unwrap_or(i64::MIN)], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+                })
+                .map_err(|e| db_err(path, e))?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))?
+        };
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(path, e))?;
+        // Numbering restarts at 0: the muted replay up to the checkpoint counts again.
+        let mut j = Journal::start(path, conn, run_id, revision.clone(), bot.to_string())?;
+        j.muted = true;
+        let manual = manual
+            .into_iter()
+            .map(|(ts, to, reason, message)| ManualChange {
+                ts,
+                halt: to == "HALTED" && reason == "manual_halt",
+                message,
+            })
+            .collect();
+        Ok(Some((j, Resumed { run_id, revision, last_checkpoint: last, manual })))
+    }
+
+    fn start(path: &Path, conn: Connection, run_id: i64, revision: String, bot: String) -> Result<Journal, Diagnostic> {
         let (tx, rx) = sync_channel::<Vec<Row>>(64);
         let writer = std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || {
                 let mut err = None;
+                // The caller opened the first transaction.
+                let mut in_tx = true;
                 for rows in rx {
                     for row in &rows {
-                        if let (None, Err(e)) = (&err, write_row(&conn, run_id, &revision, row)) {
+                        if err.is_some() {
+                            break;
+                        }
+                        if !in_tx && let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
                             err = Some(e);
+                            break;
+                        }
+                        in_tx = true;
+                        match write_row(&conn, run_id, &revision, &bot, row) {
+                            Err(e) => err = Some(e),
+                            Ok(_) if matches!(row, Row::Checkpoint(_)) => in_tx = false,
+                            Ok(_) => {}
                         }
                     }
                 }
-                (conn, err)
+                (conn, err, in_tx)
             })
             .map_err(|e| Diagnostic::error(codes::IO, format!("cannot start the journal writer: {e}")))?;
         Ok(Journal {
@@ -425,7 +573,50 @@ impl Journal {
             batch: Vec::with_capacity(BATCH),
             tx: Some(tx),
             writer: Some(writer),
+            muted: false,
+            control: false,
         })
+    }
+
+    /// Marks the unfinished runs of `kind` for `bot` as `abandoned` (a bot started over with
+    /// `--fresh`); their rows stay.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or written.
+    pub fn abandon(path: &Path, kind: &str, bot: &str) -> Result<usize, Diagnostic> {
+        if !path.exists() {
+            return Ok(0);
+        }
+        let conn = open(path)?;
+        conn.execute(
+            "UPDATE runs SET status = 'abandoned', finished_ts = ?3 WHERE kind = ?1 AND bot = ?2 AND status = 'running'",
+            params![kind, bot, now()],
+        )
+        .map_err(|e| db_err(path, e))
+    }
+
+    /// Records the engine's state changes in the bot's control records too, in the same
+    /// transaction as the timestamp that caused them (a running bot).
+    pub fn record_control(&mut self, on: bool) {
+        self.control = on;
+    }
+
+    /// Mutes or unmutes the journal. A restarted bot replays what it had already journaled
+    /// (to rebuild its state exactly); muted, those rows are not written twice, while order
+    /// and trade numbers and the orders still working are tracked as before.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// Commits everything written so far together with the account at `c.ts` (the
+    /// `run_status` row and the run's last bar time), then opens the next transaction. A run
+    /// killed at any point restarts from its last checkpoint ([`Journal::resume`]).
+    pub fn checkpoint(&mut self, c: Checkpoint) {
+        if self.muted {
+            return;
+        }
+        self.push(Row::Checkpoint(Box::new(c)));
+        self.send();
     }
 
     /// The run's id.
@@ -443,6 +634,9 @@ impl Journal {
     }
 
     fn push(&mut self, row: Row) {
+        if self.muted {
+            return;
+        }
         self.batch.push(row);
         if self.batch.len() >= BATCH {
             self.send();
@@ -457,6 +651,37 @@ impl Journal {
         if let Some(tx) = &self.tx {
             // A send only fails when the writer stopped; `finish` reports why.
             let _ = tx.send(rows);
+        }
+    }
+
+    /// Commits what was written and closes the journal, leaving the run `running` so that the
+    /// bot resumes it when it starts again (a stop by Ctrl-C, or the end of a feed that may
+    /// go on).
+    ///
+    /// # Errors
+    /// The first write error, or a commit failure.
+    pub fn close(mut self) -> Result<(), Diagnostic> {
+        let (conn, err, in_tx) = self.join()?;
+        if let Some(e) = err {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(db_err(&self.path, e));
+        }
+        if in_tx {
+            conn.execute_batch("COMMIT").map_err(|e| db_err(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the batch and waits for the writer: its connection and first error.
+    fn join(&mut self) -> Result<WriterResult, Diagnostic> {
+        self.send();
+        self.tx = None;
+        match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(r)) => Ok(r),
+            _ => Err(Diagnostic::error(
+                codes::IO,
+                format!("journal `{}`: the writer thread failed", self.path.display()),
+            )),
         }
     }
 
@@ -475,17 +700,10 @@ impl Journal {
         for r in still_working {
             self.push(Row::Order(r));
         }
-        self.send();
-        self.tx = None;
-        let (conn, err) = match self.writer.take().map(JoinHandle::join) {
-            Some(Ok(r)) => r,
-            _ => {
-                return Err(Diagnostic::error(
-                    codes::IO,
-                    format!("journal `{}`: the writer thread failed", self.path.display()),
-                ));
-            }
-        };
+        let (conn, err, in_tx) = self.join()?;
+        if !in_tx && err.is_none() {
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(&self.path, e))?;
+        }
         let r = conn.execute(
             "UPDATE runs SET finished_ts = ?1, status = 'completed', first_bar_ts = ?2, last_bar_ts = ?3, metrics = ?4 \
              WHERE run_id = ?5",
@@ -601,6 +819,10 @@ impl EventSink for Journal {
 
     fn state_change(&mut self, c: &StateChange) {
         self.push(Row::State(Box::new(c.clone())));
+        // A person's halt or resume is already in the control records.
+        if self.control && !matches!(c.reason.as_str(), "manual_halt" | "resume") {
+            self.push(Row::Control(Box::new(c.clone())));
+        }
     }
 
     fn note(&mut self, n: &Note<'_>) {

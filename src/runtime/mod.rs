@@ -3,7 +3,7 @@
 //! Files and time zones ([`csv_bars`], [`timeparse`]), the SQLite bar store ([`bar_store`]) and
 //! journal ([`journal`]), loading documents from disk ([`loader`]), finding a bundle's market
 //! data ([`data`]), writing reports ([`report`]), running rule tests ([`rule_tests`]) and
-//! hot-reloading bundles ([`reload`]).
+//! hot-reloading bundles ([`reload`]), the paper-trading loop ([`paper`]) and a bot's status ([`status`]).
 
 pub mod bar_store;
 pub mod control;
@@ -11,7 +11,9 @@ pub mod csv_bars;
 pub mod data;
 pub mod journal;
 pub mod loader;
+pub mod paper;
 pub mod reload;
 pub mod report;
 pub mod rule_tests;
+pub mod status;
 pub mod timeparse;

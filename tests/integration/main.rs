@@ -9,6 +9,7 @@ mod guardrails;
 mod import;
 mod indicators;
 mod library;
+mod paper;
 mod properties;
 mod reference;
 mod reload;

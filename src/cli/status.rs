@@ -1,0 +1,91 @@
+//! `dsl status BOT.yaml`: what a bot is doing, read from its journal database.
+//!
+//! The trading state (from the control records), and the bot's latest paper run: its status,
+//! bundle revision, the last timestamp committed, cash, equity, drawdown from the peak, open
+//! positions with unrealized pnl, realized pnl of closed trades, and pending approvals.
+
+use super::control::Target;
+use super::validate::Format;
+use super::{EXIT_OK, Out};
+use crate::engine::market::format_utc;
+use crate::runtime::status::{BotStatus, read_status};
+
+/// Arguments of `dsl status`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    target: Target,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// Runs the command.
+pub fn run(args: Args, out: Out) -> u8 {
+    let (journal, bot) = match args.target.resolve() {
+        Ok(t) => t,
+        Err(d) => return out.fail(&d),
+    };
+    let status = match read_status(&journal, &bot) {
+        Ok(s) => s,
+        Err(d) => return out.fail(&d),
+    };
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default()),
+        Format::Human => print!("{}", human(&status)),
+    }
+    EXIT_OK
+}
+
+fn human(s: &BotStatus) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "bot {}", s.bot);
+    if s.state_reason.is_empty() {
+        let _ = writeln!(o, "  state         {} (never changed)", s.state);
+    } else {
+        let _ = writeln!(
+            o,
+            "  state         {} since {} ({}: {})",
+            s.state,
+            format_utc(s.state_since),
+            s.state_reason,
+            s.state_message
+        );
+    }
+    match &s.run {
+        None => {
+            let _ = writeln!(o, "  run           none yet (`dsl run` starts one)");
+        }
+        Some(r) => {
+            let _ =
+                writeln!(o, "  run           {} ({}, {}), bundle {}", r.run_id, r.kind, r.status, r.bundle_revision);
+            if let Some(ts) = r.last_ts {
+                let _ = writeln!(o, "  last bar      {}", format_utc(ts));
+            }
+            let _ = writeln!(o, "  cash          {:.2}", r.cash);
+            let _ = writeln!(
+                o,
+                "  equity        {:.2} (peak {:.2}, drawdown {:.2}%)",
+                r.equity,
+                r.peak_equity,
+                r.drawdown * 100.0
+            );
+            let _ = writeln!(o, "  realized pnl  {:.2} over {} closed trades", r.realized_pnl, r.closed_trades);
+            if r.positions.is_empty() {
+                let _ = writeln!(o, "  positions     none");
+            }
+            for p in &r.positions {
+                let _ = writeln!(
+                    o,
+                    "  position      {} {} x {} @ {:.4}, last {:.4}, unrealized {:+.2}",
+                    p.strategy, p.symbol, p.quantity, p.entry_price, p.last_price, p.unrealized_pnl
+                );
+            }
+        }
+    }
+    if s.pending_approvals > 0 {
+        let _ = writeln!(o, "  approvals     {} pending (`dsl approvals list`)", s.pending_approvals);
+    }
+    o
+}

@@ -1,0 +1,259 @@
+//! The paper-trading loop (`dsl run`): stored bars replayed into the engine with the simulated
+//! broker, committed to the journal one timestamp at a time, resumable after a crash.
+//!
+//! **Feed.** The bot's bars, merged by time, at `speed` times real time (the gap between two
+//! bar times divided by `speed`, slept with tokio) or as fast as possible. Each timestamp's
+//! bars go through [`Engine::on_bar`], the streaming path a live feed uses.
+//!
+//! **Durability.** After each timestamp the account is valued and a [`Checkpoint`] commits
+//! that timestamp's journal rows together with the account (`run_status`). A run killed at any
+//! point, even with SIGKILL, loses at most the uncommitted timestamps.
+//!
+//! **Recovery.** On start, an unfinished run of the bot (status `running`) is resumed: the bars
+//! up to its last checkpoint are replayed into a fresh engine with the journal muted (the rows
+//! exist already), applying a person's halts and resumes at the bar times they took effect.
+//! The engine and the simulated broker are deterministic, so positions, cash, working orders,
+//! `client_order_id` sequences, daily counters and breaker states come back exactly as they
+//! were; then the run goes on from the next timestamp. A run started with other documents
+//! (another bundle revision) is not resumed: replaying it with different rules would rebuild a
+//! different history.
+//!
+//! **Controls.** Between timestamps the loop reads the bot's state in the control records
+//! (`dsl halt`, `dsl resume`); a change made there is applied at the next bar time and
+//! journaled. State changes the engine makes (a breaker) are recorded there too, in the
+//! transaction of the timestamp that caused them, so a restarted bot and `dsl status` see
+//! exactly what was committed.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::diagnostics::{Diagnostic, codes};
+use crate::dsl::bundle::Bundle;
+use crate::engine::curve::EquityTracker;
+use crate::engine::events::EventSink;
+use crate::engine::market::BarSeries;
+use crate::engine::metrics::compute;
+use crate::engine::pipeline::{Engine, EngineSettings, RunStats};
+use crate::engine::trading_state::Mode;
+
+use super::control::ControlStore;
+use super::journal::{Checkpoint, Journal, RunInfo};
+
+/// The journal's run kind of a paper run.
+pub const KIND: &str = "paper";
+
+/// What a paper run needs.
+pub struct PaperConfig {
+    /// The compiled bot.
+    pub bundle: Arc<Bundle>,
+    /// Bars per symbol (the symbols the engine trades, in this order).
+    pub series: Vec<BarSeries>,
+    /// Engine settings (bot name, cash, costs, fill timing).
+    pub settings: EngineSettings,
+    /// The journal database (control records included).
+    pub journal: PathBuf,
+    /// Settings as JSON, for the run row.
+    pub settings_json: serde_json::Value,
+    /// Replay speed: `Some(n)` sleeps (gap between bar times) / n; `None` runs flat out.
+    pub speed: Option<f64>,
+    /// Abandon an unfinished run instead of resuming it.
+    pub fresh: bool,
+    /// Set to stop after the current timestamp (Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// How a paper run ended.
+#[derive(Debug, Clone)]
+pub struct PaperOutcome {
+    /// The journal run.
+    pub run_id: i64,
+    /// The checkpoint a restart resumed from, if it did.
+    pub resumed_from: Option<i64>,
+    /// Timestamps processed in this process after the resume point.
+    pub timestamps: usize,
+    /// Last bar time processed (UTC seconds).
+    pub last_ts: Option<i64>,
+    /// True when the feed ran out (the run is completed); false when stopped (resumable).
+    pub completed: bool,
+    /// Equity at the end (currency).
+    pub equity: f64,
+    /// Order and denial counts since the run began (the replayed part included).
+    pub stats: RunStats,
+}
+
+/// Runs (or resumes) the bot's paper run until the feed ends or `stop` is set.
+///
+/// # Errors
+/// When the journal or the control records cannot be opened or written (trading stops then:
+/// a state that cannot be made durable must not be relied on), or when the unfinished run was
+/// started with other documents.
+pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
+    let bot = cfg.settings.bot.clone();
+    if cfg.fresh {
+        Journal::abandon(&cfg.journal, KIND, &bot)?;
+    }
+    // Opened first: it creates the control tables, which the journal then writes to.
+    let control = ControlStore::open(&cfg.journal, &bot)?;
+    let (mut journal, resumed) = match Journal::resume(&cfg.journal, KIND, &bot)? {
+        Some((j, r)) => {
+            if r.revision != cfg.bundle.revision {
+                return Err(Diagnostic::error(
+                    codes::INVALID_VALUE,
+                    format!(
+                        "run {} of bot `{bot}` was started with bundle {}, but the documents now give {}",
+                        r.run_id, r.revision, cfg.bundle.revision
+                    ),
+                )
+                .help("restore the documents it ran with to resume it, or start over with `--fresh`"));
+            }
+            (j, Some(r))
+        }
+        None => {
+            let info = RunInfo {
+                kind: KIND.into(),
+                bot: bot.clone(),
+                bundle_revision: cfg.bundle.revision.clone(),
+                settings: cfg.settings_json.clone(),
+                symbols: cfg.series.iter().map(|s| s.symbol.clone()).collect(),
+            };
+            (Journal::begin(&cfg.journal, &info)?, None)
+        }
+    };
+    let resume_at = resumed.as_ref().and_then(|r| r.last_checkpoint);
+    let mut manual = resumed.as_ref().map(|r| r.manual.clone()).unwrap_or_default();
+    manual.reverse();
+    journal.set_muted(resume_at.is_some());
+
+    let symbols: Vec<String> = cfg.series.iter().map(|s| s.symbol.clone()).collect();
+    let mut engine = Engine::new(cfg.bundle.clone(), &symbols, cfg.settings.clone());
+    let mut eq = EquityTracker::new(engine.starting_cash());
+    let mut cursor = vec![0usize; cfg.series.len()];
+    let mut heap: BinaryHeap<Reverse<(i64, usize)>> =
+        cfg.series.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, s)| Reverse((s.ts[0], i))).collect();
+    let mut timestamps = 0;
+    let mut last_ts: Option<i64> = None;
+    let mut stopped = false;
+    while let Some(&Reverse((ts, _))) = heap.peek() {
+        let replaying = resume_at.is_some_and(|r| ts <= r);
+        if !replaying {
+            journal.set_muted(false);
+            journal.record_control(true);
+            if cfg.stop.load(Ordering::SeqCst) {
+                stopped = true;
+                break;
+            }
+            if let (Some(speed), Some(prev)) = (cfg.speed, last_ts) {
+                let gap = (ts - prev).max(0) as f64 / speed;
+                tokio::time::sleep(std::time::Duration::from_secs_f64(gap.min(3600.0))).await;
+            }
+            apply_controls(&control, &mut engine, ts, &mut journal)?;
+        } else {
+            while manual.last().is_some_and(|m| m.ts <= ts) {
+                let m = manual.pop().unwrap_or_else(|| unreachable!());
+                if m.halt {
+                    engine.halt(m.ts, &m.message, &mut journal);
+                } else {
+                    engine.resume(m.ts, &m.message, &mut journal);
+                }
+            }
+        }
+        let mut feed = Feed { series: &cfg.series, heap: &mut heap, cursor: &mut cursor };
+        feed.step(ts, &mut engine, &mut eq, &mut journal);
+        last_ts = Some(ts);
+        if !replaying {
+            timestamps += 1;
+            journal.checkpoint(checkpoint(&engine, ts));
+        }
+    }
+    let stats = engine.stats().clone();
+    let equity = engine.equity();
+    let completed = !stopped;
+    if completed {
+        engine.finish(last_ts.unwrap_or(0), &mut journal);
+        let trades = engine.take_trades();
+        let metrics = compute(&eq, &trades, !engine.open_positions().is_empty());
+        let run_id = journal.run_id();
+        journal.finish(eq.first_ts, eq.last_ts, &super::report::metrics_json(&metrics))?;
+        return Ok(PaperOutcome { run_id, resumed_from: resume_at, timestamps, last_ts, completed, equity, stats });
+    }
+    let run_id = journal.run_id();
+    journal.close()?;
+    Ok(PaperOutcome { run_id, resumed_from: resume_at, timestamps, last_ts, completed, equity, stats })
+}
+
+/// The bars still to come, merged by time.
+struct Feed<'a> {
+    series: &'a [BarSeries],
+    heap: &'a mut BinaryHeap<Reverse<(i64, usize)>>,
+    cursor: &'a mut [usize],
+}
+
+impl Feed<'_> {
+    /// Feeds every bar of timestamp `ts` to the engine, then values the account and checks
+    /// the account-level rules.
+    fn step(&mut self, ts: i64, engine: &mut Engine, eq: &mut EquityTracker, sink: &mut dyn EventSink) {
+        while let Some(&Reverse((t, i))) = self.heap.peek() {
+            if t != ts {
+                break;
+            }
+            self.heap.pop();
+            let bar = self.series[i].bar(self.cursor[i]);
+            engine.on_bar(i, &bar, sink);
+            self.cursor[i] += 1;
+            if self.cursor[i] < self.series[i].len() {
+                self.heap.push(Reverse((self.series[i].ts[self.cursor[i]], i)));
+            }
+        }
+        let (equity, open) = engine.mark();
+        eq.push(ts, equity, open);
+        engine.check_account(ts, sink);
+    }
+}
+
+/// The engine's account as a checkpoint.
+fn checkpoint(engine: &Engine, ts: i64) -> Checkpoint {
+    let positions: Vec<serde_json::Value> = engine
+        .open_positions()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "strategy": p.strategy,
+                "symbol": p.symbol,
+                "quantity": p.quantity,
+                "entry_price": p.entry_price,
+                "entry_ts": p.entry_time,
+                "last_price": p.last_price,
+                "unrealized_pnl": p.unrealized_pnl,
+            })
+        })
+        .collect();
+    let equity = engine.equity();
+    Checkpoint {
+        ts,
+        cash: equity - engine.positions_value(),
+        equity,
+        peak_equity: engine.peak_equity(),
+        state: engine.trading_state().mode.as_str().to_string(),
+        positions: serde_json::Value::Array(positions),
+    }
+}
+
+/// Applies a halt or resume a person recorded in the control records since the last
+/// timestamp, at bar time `ts`.
+fn apply_controls(control: &ControlStore, engine: &mut Engine, ts: i64, sink: &mut Journal) -> Result<(), Diagnostic> {
+    let stored = control.state()?;
+    let mode = engine.trading_state().mode;
+    if stored.mode == mode {
+        return Ok(());
+    }
+    match stored.mode {
+        Mode::Halted if stored.reason == "manual_halt" => engine.halt(ts, &stored.message, sink),
+        Mode::Active if stored.reason == "resume" => engine.resume(ts, &stored.message, sink),
+        // Anything else was the engine's own doing, already in effect or about to recur.
+        _ => {}
+    }
+    Ok(())
+}
