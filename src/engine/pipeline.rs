@@ -242,6 +242,8 @@ pub struct Engine {
     allocations: Vec<Allocation>,
     /// Each symbol's bucket name (as a string id) in the first allocation, or `NaN`.
     bucket_ids: Vec<f64>,
+    /// Some rule reads `bucket.*` (the bucket weights are then computed for its fields).
+    reads_buckets: bool,
 }
 
 /// A `halt`/`reduce` rule that needs no order: it reads `account.*` and `symbol.*` fields and
@@ -280,6 +282,33 @@ fn mark_rules(bundle: &Bundle, program: Option<&SymbolProgram>) -> Vec<MarkRule>
         }
     }
     out
+}
+
+/// True when a compiled rule of `program` reads `bucket.name` or `bucket.weight`.
+fn reads_bucket_fields(program: &SymbolProgram) -> bool {
+    use crate::dsl::program::Input;
+    let reads = |r: &CompiledRule| {
+        r.inputs.iter().any(|(_, i)| matches!(i, Input::Field(FieldId::BucketName | FieldId::BucketWeight)))
+    };
+    program.policies.iter().flatten().any(reads)
+        || program.strategies.iter().flatten().any(|s| {
+            reads(&s.entry) || s.exit.as_ref().is_some_and(reads) || s.expected_return.as_ref().is_some_and(reads)
+        })
+}
+
+/// Per symbol, the gross market value (positions at the last close plus working entries) and
+/// the part of it whose exit is working; and the cash not committed to working entries
+/// (currency). What allocation weights are computed from.
+struct Held {
+    values: Vec<f64>,
+    leaving: Vec<f64>,
+    free_cash: f64,
+}
+
+impl Held {
+    fn view(&self, equity: f64) -> Holdings<'_> {
+        Holdings { values: &self.values, leaving: &self.leaving, free_cash: self.free_cash, equity }
+    }
 }
 
 /// End (exclusive) of the UTC day holding `ts` (UTC seconds).
@@ -350,9 +379,11 @@ impl Engine {
         let bucket_ids = (0..symbols.len())
             .map(|si| allocations.first().and_then(|a| a.bucket_name(si)).map_or(f64::NAN, string_id))
             .collect();
+        let reads_buckets = !allocations.is_empty() && states.iter().any(|s| reads_bucket_fields(&s.program));
         Engine {
             allocations,
             bucket_ids,
+            reads_buckets,
             state: TradingState::default(),
             mark_rules,
             now: i64::MIN,
@@ -466,6 +497,7 @@ impl Engine {
         }
         let mut fields = NO_FIELDS;
         self.account_fields(&mut fields);
+        let held = self.bucket_holdings();
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut tripped = None;
         for &MarkRule { policy: pi, rule: ri, per_symbol } in &self.mark_rules {
@@ -486,7 +518,7 @@ impl Engine {
                 if sym.bars == 0 {
                     continue;
                 }
-                self.symbol_fields(si, &mut fields);
+                self.symbol_fields(si, &mut fields, held.as_ref());
                 fire(eval_rule(&sym.program.policies[pi][ri], &sym.current(), &fields, &mut scratch));
             }
         }
@@ -1232,9 +1264,8 @@ impl Engine {
 
     /// Checks an entry against every policy's allocation buckets; journals each verdict.
     fn check_allocations(&self, order: &Order, fields: &FieldValues, sink: &mut dyn EventSink) -> Option<Denial> {
-        let (values, leaving, free_cash) = self.holdings();
-        let h =
-            Holdings { values: &values, leaving: &leaving, free_cash, equity: fields[FieldId::AccountEquity as usize] };
+        let held = self.holdings();
+        let h = held.view(fields[FieldId::AccountEquity as usize]);
         for a in &self.allocations {
             let verdict = a.check_entry(order.symbol, order.notional(), &h);
             let policy = &self.bundle.policies[a.policy].doc.name.value;
@@ -1271,10 +1302,8 @@ impl Engine {
         None
     }
 
-    /// Per symbol, the gross market value (positions at the last close plus working entries)
-    /// and the part of it whose exit is working; and the cash not committed to working
-    /// entries (currency).
-    fn holdings(&self) -> (Vec<f64>, Vec<f64>, f64) {
+    /// What the account holds now, for allocation weights (see [`Held`]).
+    fn holdings(&self) -> Held {
         let mut pending = 0.0;
         let mut values = vec![0.0; self.symbols.len()];
         let mut leaving = vec![0.0; self.symbols.len()];
@@ -1297,7 +1326,12 @@ impl Engine {
                 }
             }
         }
-        (values, leaving, self.cash - pending)
+        Held { values, leaving, free_cash: self.cash - pending }
+    }
+
+    /// [`Engine::holdings`], when a rule reads the `bucket.*` fields.
+    fn bucket_holdings(&self) -> Option<Held> {
+        self.reads_buckets.then(|| self.holdings())
     }
 
     fn account_fields(&self, f: &mut FieldValues) {
@@ -1331,8 +1365,9 @@ impl Engine {
         f[FieldId::AccountOrdersToday as usize] = f64::from(self.orders_today);
     }
 
-    /// Sets the `symbol.*` fields for symbol index `si` (the account fields must be set).
-    fn symbol_fields(&self, si: usize, f: &mut FieldValues) {
+    /// Sets the `symbol.*` fields for symbol index `si` (the account fields must be set), and
+    /// the `bucket.*` fields when `held` is given.
+    fn symbol_fields(&self, si: usize, f: &mut FieldValues, held: Option<&Held>) {
         let sym = &self.symbols[si];
         let mut value = 0.0;
         for &s in &sym.slots {
@@ -1347,11 +1382,9 @@ impl Engine {
         f[FieldId::SymbolName as usize] = sym.name_id;
         f[FieldId::SymbolDailyChange as usize] = sym.last_close / sym.day_base - 1.0;
         f[FieldId::SymbolWeight as usize] = if equity > 0.0 { value / equity } else { f64::NAN };
-        if let Some(a) = self.allocations.first() {
-            let (values, leaving, free_cash) = self.holdings();
-            let h = Holdings { values: &values, leaving: &leaving, free_cash, equity };
+        if let (Some(a), Some(held)) = (self.allocations.first(), held) {
             f[FieldId::BucketName as usize] = self.bucket_ids[si];
-            f[FieldId::BucketWeight as usize] = a.bucket_weight(si, &h);
+            f[FieldId::BucketWeight as usize] = a.bucket_weight(si, &held.view(equity));
         }
     }
 
@@ -1359,7 +1392,7 @@ impl Engine {
         let mut f = NO_FIELDS;
         self.account_fields(&mut f);
         let slot = &self.slots[slot_id];
-        self.symbol_fields(slot.symbol, &mut f);
+        self.symbol_fields(slot.symbol, &mut f, self.bucket_holdings().as_ref());
         if let Some(p) = &slot.position {
             let last = self.symbols[slot.symbol].last_close;
             position_fields(&mut f, p.quantity, p.entry_price, last, p.bars_held as f64);
@@ -1370,7 +1403,7 @@ impl Engine {
     fn fields_for_order(&self, order: &Order) -> FieldValues {
         let mut f = NO_FIELDS;
         self.account_fields(&mut f);
-        self.symbol_fields(order.symbol, &mut f);
+        self.symbol_fields(order.symbol, &mut f, self.bucket_holdings().as_ref());
         let sym = &self.symbols[order.symbol];
         let (mut qty, mut cost) = (0.0, 0.0);
         for &s in &sym.slots {

@@ -151,8 +151,7 @@ pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
             }
             apply_controls(&control, &mut engine, ts, &mut journal)?;
         } else {
-            while manual.last().is_some_and(|m| m.ts <= ts) {
-                let m = manual.pop().unwrap_or_else(|| unreachable!());
+            while let Some(m) = manual.pop_if(|m| m.ts <= ts) {
                 if m.halt {
                     engine.halt(m.ts, &m.message, &mut journal);
                 } else {
