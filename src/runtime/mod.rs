@@ -5,6 +5,7 @@
 //! data ([`data`]), writing reports ([`report`]), running rule tests ([`rule_tests`]) and
 //! hot-reloading bundles ([`reload`]), the paper-trading loop ([`paper`]) and a bot's status ([`status`]).
 
+pub mod alpaca;
 pub mod bar_store;
 pub mod control;
 pub mod csv_bars;

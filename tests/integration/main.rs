@@ -2,6 +2,7 @@
 //! only, and drive the real `dsl` binary where the user would.
 
 mod allocation;
+mod alpaca;
 mod backtest;
 mod common;
 mod costs;
