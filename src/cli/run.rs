@@ -16,6 +16,10 @@ use crate::engine::market::format_utc;
 use crate::engine::pipeline::EngineSettings;
 use crate::runtime::data::{DataRequest, load_for_bundle};
 use crate::runtime::loader::{load_bundle, resolve};
+use crate::config::manifest::{BrokerKind, TradingMode};
+use crate::runtime::alpaca::{self, Credentials, Environment, MarketDataClient, RetryPolicy, TradingClient};
+use crate::runtime::gateway::Gateway;
+use crate::runtime::live_gate::{self, GateDecision};
 use crate::runtime::paper::{self, PaperConfig};
 
 /// Arguments of `dsl run`.
@@ -39,6 +43,10 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Confirms live trading on this Alpaca account number (one of the four live gates; the
+    /// others are `mode: live`, TRADEDSL_ARM_LIVE=<bot name> and a live active phase).
+    #[arg(long, value_name = "ACCOUNT_NUMBER")]
+    pub confirm_live: Option<String>,
 }
 
 /// A replay speed.
@@ -60,6 +68,70 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
             Err(format!("`{s}` is not a speed: write a number above 0 (`60` = one minute of bars per second) or `max`"))
         }
     }
+}
+
+/// The outside broker of a bot with `broker: alpaca`, after the live gates: the gateway and
+/// (environment, trading URL). `None` for the simulated broker.
+async fn connect(
+    bot: &crate::config::manifest::BotDoc,
+    phases: &[crate::config::phase::PhaseDoc],
+    args: &Args,
+    symbols: Vec<String>,
+    settings: &EngineSettings,
+    quiet: bool,
+) -> Result<(Option<Gateway>, Option<(Environment, String)>), Diagnostic> {
+    let armed = std::env::var(live_gate::ARM_VAR).ok();
+    if bot.broker.value == BrokerKind::Sim {
+        if bot.mode.value == TradingMode::Live || args.confirm_live.is_some() {
+            eprintln!("warning: live trading refused: the bot's broker is `sim` (set `broker: alpaca`); simulated broker used");
+        }
+        return Ok((None, None));
+    }
+    let decision = live_gate::decide(bot, phases, armed.as_deref(), args.confirm_live.as_deref());
+    let env = match &decision {
+        GateDecision::Paper { missing } => {
+            if !missing.is_empty() {
+                eprintln!("warning: live trading refused, using the PAPER host. Missing gates:");
+                for m in missing {
+                    eprintln!("  - {m}");
+                }
+            }
+            Environment::Paper
+        }
+        GateDecision::LiveIfAccountMatches { .. } => Environment::Live,
+    };
+    let creds = Credentials::from_env().map_err(|e| {
+        Diagnostic::error(codes::MISSING_KEY, e.to_string())
+            .help("export APCA_API_KEY_ID and APCA_API_SECRET_KEY (the paper account's keys for paper trading)")
+    })?;
+    let override_url = std::env::var(live_gate::TRADING_URL_VAR).ok();
+    let url = live_gate::trading_url(env, override_url.as_deref())?;
+    let client = TradingClient::new(&url, creds.clone(), RetryPolicy::default())
+        .map_err(|e| Diagnostic::error(codes::IO, e.to_string()))?;
+    if let GateDecision::LiveIfAccountMatches { account } = &decision {
+        let reported = client.account().await.map_err(|e| {
+            Diagnostic::error(codes::IO, format!("cannot verify the live account: {e}; nothing was traded"))
+        })?;
+        live_gate::confirm_account(account, &reported.account_number)?;
+        eprintln!("{}", live_gate::banner(&bot.name.value, account));
+    }
+    // Quotes for execution quality: Alpaca's market data, unless the trading side is a mock
+    // without a data mock (then bar-based estimates).
+    let data_url = std::env::var(live_gate::DATA_URL_VAR)
+        .ok()
+        .or_else(|| override_url.is_none().then(|| alpaca::DATA_URL.to_string()));
+    let quotes = match data_url {
+        Some(u) => Some(
+            MarketDataClient::new(&u, creds, RetryPolicy::default())
+                .map_err(|e| Diagnostic::error(codes::IO, e.to_string()))?,
+        ),
+        None => None,
+    };
+    if !quiet && env == Environment::Paper {
+        eprintln!("Alpaca paper account at {url}");
+    }
+    let gateway = Gateway::new(client, quotes, symbols, settings.costs.spread / 2.0);
+    Ok((Some(gateway), Some((env, url))))
 }
 
 /// Runs the command.
@@ -95,6 +167,23 @@ pub fn run(args: Args, out: Out) -> u8 {
     let mut settings_json = crate::runtime::report::settings_json(&settings);
     settings_json["feed"] = "replay".into();
     settings_json["broker"] = "sim".into();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().enable_io().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let symbols: Vec<String> = loaded.bundle.symbols();
+    let connected = runtime.block_on(connect(bot, &loaded.bundle.phases, &args, symbols, &settings, args.quiet));
+    let (gateway, description) = match connected {
+        Ok(c) => c,
+        Err(d) => return out.fail(&d),
+    };
+    if let Some((env, _)) = &description {
+        settings_json["broker"] = "alpaca".into();
+        settings_json["environment"] = env.as_str().into();
+    }
     let req = DataRequest {
         data: vec![],
         store: None,
@@ -121,20 +210,14 @@ pub fn run(args: Args, out: Out) -> u8 {
         },
         fresh: args.fresh,
         stop: stop.clone(),
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().enable_io().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return EXIT_USAGE;
-        }
+        gateway,
     };
     if !args.quiet {
-        eprintln!(
-            "paper trading `{}` on replayed bars (simulated broker); journal {}",
-            cfg.settings.bot,
-            journal.display()
-        );
+        let broker = match &description {
+            Some((env, url)) => format!("Alpaca {} account at {url}", env.as_str()),
+            None => "simulated broker".into(),
+        };
+        eprintln!("trading `{}` on replayed bars ({broker}); journal {}", cfg.settings.bot, journal.display());
         eprintln!("press Ctrl-C to stop; starting again resumes where it stopped");
     }
     let result = runtime.block_on(async move {

@@ -22,6 +22,8 @@
 //!                                                    #   spread: 10bps, impact: 0.5bps
 //! fill: next_open                                    # or `close`
 //! database: journal.sqlite
+//! broker: sim                                        # or `alpaca` (paper host unless live)
+//! mode: paper                                        # `live` is one of four live gates
 //! ```
 
 use std::sync::Arc;
@@ -59,6 +61,29 @@ pub struct BotDoc {
     pub fill: Spanned<FillTiming>,
     /// Journal database path, relative to the manifest.
     pub database: Option<Spanned<String>>,
+    /// Where `dsl run` sends orders: the simulated broker or Alpaca.
+    pub broker: Spanned<BrokerKind>,
+    /// `paper` (default) or `live`. `live` is only one of the gates of live trading; see
+    /// `runtime::live_gate`.
+    pub mode: Spanned<TradingMode>,
+}
+
+/// The broker of a running bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// The internal simulated broker (the backtester's fill model).
+    Sim,
+    /// Alpaca's Trading API (the paper host unless every live gate holds).
+    Alpaca,
+}
+
+/// The money a bot asks to trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradingMode {
+    /// Simulated money (the default).
+    Paper,
+    /// Real money, when every live gate holds.
+    Live,
 }
 
 /// A strategy file used by a bot, possibly adapted.
@@ -176,6 +201,20 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
         Some(n) => r.name(n, "database").map(Some),
         None => Some(None),
     };
+    let broker = match m.get("broker") {
+        Some(n) => r.choice(n, "broker", &["sim", "alpaca"]).map(|c| {
+            let b = if c.value == "alpaca" { BrokerKind::Alpaca } else { BrokerKind::Sim };
+            Spanned::new(b, c.span)
+        }),
+        None => Some(Spanned::new(BrokerKind::Sim, span)),
+    };
+    let mode = match m.get("mode") {
+        Some(n) => r.choice(n, "mode", &["paper", "live"]).map(|c| {
+            let b = if c.value == "live" { TradingMode::Live } else { TradingMode::Paper };
+            Spanned::new(b, c.span)
+        }),
+        None => Some(Spanned::new(TradingMode::Paper, span)),
+    };
     m.finish(r);
     // On errors, go on with placeholders so that every referenced document is still checked;
     // callers must not use a manifest read with errors.
@@ -198,6 +237,8 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
         costs: costs.unwrap_or_default(),
         fill: fill.unwrap_or(Spanned::new(FillTiming::NextOpen, span)),
         database: database.flatten(),
+        broker: broker.unwrap_or(Spanned::new(BrokerKind::Sim, span)),
+        mode: mode.unwrap_or(Spanned::new(TradingMode::Paper, span)),
     })
 }
 

@@ -11,6 +11,7 @@ pub mod case;
 pub mod costs;
 pub mod curve;
 pub mod events;
+pub mod external;
 pub mod graph;
 pub mod guard;
 pub mod market;

@@ -41,6 +41,7 @@ use super::approvals::{ApprovalDesk, ApprovalOutcome, ApprovalRequest};
 use super::broker::{Execution, FillModel, SimBroker};
 use super::costs::CostModel;
 use super::events::{Decision, EventSink, Note, NoteKind, OrderStatus};
+use super::external::{BrokerRequest, ExternalBook};
 use super::graph::Graph;
 use super::guard::{Denial, RuleVerdict, check_order};
 use super::market::{Bar, BarSeries};
@@ -244,6 +245,8 @@ pub struct Engine {
     bucket_ids: Vec<f64>,
     /// Some rule reads `bucket.*` (the bucket weights are then computed for its fields).
     reads_buckets: bool,
+    /// Orders go to an outside broker instead of the simulated one (see [`super::external`]).
+    external: Option<ExternalBook>,
 }
 
 /// A `halt`/`reduce` rule that needs no order: it reads `account.*` and `symbol.*` fields and
@@ -407,7 +410,87 @@ impl Engine {
             stats: RunStats::default(),
             strategy_ids,
             strategy_names,
+            external: None,
         }
+    }
+
+    /// Routes orders to an outside broker from now on: admitted orders are queued for
+    /// [`Engine::take_requests`] instead of filling in the simulated broker, and fills come
+    /// from [`Engine::apply_fill`]. Call before the first bar.
+    pub fn use_external_broker(&mut self) {
+        self.external = Some(ExternalBook::default());
+    }
+
+    /// The broker requests queued since the last call, in the order they were made.
+    pub fn take_requests(&mut self) -> Vec<BrokerRequest> {
+        self.external.as_mut().map(|b| std::mem::take(&mut b.outbox)).unwrap_or_default()
+    }
+
+    /// Orders working at the outside broker (none with the simulated broker).
+    pub fn external_orders(&self) -> &[Order] {
+        self.external.as_ref().map_or(&[], |b| &b.working)
+    }
+
+    /// Applies the final fill of an outside order: `quantity` units at average `price`
+    /// (currency per unit) at time `ts` (UTC seconds). Commission follows the cost model;
+    /// slippage is measured against the order's reference price. Returns false when no
+    /// working order has that id.
+    pub fn apply_fill(&mut self, id: ClientOrderId, quantity: f64, price: f64, ts: i64, sink: &mut dyn EventSink) -> bool {
+        let Some(book) = self.external.as_mut() else { return false };
+        let Some(k) = book.working.iter().position(|o| o.client_order_id == id) else { return false };
+        let order = book.working.remove(k);
+        let base_price = order.reference_price;
+        self.execute_qty(Execution { order, price, base_price }, ts, Some(quantity), sink);
+        true
+    }
+
+    /// Ends an outside order that will not fill (`Cancelled` or `Rejected`, with the broker's
+    /// reason). Returns false when no working order has that id.
+    pub fn end_order(
+        &mut self,
+        id: ClientOrderId,
+        status: OrderStatus,
+        ts: i64,
+        reason: &str,
+        sink: &mut dyn EventSink,
+    ) -> bool {
+        let Some(book) = self.external.as_mut() else { return false };
+        let Some(k) = book.working.iter().position(|o| o.client_order_id == id) else { return false };
+        let order = book.working.remove(k);
+        if order.order_type == OrderType::Market {
+            self.slots[order.slot].pending_market = false;
+        }
+        sink.order_status(id, status, ts, reason);
+        match status {
+            OrderStatus::Rejected => self.stats.orders_rejected += 1,
+            _ => self.stats.orders_cancelled += 1,
+        }
+        true
+    }
+
+    /// Moves the trading state to `to` for a reason outside the rules (the runtime's broker
+    /// circuit breaker, a reconciliation mismatch); recorded like any change. Only a person's
+    /// `dsl resume` clears it.
+    pub fn escalate(&mut self, to: Mode, ts: i64, reason: &str, message: &str, sink: &mut dyn EventSink) {
+        if let Some(c) = self.state.escalate(to, ts, reason, message, crate::config::policy::Reset::Manual) {
+            self.record_state(c, sink);
+        }
+    }
+
+    /// Units held per symbol (all strategies together), in symbol order.
+    pub fn units_by_symbol(&self) -> Vec<f64> {
+        let mut out = vec![0.0; self.symbols.len()];
+        for s in &self.slots {
+            if let Some(p) = &s.position {
+                out[s.symbol] += p.quantity;
+            }
+        }
+        out
+    }
+
+    /// Cash (currency).
+    pub fn cash(&self) -> f64 {
+        self.cash
     }
 
     /// Cash at the start (currency).
@@ -1079,13 +1162,24 @@ impl Engine {
         if order.order_type == OrderType::Market {
             self.slots[slot].pending_market = true;
             self.slots[slot].pending_notional = order.notional();
-            if self.settings.fill == FillTiming::Close {
+            if self.settings.fill == FillTiming::Close && self.external.is_none() {
                 let price = self.broker.model.slipped(order.side, bar.close);
                 self.execute(Execution { order, price, base_price: bar.close }, bar.ts, sink);
                 return;
             }
         }
-        self.broker.submit(order);
+        self.hand_over(order);
+    }
+
+    /// Gives a submitted order to the simulated broker, or queues it for the outside one.
+    fn hand_over(&mut self, order: Order) {
+        match self.external.as_mut() {
+            Some(book) => {
+                book.working.push(order.clone());
+                book.outbox.push(BrokerRequest::Submit(order));
+            }
+            None => self.broker.submit(order),
+        }
     }
 
     /// Counts a market order sent at bar time `ts` (for `account.orders_*`).
@@ -1439,6 +1533,11 @@ impl Engine {
     /// Turns a broker execution into a fill: resolves the quantity against cash or the
     /// position, moves cash, opens or closes the position.
     fn execute(&mut self, ex: Execution, ts: i64, sink: &mut dyn EventSink) {
+        self.execute_qty(ex, ts, None, sink);
+    }
+
+    /// [`Engine::execute`] with the quantity an outside broker filled, when there is one.
+    fn execute_qty(&mut self, ex: Execution, ts: i64, filled: Option<f64>, sink: &mut dyn EventSink) {
         let Execution { order, price, base_price } = ex;
         let costs = self.settings.costs;
         let slot_id = order.slot;
@@ -1446,6 +1545,7 @@ impl Engine {
             self.slots[slot_id].pending_market = false;
         }
         let qty = match (order.quantity, order.side) {
+            _ if filled.is_some() => filled.unwrap_or(0.0),
             (Quantity::AllCash, _) => self.cash.max(0.0) / costs.cash_per_unit(price),
             (Quantity::Units(q), Side::Buy) => q.min(self.cash.max(0.0) / costs.cash_per_unit(price)),
             (Quantity::Units(q), Side::Sell) => q,
@@ -1522,7 +1622,11 @@ impl Engine {
                 sink.trade(&trade);
                 self.trades.push(trade);
                 // The position is gone: its other protective orders (and any pending exit) go.
-                for o in self.broker.cancel_where(order.symbol, slot_id, |_| true) {
+                let others = match self.external.as_mut() {
+                    Some(book) => book.cancel_slot(slot_id),
+                    None => self.broker.cancel_where(order.symbol, slot_id, |_| true),
+                };
+                for o in others {
                     if o.order_type == OrderType::Market {
                         self.slots[slot_id].pending_market = false;
                     }
@@ -1570,13 +1674,19 @@ impl Engine {
             let (s, y) = self.names(&o);
             sink.order(&o, s, y, OrderStatus::Submitted, "");
             self.stats.orders_submitted += 1;
-            self.broker.submit(o);
+            self.hand_over(o);
         }
     }
 
     /// Cancels every working order (end of data); positions stay open.
     pub fn finish(&mut self, ts: i64, sink: &mut dyn EventSink) {
-        for o in self.broker.drain() {
+        let mut left = self.broker.drain();
+        if let Some(book) = self.external.as_mut() {
+            let working = std::mem::take(&mut book.working);
+            book.outbox.extend(working.iter().cloned().map(BrokerRequest::Cancel));
+            left.extend(working);
+        }
+        for o in left {
             if o.order_type == OrderType::Market {
                 self.slots[o.slot].pending_market = false;
             }

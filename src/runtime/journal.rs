@@ -243,6 +243,11 @@ enum Row {
     Checkpoint(Box<Checkpoint>),
     /// A state change the engine made, for the bot's control records.
     Control(Box<StateChange>),
+    /// Any other write, in the current transaction (broker records: `super::broker_log`).
+    Exec(Box<dyn FnOnce(&Connection, i64) -> rusqlite::Result<()> + Send>),
+    /// A barrier: answered once every row before it is written (and committed, when a
+    /// checkpoint came just before).
+    Sync(SyncSender<Result<(), String>>),
 }
 
 /// What a restarted bot needs from its unfinished run ([`Journal::resume`]).
@@ -258,13 +263,16 @@ pub struct Resumed {
     pub manual: Vec<ManualChange>,
 }
 
-/// A `dsl halt` (or `dsl resume`) as the running bot applied it.
+/// A `dsl halt` or `dsl resume`, or a halt of the runtime, as the running bot applied it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManualChange {
     /// Bar time at which it took effect (UTC seconds).
     pub ts: i64,
     /// `true` for a halt, `false` for a resume.
     pub halt: bool,
+    /// `manual_halt` and `resume` (a person), or `broker_unavailable` and
+    /// `reconcile_mismatch` (the runtime's own halts, which replaying the bars cannot redo).
+    pub reason: String,
     /// The person's reason.
     pub message: String,
 }
@@ -381,6 +389,8 @@ fn write_row(conn: &Connection, run_id: i64, revision: &str, bot: &str, row: &Ro
             Ok(1)
         }
         Row::Control(c) => super::control::write_state(conn, bot, c, "engine").map(|()| 1),
+        // Handled by the writer loop.
+        Row::Exec(_) | Row::Sync(_) => Ok(0),
         Row::Note { ts, kind, origin, symbol, script, message } => conn
             .prepare_cached(
                 "INSERT INTO events (run_id, ts, kind, origin, symbol, script, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -451,6 +461,7 @@ fn open(path: &Path) -> Result<Connection, Diagnostic> {
     conn.pragma_update(None, "cache_size", -262_144).map_err(|e| db_err(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
     conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
+    conn.execute_batch(super::broker_log::SCHEMA).map_err(|e| db_err(path, e))?;
     migrate(&conn).map_err(|e| db_err(path, e))?;
     Ok(conn)
 }
@@ -510,7 +521,8 @@ impl Journal {
             let mut st = conn
                 .prepare(
                     "SELECT ts, from_state, to_state, reason, message, reset FROM state_changes \
-                     WHERE run_id = ?1 AND reason IN ('manual_halt', 'resume') AND ts <= ?2 ORDER BY rowid",
+                     WHERE run_id = ?1 AND reason IN ('manual_halt', 'resume', 'broker_unavailable', 'reconcile_mismatch') \
+                     AND ts <= ?2 ORDER BY rowid",
                 )
                 .map_err(|e| db_err(path, e))?;
             let rows = st
@@ -526,11 +538,7 @@ impl Journal {
         j.muted = true;
         let manual = manual
             .into_iter()
-            .map(|(ts, to, reason, message)| ManualChange {
-                ts,
-                halt: to == "HALTED" && reason == "manual_halt",
-                message,
-            })
+            .map(|(ts, to, reason, message)| ManualChange { ts, halt: to == "HALTED", reason, message })
             .collect();
         Ok(Some((j, Resumed { run_id, revision, last_checkpoint: last, manual })))
     }
@@ -544,7 +552,14 @@ impl Journal {
                 // The caller opened the first transaction.
                 let mut in_tx = true;
                 for rows in rx {
-                    for row in &rows {
+                    for row in rows {
+                        let row = match row {
+                            Row::Sync(reply) => {
+                                let _ = reply.send(err.as_ref().map_or(Ok(()), |e: &rusqlite::Error| Err(e.to_string())));
+                                continue;
+                            }
+                            row => row,
+                        };
                         if err.is_some() {
                             break;
                         }
@@ -553,9 +568,13 @@ impl Journal {
                             break;
                         }
                         in_tx = true;
-                        match write_row(&conn, run_id, &revision, &bot, row) {
+                        let written = match row {
+                            Row::Exec(f) => f(&conn, run_id).map(|()| 1),
+                            row => write_row(&conn, run_id, &revision, &bot, &row).map(|n| (n, matches!(row, Row::Checkpoint(_)))).map(|(n, cp)| if cp { usize::MAX } else { n }),
+                        };
+                        match written {
                             Err(e) => err = Some(e),
-                            Ok(_) if matches!(row, Row::Checkpoint(_)) => in_tx = false,
+                            Ok(usize::MAX) => in_tx = false,
                             Ok(_) => {}
                         }
                     }
@@ -617,6 +636,29 @@ impl Journal {
         }
         self.push(Row::Checkpoint(Box::new(c)));
         self.send();
+    }
+
+    /// Queues a write of the caller's own (given the connection and the run id) in the
+    /// current transaction; dropped while muted.
+    pub fn exec(&mut self, f: impl FnOnce(&Connection, i64) -> rusqlite::Result<()> + Send + 'static) {
+        self.push(Row::Exec(Box::new(f)));
+    }
+
+    /// Waits until everything queued so far is written (and committed, after a
+    /// [`Journal::checkpoint`]): the write-ahead point before an order goes to a broker.
+    ///
+    /// # Errors
+    /// The writer's first error, or a writer that stopped.
+    pub fn sync(&mut self) -> Result<(), Diagnostic> {
+        let (reply, wait) = sync_channel(1);
+        self.batch.push(Row::Sync(reply));
+        self.send();
+        let err = |m: String| Diagnostic::error(codes::IO, format!("journal `{}`: {m}", self.path.display()));
+        match wait.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(err(e)),
+            Err(_) => Err(err("the writer thread stopped".into())),
+        }
     }
 
     /// The run's id.

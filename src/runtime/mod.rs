@@ -7,10 +7,13 @@
 
 pub mod alpaca;
 pub mod bar_store;
+pub mod broker_log;
 pub mod control;
 pub mod csv_bars;
 pub mod data;
+pub mod gateway;
 pub mod journal;
+pub mod live_gate;
 pub mod loader;
 pub mod paper;
 pub mod reload;

@@ -39,7 +39,9 @@ use crate::engine::metrics::compute;
 use crate::engine::pipeline::{Engine, EngineSettings, RunStats};
 use crate::engine::trading_state::Mode;
 
+use super::broker_log;
 use super::control::ControlStore;
+use super::gateway::Gateway;
 use super::journal::{Checkpoint, Journal, RunInfo};
 
 /// The journal's run kind of a paper run.
@@ -63,6 +65,8 @@ pub struct PaperConfig {
     pub fresh: bool,
     /// Set to stop after the current timestamp (Ctrl-C).
     pub stop: Arc<AtomicBool>,
+    /// An outside broker (Alpaca or a mock of it) instead of the simulated one.
+    pub gateway: Option<Gateway>,
 }
 
 /// How a paper run ended.
@@ -129,6 +133,18 @@ pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
 
     let symbols: Vec<String> = cfg.series.iter().map(|s| s.symbol.clone()).collect();
     let mut engine = Engine::new(cfg.bundle.clone(), &symbols, cfg.settings.clone());
+    let mut gateway = cfg.gateway;
+    // Broker outcomes the unfinished run applied, replayed at their bar times.
+    let (mut records, mut applied, mut next_seq) = (Vec::new(), Vec::new(), 0);
+    if let Some(g) = gateway.as_mut() {
+        g.set_symbols(symbols.clone());
+        engine.use_external_broker();
+        if let Some(r) = &resumed {
+            (records, applied, next_seq) = broker_log::load(&cfg.journal, r.run_id, resume_at.unwrap_or(i64::MIN))?;
+            applied.reverse();
+        }
+    }
+    let mut restored = resumed.is_none();
     let mut eq = EquityTracker::new(engine.starting_cash());
     let mut cursor = vec![0usize; cfg.series.len()];
     let mut heap: BinaryHeap<Reverse<(i64, usize)>> =
@@ -141,6 +157,13 @@ pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
         if !replaying {
             journal.set_muted(false);
             journal.record_control(true);
+            if !restored {
+                restored = true;
+                if let Some(g) = gateway.as_mut() {
+                    let _ = engine.take_requests();
+                    g.restore(&records, engine.external_orders(), next_seq);
+                }
+            }
             if cfg.stop.load(Ordering::SeqCst) {
                 stopped = true;
                 break;
@@ -150,21 +173,43 @@ pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 tokio::time::sleep(std::time::Duration::from_secs_f64(gap.min(3600.0))).await;
             }
             apply_controls(&control, &mut engine, ts, &mut journal)?;
+            if let Some(g) = gateway.as_mut() {
+                g.sync(&mut engine, ts, &mut journal).await;
+                g.reconcile(&mut engine, ts, &mut journal).await?;
+            }
         } else {
             while let Some(m) = manual.pop_if(|m| m.ts <= ts) {
-                if m.halt {
+                if m.halt && m.reason == "manual_halt" {
                     engine.halt(m.ts, &m.message, &mut journal);
+                } else if m.halt {
+                    engine.escalate(Mode::Halted, m.ts, &m.reason, &m.message, &mut journal);
                 } else {
                     engine.resume(m.ts, &m.message, &mut journal);
                 }
             }
+            let mut due = Vec::new();
+            while let Some(e) = applied.pop_if(|e| e.ts <= ts) {
+                due.push(e);
+            }
+            Gateway::replay(&mut engine, &due, &mut journal);
         }
         let mut feed = Feed { series: &cfg.series, heap: &mut heap, cursor: &mut cursor };
         feed.step(ts, &mut engine, &mut eq, &mut journal);
         last_ts = Some(ts);
-        if !replaying {
+        if replaying {
+            // Sent before the crash; the restored records say what became of them.
+            let _ = engine.take_requests();
+        } else {
             timestamps += 1;
+            if let Some(g) = gateway.as_mut() {
+                g.record(engine.take_requests(), &mut journal);
+            }
             journal.checkpoint(checkpoint(&engine, ts));
+            if let Some(g) = gateway.as_mut().filter(|g| g.has_work()) {
+                // Write-ahead: the orders are committed before they are sent.
+                journal.sync()?;
+                g.dispatch(ts, &mut journal).await;
+            }
         }
     }
     let stats = engine.stats().clone();
@@ -172,6 +217,13 @@ pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     let completed = !stopped;
     if completed {
         engine.finish(last_ts.unwrap_or(0), &mut journal);
+        if let Some(g) = gateway.as_mut() {
+            // Working orders are cancelled at the broker too.
+            g.record(engine.take_requests(), &mut journal);
+            journal.checkpoint(checkpoint(&engine, last_ts.unwrap_or(0)));
+            journal.sync()?;
+            g.dispatch(last_ts.unwrap_or(0), &mut journal).await;
+        }
         let trades = engine.take_trades();
         let metrics = compute(&eq, &trades, !engine.open_positions().is_empty());
         let run_id = journal.run_id();

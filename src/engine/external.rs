@@ -1,0 +1,46 @@
+//! Orders routed to a broker outside the engine (Alpaca, or a mock broker in tests).
+//!
+//! With [`super::pipeline::Engine::use_external_broker`], an admitted order is not handed to
+//! the simulated broker: it is journaled as submitted and queued as a [`BrokerRequest`] for
+//! the runtime, which sends it after the timestamp's journal rows are committed. The runtime
+//! reports back what the broker did with [`super::pipeline::Engine::apply_fill`] (the order's
+//! final filled quantity and average price) and [`super::pipeline::Engine::end_order`]
+//! (cancelled, rejected or expired without a fill). Cancelling the other protective orders
+//! of a closed position queues a `Cancel`. Nothing here does I/O.
+
+use super::orders::Order;
+
+/// What the engine asks of an outside broker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrokerRequest {
+    /// Submit this order (its `client_order_id` makes the submission idempotent).
+    Submit(Order),
+    /// Cancel this working order.
+    Cancel(Order),
+}
+
+impl BrokerRequest {
+    /// The order the request is about.
+    pub fn order(&self) -> &Order {
+        match self {
+            BrokerRequest::Submit(o) | BrokerRequest::Cancel(o) => o,
+        }
+    }
+}
+
+/// Orders at an outside broker: those working, and the requests not yet taken by the runtime.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ExternalBook {
+    pub working: Vec<Order>,
+    pub outbox: Vec<BrokerRequest>,
+}
+
+impl ExternalBook {
+    /// Removes the working orders of `slot` and queues their cancellation.
+    pub fn cancel_slot(&mut self, slot: usize) -> Vec<Order> {
+        let (out, keep): (Vec<Order>, Vec<Order>) = std::mem::take(&mut self.working).into_iter().partition(|o| o.slot == slot);
+        self.working = keep;
+        self.outbox.extend(out.iter().cloned().map(BrokerRequest::Cancel));
+        out
+    }
+}
