@@ -10,16 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{BarArgs, EXIT_OK, EXIT_USAGE, Out, exit_code_for};
+use crate::config::manifest::{BrokerKind, TradingMode};
 use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::costs::CostModel;
 use crate::engine::market::format_utc;
 use crate::engine::pipeline::EngineSettings;
-use crate::runtime::data::{DataRequest, load_for_bundle};
-use crate::runtime::loader::{load_bundle, resolve};
-use crate::config::manifest::{BrokerKind, TradingMode};
 use crate::runtime::alpaca::{self, Credentials, Environment, MarketDataClient, RetryPolicy, TradingClient};
+use crate::runtime::data::{DataRequest, load_for_bundle};
 use crate::runtime::gateway::Gateway;
 use crate::runtime::live_gate::{self, GateDecision};
+use crate::runtime::loader::{load_bundle, resolve};
 use crate::runtime::paper::{self, PaperConfig};
 
 /// Arguments of `dsl run`.
@@ -83,7 +83,9 @@ async fn connect(
     let armed = std::env::var(live_gate::ARM_VAR).ok();
     if bot.broker.value == BrokerKind::Sim {
         if bot.mode.value == TradingMode::Live || args.confirm_live.is_some() {
-            eprintln!("warning: live trading refused: the bot's broker is `sim` (set `broker: alpaca`); simulated broker used");
+            eprintln!(
+                "warning: live trading refused: the bot's broker is `sim` (set `broker: alpaca`); simulated broker used"
+            );
         }
         return Ok((None, None));
     }

@@ -38,7 +38,8 @@ pub(super) struct ExternalBook {
 impl ExternalBook {
     /// Removes the working orders of `slot` and queues their cancellation.
     pub fn cancel_slot(&mut self, slot: usize) -> Vec<Order> {
-        let (out, keep): (Vec<Order>, Vec<Order>) = std::mem::take(&mut self.working).into_iter().partition(|o| o.slot == slot);
+        let (out, keep): (Vec<Order>, Vec<Order>) =
+            std::mem::take(&mut self.working).into_iter().partition(|o| o.slot == slot);
         self.working = keep;
         self.outbox.extend(out.iter().cloned().map(BrokerRequest::Cancel));
         out

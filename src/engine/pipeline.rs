@@ -435,7 +435,14 @@ impl Engine {
     /// (currency per unit) at time `ts` (UTC seconds). Commission follows the cost model;
     /// slippage is measured against the order's reference price. Returns false when no
     /// working order has that id.
-    pub fn apply_fill(&mut self, id: ClientOrderId, quantity: f64, price: f64, ts: i64, sink: &mut dyn EventSink) -> bool {
+    pub fn apply_fill(
+        &mut self,
+        id: ClientOrderId,
+        quantity: f64,
+        price: f64,
+        ts: i64,
+        sink: &mut dyn EventSink,
+    ) -> bool {
         let Some(book) = self.external.as_mut() else { return false };
         let Some(k) = book.working.iter().position(|o| o.client_order_id == id) else { return false };
         let order = book.working.remove(k);

@@ -94,7 +94,11 @@ pub struct AppliedEvent {
 ///
 /// # Errors
 /// When the database cannot be read.
-pub fn load(path: &Path, run_id: i64, until: i64) -> Result<(Vec<BrokerOrderRecord>, Vec<AppliedEvent>, i64), Diagnostic> {
+pub fn load(
+    path: &Path,
+    run_id: i64,
+    until: i64,
+) -> Result<(Vec<BrokerOrderRecord>, Vec<AppliedEvent>, i64), Diagnostic> {
     let err = |e: rusqlite::Error| Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()));
     let conn = Connection::open(path).map_err(err)?;
     conn.execute_batch(SCHEMA).map_err(err)?;
@@ -147,11 +151,7 @@ pub fn load(path: &Path, run_id: i64, until: i64) -> Result<(Vec<BrokerOrderReco
 
 /// Inserts a write-ahead record (state `pending`).
 #[allow(clippy::too_many_arguments)]
-pub fn insert_pending(
-    conn: &Connection,
-    run_id: i64,
-    r: &PendingRecord,
-) -> rusqlite::Result<()> {
+pub fn insert_pending(conn: &Connection, run_id: i64, r: &PendingRecord) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO broker_orders (run_id, client_order_id, created_ts, symbol, side, order_type, \
          time_in_force, quantity, limit_price, stop_price, state, bid, ask, mid) \
@@ -225,7 +225,14 @@ pub fn set_state(
 
 /// Records a fill on the order's record, with its slippage against the mid at submission
 /// (bps, positive when the fill was worse than the mid).
-pub fn set_fill(conn: &Connection, run_id: i64, client_order_id: &str, ts: i64, qty: f64, price: f64) -> rusqlite::Result<()> {
+pub fn set_fill(
+    conn: &Connection,
+    run_id: i64,
+    client_order_id: &str,
+    ts: i64,
+    qty: f64,
+    price: f64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE broker_orders SET fill_ts = ?3, filled_qty = ?4, fill_price = ?5, broker_status = 'filled', \
          slippage_bps = CASE WHEN mid > 0 THEN (CASE side WHEN 'buy' THEN (?5 - mid) ELSE (mid - ?5) END) / mid * 10000.0 END \

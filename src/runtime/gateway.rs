@@ -91,7 +91,12 @@ impl Gateway {
     /// A gateway for the engine's `symbols` (in engine order). `quotes`, when given, supplies
     /// the bid/ask at each submission; without it the quote is estimated from the last close
     /// and `half_spread` (a fraction of the price).
-    pub fn new(client: TradingClient, quotes: Option<MarketDataClient>, symbols: Vec<String>, half_spread: f64) -> Self {
+    pub fn new(
+        client: TradingClient,
+        quotes: Option<MarketDataClient>,
+        symbols: Vec<String>,
+        half_spread: f64,
+    ) -> Self {
         Gateway {
             client,
             quotes,
@@ -141,6 +146,7 @@ impl Gateway {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn event(
         &mut self,
         journal: &mut Journal,
@@ -219,6 +225,22 @@ impl Gateway {
                     engine.end_order(id, OrderStatus::Rejected, ts, &message, journal);
                     self.event(journal, ts, &coid, "rejected", None, None, message);
                     self.set_state(id, State::Closed);
+                }
+                Some(State::Pending { maybe_sent: true }) => {
+                    // It may have reached the broker before a crash: if it did, it is ours.
+                    match self.client.order_by_client_order_id(&coid).await {
+                        Ok(Some(o)) => {
+                            self.failures = 0;
+                            self.adopt(journal, id, &o);
+                            if o.is_final() {
+                                self.apply_final(engine, journal, ts, id, &o);
+                            } else {
+                                self.note_partial(journal, ts, id, &o);
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => self.failed(journal, ts, &coid, &e),
+                    }
                 }
                 Some(State::Sent(_)) => {
                     if let Some(o) = open.get(&coid) {
@@ -375,7 +397,8 @@ impl Gateway {
                     // Never sent: nothing to cancel at the broker.
                     self.set_state(id, State::Closed);
                     self.clear_cancel(id);
-                    journal.exec(move |c, run| broker_log::set_state(c, run, &coid, "cancelled_unsent", None, None, None));
+                    journal
+                        .exec(move |c, run| broker_log::set_state(c, run, &coid, "cancelled_unsent", None, None, None));
                 }
                 (State::Pending { maybe_sent: true }, true) => {
                     // It may be at the broker: find it, then cancel it there.
@@ -404,8 +427,12 @@ impl Gateway {
         }
         // Forget what is settled.
         let orders = &self.orders;
-        let done: Vec<ClientOrderId> =
-            self.sequence.iter().copied().filter(|id| orders.get(id).is_some_and(|t| t.state == State::Closed && !t.cancel)).collect();
+        let done: Vec<ClientOrderId> = self
+            .sequence
+            .iter()
+            .copied()
+            .filter(|id| orders.get(id).is_some_and(|t| t.state == State::Closed && !t.cancel))
+            .collect();
         for id in &done {
             self.orders.remove(id);
         }
@@ -481,7 +508,8 @@ impl Gateway {
                 }
             }
             Err(BrokerError::Rejected { status, code, message, .. }) => {
-                let reason = format!("HTTP {status}{}: {message}", code.map(|c| format!(" (code {c})")).unwrap_or_default());
+                let reason =
+                    format!("HTTP {status}{}: {message}", code.map(|c| format!(" (code {c})")).unwrap_or_default());
                 self.reject(journal, id, &reason);
             }
             Err(e) if e.outcome_unknown() || matches!(e, BrokerError::Malformed { .. }) => {
@@ -533,6 +561,10 @@ impl Gateway {
         if self.reconciled {
             return Ok(());
         }
+        if self.orders.values().any(|t| matches!(t.state, State::Pending { maybe_sent: true })) {
+            // An order whose fate is unknown would make the comparison wrong: next time.
+            return Ok(());
+        }
         let (positions, account) = match (self.client.positions().await, self.client.account().await) {
             (Ok(p), Ok(a)) => (p, a),
             (Err(e), _) | (_, Err(e)) => {
@@ -549,12 +581,16 @@ impl Gateway {
             let in_flight: f64 = self
                 .orders
                 .values()
-                .filter(|t| t.order.symbol == i)
+                .filter(|t| t.order.symbol == i && matches!(t.state, State::Sent(_)))
                 .map(|t| if t.order.side == Side::Buy { t.partial } else { -t.partial })
                 .sum();
             let ours = units[i] + in_flight;
             if (broker - ours).abs() > 1e-6 * ours.abs().max(1.0) {
-                problems.push(format!("{symbol}: the broker holds {} units, the bot {}", qty_text(broker), qty_text(ours)));
+                problems.push(format!(
+                    "{symbol}: the broker holds {} units, the bot {}",
+                    qty_text(broker + 0.0),
+                    qty_text(ours + 0.0)
+                ));
             }
         }
         let tolerance = (engine.cash().abs() * 1e-4).max(1.0);
@@ -562,7 +598,12 @@ impl Gateway {
             problems.push(format!("cash: the broker has {:.2}, the bot counts on {:.2}", account.cash, engine.cash()));
         }
         let message = if problems.is_empty() {
-            format!("positions match in {} symbols; broker cash {:.2}, bot cash {:.2}", self.symbols.len(), account.cash, engine.cash())
+            format!(
+                "positions match in {} symbols; broker cash {:.2}, bot cash {:.2}",
+                self.symbols.len(),
+                account.cash,
+                engine.cash()
+            )
         } else {
             problems.join("; ")
         };

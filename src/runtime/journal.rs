@@ -206,6 +206,9 @@ struct OrderRow {
     updated_ts: i64,
 }
 
+/// A write of the caller's own, given the connection and the run id.
+type Write = Box<dyn FnOnce(&Connection, i64) -> rusqlite::Result<()> + Send>;
+
 /// A row for the writer thread.
 enum Row {
     Order(OrderRow),
@@ -244,7 +247,7 @@ enum Row {
     /// A state change the engine made, for the bot's control records.
     Control(Box<StateChange>),
     /// Any other write, in the current transaction (broker records: `super::broker_log`).
-    Exec(Box<dyn FnOnce(&Connection, i64) -> rusqlite::Result<()> + Send>),
+    Exec(Write),
     /// A barrier: answered once every row before it is written (and committed, when a
     /// checkpoint came just before).
     Sync(SyncSender<Result<(), String>>),
@@ -555,7 +558,8 @@ impl Journal {
                     for row in rows {
                         let row = match row {
                             Row::Sync(reply) => {
-                                let _ = reply.send(err.as_ref().map_or(Ok(()), |e: &rusqlite::Error| Err(e.to_string())));
+                                let _ =
+                                    reply.send(err.as_ref().map_or(Ok(()), |e: &rusqlite::Error| Err(e.to_string())));
                                 continue;
                             }
                             row => row,
@@ -570,7 +574,9 @@ impl Journal {
                         in_tx = true;
                         let written = match row {
                             Row::Exec(f) => f(&conn, run_id).map(|()| 1),
-                            row => write_row(&conn, run_id, &revision, &bot, &row).map(|n| (n, matches!(row, Row::Checkpoint(_)))).map(|(n, cp)| if cp { usize::MAX } else { n }),
+                            row => write_row(&conn, run_id, &revision, &bot, &row)
+                                .map(|n| (n, matches!(row, Row::Checkpoint(_))))
+                                .map(|(n, cp)| if cp { usize::MAX } else { n }),
                         };
                         match written {
                             Err(e) => err = Some(e),

@@ -84,7 +84,9 @@ pub fn confirm_account(confirmed: &str, reported: &str) -> Result<(), Diagnostic
     }
     Err(Diagnostic::error(
         codes::INVALID_VALUE,
-        format!("--confirm-live {confirmed} does not match the live account of these keys ({reported}); nothing was traded"),
+        format!(
+            "--confirm-live {confirmed} does not match the live account of these keys ({reported}); nothing was traded"
+        ),
     )
     .help("check the keys in APCA_API_KEY_ID / APCA_API_SECRET_KEY and the account number in Alpaca's dashboard"))
 }
@@ -98,10 +100,14 @@ pub fn trading_url(env: Environment, override_url: Option<&str>) -> Result<Strin
     match (env, override_url) {
         (Environment::Live, _) => Ok(LIVE_TRADING_URL.to_string()),
         (Environment::Paper, None) => Ok(PAPER_TRADING_URL.to_string()),
-        (Environment::Paper, Some(u)) if u.contains("api.alpaca.markets") && !u.contains("paper-api.alpaca.markets") => {
+        (Environment::Paper, Some(u))
+            if u.contains("api.alpaca.markets") && !u.contains("paper-api.alpaca.markets") =>
+        {
             Err(Diagnostic::error(
                 codes::INVALID_VALUE,
-                format!("{TRADING_URL_VAR} points at the live host ({u}); live trading only goes through the live gates"),
+                format!(
+                    "{TRADING_URL_VAR} points at the live host ({u}); live trading only goes through the live gates"
+                ),
             ))
         }
         (Environment::Paper, Some(u)) => Ok(u.trim_end_matches('/').to_string()),
@@ -114,4 +120,20 @@ pub fn banner(bot: &str, account: &str) -> String {
     format!(
         "{line}\n!!  LIVE TRADING: REAL MONEY\n!!  bot `{bot}` on Alpaca account {account} ({LIVE_TRADING_URL})\n!!  every gate holds: mode: live, {ARM_VAR}, a live phase, --confirm-live\n{line}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_host_is_never_an_override() {
+        assert_eq!(trading_url(Environment::Live, Some("http://127.0.0.1:9")).unwrap(), LIVE_TRADING_URL);
+        assert_eq!(trading_url(Environment::Paper, None).unwrap(), PAPER_TRADING_URL);
+        assert_eq!(trading_url(Environment::Paper, Some("http://127.0.0.1:9/")).unwrap(), "http://127.0.0.1:9");
+        assert!(trading_url(Environment::Paper, Some("https://api.alpaca.markets")).is_err());
+        assert!(trading_url(Environment::Paper, Some("https://paper-api.alpaca.markets")).is_ok());
+        assert!(confirm_account("PA1", "PA2").is_err());
+        assert!(confirm_account("PA1", "PA1").is_ok());
+    }
 }

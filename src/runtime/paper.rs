@@ -162,6 +162,9 @@ pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 if let Some(g) = gateway.as_mut() {
                     let _ = engine.take_requests();
                     g.restore(&records, engine.external_orders(), next_seq);
+                    // Orders recorded but perhaps never sent go out now (looked up first), as
+                    // they would have right after their checkpoint.
+                    g.dispatch(resume_at.unwrap_or(ts), &mut journal).await;
                 }
             }
             if cfg.stop.load(Ordering::SeqCst) {

@@ -4,12 +4,14 @@
 mod allocation;
 mod alpaca;
 mod backtest;
+mod broker;
 mod common;
 mod costs;
 mod guardrails;
 mod import;
 mod indicators;
 mod library;
+mod mock_broker;
 mod paper;
 mod properties;
 mod reference;
