@@ -19,15 +19,6 @@ pub enum BrokerRequest {
     Cancel(Order),
 }
 
-impl BrokerRequest {
-    /// The order the request is about.
-    pub fn order(&self) -> &Order {
-        match self {
-            BrokerRequest::Submit(o) | BrokerRequest::Cancel(o) => o,
-        }
-    }
-}
-
 /// Orders at an outside broker: those working, and the requests not yet taken by the runtime.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ExternalBook {

@@ -223,6 +223,22 @@ pub fn set_state(
     Ok(())
 }
 
+/// Replaces the bar-based quote of a record with the broker's quote at submission.
+pub fn set_quote(
+    conn: &Connection,
+    run_id: i64,
+    client_order_id: &str,
+    bid: f64,
+    ask: f64,
+    mid: f64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE broker_orders SET bid = ?3, ask = ?4, mid = ?5 WHERE run_id = ?1 AND client_order_id = ?2",
+    )?
+    .execute(params![run_id, client_order_id, bid, ask, mid])?;
+    Ok(())
+}
+
 /// Records a fill on the order's record, with its slippage against the mid at submission
 /// (bps, positive when the fill was worse than the mid).
 pub fn set_fill(

@@ -117,11 +117,6 @@ impl Gateway {
         self.symbols = symbols;
     }
 
-    /// The trading client.
-    pub fn client(&self) -> &TradingClient {
-        &self.client
-    }
-
     /// Restores what a restarted run recorded: each order's state (`pending` ones may have
     /// reached the broker, so they are looked up before being sent) and the event numbering.
     /// Call after the muted replay, with the engine's working orders.
@@ -481,13 +476,7 @@ impl Gateway {
             {
                 let (bid, ask, mid) = (quote.bp, quote.ap, quote.mid());
                 let c = coid.clone();
-                journal.exec(move |conn, run| {
-                    conn.execute(
-                        "UPDATE broker_orders SET bid = ?3, ask = ?4, mid = ?5 WHERE run_id = ?1 AND client_order_id = ?2",
-                        rusqlite::params![run, c, bid, ask, mid],
-                    )
-                    .map(|_| ())
-                });
+                journal.exec(move |conn, run| broker_log::set_quote(conn, run, &c, bid, ask, mid));
             }
         }
         let req = self.request(order);

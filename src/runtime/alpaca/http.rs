@@ -174,37 +174,19 @@ impl Http {
             req = req.json(b);
         }
         let transient = |err: BrokerError| Failure { err, retry: idempotent, wait: None, rate_limited: false };
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return Err(transient(BrokerError::Timeout {
-                    method: m,
-                    path: path.into(),
-                    timeout: self.policy.timeout,
-                }));
-            }
-            Err(e) => {
-                let detail = self.creds.scrub(&error_chain(&e));
-                return Err(transient(BrokerError::Transport { method: m, path: path.into(), detail }));
-            }
+        // A request or body that failed on the way: a timeout or a connection failure.
+        let lost = |e: reqwest::Error| {
+            transient(if e.is_timeout() {
+                BrokerError::Timeout { method: m, path: path.into(), timeout: self.policy.timeout }
+            } else {
+                BrokerError::Transport { method: m, path: path.into(), detail: self.creds.scrub(&error_chain(&e)) }
+            })
         };
+        let resp = req.send().await.map_err(lost)?;
         let status = resp.status().as_u16();
         let reset = header_secs(&resp, "x-ratelimit-reset");
         let retry_after = header_secs(&resp, "retry-after");
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) if e.is_timeout() => {
-                return Err(transient(BrokerError::Timeout {
-                    method: m,
-                    path: path.into(),
-                    timeout: self.policy.timeout,
-                }));
-            }
-            Err(e) => {
-                let detail = self.creds.scrub(&error_chain(&e));
-                return Err(transient(BrokerError::Transport { method: m, path: path.into(), detail }));
-            }
-        };
+        let text = resp.text().await.map_err(lost)?;
         match status {
             200..=299 => Ok(Response { body: text }),
             429 => {

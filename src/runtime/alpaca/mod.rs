@@ -44,14 +44,6 @@ pub enum Environment {
 }
 
 impl Environment {
-    /// The environment's trading base URL.
-    pub fn trading_url(self) -> &'static str {
-        match self {
-            Environment::Paper => PAPER_TRADING_URL,
-            Environment::Live => LIVE_TRADING_URL,
-        }
-    }
-
     /// `paper` or `live`.
     pub fn as_str(self) -> &'static str {
         match self {

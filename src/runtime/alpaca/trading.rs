@@ -13,7 +13,7 @@ pub struct TradingClient {
 }
 
 impl TradingClient {
-    /// A client for `base_url` (see [`super::Environment::trading_url`]).
+    /// A client for `base_url` (`crate::runtime::live_gate::trading_url` picks it).
     ///
     /// # Errors
     /// [`BrokerError::Transport`] when the HTTP client cannot be built.
