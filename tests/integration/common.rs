@@ -87,3 +87,13 @@ pub fn rows(c: &rusqlite::Connection, sql: &str) -> Vec<Vec<String>> {
 pub fn count(c: &rusqlite::Connection, sql: &str) -> i64 {
     c.query_row(sql, [], |r| r.get(0)).unwrap()
 }
+
+/// Whether the journal's latest run is marked completed. A crash test that kills the bot after
+/// this commit but before the process exits must stop there: a restart would begin a new run.
+pub fn run_completed(db: &Path) -> bool {
+    let Ok(c) = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return false;
+    };
+    c.query_row("SELECT status FROM runs ORDER BY run_id DESC LIMIT 1", [], |r| r.get::<_, String>(0))
+        .is_ok_and(|s| s == "completed")
+}
