@@ -86,6 +86,16 @@ impl SimBroker {
         out
     }
 
+    /// Every working order.
+    pub fn working(&self) -> impl Iterator<Item = &Order> {
+        self.working.iter().flatten()
+    }
+
+    /// Edits every working order in place (a bundle swap renumbers slots and strategies).
+    pub fn for_each_working(&mut self, f: impl FnMut(&mut Order)) {
+        self.working.iter_mut().flatten().for_each(f);
+    }
+
     /// Removes every working order (end of data).
     pub fn drain(&mut self) -> Vec<Order> {
         self.working.iter_mut().flat_map(std::mem::take).collect()

@@ -53,6 +53,9 @@ use super::rules::{FieldValues, NO_FIELDS, eval_rule, position_fields, seen_valu
 use super::signal::{RuleKind, Signal, decide, protective_orders};
 use super::trading_state::{Mode, StateChange, TradingState};
 
+mod swap;
+pub use swap::SwapReport;
+
 /// Money and costs of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineSettings {
@@ -203,6 +206,8 @@ struct Slot {
     seq: u32,
     /// Derives this slot's `client_order_id`s.
     ids: OrderIds,
+    /// Kept after a bundle swap dropped it, only to close what it holds: no new entries.
+    retired: bool,
 }
 
 /// The engine: strategies, risk, broker and accounting over one bundle.
@@ -346,6 +351,7 @@ impl Engine {
                         seq_ts: i64::MIN,
                         seq: 0,
                         ids: OrderIds::new(&settings.bot, s.name(), name),
+                        retired: false,
                     });
                 }
             }
@@ -871,7 +877,7 @@ impl Engine {
     #[inline]
     fn evaluate_slot(&mut self, slot_id: usize, bar: &Bar, sink: &mut dyn EventSink) {
         let slot = &mut self.slots[slot_id];
-        if slot.pending_market {
+        if slot.pending_market || (slot.retired && slot.position.is_none()) {
             return;
         }
         let bars_held = slot.position.as_mut().map(|p| {

@@ -32,6 +32,39 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// Where the loader reads documents and scripts: the disk, or the texts a journal stored for
+/// a bundle revision (a restarted bot rebuilds the bundles it ran under, see
+/// [`load_bundle_from`]).
+pub trait Files {
+    /// The text of the file at `path`.
+    ///
+    /// # Errors
+    /// When it cannot be read (the message names no secret: paths only).
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+}
+
+/// The file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Disk;
+
+impl Files for Disk {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// Texts by the name a [`SourceFile`] was given when loaded (its path as written).
+#[derive(Debug, Clone, Default)]
+pub struct Stored(pub std::collections::HashMap<String, String>);
+
+impl Files for Stored {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        self.0.get(&path.display().to_string()).cloned().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "not among the stored texts of this revision")
+        })
+    }
+}
+
 /// Joins `rel` to `base` and removes `.` and `..` components lexically, so paths stay as short
 /// and relative as the user wrote them.
 pub fn resolve(base: &Path, rel: &str) -> PathBuf {
@@ -57,6 +90,10 @@ pub fn resolve(base: &Path, rel: &str) -> PathBuf {
 /// Reads a document and the rhai scripts it names (relative to its file). Problems go to
 /// `diags`: a script that cannot be read is an error at its path in the document.
 pub fn read_document_with_scripts(src: &Arc<SourceFile>, diags: &mut Vec<Diagnostic>) -> Option<Document> {
+    read_with_scripts(src, &Disk, diags)
+}
+
+fn read_with_scripts(src: &Arc<SourceFile>, files: &dyn Files, diags: &mut Vec<Diagnostic>) -> Option<Document> {
     let mut doc = read_document(src, diags)?;
     let base = dir_of(Path::new(&src.name));
     let refs: Vec<&mut ScriptRef> = match &mut doc {
@@ -77,7 +114,7 @@ pub fn read_document_with_scripts(src: &Arc<SourceFile>, diags: &mut Vec<Diagnos
     };
     for r in refs {
         let path = resolve(&base, &r.path.value);
-        match std::fs::read_to_string(&path) {
+        match files.read(&path) {
             Ok(text) => r.source = Some(SourceFile::new(path.display().to_string(), text)),
             Err(e) => diags.push(
                 Diagnostic::error(codes::UNRESOLVED_REFERENCE, format!("cannot read script `{}`: {e}", path.display()))
@@ -112,7 +149,12 @@ pub fn script_sources(strategies: &[CompiledStrategy], policies: &[CompiledPolic
 /// # Errors
 /// A `E9001` diagnostic when the file cannot be read.
 pub fn read_source(path: &Path) -> Result<Arc<SourceFile>, Diagnostic> {
-    std::fs::read_to_string(path)
+    read_source_from(path, &Disk)
+}
+
+fn read_source_from(path: &Path, files: &dyn Files) -> Result<Arc<SourceFile>, Diagnostic> {
+    files
+        .read(path)
         .map(|t| SourceFile::new(path.display().to_string(), t))
         .map_err(|e| Diagnostic::error(codes::IO, format!("cannot read `{}`: {e}", path.display())))
 }
@@ -154,9 +196,18 @@ fn reference_error(manifest: &Arc<SourceFile>, span: Span, msg: String, help: St
 /// # Errors
 /// Every diagnostic found (errors and warnings) when any error was found.
 pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    load_bundle_from(path, &Disk)
+}
+
+/// [`load_bundle`] reading through `files`: with [`Stored`] texts, rebuilds a bundle revision
+/// exactly as it was loaded (same names, same texts, hence the same revision).
+///
+/// # Errors
+/// Every diagnostic found (errors and warnings) when any error was found.
+pub fn load_bundle_from(path: &Path, files: &dyn Files) -> Result<Loaded, Vec<Diagnostic>> {
     let mut diags = Vec::new();
-    let src = read_source(path).map_err(|d| vec![d])?;
-    let doc = read_document_with_scripts(&src, &mut diags);
+    let src = read_source_from(path, files).map_err(|d| vec![d])?;
+    let doc = read_with_scripts(&src, files, &mut diags);
     let base_dir = dir_of(path);
     let bundle = match doc {
         None => None,
@@ -185,7 +236,7 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             for sref in &bot.strategies {
                 let p = resolve(&base_dir, &sref.path.value);
                 let Some((file, Document::Strategy(mut doc))) =
-                    load_referenced(&src, sref.path.span, &p, "strategy", &mut diags)
+                    load_referenced(&src, sref.path.span, &p, "strategy", files, &mut diags)
                 else {
                     ok = false;
                     continue;
@@ -202,7 +253,7 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             }
             for pref in &bot.policies {
                 let p = resolve(&base_dir, &pref.value);
-                match load_referenced(&src, pref.span, &p, "policy", &mut diags) {
+                match load_referenced(&src, pref.span, &p, "policy", files, &mut diags) {
                     Some((file, Document::Policy(doc))) => {
                         sources.push(file);
                         match compile_policy(doc, &mut diags) {
@@ -215,7 +266,7 @@ pub fn load_bundle(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             }
             for pref in &bot.phases {
                 let p = resolve(&base_dir, &pref.value);
-                match load_referenced(&src, pref.span, &p, "phase", &mut diags) {
+                match load_referenced(&src, pref.span, &p, "phase", files, &mut diags) {
                     Some((file, Document::Phase(doc))) => {
                         sources.push(file);
                         phases.push(doc);
@@ -265,9 +316,10 @@ fn load_referenced(
     span: Span,
     path: &Path,
     want: &str,
+    files: &dyn Files,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<(Arc<SourceFile>, Document)> {
-    let file = match std::fs::read_to_string(path) {
+    let file = match files.read(path) {
         Ok(t) => SourceFile::new(path.display().to_string(), t),
         Err(e) => {
             diags.push(reference_error(
@@ -279,7 +331,7 @@ fn load_referenced(
             return None;
         }
     };
-    let doc = read_document_with_scripts(&file, diags)?;
+    let doc = read_with_scripts(&file, files, diags)?;
     if doc.kind() != want {
         diags.push(reference_error(
             manifest,
@@ -466,5 +518,17 @@ mod tests {
         assert_eq!(resolve(Path::new("."), "./a.yaml"), PathBuf::from("a.yaml"));
         assert_eq!(resolve(Path::new("../x"), "../../y.yaml"), PathBuf::from("../../y.yaml"));
         assert_eq!(resolve(Path::new("a/b"), "/abs/c.yaml"), PathBuf::from("/abs/c.yaml"));
+    }
+
+    #[test]
+    fn a_bundle_rebuilds_from_its_stored_texts() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bot.yaml"));
+        let disk = load_bundle(path).expect("the example bot loads").bundle;
+        let texts = disk.sources.iter().map(|s| (s.name.clone(), s.text.clone())).collect();
+        let stored = load_bundle_from(Path::new(&disk.sources[0].name), &Stored(texts)).expect("rebuilt").bundle;
+        assert_eq!(stored.revision, disk.revision);
+        assert_eq!(stored.strategies.len(), disk.strategies.len());
+        let missing = load_bundle_from(path, &Stored::default()).unwrap_err();
+        assert!(missing[0].message.contains("not among the stored texts"), "{}", missing[0].message);
     }
 }

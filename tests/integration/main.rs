@@ -21,4 +21,5 @@ mod scripts;
 mod seed_guardrails;
 mod sizing;
 mod stress;
+mod swap;
 mod validate;
