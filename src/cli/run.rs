@@ -20,7 +20,9 @@ use crate::runtime::data::{DataRequest, load_for_bundle};
 use crate::runtime::gateway::Gateway;
 use crate::runtime::live_gate::{self, GateDecision};
 use crate::runtime::loader::{load_bundle, resolve};
-use crate::runtime::paper::{self, PaperConfig};
+use crate::runtime::paper::{self, PaperConfig, ReloadMessage};
+use crate::runtime::reload::{self, ManifestSource, Outcome, Reloader, Watch};
+use std::sync::mpsc::Receiver;
 
 /// Arguments of `dsl run`.
 #[derive(Debug, clap::Args)]
@@ -43,6 +45,11 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Watch the manifest and every document and script it uses: a valid edit is swapped in
+    /// at the next bar (open positions stay managed; a removed strategy only exits), an
+    /// invalid one changes nothing; both are journaled (`reloads`).
+    #[arg(long)]
+    pub watch: bool,
     /// Confirms live trading on this Alpaca account number (one of the four live gates; the
     /// others are `mode: live`, TRADEDSL_ARM_LIVE=<bot name> and a live active phase).
     #[arg(long, value_name = "ACCOUNT_NUMBER")]
@@ -136,6 +143,25 @@ async fn connect(
     Ok((Some(gateway), Some((env, url))))
 }
 
+/// Starts watching the bot's documents: every reload, with the bundle when it was accepted.
+/// `loaded`: the revision the bot was started with (an edit made since is sent at once).
+fn watch_documents(manifest: &std::path::Path, loaded: &str) -> Result<(Watch, Receiver<ReloadMessage>), Diagnostic> {
+    let (reloader, mut first) = Reloader::new(ManifestSource(manifest.to_path_buf()));
+    let reloader = Arc::new(reloader);
+    let (tx, rx) = std::sync::mpsc::channel();
+    if first.new_revision.as_deref() != Some(loaded) {
+        first.old_revision = loaded.to_string();
+        let built = (first.outcome == Outcome::Accepted).then(|| reloader.current());
+        let _ = tx.send((first, built));
+    }
+    let current = reloader.clone();
+    let watch = reload::watch(reloader, std::time::Duration::from_millis(200), move |record| {
+        let built = (record.outcome == Outcome::Accepted).then(|| current.current());
+        let _ = tx.send((record.clone(), built));
+    })?;
+    Ok((watch, rx))
+}
+
 /// Runs the command.
 pub fn run(args: Args, out: Out) -> u8 {
     let loaded = match load_bundle(&args.path) {
@@ -200,7 +226,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let bot_name = bot.name.value.clone();
-    let cfg = PaperConfig {
+    let mut cfg = PaperConfig {
         bundle: bundle.clone(),
         series: market.series,
         settings,
@@ -213,7 +239,20 @@ pub fn run(args: Args, out: Out) -> u8 {
         fresh: args.fresh,
         stop: stop.clone(),
         gateway,
+        reloads: None,
+        quiet: args.quiet,
     };
+    // Kept alive for the whole run: dropping it stops watching.
+    let mut _watch = None;
+    if args.watch {
+        match watch_documents(&args.path, &bundle.revision) {
+            Ok((w, rx)) => {
+                _watch = Some(w);
+                cfg.reloads = Some(rx);
+            }
+            Err(d) => return out.fail(&d),
+        }
+    }
     if !args.quiet {
         let broker = match &description {
             Some((env, url)) => format!("Alpaca {} account at {url}", env.as_str()),
@@ -221,6 +260,9 @@ pub fn run(args: Args, out: Out) -> u8 {
         };
         eprintln!("trading `{}` on replayed bars ({broker}); journal {}", cfg.settings.bot, journal.display());
         eprintln!("press Ctrl-C to stop; starting again resumes where it stopped");
+        if args.watch {
+            eprintln!("watching the bot's documents: a valid edit takes effect at the next bar");
+        }
     }
     let result = runtime.block_on(async move {
         let watcher = stop.clone();

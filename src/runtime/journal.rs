@@ -112,7 +112,8 @@ CREATE TABLE IF NOT EXISTS policy_decisions (
     fired INTEGER NOT NULL,
     action TEXT NOT NULL,
     message TEXT NOT NULL,
-    seen_values TEXT NOT NULL
+    seen_values TEXT NOT NULL,
+    bundle_revision TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id INTEGER NOT NULL REFERENCES runs(run_id),
@@ -165,7 +166,7 @@ CREATE VIEW IF NOT EXISTS v_trades AS SELECT run_id, trade_no, strategy, symbol,
     fees, exit_reason, holding_bars, entry_order_id, exit_order_id FROM trades;
 CREATE VIEW IF NOT EXISTS v_policy_decisions AS SELECT run_id, client_order_id,
     strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, policy, rule_id, fired, action, message,
-    seen_values FROM policy_decisions;
+    seen_values, bundle_revision FROM policy_decisions;
 ";
 
 /// Facts about a run, written when it starts.
@@ -204,6 +205,8 @@ struct OrderRow {
     status: &'static str,
     status_reason: Option<String>,
     updated_ts: i64,
+    /// Revision of the bundle that created it.
+    bundle_revision: Arc<str>,
 }
 
 /// A write of the caller's own, given the connection and the run id.
@@ -232,6 +235,7 @@ enum Row {
         action: Arc<str>,
         message: Arc<str>,
         seen: String,
+        bundle_revision: Arc<str>,
     },
     Note {
         ts: i64,
@@ -260,6 +264,9 @@ pub struct Resumed {
     pub run_id: i64,
     /// The bundle revision the run was started with.
     pub revision: String,
+    /// The revision in force at the last checkpoint (the last accepted reload's, or
+    /// `revision`).
+    pub in_force: String,
     /// Time of the last committed checkpoint (UTC seconds); `None` before the first.
     pub last_checkpoint: Option<i64>,
     /// A person's halts and resumes, at the bar times the bot applied them, oldest first.
@@ -304,7 +311,7 @@ fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-fn write_row(conn: &Connection, run_id: i64, revision: &str, bot: &str, row: &Row) -> rusqlite::Result<usize> {
+fn write_row(conn: &Connection, run_id: i64, bot: &str, row: &Row) -> rusqlite::Result<usize> {
     match row {
         Row::Order(o) => conn
             .prepare_cached(
@@ -334,7 +341,7 @@ fn write_row(conn: &Connection, run_id: i64, revision: &str, bot: &str, row: &Ro
                 o.status,
                 o.status_reason,
                 o.updated_ts,
-                revision
+                &*o.bundle_revision
             ]),
         Row::Fill { client_order_id, ts, symbol, side, quantity, price, commission, slippage_cost } => conn
             .prepare_cached(
@@ -366,12 +373,23 @@ fn write_row(conn: &Connection, run_id: i64, revision: &str, bot: &str, row: &Ro
                 t.entry_order_id.as_str(),
                 t.exit_order_id.as_str()
             ]),
-        Row::Decision { client_order_id, ts, policy, rule_id, fired, action, message, seen } => conn
+        Row::Decision { client_order_id, ts, policy, rule_id, fired, action, message, seen, bundle_revision } => conn
             .prepare_cached(
-                "INSERT INTO policy_decisions (run_id, client_order_id, ts, policy, rule_id, fired, action, message, seen_values) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO policy_decisions (run_id, client_order_id, ts, policy, rule_id, fired, action, message, \
+                 seen_values, bundle_revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
-            .execute(params![run_id, client_order_id.as_str(), ts, &**policy, &**rule_id, fired, &**action, &**message, seen]),
+            .execute(params![
+                run_id,
+                client_order_id.as_str(),
+                ts,
+                &**policy,
+                &**rule_id,
+                fired,
+                &**action,
+                &**message,
+                seen,
+                &**bundle_revision
+            ]),
         Row::State(c) => conn
             .prepare_cached(
                 "INSERT INTO state_changes (run_id, ts, from_state, to_state, reason, message, reset) \
@@ -426,6 +444,8 @@ pub struct Journal {
     muted: bool,
     /// Also record the engine's state changes in the bot's control records.
     control: bool,
+    /// Bundle revision of the decisions from now on.
+    revision: Arc<str>,
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
@@ -433,8 +453,21 @@ fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
 }
 
 /// Brings a journal written by an earlier version up to the current tables: adds
-/// `state_changes.reset` (and rebuilds its view) when missing.
+/// `state_changes.reset` and `policy_decisions.bundle_revision` (and rebuilds their views)
+/// when missing.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_revision = conn
+        .prepare("SELECT 1 FROM pragma_table_info('policy_decisions') WHERE name = 'bundle_revision'")?
+        .exists([])?;
+    if !has_revision {
+        conn.execute_batch(
+            "ALTER TABLE policy_decisions ADD COLUMN bundle_revision TEXT NOT NULL DEFAULT '';
+             DROP VIEW IF EXISTS v_policy_decisions;
+             CREATE VIEW v_policy_decisions AS SELECT run_id, client_order_id,
+                 strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, policy, rule_id, fired, action, message,
+                 seen_values, bundle_revision FROM policy_decisions;",
+        )?;
+    }
     let has_reset = conn.prepare("SELECT 1 FROM pragma_table_info('state_changes') WHERE name = 'reset'")?.exists([])?;
     if !has_reset {
         conn.execute_batch(
@@ -465,6 +498,7 @@ fn open(path: &Path) -> Result<Connection, Diagnostic> {
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
     conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
     conn.execute_batch(super::broker_log::SCHEMA).map_err(|e| db_err(path, e))?;
+    conn.execute_batch(super::reload_log::SCHEMA).map_err(|e| db_err(path, e))?;
     migrate(&conn).map_err(|e| db_err(path, e))?;
     Ok(conn)
 }
@@ -495,7 +529,7 @@ impl Journal {
         )
         .map_err(|e| db_err(path, e))?;
         let run_id = conn.last_insert_rowid();
-        Journal::start(path, conn, run_id, info.bundle_revision.clone(), info.bot.clone())
+        Journal::start(path, conn, run_id, &info.bundle_revision, info.bot.clone())
     }
 
     /// Reopens the unfinished run of `kind` for `bot` (status `running`), if there is one,
@@ -535,18 +569,19 @@ impl Journal {
                 .map_err(|e| db_err(path, e))?;
             rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))?
         };
+        let in_force = super::reload_log::in_force(&conn, run_id, &revision).map_err(|e| db_err(path, e))?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(path, e))?;
         // Numbering restarts at 0: the muted replay up to the checkpoint counts again.
-        let mut j = Journal::start(path, conn, run_id, revision.clone(), bot.to_string())?;
+        let mut j = Journal::start(path, conn, run_id, &revision, bot.to_string())?;
         j.muted = true;
         let manual = manual
             .into_iter()
             .map(|(ts, to, reason, message)| ManualChange { ts, halt: to == "HALTED", reason, message })
             .collect();
-        Ok(Some((j, Resumed { run_id, revision, last_checkpoint: last, manual })))
+        Ok(Some((j, Resumed { run_id, revision, in_force, last_checkpoint: last, manual })))
     }
 
-    fn start(path: &Path, conn: Connection, run_id: i64, revision: String, bot: String) -> Result<Journal, Diagnostic> {
+    fn start(path: &Path, conn: Connection, run_id: i64, revision: &str, bot: String) -> Result<Journal, Diagnostic> {
         let (tx, rx) = sync_channel::<Vec<Row>>(64);
         let writer = std::thread::Builder::new()
             .name("journal".into())
@@ -574,7 +609,7 @@ impl Journal {
                         in_tx = true;
                         let written = match row {
                             Row::Exec(f) => f(&conn, run_id).map(|()| 1),
-                            row => write_row(&conn, run_id, &revision, &bot, &row)
+                            row => write_row(&conn, run_id, &bot, &row)
                                 .map(|n| (n, matches!(row, Row::Checkpoint(_))))
                                 .map(|(n, cp)| if cp { usize::MAX } else { n }),
                         };
@@ -600,6 +635,7 @@ impl Journal {
             writer: Some(writer),
             muted: false,
             control: false,
+            revision: Arc::from(revision),
         })
     }
 
@@ -642,6 +678,34 @@ impl Journal {
         }
         self.push(Row::Checkpoint(Box::new(c)));
         self.send();
+    }
+
+    /// The bundle revision recorded with the decisions (orders, policy decisions) made from
+    /// now on: a hot reload swapped in `revision`. Applies while muted too (a restart
+    /// replaying the reloads).
+    pub fn set_revision(&mut self, revision: &str) {
+        self.revision = Arc::from(revision);
+    }
+
+    /// Stores the texts of `bundle` (the bundle a run starts with), so that a restart can
+    /// rebuild it after a reload replaced the files; dropped while muted.
+    pub fn store_bundle(&mut self, bundle: Arc<crate::dsl::bundle::Bundle>) {
+        self.exec(move |conn, _| super::reload_log::store_texts(conn, &bundle));
+    }
+
+    /// Records a reload the bot saw, and the new bundle's texts when one was swapped in
+    /// (see [`super::reload_log`]); dropped while muted.
+    pub fn reload(
+        &mut self,
+        entry: super::reload_log::ReloadEntry,
+        swapped_in: Option<Arc<crate::dsl::bundle::Bundle>>,
+    ) {
+        self.exec(move |conn, run_id| {
+            if let Some(b) = &swapped_in {
+                super::reload_log::store_texts(conn, b)?;
+            }
+            super::reload_log::insert(conn, run_id, &entry)
+        });
     }
 
     /// Queues a write of the caller's own (given the connection and the run id) in the
@@ -809,6 +873,7 @@ impl EventSink for Journal {
             status: status.as_str(),
             status_reason: (!reason.is_empty()).then(|| reason.to_string()),
             updated_ts: o.created_ts,
+            bundle_revision: self.revision.clone(),
         };
         if status == OrderStatus::Submitted {
             self.working.insert(o.client_order_id, row);
@@ -861,6 +926,7 @@ impl EventSink for Journal {
             // Script messages vary per order: not worth interning.
             message: Arc::from(d.message),
             seen: serde_json::Value::Object(seen).to_string(),
+            bundle_revision: self.revision.clone(),
         };
         self.push(row);
     }

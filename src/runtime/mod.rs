@@ -17,6 +17,7 @@ pub mod live_gate;
 pub mod loader;
 pub mod paper;
 pub mod reload;
+pub mod reload_log;
 pub mod report;
 pub mod rule_tests;
 pub mod status;

@@ -14,9 +14,17 @@
 //! exist already), applying a person's halts and resumes at the bar times they took effect.
 //! The engine and the simulated broker are deterministic, so positions, cash, working orders,
 //! `client_order_id` sequences, daily counters and breaker states come back exactly as they
-//! were; then the run goes on from the next timestamp. A run started with other documents
-//! (another bundle revision) is not resumed: replaying it with different rules would rebuild a
-//! different history.
+//! were; then the run goes on from the next timestamp. The replay runs the bundles the run
+//! ran under, swapped in at the bar times they were (the journal keeps every revision's
+//! texts). Documents edited while the bot was down are swapped in at the first new bar when
+//! the bot watches them (`--watch`); otherwise the run is not resumed.
+//!
+//! **Hot reload.** With `reloads`, each reload of the watched documents is applied between
+//! timestamps, before the bars of the next one: a valid bundle is swapped into the engine
+//! ([`Engine::swap_bundle`]: positions stay managed, a removed strategy only exits), an
+//! invalid one changes nothing. Both are journaled (`reloads`, see [`super::reload_log`]) in
+//! the transaction of that timestamp, and every order and policy decision records the
+//! revision it was made under.
 //!
 //! **Controls.** Between timestamps the loop reads the bot's state in the control records
 //! (`dsl halt`, `dsl resume`); a change made there is applied at the next bar time and
@@ -29,6 +37,7 @@ use std::collections::BinaryHeap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 
 use crate::diagnostics::{Diagnostic, codes};
 use crate::dsl::bundle::Bundle;
@@ -43,6 +52,9 @@ use super::broker_log;
 use super::control::ControlStore;
 use super::gateway::Gateway;
 use super::journal::{Checkpoint, Journal, RunInfo};
+use super::loader::{Stored, load_bundle_from};
+use super::reload::{Outcome, ReloadRecord};
+use super::reload_log::{self, ReloadEntry};
 
 /// The journal's run kind of a paper run.
 pub const KIND: &str = "paper";
@@ -67,7 +79,15 @@ pub struct PaperConfig {
     pub stop: Arc<AtomicBool>,
     /// An outside broker (Alpaca or a mock of it) instead of the simulated one.
     pub gateway: Option<Gateway>,
+    /// Hot reload (`--watch`): each reload the watcher made, with the bundle it swapped in
+    /// when valid. `None`: the documents stay as loaded.
+    pub reloads: Option<Receiver<ReloadMessage>>,
+    /// Print only errors (a rejected reload is one).
+    pub quiet: bool,
 }
+
+/// A reload from the file watcher and, when it was accepted, the bundle it built.
+pub type ReloadMessage = (ReloadRecord, Option<Arc<Bundle>>);
 
 /// How a paper run ended.
 #[derive(Debug, Clone)]
@@ -94,7 +114,7 @@ pub struct PaperOutcome {
 /// When the journal or the control records cannot be opened or written (trading stops then:
 /// a state that cannot be made durable must not be relied on), or when the unfinished run was
 /// started with other documents.
-pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
+pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     let bot = cfg.settings.bot.clone();
     if cfg.fresh {
         Journal::abandon(&cfg.journal, KIND, &bot)?;
@@ -103,15 +123,18 @@ pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     let control = ControlStore::open(&cfg.journal, &bot)?;
     let (mut journal, resumed) = match Journal::resume(&cfg.journal, KIND, &bot)? {
         Some((j, r)) => {
-            if r.revision != cfg.bundle.revision {
+            if r.in_force != cfg.bundle.revision && cfg.reloads.is_none() {
                 return Err(Diagnostic::error(
                     codes::INVALID_VALUE,
                     format!(
-                        "run {} of bot `{bot}` was started with bundle {}, but the documents now give {}",
-                        r.run_id, r.revision, cfg.bundle.revision
+                        "run {} of bot `{bot}` was running bundle {}, but the documents now give {}",
+                        r.run_id, r.in_force, cfg.bundle.revision
                     ),
                 )
-                .help("restore the documents it ran with to resume it, or start over with `--fresh`"));
+                .help(
+                    "restore the documents it ran with to resume it, resume with `--watch` to swap the edited \
+                     documents in at the next bar, or start over with `--fresh`",
+                ));
             }
             (j, Some(r))
         }
@@ -123,17 +146,33 @@ pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 settings: cfg.settings_json.clone(),
                 symbols: cfg.series.iter().map(|s| s.symbol.clone()).collect(),
             };
-            (Journal::begin(&cfg.journal, &info)?, None)
+            let mut j = Journal::begin(&cfg.journal, &info)?;
+            j.store_bundle(cfg.bundle.clone());
+            (j, None)
         }
     };
+    // The bundles the unfinished run ran under, swapped in again at the same bar times.
+    let start_bundle = match &resumed {
+        Some(r) => bundle_of(&cfg, &r.revision)?,
+        None => cfg.bundle.clone(),
+    };
+    let mut replayed_reloads = match &resumed {
+        Some(r) => reload_log::accepted(&cfg.journal, r.run_id, r.last_checkpoint.unwrap_or(i64::MIN))?,
+        None => Vec::new(),
+    };
+    replayed_reloads.reverse();
+    // Documents edited while the bot was down: swapped in at the first new bar (`--watch`).
+    let mut restart_reload = resumed.as_ref().is_some_and(|r| r.in_force != cfg.bundle.revision);
+    journal.set_revision(&start_bundle.revision);
     let resume_at = resumed.as_ref().and_then(|r| r.last_checkpoint);
     let mut manual = resumed.as_ref().map(|r| r.manual.clone()).unwrap_or_default();
     manual.reverse();
     journal.set_muted(resume_at.is_some());
 
     let symbols: Vec<String> = cfg.series.iter().map(|s| s.symbol.clone()).collect();
-    let mut engine = Engine::new(cfg.bundle.clone(), &symbols, cfg.settings.clone());
-    let mut gateway = cfg.gateway;
+    let mut engine = Engine::new(start_bundle.clone(), &symbols, cfg.settings.clone());
+    let mut revision = start_bundle.revision.clone();
+    let mut gateway = cfg.gateway.take();
     // Broker outcomes the unfinished run applied, replayed at their bar times.
     let (mut records, mut applied, mut next_seq) = (Vec::new(), Vec::new(), 0);
     if let Some(g) = gateway.as_mut() {
@@ -176,6 +215,24 @@ pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 tokio::time::sleep(std::time::Duration::from_secs_f64(gap.min(3600.0))).await;
             }
             apply_controls(&control, &mut engine, ts, &mut journal)?;
+            if std::mem::take(&mut restart_reload) {
+                let record = restart_record(&revision, &cfg.bundle);
+                apply_reload(
+                    &mut engine,
+                    &mut revision,
+                    record,
+                    Some(cfg.bundle.clone()),
+                    ts,
+                    &cfg,
+                    &cursor,
+                    &mut journal,
+                );
+            }
+            if let Some(rx) = &cfg.reloads {
+                while let Ok((record, built)) = rx.try_recv() {
+                    apply_reload(&mut engine, &mut revision, record, built, ts, &cfg, &cursor, &mut journal);
+                }
+            }
             if let Some(g) = gateway.as_mut() {
                 g.sync(&mut engine, ts, &mut journal).await;
                 g.reconcile(&mut engine, ts, &mut journal).await?;
@@ -189,6 +246,15 @@ pub async fn run(cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 } else {
                     engine.resume(m.ts, &m.message, &mut journal);
                 }
+            }
+            while let Some((_, rev)) = replayed_reloads.pop_if(|(t, _)| *t <= ts) {
+                let b = bundle_of(&cfg, &rev)?;
+                let history = |i: usize| (0..cursor[i]).map(|j| cfg.series[i].bar(j)).collect();
+                engine.swap_bundle(b, &history).map_err(|m| {
+                    Diagnostic::error(codes::INVALID_VALUE, format!("cannot replay the reload to bundle {rev}: {m}"))
+                })?;
+                journal.set_revision(&rev);
+                revision = rev;
             }
             let mut due = Vec::new();
             while let Some(e) = applied.pop_if(|e| e.ts <= ts) {
@@ -292,6 +358,112 @@ fn checkpoint(engine: &Engine, ts: i64) -> Checkpoint {
         peak_equity: engine.peak_equity(),
         state: engine.trading_state().mode.as_str().to_string(),
         positions: serde_json::Value::Array(positions),
+    }
+}
+
+/// The bundle of `revision`: the loaded documents' when they are that revision, else rebuilt
+/// from the texts the journal stored for it.
+fn bundle_of(cfg: &PaperConfig, revision: &str) -> Result<Arc<Bundle>, Diagnostic> {
+    if revision == cfg.bundle.revision {
+        return Ok(cfg.bundle.clone());
+    }
+    let missing = || {
+        Diagnostic::error(
+            codes::INVALID_VALUE,
+            format!("the journal has no texts of bundle {revision}, which the unfinished run used"),
+        )
+        .help("restore the documents it ran with to resume it, or start over with `--fresh`")
+    };
+    let (manifest, texts) = reload_log::texts(&cfg.journal, revision)?.ok_or_else(missing)?;
+    let loaded = load_bundle_from(std::path::Path::new(&manifest), &Stored(texts)).map_err(|_| missing())?;
+    if loaded.bundle.revision != revision {
+        return Err(missing());
+    }
+    Ok(Arc::new(loaded.bundle))
+}
+
+/// The reload of a restarted bot whose documents were edited while it was down.
+fn restart_record(in_force: &str, bundle: &Bundle) -> ReloadRecord {
+    ReloadRecord {
+        at: super::timeparse::format_utc(chrono::Utc::now().timestamp()),
+        outcome: Outcome::Accepted,
+        old_revision: in_force.to_string(),
+        new_revision: Some(bundle.revision.clone()),
+        trigger: vec!["restart".into()],
+        changes: Default::default(),
+        errors: 0,
+        warnings: 0,
+        diagnostics: Vec::new(),
+        build_ms: 0.0,
+    }
+}
+
+/// Applies one reload before the bars of `ts`: swaps an accepted bundle into the engine
+/// (refused when it cannot be: the engine is unchanged), and journals what happened either
+/// way. Prints accepted ones (unless quiet) and every rejection with its diagnostics.
+#[allow(clippy::too_many_arguments)]
+fn apply_reload(
+    engine: &mut Engine,
+    revision: &mut String,
+    record: ReloadRecord,
+    built: Option<Arc<Bundle>>,
+    ts: i64,
+    cfg: &PaperConfig,
+    cursor: &[usize],
+    journal: &mut Journal,
+) {
+    let changes = serde_json::to_value(&record.changes).unwrap_or_default();
+    let mut entry = ReloadEntry {
+        ts,
+        outcome: "rejected",
+        old_revision: revision.clone(),
+        new_revision: record.new_revision.clone(),
+        trigger: record.trigger.clone(),
+        changes,
+        retired: Vec::new(),
+        errors: record.errors,
+        warnings: record.warnings,
+        message: String::new(),
+    };
+    let at = super::timeparse::format_utc(ts);
+    match (record.outcome, built) {
+        (Outcome::Unchanged, _) => {}
+        (Outcome::Accepted, Some(b)) if b.revision == *revision => {}
+        (Outcome::Accepted, Some(b)) => {
+            let history = |i: usize| (0..cursor[i]).map(|j| cfg.series[i].bar(j)).collect();
+            match engine.swap_bundle(b.clone(), &history) {
+                Ok(report) => {
+                    entry.outcome = "accepted";
+                    entry.retired = report.retired;
+                    *revision = b.revision.clone();
+                    journal.set_revision(revision);
+                    if !cfg.quiet {
+                        eprintln!("reload: bundle {} in force from {at} (was {})", b.revision, entry.old_revision);
+                        for (s, sym) in &entry.retired {
+                            eprintln!("  {s} on {sym}: removed; it keeps its exits until its position closes");
+                        }
+                    }
+                    journal.reload(entry, Some(b));
+                }
+                Err(m) => {
+                    entry.outcome = "refused";
+                    eprintln!("error: reload of bundle {} refused: {m}; bundle {revision} stays", b.revision);
+                    entry.message = m;
+                    journal.reload(entry, None);
+                }
+            }
+        }
+        _ => {
+            entry.new_revision = None;
+            let text: Vec<String> =
+                record.diagnostics.iter().map(|d| crate::diagnostics::render_human(d, false)).collect();
+            entry.message = text.join("\n");
+            eprintln!("error: reload rejected at {at}; bundle {revision} stays in force");
+            for t in &text {
+                eprint!("{t}");
+            }
+            journal.reload(entry, None);
+        }
     }
 }
 

@@ -41,7 +41,7 @@ pub struct RunStatus {
     pub kind: String,
     /// `running`, `completed` or `abandoned`.
     pub status: String,
-    /// Bundle revision it runs under.
+    /// Bundle revision it runs under (after any hot reload).
     pub bundle_revision: String,
     /// Last bar time committed (UTC seconds).
     pub last_ts: Option<i64>,
@@ -137,6 +137,9 @@ fn latest_run(conn: &Connection, bot: &str) -> rusqlite::Result<Option<RunStatus
     let Some((run_id, kind, status, bundle_revision, last_ts, cash, equity, peak, positions)) = row else {
         return Ok(None);
     };
+    // The revision in force: the last accepted hot reload's (journals from before hot reload
+    // have no `reloads` table).
+    let bundle_revision = super::reload_log::in_force(conn, run_id, &bundle_revision).unwrap_or(bundle_revision);
     let (realized_pnl, closed_trades) =
         conn.query_row("SELECT COALESCE(SUM(pnl), 0), COUNT(*) FROM trades WHERE run_id = ?1", params![run_id], |r| {
             Ok((r.get::<_, f64>(0)?, r.get::<_, i64>(1)?))

@@ -8,6 +8,7 @@ mod broker;
 mod common;
 mod costs;
 mod guardrails;
+mod hot_reload;
 mod import;
 mod indicators;
 mod library;
