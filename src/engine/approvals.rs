@@ -57,8 +57,10 @@ pub trait ApprovalDesk {
     /// Puts a request in the queue. `false` when it could not be recorded (the order is then
     /// refused: fail closed).
     fn park(&mut self, request: &ApprovalRequest) -> bool;
-    /// Decisions taken since the last call, by order id.
-    fn decisions(&mut self) -> Vec<(ClientOrderId, ApprovalOutcome)>;
+    /// Decisions to apply at bar time `ts` (UTC seconds): those taken since the last call,
+    /// by order id. A desk that persists them records `ts`, so that a restarted bot
+    /// replaying its bars gets each decision at the same bar time again.
+    fn decisions(&mut self, ts: i64) -> Vec<(ClientOrderId, ApprovalOutcome)>;
     /// Marks a request expired (nobody decided in time).
     fn expire(&mut self, client_order_id: ClientOrderId, ts: i64);
 }

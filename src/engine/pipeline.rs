@@ -779,7 +779,7 @@ impl Engine {
     /// An approved order is routed at the current bar: it must still pass the trading state
     /// and every rule other than the approval.
     pub fn settle_approvals(&mut self, ts: i64, sink: &mut dyn EventSink) {
-        let decisions = self.desk.as_mut().map(|d| d.decisions()).unwrap_or_default();
+        let decisions = self.desk.as_mut().map(|d| d.decisions(ts)).unwrap_or_default();
         for (id, outcome) in decisions {
             let Some(k) = self.parked.iter().position(|(o, _)| o.client_order_id == id) else { continue };
             let (order, _) = self.parked.remove(k);
@@ -1705,6 +1705,14 @@ impl Engine {
             }
             sink.order_status(o.client_order_id, OrderStatus::Cancelled, ts, "end of data");
             self.stats.orders_cancelled += 1;
+        }
+        // Orders still waiting for a person: the feed ended before a decision.
+        for (order, _) in std::mem::take(&mut self.parked) {
+            if let Some(d) = self.desk.as_mut() {
+                d.expire(order.client_order_id, ts);
+            }
+            self.slots[order.slot].pending_market = false;
+            self.reject(&order, "end of data before a decision on its approval", sink);
         }
     }
 }

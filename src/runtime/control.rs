@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS approvals (
     status TEXT NOT NULL DEFAULT 'pending',
     decided_ts INTEGER,
     note TEXT,
-    delivered INTEGER NOT NULL DEFAULT 0
+    delivered INTEGER NOT NULL DEFAULT 0,
+    delivered_ts INTEGER
 );
 ";
 
@@ -124,6 +125,12 @@ pub struct ControlStore {
     conn: Connection,
     path: PathBuf,
     bot: String,
+    /// As an approval desk: bar times up to this one are a restart's replay (see
+    /// [`ControlStore::replaying_until`]).
+    replay_until: i64,
+    /// Decisions delivered by this process (a decision delivered after the last checkpoint
+    /// before a crash is delivered again once, at the first new bar).
+    delivered_here: std::collections::HashSet<String>,
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
@@ -143,7 +150,53 @@ impl ControlStore {
         let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| db_err(path, e))?;
         conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
-        Ok(ControlStore { conn, path: path.to_path_buf(), bot: bot.to_string() })
+        let has = conn
+            .prepare("SELECT 1 FROM pragma_table_info('approvals') WHERE name = 'delivered_ts'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(|e| db_err(path, e))?;
+        if !has {
+            conn.execute_batch("ALTER TABLE approvals ADD COLUMN delivered_ts INTEGER").map_err(|e| db_err(path, e))?;
+        }
+        Ok(ControlStore {
+            conn,
+            path: path.to_path_buf(),
+            bot: bot.to_string(),
+            replay_until: i64::MIN,
+            delivered_here: Default::default(),
+        })
+    }
+
+    /// As an approval desk of a restarted bot: bar times up to `ts` (its last checkpoint) are
+    /// replayed. There the desk hands out the decisions at the bar times they were delivered
+    /// before, parks nothing new (the requests exist) and expires nothing (that was recorded),
+    /// so the replay decides exactly as the run did.
+    pub fn replaying_until(&mut self, ts: Option<i64>) {
+        self.replay_until = ts.unwrap_or(i64::MIN);
+    }
+
+    /// The bot's clock: the last bar time its unfinished paper run committed, if it has one.
+    /// Approval windows are measured on it (a replay runs on historical bar times).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn bot_clock(&self) -> Result<Option<i64>, Diagnostic> {
+        let has_runs = self
+            .conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE name = 'run_status'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(|e| self.err(e))?;
+        if !has_runs {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT s.ts FROM runs r JOIN run_status s ON s.run_id = r.run_id \
+                 WHERE r.bot = ?1 AND r.status = 'running' ORDER BY r.run_id DESC LIMIT 1",
+                params![self.bot],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     fn err(&self, e: rusqlite::Error) -> Diagnostic {
@@ -235,7 +288,9 @@ impl ControlStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
-    /// Approves or rejects pending request `id` (its number or its `client_order_id`) at `ts`.
+    /// Approves or rejects pending request `id` (its number or its `client_order_id`) at `ts`
+    /// (UTC seconds, recorded as the decision's time). The request has expired when the bot's
+    /// clock ([`ControlStore::bot_clock`]; `ts` when no run is open) reached its expiry.
     ///
     /// # Errors
     /// When there is no such request, it is no longer pending (decided or expired), or the
@@ -262,7 +317,8 @@ impl ControlStore {
                 format!("approval request {} is already {}", row.request_id, row.status),
             ));
         }
-        if ts >= row.expires_ts {
+        // The window is measured on the bot's clock (its last committed bar) when it runs.
+        if self.bot_clock()?.unwrap_or(ts) >= row.expires_ts {
             return Err(Diagnostic::error(
                 codes::INVALID_VALUE,
                 format!(
@@ -292,10 +348,12 @@ impl ControlStore {
 
 impl ApprovalDesk for ControlStore {
     fn park(&mut self, q: &ApprovalRequest) -> bool {
+        // A request parked before a restart is the same request (same `client_order_id`).
         self.conn
             .execute(
                 "INSERT INTO approvals (bot, client_order_id, created_ts, expires_ts, strategy, symbol, side, intent, \
-                 quantity, notional, rule, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 quantity, notional, rule, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                 ON CONFLICT(client_order_id) DO NOTHING",
                 params![
                     self.bot,
                     q.client_order_id.as_str(),
@@ -314,24 +372,40 @@ impl ApprovalDesk for ControlStore {
             .is_ok()
     }
 
-    fn decisions(&mut self) -> Vec<(ClientOrderId, ApprovalOutcome)> {
+    fn decisions(&mut self, ts: i64) -> Vec<(ClientOrderId, ApprovalOutcome)> {
+        let replaying = ts <= self.replay_until;
         let Ok(tx) = self.conn.transaction() else { return Vec::new() };
         let rows: Vec<(String, String, Option<String>)> = {
-            let Ok(mut stmt) = tx.prepare(
+            // Replaying: what was delivered at this bar time. Live: what was never delivered,
+            // or delivered after the last checkpoint by a process that died before committing.
+            let sql = if replaying {
                 "SELECT client_order_id, status, note FROM approvals \
-                 WHERE bot = ?1 AND status IN ('approved', 'rejected') AND delivered = 0",
-            ) else {
+                 WHERE bot = ?1 AND status IN ('approved', 'rejected') AND delivered_ts = ?2"
+            } else {
+                "SELECT client_order_id, status, note FROM approvals \
+                 WHERE bot = ?1 AND status IN ('approved', 'rejected') AND (delivered = 0 OR delivered_ts > ?3)"
+            };
+            let Ok(mut stmt) = tx.prepare(sql) else {
                 return Vec::new();
             };
-            let Ok(rows) = stmt.query_map(params![self.bot], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))) else {
+            // Without a restart nothing delivered is delivered again.
+            let after = if self.replay_until == i64::MIN { i64::MAX } else { self.replay_until };
+            let args = if replaying { params![self.bot, ts] } else { params![self.bot, ts, after] };
+            let Ok(rows) = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))) else {
                 return Vec::new();
             };
-            rows.filter_map(Result::ok).collect()
+            rows.filter_map(Result::ok)
+                .filter(|(id, _, _): &(String, _, _)| !self.delivered_here.contains(id))
+                .collect()
         };
         let mut out = Vec::new();
         for (id, status, note) in rows {
-            if tx.execute("UPDATE approvals SET delivered = 1 WHERE client_order_id = ?1", params![id]).is_err() {
-                return Vec::new();
+            if !replaying {
+                let set = "UPDATE approvals SET delivered = 1, delivered_ts = ?2 WHERE client_order_id = ?1";
+                if tx.execute(set, params![id, ts]).is_err() {
+                    return Vec::new();
+                }
+                self.delivered_here.insert(id.clone());
             }
             let Some(cid) = ClientOrderId::parse(&id) else { continue };
             let note = note.unwrap_or_default();
@@ -351,6 +425,9 @@ impl ApprovalDesk for ControlStore {
     }
 
     fn expire(&mut self, client_order_id: ClientOrderId, ts: i64) {
+        if ts <= self.replay_until {
+            return; // recorded before the restart
+        }
         // Best effort: the engine has already refused the order; a failed write leaves the
         // row pending past its expiry, which `decide` refuses too.
         let _ = self.conn.execute(

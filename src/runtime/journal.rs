@@ -252,6 +252,8 @@ enum Row {
     Control(Box<StateChange>),
     /// Any other write, in the current transaction (broker records: `super::broker_log`).
     Exec(Write),
+    /// Commits what was written so far (a transaction starts again with the next row).
+    Commit,
     /// A barrier: answered once every row before it is written (and committed, when a
     /// checkpoint came just before).
     Sync(SyncSender<Result<(), String>>),
@@ -411,7 +413,7 @@ fn write_row(conn: &Connection, run_id: i64, bot: &str, row: &Row) -> rusqlite::
         }
         Row::Control(c) => super::control::write_state(conn, bot, c, "engine").map(|()| 1),
         // Handled by the writer loop.
-        Row::Exec(_) | Row::Sync(_) => Ok(0),
+        Row::Exec(_) | Row::Sync(_) | Row::Commit => Ok(0),
         Row::Note { ts, kind, origin, symbol, script, message } => conn
             .prepare_cached(
                 "INSERT INTO events (run_id, ts, kind, origin, symbol, script, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -529,7 +531,7 @@ impl Journal {
         )
         .map_err(|e| db_err(path, e))?;
         let run_id = conn.last_insert_rowid();
-        Journal::start(path, conn, run_id, &info.bundle_revision, info.bot.clone())
+        Journal::start(path, conn, run_id, &info.bundle_revision, info.bot.clone(), true)
     }
 
     /// Reopens the unfinished run of `kind` for `bot` (status `running`), if there is one,
@@ -570,9 +572,10 @@ impl Journal {
             rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))?
         };
         let in_force = super::reload_log::in_force(&conn, run_id, &revision).map_err(|e| db_err(path, e))?;
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(path, e))?;
+        // No transaction until the first row after the replay: the bot's control records
+        // (approval requests) are written meanwhile.
         // Numbering restarts at 0: the muted replay up to the checkpoint counts again.
-        let mut j = Journal::start(path, conn, run_id, &revision, bot.to_string())?;
+        let mut j = Journal::start(path, conn, run_id, &revision, bot.to_string(), false)?;
         j.muted = true;
         let manual = manual
             .into_iter()
@@ -581,17 +584,33 @@ impl Journal {
         Ok(Some((j, Resumed { run_id, revision, in_force, last_checkpoint: last, manual })))
     }
 
-    fn start(path: &Path, conn: Connection, run_id: i64, revision: &str, bot: String) -> Result<Journal, Diagnostic> {
+    /// `in_tx`: the caller opened the first transaction.
+    fn start(
+        path: &Path,
+        conn: Connection,
+        run_id: i64,
+        revision: &str,
+        bot: String,
+        in_tx: bool,
+    ) -> Result<Journal, Diagnostic> {
         let (tx, rx) = sync_channel::<Vec<Row>>(64);
         let writer = std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || {
                 let mut err = None;
-                // The caller opened the first transaction.
-                let mut in_tx = true;
+                let mut in_tx = in_tx;
                 for rows in rx {
                     for row in rows {
                         let row = match row {
+                            Row::Commit => {
+                                if in_tx && err.is_none() {
+                                    match conn.execute_batch("COMMIT") {
+                                        Ok(()) => in_tx = false,
+                                        Err(e) => err = Some(e),
+                                    }
+                                }
+                                continue;
+                            }
                             Row::Sync(reply) => {
                                 let _ =
                                     reply.send(err.as_ref().map_or(Ok(()), |e: &rusqlite::Error| Err(e.to_string())));
@@ -685,6 +704,13 @@ impl Journal {
     /// replaying the reloads).
     pub fn set_revision(&mut self, revision: &str) {
         self.revision = Arc::from(revision);
+    }
+
+    /// Commits everything queued so far now (a new paper run commits its start, so that the
+    /// bot's control records can be written before its first checkpoint); not while muted.
+    pub fn commit(&mut self) {
+        self.push(Row::Commit);
+        self.send();
     }
 
     /// Stores the texts of `bundle` (the bundle a run starts with), so that a restart can

@@ -28,7 +28,10 @@
 //!
 //! **Controls.** Between timestamps the loop reads the bot's state in the control records
 //! (`dsl halt`, `dsl resume`); a change made there is applied at the next bar time and
-//! journaled. State changes the engine makes (a breaker) are recorded there too, in the
+//! journaled. Orders a `require_approval` rule parks wait in the bot's approval queue
+//! (`dsl approvals`): a decision is applied at the next bar (and its bar time recorded, so a
+//! restart replays it there), an unanswered request is denied when its window ends on the
+//! bot's clock, and one still waiting when the feed ends is refused. State changes the engine makes (a breaker) are recorded there too, in the
 //! transaction of the timestamp that caused them, so a restarted bot and `dsl status` see
 //! exactly what was committed.
 
@@ -148,6 +151,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
             };
             let mut j = Journal::begin(&cfg.journal, &info)?;
             j.store_bundle(cfg.bundle.clone());
+            j.commit();
             (j, None)
         }
     };
@@ -171,6 +175,10 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
 
     let symbols: Vec<String> = cfg.series.iter().map(|s| s.symbol.clone()).collect();
     let mut engine = Engine::new(start_bundle.clone(), &symbols, cfg.settings.clone());
+    // `require_approval` orders wait in the bot's approval queue (`dsl approvals`).
+    let mut desk = ControlStore::open(&cfg.journal, &bot)?;
+    desk.replaying_until(resume_at);
+    engine.set_approval_desk(Box::new(desk));
     let mut revision = start_bundle.revision.clone();
     let mut gateway = cfg.gateway.take();
     // Broker outcomes the unfinished run applied, replayed at their bar times.

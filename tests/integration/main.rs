@@ -3,6 +3,7 @@
 
 mod allocation;
 mod alpaca;
+mod approvals;
 mod backtest;
 mod broker;
 mod common;
