@@ -8,6 +8,7 @@ mod backtest;
 mod control;
 mod eval;
 mod import;
+mod report;
 mod run;
 mod status;
 mod stress;
@@ -78,6 +79,8 @@ pub enum Command {
     Run(run::Args),
     /// A bot's trading state, latest run, cash, equity, positions and pending approvals.
     Status(status::Args),
+    /// Reports on a running bot's journal: execution quality, daily P&L, trading log.
+    Report(report::Args),
 }
 
 /// Output settings shared by commands.
@@ -134,6 +137,7 @@ pub fn main() -> ExitCode {
         Command::Approvals(a) => control::approvals(a, out),
         Command::Run(a) => run::run(a, out),
         Command::Status(a) => status::run(a, out),
+        Command::Report(a) => report::run(a, out),
     };
     ExitCode::from(code)
 }

@@ -11,9 +11,11 @@
 //! | `orders` | order: deterministic `client_order_id`, strategy, symbol, side, intent, type, stop/limit price, `time_in_force`, quantity, reference price, notional, reason, final status, bundle revision |
 //! | `fills` | fill: time, quantity, price, commission, slippage cost |
 //! | `trades` | round trip: entry/exit time and price, quantity, pnl, pnl % (percent points), fees, exit reason, holding bars |
-//! | `policy_decisions` | policy rule applied to an order: rule id, fired, action, message, the values it saw (JSON) |
+//! | `policy_decisions` | policy rule applied to an order: rule id, fired, action, message, the values it saw (JSON), bundle revision |
 //! | `events` | anything else worth knowing: a rhai script that failed (`script_error`) and what failed closed, an entry an entry filter vetoed (`entry_filtered`) |
 //! | `state_changes` | change of the trading state: time, from, to (`ACTIVE`, `REDUCING`, `HALTED`), reason code (`policy/rule_id`, `resume`, `reset:next_day`), message |
+//! | `run_status` | running run: the account at its last checkpoint |
+//! | `daily_equity` | UTC day (days since 1970-01-01) of a running run: first and last checkpoint time, equity at both, cash at the last |
 //!
 //! A backtest writes its run inside one transaction: a run that fails leaves no trace, and a
 //! finished run is complete. Rows are written by a background thread so the engine does not
@@ -141,6 +143,16 @@ CREATE TABLE IF NOT EXISTS run_status (
     peak_equity REAL NOT NULL,
     state TEXT NOT NULL,
     positions TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS daily_equity (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    day INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    open_equity REAL NOT NULL,
+    close_equity REAL NOT NULL,
+    close_cash REAL NOT NULL,
+    PRIMARY KEY (run_id, day)
 );
 CREATE VIEW IF NOT EXISTS v_state_changes AS SELECT run_id,
     strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, from_state, to_state, reason, message, reset
@@ -408,6 +420,13 @@ fn write_row(conn: &Connection, run_id: i64, bot: &str, row: &Row) -> rusqlite::
                 "UPDATE runs SET first_bar_ts = COALESCE(first_bar_ts, ?1), last_bar_ts = ?1 WHERE run_id = ?2",
             )?
             .execute(params![c.ts, run_id])?;
+            // The day's first and last equity (UTC day), for the daily P&L summary.
+            conn.prepare_cached(
+                "INSERT INTO daily_equity (run_id, day, first_ts, last_ts, open_equity, close_equity, close_cash) \
+                 VALUES (?1, ?2, ?3, ?3, ?4, ?4, ?5) ON CONFLICT(run_id, day) DO UPDATE \
+                 SET last_ts = ?3, close_equity = ?4, close_cash = ?5",
+            )?
+            .execute(params![run_id, c.ts.div_euclid(86_400), c.ts, c.equity, c.cash])?;
             conn.execute_batch("COMMIT")?;
             Ok(1)
         }

@@ -136,6 +136,10 @@ fn edits_to_a_running_bot_take_effect_at_the_next_bar_and_survive_a_restart() {
     let dup = crate::common::count(&c, "SELECT COUNT(*) - COUNT(DISTINCT client_order_id) FROM orders");
     assert_eq!(dup, 0);
     assert_eq!(crate::common::count(&c, "SELECT COUNT(*) FROM bundle_texts"), 2);
+    // The trading log shows both reloads on their days.
+    let out = bin().args(["report", "log", "--journal"]).arg(&db).args(["--bot-name", "example"]).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("| reload rejected |") && log.contains("| reload accepted |"), "{log}");
 }
 
 #[test]

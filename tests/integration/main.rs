@@ -18,6 +18,7 @@ mod paper;
 mod properties;
 mod reference;
 mod reload;
+mod reports;
 mod rule_tests;
 mod scripts;
 mod seed_guardrails;

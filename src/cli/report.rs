@@ -1,0 +1,95 @@
+//! `dsl report execution|daily|log BOT.yaml`: what a running bot's journal says about its
+//! execution quality ([`crate::runtime::execution`]), its daily P&L and its day-by-day
+//! trading log in markdown ([`crate::runtime::trading_log`]).
+
+use std::path::PathBuf;
+
+use super::control::Target;
+use super::validate::Format;
+use super::{EXIT_OK, Out};
+use crate::diagnostics::{Diagnostic, codes};
+use crate::runtime::{execution, trading_log};
+
+/// Arguments of `dsl report`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+/// Which report.
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Slippage against the mid and time to fill of filled market orders, by symbol and by
+    /// UTC hour of submission.
+    Execution(Common),
+    /// Equity, P&L, trades and orders per UTC day.
+    Daily(Common),
+    /// The markdown trading log: per day, trades, orders, guardrails that fired and events,
+    /// with their reasons.
+    Log {
+        #[command(flatten)]
+        common: Common,
+        /// Write the log to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    #[command(flatten)]
+    target: Target,
+    /// The run (default: the bot's latest paper run).
+    #[arg(long)]
+    run: Option<i64>,
+    /// Output format (`log` is always markdown).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// Runs the command.
+pub fn run(args: Args, out: Out) -> u8 {
+    match report(args) {
+        Ok(()) => EXIT_OK,
+        Err(d) => out.fail(&d),
+    }
+}
+
+fn db_err(e: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::error(codes::IO, format!("journal: {e}"))
+}
+
+fn report(args: Args) -> Result<(), Diagnostic> {
+    match args.what {
+        What::Execution(c) => {
+            let (db, bot) = c.target.resolve()?;
+            let (run_id, execs) = execution::executions(&db, &bot, c.run)?;
+            let r = execution::report(run_id, &execs);
+            match c.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
+                Format::Human => print!("{}", execution::human(&r)),
+            }
+        }
+        What::Daily(c) => {
+            let (db, bot) = c.target.resolve()?;
+            let (conn, run_id) = trading_log::open_run(&db, &bot, c.run)?;
+            let days = trading_log::daily(&conn, run_id).map_err(db_err)?;
+            match c.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&days).unwrap_or_default()),
+                Format::Human => print!("{}", trading_log::daily_human(run_id, &days)),
+            }
+        }
+        What::Log { common, out } => {
+            let (db, bot) = common.target.resolve()?;
+            let (conn, run_id) = trading_log::open_run(&db, &bot, common.run)?;
+            let text = trading_log::markdown(&conn, run_id).map_err(db_err)?;
+            match out {
+                Some(path) => std::fs::write(&path, text)
+                    .map_err(|e| Diagnostic::error(codes::IO, format!("cannot write `{}`: {e}", path.display())))?,
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
