@@ -22,9 +22,9 @@
 //! bodies) the bot is HALTED with reason `broker_unavailable` (seed 001: "if Alpaca down,
 //! pause trading") until a person runs `dsl resume`.
 //!
-//! **Reconciliation** ([`Gateway::reconcile`], at the first timestamp after every start): the
-//! broker's positions in the bot's symbols must equal the engine's, and the broker's cash must
-//! cover the engine's. A mismatch HALTs the bot with reason `reconcile_mismatch` and the
+//! **Reconciliation** ([`Gateway::reconcile`], at the first timestamp after every start, then
+//! at least hourly in bar time at a moment with no order working): the broker's positions in
+//! the bot's symbols must equal the engine's, and the broker's cash must cover the engine's. A mismatch HALTs the bot with reason `reconcile_mismatch` and the
 //! figures, until `dsl resume`.
 
 use std::collections::HashMap;
@@ -84,8 +84,12 @@ pub struct Gateway {
     seq: i64,
     /// Half the spread used for bar-based quotes (fraction), when there is no quote feed.
     half_spread: f64,
-    reconciled: bool,
+    /// Bar time of the next reconciliation (`i64::MIN`: at the first bar).
+    next_reconcile: i64,
 }
+
+/// Seconds of bar time between two reconciliations after the one at start.
+pub const RECONCILE_EVERY: i64 = 3600;
 
 impl Gateway {
     /// A gateway for the engine's `symbols` (in engine order). `quotes`, when given, supplies
@@ -108,7 +112,7 @@ impl Gateway {
             breaker_threshold: 3,
             seq: 0,
             half_spread,
-            reconciled: false,
+            next_reconcile: i64::MIN,
         }
     }
 
@@ -544,14 +548,21 @@ impl Gateway {
         }
     }
 
-    /// Compares the broker's positions and cash with the engine's, once per start, at bar
-    /// time `ts` (after [`Gateway::sync`]). A mismatch halts the bot (`reconcile_mismatch`).
+    /// Compares the broker's positions and cash with the engine's at bar time `ts` (after
+    /// [`Gateway::sync`]): at the first bar after a start, then at the first bar at least
+    /// [`RECONCILE_EVERY`] seconds later with no order working at the broker (a position
+    /// changed outside the bot, a fill the bot missed). A mismatch halts the bot
+    /// (`reconcile_mismatch`).
     pub async fn reconcile(&mut self, engine: &mut Engine, ts: i64, journal: &mut Journal) -> Result<(), Diagnostic> {
-        if self.reconciled {
+        if ts < self.next_reconcile {
             return Ok(());
         }
         if self.orders.values().any(|t| matches!(t.state, State::Pending { maybe_sent: true })) {
             // An order whose fate is unknown would make the comparison wrong: next time.
+            return Ok(());
+        }
+        if self.next_reconcile != i64::MIN && self.orders.values().any(|t| matches!(t.state, State::Sent(_))) {
+            // Mid-run, only at a quiet moment: fills in flight move cash before the bot sees them.
             return Ok(());
         }
         let (positions, account) = match (self.client.positions().await, self.client.account().await) {
@@ -561,7 +572,7 @@ impl Gateway {
                 return Ok(());
             }
         };
-        self.reconciled = true;
+        self.next_reconcile = ts.saturating_add(RECONCILE_EVERY);
         let units = engine.units_by_symbol();
         let mut problems = Vec::new();
         for (i, symbol) in self.symbols.iter().enumerate() {

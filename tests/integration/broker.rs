@@ -277,3 +277,37 @@ fn live_mode_needs_every_gate_and_nothing_short_of_them_reaches_a_live_host() {
     assert!(rt.block_on(server.received_requests()).unwrap().is_empty(), "the live override must not use the mock");
     assert!(broker.0.lock().unwrap().orders.is_empty());
 }
+
+#[test]
+fn a_position_changed_at_the_broker_mid_run_halts_the_bot_at_the_next_reconciliation() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bot = write_bot(dir.path(), "");
+    let (server, broker) = start_mock(&rt);
+    let db = dir.path().join("j.sqlite");
+    // About 125 daily bars a second; the start's reconciliation passes.
+    let mut child = bot_cmd(&bot, &db, &server).args(["--speed", "10800000"]).stdout(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    // Someone buys 7 shares of AAPL in the account, outside the bot.
+    *broker.0.lock().unwrap().positions.entry("AAPL".into()).or_insert(0.0) += 7.0;
+    let changed = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(changed.elapsed() > Duration::from_millis(500), "the run ended too soon to test");
+    let c = Connection::open(&db).unwrap();
+    let halts = rows(&c, "SELECT ts, message FROM state_changes WHERE reason = 'reconcile_mismatch'");
+    assert_eq!(halts.len(), 1, "{halts:?}");
+    assert!(halts[0][1].contains("AAPL: the broker holds"), "{}", halts[0][1]);
+    let first: i64 = c.query_row("SELECT first_bar_ts FROM runs", [], |r| r.get(0)).unwrap();
+    assert!(halts[0][0].parse::<i64>().unwrap() > first, "found mid-run, not at the start");
+    let reconciled = crate::common::count(&c, "SELECT COUNT(*) FROM broker_events WHERE kind = 'reconcile'");
+    assert!(reconciled > 10, "reconciled {reconciled} times");
+    let after = crate::common::count(
+        &c,
+        &format!(
+            "SELECT COUNT(*) FROM orders WHERE intent = 'entry' AND status != 'rejected' AND created_ts > {}",
+            halts[0][0]
+        ),
+    );
+    assert_eq!(after, 0, "entries went out after the halt");
+}
