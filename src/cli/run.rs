@@ -1,9 +1,11 @@
-//! `dsl run BOT.yaml`: paper-trade a bot on replayed bars ([`crate::runtime::paper`]).
+//! `dsl run BOT.yaml`: paper-trade a bot ([`crate::runtime::paper`]).
 //!
 //! The feed is the bot's stored bars (its `data:`), replayed at `--speed N` times real time or
-//! as fast as possible; the broker is the simulated one, with the backtester's fill model.
-//! Every timestamp is committed to the journal as it completes; a bot stopped by Ctrl-C or
-//! killed resumes where its journal ends when started again.
+//! as fast as possible, or Alpaca's market data (`--feed alpaca`: a warm-up history, then each
+//! new bar once complete). The broker is the simulated one, with the backtester's fill model,
+//! or Alpaca (`broker: alpaca`, behind the live gates). Every timestamp is committed to the
+//! journal as it completes; a bot stopped by Ctrl-C or killed resumes where its journal ends
+//! when started again. `--watch` hot-reloads edited documents.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,11 +15,14 @@ use super::{BarArgs, EXIT_OK, EXIT_USAGE, Out, exit_code_for};
 use crate::config::manifest::{BrokerKind, TradingMode};
 use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::costs::CostModel;
+use crate::engine::market::BarSeries;
 use crate::engine::market::format_utc;
 use crate::engine::pipeline::EngineSettings;
 use crate::runtime::alpaca::{self, Credentials, Environment, MarketDataClient, RetryPolicy, TradingClient};
 use crate::runtime::data::{DataRequest, load_for_bundle};
 use crate::runtime::gateway::Gateway;
+use crate::runtime::journal::Journal;
+use crate::runtime::live_feed::LiveFeed;
 use crate::runtime::live_gate::{self, GateDecision};
 use crate::runtime::loader::{load_bundle, resolve};
 use crate::runtime::paper::{self, PaperConfig, ReloadMessage};
@@ -45,6 +50,19 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Where bars come from: the bot's stored bars (`replay`), or Alpaca's Market Data API
+    /// (`alpaca`: history for the warm-up, then each new bar once complete; needs
+    /// APCA_API_KEY_ID and APCA_API_SECRET_KEY).
+    #[arg(long, value_enum, default_value_t = FeedKind::Replay)]
+    pub feed: FeedKind,
+    /// With `--feed alpaca`: seconds between polls for new bars (default: a quarter of the
+    /// timeframe, 5 s to 60 s).
+    #[arg(long, value_name = "SECONDS")]
+    pub poll: Option<f64>,
+    /// With `--feed alpaca`: days of history that warm the indicators up before trading
+    /// (default: 400 for daily bars and longer, 10 for intraday bars).
+    #[arg(long, value_name = "DAYS")]
+    pub warmup_days: Option<u32>,
     /// Watch the manifest and every document and script it uses: a valid edit is swapped in
     /// at the next bar (open positions stay managed; a removed strategy only exits), an
     /// invalid one changes nothing; both are journaled (`reloads`).
@@ -54,6 +72,15 @@ pub struct Args {
     /// others are `mode: live`, TRADEDSL_ARM_LIVE=<bot name> and a live active phase).
     #[arg(long, value_name = "ACCOUNT_NUMBER")]
     pub confirm_live: Option<String>,
+}
+
+/// Where a running bot's bars come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeedKind {
+    /// The bot's stored bars, replayed.
+    Replay,
+    /// Alpaca's Market Data API, live.
+    Alpaca,
 }
 
 /// A replay speed.
@@ -143,6 +170,65 @@ async fn connect(
     Ok((Some(gateway), Some((env, url))))
 }
 
+/// The live feed of `--feed alpaca`: its history (the warm-up) and the feed that polls for
+/// new bars, and the end of the warm-up. A restarted bot fetches the same history window as
+/// its unfinished run (recorded in the run's settings), so that its replay rebuilds the same
+/// state.
+async fn live_feed(
+    bundle: &crate::dsl::bundle::Bundle,
+    symbols: Vec<String>,
+    args: &Args,
+    journal: &std::path::Path,
+    settings_json: &mut serde_json::Value,
+) -> Result<(Vec<BarSeries>, LiveFeed, i64), Diagnostic> {
+    let timeframe =
+        bundle.strategies.iter().map(|s| s.doc.timeframe.value).min_by_key(|t| t.seconds()).ok_or_else(|| {
+            Diagnostic::error(codes::INVALID_VALUE, "the bot has no strategy, so no timeframe to fetch bars for")
+        })?;
+    if alpaca::market_data::timeframe_param(timeframe).is_none() {
+        return Err(Diagnostic::error(codes::INVALID_VALUE, format!("Alpaca has no {timeframe} bars"))
+            .help("use 1-59 minutes, 1-23 hours, 1 day, 1 week or 1, 2, 3, 4, 6 or 12 months"));
+    }
+    let creds = Credentials::from_env().map_err(|e| {
+        Diagnostic::error(codes::MISSING_KEY, e.to_string())
+            .help("export APCA_API_KEY_ID and APCA_API_SECRET_KEY (market data needs an Alpaca account's keys)")
+    })?;
+    let url = std::env::var(live_gate::DATA_URL_VAR).unwrap_or_else(|_| alpaca::DATA_URL.to_string());
+    let client = MarketDataClient::new(&url, creds, RetryPolicy::default())
+        .map_err(|e| Diagnostic::error(codes::IO, e.to_string()))?;
+    let step = timeframe.seconds();
+    let poll = args.poll.unwrap_or((step as f64 / 4.0).clamp(5.0, 60.0));
+    if !(poll > 0.0 && poll.is_finite()) {
+        return Err(Diagnostic::error(codes::INVALID_VALUE, "--poll must be a number of seconds above 0"));
+    }
+    let mut feed = LiveFeed::new(client, symbols, timeframe, std::time::Duration::from_secs_f64(poll));
+    let bot = settings_json_bot(bundle);
+    let previous = if args.fresh { None } else { Journal::unfinished_settings(journal, paper::KIND, &bot)? };
+    let window = previous
+        .as_ref()
+        .filter(|p| p["feed"] == "alpaca")
+        .and_then(|p| Some((p["history_from"].as_i64()?, p["warmup_until"].as_i64()?)));
+    let now = feed.now();
+    let days = args.warmup_days.unwrap_or(if step >= 86_400 { 400 } else { 10 });
+    let history_from = window.map_or(now - i64::from(days) * 86_400, |w| w.0);
+    let series = feed
+        .history(history_from)
+        .await
+        .map_err(|e| Diagnostic::error(codes::IO, format!("cannot fetch the warm-up history from Alpaca: {e}")))?;
+    // The warm-up is the history there was at the first start; later bars are traded.
+    let last = series.iter().filter_map(|s| s.ts.last().copied()).max().unwrap_or(now - step);
+    let warmup_until = window.map_or(last, |w| w.1);
+    settings_json["feed"] = "alpaca".into();
+    settings_json["timeframe"] = timeframe.to_string().into();
+    settings_json["history_from"] = history_from.into();
+    settings_json["warmup_until"] = warmup_until.into();
+    Ok((series, feed, warmup_until))
+}
+
+fn settings_json_bot(bundle: &crate::dsl::bundle::Bundle) -> String {
+    bundle.bot.as_ref().map(|b| b.name.value.clone()).unwrap_or_default()
+}
+
 /// Starts watching the bot's documents: every reload, with the bundle when it was accepted.
 /// `loaded`: the revision the bot was started with (an edit made since is sent at once).
 fn watch_documents(manifest: &std::path::Path, loaded: &str) -> Result<(Watch, Receiver<ReloadMessage>), Diagnostic> {
@@ -212,35 +298,45 @@ pub fn run(args: Args, out: Out) -> u8 {
         settings_json["broker"] = "alpaca".into();
         settings_json["environment"] = env.as_str().into();
     }
-    let req = DataRequest {
-        data: vec![],
-        store: None,
-        from: args.bars.from,
-        to: args.bars.to,
-        timezone: args.bars.timezone,
-        time_format: args.bars.time_format.clone(),
-    };
-    let market = match load_for_bundle(&loaded, &req) {
-        Ok(m) => m,
-        Err(d) => return out.fail(&d),
+    let (series, live, warmup_until) = if args.feed == FeedKind::Alpaca {
+        let symbols = loaded.bundle.symbols();
+        match runtime.block_on(live_feed(&loaded.bundle, symbols, &args, &journal, &mut settings_json)) {
+            Ok((series, feed, warmup_until)) => (series, Some(feed), Some(warmup_until)),
+            Err(d) => return out.fail(&d),
+        }
+    } else {
+        let req = DataRequest {
+            data: vec![],
+            store: None,
+            from: args.bars.from,
+            to: args.bars.to,
+            timezone: args.bars.timezone,
+            time_format: args.bars.time_format.clone(),
+        };
+        match load_for_bundle(&loaded, &req) {
+            Ok(m) => (m.series, None, None),
+            Err(d) => return out.fail(&d),
+        }
     };
     let stop = Arc::new(AtomicBool::new(false));
     let bot_name = bot.name.value.clone();
     let mut cfg = PaperConfig {
         bundle: bundle.clone(),
-        series: market.series,
+        series,
         settings,
         journal: journal.clone(),
         settings_json,
         speed: match args.speed {
-            Speed::Max => None,
-            Speed::Times(v) => Some(v),
+            Speed::Times(v) if args.feed == FeedKind::Replay => Some(v),
+            _ => None,
         },
         fresh: args.fresh,
         stop: stop.clone(),
         gateway,
         reloads: None,
         quiet: args.quiet,
+        live,
+        warmup_until,
     };
     // Kept alive for the whole run: dropping it stops watching.
     let mut _watch = None;
@@ -258,7 +354,13 @@ pub fn run(args: Args, out: Out) -> u8 {
             Some((env, url)) => format!("Alpaca {} account at {url}", env.as_str()),
             None => "simulated broker".into(),
         };
-        eprintln!("trading `{}` on replayed bars ({broker}); journal {}", cfg.settings.bot, journal.display());
+        let bars = match args.feed {
+            FeedKind::Replay => "replayed bars".to_string(),
+            FeedKind::Alpaca => {
+                format!("Alpaca market data, polled every {:?}", cfg.live.as_ref().map(|l| l.poll).unwrap_or_default())
+            }
+        };
+        eprintln!("trading `{}` on {bars} ({broker}); journal {}", cfg.settings.bot, journal.display());
         eprintln!("press Ctrl-C to stop; starting again resumes where it stopped");
         if args.watch {
             eprintln!("watching the bot's documents: a valid edit takes effect at the next bar");

@@ -847,8 +847,21 @@ impl Engine {
         }
     }
 
+    /// Feeds a bar of history to symbol index `symbol` before trading starts (a live feed's
+    /// warm-up): indicators, the last close and the day's reference move on; no rule is
+    /// evaluated, no order fills and nothing is journaled.
+    pub fn warm_up(&mut self, symbol: usize, bar: &Bar) {
+        self.advance_clock(bar.ts);
+        let st = &mut self.symbols[symbol];
+        st.graph.update(bar);
+        st.row = None;
+        st.block_len = 0;
+        self.track_bar(symbol, bar);
+    }
+
+    /// Records a bar's close and time in its symbol's state.
     #[inline]
-    fn after_update(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
+    fn track_bar(&mut self, symbol: usize, bar: &Bar) {
         let st = &mut self.symbols[symbol];
         if bar.ts >= st.day_end {
             st.day_end = day_end(bar.ts);
@@ -857,6 +870,11 @@ impl Engine {
         st.last_close = bar.close;
         st.last_ts = bar.ts;
         st.bars += 1;
+    }
+
+    #[inline]
+    fn after_update(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
+        self.track_bar(symbol, bar);
         for k in 0..self.symbols[symbol].slots.len() {
             let slot = self.symbols[symbol].slots[k];
             self.evaluate_slot(slot, bar, sink);

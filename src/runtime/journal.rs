@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::events::{Decision, EventSink, Note, OrderStatus};
@@ -675,6 +675,28 @@ impl Journal {
             control: false,
             revision: Arc::from(revision),
         })
+    }
+
+    /// The settings (JSON) of `bot`'s unfinished run of `kind`, if there is one: what a
+    /// restart must start the same way (a live feed's history window).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn unfinished_settings(path: &Path, kind: &str, bot: &str) -> Result<Option<serde_json::Value>, Diagnostic> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = open(path)?;
+        let text: Option<String> = conn
+            .query_row(
+                "SELECT settings FROM runs WHERE kind = ?1 AND bot = ?2 AND status = 'running' \
+                 ORDER BY run_id DESC LIMIT 1",
+                params![kind, bot],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db_err(path, e))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// Marks the unfinished runs of `kind` for `bot` as `abandoned` (a bot started over with

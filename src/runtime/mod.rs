@@ -14,6 +14,7 @@ pub mod data;
 pub mod execution;
 pub mod gateway;
 pub mod journal;
+pub mod live_feed;
 pub mod live_gate;
 pub mod loader;
 pub mod paper;

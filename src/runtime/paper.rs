@@ -55,6 +55,7 @@ use super::broker_log;
 use super::control::ControlStore;
 use super::gateway::Gateway;
 use super::journal::{Checkpoint, Journal, RunInfo};
+use super::live_feed::LiveFeed;
 use super::loader::{Stored, load_bundle_from};
 use super::reload::{Outcome, ReloadRecord};
 use super::reload_log::{self, ReloadEntry};
@@ -87,6 +88,12 @@ pub struct PaperConfig {
     pub reloads: Option<Receiver<ReloadMessage>>,
     /// Print only errors (a rejected reload is one).
     pub quiet: bool,
+    /// A live feed: when the bars in `series` run out, the loop waits for the next ones
+    /// from it (and ends only when stopped).
+    pub live: Option<LiveFeed>,
+    /// Bars up to this time (UTC seconds) only warm the indicators up: no rule runs on
+    /// them (a live feed's history).
+    pub warmup_until: Option<i64>,
 }
 
 /// A reload from the file watcher and, when it was accepted, the bundle it built.
@@ -193,13 +200,28 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     }
     let mut restored = resumed.is_none();
     let mut eq = EquityTracker::new(engine.starting_cash());
-    let mut cursor = vec![0usize; cfg.series.len()];
+    let mut series = std::mem::take(&mut cfg.series);
+    let mut live = cfg.live.take();
+    let mut cursor = vec![0usize; series.len()];
     let mut heap: BinaryHeap<Reverse<(i64, usize)>> =
-        cfg.series.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, s)| Reverse((s.ts[0], i))).collect();
+        series.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, s)| Reverse((s.ts[0], i))).collect();
     let mut timestamps = 0;
     let mut last_ts: Option<i64> = None;
     let mut stopped = false;
-    while let Some(&Reverse((ts, _))) = heap.peek() {
+    loop {
+        let Some(&Reverse((ts, _))) = heap.peek() else {
+            // The bars so far are done: a live feed waits for the next ones.
+            let Some(feed) = live.as_mut() else { break };
+            if !next_bars(feed, &mut series, &mut heap, &cursor, &cfg.stop, cfg.quiet).await {
+                stopped = true;
+                break;
+            }
+            continue;
+        };
+        if cfg.warmup_until.is_some_and(|w| ts <= w) {
+            Feed { series: &series, heap: &mut heap, cursor: &mut cursor }.warm(ts, &mut engine);
+            continue;
+        }
         let replaying = resume_at.is_some_and(|r| ts <= r);
         if !replaying {
             journal.set_muted(false);
@@ -232,13 +254,14 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                     Some(cfg.bundle.clone()),
                     ts,
                     &cfg,
+                    &series,
                     &cursor,
                     &mut journal,
                 );
             }
             if let Some(rx) = &cfg.reloads {
                 while let Ok((record, built)) = rx.try_recv() {
-                    apply_reload(&mut engine, &mut revision, record, built, ts, &cfg, &cursor, &mut journal);
+                    apply_reload(&mut engine, &mut revision, record, built, ts, &cfg, &series, &cursor, &mut journal);
                 }
             }
             if let Some(g) = gateway.as_mut() {
@@ -257,7 +280,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
             }
             while let Some((_, rev)) = replayed_reloads.pop_if(|(t, _)| *t <= ts) {
                 let b = bundle_of(&cfg, &rev)?;
-                let history = |i: usize| (0..cursor[i]).map(|j| cfg.series[i].bar(j)).collect();
+                let history = |i: usize| (0..cursor[i]).map(|j| series[i].bar(j)).collect();
                 engine.swap_bundle(b, &history).map_err(|m| {
                     Diagnostic::error(codes::INVALID_VALUE, format!("cannot replay the reload to bundle {rev}: {m}"))
                 })?;
@@ -270,7 +293,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
             }
             Gateway::replay(&mut engine, &due, &mut journal);
         }
-        let mut feed = Feed { series: &cfg.series, heap: &mut heap, cursor: &mut cursor };
+        let mut feed = Feed { series: &series, heap: &mut heap, cursor: &mut cursor };
         feed.step(ts, &mut engine, &mut eq, &mut journal);
         last_ts = Some(ts);
         if replaying {
@@ -330,14 +353,75 @@ impl Feed<'_> {
             self.heap.pop();
             let bar = self.series[i].bar(self.cursor[i]);
             engine.on_bar(i, &bar, sink);
-            self.cursor[i] += 1;
-            if self.cursor[i] < self.series[i].len() {
-                self.heap.push(Reverse((self.series[i].ts[self.cursor[i]], i)));
-            }
+            self.advance(i);
         }
         let (equity, open) = engine.mark();
         eq.push(ts, equity, open);
         engine.check_account(ts, sink);
+    }
+}
+
+impl Feed<'_> {
+    /// Feeds every bar of timestamp `ts` to the engine as warm-up history.
+    fn warm(&mut self, ts: i64, engine: &mut Engine) {
+        while let Some(&Reverse((t, i))) = self.heap.peek() {
+            if t != ts {
+                break;
+            }
+            self.heap.pop();
+            engine.warm_up(i, &self.series[i].bar(self.cursor[i]));
+            self.advance(i);
+        }
+    }
+
+    fn advance(&mut self, i: usize) {
+        self.cursor[i] += 1;
+        if self.cursor[i] < self.series[i].len() {
+            self.heap.push(Reverse((self.series[i].ts[self.cursor[i]], i)));
+        }
+    }
+}
+
+/// Waits for a live feed's next bars: polls every `feed.poll` until some arrive (then queues
+/// them and returns true) or `stop` is set (false). A failed poll is reported and retried.
+async fn next_bars(
+    feed: &mut LiveFeed,
+    series: &mut [BarSeries],
+    heap: &mut BinaryHeap<Reverse<(i64, usize)>>,
+    cursor: &[usize],
+    stop: &AtomicBool,
+    quiet: bool,
+) -> bool {
+    let mut failing = false;
+    loop {
+        let until = tokio::time::Instant::now() + feed.poll;
+        while tokio::time::Instant::now() < until {
+            if stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            let left = until - tokio::time::Instant::now();
+            tokio::time::sleep(left.min(std::time::Duration::from_millis(100))).await;
+        }
+        match feed.poll(series).await {
+            Ok(0) => {}
+            Ok(_) => {
+                for (i, s) in series.iter().enumerate() {
+                    if cursor[i] < s.len() {
+                        heap.push(Reverse((s.ts[cursor[i]], i)));
+                    }
+                }
+                if failing && !quiet {
+                    eprintln!("market data: bars arrive again");
+                }
+                return true;
+            }
+            Err(e) => {
+                if !failing {
+                    eprintln!("warning: market data poll failed: {e}; retrying every {:?}", feed.poll);
+                }
+                failing = true;
+            }
+        }
     }
 }
 
@@ -417,6 +501,7 @@ fn apply_reload(
     built: Option<Arc<Bundle>>,
     ts: i64,
     cfg: &PaperConfig,
+    series: &[BarSeries],
     cursor: &[usize],
     journal: &mut Journal,
 ) {
@@ -438,7 +523,7 @@ fn apply_reload(
         (Outcome::Unchanged, _) => {}
         (Outcome::Accepted, Some(b)) if b.revision == *revision => {}
         (Outcome::Accepted, Some(b)) => {
-            let history = |i: usize| (0..cursor[i]).map(|j| cfg.series[i].bar(j)).collect();
+            let history = |i: usize| (0..cursor[i]).map(|j| series[i].bar(j)).collect();
             match engine.swap_bundle(b.clone(), &history) {
                 Ok(report) => {
                     entry.outcome = "accepted";

@@ -13,6 +13,7 @@ mod hot_reload;
 mod import;
 mod indicators;
 mod library;
+mod live_feed;
 mod mock_broker;
 mod paper;
 mod properties;
