@@ -337,6 +337,11 @@ pub fn run(args: Args, out: Out) -> u8 {
         quiet: args.quiet,
         live,
         warmup_until,
+        // Every gate passed and the account matched (else `connect` refused): journaled.
+        live_account: match &description {
+            Some((Environment::Live, _)) => args.confirm_live.clone(),
+            _ => None,
+        },
     };
     // Kept alive for the whole run: dropping it stops watching.
     let mut _watch = None;

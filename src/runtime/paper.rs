@@ -94,6 +94,9 @@ pub struct PaperConfig {
     /// Bars up to this time (UTC seconds) only warm the indicators up: no rule runs on
     /// them (a live feed's history).
     pub warmup_until: Option<i64>,
+    /// The live account number when every live gate passed: the start is journaled as a
+    /// `live_armed` event (each start, at its first new bar).
+    pub live_account: Option<String>,
 }
 
 /// A reload from the file watcher and, when it was accepted, the bundle it built.
@@ -226,6 +229,20 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
         if !replaying {
             journal.set_muted(false);
             journal.record_control(true);
+            if let Some(account) = cfg.live_account.take() {
+                let message = format!(
+                    "live trading armed on account {account} (started {})",
+                    super::timeparse::format_utc(chrono::Utc::now().timestamp())
+                );
+                journal.exec(move |conn, run_id| {
+                    conn.execute(
+                        "INSERT INTO events (run_id, ts, kind, origin, symbol, script, message) \
+                         VALUES (?1, ?2, 'live_armed', 'runtime', '', '', ?3)",
+                        rusqlite::params![run_id, ts, message],
+                    )
+                    .map(|_| ())
+                });
+            }
             if !restored {
                 restored = true;
                 if let Some(g) = gateway.as_mut() {

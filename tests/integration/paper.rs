@@ -140,3 +140,55 @@ fn a_halt_reaches_the_running_bot_and_survives_a_restart() {
     assert!(text.contains("HALTED since") && text.contains("manual_halt: news pending"), "{text}");
     assert!(text.contains("(paper, completed)"), "{text}");
 }
+
+/// A start that passed every live gate leaves a `live_armed` record in the journal (the
+/// paper loop writes it; the CLI passes the confirmed account only when every gate passed).
+#[test]
+fn an_armed_live_start_is_journaled() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use tradedsl::runtime::data::{DataRequest, load_for_bundle};
+    use tradedsl::runtime::paper::{PaperConfig, run};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("j.sqlite");
+    let loaded = tradedsl::runtime::loader::load_bundle(Path::new("examples/bot.yaml")).unwrap();
+    let req = DataRequest {
+        data: vec![],
+        store: None,
+        from: None,
+        to: Some(1_400_000_000),
+        timezone: None,
+        time_format: None,
+    };
+    let series = load_for_bundle(&loaded, &req).unwrap().series;
+    let bot = loaded.bundle.bot.clone().unwrap();
+    let settings = tradedsl::engine::pipeline::EngineSettings {
+        bot: bot.name.value.clone(),
+        starting_cash: bot.starting_cash.value,
+        costs: tradedsl::engine::costs::CostModel::from(&bot.costs),
+        fill: bot.fill.value,
+    };
+    let cfg = PaperConfig {
+        bundle: Arc::new(loaded.bundle),
+        series,
+        settings,
+        journal: db.clone(),
+        settings_json: serde_json::json!({"environment": "live"}),
+        speed: None,
+        fresh: false,
+        stop: Arc::new(AtomicBool::new(false)),
+        gateway: None,
+        reloads: None,
+        quiet: true,
+        live: None,
+        warmup_until: None,
+        live_account: Some("PA123LIVE".into()),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(run(cfg)).unwrap();
+    let c = Connection::open(&db).unwrap();
+    let armed = rows(&c, "SELECT kind, message FROM events WHERE kind = 'live_armed'");
+    assert_eq!(armed.len(), 1, "{armed:?}");
+    assert!(armed[0][1].starts_with("live trading armed on account PA123LIVE"), "{}", armed[0][1]);
+}
