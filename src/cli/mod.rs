@@ -75,7 +75,8 @@ pub enum Command {
     Resume(control::StateArgs),
     /// The approval queue of `require_approval` rules: list, approve, reject.
     Approvals(control::ApprovalArgs),
-    /// Paper-trade a bot on its replayed bars with the simulated broker; resumable.
+    /// Run a bot: replayed or Alpaca bars, the simulated broker or Alpaca (live only behind
+    /// every live gate); resumable after a crash, hot-reloadable with `--watch`.
     Run(run::Args),
     /// A bot's trading state, latest run, cash, equity, positions and pending approvals.
     Status(status::Args),
