@@ -7,6 +7,9 @@
 //! - `reload/watch_write_to_swap`: the same edit picked up by the directory watcher; the time
 //!   from the write to the record of the swap, minus the debounce (what remains is the
 //!   debouncer's tick, a quarter of the debounce at most, plus the rebuild).
+//! - `reload/engine_swap_1259_bars`: what a running bot pauses for between two bars to take the
+//!   new bundle ([`Engine::swap_bundle`]): five symbols, their 1,259 daily bars replayed
+//!   into the new indicator graphs, positions and orders carried over.
 //! - `validate/process/*`: the `dsl validate` binary, start to exit.
 
 use std::path::Path;
@@ -79,6 +82,40 @@ fn bench(c: &mut Criterion) {
             }
             total
         })
+    });
+    // The engine's swap, mid-run, with the bars the bot has seen.
+    let loaded = tradedsl::runtime::loader::load_bundle(&dir.path().join("examples/bot.yaml")).unwrap();
+    let req = tradedsl::runtime::data::DataRequest {
+        data: vec![],
+        store: None,
+        from: None,
+        to: None,
+        timezone: None,
+        time_format: None,
+    };
+    let series = tradedsl::runtime::data::load_for_bundle(&loaded, &req).unwrap().series;
+    let names: Vec<String> = series.iter().map(|s| s.symbol.clone()).collect();
+    let settings = tradedsl::engine::pipeline::EngineSettings {
+        bot: "bench".into(),
+        starting_cash: 100_000.0,
+        costs: Default::default(),
+        fill: tradedsl::config::manifest::FillTiming::NextOpen,
+    };
+    let bundle = Arc::new(loaded.bundle);
+    let mut engine = tradedsl::engine::pipeline::Engine::new(bundle.clone(), &names, settings);
+    let mut sink = tradedsl::engine::events::NullSink;
+    let n = series[0].len();
+    for i in 0..n {
+        for (k, s) in series.iter().enumerate() {
+            if i < s.len() {
+                engine.on_bar(k, &s.bar(i), &mut sink);
+            }
+        }
+        engine.mark();
+    }
+    let history = |k: usize| (0..series[k].len()).map(|i| series[k].bar(i)).collect();
+    g.bench_function("engine_swap_1259_bars", |b| {
+        b.iter(|| engine.swap_bundle(bundle.clone(), &history).unwrap());
     });
     g.finish();
 
