@@ -7,6 +7,7 @@
 mod backtest;
 mod control;
 mod eval;
+mod gate;
 mod import;
 mod report;
 mod run;
@@ -82,6 +83,13 @@ pub enum Command {
     Status(status::Args),
     /// Reports on a running bot's journal: execution quality, daily P&L, trading log.
     Report(report::Args),
+    /// A bot's graduation gates: `status` (each criterion's value, threshold, window,
+    /// pass/fail) and `check PHASE` (exit code for CI).
+    Gate(gate::GateArgs),
+    /// A person approves the promotion out of the active phase (its approval phrase).
+    Approve(gate::ApproveArgs),
+    /// Promote the bot to its next phase: every gate passes and the report is approved.
+    Promote(gate::PromoteArgs),
 }
 
 /// Output settings shared by commands.
@@ -139,6 +147,9 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a, out),
         Command::Status(a) => status::run(a, out),
         Command::Report(a) => report::run(a, out),
+        Command::Gate(a) => gate::gate(a, out),
+        Command::Approve(a) => gate::approve(a, out),
+        Command::Promote(a) => gate::promote(a, out),
     };
     ExitCode::from(code)
 }

@@ -129,6 +129,8 @@ pub struct Bundle {
     pub policies: Vec<CompiledPolicy>,
     /// Graduation phases.
     pub phases: Vec<PhaseDoc>,
+    /// Their gate and demotion rules, compiled (same order as `phases`).
+    pub phase_rules: Vec<PhaseRules>,
     /// Every file the bundle was built from (documents and scripts), in load order.
     pub sources: Vec<Arc<SourceFile>>,
 }
@@ -351,6 +353,62 @@ pub fn compile_policy(doc: PolicyDoc, diags: &mut Vec<Diagnostic>) -> Option<Com
     Some(compiled)
 }
 
+/// A phase's gate and demotion rules, type-checked (same order as in the document).
+#[derive(Debug, Clone)]
+pub struct PhaseRules {
+    /// The phase.
+    pub phase: String,
+    /// Its `gates`.
+    pub gates: Vec<TExpr>,
+    /// Its `demotion` rules.
+    pub demotion: Vec<TExpr>,
+}
+
+/// Type-checks a phase's gate and demotion rules: booleans over `metric.*` fields, no bar
+/// data. Errors go to `diags`; `None` when any rule has one.
+pub fn compile_phase_rules(doc: &PhaseDoc, diags: &mut Vec<Diagnostic>) -> Option<PhaseRules> {
+    let mut ok = true;
+    let check = |rule: &crate::config::phase::GateRule, diags: &mut Vec<Diagnostic>| -> Option<TExpr> {
+        let ast = match parser::parse(&rule.when) {
+            Ok(a) => a,
+            Err(d) => {
+                diags.push(d);
+                return None;
+            }
+        };
+        let mut c = Checker::new(&rule.when, Context::Gate, &[]);
+        let t = c.check_rule(&ast, "when");
+        let failed = c.diags.iter().any(Diagnostic::is_error);
+        diags.extend(c.diags);
+        let t = t.filter(|_| !failed)?;
+        if t.ty.var == super::types::Variability::Series {
+            diags.push(
+                Diagnostic::error(codes::FIELD_NOT_AVAILABLE, "gate rules read metrics of the journal, not bar data")
+                    .at(&rule.when.file, rule.when.span)
+                    .label("reads bars")
+                    .help("use `metric.*` fields such as `metric.win_rate >= 45%`"),
+            );
+            return None;
+        }
+        Some(t)
+    };
+    let mut gates = Vec::new();
+    for g in &doc.gates {
+        match check(g, diags) {
+            Some(t) => gates.push(t),
+            None => ok = false,
+        }
+    }
+    let mut demotion = Vec::new();
+    for g in &doc.demotion {
+        match check(g, diags) {
+            Some(t) => demotion.push(t),
+            None => ok = false,
+        }
+    }
+    ok.then(|| PhaseRules { phase: doc.name.value.clone(), gates, demotion })
+}
+
 /// Assembles compiled documents into a bundle: checks that strategy and policy names are
 /// unique and computes the revision from `sources` (every document's file, in load order).
 pub fn assemble(
@@ -389,6 +447,13 @@ pub fn assemble(
             ok = false;
         }
     }
+    let mut phase_rules = Vec::new();
+    for p in &phases {
+        match compile_phase_rules(p, diags) {
+            Some(r) => phase_rules.push(r),
+            None => ok = false,
+        }
+    }
     if !ok {
         return None;
     }
@@ -396,7 +461,15 @@ pub fn assemble(
     if bot.is_some() {
         warn_unallocated(&strategies, &policies, diags);
     }
-    Some(Bundle { revision: revision(sources), bot, strategies, policies, phases, sources: sources.to_vec() })
+    Some(Bundle {
+        revision: revision(sources),
+        bot,
+        strategies,
+        policies,
+        phases,
+        phase_rules,
+        sources: sources.to_vec(),
+    })
 }
 
 /// Warns about every traded symbol that a policy's allocation leaves out of its buckets: each

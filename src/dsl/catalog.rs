@@ -374,6 +374,8 @@ pub enum Context {
     Policy,
     /// `dsl eval`: bar data only.
     Eval,
+    /// A phase's gate or demotion rule: metrics over the journal (`metric.*`), no bar data.
+    Gate,
 }
 
 impl Context {
@@ -384,6 +386,7 @@ impl Context {
             Context::Exit => "an exit rule",
             Context::Policy => "a policy rule",
             Context::Eval => "`dsl eval`",
+            Context::Gate => "a gate rule",
         }
     }
 }
@@ -457,10 +460,56 @@ pub enum FieldId {
     BucketName,
     /// `bucket.weight`
     BucketWeight,
+    /// `metric.trades`
+    MetricTrades,
+    /// `metric.win_rate`
+    MetricWinRate,
+    /// `metric.profit_factor`
+    MetricProfitFactor,
+    /// `metric.avg_pnl`
+    MetricAvgPnl,
+    /// `metric.net_pnl`
+    MetricNetPnl,
+    /// `metric.max_loss`
+    MetricMaxLoss,
+    /// `metric.risk_reward`
+    MetricRiskReward,
+    /// `metric.max_drawdown`
+    MetricMaxDrawdown,
+    /// `metric.total_return`
+    MetricTotalReturn,
+    /// `metric.monthly_return`
+    MetricMonthlyReturn,
+    /// `metric.months`
+    MetricMonths,
+    /// `metric.months_positive`
+    MetricMonthsPositive,
+    /// `metric.risk_breaches`
+    MetricRiskBreaches,
+    /// `metric.denials`
+    MetricDenials,
+    /// `metric.halts`
+    MetricHalts,
+    /// `metric.avg_slippage_bps`
+    MetricAvgSlippageBps,
+    /// `metric.t_stat`
+    MetricTStat,
+    /// `metric.p_value`
+    MetricPValue,
+    /// `metric.luck`
+    MetricLuck,
+    /// `metric.trades_per_param`
+    MetricTradesPerParam,
+    /// `metric.stress_max_drawdown`
+    MetricStressMaxDrawdown,
+    /// `metric.stress_scenarios`
+    MetricStressScenarios,
+    /// `metric.backtest_years`
+    MetricBacktestYears,
 }
 
 /// Number of [`FieldId`] values (size of a field-value array).
-pub const FIELD_COUNT: usize = 33;
+pub const FIELD_COUNT: usize = 56;
 
 /// A context field's name, type, unit and availability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -481,7 +530,7 @@ pub struct FieldSpec {
     pub doc: &'static str,
 }
 
-use Context::{Entry, Exit, Policy};
+use Context::{Entry, Exit, Gate, Policy};
 
 /// Every context field.
 pub const FIELDS: &[FieldSpec] = &[
@@ -781,6 +830,213 @@ pub const FIELDS: &[FieldSpec] = &[
         scale: Scale::Fraction,
         values: &[],
         doc: "market value of the bucket's positions (plus its working entries, plus free cash for a `cash: true` bucket) / equity (fraction); undefined when the symbol is in no bucket",
+    },
+    FieldSpec {
+        path: "metric.trades",
+        id: FieldId::MetricTrades,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "trades closed (count)",
+    },
+    FieldSpec {
+        path: "metric.win_rate",
+        id: FieldId::MetricWinRate,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "winning trades / trades (fraction)",
+    },
+    FieldSpec {
+        path: "metric.profit_factor",
+        id: FieldId::MetricProfitFactor,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "gross profit / gross loss of closed trades (ratio; undefined without a loss)",
+    },
+    FieldSpec {
+        path: "metric.avg_pnl",
+        id: FieldId::MetricAvgPnl,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "average pnl per trade as a fraction of its entry notional",
+    },
+    FieldSpec {
+        path: "metric.net_pnl",
+        id: FieldId::MetricNetPnl,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "sum of closed trades' pnl, fees included (currency)",
+    },
+    FieldSpec {
+        path: "metric.max_loss",
+        id: FieldId::MetricMaxLoss,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "the largest loss of one trade, as a positive fraction of its entry notional (0 when none lost)",
+    },
+    FieldSpec {
+        path: "metric.risk_reward",
+        id: FieldId::MetricRiskReward,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "average win / average loss (ratio; 3 means 1:3 risk/reward)",
+    },
+    FieldSpec {
+        path: "metric.max_drawdown",
+        id: FieldId::MetricMaxDrawdown,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "peak-to-trough decline of equity (fraction): daily marks of a paper or live run, else the closed-trade equity curve",
+    },
+    FieldSpec {
+        path: "metric.total_return",
+        id: FieldId::MetricTotalReturn,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "equity at the end / equity at the start - 1 over the window (fraction)",
+    },
+    FieldSpec {
+        path: "metric.monthly_return",
+        id: FieldId::MetricMonthlyReturn,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "average calendar-month return of equity (fraction)",
+    },
+    FieldSpec {
+        path: "metric.months",
+        id: FieldId::MetricMonths,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "calendar months with equity data in the window (count)",
+    },
+    FieldSpec {
+        path: "metric.months_positive",
+        id: FieldId::MetricMonthsPositive,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "calendar months with a positive return (count)",
+    },
+    FieldSpec {
+        path: "metric.risk_breaches",
+        id: FieldId::MetricRiskBreaches,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "guardrail rules that fired with `deny`, `reduce` or `halt` (count; `warn` is not a breach)",
+    },
+    FieldSpec {
+        path: "metric.denials",
+        id: FieldId::MetricDenials,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "guardrail rules that fired with `deny` (count)",
+    },
+    FieldSpec {
+        path: "metric.halts",
+        id: FieldId::MetricHalts,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "changes of the trading state to HALTED (count)",
+    },
+    FieldSpec {
+        path: "metric.avg_slippage_bps",
+        id: FieldId::MetricAvgSlippageBps,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "mean slippage of filled market orders against the mid at submission (bps, + = paid)",
+    },
+    FieldSpec {
+        path: "metric.t_stat",
+        id: FieldId::MetricTStat,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "t statistic of the per-trade returns' mean against zero (Student's t-test)",
+    },
+    FieldSpec {
+        path: "metric.p_value",
+        id: FieldId::MetricPValue,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "one-sided p-value of that t-test: the chance of so high a mean if the true mean were zero (fraction)",
+    },
+    FieldSpec {
+        path: "metric.luck",
+        id: FieldId::MetricLuck,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "share of 1,000 reshuffled trade orders (seeded) whose max drawdown is deeper than the actual one; near 1 = a lucky path (fraction)",
+    },
+    FieldSpec {
+        path: "metric.trades_per_param",
+        id: FieldId::MetricTradesPerParam,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "closed trades / params of the strategies (ratio; few trades per param = overfitting risk)",
+    },
+    FieldSpec {
+        path: "metric.stress_max_drawdown",
+        id: FieldId::MetricStressMaxDrawdown,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "the worst max drawdown among the latest stress run of each scenario (fraction)",
+    },
+    FieldSpec {
+        path: "metric.stress_scenarios",
+        id: FieldId::MetricStressScenarios,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "scenarios with a stress run (count)",
+    },
+    FieldSpec {
+        path: "metric.backtest_years",
+        id: FieldId::MetricBacktestYears,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "years of bars covered by the latest backtest run (years)",
     },
 ];
 

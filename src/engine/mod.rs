@@ -12,6 +12,7 @@ pub mod costs;
 pub mod curve;
 pub mod events;
 pub mod external;
+pub mod gate_metrics;
 pub mod graph;
 pub mod guard;
 pub mod market;

@@ -117,10 +117,16 @@ pub fn executions(path: &Path, bot: &str, run_id: Option<i64>) -> Result<(i64, V
                     .help("`dsl run BOT.yaml` starts one")
             })?,
     };
-    let has_broker = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE name = 'broker_orders'")
-        .and_then(|mut s| s.exists([]))
-        .map_err(|e| db_err(path, e))?;
+    executions_on(&conn, run_id).map_err(|e| db_err(path, e))
+}
+
+/// The filled market orders of run `run_id` in an open journal: `(run_id, executions)`.
+///
+/// # Errors
+/// SQLite's.
+pub fn executions_on(conn: &Connection, run_id: i64) -> rusqlite::Result<(i64, Vec<Execution>)> {
+    let has_broker =
+        conn.prepare("SELECT 1 FROM sqlite_master WHERE name = 'broker_orders'").and_then(|mut s| s.exists([]))?;
     // Fills are aggregated per order (an order may fill in parts); the broker's quote is
     // preferred to the bar estimate when there is one.
     let quote = if has_broker {
@@ -134,24 +140,22 @@ pub fn executions(path: &Path, bot: &str, run_id: Option<i64>) -> Result<(i64, V
          FROM orders o JOIN fills f ON f.run_id = o.run_id AND f.client_order_id = o.client_order_id \
          WHERE o.run_id = ?1 AND o.order_type = 'market' GROUP BY o.run_id, o.client_order_id ORDER BY o.order_no"
     );
-    let mut st = conn.prepare(&sql).map_err(|e| db_err(path, e))?;
-    let rows = st
-        .query_map(params![run_id], |r| {
-            let quote: Option<f64> = r.get(4)?;
-            let reference: f64 = r.get(3)?;
-            Ok(Execution {
-                symbol: r.get(0)?,
-                side: r.get(1)?,
-                created_ts: r.get(2)?,
-                mid: quote.filter(|q| *q > 0.0).unwrap_or(reference),
-                mid_source: if quote.is_some_and(|q| q > 0.0) { "quote" } else { "bar" },
-                fill_price: r.get(5)?,
-                quantity: r.get(6)?,
-                fill_ts: r.get(7)?,
-            })
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params![run_id], |r| {
+        let quote: Option<f64> = r.get(4)?;
+        let reference: f64 = r.get(3)?;
+        Ok(Execution {
+            symbol: r.get(0)?,
+            side: r.get(1)?,
+            created_ts: r.get(2)?,
+            mid: quote.filter(|q| *q > 0.0).unwrap_or(reference),
+            mid_source: if quote.is_some_and(|q| q > 0.0) { "quote" } else { "bar" },
+            fill_price: r.get(5)?,
+            quantity: r.get(6)?,
+            fill_ts: r.get(7)?,
         })
-        .map_err(|e| db_err(path, e))?;
-    let out = rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))?;
+    })?;
+    let out = rows.collect::<Result<Vec<_>, _>>()?;
     Ok((run_id, out.into_iter().filter(|e| e.mid > 0.0 && e.quantity > 0.0).collect()))
 }
 

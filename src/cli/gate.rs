@@ -1,0 +1,227 @@
+//! `dsl gate status|check`, `dsl approve`, `dsl promote`: a bot's graduation through its
+//! phases ([`crate::runtime::gates`], [`crate::runtime::phase_store`]).
+//!
+//! The active phase is the last promotion's or demotion's, else the manifest's `phase:`. Its
+//! gates are evaluated against the bot's journal (the manifest's `database`, or `--journal`).
+
+use std::path::PathBuf;
+
+use super::validate::Format;
+use super::{EXIT_INVALID, EXIT_OK, Out};
+use crate::diagnostics::{Diagnostic, codes};
+use crate::dsl::bundle::Bundle;
+use crate::runtime::gates::{self, GateReport};
+use crate::runtime::loader::{load_bundle, resolve};
+use crate::runtime::phase_store::{self, ApprovalFile};
+
+/// The bot and where its journal is.
+#[derive(Debug, clap::Args)]
+pub struct BotArgs {
+    /// The bot manifest (`kind: bot`).
+    pub manifest: PathBuf,
+    /// Journal database (default: the manifest's `database`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+}
+
+/// Arguments of `dsl gate`.
+#[derive(Debug, clap::Args)]
+pub struct GateArgs {
+    #[command(subcommand)]
+    what: GateWhat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum GateWhat {
+    /// The active phase and, for each gate and demotion rule, the metric values, the
+    /// threshold, the window and pass/fail.
+    Status {
+        #[command(flatten)]
+        bot: BotArgs,
+        /// Another phase than the active one.
+        #[arg(long)]
+        phase: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Exit 0 when every gate of PHASE passes, 1 otherwise (for CI).
+    Check {
+        /// The phase.
+        phase: String,
+        #[command(flatten)]
+        bot: BotArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+/// Arguments of `dsl approve`.
+#[derive(Debug, clap::Args)]
+pub struct ApproveArgs {
+    /// The phase whose promotion is approved (the active one).
+    phase: String,
+    #[command(flatten)]
+    bot: BotArgs,
+    /// Who approves.
+    #[arg(long)]
+    by: String,
+    /// The phase's approval phrase, e.g. "Proceed to Phase 2".
+    #[arg(long)]
+    phrase: String,
+}
+
+/// Arguments of `dsl promote`.
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    bot: BotArgs,
+    /// An approval file (committed to git) naming the gate report's hash, instead of a
+    /// `dsl approve` on record.
+    #[arg(long, value_name = "FILE")]
+    approval_file: Option<PathBuf>,
+}
+
+/// The bundle, the journal, the bot's name and its active phase.
+fn load(b: &BotArgs, out: Out) -> Result<(Bundle, PathBuf, String, Option<String>), u8> {
+    let loaded = match load_bundle(&b.manifest) {
+        Ok(l) => l,
+        Err(diags) => {
+            out.diags(&diags);
+            return Err(super::exit_code_for(&diags));
+        }
+    };
+    let Some(bot) = loaded.bundle.bot.clone() else {
+        return Err(
+            out.fail(&Diagnostic::error(codes::UNKNOWN_KIND, "phase gates belong to a bot manifest (`kind: bot`)"))
+        );
+    };
+    let Some(journal) =
+        b.journal.clone().or_else(|| bot.database.as_ref().map(|d| resolve(&loaded.base_dir, &d.value)))
+    else {
+        return Err(out.fail(
+            &Diagnostic::error(codes::MISSING_KEY, "the gates read the bot's journal")
+                .help("set `database:` in the manifest or pass `--journal FILE`"),
+        ));
+    };
+    let active = phase_store::active_phase(&journal, &loaded.bundle).map_err(|d| out.fail(&d))?;
+    Ok((loaded.bundle, journal, bot.name.value, active))
+}
+
+fn no_phase() -> Diagnostic {
+    Diagnostic::error(codes::MISSING_KEY, "the bot has no active phase")
+        .help("list `phases:` and set `phase:` in the manifest")
+}
+
+fn print(r: &GateReport, format: Format) {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
+        Format::Human => print!("{}", gates::human(r)),
+    }
+}
+
+/// `dsl gate status|check`.
+pub fn gate(args: GateArgs, out: Out) -> u8 {
+    let (b, phase, format, check) = match args.what {
+        GateWhat::Status { bot, phase, format } => (bot, phase, format, false),
+        GateWhat::Check { phase, bot, format } => (bot, Some(phase), format, true),
+    };
+    let (bundle, journal, bot, active) = match load(&b, out) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let Some(phase) = phase.or(active) else { return out.fail(&no_phase()) };
+    let r = match gates::report(&journal, &bot, &bundle, &phase) {
+        Ok(r) => r,
+        Err(d) => return out.fail(&d),
+    };
+    print(&r, format);
+    if format == Format::Human && !check {
+        match phase_store::log(&journal, &bot) {
+            Ok(log) if !log.is_empty() => {
+                println!("\nphase history:");
+                for e in log.iter().rev().take(5).rev() {
+                    let time = crate::engine::market::format_utc(e.ts);
+                    println!("  {time} {:<9} {} -> {} by {}: {}", e.kind, e.from, e.to, e.actor, e.reason);
+                }
+            }
+            Ok(_) => {}
+            Err(d) => return out.fail(&d),
+        }
+    }
+    if check && !r.passed { EXIT_INVALID } else { EXIT_OK }
+}
+
+/// `dsl approve PHASE`.
+pub fn approve(args: ApproveArgs, out: Out) -> u8 {
+    let (bundle, journal, bot, active) = match load(&args.bot, out) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if active.as_deref() != Some(args.phase.as_str()) {
+        return out.fail(&Diagnostic::error(
+            codes::INVALID_VALUE,
+            format!("`{}` is not the bot's active phase ({})", args.phase, active.as_deref().unwrap_or("none")),
+        ));
+    }
+    let result = gates::report(&journal, &bot, &bundle, &args.phase)
+        .and_then(|r| phase_store::approve(&journal, &r, &args.by, &args.phrase, "cli").map(|id| (id, r)));
+    match result {
+        Ok((id, r)) => {
+            println!(
+                "approval {id}: {} approves `{}` -> `{}` for gate report {}",
+                args.by,
+                r.phase,
+                r.next.unwrap_or_default(),
+                r.hash
+            );
+            println!("`dsl promote` now moves the bot, while this report is unchanged");
+            EXIT_OK
+        }
+        Err(d) => out.fail(&d),
+    }
+}
+
+/// `dsl promote`.
+pub fn promote(args: PromoteArgs, out: Out) -> u8 {
+    let (bundle, journal, bot, active) = match load(&args.bot, out) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let Some(phase) = active else { return out.fail(&no_phase()) };
+    let file = match &args.approval_file {
+        None => None,
+        Some(p) => {
+            let text = match std::fs::read_to_string(p) {
+                Ok(t) => t,
+                Err(e) => {
+                    return out.fail(&Diagnostic::error(codes::IO, format!("cannot read `{}`: {e}", p.display())));
+                }
+            };
+            match serde_saphyr::from_str::<ApprovalFile>(&text) {
+                Ok(f) => Some((f, p.display().to_string())),
+                Err(e) => {
+                    return out.fail(&Diagnostic::error(codes::INVALID_VALUE, format!("approval file `{}`: {e}", p.display())).help(
+                        "write `kind: approval`, `bot`, `phase`, `approved_by`, `phrase` and `report` (the hash `dsl gate status` prints)",
+                    ));
+                }
+            }
+        }
+    };
+    let result = gates::report(&journal, &bot, &bundle, &phase)
+        .and_then(|r| phase_store::promote(&journal, &r, file.as_ref().map(|(f, n)| (f, n.as_str()))).map(|c| (c, r)));
+    match result {
+        Ok((c, r)) => {
+            println!(
+                "promoted `{bot}` from `{}` to `{}` (approved by {}; gate report {})",
+                c.from, c.to, c.actor, r.hash
+            );
+            if let Some(p) = bundle.phases.iter().find(|p| p.name.value == c.to) {
+                println!("`dsl run` now runs in {} mode with the limits of `{}`", p.mode.value.as_str(), c.to);
+            }
+            EXIT_OK
+        }
+        Err(d) => out.fail(&d),
+    }
+}

@@ -1,0 +1,427 @@
+//! A bot's graduation phase in its journal database: the active phase, approvals, and the log
+//! of promotions, demotions and pauses.
+//!
+//! | table | one row per |
+//! | --- | --- |
+//! | `phase_state` | bot: its active phase, since when (UTC seconds) and why; none until the first promotion or demotion (the manifest's `phase:` is active then) |
+//! | `phase_approvals` | approval a person gave (`dsl approve`, or an approval file): phase, who, the phrase, when, the SHA-256 of the gate report approved and that report (JSON), where it came from, when a promotion used it |
+//! | `phase_log` | promotion, demotion or pause: when, from and to which phase, who or which rule, why, the gate report (JSON) and its hash, the bundle revision |
+//!
+//! A promotion needs every gate of the active phase to pass and an unused approval of that
+//! very report (same hash: the same criteria, values, phase document and bundle revision);
+//! it is written in one transaction with the approval it uses. Nothing promotes on its own:
+//! demotion rules only ever move a bot back ([`apply_demotions`]).
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::config::phase::DemotionAction;
+use crate::config::policy::Reset;
+use crate::diagnostics::{Diagnostic, codes};
+use crate::dsl::bundle::Bundle;
+use crate::engine::trading_state::{Mode, StateChange};
+
+use super::control::ControlStore;
+use super::gates::GateReport;
+
+/// The tables.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS phase_state (
+    bot TEXT PRIMARY KEY,
+    phase TEXT NOT NULL,
+    since_ts INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS phase_approvals (
+    approval_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    approved_by TEXT NOT NULL,
+    phrase TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    report_hash TEXT NOT NULL,
+    report TEXT NOT NULL,
+    source TEXT NOT NULL,
+    used_ts INTEGER
+);
+CREATE TABLE IF NOT EXISTS phase_log (
+    log_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    from_phase TEXT NOT NULL,
+    to_phase TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    report TEXT NOT NULL,
+    report_hash TEXT NOT NULL,
+    bundle_revision TEXT NOT NULL
+);
+CREATE VIEW IF NOT EXISTS v_phase_log AS SELECT log_id, bot,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, kind, from_phase, to_phase, actor, reason,
+    report_hash, bundle_revision FROM phase_log;
+";
+
+/// An approval file, committed to git beside the documents:
+///
+/// ```yaml
+/// kind: approval
+/// bot: example
+/// phase: paper_mastery
+/// approved_by: Jane Trader
+/// phrase: Proceed to Phase 2
+/// report: 3f2a...   # the SHA-256 `dsl gate status` printed for the report approved
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalFile {
+    /// Must be `approval`.
+    pub kind: String,
+    /// The bot.
+    pub bot: String,
+    /// The phase whose promotion is approved.
+    pub phase: String,
+    /// Who approves.
+    pub approved_by: String,
+    /// The phase's approval phrase.
+    pub phrase: String,
+    /// The gate report's SHA-256 (hex).
+    pub report: String,
+}
+
+/// A promotion, demotion or pause that happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseChange {
+    /// `promotion`, `demotion` or `pause`.
+    pub kind: &'static str,
+    /// From which phase.
+    pub from: String,
+    /// To which phase (the same for a pause).
+    pub to: String,
+    /// Who (a person) or which rule.
+    pub actor: String,
+    /// Why.
+    pub reason: String,
+}
+
+fn db_err(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn open(path: &Path) -> Result<Connection, Diagnostic> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| db_err(path, e))?;
+    }
+    let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
+    conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
+    Ok(conn)
+}
+
+/// The bot's active phase: the last promotion's or demotion's, else the manifest's `phase:`.
+///
+/// # Errors
+/// When the journal cannot be read.
+pub fn active_phase(path: &Path, bundle: &Bundle) -> Result<Option<String>, Diagnostic> {
+    let declared = bundle.bot.as_ref().and_then(|b| b.phase.as_ref()).map(|p| p.value.clone());
+    let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(declared) };
+    if !path.exists() {
+        return Ok(declared);
+    }
+    let conn = open(path)?;
+    let stored: Option<String> = conn
+        .query_row("SELECT phase FROM phase_state WHERE bot = ?1", [&bot], |r| r.get(0))
+        .optional()
+        .map_err(|e| db_err(path, e))?;
+    // A phase that the documents no longer have falls back to the declared one.
+    Ok(stored.filter(|p| bundle.phases.iter().any(|d| &d.name.value == p)).or(declared))
+}
+
+/// Normalizes an approval phrase for comparison: case and runs of spaces do not matter, a
+/// final `.` neither (seed 001 writes `"Proceed to Phase 2."`).
+fn normalize(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ").trim_end_matches('.').to_lowercase()
+}
+
+/// Records `by`'s approval of `report` (the active phase's current report).
+///
+/// # Errors
+/// When the phase has no next phase or no approval phrase, the phrase differs, a gate fails
+/// (approving a failing report approves nothing), or the journal cannot be written.
+pub fn approve(path: &Path, report: &GateReport, by: &str, phrase: &str, source: &str) -> Result<i64, Diagnostic> {
+    let Some(next) = &report.next else {
+        return Err(Diagnostic::error(
+            codes::INVALID_VALUE,
+            format!("`{}` is the last phase: there is nothing to approve", report.phase),
+        ));
+    };
+    let Some(wanted) = &report.approval_phrase else {
+        return Err(Diagnostic::error(
+            codes::INVALID_VALUE,
+            format!("phase `{}` has no `approval` phrase", report.phase),
+        )
+        .help("add `approval: <phrase>` to the phase document"));
+    };
+    if normalize(phrase) != normalize(wanted) {
+        return Err(Diagnostic::error(
+            codes::INVALID_VALUE,
+            format!("the phrase does not approve `{}` -> `{next}`", report.phase),
+        )
+        .help(format!("the phase asks for \"{wanted}\"")));
+    }
+    if by.trim().is_empty() {
+        return Err(Diagnostic::error(codes::INVALID_VALUE, "an approval names who gives it (`--by NAME`)"));
+    }
+    if !report.passed {
+        let failing: Vec<&str> = report.gates.iter().filter(|g| !g.holds).map(|g| g.id.as_str()).collect();
+        return Err(Diagnostic::error(
+            codes::INVALID_VALUE,
+            format!("phase `{}` has failing gates: {}", report.phase, failing.join(", ")),
+        )
+        .help("`dsl gate status` shows why; approve once every gate passes"));
+    }
+    let conn = open(path)?;
+    conn.execute(
+        "INSERT INTO phase_approvals (bot, phase, approved_by, phrase, ts, report_hash, report, source) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            report.bot,
+            report.phase,
+            by.trim(),
+            phrase,
+            now(),
+            report.hash,
+            serde_json::to_string(report).unwrap_or_default(),
+            source
+        ],
+    )
+    .map_err(|e| db_err(path, e))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Promotes the bot from the report's phase to the next one: every gate must pass and an
+/// unused approval of this very report must exist (given with `dsl approve`, or `file`, which
+/// is recorded as the approval then). Journals the promotion with the report.
+///
+/// # Errors
+/// A clear refusal when a gate fails, there is no matching approval, or the approval file
+/// does not match; I/O errors.
+pub fn promote(
+    path: &Path,
+    report: &GateReport,
+    file: Option<(&ApprovalFile, &str)>,
+) -> Result<PhaseChange, Diagnostic> {
+    let Some(next) = report.next.clone() else {
+        return Err(Diagnostic::error(codes::INVALID_VALUE, format!("`{}` is the last phase", report.phase)));
+    };
+    if !report.passed {
+        let failing: Vec<&str> = report.gates.iter().filter(|g| !g.holds).map(|g| g.id.as_str()).collect();
+        return Err(Diagnostic::error(
+            codes::INVALID_VALUE,
+            format!("promotion refused: gates of `{}` fail: {}", report.phase, failing.join(", ")),
+        )
+        .help("`dsl gate status` shows each criterion's value and threshold"));
+    }
+    if let Some((f, name)) = file {
+        let mismatch = |what: &str, got: &str, want: &str| {
+            Diagnostic::error(
+                codes::INVALID_VALUE,
+                format!("approval file `{name}`: {what} is `{got}`, the promotion needs `{want}`"),
+            )
+        };
+        if f.kind != "approval" {
+            return Err(mismatch("kind", &f.kind, "approval"));
+        }
+        if f.bot != report.bot {
+            return Err(mismatch("bot", &f.bot, &report.bot));
+        }
+        if f.phase != report.phase {
+            return Err(mismatch("phase", &f.phase, &report.phase));
+        }
+        if f.report != report.hash {
+            return Err(mismatch("report", &f.report, &report.hash)
+                .help("the gate report changed since it was approved (new trades, an edited gate or bundle): approve the current one"));
+        }
+        approve(path, report, &f.approved_by, &f.phrase, &format!("file {name}"))?;
+    }
+    let mut conn = open(path)?;
+    let tx = conn.transaction().map_err(|e| db_err(path, e))?;
+    let approval: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT approval_id, approved_by FROM phase_approvals WHERE bot = ?1 AND phase = ?2 AND report_hash = ?3 \
+             AND used_ts IS NULL ORDER BY approval_id DESC LIMIT 1",
+            params![report.bot, report.phase, report.hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(|e| db_err(path, e))?;
+    let Some((approval_id, by)) = approval else {
+        let stale: Option<String> = tx
+            .query_row(
+                "SELECT report_hash FROM phase_approvals WHERE bot = ?1 AND phase = ?2 AND used_ts IS NULL \
+                 ORDER BY approval_id DESC LIMIT 1",
+                params![report.bot, report.phase],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db_err(path, e))?;
+        let help = match stale {
+            Some(h) => format!(
+                "the approval on record is for report {h}, the gate report is now {}: approve the current one",
+                report.hash
+            ),
+            None => format!(
+                "a person approves with `dsl approve {} --by NAME --phrase \"{}\"` (or `--approval-file`)",
+                report.phase,
+                report.approval_phrase.as_deref().unwrap_or("")
+            ),
+        };
+        return Err(Diagnostic::error(
+            codes::INVALID_VALUE,
+            format!("promotion refused: nobody approved this gate report of `{}`", report.phase),
+        )
+        .help(help));
+    };
+    let ts = now();
+    tx.execute("UPDATE phase_approvals SET used_ts = ?1 WHERE approval_id = ?2", params![ts, approval_id])
+        .map_err(|e| db_err(path, e))?;
+    let change = PhaseChange {
+        kind: "promotion",
+        from: report.phase.clone(),
+        to: next.clone(),
+        actor: by,
+        reason: report.approval_phrase.clone().unwrap_or_default(),
+    };
+    write_change(&tx, &report.bot, ts, &change, report).map_err(|e| db_err(path, e))?;
+    tx.commit().map_err(|e| db_err(path, e))?;
+    Ok(change)
+}
+
+fn write_change(c: &Connection, bot: &str, ts: i64, ch: &PhaseChange, report: &GateReport) -> rusqlite::Result<()> {
+    if ch.from != ch.to {
+        c.execute(
+            "INSERT INTO phase_state (bot, phase, since_ts, reason) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(bot) DO UPDATE SET phase = ?2, since_ts = ?3, reason = ?4",
+            params![bot, ch.to, ts, format!("{}: {}", ch.kind, ch.reason)],
+        )?;
+    }
+    c.execute(
+        "INSERT INTO phase_log (bot, ts, kind, from_phase, to_phase, actor, reason, report, report_hash, bundle_revision) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            bot,
+            ts,
+            ch.kind,
+            ch.from,
+            ch.to,
+            ch.actor,
+            ch.reason,
+            serde_json::to_string(report).unwrap_or_default(),
+            report.hash,
+            report.bundle_revision
+        ],
+    )?;
+    Ok(())
+}
+
+/// Applies the active phase's demotion rules that fire, at time `ts` (UTC seconds; bar time in
+/// a running bot): `pause` halts the bot (reason `phase_pause`) until `dsl resume`; `demote`
+/// moves it back to the phase whose `next` is the active one (if any) and halts it (reason
+/// `phase_demotion`), since the earlier phase's mode and limits apply from the next start.
+/// A bot already halted for that reason is left as it is. Returns what changed.
+///
+/// # Errors
+/// When the journal cannot be read or written.
+pub fn apply_demotions(path: &Path, bundle: &Bundle, ts: i64) -> Result<Vec<PhaseChange>, Diagnostic> {
+    let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(Vec::new()) };
+    let Some(phase) = active_phase(path, bundle)? else { return Ok(Vec::new()) };
+    let report = super::gates::report(path, &bot, bundle, &phase)?;
+    let Some(fired) = report.demotion.iter().find(|d| d.holds) else { return Ok(Vec::new()) };
+    let action = fired.action.unwrap_or(DemotionAction::Pause);
+    let previous =
+        bundle.phases.iter().find(|p| p.next.as_ref().is_some_and(|n| n.value == phase)).map(|p| p.name.value.clone());
+    let (kind, to, reason) = match (action, previous) {
+        (DemotionAction::Demote, Some(prev)) => ("demotion", prev, "phase_demotion"),
+        _ => ("pause", phase.clone(), "phase_pause"),
+    };
+    let mut control = ControlStore::open(path, &bot)?;
+    let state = control.state()?;
+    if state.mode == Mode::Halted && state.reason == reason && kind == "pause" {
+        return Ok(Vec::new());
+    }
+    let change = PhaseChange {
+        kind,
+        from: phase.clone(),
+        to: to.clone(),
+        actor: format!("{phase}/{}", fired.id),
+        reason: fired.message.clone(),
+    };
+    let mut conn = open(path)?;
+    let tx = conn.transaction().map_err(|e| db_err(path, e))?;
+    write_change(&tx, &bot, ts, &change, &report).map_err(|e| db_err(path, e))?;
+    tx.commit().map_err(|e| db_err(path, e))?;
+    let message = format!(
+        "{}: {} ({kind} from `{phase}`{})",
+        change.actor,
+        fired.message,
+        if kind == "demotion" { format!(" to `{to}`") } else { String::new() }
+    );
+    control.record(
+        &StateChange { ts, from: state.mode, to: Mode::Halted, reason: reason.into(), message, reset: Reset::Manual },
+        "phase",
+    )?;
+    Ok(vec![change])
+}
+
+/// One row of the phase log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogEntry {
+    /// When (UTC seconds).
+    pub ts: i64,
+    /// `promotion`, `demotion` or `pause`.
+    pub kind: String,
+    /// From which phase.
+    pub from: String,
+    /// To which phase.
+    pub to: String,
+    /// Who, or which rule.
+    pub actor: String,
+    /// Why.
+    pub reason: String,
+    /// The gate report it was based on.
+    pub report_hash: String,
+}
+
+/// The bot's phase log, oldest first.
+///
+/// # Errors
+/// When the journal cannot be read.
+pub fn log(path: &Path, bot: &str) -> Result<Vec<LogEntry>, Diagnostic> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let conn = open(path)?;
+    let mut st = conn
+        .prepare("SELECT ts, kind, from_phase, to_phase, actor, reason, report_hash FROM phase_log WHERE bot = ?1 ORDER BY log_id")
+        .map_err(|e| db_err(path, e))?;
+    let rows = st
+        .query_map([bot], |r| {
+            Ok(LogEntry {
+                ts: r.get(0)?,
+                kind: r.get(1)?,
+                from: r.get(2)?,
+                to: r.get(3)?,
+                actor: r.get(4)?,
+                reason: r.get(5)?,
+                report_hash: r.get(6)?,
+            })
+        })
+        .map_err(|e| db_err(path, e))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))
+}
