@@ -289,6 +289,9 @@ fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> 
         None => None,
     };
     timer.lap("journal commit");
+    if let Some(p) = &journal_path {
+        super::gate::after_run(p, &bundle);
+    }
     let ctx = ReportContext {
         bot: settings.bot.clone(),
         revision: bundle.revision.clone(),

@@ -225,3 +225,24 @@ pub fn promote(args: PromoteArgs, out: Out) -> u8 {
         Err(d) => out.fail(&d),
     }
 }
+
+/// After a journaled run: applies the active phase's demotion rules that fire now (a
+/// backtest or stress run can breach one) and says what changed. Problems reading the gates
+/// are printed as warnings: the run itself succeeded.
+pub fn after_run(journal: &std::path::Path, bundle: &Bundle) {
+    if bundle.phases.is_empty() {
+        return;
+    }
+    match phase_store::apply_demotions(journal, bundle, chrono::Utc::now().timestamp()) {
+        Ok(changes) => {
+            for c in changes {
+                let to = if c.kind == "demotion" { format!(" to `{}`", c.to) } else { String::new() };
+                eprintln!(
+                    "phase {}: `{}`{to} by {}: {} (the bot is HALTED until `dsl resume`)",
+                    c.kind, c.from, c.actor, c.reason
+                );
+            }
+        }
+        Err(d) => eprintln!("warning: the phase's demotion rules were not checked: {}", d.message),
+    }
+}

@@ -26,6 +26,8 @@ use crate::runtime::live_feed::LiveFeed;
 use crate::runtime::live_gate::{self, GateDecision};
 use crate::runtime::loader::{load_bundle, resolve};
 use crate::runtime::paper::{self, PaperConfig, ReloadMessage};
+use crate::runtime::phase_limits::{self, PhaseRun};
+use crate::runtime::phase_store;
 use crate::runtime::reload::{self, ManifestSource, Outcome, Reloader, Watch};
 use std::sync::mpsc::Receiver;
 
@@ -109,6 +111,7 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
 async fn connect(
     bot: &crate::config::manifest::BotDoc,
     phases: &[crate::config::phase::PhaseDoc],
+    active_phase: Option<&str>,
     args: &Args,
     symbols: Vec<String>,
     settings: &EngineSettings,
@@ -123,7 +126,7 @@ async fn connect(
         }
         return Ok((None, None));
     }
-    let decision = live_gate::decide(bot, phases, armed.as_deref(), args.confirm_live.as_deref());
+    let decision = live_gate::decide(bot, phases, active_phase, armed.as_deref(), args.confirm_live.as_deref());
     let env = match &decision {
         GateDecision::Paper { missing } => {
             if !missing.is_empty() {
@@ -229,6 +232,23 @@ fn settings_json_bot(bundle: &crate::dsl::bundle::Bundle) -> String {
     bundle.bot.as_ref().map(|b| b.name.value.clone()).unwrap_or_default()
 }
 
+/// The active phase's limits for this run: an unfinished run's phase, else the active one.
+fn run_phase(
+    journal: &std::path::Path,
+    bundle: &crate::dsl::bundle::Bundle,
+    args: &Args,
+) -> Result<Option<PhaseRun>, Diagnostic> {
+    let bot = settings_json_bot(bundle);
+    let previous = if args.fresh { None } else { Journal::unfinished_settings(journal, paper::KIND, &bot)? };
+    let kept = previous.as_ref().and_then(|p| p["phase"]["phase"].as_str().map(String::from));
+    let name = match kept {
+        Some(k) => Some(k),
+        None => phase_store::active_phase(journal, bundle)?,
+    };
+    let Some(doc) = name.and_then(|n| bundle.phases.iter().find(|p| p.name.value == n)) else { return Ok(None) };
+    phase_limits::for_run(journal, &bot, bundle, doc).map(Some)
+}
+
 /// Starts watching the bot's documents: every reload, with the bundle when it was accepted.
 /// `loaded`: the revision the bot was started with (an edit made since is sent at once).
 fn watch_documents(manifest: &std::path::Path, loaded: &str) -> Result<(Watch, Receiver<ReloadMessage>), Diagnostic> {
@@ -289,7 +309,18 @@ pub fn run(args: Args, out: Out) -> u8 {
         }
     };
     let symbols: Vec<String> = loaded.bundle.symbols();
-    let connected = runtime.block_on(connect(bot, &loaded.bundle.phases, &args, symbols, &settings, args.quiet));
+    // The active phase (an unfinished run keeps the one it started in): its mode gates live
+    // trading, its limits become a policy of the run.
+    let phase_run = match run_phase(&journal, &loaded.bundle, &args) {
+        Ok(p) => p,
+        Err(d) => return out.fail(&d),
+    };
+    if let Some(p) = &phase_run {
+        settings_json["phase"] = p.settings.clone();
+    }
+    let active = phase_run.as_ref().map(|p| p.phase.clone());
+    let connected =
+        runtime.block_on(connect(bot, &loaded.bundle.phases, active.as_deref(), &args, symbols, &settings, args.quiet));
     let (gateway, description) = match connected {
         Ok(c) => c,
         Err(d) => return out.fail(&d),
@@ -338,6 +369,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         live,
         warmup_until,
         // Every gate passed and the account matched (else `connect` refused): journaled.
+        phase_policy: phase_run.as_ref().and_then(|p| p.policy.clone()),
         live_account: match &description {
             Some((Environment::Live, _)) => args.confirm_live.clone(),
             _ => None,

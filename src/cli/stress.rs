@@ -215,6 +215,9 @@ pub fn run(args: Args, out: Out) -> u8 {
         outcomes.push(Outcome { name, what, result });
     }
     print!("{}", report(&doc, &settings.bot, &outcomes, journal_path.as_ref()));
+    if let Some(p) = &journal_path {
+        super::gate::after_run(p, &bundle);
+    }
     if outcomes.iter().any(|o| o.result.metrics.max_drawdown > doc.max_drawdown) { EXIT_INVALID } else { EXIT_OK }
 }
 

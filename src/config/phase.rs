@@ -206,6 +206,76 @@ impl PhaseLimits {
     pub fn is_empty(&self) -> bool {
         *self == PhaseLimits::default()
     }
+
+    /// The cap on an entry's notional: the scaled-up one once `earned`.
+    pub fn order_cap(&self, earned: bool) -> Option<f64> {
+        match (&self.scale_up, earned) {
+            (Some(s), true) => Some(s.max_order_notional),
+            _ => self.max_order_notional,
+        }
+    }
+
+    /// The limits as a policy document (YAML) named `phase_<phase>`, enforced like any
+    /// guardrail and journaled as its rules: deny rules first (minimum, cap, exposure, daily
+    /// count), then the approval rule. `None` when there is no limit.
+    pub fn policy_yaml(&self, phase: &str, earned: bool) -> Option<String> {
+        let mut rules = Vec::new();
+        let entry = "order.intent == \"entry\"";
+        let mut rule = |id: &str, when: String, action: &str, message: String| {
+            rules.push(format!(
+                "  - id: {id}\n    when: '{when}'\n    action: {action}\n    message: \"{}\"\n",
+                message.replace('"', "'")
+            ));
+        };
+        if let Some(v) = self.min_order_notional {
+            rule(
+                "min_order",
+                format!("{entry} and order.notional < {v}"),
+                "deny",
+                format!("phase {phase}: entries of at least {v}"),
+            );
+        }
+        if let Some(v) = self.order_cap(earned) {
+            let why = if earned && self.scale_up.is_some() { " (scaled up)" } else { "" };
+            rule(
+                "max_order",
+                format!("{entry} and order.notional > {v}"),
+                "deny",
+                format!("phase {phase}: entries of at most {v}{why}"),
+            );
+        }
+        if let Some(v) = self.max_exposure {
+            rule(
+                "max_exposure",
+                format!("{entry} and (account.exposure + order.notional) / account.equity > {v}"),
+                "deny",
+                format!("phase {phase}: exposure of at most {}% of equity", v * 100.0),
+            );
+        }
+        if let Some(v) = self.max_orders_per_day {
+            rule(
+                "max_orders_per_day",
+                format!("{entry} and account.orders_today >= {v}"),
+                "deny",
+                format!("phase {phase}: at most {v} orders a day"),
+            );
+        }
+        if let Some(v) = self.approval_above {
+            rule(
+                "approval_above",
+                format!("{entry} and order.notional > {v}"),
+                "require_approval",
+                format!("phase {phase}: entries above {v} need a person's approval"),
+            );
+        }
+        if rules.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "kind: policy\nname: phase_{phase}\ndescription: the limits of phase {phase}\nrules:\n{}",
+            rules.concat()
+        ))
+    }
 }
 
 /// Phase 3's "size increases only after 10+ successful trades with no loss above 5%".

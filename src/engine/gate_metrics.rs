@@ -68,6 +68,8 @@ pub struct MetricInputs {
     /// The run's own max drawdown (backtests record it) when there is no daily equity and the
     /// trades are not filtered.
     pub run_max_drawdown: Option<f64>,
+    /// Compute `luck` (1,000 reshuffles: skipped when no rule reads it).
+    pub want_luck: bool,
 }
 
 /// Reshuffles of the `luck` test.
@@ -123,7 +125,7 @@ pub fn compute(m: &MetricInputs) -> Vec<f64> {
         set(FieldId::MetricTStat, t);
         set(FieldId::MetricPValue, p);
     }
-    if n >= 2 {
+    if n >= 2 && m.want_luck {
         set(FieldId::MetricLuck, luck(m.start_equity, &m.trades.iter().map(|t| t.pnl).collect::<Vec<_>>()));
     }
     if m.params > 0 {

@@ -110,6 +110,15 @@ fn db_err(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
 /// # Errors
 /// When the phase is not in the bundle, or the journal cannot be read.
 pub fn report(path: &Path, bot: &str, bundle: &Bundle, phase: &str) -> Result<GateReport, Diagnostic> {
+    report_of(path, bot, bundle, phase, true)
+}
+
+/// Like [`report`], with the gates left out when `gates` is false (a running bot checking its
+/// demotion rules; `passed` is false then).
+///
+/// # Errors
+/// As [`report`].
+pub fn report_of(path: &Path, bot: &str, bundle: &Bundle, phase: &str, gates: bool) -> Result<GateReport, Diagnostic> {
     let Some(pi) = bundle.phases.iter().position(|p| p.name.value == phase) else {
         let names: Vec<&str> = bundle.phases.iter().map(|p| p.name.value.as_str()).collect();
         return Err(Diagnostic::error(codes::UNRESOLVED_REFERENCE, format!("the bot has no phase `{phase}`"))
@@ -123,15 +132,18 @@ pub fn report(path: &Path, bot: &str, bundle: &Bundle, phase: &str) -> Result<Ga
         None
     };
     let eval = |rule: &GateRule, expr: Option<&TExpr>| -> Result<Criterion, Diagnostic> {
-        let (inputs, runs) = match &conn {
-            Some(c) => inputs(c, bot, bundle, rule).map_err(|e| db_err(path, e))?,
-            None => (MetricInputs { params: params(bundle, rule), ..Default::default() }, Vec::new()),
+        let (mut inputs, runs) = match &conn {
+            Some(c) => inputs(c, bot, bundle, &Filter::of(rule)).map_err(|e| db_err(path, e))?,
+            None => (MetricInputs { params: params(bundle, &Filter::of(rule)), ..Default::default() }, Vec::new()),
         };
+        let mut read = Vec::new();
+        if let Some(e) = expr {
+            fields_of(e, &mut read);
+        }
+        inputs.want_luck = read.contains(&FieldId::MetricLuck);
         let fields = compute(&inputs);
         let (holds, values, thresholds) = match expr {
             Some(e) => {
-                let mut read = Vec::new();
-                fields_of(e, &mut read);
                 let values = read
                     .iter()
                     .map(|id| {
@@ -160,8 +172,9 @@ pub fn report(path: &Path, bot: &str, bundle: &Bundle, phase: &str) -> Result<Ga
             runs,
         })
     };
+    let with_gates = gates;
     let mut gates = Vec::new();
-    for (i, g) in doc.gates.iter().enumerate() {
+    for (i, g) in doc.gates.iter().enumerate().filter(|_| with_gates) {
         gates.push(eval(g, rules.and_then(|r| r.gates.get(i)))?);
     }
     let mut demotion = Vec::new();
@@ -255,12 +268,54 @@ fn threshold(e: &TExpr) -> Option<Threshold> {
     }
 }
 
-/// Declared params of the strategies a rule concerns.
-fn params(bundle: &Bundle, rule: &GateRule) -> usize {
+/// Which journal data metrics are computed from (a rule's `from`, `window`, `strategy`,
+/// `scenario`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// Which runs.
+    pub from: RunMode,
+    /// Which trades.
+    pub window: Option<Window>,
+    /// Only this strategy.
+    pub strategy: Option<String>,
+    /// Only this stress scenario.
+    pub scenario: Option<String>,
+}
+
+impl Filter {
+    /// A rule's filter.
+    pub fn of(rule: &GateRule) -> Filter {
+        Filter {
+            from: rule.from,
+            window: rule.window,
+            strategy: rule.strategy.as_ref().map(|s| s.value.clone()),
+            scenario: rule.scenario.as_ref().map(|s| s.value.clone()),
+        }
+    }
+}
+
+/// Every `metric.*` field (indexed by [`FieldId`]) for `bot` under `filter`; `luck` is
+/// computed too.
+///
+/// # Errors
+/// When the journal cannot be read.
+pub fn metrics(path: &Path, bot: &str, bundle: &Bundle, filter: &Filter) -> Result<Vec<f64>, Diagnostic> {
+    let mut m = if path.exists() {
+        let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db_err(path, e))?;
+        inputs(&c, bot, bundle, filter).map_err(|e| db_err(path, e))?.0
+    } else {
+        MetricInputs { params: params(bundle, filter), ..Default::default() }
+    };
+    m.want_luck = true;
+    Ok(compute(&m))
+}
+
+/// Declared params of the strategies a filter concerns.
+fn params(bundle: &Bundle, filter: &Filter) -> usize {
     bundle
         .strategies
         .iter()
-        .filter(|s| rule.strategy.as_ref().is_none_or(|f| f.value == s.name()))
+        .filter(|s| filter.strategy.as_ref().is_none_or(|f| f == s.name()))
         .map(|s| s.doc.params.len())
         .sum()
 }
@@ -304,8 +359,8 @@ fn months_before(end: i64, months: u32) -> i64 {
 }
 
 /// What a rule's metrics are computed from, and the runs read.
-fn inputs(c: &Connection, bot: &str, bundle: &Bundle, rule: &GateRule) -> rusqlite::Result<(MetricInputs, Vec<i64>)> {
-    let scenario = rule.scenario.as_ref().map(|s| s.value.as_str());
+fn inputs(c: &Connection, bot: &str, bundle: &Bundle, rule: &Filter) -> rusqlite::Result<(MetricInputs, Vec<i64>)> {
+    let scenario = rule.scenario.as_deref();
     let runs = runs_of(c, bot, rule.from, scenario)?;
     let ids: Vec<i64> = runs.iter().map(|r| r.0).collect();
     let end = runs.iter().map(|r| r.1).max().unwrap_or(0);
@@ -313,7 +368,7 @@ fn inputs(c: &Connection, bot: &str, bundle: &Bundle, rule: &GateRule) -> rusqli
         Some(Window::Months(n)) => months_before(end, n),
         _ => i64::MIN,
     };
-    let strategy = rule.strategy.as_ref().map(|s| s.value.clone());
+    let strategy = rule.strategy.clone();
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let mut m = MetricInputs { params: params(bundle, rule), ..Default::default() };
     // Starting cash of the first run read.

@@ -579,7 +579,8 @@ impl Journal {
             let mut st = conn
                 .prepare(
                     "SELECT ts, from_state, to_state, reason, message, reset FROM state_changes \
-                     WHERE run_id = ?1 AND reason IN ('manual_halt', 'resume', 'broker_unavailable', 'reconcile_mismatch') \
+                     WHERE run_id = ?1 AND reason IN ('manual_halt', 'resume', 'broker_unavailable', 'reconcile_mismatch', \
+                     'phase_pause', 'phase_demotion') \
                      AND ts <= ?2 ORDER BY rowid",
                 )
                 .map_err(|e| db_err(path, e))?;

@@ -43,7 +43,15 @@ pub enum GateDecision {
 }
 
 /// Applies gates 1-3 (and checks that gate 4's flag was given).
-pub fn decide(bot: &BotDoc, phases: &[PhaseDoc], armed: Option<&str>, confirm: Option<&str>) -> GateDecision {
+/// `active`: the bot's active phase (the last promotion's or demotion's, else the manifest's
+/// `phase:`; see [`super::phase_store::active_phase`]).
+pub fn decide(
+    bot: &BotDoc,
+    phases: &[PhaseDoc],
+    active: Option<&str>,
+    armed: Option<&str>,
+    confirm: Option<&str>,
+) -> GateDecision {
     if bot.mode.value == TradingMode::Paper {
         return GateDecision::Paper { missing: Vec::new() };
     }
@@ -54,7 +62,6 @@ pub fn decide(bot: &BotDoc, phases: &[PhaseDoc], armed: Option<&str>, confirm: O
         Some(v) => missing.push(format!("{ARM_VAR} is set to `{v}`, not to this bot's name `{name}`")),
         None => missing.push(format!("{ARM_VAR} is not set (set it to `{name}` to arm live trading)")),
     }
-    let active = bot.phase.as_ref().map(|p| p.value.as_str());
     match active.and_then(|a| phases.iter().find(|p| p.name.value == a)) {
         Some(p) if p.mode.value == PhaseMode::Live => {}
         Some(p) => missing.push(format!(

@@ -19,6 +19,7 @@ pub mod live_feed;
 pub mod live_gate;
 pub mod loader;
 pub mod paper;
+pub mod phase_limits;
 pub mod phase_store;
 pub mod reload;
 pub mod reload_log;

@@ -94,6 +94,9 @@ pub struct PaperConfig {
     /// Bars up to this time (UTC seconds) only warm the indicators up: no rule runs on
     /// them (a live feed's history).
     pub warmup_until: Option<i64>,
+    /// The active phase's limits, added to every bundle the run uses
+    /// ([`super::phase_limits`]).
+    pub phase_policy: Option<crate::dsl::bundle::CompiledPolicy>,
     /// The live account number when every live gate passed: the start is journaled as a
     /// `live_armed` event (each start, at its first new bar).
     pub live_account: Option<String>,
@@ -168,7 +171,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     // The bundles the unfinished run ran under, swapped in again at the same bar times.
     let start_bundle = match &resumed {
         Some(r) => bundle_of(&cfg, &r.revision)?,
-        None => cfg.bundle.clone(),
+        None => limited(&cfg, cfg.bundle.clone()),
     };
     let mut replayed_reloads = match &resumed {
         Some(r) => reload_log::accepted(&cfg.journal, r.run_id, r.last_checkpoint.unwrap_or(i64::MIN))?,
@@ -190,6 +193,10 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     desk.replaying_until(resume_at);
     engine.set_approval_desk(Box::new(desk));
     let mut revision = start_bundle.revision.clone();
+    // The bundle in force (its phases' demotion rules are checked daily).
+    let mut current = start_bundle.clone();
+    let mut demotion_day = i64::MIN;
+    let mut demotion_clock = std::time::Instant::now() - std::time::Duration::from_secs(2);
     let mut gateway = cfg.gateway.take();
     // Broker outcomes the unfinished run applied, replayed at their bar times.
     let (mut records, mut applied, mut next_seq) = (Vec::new(), Vec::new(), 0);
@@ -261,24 +268,48 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 let gap = (ts - prev).max(0) as f64 / speed;
                 tokio::time::sleep(std::time::Duration::from_secs_f64(gap.min(3600.0))).await;
             }
+            // The phase's demotion rules, once per UTC day of bar time (at most once a second).
+            if ts.div_euclid(86_400) != demotion_day && demotion_clock.elapsed() >= std::time::Duration::from_secs(1) {
+                demotion_day = ts.div_euclid(86_400);
+                demotion_clock = std::time::Instant::now();
+                match super::phase_store::apply_demotions(&cfg.journal, &current, ts) {
+                    Ok(changes) => {
+                        for c in changes {
+                            eprintln!(
+                                "phase {}: `{}` -> `{}` by {}: {}; HALTED until `dsl resume`",
+                                c.kind, c.from, c.to, c.actor, c.reason
+                            );
+                        }
+                    }
+                    Err(d) => eprintln!("warning: demotion rules not checked: {}", d.message),
+                }
+            }
             apply_controls(&control, &mut engine, ts, &mut journal)?;
             if std::mem::take(&mut restart_reload) {
                 let record = restart_record(&revision, &cfg.bundle);
-                apply_reload(
-                    &mut engine,
-                    &mut revision,
-                    record,
-                    Some(cfg.bundle.clone()),
-                    ts,
-                    &cfg,
-                    &series,
-                    &cursor,
-                    &mut journal,
-                );
+                let built = Some(limited(&cfg, cfg.bundle.clone()));
+                if let Some(b) =
+                    apply_reload(&mut engine, &mut revision, record, built, ts, &cfg, &series, &cursor, &mut journal)
+                {
+                    current = b;
+                }
             }
             if let Some(rx) = &cfg.reloads {
                 while let Ok((record, built)) = rx.try_recv() {
-                    apply_reload(&mut engine, &mut revision, record, built, ts, &cfg, &series, &cursor, &mut journal);
+                    let built = built.map(|b| limited(&cfg, b));
+                    if let Some(b) = apply_reload(
+                        &mut engine,
+                        &mut revision,
+                        record,
+                        built,
+                        ts,
+                        &cfg,
+                        &series,
+                        &cursor,
+                        &mut journal,
+                    ) {
+                        current = b;
+                    }
                 }
             }
             if let Some(g) = gateway.as_mut() {
@@ -297,6 +328,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
             }
             while let Some((_, rev)) = replayed_reloads.pop_if(|(t, _)| *t <= ts) {
                 let b = bundle_of(&cfg, &rev)?;
+                current = b.clone();
                 let history = |i: usize| (0..cursor[i]).map(|j| series[i].bar(j)).collect();
                 engine.swap_bundle(b, &history).map_err(|m| {
                     Diagnostic::error(codes::INVALID_VALUE, format!("cannot replay the reload to bundle {rev}: {m}"))
@@ -474,7 +506,7 @@ fn checkpoint(engine: &Engine, ts: i64) -> Checkpoint {
 /// from the texts the journal stored for it.
 fn bundle_of(cfg: &PaperConfig, revision: &str) -> Result<Arc<Bundle>, Diagnostic> {
     if revision == cfg.bundle.revision {
-        return Ok(cfg.bundle.clone());
+        return Ok(limited(cfg, cfg.bundle.clone()));
     }
     let missing = || {
         Diagnostic::error(
@@ -488,7 +520,12 @@ fn bundle_of(cfg: &PaperConfig, revision: &str) -> Result<Arc<Bundle>, Diagnosti
     if loaded.bundle.revision != revision {
         return Err(missing());
     }
-    Ok(Arc::new(loaded.bundle))
+    Ok(limited(cfg, Arc::new(loaded.bundle)))
+}
+
+/// `b` with the active phase's limits.
+fn limited(cfg: &PaperConfig, b: Arc<Bundle>) -> Arc<Bundle> {
+    super::phase_limits::with_limits(b, cfg.phase_policy.as_ref())
 }
 
 /// The reload of a restarted bot whose documents were edited while it was down.
@@ -521,7 +558,8 @@ fn apply_reload(
     series: &[BarSeries],
     cursor: &[usize],
     journal: &mut Journal,
-) {
+) -> Option<Arc<Bundle>> {
+    let mut swapped = None;
     let changes = serde_json::to_value(&record.changes).unwrap_or_default();
     let mut entry = ReloadEntry {
         ts,
@@ -547,6 +585,7 @@ fn apply_reload(
                     entry.retired = report.retired;
                     *revision = b.revision.clone();
                     journal.set_revision(revision);
+                    swapped = Some(b.clone());
                     if !cfg.quiet {
                         eprintln!("reload: bundle {} in force from {at} (was {})", b.revision, entry.old_revision);
                         for (s, sym) in &entry.retired {
@@ -575,6 +614,7 @@ fn apply_reload(
             journal.reload(entry, None);
         }
     }
+    swapped
 }
 
 /// Applies a halt or resume a person recorded in the control records since the last
@@ -588,6 +628,10 @@ fn apply_controls(control: &ControlStore, engine: &mut Engine, ts: i64, sink: &m
     match stored.mode {
         Mode::Halted if stored.reason == "manual_halt" => engine.halt(ts, &stored.message, sink),
         Mode::Active if stored.reason == "resume" => engine.resume(ts, &stored.message, sink),
+        // The phase's demotion rules paused or demoted the bot.
+        Mode::Halted if stored.reason == "phase_pause" || stored.reason == "phase_demotion" => {
+            engine.escalate(Mode::Halted, ts, &stored.reason, &stored.message, sink);
+        }
         // Anything else was the engine's own doing, already in effect or about to recur.
         _ => {}
     }

@@ -341,7 +341,10 @@ fn write_change(c: &Connection, bot: &str, ts: i64, ch: &PhaseChange, report: &G
 pub fn apply_demotions(path: &Path, bundle: &Bundle, ts: i64) -> Result<Vec<PhaseChange>, Diagnostic> {
     let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(Vec::new()) };
     let Some(phase) = active_phase(path, bundle)? else { return Ok(Vec::new()) };
-    let report = super::gates::report(path, &bot, bundle, &phase)?;
+    if !bundle.phases.iter().any(|p| p.name.value == phase && !p.demotion.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let report = super::gates::report_of(path, &bot, bundle, &phase, false)?;
     let Some(fired) = report.demotion.iter().find(|d| d.holds) else { return Ok(Vec::new()) };
     let action = fired.action.unwrap_or(DemotionAction::Pause);
     let previous =

@@ -183,6 +183,7 @@ fn an_armed_live_start_is_journaled() {
         quiet: true,
         live: None,
         warmup_until: None,
+        phase_policy: None,
         live_account: Some("PA123LIVE".into()),
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
