@@ -14,6 +14,9 @@
 //!   stress runs (the unchanged `baseline` replay left out), or only `scenario`.
 //! - `metric.backtest_years`: the latest backtest run, whatever `from` says.
 //!
+//! With no run of the kind a rule reads, every metric is undefined and the rule does not
+//! hold: no evidence is no pass.
+//!
 //! Windows are in event time: `3 months` ends at the latest bar time of the runs read and
 //! starts three calendar months before it; `50 trades` keeps the last 50 closed trades.
 //!
@@ -132,16 +135,17 @@ pub fn report_of(path: &Path, bot: &str, bundle: &Bundle, phase: &str, gates: bo
         None
     };
     let eval = |rule: &GateRule, expr: Option<&TExpr>| -> Result<Criterion, Diagnostic> {
-        let (mut inputs, runs) = match &conn {
-            Some(c) => inputs(c, bot, bundle, &Filter::of(rule)).map_err(|e| db_err(path, e))?,
-            None => (MetricInputs { params: params(bundle, &Filter::of(rule)), ..Default::default() }, Vec::new()),
-        };
         let mut read = Vec::new();
         if let Some(e) = expr {
             fields_of(e, &mut read);
         }
+        let (mut inputs, runs) = match &conn {
+            Some(c) => inputs(c, bot, bundle, &Filter::of(rule), Some(&read)).map_err(|e| db_err(path, e))?,
+            None => (MetricInputs { params: params(bundle, &Filter::of(rule)), ..Default::default() }, Vec::new()),
+        };
         inputs.want_luck = read.contains(&FieldId::MetricLuck);
-        let fields = compute(&inputs);
+        // No run of the kind the rule reads: no evidence, every metric undefined (fails).
+        let fields = if runs.is_empty() { vec![f64::NAN; crate::dsl::catalog::FIELD_COUNT] } else { compute(&inputs) };
         let (holds, values, thresholds) = match expr {
             Some(e) => {
                 let values = read
@@ -302,7 +306,7 @@ impl Filter {
 pub fn metrics(path: &Path, bot: &str, bundle: &Bundle, filter: &Filter) -> Result<Vec<f64>, Diagnostic> {
     let mut m = if path.exists() {
         let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db_err(path, e))?;
-        inputs(&c, bot, bundle, filter).map_err(|e| db_err(path, e))?.0
+        inputs(&c, bot, bundle, filter, None).map_err(|e| db_err(path, e))?.0
     } else {
         MetricInputs { params: params(bundle, filter), ..Default::default() }
     };
@@ -359,7 +363,16 @@ fn months_before(end: i64, months: u32) -> i64 {
 }
 
 /// What a rule's metrics are computed from, and the runs read.
-fn inputs(c: &Connection, bot: &str, bundle: &Bundle, rule: &Filter) -> rusqlite::Result<(MetricInputs, Vec<i64>)> {
+/// `need`: the metrics wanted (`None`: all); only the journal reads they need are made.
+fn inputs(
+    c: &Connection,
+    bot: &str,
+    bundle: &Bundle,
+    rule: &Filter,
+    need: Option<&[FieldId]>,
+) -> rusqlite::Result<(MetricInputs, Vec<i64>)> {
+    use FieldId as F;
+    let wants = |ids: &[FieldId]| need.is_none_or(|n| n.iter().any(|f| ids.contains(f)));
     let scenario = rule.scenario.as_deref();
     let runs = runs_of(c, bot, rule.from, scenario)?;
     let ids: Vec<i64> = runs.iter().map(|r| r.0).collect();
@@ -426,7 +439,11 @@ fn inputs(c: &Connection, bot: &str, bundle: &Bundle, rule: &Filter) -> rusqlite
                 )?;
             }
         }
+        let breaches = wants(&[F::MetricRiskBreaches, F::MetricDenials]);
         let fired = |action: &str| -> rusqlite::Result<u64> {
+            if !breaches {
+                return Ok(0);
+            }
             c.query_row(
                 &format!(
                     "SELECT COUNT(*) FROM policy_decisions p LEFT JOIN orders o \
@@ -442,18 +459,27 @@ fn inputs(c: &Connection, bot: &str, bundle: &Bundle, rule: &Filter) -> rusqlite
         m.denials = fired("deny")?;
         m.reductions = fired("reduce")?;
         m.halt_rules = fired("halt")?;
-        m.halts = c.query_row(
+        m.halts =
+            if !wants(&[F::MetricHalts]) {
+                0
+            } else {
+                c.query_row(
             &format!("SELECT COUNT(*) FROM state_changes WHERE run_id IN ({list}) AND to_state = 'HALTED' AND ts > ?1"),
             [since],
             |r| r.get::<_, i64>(0),
-        )? as u64;
-        if ids.len() == 1 && rule.from != RunMode::Stress {
+        )? as u64
+            };
+        if ids.len() == 1 && rule.from != RunMode::Stress && wants(&[F::MetricAvgSlippageBps]) {
             let (_, execs) = super::execution::executions_on(c, ids[0])?;
             m.slippage_bps = execs.iter().filter(|e| e.created_ts > since).map(|e| e.slippage_bps()).collect();
         }
     }
     // Stress: the worst drawdown per scenario, whatever `from` says.
-    let stress = if rule.from == RunMode::Stress { runs.clone() } else { runs_of(c, bot, RunMode::Stress, scenario)? };
+    let stress = match (rule.from, wants(&[F::MetricStressMaxDrawdown, F::MetricStressScenarios])) {
+        (_, false) => Vec::new(),
+        (RunMode::Stress, true) => runs.clone(),
+        (_, true) => runs_of(c, bot, RunMode::Stress, scenario)?,
+    };
     for (id, _) in &stress {
         let dd: Option<f64> =
             c.query_row("SELECT json_extract(metrics, '$.max_drawdown') FROM runs WHERE run_id = ?1", [id], |r| {
@@ -461,7 +487,8 @@ fn inputs(c: &Connection, bot: &str, bundle: &Bundle, rule: &Filter) -> rusqlite
             })?;
         m.stress_drawdowns.extend(dd);
     }
-    let backtest = runs_of(c, bot, RunMode::Backtest, None)?;
+    let backtest =
+        if wants(&[F::MetricBacktestYears]) { runs_of(c, bot, RunMode::Backtest, None)? } else { Vec::new() };
     if let Some((id, _)) = backtest.first() {
         let span: Option<(i64, i64)> =
             c.query_row("SELECT first_bar_ts, last_bar_ts FROM runs WHERE run_id = ?1", [id], |r| {

@@ -196,7 +196,6 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     // The bundle in force (its phases' demotion rules are checked daily).
     let mut current = start_bundle.clone();
     let mut demotion_day = i64::MIN;
-    let mut demotion_clock = std::time::Instant::now() - std::time::Duration::from_secs(2);
     let mut gateway = cfg.gateway.take();
     // Broker outcomes the unfinished run applied, replayed at their bar times.
     let (mut records, mut applied, mut next_seq) = (Vec::new(), Vec::new(), 0);
@@ -268,10 +267,9 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 let gap = (ts - prev).max(0) as f64 / speed;
                 tokio::time::sleep(std::time::Duration::from_secs_f64(gap.min(3600.0))).await;
             }
-            // The phase's demotion rules, once per UTC day of bar time (at most once a second).
-            if ts.div_euclid(86_400) != demotion_day && demotion_clock.elapsed() >= std::time::Duration::from_secs(1) {
+            // The phase's demotion rules, once per UTC day of bar time.
+            if ts.div_euclid(86_400) != demotion_day {
                 demotion_day = ts.div_euclid(86_400);
-                demotion_clock = std::time::Instant::now();
                 match super::phase_store::apply_demotions(&cfg.journal, &current, ts) {
                     Ok(changes) => {
                         for c in changes {

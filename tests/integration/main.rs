@@ -8,6 +8,7 @@ mod backtest;
 mod broker;
 mod common;
 mod costs;
+mod graduation;
 mod guardrails;
 mod hot_reload;
 mod import;
