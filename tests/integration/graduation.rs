@@ -257,3 +257,72 @@ fn a_running_bot_pauses_itself_when_a_demotion_rule_fires() {
     let log = rows(&c, "SELECT kind, from_phase, to_phase FROM phase_log");
     assert_eq!(log, vec![vec!["pause".to_string(), "paper_mastery".into(), "paper_mastery".into()]]);
 }
+
+#[test]
+fn metrics_are_filtered_by_run_kind_strategy_and_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir);
+    let phase = "kind: phase\nname: probe\nmode: paper\ngates:\n\
+        - id: all\n    when: metric.trades >= 0\n    message: m\n\
+        - id: macd\n    strategy: macd_trend\n    when: metric.trades >= 0 and metric.win_rate >= 0\n    message: m\n\
+        - id: last20\n    window: 20 trades\n    when: metric.trades >= 0 and metric.net_pnl > -1000000\n    message: m\n\
+        - id: last6m\n    window: 6 months\n    when: metric.trades >= 0\n    message: m\n\
+        - id: backtest\n    from: backtest\n    when: metric.trades >= 0\n    message: m\n"
+        .replace("\n- ", "\n  - ");
+    std::fs::write(dir.join("phases/probe.yaml"), phase).unwrap();
+    let bot =
+        std::fs::read_to_string(dir.join("bot.yaml")).unwrap().replace("phases:\n", "phases:\n  - phases/probe.yaml\n");
+    std::fs::write(dir.join("bot.yaml"), bot).unwrap();
+    let (ok, _, err) = run(&["run", "bot.yaml", "--quiet"], dir);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["gate", "status", "bot.yaml", "--phase", "probe", "--format", "json"], dir);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let value = |id: &str, metric: &str| -> serde_json::Value {
+        r["gates"].as_array().unwrap().iter().find(|g| g["id"] == id).unwrap()["values"][metric].clone()
+    };
+    let c = Connection::open(dir.join("journal.sqlite")).unwrap();
+    let count = |sql: &str| crate::common::count(&c, sql) as f64;
+    assert_eq!(value("all", "metric.trades"), count("SELECT COUNT(*) FROM trades"));
+    assert_eq!(value("macd", "metric.trades"), count("SELECT COUNT(*) FROM trades WHERE strategy = 'macd_trend'"));
+    let wins = count("SELECT COUNT(*) FROM trades WHERE strategy = 'macd_trend' AND pnl > 0");
+    let rate = value("macd", "metric.win_rate").as_f64().unwrap();
+    assert!((rate - wins / count("SELECT COUNT(*) FROM trades WHERE strategy = 'macd_trend'")).abs() < 1e-12);
+    assert_eq!(value("last20", "metric.trades"), 20.0);
+    let last20: f64 = c
+        .query_row(
+            "SELECT SUM(pnl) FROM (SELECT pnl FROM trades ORDER BY exit_ts DESC, trade_no DESC LIMIT 20)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!((value("last20", "metric.net_pnl").as_f64().unwrap() - last20).abs() < 1e-6);
+    // Six calendar months back from the last bar (2018-02-07): exits after 2017-08-07.
+    assert_eq!(value("last6m", "metric.trades"), count("SELECT COUNT(*) FROM trades WHERE exit_ts > 1502064000"));
+    // No backtest journaled: no evidence.
+    assert!(value("backtest", "metric.trades").is_null());
+    assert_eq!(r["gates"].as_array().unwrap().iter().find(|g| g["id"] == "backtest").unwrap()["holds"], false);
+}
+
+#[test]
+fn editing_a_gate_after_an_approval_voids_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir);
+    let (ok, _, err) = run(&["run", "bot.yaml", "--quiet"], dir);
+    assert!(ok, "{err}");
+    let (ok, _, err) =
+        run(&["approve", "paper_mastery", "bot.yaml", "--by", "Jane", "--phrase", "Proceed to Phase 2"], dir);
+    assert!(ok, "{err}");
+    // Someone loosens a gate after the approval: the report is no longer the one approved.
+    let p = dir.join("phases/1_paper_mastery.yaml");
+    let text = std::fs::read_to_string(&p).unwrap().replace("metric.max_drawdown < 10%", "metric.max_drawdown < 50%");
+    std::fs::write(&p, text).unwrap();
+    let (ok, _, err) = run(&["promote", "bot.yaml"], dir);
+    assert!(
+        !ok && err.contains("nobody approved this gate report") && err.contains("the approval on record is for report"),
+        "{err}"
+    );
+    assert_eq!(status(dir)["phase"], "paper_mastery");
+}
