@@ -25,7 +25,9 @@ fn copy_bot(dir: &Path) -> PathBuf {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
         for e in std::fs::read_dir(root.join(sub)).unwrap() {
             let p = e.unwrap().path();
-            std::fs::copy(&p, dir.join(sub).join(p.file_name().unwrap())).unwrap();
+            if p.is_file() {
+                std::fs::copy(&p, dir.join(sub).join(p.file_name().unwrap())).unwrap();
+            }
         }
     }
     std::fs::create_dir_all(dir.join("examples")).unwrap();
