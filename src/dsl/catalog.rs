@@ -490,6 +490,8 @@ pub enum FieldId {
     MetricDenials,
     /// `metric.halts`
     MetricHalts,
+    /// `metric.reductions`
+    MetricReductions,
     /// `metric.avg_slippage_bps`
     MetricAvgSlippageBps,
     /// `metric.t_stat`
@@ -509,7 +511,7 @@ pub enum FieldId {
 }
 
 /// Number of [`FieldId`] values (size of a field-value array).
-pub const FIELD_COUNT: usize = 56;
+pub const FIELD_COUNT: usize = 57;
 
 /// A context field's name, type, unit and availability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -965,6 +967,15 @@ pub const FIELDS: &[FieldSpec] = &[
         scale: Scale::Any,
         values: &[],
         doc: "changes of the trading state to HALTED (count)",
+    },
+    FieldSpec {
+        path: "metric.reductions",
+        id: FieldId::MetricReductions,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "guardrail rules that fired with `reduce` (count)",
     },
     FieldSpec {
         path: "metric.avg_slippage_bps",

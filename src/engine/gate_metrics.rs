@@ -118,6 +118,7 @@ pub fn compute(m: &MetricInputs) -> Vec<f64> {
     set(FieldId::MetricRiskBreaches, (m.denials + m.reductions + m.halt_rules) as f64);
     set(FieldId::MetricDenials, m.denials as f64);
     set(FieldId::MetricHalts, m.halts as f64);
+    set(FieldId::MetricReductions, m.reductions as f64);
     if !m.slippage_bps.is_empty() {
         set(FieldId::MetricAvgSlippageBps, m.slippage_bps.iter().sum::<f64>() / m.slippage_bps.len() as f64);
     }

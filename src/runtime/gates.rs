@@ -439,7 +439,7 @@ fn inputs(
                 )?;
             }
         }
-        let breaches = wants(&[F::MetricRiskBreaches, F::MetricDenials]);
+        let breaches = wants(&[F::MetricRiskBreaches, F::MetricDenials, F::MetricReductions]);
         let fired = |action: &str| -> rusqlite::Result<u64> {
             if !breaches {
                 return Ok(0);
