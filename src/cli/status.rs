@@ -84,6 +84,9 @@ fn human(s: &BotStatus) -> String {
             }
         }
     }
+    if let Some((phase, why)) = &s.phase {
+        let _ = writeln!(o, "  phase         {phase} ({why})");
+    }
     if s.pending_approvals > 0 {
         let _ = writeln!(o, "  approvals     {} pending (`dsl approvals list`)", s.pending_approvals);
     }

@@ -39,11 +39,7 @@ pub fn for_run(path: &Path, bot: &str, bundle: &Bundle, phase: &PhaseDoc) -> Res
     let scaled_up = match &limits.scale_up {
         Some(s) => {
             let filter = Filter { from: RunMode::of(phase.mode.value), window: None, strategy: None, scenario: None };
-            let f = metrics(path, bot, bundle, &filter)?;
-            let trades = f[FieldId::MetricTrades as usize];
-            let wins = (f[FieldId::MetricWinRate as usize] * trades).round();
-            let worst = f[FieldId::MetricMaxLoss as usize];
-            wins >= f64::from(s.after_winning_trades) && worst <= s.max_loss
+            earned(&metrics(path, bot, bundle, &filter)?, s)
         }
         None => false,
     };
@@ -78,6 +74,15 @@ pub fn for_run(path: &Path, bot: &str, bundle: &Bundle, phase: &PhaseDoc) -> Res
     Ok(PhaseRun { phase: name.clone(), policy, scaled_up, settings })
 }
 
+/// Whether metrics (indexed by [`FieldId`]) earn the scale-up: enough winning trades and no
+/// trade that lost more than `max_loss` (undefined metrics earn nothing).
+fn earned(f: &[f64], s: &crate::config::phase::ScaleUp) -> bool {
+    let trades = f[FieldId::MetricTrades as usize];
+    let wins = (f[FieldId::MetricWinRate as usize] * trades).round();
+    let worst = f[FieldId::MetricMaxLoss as usize];
+    wins >= f64::from(s.after_winning_trades) && worst <= s.max_loss
+}
+
 /// `bundle` with the limits' policy added last (unchanged when there is none or it is there).
 pub fn with_limits(bundle: Arc<Bundle>, policy: Option<&CompiledPolicy>) -> Arc<Bundle> {
     match policy {
@@ -87,5 +92,62 @@ pub fn with_limits(bundle: Arc<Bundle>, policy: Option<&CompiledPolicy>) -> Arc<
             Arc::new(b)
         }
         _ => bundle,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::phase::{PhaseLimits, ScaleUp};
+    use crate::dsl::catalog::FIELD_COUNT;
+
+    fn phase3() -> PhaseLimits {
+        PhaseLimits {
+            min_order_notional: Some(100.0),
+            max_order_notional: Some(500.0),
+            approval_above: Some(500.0),
+            max_exposure: Some(0.2),
+            max_orders_per_day: Some(10),
+            scale_up: Some(ScaleUp { after_winning_trades: 10, max_loss: 0.05, max_order_notional: 1000.0 }),
+        }
+    }
+
+    fn compile(text: &str) -> CompiledPolicy {
+        let file = SourceFile::new("limits", text.to_string());
+        let mut diags = Vec::new();
+        let p = match read_document(&file, &mut diags) {
+            Some(Document::Policy(p)) => compile_policy(p, &mut diags),
+            _ => None,
+        };
+        assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+        p.expect("compiles")
+    }
+
+    #[test]
+    fn limits_compile_into_a_policy_denials_first_then_approval() {
+        let base = compile(&phase3().policy_yaml("small_live", false).unwrap());
+        let ids: Vec<&str> = base.doc.rules.iter().map(|r| r.id.value.as_str()).collect();
+        assert_eq!(ids, ["min_order", "max_order", "max_exposure", "max_orders_per_day", "approval_above"]);
+        assert_eq!(base.doc.name.value, "phase_small_live");
+        let text = phase3().policy_yaml("small_live", true).unwrap();
+        assert!(text.contains("order.notional > 1000") && text.contains("(scaled up)"), "{text}");
+        compile(&text);
+        assert!(PhaseLimits::default().policy_yaml("p", false).is_none());
+    }
+
+    #[test]
+    fn scale_up_needs_enough_wins_and_no_large_loss() {
+        let s = phase3().scale_up.unwrap();
+        let mut f = vec![f64::NAN; FIELD_COUNT];
+        assert!(!earned(&f, &s), "no data earns nothing");
+        f[FieldId::MetricTrades as usize] = 12.0;
+        f[FieldId::MetricWinRate as usize] = 10.0 / 12.0;
+        f[FieldId::MetricMaxLoss as usize] = 0.04;
+        assert!(earned(&f, &s));
+        f[FieldId::MetricMaxLoss as usize] = 0.06;
+        assert!(!earned(&f, &s), "a loss above 5%");
+        f[FieldId::MetricMaxLoss as usize] = 0.0;
+        f[FieldId::MetricWinRate as usize] = 9.0 / 12.0;
+        assert!(!earned(&f, &s), "9 wins");
     }
 }

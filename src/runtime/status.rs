@@ -30,6 +30,9 @@ pub struct BotStatus {
     pub run: Option<RunStatus>,
     /// Approval requests waiting for a person.
     pub pending_approvals: i64,
+    /// The phase a promotion or demotion set, with its reason (none before the first: the
+    /// manifest's `phase:` is active then).
+    pub phase: Option<(String, String)>,
 }
 
 /// A run as of its last checkpoint.
@@ -101,7 +104,21 @@ pub fn read_status(path: &Path, bot: &str) -> Result<BotStatus, Diagnostic> {
     let pending_approvals = conn
         .query_row("SELECT COUNT(*) FROM approvals WHERE bot = ?1 AND status = 'pending'", params![bot], |r| r.get(0))
         .map_err(|e| db_err(path, e))?;
+    let has_phase = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE name = 'phase_state'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(|e| db_err(path, e))?;
+    let phase = if has_phase {
+        conn.query_row("SELECT phase, reason FROM phase_state WHERE bot = ?1", params![bot], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(|e| db_err(path, e))?
+    } else {
+        None
+    };
     Ok(BotStatus {
+        phase,
         bot: bot.to_string(),
         state: state.mode.as_str().to_string(),
         state_since: state.since,

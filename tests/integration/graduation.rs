@@ -166,6 +166,7 @@ fn a_bot_graduates_from_paper_mastery_with_approval_and_a_stress_breach_sends_it
     );
     let (ok, out, _) = run(&["status", "bot.yaml"], dir);
     assert!(ok && out.contains("HALTED") && out.contains("phase_demotion"), "{out}");
+    assert!(out.contains("phase         paper_mastery (demotion: "), "{out}");
 }
 
 #[test]
