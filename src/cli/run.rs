@@ -319,6 +319,18 @@ pub fn run(args: Args, out: Out) -> u8 {
         settings_json["phase"] = p.settings.clone();
     }
     let active = phase_run.as_ref().map(|p| p.phase.clone());
+    // A phase of `mode: backtest` allows historical replays only: no broker, no live data.
+    if let Some(p) = phase_run.as_ref().filter(|p| p.mode == crate::config::phase::PhaseMode::Backtest)
+        && (bot.broker.value == BrokerKind::Alpaca || args.feed == FeedKind::Alpaca)
+    {
+        return out.fail(
+            &Diagnostic::error(
+                codes::INVALID_VALUE,
+                format!("the active phase `{}` allows historical replays only (mode: backtest)", p.phase),
+            )
+            .help("run on the replayed bars with the simulated broker, or promote the bot to a paper phase"),
+        );
+    }
     let connected =
         runtime.block_on(connect(bot, &loaded.bundle.phases, active.as_deref(), &args, symbols, &settings, args.quiet));
     let (gateway, description) = match connected {

@@ -22,6 +22,8 @@ use super::gates::{Filter, metrics};
 pub struct PhaseRun {
     /// The phase.
     pub phase: String,
+    /// What the phase allows.
+    pub mode: crate::config::phase::PhaseMode,
     /// The limits as a policy (none when the phase sets no limit).
     pub policy: Option<CompiledPolicy>,
     /// The scale-up was earned.
@@ -71,7 +73,7 @@ pub fn for_run(path: &Path, bot: &str, bundle: &Bundle, phase: &PhaseDoc) -> Res
         "limits": limits,
         "scaled_up": scaled_up,
     });
-    Ok(PhaseRun { phase: name.clone(), policy, scaled_up, settings })
+    Ok(PhaseRun { phase: name.clone(), mode: phase.mode.value, policy, scaled_up, settings })
 }
 
 /// Whether metrics (indexed by [`FieldId`]) earn the scale-up: enough winning trades and no

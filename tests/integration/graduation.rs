@@ -327,3 +327,33 @@ fn editing_a_gate_after_an_approval_voids_it() {
     );
     assert_eq!(status(dir)["phase"], "paper_mastery");
 }
+
+#[test]
+fn a_backtest_phase_allows_historical_replays_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let bot = setup(dir);
+    std::fs::write(
+        dir.join("phases/0_research.yaml"),
+        "kind: phase\nname: research\nmode: backtest\nnext: paper_mastery\napproval: Start paper trading\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&bot)
+        .unwrap()
+        .replace("phases:\n", "phases:\n  - phases/0_research.yaml\n")
+        .replace("phase: paper_mastery", "phase: research");
+    std::fs::write(&bot, text).unwrap();
+    let out = dsl()
+        .current_dir(dir)
+        .args(["run", "bot.yaml", "--feed", "alpaca"])
+        .env("APCA_API_KEY_ID", "PKMOCK")
+        .env("APCA_API_SECRET_KEY", "mock-secret")
+        .env("TRADEDSL_ALPACA_DATA_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("allows historical replays only"), "{err}");
+    // Replaying the stored bars with the simulated broker is a historical replay: allowed.
+    let (ok, _, err) = run(&["run", "bot.yaml", "--quiet", "--to", "2013-06-30"], dir);
+    assert!(ok, "{err}");
+}
