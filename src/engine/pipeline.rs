@@ -1624,15 +1624,21 @@ impl Engine {
             }
             Side::Sell => {
                 self.cash += notional - commission;
-                let Some(pos) = self.slots[slot_id].position.take() else {
+                let Some(mut pos) = self.slots[slot_id].position.take() else {
                     return;
                 };
                 let reason = match order.reason {
                     OrderReason::Exit(r) => r,
                     OrderReason::EntryRule => ExitReason::ExitRule,
                 };
+                // An outside broker may fill an exit in part (then cancel the rest): that part
+                // is a round trip of its own, with its share of the entry's cost and fees, and
+                // the rest of the position stays (its exits and stops still manage it).
+                let partial = qty < pos.quantity * (1.0 - 1e-9);
+                let share = if partial { qty / pos.quantity } else { 1.0 };
+                let (cost, fees) = (pos.entry_cost * share, pos.entry_fees * share);
                 let proceeds = notional - commission;
-                let pnl = proceeds - pos.entry_cost;
+                let pnl = proceeds - cost;
                 let trade = Trade {
                     strategy: self.strategy_names[order.strategy].clone(),
                     symbol: self.symbols[order.symbol].name.clone(),
@@ -1640,10 +1646,10 @@ impl Engine {
                     entry_price: pos.entry_price,
                     exit_time: ts,
                     exit_price: price,
-                    quantity: pos.quantity,
+                    quantity: if partial { qty } else { pos.quantity },
                     pnl,
-                    pnl_pct: if pos.entry_cost != 0.0 { pnl / pos.entry_cost * 100.0 } else { 0.0 },
-                    fees: pos.entry_fees + commission,
+                    pnl_pct: if cost != 0.0 { pnl / cost * 100.0 } else { 0.0 },
+                    fees: fees + commission,
                     exit_reason: reason.as_str(),
                     holding_bars: bar_index.saturating_sub(pos.entry_bar),
                     entry_order_id: pos.entry_order_id,
@@ -1652,7 +1658,8 @@ impl Engine {
                 self.loss_streak = if trade.pnl < 0.0 { self.loss_streak + 1 } else { 0 };
                 sink.trade(&trade);
                 self.trades.push(trade);
-                // The position is gone: its other protective orders (and any pending exit) go.
+                // The position is gone, or smaller: its protective orders (and any pending exit)
+                // are cancelled; a remainder gets new ones for its size.
                 let others = match self.external.as_mut() {
                     Some(book) => book.cancel_slot(slot_id),
                     None => self.broker.cancel_where(order.symbol, slot_id, |_| true),
@@ -1661,8 +1668,17 @@ impl Engine {
                     if o.order_type == OrderType::Market {
                         self.slots[slot_id].pending_market = false;
                     }
-                    sink.order_status(o.client_order_id, OrderStatus::Cancelled, ts, "position closed");
+                    let why = if partial { "resized after a partial exit" } else { "position closed" };
+                    sink.order_status(o.client_order_id, OrderStatus::Cancelled, ts, why);
                     self.stats.orders_cancelled += 1;
+                }
+                if partial {
+                    pos.quantity -= qty;
+                    pos.entry_cost -= cost;
+                    pos.entry_fees -= fees;
+                    let entry_price = pos.entry_price;
+                    self.slots[slot_id].position = Some(pos);
+                    self.place_protective(slot_id, entry_price, ts, sink);
                 }
             }
         }

@@ -17,6 +17,7 @@ mod library;
 mod live_feed;
 mod mock_broker;
 mod paper;
+mod partial_exit;
 mod properties;
 mod reference;
 mod reload;
