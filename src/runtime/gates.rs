@@ -526,8 +526,13 @@ pub fn human(r: &GateReport) -> String {
         .flatten()
         .collect();
         let _ = writeln!(o, "  {verdict:<6} {:<28} {}  [{}]", c.id, c.rule, filters.join(", "));
+        let missing = if c.runs.is_empty() {
+            format!("undefined (no {} run in the journal)", c.from.as_str())
+        } else {
+            "undefined (not enough data)".into()
+        };
         for (k, v) in &c.values {
-            let v = v.map_or("undefined (not enough data)".to_string(), |v| value_text(k, v));
+            let v = v.map_or(missing.clone(), |v| value_text(k, v));
             let _ = writeln!(o, "         {k} = {v}");
         }
         let _ = writeln!(o, "         {}", c.message);
