@@ -18,7 +18,7 @@ use crate::engine::events::{EventSink, NullSink};
 use crate::engine::pipeline::EngineSettings;
 use crate::runtime::data::{DataArg, DataRequest, load_for_bundle};
 use crate::runtime::journal::{Journal, RunInfo};
-use crate::runtime::loader::{load_bundle, resolve};
+use crate::runtime::loader::load_bundle;
 use crate::runtime::report::{self, ReportContext};
 
 /// Fill timing flag.
@@ -250,13 +250,7 @@ fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> 
         }
     }
     let settings_json = report::settings_json(&settings);
-    let journal_path = if args.no_journal {
-        None
-    } else {
-        args.journal
-            .clone()
-            .or_else(|| bot.and_then(|b| b.database.as_ref()).map(|d| resolve(&loaded.base_dir, &d.value)))
-    };
+    let journal_path = if args.no_journal { None } else { loaded.journal(args.journal.as_deref()) };
     let symbols: Vec<String> = market.series.iter().map(|s| s.symbol.clone()).collect();
     let mut journal = match &journal_path {
         Some(p) => {

@@ -11,7 +11,7 @@ use super::{EXIT_INVALID, EXIT_OK, Out};
 use crate::diagnostics::{Diagnostic, codes};
 use crate::dsl::bundle::Bundle;
 use crate::runtime::gates::{self, GateReport};
-use crate::runtime::loader::{load_bundle, resolve};
+use crate::runtime::loader::load_bundle;
 use crate::runtime::phase_store::{self, ApprovalFile};
 
 /// The bot and where its journal is.
@@ -97,9 +97,7 @@ fn load(b: &BotArgs, out: Out) -> Result<(Bundle, PathBuf, String, Option<String
             out.fail(&Diagnostic::error(codes::UNKNOWN_KIND, "phase gates belong to a bot manifest (`kind: bot`)"))
         );
     };
-    let Some(journal) =
-        b.journal.clone().or_else(|| bot.database.as_ref().map(|d| resolve(&loaded.base_dir, &d.value)))
-    else {
+    let Some(journal) = loaded.journal(b.journal.as_deref()) else {
         return Err(out.fail(
             &Diagnostic::error(codes::MISSING_KEY, "the gates read the bot's journal")
                 .help("set `database:` in the manifest or pass `--journal FILE`"),

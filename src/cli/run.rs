@@ -24,7 +24,7 @@ use crate::runtime::gateway::Gateway;
 use crate::runtime::journal::Journal;
 use crate::runtime::live_feed::LiveFeed;
 use crate::runtime::live_gate::{self, GateDecision};
-use crate::runtime::loader::{load_bundle, resolve};
+use crate::runtime::loader::load_bundle;
 use crate::runtime::paper::{self, PaperConfig, ReloadMessage};
 use crate::runtime::phase_limits::{self, PhaseRun};
 use crate::runtime::phase_store;
@@ -181,7 +181,7 @@ async fn live_feed(
     bundle: &crate::dsl::bundle::Bundle,
     symbols: Vec<String>,
     args: &Args,
-    journal: &std::path::Path,
+    previous: Option<&serde_json::Value>,
     settings_json: &mut serde_json::Value,
 ) -> Result<(Vec<BarSeries>, LiveFeed, i64), Diagnostic> {
     let timeframe =
@@ -205,10 +205,7 @@ async fn live_feed(
         return Err(Diagnostic::error(codes::INVALID_VALUE, "--poll must be a number of seconds above 0"));
     }
     let mut feed = LiveFeed::new(client, symbols, timeframe, std::time::Duration::from_secs_f64(poll));
-    let bot = settings_json_bot(bundle);
-    let previous = if args.fresh { None } else { Journal::unfinished_settings(journal, paper::KIND, &bot)? };
     let window = previous
-        .as_ref()
         .filter(|p| p["feed"] == "alpaca")
         .and_then(|p| Some((p["history_from"].as_i64()?, p["warmup_until"].as_i64()?)));
     let now = feed.now();
@@ -228,25 +225,21 @@ async fn live_feed(
     Ok((series, feed, warmup_until))
 }
 
-fn settings_json_bot(bundle: &crate::dsl::bundle::Bundle) -> String {
-    bundle.bot.as_ref().map(|b| b.name.value.clone()).unwrap_or_default()
-}
-
-/// The active phase's limits for this run: an unfinished run's phase, else the active one.
+/// The active phase's limits for this run: the unfinished run's phase (`previous`: its
+/// settings), else the active one.
 fn run_phase(
     journal: &std::path::Path,
     bundle: &crate::dsl::bundle::Bundle,
-    args: &Args,
+    bot: &str,
+    previous: Option<&serde_json::Value>,
 ) -> Result<Option<PhaseRun>, Diagnostic> {
-    let bot = settings_json_bot(bundle);
-    let previous = if args.fresh { None } else { Journal::unfinished_settings(journal, paper::KIND, &bot)? };
-    let kept = previous.as_ref().and_then(|p| p["phase"]["phase"].as_str().map(String::from));
+    let kept = previous.and_then(|p| p["phase"]["phase"].as_str().map(String::from));
     let name = match kept {
         Some(k) => Some(k),
         None => phase_store::active_phase(journal, bundle)?,
     };
     let Some(doc) = name.and_then(|n| bundle.phases.iter().find(|p| p.name.value == n)) else { return Ok(None) };
-    phase_limits::for_run(journal, &bot, bundle, doc).map(Some)
+    phase_limits::for_run(journal, bot, bundle, doc).map(Some)
 }
 
 /// Starts watching the bot's documents: every reload, with the bundle when it was accepted.
@@ -284,9 +277,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     let Some(bot) = bundle.bot.as_ref() else {
         return out.fail(&Diagnostic::error(codes::UNKNOWN_KIND, "`dsl run` runs a bot manifest (`kind: bot`)"));
     };
-    let Some(journal) =
-        args.journal.clone().or_else(|| bot.database.as_ref().map(|d| resolve(&loaded.base_dir, &d.value)))
-    else {
+    let Some(journal) = loaded.journal(args.journal.as_deref()) else {
         return out.fail(
             &Diagnostic::error(codes::MISSING_KEY, "a running bot needs a journal")
                 .help("set `database:` in the manifest or pass `--journal FILE`"),
@@ -311,7 +302,15 @@ pub fn run(args: Args, out: Out) -> u8 {
     let symbols: Vec<String> = loaded.bundle.symbols();
     // The active phase (an unfinished run keeps the one it started in): its mode gates live
     // trading, its limits become a policy of the run.
-    let phase_run = match run_phase(&journal, &loaded.bundle, &args) {
+    // What the unfinished run (if any) started with: it resumes the same way.
+    let previous = match args.fresh {
+        true => None,
+        false => match Journal::unfinished_settings(&journal, paper::KIND, &bot.name.value) {
+            Ok(p) => p,
+            Err(d) => return out.fail(&d),
+        },
+    };
+    let phase_run = match run_phase(&journal, &loaded.bundle, &bot.name.value, previous.as_ref()) {
         Ok(p) => p,
         Err(d) => return out.fail(&d),
     };
@@ -343,7 +342,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     }
     let (series, live, warmup_until) = if args.feed == FeedKind::Alpaca {
         let symbols = loaded.bundle.symbols();
-        match runtime.block_on(live_feed(&loaded.bundle, symbols, &args, &journal, &mut settings_json)) {
+        match runtime.block_on(live_feed(&loaded.bundle, symbols, &args, previous.as_ref(), &mut settings_json)) {
             Ok((series, feed, warmup_until)) => (series, Some(feed), Some(warmup_until)),
             Err(d) => return out.fail(&d),
         }

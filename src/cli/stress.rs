@@ -20,7 +20,7 @@ use crate::engine::pipeline::{Engine, EngineSettings};
 use crate::engine::stress::{apply, outage_window};
 use crate::runtime::data::{DataRequest, load_for_bundle};
 use crate::runtime::journal::{Journal, RunInfo};
-use crate::runtime::loader::{load_bundle, read_source, resolve};
+use crate::runtime::loader::{load_bundle, read_source};
 use crate::runtime::report::metrics_json;
 use crate::runtime::timeparse::parse_bound;
 
@@ -149,11 +149,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         return EXIT_INVALID;
     }
 
-    let journal_path = if args.no_journal {
-        None
-    } else {
-        args.journal.clone().or_else(|| bot.database.as_ref().map(|d| resolve(&loaded.base_dir, &d.value)))
-    };
+    let journal_path = if args.no_journal { None } else { loaded.journal(args.journal.as_deref()) };
     let mut outcomes = Vec::new();
     let runs = std::iter::once(None).chain(plans.iter().map(Some));
     for plan in runs {

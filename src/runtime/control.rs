@@ -180,11 +180,7 @@ impl ControlStore {
     /// # Errors
     /// When the database cannot be read.
     pub fn bot_clock(&self) -> Result<Option<i64>, Diagnostic> {
-        let has_runs = self
-            .conn
-            .prepare("SELECT 1 FROM sqlite_master WHERE name = 'run_status'")
-            .and_then(|mut st| st.exists([]))
-            .map_err(|e| self.err(e))?;
+        let has_runs = super::journal::table_exists(&self.conn, "run_status").map_err(|e| self.err(e))?;
         if !has_runs {
             return Ok(None);
         }

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::diagnostics::{Diagnostic, codes};
@@ -101,22 +101,9 @@ fn db_err(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
 /// The filled market orders of run `run_id` (the bot's latest paper run when `None`).
 ///
 /// # Errors
-/// When the journal cannot be read, or the bot has no paper run.
+/// When the journal cannot be read, or the bot has no such paper run.
 pub fn executions(path: &Path, bot: &str, run_id: Option<i64>) -> Result<(i64, Vec<Execution>), Diagnostic> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db_err(path, e))?;
-    let run_id = match run_id {
-        Some(r) => r,
-        None => conn
-            .query_row(
-                "SELECT run_id FROM runs WHERE bot = ?1 AND kind = 'paper' ORDER BY run_id DESC LIMIT 1",
-                params![bot],
-                |r| r.get(0),
-            )
-            .map_err(|_| {
-                Diagnostic::error(codes::INVALID_VALUE, format!("bot `{bot}` has no paper run in `{}`", path.display()))
-                    .help("`dsl run BOT.yaml` starts one")
-            })?,
-    };
+    let (conn, run_id) = super::trading_log::open_run(path, bot, run_id)?;
     executions_on(&conn, run_id).map_err(|e| db_err(path, e))
 }
 
@@ -125,8 +112,7 @@ pub fn executions(path: &Path, bot: &str, run_id: Option<i64>) -> Result<(i64, V
 /// # Errors
 /// SQLite's.
 pub fn executions_on(conn: &Connection, run_id: i64) -> rusqlite::Result<(i64, Vec<Execution>)> {
-    let has_broker =
-        conn.prepare("SELECT 1 FROM sqlite_master WHERE name = 'broker_orders'").and_then(|mut s| s.exists([]))?;
+    let has_broker = super::journal::table_exists(conn, "broker_orders")?;
     // Fills are aggregated per order (an order may fill in parts); the broker's quote is
     // preferred to the bar estimate when there is one.
     let quote = if has_broker {

@@ -469,6 +469,15 @@ pub struct Journal {
     revision: Arc<str>,
 }
 
+/// Whether the database has a table (or view) called `name`: readers of journals written by
+/// other commands or earlier versions check before they query.
+///
+/// # Errors
+/// SQLite's.
+pub fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM sqlite_master WHERE name = ?1")?.exists([name])
+}
+
 fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
     Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()))
 }

@@ -65,6 +65,17 @@ impl Files for Stored {
     }
 }
 
+impl Loaded {
+    /// The journal database: `given` (a `--journal` flag), else the bot manifest's
+    /// `database`, relative to the manifest; `None` without either.
+    pub fn journal(&self, given: Option<&Path>) -> Option<PathBuf> {
+        given.map(Path::to_path_buf).or_else(|| {
+            let db = self.bundle.bot.as_ref()?.database.as_ref()?;
+            Some(resolve(&self.base_dir, &db.value))
+        })
+    }
+}
+
 /// Joins `rel` to `base` and removes `.` and `..` components lexically, so paths stay as short
 /// and relative as the user wrote them.
 pub fn resolve(base: &Path, rel: &str) -> PathBuf {

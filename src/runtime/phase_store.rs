@@ -340,6 +340,9 @@ fn write_change(c: &Connection, bot: &str, ts: i64, ch: &PhaseChange, report: &G
 /// When the journal cannot be read or written.
 pub fn apply_demotions(path: &Path, bundle: &Bundle, ts: i64) -> Result<Vec<PhaseChange>, Diagnostic> {
     let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(Vec::new()) };
+    if bundle.phases.iter().all(|p| p.demotion.is_empty()) {
+        return Ok(Vec::new());
+    }
     let Some(phase) = active_phase(path, bundle)? else { return Ok(Vec::new()) };
     if !bundle.phases.iter().any(|p| p.name.value == phase && !p.demotion.is_empty()) {
         return Ok(Vec::new());

@@ -96,18 +96,12 @@ pub fn read_status(path: &Path, bot: &str) -> Result<BotStatus, Diagnostic> {
     }
     let state = ControlStore::open(path, bot)?.state()?;
     let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
-    let has_runs = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE name = 'run_status'")
-        .and_then(|mut s| s.exists([]))
-        .map_err(|e| db_err(path, e))?;
+    let has_runs = super::journal::table_exists(&conn, "run_status").map_err(|e| db_err(path, e))?;
     let run = if has_runs { latest_run(&conn, bot).map_err(|e| db_err(path, e))? } else { None };
     let pending_approvals = conn
         .query_row("SELECT COUNT(*) FROM approvals WHERE bot = ?1 AND status = 'pending'", params![bot], |r| r.get(0))
         .map_err(|e| db_err(path, e))?;
-    let has_phase = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE name = 'phase_state'")
-        .and_then(|mut s| s.exists([]))
-        .map_err(|e| db_err(path, e))?;
+    let has_phase = super::journal::table_exists(&conn, "phase_state").map_err(|e| db_err(path, e))?;
     let phase = if has_phase {
         conn.query_row("SELECT phase, reason FROM phase_state WHERE bot = ?1", params![bot], |r| {
             Ok((r.get(0)?, r.get(1)?))

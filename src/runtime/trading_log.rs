@@ -234,7 +234,7 @@ pub fn markdown(conn: &Connection, run_id: i64) -> rusqlite::Result<String> {
          WHERE p.run_id = ?1 AND p.fired = 1 ORDER BY p.ts",
         run_id,
     )?;
-    let has_reloads = conn.prepare("SELECT 1 FROM sqlite_master WHERE name = 'reloads'")?.exists([])?;
+    let has_reloads = super::journal::table_exists(conn, "reloads")?;
     let reloads = if has_reloads {
         "UNION ALL SELECT ts, 'reload ' || outcome, COALESCE(new_revision, old_revision), \
          CASE WHEN outcome = 'accepted' THEN 'bundle ' || new_revision || ' in force (was ' || old_revision || ')' \
