@@ -155,13 +155,69 @@ impl miette::Diagnostic for Diagnostic {
     }
 }
 
+/// Lines longer than this (bytes) are shown as a window around the span, not whole.
+const LONG_LINE: usize = 240;
+/// Bytes of context either side of the span in a window of a long line.
+const WINDOW: usize = 80;
+/// Longest underline drawn in a window (bytes).
+const MAX_UNDERLINE: usize = 80;
+
+/// Byte range `[a, b)` of the line of `text` holding `offset`, without its line break.
+fn line_bounds(text: &str, offset: usize) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let offset = offset.min(bytes.len());
+    let a = bytes[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let b = bytes[offset..].iter().position(|&b| b == b'\n' || b == b'\r').map_or(bytes.len(), |p| offset + p);
+    (a, b)
+}
+
+/// The largest char boundary of `text` at or before `i`.
+fn floor_char(text: &str, i: usize) -> usize {
+    let mut i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The smallest char boundary of `text` at or after `i`.
+fn ceil_char(text: &str, i: usize) -> usize {
+    let mut i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
 impl SourceCode for SourceFile {
+    /// miette's snippet of `span`, or, when the span sits on a line longer than [`LONG_LINE`]
+    /// (a minified or one-line document), a window of that line [`WINDOW`] bytes either side of
+    /// the span: miette lays out whole lines, and a line of 100 kB is unreadable (and past
+    /// column 65,535 it panics inside miette).
     fn read_span<'a>(
         &'a self,
         span: &SourceSpan,
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let start = span.offset().min(self.text.len());
+        let (la, lb) = line_bounds(&self.text, start);
+        if lb - la > LONG_LINE {
+            let end = (start + span.len().min(MAX_UNDERLINE)).min(lb);
+            // Without context lines miette asks where the span starts (its header line).
+            let before = if context_lines_before == 0 && context_lines_after == 0 { 0 } else { WINDOW };
+            let a = floor_char(&self.text, start.saturating_sub(before).max(la));
+            let b = ceil_char(&self.text, (end + WINDOW).min(lb));
+            let (line, column) = self.line_col(a);
+            return Ok(Box::new(MietteSpanContents::new_named(
+                self.name.clone(),
+                &self.text.as_bytes()[a..b],
+                SourceSpan::new(a.into(), b - a),
+                line - 1,
+                column - 1,
+                1,
+            )));
+        }
         let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
         Ok(Box::new(MietteSpanContents::new_named(
             self.name.clone(),
@@ -174,8 +230,20 @@ impl SourceCode for SourceFile {
     }
 }
 
+/// The span a diagnostic underlines: its own, cut to [`MAX_UNDERLINE`] bytes on a long line
+/// (see [`SourceFile::read_span`]) and kept inside the text and on char boundaries.
+fn shown_span(src: &SourceFile, span: Span) -> Span {
+    let start = floor_char(&src.text, span.start);
+    let (la, lb) = line_bounds(&src.text, start);
+    let end = if lb - la > LONG_LINE { (start + span.len().min(MAX_UNDERLINE)).min(lb) } else { span.end };
+    Span::new(start, ceil_char(&src.text, end))
+}
+
 /// Renders a diagnostic for a person: a `file:line:column` header line, then miette's snippet
 /// with the offending token underlined and the help line. `color` adds ANSI colours.
+///
+/// Never panics: a span on a very long line is shown as a window of that line, and should the
+/// snippet renderer still fail, the header and the help line are printed alone.
 pub fn render_human(diag: &Diagnostic, color: bool) -> String {
     use miette::{GraphicalReportHandler, GraphicalTheme};
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
@@ -187,13 +255,24 @@ pub fn render_human(diag: &Diagnostic, color: bool) -> String {
         }
         None => out.push_str(&format!("{}[{}]: {}\n", diag.severity.as_str(), diag.code, diag.message)),
     }
-    if diag.source.is_some() && diag.span.is_some() {
-        let mut snippet = String::new();
-        if handler.render_report(&mut snippet, diag).is_ok() {
-            out.push_str(&snippet);
+    let help = |out: &mut String| {
+        if let Some(help) = &diag.help {
+            out.push_str(&format!("  help: {help}\n"));
         }
-    } else if let Some(help) = &diag.help {
-        out.push_str(&format!("  help: {help}\n"));
+    };
+    match (&diag.source, diag.span) {
+        (Some(src), Some(span)) => {
+            let shown = Diagnostic { span: Some(shown_span(src, span)), ..diag.clone() };
+            let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut snippet = String::new();
+                handler.render_report(&mut snippet, &shown).map(|()| snippet)
+            }));
+            match rendered {
+                Ok(Ok(snippet)) => out.push_str(&snippet),
+                _ => help(&mut out),
+            }
+        }
+        _ => help(&mut out),
     }
     out
 }
@@ -274,6 +353,31 @@ mod tests {
         assert_eq!(j["line"], 1);
         assert_eq!(j["column"], 8);
         assert_eq!(j["code"], "E3002");
+    }
+
+    #[test]
+    fn a_span_far_along_a_huge_line_is_shown_as_a_window() {
+        // A minified one-line document: miette lays out whole lines (and panics past column
+        // 65,535), so the snippet is a window of the line around the span.
+        let mut text = String::from("{\"kind\": \"strategy\", ");
+        while text.len() < 200_000 {
+            text.push_str("\"p\": 1, \"é\": 2, ");
+        }
+        let at = text.len();
+        text.push_str("\"entry\": \"smaa(close, 10)\"}");
+        let src = SourceFile::new("one.yaml", text.clone());
+        for (start, len) in [(at + 10, 4), (at, 100_000), (0, text.len()), (text.len(), 0), (at - 1, 3), (at + 1, 0)] {
+            let d = Diagnostic::error(codes::UNKNOWN_FUNCTION, "unknown function `smaa`")
+                .at(&src, Span::new(start.min(text.len()), (start + len).min(text.len())))
+                .help("did you mean `sma`?");
+            let out = render_human(&d, false);
+            let (_, line, col) = d.location().unwrap();
+            assert!(out.starts_with(&format!("error[E3002]: one.yaml:{line}:{col}: ")), "{out}");
+            assert!(out.contains("did you mean `sma`?"), "{out}");
+            assert!(out.len() < 2_000, "a window, not the whole line: {} bytes", out.len());
+        }
+        let d = Diagnostic::error(codes::UNKNOWN_FUNCTION, "unknown function `smaa`").at(&src, Span::new(at + 10, at + 14));
+        assert!(render_human(&d, false).contains("smaa(close"), "the window shows the span's text");
     }
 
     #[test]
