@@ -89,13 +89,20 @@ pub struct Limits {
     pub max_array_size: usize,
     /// Entries in a map.
     pub max_map_size: usize,
-    /// Wall-clock time per call.
+    /// Wall-clock time per call: the safety net behind `max_operations`, which decides in
+    /// practice (1M operations take about 50 ms), so that a loaded machine does not change a
+    /// backtest's result.
     pub deadline: Duration,
+    /// Failed calls in a row after which a script is disabled for the rest of the run.
+    pub max_consecutive_failures: u32,
+    /// Wall-clock time spent in failed calls after which a script is disabled for the run.
+    pub max_failure_time: Duration,
 }
 
 impl Default for Limits {
     /// 1M operations, 32 call levels, expression depth 64, 64 KiB strings, 10,000-element
-    /// arrays, 1,000-entry maps, 100 ms per call.
+    /// arrays, 1,000-entry maps, 1 s per call; disabled for the run after 10 failures in a row
+    /// or 5 s spent failing.
     fn default() -> Self {
         Limits {
             max_operations: 1_000_000,
@@ -104,7 +111,9 @@ impl Default for Limits {
             max_string_size: 64 * 1024,
             max_array_size: 10_000,
             max_map_size: 1_000,
-            deadline: Duration::from_millis(100),
+            deadline: Duration::from_secs(1),
+            max_consecutive_failures: 10,
+            max_failure_time: Duration::from_secs(5),
         }
     }
 }
@@ -152,6 +161,28 @@ impl Sandbox {
         e.set_max_array_size(limits.max_array_size);
         e.set_max_map_size(limits.max_map_size);
         e.set_max_modules(0);
+        // `sleep` (rhai's core package) blocks the thread where no operation is counted and no
+        // deadline is checked: shadowed here (the engine's own functions come first).
+        let no_sleep = || -> Result<(), Box<EvalAltResult>> {
+            Err("`sleep` is not available in a sandboxed script".into())
+        };
+        e.register_fn("sleep", move |_: FLOAT| no_sleep());
+        e.register_fn("sleep", move |_: INT| no_sleep());
+        // rhai checks a map's size when a property is assigned but not when `m[key] = v`
+        // adds a key, so a loop could grow a map far past the limit before its end: every new
+        // key is checked here, as it is added. (Indexing a map with a key it lacks adds the key
+        // with `()`, which is what an assignment needs; a read sees `()` either way.)
+        let max_map = limits.max_map_size;
+        e.on_map_missing_property(move |map, key, _| {
+            if max_map > 0 && map.len() >= max_map {
+                return Err(EvalAltResult::ErrorDataTooLarge("Size of object map".into(), Position::NONE).into());
+            }
+            map.insert(key.into(), Dynamic::UNIT);
+            match map.get_mut(key) {
+                Some(value) => value.try_into(),
+                None => Err("map entry vanished".into()),
+            }
+        });
         e.on_progress(|ops| {
             // Reading the clock costs; every 256 operations is often enough.
             if ops % 256 == 0 {
@@ -171,6 +202,13 @@ impl Sandbox {
         SHARED.get_or_init(|| Sandbox::new(Limits::default()))
     }
 
+    /// Every function a script can call, as rhai writes their signatures
+    /// (`name(param: type, ...) -> type`): the sandbox's whole surface, for tests that call
+    /// each one with hostile arguments.
+    pub fn function_signatures(&self) -> Vec<String> {
+        self.engine.gen_fn_signatures(true)
+    }
+
     /// Its limits.
     pub fn limits(&self) -> Limits {
         self.limits
@@ -183,7 +221,13 @@ impl Sandbox {
         let started = Instant::now();
         let result = self.engine.call_fn::<Dynamic>(&mut Scope::new(), &script.ast, name, args);
         DEADLINE.with(|d| d.set(previous));
-        result.map_err(|e| ScriptError::from_rhai(&e, started.elapsed(), &self.limits))
+        let elapsed = started.elapsed();
+        // A native function that blocked past the deadline returns normally (the progress
+        // callback only runs between operations): its result is not trusted either.
+        if elapsed > deadline {
+            return Err(ScriptError::Deadline(deadline));
+        }
+        result.map_err(|e| ScriptError::from_rhai(&e, elapsed, &self.limits))
     }
 }
 
@@ -233,6 +277,15 @@ pub enum ScriptError {
     Deadline(Duration),
     /// The entry function returned a value of the wrong type.
     WrongType(String),
+    /// The script failed too often in this run ([`ScriptBudgets`]) and is no longer called:
+    /// what it guards fails closed. `first` is true for the call that disabled it (the one
+    /// worth journaling).
+    Disabled {
+        /// Why it was disabled, with its last failure.
+        message: String,
+        /// This call disabled it.
+        first: bool,
+    },
 }
 
 impl fmt::Display for ScriptError {
@@ -242,6 +295,7 @@ impl fmt::Display for ScriptError {
             ScriptError::Limit(m) => write!(f, "script stopped: {m}"),
             ScriptError::Deadline(d) => write!(f, "script stopped: deadline of {} ms passed", d.as_millis()),
             ScriptError::WrongType(m) => write!(f, "script returned {m}"),
+            ScriptError::Disabled { message, .. } => write!(f, "script disabled for the rest of the run: {message}"),
         }
     }
 }
@@ -269,6 +323,77 @@ impl ScriptError {
             | EvalAltResult::ErrorTooManyModules(_) => ScriptError::Limit(inner.to_string()),
             _ => ScriptError::Runtime(e.to_string()),
         }
+    }
+}
+
+/// Per-run budgets of scripts: a script that fails [`Limits::max_consecutive_failures`] times
+/// in a row, or spends [`Limits::max_failure_time`] in failed calls, is disabled for the rest
+/// of the run (its later calls fail at once with [`ScriptError::Disabled`], so what it guards
+/// fails closed), instead of costing its deadline on every bar of a long series.
+///
+/// Keyed by the script's hash, so a script used on several symbols has one budget. Clones
+/// share the same table; one table per run (the engine makes it).
+#[derive(Debug, Clone, Default)]
+pub struct ScriptBudgets(Arc<std::sync::Mutex<std::collections::HashMap<u64, Budget>>>);
+
+#[derive(Debug, Clone, Default)]
+struct Budget {
+    consecutive: u32,
+    failing: Duration,
+    disabled: Option<String>,
+}
+
+impl ScriptBudgets {
+    /// Runs `call` (a call of `script`) against the script's budget with `limits`.
+    ///
+    /// # Errors
+    /// The call's own error; [`ScriptError::Disabled`] once the budget is spent (with
+    /// `first: true` on the call that spent it).
+    pub fn run<T>(
+        &self,
+        script: &Script,
+        limits: &Limits,
+        call: impl FnOnce() -> Result<T, ScriptError>,
+    ) -> Result<T, ScriptError> {
+        let disabled = self.with(script.hash, |b| b.disabled.clone());
+        if let Some(message) = disabled {
+            return Err(ScriptError::Disabled { message, first: false });
+        }
+        let started = Instant::now();
+        let result = call();
+        let elapsed = started.elapsed();
+        self.with(script.hash, |b| match &result {
+            Ok(_) => {
+                b.consecutive = 0;
+                Ok(())
+            }
+            Err(e) => {
+                b.consecutive += 1;
+                b.failing += elapsed;
+                let why = if b.consecutive >= limits.max_consecutive_failures {
+                    format!("{} failures in a row", b.consecutive)
+                } else if b.failing >= limits.max_failure_time {
+                    format!("{} ms spent in failed calls", b.failing.as_millis())
+                } else {
+                    return Ok(());
+                };
+                let message = format!("{why}; the last: {e}");
+                b.disabled = Some(message.clone());
+                Err(ScriptError::Disabled { message, first: true })
+            }
+        })?;
+        result
+    }
+
+    /// Whether `script` was disabled in this run.
+    pub fn is_disabled(&self, script: &Script) -> bool {
+        self.with(script.hash, |b| b.disabled.is_some())
+    }
+
+    fn with<R>(&self, hash: u64, f: impl FnOnce(&mut Budget) -> R) -> R {
+        // A poisoned lock (a panic elsewhere while holding it) still holds valid counts.
+        let mut table = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(table.entry(hash).or_default())
     }
 }
 
@@ -506,7 +631,8 @@ fn synthetic_filter_context() -> FilterContext {
 }
 
 impl Script {
-    /// Runs a custom indicator on a window of bars. `()` is undefined (`NaN`).
+    /// Runs a custom indicator on a window of bars. `()`, `NaN` and infinities are undefined
+    /// (`NaN`).
     ///
     /// # Errors
     /// A [`ScriptError`] when the script fails, hits a limit, or returns something else than a
@@ -519,10 +645,12 @@ impl Script {
         m.insert("close".into(), array(bars.close));
         m.insert("volume".into(), array(bars.volume));
         let v = sandbox.call(self, (Dynamic::from_map(m),))?;
+        // Infinities (a division by zero) are no value either: undefined, like `()`.
+        let finite = |x: f64| if x.is_finite() { x } else { f64::NAN };
         if v.is_unit() {
             Ok(f64::NAN)
         } else if let Ok(x) = v.as_float() {
-            Ok(x)
+            Ok(finite(x))
         } else if let Ok(i) = v.as_int() {
             Ok(i as f64)
         } else {

@@ -584,13 +584,14 @@ pub fn run(case: &Prepared) -> CaseRun {
     let mut rules = Vec::new();
     let mut notes = Vec::new();
     let mut scratch = Vec::new();
+    let budgets = crate::dsl::script::ScriptBudgets::default();
     let outcome = match &case.target {
         Target::Policy(p) => {
             let policies = std::slice::from_ref(&**p);
             let names = |path: &str| catalog::field(path).and_then(|f| strings(fields[f.id as usize]));
             let mut verdicts = Vec::new();
             let denial =
-                check_order(policies, &case.program.policies, &now, &fields, &names, &mut scratch, false, |v, _| {
+                check_order(policies, &case.program.policies, &now, &fields, &names, &mut scratch, false, &budgets, |v, _| {
                     verdicts.push(v.clone())
                 });
             for ((c, r), v) in p.rules.iter().zip(&p.doc.rules).zip(&verdicts) {

@@ -62,6 +62,9 @@ pub enum NoteKind {
     ApprovalRequested,
     /// A person approved or rejected a parked order, or its window ended.
     ApprovalDecided,
+    /// A script failed too often and is disabled for the rest of the run (what it guards
+    /// fails closed from then on).
+    ScriptDisabled,
 }
 
 impl NoteKind {
@@ -72,6 +75,7 @@ impl NoteKind {
             NoteKind::EntryFiltered => "entry_filtered",
             NoteKind::ApprovalRequested => "approval_requested",
             NoteKind::ApprovalDecided => "approval_decided",
+            NoteKind::ScriptDisabled => "script_disabled",
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::dsl::catalog::{BarField, Func};
 use crate::dsl::program::{GraphSpec, NodeOp};
-use crate::dsl::script::{Sandbox, Script, WindowBars};
+use crate::dsl::script::{Sandbox, Script, ScriptBudgets, ScriptError, WindowBars};
 use crate::dsl::semantics::{BinOp, UnOp, binary, unary};
 use crate::indicators::{
     Atr, BBands, Cross, CrossDirection, Ema, Highest, Lowest, Macd, Roc, Rsi, Sma, StdDev, Window,
@@ -57,6 +57,8 @@ struct ScriptNode {
     cols: [Vec<f64>; 5],
     failures: Vec<ScriptFailure>,
     dropped: u64,
+    /// The run's script budgets (shared by every graph of an engine).
+    budgets: ScriptBudgets,
 }
 
 impl ScriptNode {
@@ -79,14 +81,18 @@ impl ScriptNode {
             close: &self.cols[3][r.clone()],
             volume: &self.cols[4][r],
         };
-        match self.script.indicator(Sandbox::shared(), &w) {
+        let sandbox = Sandbox::shared();
+        match self.budgets.run(&self.script, &sandbox.limits(), || self.script.indicator(sandbox, &w)) {
             Ok(v) => v,
+            // Disabled earlier in the run: undefined, already reported once.
+            Err(ScriptError::Disabled { first: false, .. }) => f64::NAN,
             Err(e) => {
                 if self.failures.len() < MAX_PENDING_FAILURES {
                     self.failures.push(ScriptFailure {
                         ts,
                         script: self.script.source.name.clone(),
                         message: e.to_string(),
+                        disabled: matches!(e, ScriptError::Disabled { .. }),
                     });
                 } else {
                     self.dropped += 1;
@@ -106,6 +112,8 @@ pub struct ScriptFailure {
     pub script: String,
     /// What went wrong.
     pub message: String,
+    /// This failure disabled the script for the rest of the run.
+    pub disabled: bool,
 }
 
 /// A symbol's live indicator graph.
@@ -150,6 +158,7 @@ impl Graph {
                         cols: Default::default(),
                         failures: Vec::new(),
                         dropped: 0,
+                        budgets: ScriptBudgets::default(),
                     })),
                     // A spec always holds its scripts; without one the node stays undefined.
                     None => Node::Const(f64::NAN),
@@ -193,6 +202,16 @@ impl Graph {
             .collect::<Vec<_>>();
         let values = nodes.iter().map(|n| if let Node::Const(v) = n { *v } else { f64::NAN }).collect();
         Graph { nodes, values, aux: vec![f64::NAN; aux_len as usize], aux_rows: Vec::new() }
+    }
+
+    /// Makes the graph's custom indicator scripts count against `budgets` (the run's, shared
+    /// by every symbol; see [`ScriptBudgets`]). A new graph has a budget table of its own.
+    pub fn share_script_budgets(&mut self, budgets: &ScriptBudgets) {
+        for n in &mut self.nodes {
+            if let Node::Script(s) = n {
+                s.budgets = budgets.clone();
+            }
+        }
     }
 
     /// True when some node runs a script (its failures must be collected).

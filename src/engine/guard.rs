@@ -12,7 +12,7 @@
 use crate::config::policy::Action;
 use crate::dsl::bundle::CompiledPolicy;
 use crate::dsl::program::{CompiledRule, RuleEval};
-use crate::dsl::script::{Sandbox, Verdict};
+use crate::dsl::script::{Sandbox, ScriptBudgets, ScriptError, Verdict};
 use crate::dsl::semantics::fires;
 
 use super::rules::{FieldValues, eval_rule};
@@ -32,6 +32,9 @@ pub struct RuleVerdict {
     pub message: Option<String>,
     /// Why a guardrail script failed (it then fires).
     pub error: Option<String>,
+    /// The script is disabled for the run ([`ScriptBudgets`]): `Some(true)` on the call that
+    /// disabled it, `Some(false)` on later calls (the rule fires without calling it).
+    pub disabled: Option<bool>,
 }
 
 /// The rule that decided an order's fate (the first blocking rule that fired).
@@ -92,8 +95,9 @@ impl Denial {
 /// `compiled[p][r]` is rule `r` of `policies[p]` compiled for the order's symbol; `slots` are
 /// that symbol's graph values on the current bar; `fields` the order's context fields; `names`
 /// the order's string fields by path (`order.symbol`, `order.side`, ...) for guardrail
-/// scripts. `each` sees every rule's verdict (for the journal). `approved`: a person approved
-/// the order, so `require_approval` rules no longer decide. Returns the deciding rule, if any.
+/// scripts, whose calls count against `budgets` (the run's). `each` sees every rule's
+/// verdict (for the journal). `approved`: a person approved the order, so `require_approval`
+/// rules no longer decide. Returns the deciding rule, if any.
 #[allow(clippy::too_many_arguments)]
 pub fn check_order(
     policies: &[CompiledPolicy],
@@ -103,20 +107,28 @@ pub fn check_order(
     names: &dyn Fn(&str) -> Option<String>,
     scratch: &mut Vec<f64>,
     approved: bool,
+    budgets: &ScriptBudgets,
     mut each: impl FnMut(&RuleVerdict, &CompiledRule),
 ) -> Option<Denial> {
     let mut denial = None;
+    let sandbox = Sandbox::shared();
     for (pi, policy) in policies.iter().enumerate() {
         for (ri, rule) in compiled[pi].iter().enumerate().take(policy.doc.rules.len()) {
             let v = match &rule.eval {
-                RuleEval::Script(script) => match script.guard(Sandbox::shared(), fields, names) {
-                    Ok(Verdict::Allow) => verdict(pi, ri, 0.0, None, None),
-                    Ok(Verdict::Deny(message)) => verdict(pi, ri, 1.0, message, None),
-                    Err(e) => {
-                        let e = e.to_string();
-                        verdict(pi, ri, f64::NAN, Some(e.clone()), Some(e))
+                RuleEval::Script(script) => {
+                    match budgets.run(script, &sandbox.limits(), || script.guard(sandbox, fields, names)) {
+                        Ok(Verdict::Allow) => verdict(pi, ri, 0.0, None, None),
+                        Ok(Verdict::Deny(message)) => verdict(pi, ri, 1.0, message, None),
+                        Err(e) => {
+                            let first = match &e {
+                                ScriptError::Disabled { first, .. } => Some(*first),
+                                _ => None,
+                            };
+                            let e = e.to_string();
+                            RuleVerdict { disabled: first, ..verdict(pi, ri, f64::NAN, Some(e.clone()), Some(e)) }
+                        }
                     }
-                },
+                }
                 _ => {
                     let value = eval_rule(rule, slots, fields, scratch);
                     verdict(pi, ri, value, None, None)
@@ -145,5 +157,5 @@ pub fn check_order(
 }
 
 fn verdict(policy: usize, rule: usize, value: f64, message: Option<String>, error: Option<String>) -> RuleVerdict {
-    RuleVerdict { policy, rule, value, fired: value.is_nan() || fires(value), message, error }
+    RuleVerdict { policy, rule, value, fired: value.is_nan() || fires(value), message, error, disabled: None }
 }

@@ -33,7 +33,7 @@ use crate::config::strategy::Sizing;
 use crate::dsl::bundle::{Bundle, SymbolProgram};
 use crate::dsl::catalog::FieldId;
 use crate::dsl::program::{CompiledRule, RuleEval};
-use crate::dsl::script::{FilterContext, Sandbox};
+use crate::dsl::script::{FilterContext, Sandbox, ScriptBudgets, ScriptError};
 use crate::dsl::semantics::{fires, string_id};
 
 use super::allocation::{Allocation, Holdings};
@@ -252,6 +252,8 @@ pub struct Engine {
     reads_buckets: bool,
     /// Orders go to an outside broker instead of the simulated one (see [`super::external`]).
     external: Option<ExternalBook>,
+    /// Every script's budget in this run (see [`ScriptBudgets`]).
+    budgets: ScriptBudgets,
 }
 
 /// A `halt`/`reduce` rule that needs no order: it reads `account.*` and `symbol.*` fields and
@@ -331,9 +333,11 @@ impl Engine {
     pub fn new(bundle: Arc<Bundle>, symbols: &[String], settings: EngineSettings) -> Self {
         let mut slots = Vec::new();
         let mut states = Vec::new();
+        let budgets = ScriptBudgets::default();
         for (si, name) in symbols.iter().enumerate() {
             let program = SymbolProgram::build(&bundle, name);
-            let graph = Graph::new(&program.graph);
+            let mut graph = Graph::new(&program.graph);
+            graph.share_script_budgets(&budgets);
             let mut mine = Vec::new();
             for (ti, s) in bundle.strategies.iter().enumerate() {
                 if let (true, Some(rules)) = (s.trades(name), program.strategies[ti].as_ref()) {
@@ -417,6 +421,7 @@ impl Engine {
             strategy_ids,
             strategy_names,
             external: None,
+            budgets,
         }
     }
 
@@ -932,11 +937,21 @@ impl Engine {
             bar: [bar.open, bar.high, bar.low, bar.close, bar.volume],
             fields: fields.to_vec(),
         };
-        let (kind, message) = match filter.filter(Sandbox::shared(), &ctx) {
+        let sandbox = Sandbox::shared();
+        let (kind, message) = match self.budgets.run(&filter, &sandbox.limits(), || filter.filter(sandbox, &ctx)) {
             Ok(true) => return true,
             Ok(false) => {
                 self.stats.entries_filtered += 1;
                 (NoteKind::EntryFiltered, "the filter returned false".to_string())
+            }
+            Err(ScriptError::Disabled { first: false, .. }) => {
+                // Disabled earlier in the run (journaled then): every entry is skipped.
+                self.stats.script_errors += 1;
+                return false;
+            }
+            Err(e @ ScriptError::Disabled { .. }) => {
+                self.stats.script_errors += 1;
+                (NoteKind::ScriptDisabled, format!("{e}; entries are skipped (fail closed)"))
             }
             Err(e) => {
                 self.stats.script_errors += 1;
@@ -960,10 +975,14 @@ impl Engine {
         let (failures, dropped) = st.graph.take_script_failures();
         self.stats.script_errors += failures.len() as u64 + dropped;
         for f in &failures {
-            let message = format!("{}; the indicator is undefined on this bar", f.message);
+            let (kind, message) = if f.disabled {
+                (NoteKind::ScriptDisabled, format!("{}; the indicator is undefined from this bar on", f.message))
+            } else {
+                (NoteKind::ScriptError, format!("{}; the indicator is undefined on this bar", f.message))
+            };
             sink.note(&Note {
                 ts: f.ts,
-                kind: NoteKind::ScriptError,
+                kind,
                 origin: "indicator",
                 symbol: &st.name,
                 script: &f.script,
@@ -1349,12 +1368,16 @@ impl Engine {
             let doc = &policies[v.policy].doc;
             let rule = &doc.rules[v.rule];
             let seen = seen_values(compiled, &values, &fields);
-            if let (Some(error), RuleEval::Script(script)) = (&v.error, &compiled.eval) {
+            if v.error.is_some() && matches!(compiled.eval, RuleEval::Script(_)) {
                 script_errors += 1;
+            }
+            if let (Some(error), RuleEval::Script(script), None | Some(true)) = (&v.error, &compiled.eval, v.disabled)
+            {
                 let origin = format!("{}/{}", doc.name.value, rule.id.value);
+                let kind = if v.disabled.is_some() { NoteKind::ScriptDisabled } else { NoteKind::ScriptError };
                 sink.note(&Note {
                     ts: order.created_ts,
-                    kind: NoteKind::ScriptError,
+                    kind,
                     origin: &origin,
                     symbol: &sym.name,
                     script: &script.source.name,
@@ -1375,7 +1398,7 @@ impl Engine {
             });
         };
         let denial =
-            check_order(policies, &sym.program.policies, &values, &fields, &names, &mut scratch, approved, check);
+            check_order(policies, &sym.program.policies, &values, &fields, &names, &mut scratch, approved, &self.budgets, check);
         self.scratch = scratch;
         self.stats.script_errors += script_errors;
         for w in warned {

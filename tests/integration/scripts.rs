@@ -32,7 +32,7 @@ fn run(sandbox: &Sandbox, script: &Script) -> (Result<f64, ScriptError>, Duratio
 /// An endless loop is stopped by the operation limit or, on a slow machine or an
 /// unoptimised build, by the wall-clock deadline; either is the right outcome.
 fn runaway_stopped(message: &str) -> bool {
-    message.contains("too many operations") || message.contains("deadline of 100 ms passed")
+    message.contains("too many operations") || message.contains("deadline of 1000 ms passed")
 }
 
 /// The runaway scripts of the sandbox tests, each with the limit that stops it.
@@ -42,8 +42,8 @@ const RUNAWAYS: [(&str, &str); 6] = [
     ("fn f(x) { f(x + 1) } fn value(bars) { f(0) }", "calls nested too deeply"),
     ("fn value(bars) { let s = \"xxxxxxxx\"; loop { s += s; } }", "Length of string too large"),
     ("fn value(bars) { let a = []; loop { a.push(1.0); } }", "Size of array/BLOB too large"),
-    // rhai does not check map sizes on index assignment; the operation limit stops it.
-    ("fn value(bars) { let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; } }", "too many operations"),
+    // rhai itself checks a map's size only when the loop ends; the sandbox checks each new key.
+    ("fn value(bars) { let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; } }", "Size of object map too large"),
 ];
 
 /// Each runaway script is refused: at compile time its dry run hits a limit (E5003), and the
@@ -76,7 +76,7 @@ fn runaway_scripts_are_stopped_within_the_deadline() {
         let took = t.elapsed();
         assert_eq!(err.code, "E5003", "{body}: {err:?}");
         assert!(
-            err.message.contains(expected) || err.message.contains("deadline of 100 ms passed"),
+            err.message.contains(expected) || err.message.contains("deadline of 1000 ms passed"),
             "{body}: {}",
             err.message
         );
@@ -185,14 +185,21 @@ fn scripts_that_fail_at_run_time_fail_closed_and_are_journaled() {
     assert!(stdout.contains("script errors"), "{stdout}");
     let ev = events(&dir.path().join("j.sqlite"));
     let by = |script: &str| ev.iter().filter(|e| e.1.ends_with(script)).collect::<Vec<_>>();
-    // Indicator failures: the indicator is undefined on those bars.
+    // Indicator failures: the indicator is undefined on those bars; ten in a row disable it
+    // (undefined from then on, journaled once).
     let ind = by("ind.rhai");
     assert!(!ind.is_empty(), "{ev:?}");
-    assert!(ind.iter().all(|e| e.0 == "script_error" && e.2.contains("too high")), "{ind:?}");
-    // Guard failures (the loop is stopped) deny the exit: fail closed.
+    assert!(ind.iter().all(|e| e.2.contains("too high")), "{ind:?}");
+    assert_eq!(ind.iter().filter(|e| e.0 == "script_disabled").count(), 1, "{ind:?}");
+    assert_eq!(ind.last().unwrap().0, "script_disabled", "nothing is journaled after it: {ind:?}");
+    // Guard failures (the loop is stopped) deny the exit: fail closed. Ten in a row disable
+    // the guard for the rest of the run (one `script_disabled` event); it denies from then on.
     let guard = by("guard.rhai");
     assert!(!guard.is_empty(), "{ev:?}");
     assert!(runaway_stopped(&guard[0].2), "{guard:?}");
+    let disabled: Vec<_> = guard.iter().filter(|e| e.0 == "script_disabled").collect();
+    assert_eq!(disabled.len(), 1, "{guard:?}");
+    assert!(disabled[0].2.contains("10 failures in a row"), "{disabled:?}");
     let c = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
     let denied: i64 = c
         .query_row(
@@ -201,7 +208,15 @@ fn scripts_that_fail_at_run_time_fail_closed_and_are_journaled() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(denied as usize, guard.len());
+    assert_eq!(denied as usize, guard.len() - 1);
+    let denied_disabled: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM policy_decisions WHERE fired = 1 AND message LIKE 'script disabled%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(denied_disabled > 1, "every later exit is denied without calling the script");
     let rejected_exits: i64 = c
         .query_row("SELECT COUNT(*) FROM orders WHERE intent = 'exit' AND status = 'rejected'", [], |r| r.get(0))
         .unwrap();
@@ -290,4 +305,141 @@ fn custom_indicators_agree_with_the_reference_interpreter() {
         checked += 1;
     }
     assert!(checked > 1000);
+}
+
+/// `sleep` blocks the thread where no operation is counted and no deadline checked: it is
+/// not callable. A guardrail that would sleep and then allow fails (and denies) instead.
+#[test]
+fn sleep_is_not_available() {
+    for body in ["fn value(bars) { sleep(10); 1.0 }", "fn value(bars) { sleep(0.5); 1.0 }"] {
+        let err = indicator(Sandbox::shared(), body).expect_err(body);
+        assert_eq!(err.code, "E5003", "{err:?}");
+        assert!(err.message.contains("`sleep` is not available in a sandboxed script"), "{}", err.message);
+    }
+}
+
+/// Infinities are no value: a script dividing by zero gives an undefined indicator.
+#[test]
+fn non_finite_results_are_undefined() {
+    for body in ["fn value(bars) { 1.0 / 0.0 }", "fn value(bars) { -1.0 / 0.0 }", "fn value(bars) { 0.0 / 0.0 }"] {
+        let script = indicator(Sandbox::shared(), body).unwrap();
+        assert!(run(Sandbox::shared(), &script).0.unwrap().is_nan(), "{body}");
+    }
+}
+
+/// A map is checked at each new key, not when the loop that fills it ends: with the operation
+/// limit lifted, the 1,001st key is refused.
+#[test]
+fn map_limits_hold_at_assignment() {
+    let sandbox = Sandbox::new(Limits { max_operations: 0, deadline: Duration::from_secs(600), ..Limits::default() });
+    let body = "fn value(bars) { let m = #{}; for i in 0..100000 { m[`k${i}`] = i; } 1.0 }";
+    let err = indicator(&sandbox, body).expect_err(body);
+    assert!(err.message.contains("Size of object map too large"), "{}", err.message);
+    let ok = "fn value(bars) { let m = #{}; for i in 0..1000 { m[`k${i}`] = i; } m.len() }";
+    let script = indicator(&sandbox, ok).unwrap();
+    assert_eq!(run(&sandbox, &script).0, Ok(1000.0));
+    // Reading a key the map lacks gives `()` (and adds it, as an assignment would).
+    let read = "fn value(bars) { let m = #{a: 1}; if m[\"b\"] == () { 2.0 } else { 3.0 } }";
+    assert_eq!(run(&sandbox, &indicator(&sandbox, read).unwrap()).0, Ok(2.0));
+}
+
+/// Hostile argument expressions for a parameter type a script can make, or `None` for types
+/// a script cannot produce (the narrow integer and float types).
+fn hostile(ty: &str) -> Option<&'static [&'static str]> {
+    let ty = ty.trim().trim_start_matches("&mut ").trim();
+    Some(match ty {
+        "i64" | "INT" => &["0", "-1", "9223372036854775807", "-9223372036854775807", "1000000000", "65535"],
+        "f64" | "FLOAT" => &["1e300", "-1e300", "0.0", "(1.0 / 0.0)", "(0.0 / 0.0)", "1.5"],
+        "string" | "ImmutableString" | "&str" | "String" => &["\"\"", "big_s", "\"é🦀x\""],
+        "char" => &["'x'", "'🦀'"],
+        "bool" => &["true", "false"],
+        "array" | "Array" => &["[]", "big_a", "[1, \"a\", [2], #{b: 1}]"],
+        "map" | "Map" => &["#{}", "big_m"],
+        "Fn" | "FnPtr" => &["Fn(\"f1\")", "Fn(\"f2\")", "Fn(\"nope\")", "|x| x"],
+        "range" | "ExclusiveRange" | "std::ops::Range<i64>" => &["0..1000000000", "(-9223372036854775807)..9223372036854775807"],
+        "range=" | "InclusiveRange" => &["0..=1000000000", "0..=9223372036854775806"],
+        "blob" | "Blob" => &["big_s.to_blob()"],
+        "()" => &["()"],
+        "Dynamic" | "?" => &["1", "big_s", "big_a", "big_m", "()", "2.5"],
+        _ => return None,
+    })
+}
+
+/// The calls of one signature (`name(a: T, b: U) -> R`) with hostile arguments: every first
+/// candidate, every last, and the others spread round-robin.
+fn calls(signature: &str) -> Vec<String> {
+    let Some((name, rest)) = signature.split_once('(') else { return Vec::new() };
+    let Some((params, _)) = rest.rsplit_once(')') else { return Vec::new() };
+    let mut options: Vec<&[&str]> = Vec::new();
+    for p in params.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let ty = p.split_once(':').map_or(p, |(_, t)| t);
+        match hostile(ty) {
+            Some(o) => options.push(o),
+            None => return Vec::new(),
+        }
+    }
+    let name = name.trim();
+    let is_op = !name.starts_with(|c: char| c.is_alphabetic() || c == '_');
+    let n = options.iter().map(|o| o.len()).max().unwrap_or(1);
+    (0..n)
+        .map(|k| {
+            let args: Vec<&str> = options.iter().map(|o| o[k % o.len()]).collect();
+            let getter = name.strip_prefix("get$");
+            match (is_op, args.len(), getter) {
+                (_, 1, Some(prop)) => format!("let a0 = {}; a0.{prop}", args[0]),
+                (true, 1, _) => format!("{name}({})", args[0]),
+                (true, 2, _) if name.ends_with('=') && !matches!(name, "==" | "!=" | "<=" | ">=") => {
+                    format!("let a0 = {}; a0 {name} {}; a0", args[0], args[1])
+                }
+                (true, 2, _) => format!("({}) {name} ({})", args[0], args[1]),
+                (false, _, None) if !name.contains('$') => format!("{name}({})", args.join(", ")),
+                _ => String::new(),
+            }
+        })
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// Every function a script can reach, called with hostile arguments (huge numbers and
+/// ranges, strings, arrays and maps at their size limits, callbacks, infinities), returns: a
+/// value or an error, within the deadline or stopped by it. Nothing blocks.
+#[test]
+fn every_function_a_script_can_reach_returns() {
+    let sandbox = Sandbox::shared();
+    let signatures = sandbox.function_signatures();
+    assert!(signatures.len() > 300, "{}", signatures.len());
+    let prelude = "fn f1(x) { x } fn f2(x, y) { 0 }\nfn value(bars) {\n\
+        let big_s = \"\"; big_s.pad(65000, 'x');\n\
+        let big_a = []; big_a.pad(9999, 1.5);\n\
+        let big_m = #{}; for i in 0..200 { big_m[`k${i}`] = i; }\n";
+    let mut ran = 0;
+    let mut stopped = 0;
+    let deadline = sandbox.limits().deadline;
+    for sig in &signatures {
+        for call in calls(sig) {
+            let text = format!("{prelude}let r = {{ {call} }};\n1.0\n}}\n");
+            let (tx, rx) = std::sync::mpsc::channel();
+            let src = SourceFile::new("h.rhai", text.clone());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let r = compile(ScriptKind::Indicator, &src, Sandbox::shared());
+                let _ = tx.send((r.map(|_| ()).map_err(|d| d.message), started.elapsed()));
+            });
+            // A generous watchdog: a blocked call never answers; a slow one is stopped by the
+            // deadline and says so.
+            let (result, took) = rx
+                .recv_timeout(deadline * 30)
+                .unwrap_or_else(|_| panic!("`{sig}` did not return: {call}"));
+            ran += 1;
+            if result.as_ref().is_err_and(|m| m.contains("deadline")) {
+                stopped += 1;
+            }
+            assert!(
+                took < deadline * 30,
+                "`{sig}` took {took:?} and was not stopped by the deadline: {call} ({result:?})"
+            );
+        }
+    }
+    assert!(ran > 1000, "{ran} calls");
+    eprintln!("{ran} hostile calls over {} signatures, {stopped} stopped by the deadline", signatures.len());
 }
