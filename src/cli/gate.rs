@@ -191,7 +191,7 @@ pub fn promote(args: PromoteArgs, out: Out) -> u8 {
     let file = match &args.approval_file {
         None => None,
         Some(p) => {
-            let text = match std::fs::read_to_string(p) {
+            let text = match crate::runtime::files::read_document_text(p) {
                 Ok(t) => t,
                 Err(e) => {
                     return out.fail(&Diagnostic::error(codes::IO, format!("cannot read `{}`: {e}", p.display())));

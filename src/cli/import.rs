@@ -6,9 +6,8 @@ use clap::ValueEnum;
 
 use super::{EXIT_OK, Out, parse_tz};
 use crate::config::timeframe::Timeframe;
-use crate::diagnostics::{Diagnostic, codes};
-use crate::runtime::bar_store::{self, ImportItem, sha256_hex};
-use crate::runtime::csv_bars::{CsvOptions, OnMissing, parse_csv};
+use crate::runtime::bar_store::{self, ImportItem};
+use crate::runtime::csv_bars::{CsvOptions, OnMissing, load_csv};
 use crate::runtime::timeparse::format_utc;
 
 /// What to do with rows missing a price.
@@ -61,19 +60,16 @@ pub fn run(args: Args, out: Out) -> u8 {
         delimiter: args.delimiter.map(|c| c as u8),
         header: args.no_header.then_some(false),
         on_missing: if args.on_missing == Missing::Error { OnMissing::Error } else { OnMissing::Skip },
+        sha256: true,
     };
     // Read and check every file before writing anything.
     let mut loaded = Vec::new();
     for f in &args.files {
-        let bytes = match std::fs::read(f) {
-            Ok(b) => b,
-            Err(e) => {
-                return out.fail(&Diagnostic::error(codes::IO, format!("cannot read `{}`: {e}", f.display())));
+        match load_csv(f, &opts) {
+            Ok(l) => {
+                let sha = l.report.sha256.clone().unwrap_or_default();
+                loaded.push((f.clone(), sha, l));
             }
-        };
-        let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or("DATA").to_string();
-        match parse_csv(&f.display().to_string(), &stem, &bytes, &opts) {
-            Ok(l) => loaded.push((f.clone(), sha256_hex(&bytes), l)),
             Err(d) => {
                 eprintln!("nothing imported");
                 return out.fail(&d);
@@ -117,6 +113,12 @@ pub fn run(args: Args, out: Out) -> u8 {
         if r.skipped > 0 {
             let lines: Vec<String> = r.skipped_lines.iter().map(|l| l.to_string()).collect();
             println!("  skipped {} row(s) with missing prices (lines {})", r.skipped, lines.join(", "));
+        }
+        if r.bad_rows > 0 {
+            println!("  skipped {} bad row(s):", r.bad_rows);
+            for l in r.bad_row_lines() {
+                println!("    {l}");
+            }
         }
         if r.missing_volume > 0 {
             println!("  {} missing volume cell(s) read as 0", r.missing_volume);

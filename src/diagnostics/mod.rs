@@ -376,7 +376,8 @@ mod tests {
             assert!(out.contains("did you mean `sma`?"), "{out}");
             assert!(out.len() < 2_000, "a window, not the whole line: {} bytes", out.len());
         }
-        let d = Diagnostic::error(codes::UNKNOWN_FUNCTION, "unknown function `smaa`").at(&src, Span::new(at + 10, at + 14));
+        let d =
+            Diagnostic::error(codes::UNKNOWN_FUNCTION, "unknown function `smaa`").at(&src, Span::new(at + 10, at + 14));
         assert!(render_human(&d, false).contains("smaa(close"), "the window shows the span's text");
     }
 

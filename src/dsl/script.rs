@@ -163,9 +163,8 @@ impl Sandbox {
         e.set_max_modules(0);
         // `sleep` (rhai's core package) blocks the thread where no operation is counted and no
         // deadline is checked: shadowed here (the engine's own functions come first).
-        let no_sleep = || -> Result<(), Box<EvalAltResult>> {
-            Err("`sleep` is not available in a sandboxed script".into())
-        };
+        let no_sleep =
+            || -> Result<(), Box<EvalAltResult>> { Err("`sleep` is not available in a sandboxed script".into()) };
         e.register_fn("sleep", move |_: FLOAT| no_sleep());
         e.register_fn("sleep", move |_: INT| no_sleep());
         // rhai checks a map's size when a property is assigned but not when `m[key] = v`

@@ -590,10 +590,17 @@ pub fn run(case: &Prepared) -> CaseRun {
             let policies = std::slice::from_ref(&**p);
             let names = |path: &str| catalog::field(path).and_then(|f| strings(fields[f.id as usize]));
             let mut verdicts = Vec::new();
-            let denial =
-                check_order(policies, &case.program.policies, &now, &fields, &names, &mut scratch, false, &budgets, |v, _| {
-                    verdicts.push(v.clone())
-                });
+            let denial = check_order(
+                policies,
+                &case.program.policies,
+                &now,
+                &fields,
+                &names,
+                &mut scratch,
+                false,
+                &budgets,
+                |v, _| verdicts.push(v.clone()),
+            );
             for ((c, r), v) in p.rules.iter().zip(&p.doc.rules).zip(&verdicts) {
                 let tree = match (c.expr(), r.condition.expr(), c) {
                     (Some(e), Some(src), _) => render(&explain(e, src, &mut spec, &values)),

@@ -1371,8 +1371,7 @@ impl Engine {
             if v.error.is_some() && matches!(compiled.eval, RuleEval::Script(_)) {
                 script_errors += 1;
             }
-            if let (Some(error), RuleEval::Script(script), None | Some(true)) = (&v.error, &compiled.eval, v.disabled)
-            {
+            if let (Some(error), RuleEval::Script(script), None | Some(true)) = (&v.error, &compiled.eval, v.disabled) {
                 let origin = format!("{}/{}", doc.name.value, rule.id.value);
                 let kind = if v.disabled.is_some() { NoteKind::ScriptDisabled } else { NoteKind::ScriptError };
                 sink.note(&Note {
@@ -1397,8 +1396,17 @@ impl Engine {
                 values: &seen,
             });
         };
-        let denial =
-            check_order(policies, &sym.program.policies, &values, &fields, &names, &mut scratch, approved, &self.budgets, check);
+        let denial = check_order(
+            policies,
+            &sym.program.policies,
+            &values,
+            &fields,
+            &names,
+            &mut scratch,
+            approved,
+            &self.budgets,
+            check,
+        );
         self.scratch = scratch;
         self.stats.script_errors += script_errors;
         for w in warned {

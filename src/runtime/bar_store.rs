@@ -14,7 +14,6 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
 use crate::config::timeframe::Timeframe;
 use crate::diagnostics::{Diagnostic, codes};
@@ -72,11 +71,6 @@ pub struct ImportCounts {
     pub written: usize,
     /// Bars that replaced an existing one.
     pub replaced: usize,
-}
-
-/// SHA-256 of bytes, as hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn open(path: &Path) -> Result<Connection, Diagnostic> {

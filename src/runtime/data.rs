@@ -104,6 +104,9 @@ fn describe(path: &Path, r: &LoadReport) -> Vec<String> {
             if r.skipped > lines.len() { ", ..." } else { "" }
         ));
     }
+    if r.bad_rows > 0 {
+        out.push(format!("{}: skipped {} bad row(s): {}", path.display(), r.bad_rows, r.bad_row_lines().join("; ")));
+    }
     if r.reversed {
         out.push(format!("{}: newest-first file, reversed", path.display()));
     }
@@ -322,7 +325,8 @@ pub fn check_data(loaded: &Loaded) -> Vec<Diagnostic> {
 fn read_prefix(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut buf = Vec::with_capacity(64 * 1024);
-    std::fs::File::open(path)?.take(64 * 1024).read_to_end(&mut buf)?;
+    let file = super::csv_bars::open_regular(path).map_err(|d| std::io::Error::other(d.message))?;
+    file.take(64 * 1024).read_to_end(&mut buf)?;
     if let (true, Some(nl)) = (buf.len() == 64 * 1024, buf.iter().rposition(|&b| b == b'\n')) {
         buf.truncate(nl + 1);
     }

@@ -49,7 +49,7 @@ pub struct Disk;
 
 impl Files for Disk {
     fn read(&self, path: &Path) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+        super::files::read_document_text(path)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod control;
 pub mod csv_bars;
 pub mod data;
 pub mod execution;
+pub mod files;
 pub mod gates;
 pub mod gateway;
 pub mod journal;

@@ -288,7 +288,7 @@ fn changed_files(old: &Bundle, trigger: &[PathBuf]) -> Changes {
             p == t || (canon(p).is_some() && canon(p) == canon(t))
         });
         let name = known.map_or_else(|| t.display().to_string(), |s| s.name.clone());
-        match (known, std::fs::read_to_string(t)) {
+        match (known, super::files::read_document_text(t)) {
             (Some(_), Err(_)) => c.removed.push(name),
             (Some(s), Ok(text)) if text != s.text => c.changed.push(name),
             (None, Ok(_)) => c.added.push(name),

@@ -104,7 +104,7 @@ fn is_test_file(path: &Path, name: &str) -> bool {
     if name.ends_with(".test.yaml") || name.ends_with(".test.yml") {
         return true;
     }
-    std::fs::read_to_string(path).is_ok_and(|t| {
+    super::files::read_document_text(path).is_ok_and(|t| {
         t.lines().any(|l| {
             let l = l.split('#').next().unwrap_or("").trim_end();
             l.strip_prefix("kind:").is_some_and(|k| k.trim().trim_matches(['"', '\'']) == "test")

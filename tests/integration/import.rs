@@ -29,11 +29,16 @@ fn imports_real_files_in_their_various_layouts() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bars.sqlite");
 
-    // NaN cells: two rows skipped and reported by line.
+    // NaN cells: two rows skipped and reported by line; a row whose open is below its low
+    // (bad data at the source) is a bad row, skipped and reported with why.
     let out = import(&db, "DHR_data.csv", &[]);
     assert!(out.contains("skipped 2 row(s) with missing prices (lines 600, 723)"), "{out}");
+    assert!(
+        out.contains("skipped 1 bad row(s):\n    line 437: inconsistent prices: open 78.47, high 81.305, low 80.49"),
+        "{out}"
+    );
     let dhr = bars(&db, "DHR");
-    assert_eq!(dhr.len(), 1241);
+    assert_eq!(dhr.len(), 1240);
     assert_eq!(dhr[0], (utc("2013-02-08T00:00:00Z"), 60.15, 60.81));
 
     // Preamble line, newest first, CRLF, symbol column.

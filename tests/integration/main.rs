@@ -10,6 +10,7 @@ mod common;
 mod costs;
 mod graduation;
 mod guardrails;
+mod hostile;
 mod hot_reload;
 mod import;
 mod indicators;

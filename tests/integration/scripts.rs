@@ -356,7 +356,9 @@ fn hostile(ty: &str) -> Option<&'static [&'static str]> {
         "array" | "Array" => &["[]", "big_a", "[1, \"a\", [2], #{b: 1}]"],
         "map" | "Map" => &["#{}", "big_m"],
         "Fn" | "FnPtr" => &["Fn(\"f1\")", "Fn(\"f2\")", "Fn(\"nope\")", "|x| x"],
-        "range" | "ExclusiveRange" | "std::ops::Range<i64>" => &["0..1000000000", "(-9223372036854775807)..9223372036854775807"],
+        "range" | "ExclusiveRange" | "std::ops::Range<i64>" => {
+            &["0..1000000000", "(-9223372036854775807)..9223372036854775807"]
+        }
         "range=" | "InclusiveRange" => &["0..=1000000000", "0..=9223372036854775806"],
         "blob" | "Blob" => &["big_s.to_blob()"],
         "()" => &["()"],
@@ -427,9 +429,8 @@ fn every_function_a_script_can_reach_returns() {
             });
             // A generous watchdog: a blocked call never answers; a slow one is stopped by the
             // deadline and says so.
-            let (result, took) = rx
-                .recv_timeout(deadline * 30)
-                .unwrap_or_else(|_| panic!("`{sig}` did not return: {call}"));
+            let (result, took) =
+                rx.recv_timeout(deadline * 30).unwrap_or_else(|_| panic!("`{sig}` did not return: {call}"));
             ran += 1;
             if result.as_ref().is_err_and(|m| m.contains("deadline")) {
                 stopped += 1;
