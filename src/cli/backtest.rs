@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 
-use super::{BarArgs, EXIT_OK, Out, exit_code_for, parse_rate, write_file};
+use super::{BarArgs, EXIT_OK, Out, exit_code_for, parse_cash, parse_cost_rate, write_file};
 use crate::config::manifest::FillTiming;
 use crate::engine::backtest;
 use crate::engine::costs::CostModel;
@@ -50,13 +50,13 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub fill: Option<Fill>,
     /// Starting cash (overrides the manifest; default 100000 for a lone strategy).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_cash)]
     pub cash: Option<f64>,
     /// Commission as a fraction of notional: `0.001`, `0.1%` or `10bps` (overrides the manifest).
-    #[arg(long, value_parser = parse_rate)]
+    #[arg(long, value_parser = parse_cost_rate)]
     pub commission: Option<f64>,
     /// Slippage as a fraction of price: `0.0005` or `5bps` (overrides the manifest).
-    #[arg(long, value_parser = parse_rate)]
+    #[arg(long, value_parser = parse_cost_rate)]
     pub slippage: Option<f64>,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]

@@ -25,7 +25,7 @@ pub struct Target {
     #[arg(long)]
     pub journal: Option<PathBuf>,
     /// Bot name, instead of the manifest's `name`.
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_name)]
     pub bot_name: Option<String>,
 }
 
@@ -35,7 +35,7 @@ pub struct StateArgs {
     #[command(flatten)]
     target: Target,
     /// Why (kept in the journal with the change).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_name)]
     reason: String,
 }
 
@@ -76,7 +76,7 @@ enum ApprovalAction {
         #[command(flatten)]
         target: Target,
         /// Why (kept with the decision).
-        #[arg(long)]
+        #[arg(long, value_parser = super::parse_name)]
         reason: String,
     },
 }

@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long)]
     pub data: PathBuf,
     /// Symbol to read from a file with several.
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_name)]
     pub symbol: Option<String>,
     /// Take params from this strategy file, so its param names can be used.
     #[arg(long)]
@@ -203,8 +203,19 @@ pub fn run(args: Args, out: Out) -> u8 {
             return EXIT_OK;
         }
     }
+    // String values are computed as ids; printed as the strings they stand for.
+    let mut strings: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+    for s in
+        sources.iter().flat_map(|s| string_literals(&s.text)).chain(ps.iter().filter_map(|p| match &p.value.value {
+            ParamValue::Str(s) => Some(s.clone()),
+            _ => None,
+        }))
+    {
+        strings.insert(crate::dsl::semantics::string_id(&s).to_bits(), s);
+    }
     let mut g = Graph::new(&graph);
     let sink: Box<dyn Write> = match &args.output {
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
         Some(p) => match std::fs::File::create(p) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
             Err(e) => {
@@ -238,6 +249,7 @@ pub fn run(args: Args, out: Out) -> u8 {
                 } else {
                     match kind {
                         ValueKind::Bool => (v != 0.0).to_string(),
+                        ValueKind::Str => strings.get(&v.to_bits()).cloned().unwrap_or_default(),
                         _ => format!("{v}"),
                     }
                 });
@@ -255,4 +267,19 @@ pub fn run(args: Args, out: Out) -> u8 {
         }
         Err(e) => out.fail(&Diagnostic::error(codes::IO, format!("cannot write CSV: {e}"))),
     }
+}
+
+/// The string literals of an expression's text (`"..."` and `'...'`; the rule language has no
+/// escapes).
+fn string_literals(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(['"', '\'']) {
+        let q = rest.as_bytes()[i] as char;
+        let after = &rest[i + 1..];
+        let Some(j) = after.find(q) else { break };
+        out.push(after[..j].to_string());
+        rest = &after[j + 1..];
+    }
+    out
 }

@@ -39,7 +39,7 @@ enum GateWhat {
         #[command(flatten)]
         bot: BotArgs,
         /// Another phase than the active one.
-        #[arg(long)]
+        #[arg(long, value_parser = super::parse_name)]
         phase: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -65,7 +65,7 @@ pub struct ApproveArgs {
     #[command(flatten)]
     bot: BotArgs,
     /// Who approves.
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_name)]
     by: String,
     /// The phase's approval phrase, e.g. "Proceed to Phase 2".
     #[arg(long)]

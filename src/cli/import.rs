@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     pub db: PathBuf,
     /// Symbol of the bars (default: a symbol column, else the file name).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_name)]
     pub symbol: Option<String>,
     /// Timeframe label such as `1d` or `5m` (default: detected from the spacing of the bars).
     #[arg(long)]

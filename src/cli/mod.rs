@@ -2,7 +2,7 @@
 //!
 //! Exit codes: `0` success (for `validate`: everything valid; for `test`: every case passed),
 //! `1` invalid input (documents, rules or data with errors; a failing rule test), `2` usage or
-//! I/O errors (bad flags, unreadable files).
+//! I/O errors (bad flags, unreadable files), `5` nothing found to validate or test.
 
 mod backtest;
 mod control;
@@ -17,7 +17,6 @@ mod test;
 mod validate;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -30,6 +29,10 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_INVALID: u8 = 1;
 /// Exit code for usage and I/O errors.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code when a command found nothing to work on (no documents to validate, no rule
+/// tests to run), as pytest exits 5 when it collects no tests: an empty directory is not a
+/// success a deploy pipeline should trust.
+pub const EXIT_NOTHING: u8 = 5;
 
 /// tradedsl: strategies, risk guardrails and gates as data.
 #[derive(Debug, Parser)]
@@ -134,6 +137,11 @@ pub fn main() -> ExitCode {
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     let out = Out { color };
+    // A closed pipe (`dsl eval ... | head`) ends a command quietly, as it ends `cat`. Not for a
+    // running bot: its stop must be its own (its output is best effort).
+    if !matches!(cli.command, Command::Run(_)) {
+        sigpipe::reset();
+    }
     let code = match cli.command {
         Command::Validate(a) => validate::run(a, out),
         Command::Import(a) => import::run(a, out),
@@ -187,12 +195,57 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     crate::config::units::parse_number(s)
         .map(|(v, _)| v)
-        .filter(|v| *v >= 0.0)
+        .filter(|v| *v >= 0.0 && v.is_finite())
         .ok_or_else(|| format!("`{s}` is not a rate; write e.g. `0.001`, `0.1%` or `5bps`"))
 }
 
-/// Writes a file, creating its directory.
-pub fn write_file(path: &PathBuf, contents: &str) -> Result<(), Diagnostic> {
+/// Parses a commission or slippage override: a rate from 0 to 10%, the bounds a manifest's
+/// `costs:` has.
+pub fn parse_cost_rate(s: &str) -> Result<f64, String> {
+    let v = parse_rate(s)?;
+    if v > crate::config::manifest::MAX_COST_RATE {
+        return Err(format!("`{s}` is more than 10% a fill; a manifest's costs allow 0 to 10%"));
+    }
+    Ok(v)
+}
+
+/// Parses a starting cash: a finite amount above 0 and at most
+/// [`crate::config::manifest::MAX_CASH`], as in a manifest.
+pub fn parse_cash(s: &str) -> Result<f64, String> {
+    let max = crate::config::manifest::MAX_CASH;
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= max => Ok(v),
+        Ok(_) => Err(format!("`{s}` is not a starting cash: write an amount above 0 and at most {max:e}")),
+        Err(_) => Err(format!("`{s}` is not a number")),
+    }
+}
+
+/// Parses a name given on the command line (a symbol, a bot, a person, a reason): not empty,
+/// no control characters, at most 200 characters. Surrounding spaces are dropped.
+pub fn parse_name(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if t.chars().any(char::is_control) {
+        return Err("must not hold control characters (a line break, a tab...)".into());
+    }
+    if t.chars().count() > 200 {
+        return Err("must be at most 200 characters".into());
+    }
+    Ok(t.to_string())
+}
+
+/// Writes a file, creating its directory; `-` means standard output.
+pub fn write_file(path: &std::path::Path, contents: &str) -> Result<(), Diagnostic> {
+    if path.as_os_str() == "-" {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        return stdout
+            .write_all(contents.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Diagnostic::error(codes::IO, format!("cannot write to standard output: {e}")));
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display())))?;

@@ -30,7 +30,7 @@ enum What {
     Log {
         #[command(flatten)]
         common: Common,
-        /// Write the log to this file instead of stdout.
+        /// Write the log to this file instead of stdout (`-`: stdout).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
@@ -43,7 +43,7 @@ struct Common {
     /// The run (default: the bot's latest paper run).
     #[arg(long)]
     run: Option<i64>,
-    /// Output format (`log` is always markdown).
+    /// Output format (`human`: the log is markdown).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
 }
@@ -83,10 +83,13 @@ fn report(args: Args) -> Result<(), Diagnostic> {
         What::Log { common, out } => {
             let (db, bot) = common.target.resolve()?;
             let (conn, run_id) = trading_log::open_run(&db, &bot, common.run)?;
-            let text = trading_log::markdown(&conn, run_id).map_err(db_err)?;
+            let log = trading_log::log(&conn, run_id).map_err(db_err)?;
+            let text = match common.format {
+                Format::Json => serde_json::to_string_pretty(&log).unwrap_or_default() + "\n",
+                Format::Human => trading_log::render_markdown(&log),
+            };
             match out {
-                Some(path) => std::fs::write(&path, text)
-                    .map_err(|e| Diagnostic::error(codes::IO, format!("cannot write `{}`: {e}", path.display())))?,
+                Some(path) => super::write_file(&path, &text)?,
                 None => print!("{text}"),
             }
         }

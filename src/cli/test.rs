@@ -30,6 +30,11 @@ pub fn run(args: Args, out: Out) -> u8 {
             return EXIT_USAGE;
         }
     };
+    if files.is_empty() {
+        let names: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
+        eprintln!("error: no rule tests (`*.test.yaml` or `kind: test` documents) found in {}", names.join(", "));
+        return super::EXIT_NOTHING;
+    }
     let reports: Vec<FileReport> = files.iter().map(|f| run_file(f)).collect();
     let cases: usize = reports.iter().map(|r| r.cases.len()).sum();
     let failed_cases: usize = reports.iter().map(|r| r.cases.iter().filter(|c| !c.passed).count()).sum();

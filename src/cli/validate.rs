@@ -54,6 +54,11 @@ pub fn run(args: Args, out: Out) -> u8 {
             return EXIT_USAGE;
         }
     };
+    if v.files.is_empty() {
+        let names: Vec<String> = args.paths.iter().map(|p| format!("`{}`", p.display())).collect();
+        eprintln!("error: no documents (`*.yaml`, `*.yml`) found in {}", names.join(", "));
+        return super::EXIT_NOTHING;
+    }
     let io_error = v.diags.iter().any(|d| d.is_error() && d.code == crate::diagnostics::codes::IO);
     let failed = v.errors() > 0 || (args.deny_warnings && v.warnings() > 0);
     match args.format {

@@ -34,6 +34,11 @@ use super::strategy::{Param, Sizing, SizingLimits, read_params, read_sizing};
 use super::units::Rate;
 use crate::diagnostics::{Diagnostic, SourceFile, Spanned, codes};
 
+/// Most a commission or slippage may be, as a fraction of a fill's notional (10%).
+pub const MAX_COST_RATE: f64 = 0.1;
+/// Most a starting cash may be (currency): 1e15, beyond any account.
+pub const MAX_CASH: f64 = 1e15;
+
 /// A bot: a bundle of strategies and policies plus its data, money and costs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BotDoc {
@@ -185,6 +190,15 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
         None => Some(DataSpec::default()),
     };
     let starting_cash = m.required(r, "starting_cash").and_then(|n| r.positive_number(n, "starting_cash"));
+    let starting_cash = match starting_cash {
+        Some(c) if c.value > MAX_CASH => r.fail(
+            codes::INVALID_VALUE,
+            c.span,
+            format!("`starting_cash` must be at most {MAX_CASH:e}, found {}", c.value),
+            Some("an account's cash is a finite amount; a larger one makes every figure meaningless".into()),
+        ),
+        other => other,
+    };
     let costs = match m.get("costs") {
         Some(n) => read_costs(r, n),
         None => Some(Costs::default()),
@@ -303,8 +317,8 @@ fn read_strategy_ref(r: &mut Reader<'_>, node: &Node) -> Option<StrategyRef> {
 
 fn read_costs(r: &mut Reader<'_>, node: &Node) -> Option<Costs> {
     let mut m = r.map(node, "costs")?;
-    let commission = m.get("commission").map(|n| r.rate_in(n, "commission", 0.0, 0.1));
-    let slippage = m.get("slippage").map(|n| r.rate_in(n, "slippage", 0.0, 0.1));
+    let commission = m.get("commission").map(|n| r.rate_in(n, "commission", 0.0, MAX_COST_RATE));
+    let slippage = m.get("slippage").map(|n| r.rate_in(n, "slippage", 0.0, MAX_COST_RATE));
     let spread = m.get("spread").map(|n| r.rate_in(n, "spread", 0.0, 0.2));
     let impact = m.get("impact").map(|n| r.rate_in(n, "impact", 0.0, 0.1));
     let per_share = m.get("commission_per_share").map(|n| r.number(n, "commission_per_share"));

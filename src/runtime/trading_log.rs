@@ -167,39 +167,172 @@ pub fn daily_human(run_id: i64, days: &[Day]) -> String {
     o
 }
 
-/// Text of a query's rows, keyed by UTC day of their first column (a time).
-type ByDay = BTreeMap<i64, Vec<Vec<String>>>;
+/// One row of a log table: column name to its text, in column order.
+pub type LogRow = indexmap::IndexMap<&'static str, String>;
 
-fn by_day(conn: &Connection, sql: &str, run_id: i64) -> rusqlite::Result<ByDay> {
+/// Rows of a query, keyed by UTC day of their first column (a time, written RFC 3339).
+type ByDay = BTreeMap<i64, Vec<LogRow>>;
+
+fn by_day(conn: &Connection, sql: &str, run_id: i64, names: &[&'static str]) -> rusqlite::Result<ByDay> {
     let mut st = conn.prepare(sql)?;
-    let n = st.column_count();
     let mut out: ByDay = BTreeMap::new();
     let mut rows = st.query(params![run_id])?;
     while let Some(r) = rows.next()? {
         let ts: i64 = r.get(0)?;
-        let mut cells = vec![format_utc(ts)[11..16].to_string()];
-        for i in 1..n {
-            cells.push(match r.get_ref(i)? {
+        let mut row = LogRow::new();
+        row.insert(names[0], format_utc(ts));
+        for (i, name) in names.iter().enumerate().skip(1) {
+            let cell = match r.get_ref(i)? {
                 rusqlite::types::ValueRef::Null => String::new(),
                 rusqlite::types::ValueRef::Integer(v) => v.to_string(),
                 rusqlite::types::ValueRef::Real(v) => format!("{v:.2}"),
                 rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                    String::from_utf8_lossy(t).replace('|', "\\|").replace('\n', " ")
+                    String::from_utf8_lossy(t).into_owned()
                 }
-            });
+            };
+            row.insert(name, cell);
         }
-        out.entry(ts.div_euclid(86_400)).or_default().push(cells);
+        out.entry(ts.div_euclid(86_400)).or_default().push(row);
     }
     Ok(out)
 }
 
-fn table(o: &mut String, title: &str, header: &[&str], rows: Option<&Vec<Vec<String>>>) {
-    let Some(rows) = rows.filter(|r| !r.is_empty()) else { return };
+/// A run's trading log (`dsl report log`): the run, then each UTC day with activity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TradingLog {
+    /// The bot.
+    pub bot: String,
+    /// The journal run.
+    pub run_id: i64,
+    /// The bundle revision it started with.
+    pub bundle_revision: String,
+    /// `running`, `completed` or `abandoned`.
+    pub status: String,
+    /// Days with trades, orders, guardrails that fired or events, oldest first.
+    pub days: Vec<LogDay>,
+    /// Equity at the start of the first day and the close of the last (currency).
+    pub equity: Option<(f64, f64)>,
+}
+
+/// One UTC day of the trading log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogDay {
+    /// The day's P&L summary.
+    #[serde(flatten)]
+    pub summary: Day,
+    /// Round trips closed: `time`, `strategy`, `symbol`, `entered` (date), `entry_price`,
+    /// `exit_price`, `quantity`, `pnl` (currency), `exit_reason`.
+    pub trades: Vec<LogRow>,
+    /// Orders created: `time`, `strategy`, `symbol`, `side`, `intent`, `type`, `quantity`,
+    /// `reason`, `status`, `status_reason`, `revision`.
+    pub orders: Vec<LogRow>,
+    /// Guardrails that fired: `time`, `symbol`, `rule`, `action`, `message`.
+    pub guardrails: Vec<LogRow>,
+    /// State changes, reloads, approvals, script errors: `time`, `what`, `by`, `detail`.
+    pub events: Vec<LogRow>,
+}
+
+/// The trading log of run `run_id` (see [`TradingLog`]).
+///
+/// # Errors
+/// When the journal cannot be read.
+pub fn log(conn: &Connection, run_id: i64) -> rusqlite::Result<TradingLog> {
+    let (bot, revision, status): (String, String, String) =
+        conn.query_row("SELECT bot, bundle_revision, status FROM runs WHERE run_id = ?1", params![run_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let days = daily(conn, run_id)?;
+    let mut trades = by_day(
+        conn,
+        "SELECT exit_ts, strategy, symbol, strftime('%Y-%m-%d', entry_ts, 'unixepoch'), entry_price, exit_price, \
+         quantity, pnl, exit_reason FROM trades WHERE run_id = ?1 ORDER BY exit_ts, trade_no",
+        run_id,
+        &["time", "strategy", "symbol", "entered", "entry_price", "exit_price", "quantity", "pnl", "exit_reason"],
+    )?;
+    let mut orders = by_day(
+        conn,
+        "SELECT created_ts, strategy, symbol, side, intent, order_type, quantity, reason, status, \
+         COALESCE(status_reason, ''), bundle_revision FROM orders WHERE run_id = ?1 ORDER BY created_ts, order_no",
+        run_id,
+        &[
+            "time",
+            "strategy",
+            "symbol",
+            "side",
+            "intent",
+            "type",
+            "quantity",
+            "reason",
+            "status",
+            "status_reason",
+            "revision",
+        ],
+    )?;
+    let mut fired = by_day(
+        conn,
+        "SELECT p.ts, COALESCE(o.symbol, ''), p.policy || '/' || p.rule_id, p.action, p.message FROM policy_decisions p \
+         LEFT JOIN orders o ON o.run_id = p.run_id AND o.client_order_id = p.client_order_id \
+         WHERE p.run_id = ?1 AND p.fired = 1 ORDER BY p.ts",
+        run_id,
+        &["time", "symbol", "rule", "action", "message"],
+    )?;
+    let has_reloads = super::journal::table_exists(conn, "reloads")?;
+    let reloads = if has_reloads {
+        "UNION ALL SELECT ts, 'reload ' || outcome, COALESCE(new_revision, old_revision), \
+         CASE WHEN outcome = 'accepted' THEN 'bundle ' || new_revision || ' in force (was ' || old_revision || ')' \
+         ELSE substr(message, 1, 200) END FROM reloads WHERE run_id = ?1"
+    } else {
+        ""
+    };
+    let mut events = by_day(
+        conn,
+        &format!(
+            "SELECT ts, kind, origin, message FROM (\
+             SELECT ts, 'state ' || from_state || ' -> ' || to_state AS kind, reason AS origin, message FROM state_changes \
+             WHERE run_id = ?1 UNION ALL SELECT ts, kind, origin, message FROM events WHERE run_id = ?1 {reloads}) \
+             ORDER BY ts"
+        ),
+        run_id,
+        &["time", "what", "by", "detail"],
+    )?;
+    let equity = days.first().zip(days.last()).map(|(f, l)| (f.start_equity, l.close_equity));
+    let days = days
+        .into_iter()
+        .filter_map(|d| {
+            let day = d.day;
+            let active = [&trades, &orders, &fired, &events].iter().any(|m| m.contains_key(&day));
+            active.then(|| LogDay {
+                summary: d,
+                trades: trades.remove(&day).unwrap_or_default(),
+                orders: orders.remove(&day).unwrap_or_default(),
+                guardrails: fired.remove(&day).unwrap_or_default(),
+                events: events.remove(&day).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(TradingLog { bot, run_id, bundle_revision: revision, status, days, equity })
+}
+
+/// A markdown table of `rows` under `title`, times shown as `HH:MM` (the day is the section).
+fn table(o: &mut String, title: &str, header: &[&str], rows: &[LogRow]) {
+    if rows.is_empty() {
+        return;
+    }
     let _ = writeln!(o, "\n### {title}\n");
     let _ = writeln!(o, "| {} |", header.join(" | "));
     let _ = writeln!(o, "|{}", " --- |".repeat(header.len()));
     for r in rows {
-        let _ = writeln!(o, "| {} |", r.join(" | "));
+        let cells: Vec<String> = r
+            .iter()
+            .map(|(k, v)| {
+                if *k == "time" && v.len() >= 16 {
+                    v[11..16].to_string()
+                } else {
+                    v.replace('|', "\\|").replace('\n', " ")
+                }
+            })
+            .collect();
+        let _ = writeln!(o, "| {} |", cells.join(" | "));
     }
 }
 
@@ -210,85 +343,44 @@ fn table(o: &mut String, title: &str, header: &[&str], rows: Option<&Vec<Vec<Str
 /// # Errors
 /// When the journal cannot be read.
 pub fn markdown(conn: &Connection, run_id: i64) -> rusqlite::Result<String> {
-    let (bot, revision, status): (String, String, String) =
-        conn.query_row("SELECT bot, bundle_revision, status FROM runs WHERE run_id = ?1", params![run_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-    let days = daily(conn, run_id)?;
-    let trades = by_day(
-        conn,
-        "SELECT exit_ts, strategy, symbol, strftime('%Y-%m-%d', entry_ts, 'unixepoch'), entry_price, exit_price, \
-         quantity, pnl, exit_reason FROM trades WHERE run_id = ?1 ORDER BY exit_ts, trade_no",
-        run_id,
-    )?;
-    let orders = by_day(
-        conn,
-        "SELECT created_ts, strategy, symbol, side, intent, order_type, quantity, reason, status, \
-         COALESCE(status_reason, ''), bundle_revision FROM orders WHERE run_id = ?1 ORDER BY created_ts, order_no",
-        run_id,
-    )?;
-    let fired = by_day(
-        conn,
-        "SELECT p.ts, o.symbol, p.policy || '/' || p.rule_id, p.action, p.message FROM policy_decisions p \
-         LEFT JOIN orders o ON o.run_id = p.run_id AND o.client_order_id = p.client_order_id \
-         WHERE p.run_id = ?1 AND p.fired = 1 ORDER BY p.ts",
-        run_id,
-    )?;
-    let has_reloads = super::journal::table_exists(conn, "reloads")?;
-    let reloads = if has_reloads {
-        "UNION ALL SELECT ts, 'reload ' || outcome, COALESCE(new_revision, old_revision), \
-         CASE WHEN outcome = 'accepted' THEN 'bundle ' || new_revision || ' in force (was ' || old_revision || ')' \
-         ELSE substr(message, 1, 200) END FROM reloads WHERE run_id = ?1"
-    } else {
-        ""
-    };
-    let events = by_day(
-        conn,
-        &format!(
-            "SELECT ts, kind, origin, message FROM (\
-             SELECT ts, 'state ' || from_state || ' -> ' || to_state AS kind, reason AS origin, message FROM state_changes \
-             WHERE run_id = ?1 UNION ALL SELECT ts, kind, origin, message FROM events WHERE run_id = ?1 {reloads}) \
-             ORDER BY ts"
-        ),
-        run_id,
-    )?;
+    Ok(render_markdown(&log(conn, run_id)?))
+}
+
+/// Renders a [`TradingLog`] as markdown.
+pub fn render_markdown(log: &TradingLog) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "# Trading log: bot `{bot}`, run {run_id}\n");
-    let _ = writeln!(o, "Started with bundle `{revision}`; status {status}. Times are UTC.");
-    if let (Some(first), Some(last)) = (days.first(), days.last()) {
-        let total = last.close_equity - first.start_equity;
+    let _ = writeln!(o, "# Trading log: bot `{}`, run {}\n", log.bot, log.run_id);
+    let _ = writeln!(o, "Started with bundle `{}`; status {}. Times are UTC.", log.bundle_revision, log.status);
+    if let (Some((start, close)), Some(first), Some(last)) = (log.equity, log.days.first(), log.days.last()) {
+        let total = close - start;
         let _ = writeln!(
             o,
             "\n{} to {}: equity {:.2} -> {:.2} ({:+.2}, {:+.2}%).",
-            first.date,
-            last.date,
-            first.start_equity,
-            last.close_equity,
+            first.summary.date,
+            last.summary.date,
+            start,
+            close,
             total,
-            total / first.start_equity * 100.0
+            total / start * 100.0
         );
     }
-    for d in &days {
-        let day = d.day;
-        let active = [&trades, &orders, &fired, &events].iter().any(|m| m.contains_key(&day));
-        if !active {
-            continue;
-        }
+    for d in &log.days {
+        let s = &d.summary;
         let _ = writeln!(
             o,
             "\n## {}\n\nEquity {:.2} -> {:.2} ({:+.2}, {:+.2}%); cash {:.2}.",
-            d.date,
-            d.start_equity,
-            d.close_equity,
-            d.pnl,
-            d.pnl_fraction * 100.0,
-            d.close_cash
+            s.date,
+            s.start_equity,
+            s.close_equity,
+            s.pnl,
+            s.pnl_fraction * 100.0,
+            s.close_cash
         );
         table(
             &mut o,
             "Trades closed",
             &["time", "strategy", "symbol", "entered", "entry", "exit", "quantity", "pnl", "why it exited"],
-            trades.get(&day),
+            &d.trades,
         );
         table(
             &mut o,
@@ -297,12 +389,12 @@ pub fn markdown(conn: &Connection, run_id: i64) -> rusqlite::Result<String> {
                 "time", "strategy", "symbol", "side", "intent", "type", "quantity", "why", "status", "reason",
                 "revision",
             ],
-            orders.get(&day),
+            &d.orders,
         );
-        table(&mut o, "Guardrails that fired", &["time", "symbol", "rule", "action", "message"], fired.get(&day));
-        table(&mut o, "Events", &["time", "what", "by", "detail"], events.get(&day));
+        table(&mut o, "Guardrails that fired", &["time", "symbol", "rule", "action", "message"], &d.guardrails);
+        table(&mut o, "Events", &["time", "what", "by", "detail"], &d.events);
     }
-    Ok(o)
+    o
 }
 
 #[cfg(test)]

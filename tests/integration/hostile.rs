@@ -81,3 +81,94 @@ fn a_truncated_download_is_reported_not_traded() {
     assert!(err.contains(&format!("GOOG.csv:{lines}: bad row:")), "{err}");
     assert!(err.contains("nothing imported"), "{err}");
 }
+
+/// The command line keeps the manifest's rules: costs and cash are bounded as there, names
+/// may not be empty.
+#[test]
+fn overrides_are_bounded_like_the_manifest() {
+    for (flag, value, says) in [
+        ("--commission", "1000%", "more than 10% a fill"),
+        ("--slippage", "200%", "more than 10% a fill"),
+        ("--commission=-1bps", "", "is not a rate"),
+        ("--cash", "1.7976931348623157e308", "at most 1e15"),
+        ("--cash", "inf", "at most 1e15"),
+        ("--cash", "0", "above 0"),
+    ] {
+        let mut cmd = dsl();
+        cmd.args(["backtest", "strategies/sma_crossover.yaml", "--no-journal", flag]);
+        if !value.is_empty() {
+            cmd.arg(value);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(says), "{flag} {value}: {err}");
+    }
+    for args in [
+        &["import", "tests/data/GOOG.csv", "--db", "/nonexistent/x.sqlite", "--symbol", ""][..],
+        &["halt", "--journal", "/nonexistent/j.sqlite", "--bot-name", " ", "--reason", "r"],
+        &["halt", "--journal", "/nonexistent/j.sqlite", "--bot-name", "b", "--reason", "  "],
+    ] {
+        let out = dsl().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("must not be empty"), "{args:?}: {err}");
+    }
+    // The manifest's own bound on cash.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bot.yaml"), "kind: bot\nname: b\nstrategies: [s.yaml]\nstarting_cash: 1e300\n")
+        .unwrap();
+    let out = dsl().arg("validate").arg(dir.path().join("bot.yaml")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`starting_cash` must be at most 1e15"), "{err}");
+}
+
+/// Finding no documents is not a success: `validate` and `test` exit 5 (as pytest does).
+#[test]
+fn commands_that_find_nothing_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "nothing here").unwrap();
+    for cmd in ["validate", "test"] {
+        let out = dsl().arg(cmd).arg(dir.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(5), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("found in"), "{cmd}");
+    }
+}
+
+/// Strings print as strings; `-` is standard output; a closed pipe ends quietly.
+#[test]
+fn output_is_what_it_says() {
+    let out = dsl().args(["eval", "\"buy\"", "--data", "tests/data/GOOG.csv", "--to", "2004-08-20"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().nth(1), Some("2004-08-19T00:00:00Z,buy"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dsl()
+        .current_dir(dir.path())
+        .arg("backtest")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies/sma_crossover.yaml"))
+        .args(["--no-journal", "--quiet", "--json", "-", "--data"])
+        .arg(format!("GOOG={}", data("GOOG.csv").display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!dir.path().join("-").exists(), "no file named `-`");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the JSON report on stdout");
+    assert!(v["metrics"]["trade_count"].as_u64().unwrap() > 0, "{v}");
+    // A pipe closed after the first line: no panic, no error message.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dsl"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["eval", "close", "sma(close, 5)", "--data", "tests/data/GOOG.csv"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Read;
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // dropped here: the pipe closes
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}

@@ -75,4 +75,12 @@ fn execution_daily_and_log_reports_agree_with_the_journal() {
     let line = format!("| {} | {} |", first[1], first[2]);
     assert!(day.contains(&line) && day.contains(&first[3]), "{}", &day[..day.len().min(2000)]);
     assert!(text.contains("circuit_breakers/large_entry"), "guardrails that fired are logged");
+    // The same log as JSON: every closed trade, with its exit reason.
+    let log = json(&["report", "log", "examples/bot.yaml"], &db);
+    let trades: Vec<&serde_json::Value> =
+        log["days"].as_array().unwrap().iter().flat_map(|d| d["trades"].as_array().unwrap()).collect();
+    assert_eq!(trades.len() as i64, count(&c, "SELECT COUNT(*) FROM trades"));
+    assert_eq!(trades[0]["strategy"], first[1].as_str());
+    assert_eq!(trades[0]["exit_reason"], first[3].as_str());
+    assert!(trades[0]["time"].as_str().unwrap().starts_with(&first[0]));
 }
