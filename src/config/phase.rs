@@ -123,6 +123,19 @@ impl RunMode {
     }
 }
 
+/// Which runs a rule counts by when they started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Since {
+    /// Only runs started after the bot entered the phase (by a promotion or a demotion): the
+    /// evidence for leaving a phase is gathered in it, so one old run cannot promote a bot
+    /// through several phases in a row. A bot that never changed phase counts every run.
+    #[default]
+    Phase,
+    /// Every run, whenever it started.
+    Any,
+}
+
 /// The trades a rule looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,6 +188,8 @@ pub struct GateRule {
     pub strategy: Option<Spanned<String>>,
     /// Only this stress scenario (for `metric.stress_*`).
     pub scenario: Option<Spanned<String>>,
+    /// Which runs count by when they started (`since: phase`, the default, or `any`).
+    pub since: Since,
     /// The condition over `metric.*` fields.
     pub when: ExprSource,
     /// What it means, for people.
@@ -402,6 +417,10 @@ fn read_rule(r: &mut Reader<'_>, node: &Node, default_from: RunMode, demotion: b
     let window = m.get("window").and_then(|n| read_window(r, n));
     let strategy = m.get("strategy").and_then(|n| r.name(n, "strategy"));
     let scenario = m.get("scenario").and_then(|n| r.name(n, "scenario"));
+    let since = m.get("since").and_then(|n| r.choice(n, "since", &["phase", "any"])).map(|c| match c.value {
+        "any" => Since::Any,
+        _ => Since::Phase,
+    });
     let when = m.required(r, "when").and_then(|n| r.expr(n, "when"));
     let message = m.required(r, "message").and_then(|n| r.name(n, "message"));
     let action = if demotion {
@@ -422,6 +441,7 @@ fn read_rule(r: &mut Reader<'_>, node: &Node, default_from: RunMode, demotion: b
         window,
         strategy,
         scenario,
+        since: since.unwrap_or_default(),
         when: when?,
         message: message?,
         action,

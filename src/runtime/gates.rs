@@ -31,7 +31,7 @@ use rusqlite::{Connection, OpenFlags, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::phase::{DemotionAction, GateRule, PhaseDoc, RunMode, Window};
+use crate::config::phase::{DemotionAction, GateRule, PhaseDoc, RunMode, Since, Window};
 use crate::diagnostics::{Diagnostic, codes};
 use crate::dsl::bundle::Bundle;
 use crate::dsl::catalog::{FieldId, field_spec};
@@ -67,6 +67,11 @@ pub struct Criterion {
     pub holds: bool,
     /// The journal runs read.
     pub runs: Vec<i64>,
+    /// Only runs started at or after this time were counted (UTC seconds; when the bot
+    /// entered the phase, for a rule with `since: phase`).
+    pub since: Option<i64>,
+    /// The span of bar time the counted data covers (UTC seconds), when there is data.
+    pub period: Option<(i64, i64)>,
 }
 
 /// `metric op value`.
@@ -134,14 +139,21 @@ pub fn report_of(path: &Path, bot: &str, bundle: &Bundle, phase: &str, gates: bo
     } else {
         None
     };
+    // Runs count from when the bot entered this phase (rules with `since: phase`).
+    let entered = match &conn {
+        Some(c) => super::phase_store::entered(c, bot, phase).map_err(|e| db_err(path, e))?,
+        None => None,
+    };
     let eval = |rule: &GateRule, expr: Option<&TExpr>| -> Result<Criterion, Diagnostic> {
         let mut read = Vec::new();
         if let Some(e) = expr {
             fields_of(e, &mut read);
         }
-        let (mut inputs, runs) = match &conn {
-            Some(c) => inputs(c, bot, bundle, &Filter::of(rule), Some(&read)).map_err(|e| db_err(path, e))?,
-            None => (MetricInputs { params: params(bundle, &Filter::of(rule)), ..Default::default() }, Vec::new()),
+        let mut filter = Filter::of(rule);
+        filter.since = if rule.since == Since::Phase { entered } else { None };
+        let (mut inputs, runs, period) = match &conn {
+            Some(c) => inputs(c, bot, bundle, &filter, Some(&read)).map_err(|e| db_err(path, e))?,
+            None => (MetricInputs { params: params(bundle, &filter), ..Default::default() }, Vec::new(), None),
         };
         inputs.want_luck = read.contains(&FieldId::MetricLuck);
         // No run of the kind the rule reads: no evidence, every metric undefined (fails).
@@ -174,6 +186,8 @@ pub fn report_of(path: &Path, bot: &str, bundle: &Bundle, phase: &str, gates: bo
             thresholds,
             holds,
             runs,
+            since: filter.since,
+            period,
         })
     };
     let with_gates = gates;
@@ -284,16 +298,19 @@ pub struct Filter {
     pub strategy: Option<String>,
     /// Only this stress scenario.
     pub scenario: Option<String>,
+    /// Only runs started at or after this time (UTC seconds).
+    pub since: Option<i64>,
 }
 
 impl Filter {
-    /// A rule's filter.
+    /// A rule's filter (every run, whenever it started; the report narrows `since`).
     pub fn of(rule: &GateRule) -> Filter {
         Filter {
             from: rule.from,
             window: rule.window,
             strategy: rule.strategy.as_ref().map(|s| s.value.clone()),
             scenario: rule.scenario.as_ref().map(|s| s.value.clone()),
+            since: None,
         }
     }
 }
@@ -314,6 +331,19 @@ pub fn metrics(path: &Path, bot: &str, bundle: &Bundle, filter: &Filter) -> Resu
     Ok(compute(&m))
 }
 
+/// When `bot` entered `phase` according to the journal at `path` (see
+/// [`super::phase_store::entered`]); `None` without a journal.
+///
+/// # Errors
+/// When the journal cannot be read.
+pub fn entered_at(path: &Path, bot: &str, phase: &str) -> Result<Option<i64>, Diagnostic> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db_err(path, e))?;
+    super::phase_store::entered(&c, bot, phase).map_err(|e| db_err(path, e))
+}
+
 /// Declared params of the strategies a filter concerns.
 fn params(bundle: &Bundle, filter: &Filter) -> usize {
     bundle
@@ -324,34 +354,42 @@ fn params(bundle: &Bundle, filter: &Filter) -> usize {
         .sum()
 }
 
-/// The runs a rule reads: `(run_id, last_bar_ts)`.
-fn runs_of(c: &Connection, bot: &str, kind: RunMode, scenario: Option<&str>) -> rusqlite::Result<Vec<(i64, i64)>> {
+/// The runs a rule reads: `(run_id, last_bar_ts)`, of those started at or after `since`.
+fn runs_of(
+    c: &Connection,
+    bot: &str,
+    kind: RunMode,
+    scenario: Option<&str>,
+    since: Option<i64>,
+) -> rusqlite::Result<Vec<(i64, i64)>> {
     let live = "COALESCE(json_extract(settings, '$.environment'), '') = 'live'";
+    // `?2` is `since` (NULL: every run).
+    let started = "started_ts >= COALESCE(?2, started_ts)";
     let sql = match kind {
-        RunMode::Backtest => "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = ?1 AND kind = 'backtest' \
-                              ORDER BY run_id DESC LIMIT 1"
-            .to_string(),
+        RunMode::Backtest => format!(
+            "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = ?1 AND kind = 'backtest' AND {started} \
+             ORDER BY run_id DESC LIMIT 1"
+        ),
         RunMode::Paper => format!(
             "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = ?1 AND kind = 'paper' AND NOT ({live}) \
-             ORDER BY run_id DESC LIMIT 1"
+             AND {started} ORDER BY run_id DESC LIMIT 1"
         ),
         RunMode::Live => format!(
             "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = ?1 AND kind = 'paper' AND {live} \
-             ORDER BY run_id DESC LIMIT 1"
+             AND {started} ORDER BY run_id DESC LIMIT 1"
         ),
-        RunMode::Stress => {
+        RunMode::Stress => format!(
             "SELECT MAX(run_id), COALESCE(MAX(last_bar_ts), 0) FROM runs WHERE bot = ?1 AND kind = 'stress' \
-                            AND status = 'completed' AND json_extract(settings, '$.scenario') != 'baseline' \
-                            AND (?2 IS NULL OR json_extract(settings, '$.scenario') = ?2) \
-                            GROUP BY json_extract(settings, '$.scenario') ORDER BY 1"
-                .to_string()
-        }
+             AND status = 'completed' AND json_extract(settings, '$.scenario') != 'baseline' \
+             AND (?3 IS NULL OR json_extract(settings, '$.scenario') = ?3) AND {started} \
+             GROUP BY json_extract(settings, '$.scenario') ORDER BY 1"
+        ),
     };
     let mut st = c.prepare(&sql)?;
     if kind == RunMode::Stress {
-        st.query_map(params![bot, scenario], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        st.query_map(params![bot, since, scenario], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
     } else {
-        st.query_map(params![bot], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        st.query_map(params![bot, since], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
     }
 }
 
@@ -370,11 +408,11 @@ fn inputs(
     bundle: &Bundle,
     rule: &Filter,
     need: Option<&[FieldId]>,
-) -> rusqlite::Result<(MetricInputs, Vec<i64>)> {
+) -> rusqlite::Result<(MetricInputs, Vec<i64>, Option<(i64, i64)>)> {
     use FieldId as F;
     let wants = |ids: &[FieldId]| need.is_none_or(|n| n.iter().any(|f| ids.contains(f)));
     let scenario = rule.scenario.as_deref();
-    let runs = runs_of(c, bot, rule.from, scenario)?;
+    let runs = runs_of(c, bot, rule.from, scenario, rule.since)?;
     let ids: Vec<i64> = runs.iter().map(|r| r.0).collect();
     let end = runs.iter().map(|r| r.1).max().unwrap_or(0);
     let cutoff = match rule.window {
@@ -384,6 +422,7 @@ fn inputs(
     let strategy = rule.strategy.clone();
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let mut m = MetricInputs { params: params(bundle, rule), ..Default::default() };
+    let mut period = None;
     // Starting cash of the first run read.
     let start_cash: f64 = match ids.first() {
         Some(id) => c
@@ -414,6 +453,16 @@ fn inputs(
         };
         m.start_equity = start_cash + all[..keep_from].iter().map(|t| t.pnl).sum::<f64>();
         m.trades = all[keep_from..].to_vec();
+        // The span counted: from the window's start (or the first trade kept, or the runs'
+        // first bar) to the runs' last bar.
+        let first_bar: Option<i64> =
+            c.query_row(&format!("SELECT MIN(first_bar_ts) FROM runs WHERE run_id IN ({list})"), [], |r| r.get(0))?;
+        let start = match rule.window {
+            Some(Window::Trades(_)) => m.trades.first().map(|t| t.exit_ts).or(first_bar),
+            Some(Window::Months(_)) => Some(cutoff),
+            None => first_bar,
+        };
+        period = start.map(|s| (s, end));
         let since = match rule.window {
             Some(Window::Trades(_)) => m.trades.first().map_or(i64::MAX, |t| t.exit_ts),
             _ => cutoff,
@@ -478,7 +527,7 @@ fn inputs(
     let stress = match (rule.from, wants(&[F::MetricStressMaxDrawdown, F::MetricStressScenarios])) {
         (_, false) => Vec::new(),
         (RunMode::Stress, true) => runs.clone(),
-        (_, true) => runs_of(c, bot, RunMode::Stress, scenario)?,
+        (_, true) => runs_of(c, bot, RunMode::Stress, scenario, rule.since)?,
     };
     for (id, _) in &stress {
         let dd: Option<f64> =
@@ -487,8 +536,11 @@ fn inputs(
             })?;
         m.stress_drawdowns.extend(dd);
     }
-    let backtest =
-        if wants(&[F::MetricBacktestYears]) { runs_of(c, bot, RunMode::Backtest, None)? } else { Vec::new() };
+    let backtest = if wants(&[F::MetricBacktestYears]) {
+        runs_of(c, bot, RunMode::Backtest, None, rule.since)?
+    } else {
+        Vec::new()
+    };
     if let Some((id, _)) = backtest.first() {
         let span: Option<(i64, i64)> =
             c.query_row("SELECT first_bar_ts, last_bar_ts FROM runs WHERE run_id = ?1", [id], |r| {
@@ -496,7 +548,7 @@ fn inputs(
             })?;
         m.backtest_years = span.map(|(a, b)| (b - a) as f64 / (365.25 * 86_400.0));
     }
-    Ok((m, ids))
+    Ok((m, ids, period))
 }
 
 /// A metric's value for people: fractions as percent, counts as integers.
@@ -526,6 +578,21 @@ pub fn human(r: &GateReport) -> String {
         .flatten()
         .collect();
         let _ = writeln!(o, "  {verdict:<6} {:<28} {}  [{}]", c.id, c.rule, filters.join(", "));
+        let counted = match (&c.runs[..], c.period) {
+            ([], _) => "no run counted".to_string(),
+            (runs, period) => {
+                let ids: Vec<String> = runs.iter().map(i64::to_string).collect();
+                let span = period.map_or(String::new(), |(a, b)| {
+                    let a = if a == i64::MIN { "the start".into() } else { crate::engine::market::format_utc(a) };
+                    format!(", bars {a} .. {}", crate::engine::market::format_utc(b))
+                });
+                format!("run {}{span}", ids.join(", "))
+            }
+        };
+        let since = c.since.map_or(String::new(), |t| {
+            format!(" (runs started since the bot entered the phase, {})", crate::engine::market::format_utc(t))
+        });
+        let _ = writeln!(o, "         counted: {counted}{since}");
         let missing = if c.runs.is_empty() {
             format!("undefined (no {} run in the journal)", c.from.as_str())
         } else {

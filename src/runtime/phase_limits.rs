@@ -40,7 +40,10 @@ pub fn for_run(path: &Path, bot: &str, bundle: &Bundle, phase: &PhaseDoc) -> Res
     let limits = &phase.limits;
     let scaled_up = match &limits.scale_up {
         Some(s) => {
-            let filter = Filter { from: RunMode::of(phase.mode.value), window: None, strategy: None, scenario: None };
+            // Earned in this phase: trades of runs started since the bot entered it.
+            let since = super::gates::entered_at(path, bot, &phase.name.value)?;
+            let filter =
+                Filter { from: RunMode::of(phase.mode.value), window: None, strategy: None, scenario: None, since };
             earned(&metrics(path, bot, bundle, &filter)?, s)
         }
         None => false,

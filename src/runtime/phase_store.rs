@@ -143,10 +143,21 @@ pub fn active_phase(path: &Path, bundle: &Bundle) -> Result<Option<String>, Diag
     Ok(stored.filter(|p| bundle.phases.iter().any(|d| &d.name.value == p)).or(declared))
 }
 
-/// Normalizes an approval phrase for comparison: case and runs of spaces do not matter, a
-/// final `.` neither (seed 001 writes `"Proceed to Phase 2."`).
-fn normalize(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").trim_end_matches('.').to_lowercase()
+/// When `bot` last entered `phase` by a promotion or a demotion (UTC seconds), if it did: the
+/// start of the evidence its gates count (`since: phase`). `None` for the phase the bot
+/// started in and never left.
+///
+/// # Errors
+/// SQLite's.
+pub fn entered(conn: &Connection, bot: &str, phase: &str) -> rusqlite::Result<Option<i64>> {
+    if !super::journal::table_exists(conn, "phase_log")? {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT MAX(ts) FROM phase_log WHERE bot = ?1 AND to_phase = ?2 AND kind IN ('promotion', 'demotion')",
+        params![bot, phase],
+        |r| r.get(0),
+    )
 }
 
 /// Records `by`'s approval of `report` (the active phase's current report).
@@ -168,12 +179,13 @@ pub fn approve(path: &Path, report: &GateReport, by: &str, phrase: &str, source:
         )
         .help("add `approval: <phrase>` to the phase document"));
     };
-    if normalize(phrase) != normalize(wanted) {
+    // The phrase is a deliberate act: it must be exactly the phase's (spaces around it aside).
+    if phrase.trim() != wanted.trim() {
         return Err(Diagnostic::error(
             codes::INVALID_VALUE,
             format!("the phrase does not approve `{}` -> `{next}`", report.phase),
         )
-        .help(format!("the phase asks for \"{wanted}\"")));
+        .help(format!("the phase asks for exactly \"{wanted}\" (case, spaces and punctuation count)")));
     }
     if by.trim().is_empty() {
         return Err(Diagnostic::error(codes::INVALID_VALUE, "an approval names who gives it (`--by NAME`)"));

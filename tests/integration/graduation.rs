@@ -125,8 +125,13 @@ fn a_bot_graduates_from_paper_mastery_with_approval_and_a_stress_breach_sends_it
     let (ok, _, err) =
         run(&["approve", "paper_mastery", "bot.yaml", "--by", "Jane Trader", "--phrase", "looks good"], dir);
     assert!(!ok && err.contains("Proceed to Phase 2"), "{err}");
+    // The phrase is a deliberate act: near misses approve nothing.
+    for near in ["Proceed to Phase 2.", "proceed to phase 2", "Proceed to  Phase 2"] {
+        let (ok, _, err) = run(&["approve", "paper_mastery", "bot.yaml", "--by", "Jane Trader", "--phrase", near], dir);
+        assert!(!ok && err.contains("exactly \"Proceed to Phase 2\""), "{near}: {err}");
+    }
     let (ok, out, err) =
-        run(&["approve", "paper_mastery", "bot.yaml", "--by", "Jane Trader", "--phrase", "Proceed to Phase 2."], dir);
+        run(&["approve", "paper_mastery", "bot.yaml", "--by", "Jane Trader", "--phrase", " Proceed to Phase 2 "], dir);
     assert!(ok, "{err}");
     assert!(out.contains(s2["hash"].as_str().unwrap()), "the approval names the report: {out}");
     let (ok, out, err) = run(&["promote", "bot.yaml"], dir);
@@ -356,4 +361,46 @@ fn a_backtest_phase_allows_historical_replays_only() {
     // Replaying the stored bars with the simulated broker is a historical replay: allowed.
     let (ok, _, err) = run(&["run", "bot.yaml", "--quiet", "--to", "2013-06-30"], dir);
     assert!(ok, "{err}");
+}
+
+/// Gates count the evidence gathered in the phase: after a promotion, the run that earned it
+/// does not count for the next phase's gates (one old paper run used to promote a bot through
+/// three sprints in a row); a new run does, and `gate status` says which runs it counted.
+#[test]
+fn gates_count_only_runs_started_in_the_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let bot = std::fs::read_to_string(format!("{ROOT}/examples/sprints.yaml"))
+        .unwrap()
+        .replace("../strategies", &format!("{ROOT}/strategies"))
+        .replace("../policies", &format!("{ROOT}/policies"))
+        .replace("../phases", &format!("{ROOT}/phases"))
+        .replace(": data/", &format!(": {ROOT}/examples/data/"))
+        .replace("database: out/sprints.sqlite", "database: journal.sqlite");
+    std::fs::write(dir.join("bot.yaml"), bot).unwrap();
+    let (ok, _, err) = run(&["run", "bot.yaml", "--quiet"], dir);
+    assert!(ok, "{err}");
+    let s0 = status(dir);
+    assert_eq!((s0["phase"].as_str(), s0["passed"].as_bool()), (Some("sprint_0_cost_math"), Some(true)), "{s0:#}");
+    assert!(s0["gates"][0]["since"].is_null(), "the starting phase counts every run");
+    let (ok, _, err) =
+        run(&["approve", "sprint_0_cost_math", "bot.yaml", "--by", "Jo", "--phrase", "Proceed to Sprint 1"], dir);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["promote", "bot.yaml"], dir);
+    assert!(ok, "{err}");
+    // Sprint 1: the old run does not count.
+    let s1 = status(dir);
+    assert_eq!(s1["phase"], "sprint_1_validation");
+    assert_eq!(s1["passed"], false);
+    assert!(s1["gates"].as_array().unwrap().iter().all(|g| g["runs"].as_array().unwrap().is_empty()), "{s1:#}");
+    assert!(s1["gates"][0]["since"].is_i64(), "{s1:#}");
+    let (ok, human, _) = run(&["gate", "status", "bot.yaml"], dir);
+    assert!(ok && human.contains("counted: no run counted (runs started since the bot entered the phase"), "{human}");
+    // A new paper run in the phase is evidence again.
+    let (ok, _, err) = run(&["run", "bot.yaml", "--quiet"], dir);
+    assert!(ok, "{err}");
+    let s2 = status(dir);
+    assert_eq!(s2["gates"][0]["runs"].as_array().unwrap().len(), 1, "{s2:#}");
+    let (ok, human, _) = run(&["gate", "status", "bot.yaml"], dir);
+    assert!(ok && human.contains("counted: run 2, bars 2013-02-08T00:00:00Z .. 2018-02-07T00:00:00Z"), "{human}");
 }
