@@ -400,6 +400,9 @@ fn months_before(end: i64, months: u32) -> i64 {
         .map_or(i64::MIN, |d| d.timestamp())
 }
 
+/// What a rule's metrics are computed from, the runs read, and the span of bar time counted.
+type Evidence = (MetricInputs, Vec<i64>, Option<(i64, i64)>);
+
 /// What a rule's metrics are computed from, and the runs read.
 /// `need`: the metrics wanted (`None`: all); only the journal reads they need are made.
 fn inputs(
@@ -408,7 +411,7 @@ fn inputs(
     bundle: &Bundle,
     rule: &Filter,
     need: Option<&[FieldId]>,
-) -> rusqlite::Result<(MetricInputs, Vec<i64>, Option<(i64, i64)>)> {
+) -> rusqlite::Result<Evidence> {
     use FieldId as F;
     let wants = |ids: &[FieldId]| need.is_none_or(|n| n.iter().any(|f| ids.contains(f)));
     let scenario = rule.scenario.as_deref();
