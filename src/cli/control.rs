@@ -8,12 +8,12 @@
 use std::path::PathBuf;
 
 use super::validate::Format;
-use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, Out};
+use super::{EXIT_INVALID, EXIT_OK, Out};
 use crate::config::{Document, read_document};
 use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::market::format_utc;
-use crate::engine::trading_state::Mode;
 use crate::runtime::control::{ApprovalRow, ControlStore};
+use crate::runtime::lease::{self, Probe};
 use crate::runtime::loader::{read_source, resolve};
 
 /// Which bot: a manifest, or a database and a bot name.
@@ -151,40 +151,70 @@ pub fn resume(args: StateArgs, out: Out) -> u8 {
 
 fn change(args: StateArgs, out: Out, halt: bool) -> u8 {
     let reason = args.reason.trim();
-    if reason.is_empty() {
-        eprintln!("error: --reason must say why");
-        return EXIT_USAGE;
-    }
-    let mut store = match open(&args.target) {
-        Ok(s) => s,
+    let (db, name) = match resolve_target(&args.target) {
+        Ok(t) => t,
         Err(d) => return out.fail(&d),
     };
-    let mut state = match store.state() {
-        Ok(s) => s,
+    // Is a bot running on this journal? Its lease says.
+    let probe = match lease::probe(&db, &name, if halt { "dsl halt" } else { "dsl resume" }) {
+        Ok(p) => p,
         Err(d) => return out.fail(&d),
     };
-    let ts = now();
-    let change = if halt { state.halt(ts, reason) } else { state.resume(ts, reason) };
-    let Some(c) = change else {
-        println!(
-            "already {} since {} ({}: {}); nothing changed",
-            state.mode.as_str(),
-            format_utc(state.since),
-            if state.reason.is_empty() { "initial" } else { &state.reason },
-            state.message
+    let (running, _held) = match probe {
+        Probe::Free(l) => (None, Some(l)),
+        Probe::Held(h) => (Some(h), None),
+    };
+    if running.is_some() && !db.exists() {
+        return out.fail(
+            &Diagnostic::error(
+                codes::IO,
+                format!("the journal `{}` is gone while a bot holds its lock: it was deleted or moved", db.display()),
+            )
+            .help("the running bot stops at its next bar when its journal disappears; nothing was recorded"),
         );
-        return EXIT_OK;
-    };
-    if let Err(d) = store.record(&c, "cli") {
-        return out.fail(&d);
     }
-    println!("{} -> {} at {} ({}: {})", c.from.as_str(), c.to.as_str(), format_utc(c.ts), c.reason, c.message);
-    if c.to == Mode::Active {
-        println!("new orders pass again (policies still apply)");
-    } else {
+    let mut store = match ControlStore::open(&db, &name) {
+        Ok(s) => s,
+        Err(d) => return out.fail(&d),
+    };
+    let code = if halt { "manual_halt" } else { "resume" };
+    let (request, change) = match store.request(halt, code, reason, now(), running.is_none()) {
+        Ok(r) => r,
+        Err(d) => return out.fail(&d),
+    };
+    let verb = if halt { "halt" } else { "resume" };
+    match (&running, change) {
+        (Some(holder), _) => {
+            println!("request {}: {verb} ({reason})", request.request_id);
+            let who = holder.as_ref().map_or("the running bot".to_string(), |h| format!("the running bot, {h},"));
+            println!("{who} applies it at its next bar and journals it");
+        }
+        (None, Some(c)) => {
+            println!("{} -> {} at {} ({}: {})", c.from.as_str(), c.to.as_str(), format_utc(c.ts), c.reason, c.message);
+            println!("no running bot holds the journal: recorded now; the bot starts {} next time", c.to.as_str());
+        }
+        (None, None) => {
+            let state = store.state().map(|s| s.mode.as_str()).unwrap_or("?");
+            println!("already {state}; nothing changed (request {} recorded)", request.request_id);
+            println!("no running bot holds the journal");
+        }
+    }
+    if halt {
         println!("no new orders pass until `dsl resume --reason TEXT`");
+    } else {
+        println!("new orders pass again (policies still apply); the drawdown peak is re-based to the equity then");
     }
     EXIT_OK
+}
+
+/// Says whether a running bot holds the journal (for decisions it must pick up).
+fn who_runs(db: &std::path::Path, bot: &str) -> String {
+    match lease::probe(db, bot, "dsl approvals") {
+        Ok(Probe::Held(Some(h))) => format!("the running bot, {h}, applies it at its next bar"),
+        Ok(Probe::Held(None)) => "a running bot holds the journal and applies it at its next bar".into(),
+        Ok(Probe::Free(_)) => "no running bot holds the journal: it applies at the bot's next start".into(),
+        Err(_) => String::new(),
+    }
 }
 
 /// `dsl approvals list|approve|reject`.
@@ -245,6 +275,12 @@ fn decide(target: &Target, id: &str, approve: bool, note: &str, out: Out) -> u8 
     match store.decide(id, approve, note, now()) {
         Ok(r) => {
             print_row(&r);
+            if let Ok((db, bot)) = resolve_target(target) {
+                let who = who_runs(&db, &bot);
+                if !who.is_empty() {
+                    println!("{who}");
+                }
+            }
             EXIT_OK
         }
         Err(d) if d.code == codes::IO => out.fail(&d),

@@ -103,6 +103,10 @@ fn load(b: &BotArgs, out: Out) -> Result<(Bundle, PathBuf, String, Option<String
                 .help("set `database:` in the manifest or pass `--journal FILE`"),
         ));
     };
+    if journal.exists() {
+        // A damaged journal is said to be damaged, before anything reads it.
+        crate::runtime::journal::open_read_checked(&journal).map_err(|d| out.fail(&d))?;
+    }
     let active = phase_store::active_phase(&journal, &loaded.bundle).map_err(|d| out.fail(&d))?;
     Ok((loaded.bundle, journal, bot.name.value, active))
 }
@@ -231,7 +235,7 @@ pub fn after_run(journal: &std::path::Path, bundle: &Bundle) {
     if bundle.phases.is_empty() {
         return;
     }
-    match phase_store::apply_demotions(journal, bundle, chrono::Utc::now().timestamp()) {
+    match phase_store::apply_demotions(journal, bundle, chrono::Utc::now().timestamp(), false) {
         Ok(changes) => {
             for c in changes {
                 let to = if c.kind == "demotion" { format!(" to `{}`", c.to) } else { String::new() };

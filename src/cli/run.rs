@@ -283,6 +283,12 @@ pub fn run(args: Args, out: Out) -> u8 {
                 .help("set `database:` in the manifest or pass `--journal FILE`"),
         );
     };
+    // One bot per journal, for the whole run: taken before anything is read from it.
+    let lease =
+        match crate::runtime::lease::acquire(&journal, &bot.name.value, "dsl run", std::time::Duration::from_secs(3)) {
+            Ok(l) => l,
+            Err(d) => return out.fail(&d),
+        };
     let settings = EngineSettings {
         bot: bot.name.value.clone(),
         starting_cash: bot.starting_cash.value,
@@ -385,6 +391,7 @@ pub fn run(args: Args, out: Out) -> u8 {
             Some((Environment::Live, _)) => args.confirm_live.clone(),
             _ => None,
         },
+        lease: Some(lease),
     };
     // Kept alive for the whole run: dropping it stops watching.
     let mut _watch = None;

@@ -31,11 +31,23 @@ impl OrderStatus {
     }
 }
 
-/// One policy rule's verdict on one order.
+/// A value a rule saw: a number (a fraction, an amount, a count, `NaN` when undefined) or the
+/// text of a string field (`order.symbol`, `order.intent`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// A number.
+    Number(f64),
+    /// A string field's text.
+    Text(String),
+}
+
+/// One policy rule's verdict on one order, or on the account at a mark.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision<'a> {
-    /// The order.
-    pub order: &'a Order,
+    /// The order judged; `None` for a `halt`/`reduce` rule checked on the marked account.
+    pub order: Option<&'a Order>,
+    /// When (bar time, UTC seconds).
+    pub ts: i64,
     /// Policy name.
     pub policy: &'a str,
     /// Rule id.
@@ -48,7 +60,7 @@ pub struct Decision<'a> {
     /// The rule's message.
     pub message: &'a str,
     /// The labelled values the rule read.
-    pub values: &'a [(String, f64)],
+    pub values: &'a [(String, Seen)],
 }
 
 /// What a [`Note`] is about.

@@ -40,7 +40,7 @@ use super::allocation::{Allocation, Holdings};
 use super::approvals::{ApprovalDesk, ApprovalOutcome, ApprovalRequest};
 use super::broker::{Execution, FillModel, SimBroker};
 use super::costs::CostModel;
-use super::events::{Decision, EventSink, Note, NoteKind, OrderStatus};
+use super::events::{Decision, EventSink, Note, NoteKind, OrderStatus, Seen};
 use super::external::{BrokerRequest, ExternalBook};
 use super::graph::Graph;
 use super::guard::{Denial, RuleVerdict, check_order};
@@ -255,6 +255,9 @@ pub struct Engine {
     /// Every script's budget in this run (see [`ScriptBudgets`]).
     budgets: ScriptBudgets,
 }
+
+/// A mark-time trip: policy and rule index, the state it moves to, the values it saw.
+type Trip = (usize, usize, Mode, Vec<(String, Seen)>);
 
 /// A `halt`/`reduce` rule that needs no order: it reads `account.*` and `symbol.*` fields and
 /// bar series only. Checked after every mark, once, or once per symbol when it reads
@@ -573,9 +576,18 @@ impl Engine {
         }
     }
 
-    /// Back to ACTIVE by a person's decision; the change is recorded.
+    /// Back to ACTIVE by a person's decision; the change is recorded. The drawdown peak is
+    /// re-based to the equity at this moment (said in the change's message), so a drawdown
+    /// breaker is re-armed from here rather than firing again at the next mark: the person
+    /// has accepted the loss so far.
     pub fn resume(&mut self, ts: i64, reason: &str, sink: &mut dyn EventSink) {
-        if let Some(c) = self.state.resume(ts, reason) {
+        const REBASED: &str = "; drawdown peak re-based";
+        let equity = self.equity();
+        // A replay passes the journaled message, which says it already.
+        let base = reason.split(REBASED).next().unwrap_or(reason);
+        let message = format!("{base}{REBASED} from {:.2} to {equity:.2} (the equity at the resume)", self.peak_equity);
+        if let Some(c) = self.state.resume(ts, &message) {
+            self.peak_equity = equity;
             self.record_state(c, sink);
         }
     }
@@ -600,19 +612,22 @@ impl Engine {
         self.account_fields(&mut fields);
         let held = self.bucket_holdings();
         let mut scratch = std::mem::take(&mut self.scratch);
-        let mut tripped = None;
+        // The deciding rule, and the values it saw (journaled with the trip).
+        let mut tripped: Option<Trip> = None;
         for &MarkRule { policy: pi, rule: ri, per_symbol } in &self.mark_rules {
-            let mut fire = |v: f64| {
+            let mut fire = |v: f64, rule: &CompiledRule, slots: &[f64], fields: &FieldValues, symbol: &str| {
                 if v.is_nan() || fires(v) {
                     let action = self.bundle.policies[pi].doc.rules[ri].action.value;
                     let to = if action == Action::Halt { Mode::Halted } else { Mode::Reducing };
-                    if to > self.state.mode && tripped.is_none_or(|(_, _, m)| to > m) {
-                        tripped = Some((pi, ri, to));
+                    if to > self.state.mode && tripped.as_ref().is_none_or(|t| to > t.2) {
+                        let names = |path: &str| (path == "symbol.name").then(|| symbol.to_string());
+                        tripped = Some((pi, ri, to, seen_values(rule, slots, fields, &names)));
                     }
                 }
             };
             if !per_symbol {
-                fire(eval_rule(&self.symbols[0].program.policies[pi][ri], &[], &fields, &mut scratch));
+                let rule = &self.symbols[0].program.policies[pi][ri];
+                fire(eval_rule(rule, &[], &fields, &mut scratch), rule, &[], &fields, "");
                 continue;
             }
             for (si, sym) in self.symbols.iter().enumerate() {
@@ -620,11 +635,25 @@ impl Engine {
                     continue;
                 }
                 self.symbol_fields(si, &mut fields, held.as_ref());
-                fire(eval_rule(&sym.program.policies[pi][ri], &sym.current(), &fields, &mut scratch));
+                let rule = &sym.program.policies[pi][ri];
+                let slots = sym.current();
+                fire(eval_rule(rule, &slots, &fields, &mut scratch), rule, &slots, &fields, &sym.name);
             }
         }
         self.scratch = scratch;
-        if let Some((pi, ri, _)) = tripped {
+        if let Some((pi, ri, _, seen)) = tripped {
+            let doc = &self.bundle.policies[pi].doc;
+            let rule = &doc.rules[ri];
+            sink.decision(&Decision {
+                order: None,
+                ts,
+                policy: &doc.name.value,
+                rule_id: &rule.id.value,
+                fired: true,
+                action: rule.action.value.as_str(),
+                message: &rule.message.value,
+                values: &seen,
+            });
             let d = Denial {
                 policy: pi,
                 rule: ri,
@@ -1367,7 +1396,7 @@ impl Engine {
         let check = |v: &RuleVerdict, compiled: &CompiledRule| {
             let doc = &policies[v.policy].doc;
             let rule = &doc.rules[v.rule];
-            let seen = seen_values(compiled, &values, &fields);
+            let seen = seen_values(compiled, &values, &fields, &names);
             if v.error.is_some() && matches!(compiled.eval, RuleEval::Script(_)) {
                 script_errors += 1;
             }
@@ -1387,7 +1416,8 @@ impl Engine {
                 warned.push(format!("{}/{}", doc.name.value, rule.id.value));
             }
             sink.decision(&Decision {
-                order,
+                order: Some(order),
+                ts: order.created_ts,
                 policy: &doc.name.value,
                 rule_id: &rule.id.value,
                 fired: v.fired,
@@ -1427,16 +1457,17 @@ impl Engine {
             let policy = &self.bundle.policies[a.policy].doc.name.value;
             let weight = a.bucket_weight(order.symbol, &h);
             let seen = [
-                ("bucket.weight".to_string(), weight),
-                ("order.notional".to_string(), order.notional()),
-                ("account.equity".to_string(), h.equity),
+                ("bucket.weight".to_string(), Seen::Number(weight)),
+                ("order.notional".to_string(), Seen::Number(order.notional())),
+                ("account.equity".to_string(), Seen::Number(h.equity)),
             ];
             let (rule_id, message) = match &verdict {
                 Ok(()) => ("allocation".to_string(), "within the allocation buckets".to_string()),
                 Err(b) => (format!("allocation.{}", b.code), b.message.clone()),
             };
             sink.decision(&Decision {
-                order,
+                order: Some(order),
+                ts: order.created_ts,
                 policy,
                 rule_id: &rule_id,
                 fired: verdict.is_err(),

@@ -3,6 +3,9 @@
 use crate::dsl::catalog::{FIELD_COUNT, FieldId};
 use crate::dsl::program::{CompiledRule, Input, RuleEval, ScalarOp};
 use crate::dsl::semantics::{binary, unary};
+use crate::dsl::types::ValueKind;
+
+use super::events::Seen;
 
 /// Values of the context fields, indexed by [`crate::dsl::catalog::FieldId`]. Fields that do not
 /// apply (e.g. `position.*` while flat) are `NaN` (undefined).
@@ -59,9 +62,26 @@ pub fn eval_rule(rule: &CompiledRule, slots: &[f64], fields: &FieldValues, scrat
     }
 }
 
-/// The labelled input values a rule saw, for the journal.
-pub fn seen_values(rule: &CompiledRule, slots: &[f64], fields: &FieldValues) -> Vec<(String, f64)> {
-    rule.inputs.iter().map(|(label, i)| (label.clone(), read(*i, slots, fields))).collect()
+/// The labelled input values a rule saw, for the journal: string fields as their text
+/// (`names` gives it by field path), the rest as numbers.
+pub fn seen_values(
+    rule: &CompiledRule,
+    slots: &[f64],
+    fields: &FieldValues,
+    names: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(String, Seen)> {
+    rule.inputs
+        .iter()
+        .map(|(label, i)| {
+            let v = match *i {
+                Input::Field(f) if crate::dsl::catalog::field_spec(f).kind == ValueKind::Str => {
+                    Seen::Text(names(crate::dsl::catalog::field_spec(f).path).unwrap_or_default())
+                }
+                _ => Seen::Number(read(*i, slots, fields)),
+            };
+            (label.clone(), v)
+        })
+        .collect()
 }
 
 /// Sets the `position.*` fields from a position of `qty` units bought at `entry` (average fill

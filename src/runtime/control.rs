@@ -8,11 +8,15 @@
 //! | `bot_state` | bot: its current mode (`ACTIVE`, `REDUCING`, `HALTED`), since when (UTC seconds), reason code, message and reset (`manual`, `next_day`) |
 //! | `bot_state_log` | change of a bot's state, with its source (`cli` for `dsl halt`/`dsl resume`, `engine` for a rule) |
 //! | `approvals` | order parked by a `require_approval` rule: the order, the rule, the expiry, and the decision (`pending`, `approved`, `rejected`, `expired`) with its time and note |
+//! | `control_requests` | halt or resume asked of a bot (`dsl halt`, `dsl resume`, a phase's demotion rule): reason, message, when asked, and when applied (`pending` until a bot applies it: the run and the bar time) |
 //!
-//! A running bot reads its state from `bot_state` at start (so a HALTED bot restarts
-//! HALTED) and writes every change there; `dsl halt`, `dsl resume` and `dsl approvals`
-//! change the same rows from another process (SQLite serializes the writers). Every change
-//! is one transaction: the state row and its log row are written together or not at all.
+//! **The state belongs to the bot, not to a run.** A bot starts every run, `--fresh` or not,
+//! in the state `bot_state` holds, so a HALTED or REDUCING bot stays so across runs until a
+//! person resumes it (a `reset: next_day` state resets by its own rule). While a bot runs it
+//! is the only writer of `bot_state`: every change it makes goes there in the transaction of
+//! the timestamp that caused it. A person's halt or resume is a **request**: each is applied
+//! exactly once, at one bar, by the running bot (or, when no bot runs, to `bot_state` at once
+//! and to an unfinished run at its first new bar), and journaled there.
 
 use std::path::{Path, PathBuf};
 
@@ -63,7 +67,45 @@ CREATE TABLE IF NOT EXISTS approvals (
     delivered INTEGER NOT NULL DEFAULT 0,
     delivered_ts INTEGER
 );
+CREATE TABLE IF NOT EXISTS control_requests (
+    request_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    requested_ts INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    run_id INTEGER,
+    applied_ts INTEGER
+);
 ";
+
+/// A halt or resume asked of a bot, waiting for (or applied by) a running bot.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ControlRequest {
+    /// Its number (applied in this order).
+    pub request_id: i64,
+    /// `true` for a halt, `false` for a resume.
+    pub halt: bool,
+    /// Reason code: `manual_halt` and `resume` (a person), `phase_pause` and
+    /// `phase_demotion` (a phase's demotion rule).
+    pub reason: String,
+    /// Why, in words.
+    pub message: String,
+}
+
+/// Marks request `request_id` applied by run `run_id` at bar time `ts`, on `conn` (a running
+/// bot's journal, in the transaction of that bar).
+///
+/// # Errors
+/// SQLite's.
+pub fn mark_applied(conn: &Connection, request_id: i64, run_id: i64, ts: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE control_requests SET status = 'applied', run_id = ?2, applied_ts = ?3 WHERE request_id = ?1",
+    )?
+    .execute(params![request_id, run_id, ts])
+    .map(|_| ())
+}
 
 /// One row of the approval queue.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -120,6 +162,40 @@ pub fn write_state(conn: &Connection, bot: &str, c: &StateChange, source: &str) 
     Ok(())
 }
 
+/// The trading state of `bot` in the journal open on `conn` (at `path`, for messages): ACTIVE
+/// when none was ever recorded (or the journal has no control records yet).
+///
+/// # Errors
+/// When the database cannot be read or holds a mode or reset it does not know.
+pub fn read_state(conn: &Connection, path: &Path, bot: &str) -> Result<TradingState, Diagnostic> {
+    if !super::journal::table_exists(conn, "bot_state").map_err(|e| db_err(path, e))? {
+        return Ok(TradingState::default());
+    }
+    let row = conn
+        .query_row("SELECT mode, since_ts, reason, message, reset FROM bot_state WHERE bot = ?1", params![bot], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .optional()
+        .map_err(|e| db_err(path, e))?;
+    let Some((mode, since, reason, message, reset)) = row else { return Ok(TradingState::default()) };
+    let corrupt = |what: &str, v: &str| {
+        Diagnostic::error(codes::IO, format!("journal `{}`: bot `{bot}` has an unknown {what} `{v}`", path.display()))
+    };
+    Ok(TradingState {
+        mode: Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))?,
+        since,
+        reason,
+        message,
+        reset: Reset::parse(&reset).ok_or_else(|| corrupt("reset", &reset))?,
+    })
+}
+
 /// A bot's control records in a journal database.
 pub struct ControlStore {
     conn: Connection,
@@ -134,7 +210,7 @@ pub struct ControlStore {
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
-    Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()))
+    super::journal::journal_error(path, &e)
 }
 
 impl ControlStore {
@@ -204,37 +280,7 @@ impl ControlStore {
     /// # Errors
     /// When the database cannot be read or holds a mode or reset it does not know.
     pub fn state(&self) -> Result<TradingState, Diagnostic> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT mode, since_ts, reason, message, reset FROM bot_state WHERE bot = ?1",
-                params![self.bot],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        let Some((mode, since, reason, message, reset)) = row else { return Ok(TradingState::default()) };
-        let corrupt = |what: &str, v: &str| {
-            Diagnostic::error(
-                codes::IO,
-                format!("journal `{}`: bot `{}` has an unknown {what} `{v}`", self.path.display(), self.bot),
-            )
-        };
-        Ok(TradingState {
-            mode: Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))?,
-            since,
-            reason,
-            message,
-            reset: Reset::parse(&reset).ok_or_else(|| corrupt("reset", &reset))?,
-        })
+        read_state(&self.conn, &self.path, &self.bot)
     }
 
     /// Records a change of the bot's state (`source`: `cli` or `engine`), state row and log row
@@ -247,6 +293,76 @@ impl ControlStore {
         let tx = self.conn.transaction().map_err(|e| db_err(&path, e))?;
         write_state(&tx, &self.bot, c, source).map_err(|e| db_err(&path, e))?;
         tx.commit().map_err(|e| db_err(&path, e))
+    }
+
+    /// Records a halt or resume for the bot (wall-clock time `ts`). With `apply_now` (no bot
+    /// runs: the caller holds the bot's lease) the bot's state changes at once too, in the
+    /// same transaction; either way the request stays `pending` for an unfinished run, which
+    /// applies it at its next bar. Returns the request and the change made now, if any.
+    ///
+    /// # Errors
+    /// When the database cannot be written; nothing is changed then.
+    pub fn request(
+        &mut self,
+        halt: bool,
+        reason: &str,
+        message: &str,
+        ts: i64,
+        apply_now: bool,
+    ) -> Result<(ControlRequest, Option<StateChange>), Diagnostic> {
+        let mut state = if apply_now { self.state()? } else { TradingState::default() };
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| db_err(&path, e))?;
+        tx.execute(
+            "INSERT INTO control_requests (bot, action, reason, message, requested_ts) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![self.bot, if halt { "halt" } else { "resume" }, reason, message, ts],
+        )
+        .map_err(|e| db_err(&path, e))?;
+        let request = ControlRequest {
+            request_id: tx.last_insert_rowid(),
+            halt,
+            reason: reason.to_string(),
+            message: message.to_string(),
+        };
+        let change = if !apply_now {
+            None
+        } else if !halt {
+            state.resume(ts, message)
+        } else if reason == "manual_halt" {
+            state.halt(ts, message)
+        } else {
+            state.escalate(Mode::Halted, ts, reason, message, Reset::Manual)
+        };
+        if let Some(c) = &change {
+            write_state(&tx, &self.bot, c, "cli").map_err(|e| db_err(&path, e))?;
+        }
+        tx.commit().map_err(|e| db_err(&path, e))?;
+        Ok((request, change))
+    }
+
+    /// The bot's requests not yet applied with a number above `after`, oldest first.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn pending_requests(&self, after: i64) -> Result<Vec<ControlRequest>, Diagnostic> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT request_id, action, reason, message FROM control_requests \
+                 WHERE bot = ?1 AND status = 'pending' AND request_id > ?2 ORDER BY request_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![self.bot, after], |r| {
+                Ok(ControlRequest {
+                    request_id: r.get(0)?,
+                    halt: r.get::<_, String>(1)? == "halt",
+                    reason: r.get(2)?,
+                    message: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// The approval queue: pending requests only, or every request, oldest first.

@@ -27,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -134,11 +134,7 @@ pub fn report_of(path: &Path, bot: &str, bundle: &Bundle, phase: &str, gates: bo
     };
     let doc = &bundle.phases[pi];
     let rules = bundle.phase_rules.iter().find(|r| r.phase == phase);
-    let conn = if path.exists() {
-        Some(Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db_err(path, e))?)
-    } else {
-        None
-    };
+    let conn = if path.exists() { Some(super::journal::open_read(path)?) } else { None };
     // Runs count from when the bot entered this phase (rules with `since: phase`).
     let entered = match &conn {
         Some(c) => super::phase_store::entered(c, bot, phase).map_err(|e| db_err(path, e))?,
@@ -322,7 +318,7 @@ impl Filter {
 /// When the journal cannot be read.
 pub fn metrics(path: &Path, bot: &str, bundle: &Bundle, filter: &Filter) -> Result<Vec<f64>, Diagnostic> {
     let mut m = if path.exists() {
-        let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db_err(path, e))?;
+        let c = super::journal::open_read(path)?;
         inputs(&c, bot, bundle, filter, None).map_err(|e| db_err(path, e))?.0
     } else {
         MetricInputs { params: params(bundle, filter), ..Default::default() }
@@ -340,7 +336,7 @@ pub fn entered_at(path: &Path, bot: &str, phase: &str) -> Result<Option<i64>, Di
     if !path.exists() {
         return Ok(None);
     }
-    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db_err(path, e))?;
+    let c = super::journal::open_read(path)?;
     super::phase_store::entered(&c, bot, phase).map_err(|e| db_err(path, e))
 }
 

@@ -14,7 +14,7 @@
 //! | `policy_decisions` | policy rule applied to an order: rule id, fired, action, message, the values it saw (JSON), bundle revision |
 //! | `events` | anything else worth knowing: a rhai script that failed (`script_error`) and what failed closed, an entry an entry filter vetoed (`entry_filtered`) |
 //! | `state_changes` | change of the trading state: time, from, to (`ACTIVE`, `REDUCING`, `HALTED`), reason code (`policy/rule_id`, `resume`, `reset:next_day`), message |
-//! | `run_status` | running run: the account at its last checkpoint |
+//! | `run_status` | running run: the account at its last checkpoint, and how many checkpoints it committed |
 //! | `daily_equity` | UTC day (days since 1970-01-01) of a running run: first and last checkpoint time, equity at both, cash at the last |
 //!
 //! A backtest writes its run inside one transaction: a run that fails leaves no trace, and a
@@ -142,7 +142,8 @@ CREATE TABLE IF NOT EXISTS run_status (
     equity REAL NOT NULL,
     peak_equity REAL NOT NULL,
     state TEXT NOT NULL,
-    positions TEXT NOT NULL
+    positions TEXT NOT NULL,
+    checkpoints INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS daily_equity (
     run_id INTEGER NOT NULL REFERENCES runs(run_id),
@@ -239,7 +240,8 @@ enum Row {
     },
     Trade(i64, Box<Trade>),
     Decision {
-        client_order_id: ClientOrderId,
+        /// `None` for a rule checked on the account at a mark (no order).
+        client_order_id: Option<ClientOrderId>,
         ts: i64,
         policy: Arc<str>,
         rule_id: Arc<str>,
@@ -394,7 +396,7 @@ fn write_row(conn: &Connection, run_id: i64, bot: &str, row: &Row) -> rusqlite::
             )?
             .execute(params![
                 run_id,
-                client_order_id.as_str(),
+                client_order_id.as_ref().map_or("", |c| c.as_str()),
                 ts,
                 &**policy,
                 &**rule_id,
@@ -412,8 +414,9 @@ fn write_row(conn: &Connection, run_id: i64, bot: &str, row: &Row) -> rusqlite::
             .execute(params![run_id, c.ts, c.from.as_str(), c.to.as_str(), c.reason, c.message, c.reset.as_str()]),
         Row::Checkpoint(c) => {
             conn.prepare_cached(
-                "INSERT OR REPLACE INTO run_status (run_id, ts, cash, equity, peak_equity, state, positions) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO run_status (run_id, ts, cash, equity, peak_equity, state, positions, checkpoints) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1) ON CONFLICT(run_id) DO UPDATE SET ts = ?2, cash = ?3, \
+                 equity = ?4, peak_equity = ?5, state = ?6, positions = ?7, checkpoints = checkpoints + 1",
             )?
             .execute(params![run_id, c.ts, c.cash, c.equity, c.peak_equity, c.state, c.positions.to_string()])?;
             conn.prepare_cached(
@@ -467,6 +470,10 @@ pub struct Journal {
     control: bool,
     /// Bundle revision of the decisions from now on.
     revision: Arc<str>,
+    /// The journal file's (device, inode) when it was opened.
+    identity: Option<(u64, u64)>,
+    /// The writer's first failure (it stops writing then).
+    failure: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// Whether the database has a table (or view) called `name`: readers of journals written by
@@ -479,7 +486,76 @@ pub fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
-    Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()))
+    journal_error(path, &e)
+}
+
+/// A journal error as what it is: a file that is not a SQLite database or is damaged, a
+/// read-only file, a full disk, a lock another process held past the busy timeout, or SQLite's
+/// own words for the rest.
+pub fn journal_error(path: &Path, e: &rusqlite::Error) -> Diagnostic {
+    use rusqlite::ErrorCode as C;
+    let what = match e.sqlite_error_code() {
+        Some(C::NotADatabase) => "is not a SQLite journal (damaged, or another kind of file)".to_string(),
+        Some(C::DatabaseCorrupt) => "is damaged (SQLite reports corruption)".to_string(),
+        Some(C::ReadOnly) => "is read-only here, and this command writes to it".to_string(),
+        Some(C::DiskFull) => "cannot grow: the disk is full".to_string(),
+        Some(C::DatabaseBusy | C::DatabaseLocked) => {
+            "is locked by another process (longer than the 10 s busy timeout)".to_string()
+        }
+        Some(C::CannotOpen) => format!("cannot be opened ({e})"),
+        _ => format!("failed: {e}"),
+    };
+    let d = Diagnostic::error(codes::IO, format!("journal `{}` {what}", path.display()));
+    match e.sqlite_error_code() {
+        Some(C::NotADatabase | C::DatabaseCorrupt) => {
+            d.help("it is left as it is: move it aside (or restore a backup) and point the bot at a new journal")
+        }
+        Some(C::DiskFull) => d.help("free some space; the run resumes from its last committed bar"),
+        Some(C::DatabaseBusy | C::DatabaseLocked) => {
+            d.help("another program holds a write lock on it; close it, then start again")
+        }
+        _ => d,
+    }
+}
+
+/// Checks a journal's integrity (`PRAGMA quick_check`) on an open connection.
+///
+/// # Errors
+/// A diagnostic with SQLite's first complaint when the file is damaged.
+pub fn check_integrity(conn: &Connection, path: &Path) -> Result<(), Diagnostic> {
+    let first: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(|e| db_err(path, e))?;
+    if first == "ok" {
+        return Ok(());
+    }
+    Err(Diagnostic::error(codes::IO, format!("journal `{}` is damaged: {first}", path.display()))
+        .help("it is left as it is: move it aside (or restore a backup) and point the bot at a new journal"))
+}
+
+/// Opens a journal to read it, even when the file is read-only, and checks its integrity
+/// first (what a command a person runs does; a running bot checked it when it started).
+///
+/// # Errors
+/// A missing file, a file that is not a journal, a damaged journal.
+pub fn open_read_checked(path: &Path) -> Result<Connection, Diagnostic> {
+    let conn = open_read(path)?;
+    check_integrity(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a journal to read it, even when the file is read-only.
+///
+/// # Errors
+/// A missing file, a file that is not a journal.
+pub fn open_read(path: &Path) -> Result<Connection, Diagnostic> {
+    if !path.exists() {
+        return Err(Diagnostic::error(codes::IO, format!("journal `{}` does not exist", path.display()))
+            .help("the bot has not run yet, or the path is wrong: `dsl run BOT.yaml` starts it"));
+    }
+    super::files::open_regular(path)?;
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
+    Ok(conn)
 }
 
 /// Brings a journal written by an earlier version up to the current tables: adds
@@ -497,6 +573,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                  strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, policy, rule_id, fired, action, message,
                  seen_values, bundle_revision FROM policy_decisions;",
         )?;
+    }
+    let has_checkpoints =
+        conn.prepare("SELECT 1 FROM pragma_table_info('run_status') WHERE name = 'checkpoints'")?.exists([])?;
+    if !has_checkpoints {
+        conn.execute_batch("ALTER TABLE run_status ADD COLUMN checkpoints INTEGER NOT NULL DEFAULT 0")?;
     }
     let has_reset = conn.prepare("SELECT 1 FROM pragma_table_info('state_changes') WHERE name = 'reset'")?.exists([])?;
     if !has_reset {
@@ -517,7 +598,12 @@ fn open(path: &Path) -> Result<Connection, Diagnostic> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display())))?;
     }
+    if path.exists() {
+        super::files::open_regular(path)?;
+    }
     let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
+    check_integrity(&conn, path)?;
     // Large pages for a new file (fewer, larger writes), WAL so readers never block the
     // writer, and a page cache big enough that a whole run stays in memory until COMMIT
     // instead of spilling page by page.
@@ -525,7 +611,11 @@ fn open(path: &Path) -> Result<Connection, Diagnostic> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db_err(path, e))?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db_err(path, e))?;
     conn.pragma_update(None, "cache_size", -262_144).map_err(|e| db_err(path, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
+    // A size cap in pages, for tests that make the disk "full" where no small file system
+    // can be mounted (`TRADEDSL_JOURNAL_MAX_PAGES`; SQLite then fails as on a full disk).
+    if let Some(pages) = std::env::var("TRADEDSL_JOURNAL_MAX_PAGES").ok().and_then(|v| v.parse::<i64>().ok()) {
+        conn.pragma_update(None, "max_page_count", pages).map_err(|e| db_err(path, e))?;
+    }
     conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
     conn.execute_batch(super::broker_log::SCHEMA).map_err(|e| db_err(path, e))?;
     conn.execute_batch(super::reload_log::SCHEMA).map_err(|e| db_err(path, e))?;
@@ -623,11 +713,25 @@ impl Journal {
         in_tx: bool,
     ) -> Result<Journal, Diagnostic> {
         let (tx, rx) = sync_channel::<Vec<Row>>(64);
+        let failure: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let failed = failure.clone();
+        let journal_path = path.to_path_buf();
         let writer = std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || {
-                let mut err = None;
+                let mut err: Option<rusqlite::Error> = None;
                 let mut in_tx = in_tx;
+                // The first failure rolls the open transaction back (the timestamp it belonged
+                // to is not durable, the last checkpoint is) and stops all writing.
+                let fail = |e: rusqlite::Error, in_tx: &mut bool, err: &mut Option<rusqlite::Error>| {
+                    if *in_tx {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        *in_tx = false;
+                    }
+                    let why = journal_error(&journal_path, &e).message;
+                    *failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+                    *err = Some(e);
+                };
                 for rows in rx {
                     for row in rows {
                         let row = match row {
@@ -635,7 +739,7 @@ impl Journal {
                                 if in_tx && err.is_none() {
                                     match conn.execute_batch("COMMIT") {
                                         Ok(()) => in_tx = false,
-                                        Err(e) => err = Some(e),
+                                        Err(e) => fail(e, &mut in_tx, &mut err),
                                     }
                                 }
                                 continue;
@@ -648,11 +752,11 @@ impl Journal {
                             row => row,
                         };
                         if err.is_some() {
-                            break;
+                            continue;
                         }
                         if !in_tx && let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-                            err = Some(e);
-                            break;
+                            fail(e, &mut in_tx, &mut err);
+                            continue;
                         }
                         in_tx = true;
                         let written = match row {
@@ -662,7 +766,7 @@ impl Journal {
                                 .map(|(n, cp)| if cp { usize::MAX } else { n }),
                         };
                         match written {
-                            Err(e) => err = Some(e),
+                            Err(e) => fail(e, &mut in_tx, &mut err),
                             Ok(usize::MAX) => in_tx = false,
                             Ok(_) => {}
                         }
@@ -672,6 +776,8 @@ impl Journal {
             })
             .map_err(|e| Diagnostic::error(codes::IO, format!("cannot start the journal writer: {e}")))?;
         Ok(Journal {
+            identity: super::lease::file_identity(path),
+            failure,
             path: path.to_path_buf(),
             run_id,
             trade_no: 0,
@@ -813,6 +919,26 @@ impl Journal {
         self.run_id
     }
 
+    /// The writer's first failure, if any: nothing is written after it, and what was not
+    /// committed at its last checkpoint is rolled back. A running bot stops trading then.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Whether the journal file is still the one opened: not deleted, not replaced by another
+    /// file (unix; elsewhere, that a file is there).
+    pub fn file_unchanged(&self) -> bool {
+        match self.identity {
+            Some(id) => super::lease::file_identity(&self.path) == Some(id),
+            None => self.path.exists(),
+        }
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn name(&mut self, s: &str) -> Arc<str> {
         if let Some(a) = self.names.get(s) {
             return a.clone();
@@ -890,7 +1016,15 @@ impl Journal {
             self.push(Row::Order(r));
         }
         let (conn, err, in_tx) = self.join()?;
-        if !in_tx && err.is_none() {
+        if let Some(e) = err {
+            // The run is not complete: nothing more is written (a completed status over
+            // missing rows would lie), the open transaction is rolled back.
+            if in_tx {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            return Err(db_err(&self.path, e));
+        }
+        if !in_tx {
             conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(&self.path, e))?;
         }
         let r = conn.execute(
@@ -898,7 +1032,7 @@ impl Journal {
              WHERE run_id = ?5",
             params![now(), first, last, metrics.to_string(), self.run_id],
         );
-        if let Some(e) = err.or(r.err()) {
+        if let Err(e) = r {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(db_err(&self.path, e));
         }
@@ -988,14 +1122,22 @@ impl EventSink for Journal {
     }
 
     fn decision(&mut self, d: &Decision<'_>) {
+        use crate::engine::events::Seen;
         let seen: serde_json::Map<String, serde_json::Value> = d
             .values
             .iter()
-            .map(|(k, v)| (k.clone(), if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }))
+            .map(|(k, v)| {
+                let v = match v {
+                    Seen::Number(x) if x.is_finite() => serde_json::json!(x),
+                    Seen::Number(_) => serde_json::Value::Null,
+                    Seen::Text(t) => serde_json::Value::String(t.clone()),
+                };
+                (k.clone(), v)
+            })
             .collect();
         let row = Row::Decision {
-            client_order_id: d.order.client_order_id,
-            ts: d.order.created_ts,
+            client_order_id: d.order.map(|o| o.client_order_id),
+            ts: d.ts,
             policy: self.name(d.policy),
             rule_id: self.name(d.rule_id),
             fired: d.fired,
@@ -1010,8 +1152,9 @@ impl EventSink for Journal {
 
     fn state_change(&mut self, c: &StateChange) {
         self.push(Row::State(Box::new(c.clone())));
-        // A person's halt or resume is already in the control records.
-        if self.control && !matches!(c.reason.as_str(), "manual_halt" | "resume") {
+        // A running bot is the only writer of its state: every change goes to the control
+        // records in the transaction of its timestamp.
+        if self.control {
             self.push(Row::Control(Box::new(c.clone())));
         }
     }

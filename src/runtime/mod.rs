@@ -16,6 +16,7 @@ pub mod files;
 pub mod gates;
 pub mod gateway;
 pub mod journal;
+pub mod lease;
 pub mod live_feed;
 pub mod live_gate;
 pub mod loader;

@@ -26,14 +26,25 @@
 //! the transaction of that timestamp, and every order and policy decision records the
 //! revision it was made under.
 //!
-//! **Controls.** Between timestamps the loop reads the bot's state in the control records
-//! (`dsl halt`, `dsl resume`); a change made there is applied at the next bar time and
-//! journaled. Orders a `require_approval` rule parks wait in the bot's approval queue
+//! **Controls.** The bot's trading state is the bot's, not the run's: a new run (also with
+//! `--fresh`) starts in the state the control records hold, so a breaker's HALT set with
+//! `reset: manual` outlives its run. Between timestamps the loop reads the requests a person
+//! (`dsl halt`, `dsl resume`) or a phase's demotion rule made; each is applied exactly once,
+//! at the next bar time, journaled, and marked applied in that timestamp's transaction. A
+//! resume re-bases the drawdown peak to the equity at that moment (see
+//! [`Engine::resume`]). Orders a `require_approval` rule parks wait in the bot's approval queue
 //! (`dsl approvals`): a decision is applied at the next bar (and its bar time recorded, so a
 //! restart replays it there), an unanswered request is denied when its window ends on the
-//! bot's clock, and one still waiting when the feed ends is refused. State changes the engine makes (a breaker) are recorded there too, in the
-//! transaction of the timestamp that caused them, so a restarted bot and `dsl status` see
-//! exactly what was committed.
+//! bot's clock, and one still waiting when the feed ends is refused. State changes the engine
+//! makes (a breaker) are recorded there too, in the transaction of the timestamp that caused
+//! them, so a restarted bot and `dsl status` see exactly what was committed.
+//!
+//! **Failing closed.** The bot holds its journal's lease ([`super::lease`]) for its whole
+//! life. After each timestamp it checks that the journal's writer has not failed (a full
+//! disk, a lock held past the busy timeout), that the journal file is still the one it opened
+//! (not deleted or replaced) and that it still holds its lease: otherwise it stops at once,
+//! the run stays resumable at its last committed bar, and [`run`] returns the cause. The
+//! phase's demotion rules that cannot be evaluated halt the bot.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -42,6 +53,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
+use crate::config::policy::Reset;
 use crate::diagnostics::{Diagnostic, codes};
 use crate::dsl::bundle::Bundle;
 use crate::engine::curve::EquityTracker;
@@ -49,7 +61,7 @@ use crate::engine::events::EventSink;
 use crate::engine::market::BarSeries;
 use crate::engine::metrics::compute;
 use crate::engine::pipeline::{Engine, EngineSettings, RunStats};
-use crate::engine::trading_state::Mode;
+use crate::engine::trading_state::{Mode, TradingState};
 
 use super::broker_log;
 use super::control::ControlStore;
@@ -100,6 +112,8 @@ pub struct PaperConfig {
     /// The live account number when every live gate passed: the start is journaled as a
     /// `live_armed` event (each start, at its first new bar).
     pub live_account: Option<String>,
+    /// The journal's lease, held for the run's life (`None`: taken by [`run`] itself).
+    pub lease: Option<super::lease::Lease>,
 }
 
 /// A reload from the file watcher and, when it was accepted, the bundle it built.
@@ -132,6 +146,10 @@ pub struct PaperOutcome {
 /// started with other documents.
 pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     let bot = cfg.settings.bot.clone();
+    let lease = match cfg.lease.take() {
+        Some(l) => l,
+        None => super::lease::acquire(&cfg.journal, &bot, "dsl run", std::time::Duration::from_secs(3))?,
+    };
     if cfg.fresh {
         Journal::abandon(&cfg.journal, KIND, &bot)?;
     }
@@ -188,6 +206,17 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
 
     let symbols: Vec<String> = cfg.series.iter().map(|s| s.symbol.clone()).collect();
     let mut engine = Engine::new(start_bundle.clone(), &symbols, cfg.settings.clone());
+    // A new run starts in the bot's state (a resumed one rebuilds it by replaying).
+    let mut carried = None;
+    if resumed.is_none() {
+        let state = control.state()?;
+        if state.mode != Mode::Active {
+            carried = Some(state);
+        }
+    }
+    // The last request applied in this process (its mark commits with the next checkpoint;
+    // one applied but not committed before a crash is pending again after the restart).
+    let mut last_request = 0;
     // `require_approval` orders wait in the bot's approval queue (`dsl approvals`).
     let mut desk = ControlStore::open(&cfg.journal, &bot)?;
     desk.replaying_until(resume_at);
@@ -235,6 +264,9 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
         if !replaying {
             journal.set_muted(false);
             journal.record_control(true);
+            if let Some(state) = carried.take() {
+                carry_state(&mut engine, state, ts, &mut journal);
+            }
             if let Some(account) = cfg.live_account.take() {
                 let message = format!(
                     "live trading armed on account {account} (started {})",
@@ -267,22 +299,33 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 let gap = (ts - prev).max(0) as f64 / speed;
                 tokio::time::sleep(std::time::Duration::from_secs_f64(gap.min(3600.0))).await;
             }
-            // The phase's demotion rules, once per UTC day of bar time.
+            // The phase's demotion rules, once per UTC day of bar time; when they cannot be
+            // evaluated, the bot halts (fail closed).
             if ts.div_euclid(86_400) != demotion_day {
                 demotion_day = ts.div_euclid(86_400);
-                match super::phase_store::apply_demotions(&cfg.journal, &current, ts) {
+                match super::phase_store::apply_demotions(&cfg.journal, &current, ts, true) {
                     Ok(changes) => {
                         for c in changes {
                             eprintln!(
                                 "phase {}: `{}` -> `{}` by {}: {}; HALTED until `dsl resume`",
                                 c.kind, c.from, c.to, c.actor, c.reason
                             );
+                            let reason = if c.kind == "demotion" { "phase_demotion" } else { "phase_pause" };
+                            let message = format!("{}: {} ({} from `{}`)", c.actor, c.reason, c.kind, c.from);
+                            engine.escalate(Mode::Halted, ts, reason, &message, &mut journal);
                         }
                     }
-                    Err(d) => eprintln!("warning: demotion rules not checked: {}", d.message),
+                    Err(d) => {
+                        let message = format!("the phase's demotion rules cannot be evaluated: {}", d.message);
+                        eprintln!("error: {message}; HALTED until `dsl resume`");
+                        engine.escalate(Mode::Halted, ts, "demotion_unchecked", &message, &mut journal);
+                    }
                 }
             }
-            apply_controls(&control, &mut engine, ts, &mut journal)?;
+            for r in control.pending_requests(last_request)? {
+                apply_request(&mut engine, &r, ts, &mut journal);
+                last_request = r.request_id;
+            }
             if std::mem::take(&mut restart_reload) {
                 let record = restart_record(&revision, &cfg.bundle);
                 let built = Some(limited(&cfg, cfg.bundle.clone()));
@@ -352,6 +395,9 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 g.record(engine.take_requests(), &mut journal);
             }
             journal.checkpoint(checkpoint(&engine, ts));
+            if let Some(why) = lost_footing(&journal, &lease) {
+                return Err(stopped_on(&journal, ts, &why));
+            }
             if let Some(g) = gateway.as_mut().filter(|g| g.has_work()) {
                 // Write-ahead: the orders are committed before they are sent.
                 journal.sync()?;
@@ -615,23 +661,58 @@ fn apply_reload(
     swapped
 }
 
-/// Applies a halt or resume a person recorded in the control records since the last
-/// timestamp, at bar time `ts`.
-fn apply_controls(control: &ControlStore, engine: &mut Engine, ts: i64, sink: &mut Journal) -> Result<(), Diagnostic> {
-    let stored = control.state()?;
-    let mode = engine.trading_state().mode;
-    if stored.mode == mode {
-        return Ok(());
+/// Applies a request (a person's halt or resume, a phase's pause or demotion) at bar time
+/// `ts`, and marks it applied in the timestamp's transaction.
+fn apply_request(engine: &mut Engine, r: &super::control::ControlRequest, ts: i64, journal: &mut Journal) {
+    match (r.halt, r.reason.as_str()) {
+        (true, "manual_halt") => engine.halt(ts, &r.message, journal),
+        (true, reason) => engine.escalate(Mode::Halted, ts, reason, &r.message, journal),
+        (false, _) => engine.resume(ts, &r.message, journal),
     }
-    match stored.mode {
-        Mode::Halted if stored.reason == "manual_halt" => engine.halt(ts, &stored.message, sink),
-        Mode::Active if stored.reason == "resume" => engine.resume(ts, &stored.message, sink),
-        // The phase's demotion rules paused or demoted the bot.
-        Mode::Halted if stored.reason == "phase_pause" || stored.reason == "phase_demotion" => {
-            engine.escalate(Mode::Halted, ts, &stored.reason, &stored.message, sink);
-        }
-        // Anything else was the engine's own doing, already in effect or about to recur.
-        _ => {}
+    let id = r.request_id;
+    journal.exec(move |conn, run_id| super::control::mark_applied(conn, id, run_id, ts));
+}
+
+/// Puts a new run in the bot's state (HALTED or REDUCING, set before this run) at its first
+/// bar, journaled. A `reset: next_day` state entered after that bar (a replay of older
+/// history) counts from it, so it still resets at the next UTC day.
+fn carry_state(engine: &mut Engine, mut state: TradingState, ts: i64, journal: &mut Journal) {
+    if state.reset == Reset::NextDay && state.since > ts {
+        state.since = ts;
     }
-    Ok(())
+    let message = format!("{} (carried over from the bot's state)", state.message);
+    engine.escalate(state.mode, ts, &state.reason, &message, journal);
+    // The reset the state was set with is kept (`escalate` records it).
+    let mut kept = engine.trading_state().clone();
+    kept.reset = state.reset;
+    kept.since = state.since;
+    engine.restore_state(kept);
+}
+
+/// Why the bot must stop trading now, if it must: its journal's writer failed, the journal
+/// file was deleted or replaced, or its lease is gone.
+fn lost_footing(journal: &Journal, lease: &super::lease::Lease) -> Option<String> {
+    if let Some(e) = journal.failure() {
+        return Some(format!("the journal could not be written: {e}"));
+    }
+
+    if !journal.file_unchanged() {
+        return Some("the journal file was deleted or replaced while the bot ran".into());
+    }
+    if !lease.still_held() {
+        return Some(format!("the journal's lock file `{}` was deleted or replaced", lease.path().display()));
+    }
+    None
+}
+
+/// The error a bot stops with after bar time `ts` (see [`lost_footing`]).
+fn stopped_on(journal: &Journal, ts: i64, why: &str) -> Diagnostic {
+    Diagnostic::error(
+        codes::IO,
+        format!("{why}; trading stopped at {} (fail closed)", super::timeparse::format_utc(ts)),
+    )
+    .help(format!(
+        "the run stays resumable at its last committed bar in `{}`: fix the cause, then `dsl run` again",
+        journal.path().display()
+    ))
 }

@@ -18,10 +18,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::config::phase::DemotionAction;
-use crate::config::policy::Reset;
 use crate::diagnostics::{Diagnostic, codes};
 use crate::dsl::bundle::Bundle;
-use crate::engine::trading_state::{Mode, StateChange};
+use crate::engine::trading_state::Mode;
 
 use super::control::ControlStore;
 use super::gates::GateReport;
@@ -134,11 +133,15 @@ pub fn active_phase(path: &Path, bundle: &Bundle) -> Result<Option<String>, Diag
     if !path.exists() {
         return Ok(declared);
     }
-    let conn = open(path)?;
-    let stored: Option<String> = conn
-        .query_row("SELECT phase FROM phase_state WHERE bot = ?1", [&bot], |r| r.get(0))
-        .optional()
-        .map_err(|e| db_err(path, e))?;
+    // Read-only: `dsl gate status` reads journals it may not write.
+    let conn = super::journal::open_read(path)?;
+    let stored: Option<String> = if super::journal::table_exists(&conn, "phase_state").map_err(|e| db_err(path, e))? {
+        conn.query_row("SELECT phase FROM phase_state WHERE bot = ?1", [&bot], |r| r.get(0))
+            .optional()
+            .map_err(|e| db_err(path, e))?
+    } else {
+        None
+    };
     // A phase that the documents no longer have falls back to the declared one.
     Ok(stored.filter(|p| bundle.phases.iter().any(|d| &d.name.value == p)).or(declared))
 }
@@ -348,9 +351,13 @@ fn write_change(c: &Connection, bot: &str, ts: i64, ch: &PhaseChange, report: &G
 /// `phase_demotion`), since the earlier phase's mode and limits apply from the next start.
 /// A bot already halted for that reason is left as it is. Returns what changed.
 ///
+/// `running`: called by the running bot, which halts itself (its engine records the change).
+/// Otherwise (after a backtest or stress run) the halt is a request to the bot: applied to its
+/// state at once when no bot runs, and by the running bot at its next bar otherwise.
+///
 /// # Errors
 /// When the journal cannot be read or written.
-pub fn apply_demotions(path: &Path, bundle: &Bundle, ts: i64) -> Result<Vec<PhaseChange>, Diagnostic> {
+pub fn apply_demotions(path: &Path, bundle: &Bundle, ts: i64, running: bool) -> Result<Vec<PhaseChange>, Diagnostic> {
     let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(Vec::new()) };
     if bundle.phases.iter().all(|p| p.demotion.is_empty()) {
         return Ok(Vec::new());
@@ -384,16 +391,20 @@ pub fn apply_demotions(path: &Path, bundle: &Bundle, ts: i64) -> Result<Vec<Phas
     let tx = conn.transaction().map_err(|e| db_err(path, e))?;
     write_change(&tx, &bot, ts, &change, &report).map_err(|e| db_err(path, e))?;
     tx.commit().map_err(|e| db_err(path, e))?;
-    let message = format!(
-        "{}: {} ({kind} from `{phase}`{})",
-        change.actor,
-        fired.message,
-        if kind == "demotion" { format!(" to `{to}`") } else { String::new() }
-    );
-    control.record(
-        &StateChange { ts, from: state.mode, to: Mode::Halted, reason: reason.into(), message, reset: Reset::Manual },
-        "phase",
-    )?;
+    if !running {
+        let message = format!(
+            "{}: {} ({kind} from `{phase}`{})",
+            change.actor,
+            fired.message,
+            if kind == "demotion" { format!(" to `{to}`") } else { String::new() }
+        );
+        // Applied to the bot's state now when no bot runs; a running bot applies it itself.
+        let free = match super::lease::probe(path, &bot, "dsl phase demotion")? {
+            super::lease::Probe::Free(lease) => Some(lease),
+            super::lease::Probe::Held(_) => None,
+        };
+        control.request(true, reason, &message, now(), free.is_some())?;
+    }
     Ok(vec![change])
 }
 
@@ -424,7 +435,10 @@ pub fn log(path: &Path, bot: &str) -> Result<Vec<LogEntry>, Diagnostic> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let conn = open(path)?;
+    let conn = super::journal::open_read(path)?;
+    if !super::journal::table_exists(&conn, "phase_log").map_err(|e| db_err(path, e))? {
+        return Ok(Vec::new());
+    }
     let mut st = conn
         .prepare("SELECT ts, kind, from_phase, to_phase, actor, reason, report_hash FROM phase_log WHERE bot = ?1 ORDER BY log_id")
         .map_err(|e| db_err(path, e))?;

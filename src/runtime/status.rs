@@ -10,8 +10,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::control::ControlStore;
-use crate::diagnostics::{Diagnostic, codes};
+use crate::diagnostics::Diagnostic;
 
 /// The bot's state and latest run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -82,7 +81,7 @@ pub struct PositionStatus {
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
-    Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()))
+    super::journal::journal_error(path, &e)
 }
 
 /// Reads the status of `bot` from the journal at `path`.
@@ -90,17 +89,20 @@ fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
 /// # Errors
 /// When the database does not exist or cannot be read.
 pub fn read_status(path: &Path, bot: &str) -> Result<BotStatus, Diagnostic> {
-    if !path.exists() {
-        return Err(Diagnostic::error(codes::IO, format!("journal `{}` does not exist", path.display()))
-            .help("the bot has not run yet: `dsl run BOT.yaml` starts it"));
-    }
-    let state = ControlStore::open(path, bot)?.state()?;
-    let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
+    // Read-only: a journal the reader may not write (a copy, a read-only mount) can be read.
+    let conn = super::journal::open_read_checked(path)?;
+    let state = super::control::read_state(&conn, path, bot)?;
     let has_runs = super::journal::table_exists(&conn, "run_status").map_err(|e| db_err(path, e))?;
     let run = if has_runs { latest_run(&conn, bot).map_err(|e| db_err(path, e))? } else { None };
-    let pending_approvals = conn
-        .query_row("SELECT COUNT(*) FROM approvals WHERE bot = ?1 AND status = 'pending'", params![bot], |r| r.get(0))
-        .map_err(|e| db_err(path, e))?;
+    let has_approvals = super::journal::table_exists(&conn, "approvals").map_err(|e| db_err(path, e))?;
+    let pending_approvals = if has_approvals {
+        conn.query_row("SELECT COUNT(*) FROM approvals WHERE bot = ?1 AND status = 'pending'", params![bot], |r| {
+            r.get(0)
+        })
+        .map_err(|e| db_err(path, e))?
+    } else {
+        0
+    };
     let has_phase = super::journal::table_exists(&conn, "phase_state").map_err(|e| db_err(path, e))?;
     let phase = if has_phase {
         conn.query_row("SELECT phase, reason FROM phase_state WHERE bot = ?1", params![bot], |r| {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::diagnostics::{Diagnostic, codes};
@@ -44,8 +44,8 @@ pub struct Day {
     pub rejected: i64,
 }
 
-fn db_err(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
-    Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()))
+fn db_err(path: &Path, e: rusqlite::Error) -> Diagnostic {
+    super::journal::journal_error(path, &e)
 }
 
 /// Opens the journal read-only and finds the run: `run_id`, or the bot's latest paper run.
@@ -53,15 +53,20 @@ fn db_err(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
 /// # Errors
 /// When the journal cannot be read, or the bot has no paper run.
 pub fn open_run(path: &Path, bot: &str, run_id: Option<i64>) -> Result<(Connection, i64), Diagnostic> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db_err(path, e))?;
-    let found: Option<i64> = conn
-        .query_row(
+    let conn = super::journal::open_read_checked(path)?;
+    // A journal without runs has none; any other failure is reported as what it is.
+    let found: Option<i64> = if super::journal::table_exists(&conn, "runs").map_err(|e| db_err(path, e))? {
+        conn.query_row(
             "SELECT run_id FROM runs WHERE bot = ?1 AND kind = 'paper' AND (?2 IS NULL OR run_id = ?2) \
              ORDER BY run_id DESC LIMIT 1",
             params![bot, run_id],
             |r| r.get(0),
         )
-        .ok();
+        .optional()
+        .map_err(|e| db_err(path, e))?
+    } else {
+        None
+    };
     let id = found.ok_or_else(|| {
         let which = run_id.map_or("no paper run".to_string(), |r| format!("no paper run {r}"));
         Diagnostic::error(codes::INVALID_VALUE, format!("bot `{bot}` has {which} in `{}`", path.display()))

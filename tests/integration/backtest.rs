@@ -133,7 +133,7 @@ fn commission_and_slippage_apply_to_every_fill() {
 }
 
 /// A policy decision as recorded: rule id, fired, values seen.
-type Seen = (String, bool, Vec<(String, f64)>);
+type Seen = (String, bool, Vec<(String, tradedsl::engine::events::Seen)>);
 
 #[derive(Default)]
 struct Recorder {
@@ -171,8 +171,18 @@ fn policies_deny_orders_and_record_what_they_saw() {
     assert!(rec.rejected[0].starts_with("denied by caps/max_trade: too big"), "{:?}", rec.rejected);
     let (id, fired, seen) = &rec.decisions[0];
     assert_eq!((id.as_str(), *fired), ("max_trade", true));
-    let get = |k: &str| seen.iter().find(|(l, _)| l == k).map(|(_, v)| *v);
+    let get = |k: &str| {
+        seen.iter().find(|(l, _)| l == k).and_then(|(_, v)| match v {
+            tradedsl::engine::events::Seen::Number(x) => Some(*x),
+            tradedsl::engine::events::Seen::Text(_) => None,
+        })
+    };
     assert_eq!(get("account.equity"), Some(10_000.0));
+    // Text fields are kept as text.
+    assert!(
+        seen.iter().any(|(l, v)| l == "order.intent" && *v == tradedsl::engine::events::Seen::Text("entry".into())),
+        "{seen:?}"
+    );
     assert!(get("order.notional").unwrap() > 9_000.0);
 
     // Within the cap, the order passes and the decision says so.

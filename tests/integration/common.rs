@@ -97,3 +97,40 @@ pub fn run_completed(db: &Path) -> bool {
     c.query_row("SELECT status FROM runs ORDER BY run_id DESC LIMIT 1", [], |r| r.get::<_, String>(0))
         .is_ok_and(|s| s == "completed")
 }
+
+/// Committed checkpoints of the journal's latest run (0 before the first, or without a
+/// journal yet).
+pub fn checkpoints(db: &Path) -> i64 {
+    let Ok(c) = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return 0;
+    };
+    c.query_row("SELECT checkpoints FROM run_status ORDER BY run_id DESC LIMIT 1", [], |r| r.get(0)).unwrap_or(0)
+}
+
+/// Waits until the journal's latest run has committed `n` more checkpoints than `from`, or the
+/// child exits (then returns its status). Polls the journal; nothing depends on how fast the
+/// machine is.
+pub fn wait_checkpoints(
+    db: &Path,
+    from: i64,
+    n: i64,
+    child: &mut std::process::Child,
+) -> Option<std::process::ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if checkpoints(db) >= from + n {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// A small xorshift generator for reproducible random kill points.
+pub fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}

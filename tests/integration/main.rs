@@ -24,6 +24,7 @@ mod reference;
 mod reload;
 mod reports;
 mod rule_tests;
+mod safety;
 mod scripts;
 mod seed_guardrails;
 mod sizing;
