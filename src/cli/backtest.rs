@@ -273,7 +273,7 @@ fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> 
         Some(j) => j,
         None => &mut null,
     };
-    let result = backtest::run(bundle.clone(), &market.series, settings.clone(), sink);
+    let result = backtest::run_from(bundle.clone(), &market.series, settings.clone(), market.trade_from, sink);
     timer.lap("run");
     let run_id = match journal {
         Some(j) => match j.finish(result.first_ts, result.last_ts, &report::metrics_json(&result.metrics)) {
@@ -294,6 +294,7 @@ fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> 
         settings: settings_json,
         run_id,
         journal: journal_path.map(|p| p.display().to_string()),
+        warmup: market.trade_from.map(|f| (market.warmup_bars, f)),
     };
     Ok(Ran { ctx, result })
 }

@@ -362,7 +362,8 @@ pub fn run(args: Args, out: Out) -> u8 {
             time_format: args.bars.time_format.clone(),
         };
         match load_for_bundle(&loaded, &req) {
-            Ok(m) => (m.series, None, None),
+            // Bars before `--from` warm the indicators up without trading.
+            Ok(m) => (m.series, None, m.trade_from.map(|f| f - 1)),
             Err(d) => return out.fail(&d),
         }
     };

@@ -91,3 +91,6 @@ pub const UNIT_MIXUP: &str = "W0005";
 pub const UNUSED_DATA: &str = "W0006";
 /// A traded symbol is in no allocation bucket: its entries will be denied.
 pub const UNALLOCATED_SYMBOL: &str = "W0007";
+/// A policy rule denies every entry a strategy can make (a constant stop above a stop cap, a
+/// fixed size above a notional cap): the strategy would never trade.
+pub const BLOCKS_EVERY_ENTRY: &str = "W0008";

@@ -2,8 +2,14 @@
 //! [`Engine`], marking the account after each timestamp.
 //!
 //! Bars of different symbols with the same timestamp are processed in symbol order before the
-//! mark; after the mark, the account-level guardrails run ([`Engine::check_account`]). All symbols share one cash account. Orders still working after the last bar are
-//! cancelled; open positions stay open and are marked at their last close.
+//! mark; after the mark, the account-level guardrails run ([`Engine::check_account`]). All
+//! symbols share one cash account. Orders still working after the last bar are cancelled;
+//! open positions stay open and are marked at their last close.
+//!
+//! **Warm-up.** With a first trading time (`--from`), the bars before it only warm the
+//! indicators up ([`Engine::warm_up`]): no rule runs, nothing is marked. The first traded bar
+//! then sees the same indicator values as in a run over the whole history, so an
+//! out-of-sample window is not biased by indicators that are still warming up.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -46,18 +52,44 @@ pub fn run(
     settings: EngineSettings,
     sink: &mut dyn EventSink,
 ) -> BacktestOutput {
+    run_from(bundle, series, settings, None, sink)
+}
+
+/// [`run`], trading from `trade_from` (UTC seconds) on: earlier bars only warm up.
+pub fn run_from(
+    bundle: Arc<Bundle>,
+    series: &[BarSeries],
+    settings: EngineSettings,
+    trade_from: Option<i64>,
+    sink: &mut dyn EventSink,
+) -> BacktestOutput {
     let symbols: Vec<String> = series.iter().map(|s| s.symbol.clone()).collect();
     let engine = Engine::new(bundle, &symbols, settings);
-    run_engine(engine, series, sink)
+    run_engine_from(engine, series, trade_from, sink)
 }
 
 /// Runs a prepared engine (made for `series`' symbols, in that order) over `series`.
-pub fn run_engine(mut engine: Engine, series: &[BarSeries], sink: &mut dyn EventSink) -> BacktestOutput {
+pub fn run_engine(engine: Engine, series: &[BarSeries], sink: &mut dyn EventSink) -> BacktestOutput {
+    run_engine_from(engine, series, None, sink)
+}
+
+/// [`run_engine`], trading from `trade_from` (UTC seconds) on: earlier bars only warm up.
+pub fn run_engine_from(
+    mut engine: Engine,
+    series: &[BarSeries],
+    trade_from: Option<i64>,
+    sink: &mut dyn EventSink,
+) -> BacktestOutput {
     let mut eq = EquityTracker::new(engine.starting_cash());
+    let from = trade_from.unwrap_or(i64::MIN);
 
     if series.len() == 1 {
         let s = &series[0];
-        for i in 0..s.len() {
+        let start = s.ts.partition_point(|&t| t < from);
+        for i in 0..start {
+            engine.warm_up(0, &s.bar(i));
+        }
+        for i in start..s.len() {
             engine.on_series_bar(0, s, i, sink);
             let (e, open) = engine.mark();
             eq.push(s.ts[i], e, open);
@@ -73,11 +105,18 @@ pub fn run_engine(mut engine: Engine, series: &[BarSeries], sink: &mut dyn Event
                     break;
                 }
                 heap.pop();
-                engine.on_series_bar(i, &series[i], cursor[i], sink);
+                if ts < from {
+                    engine.warm_up(i, &series[i].bar(cursor[i]));
+                } else {
+                    engine.on_series_bar(i, &series[i], cursor[i], sink);
+                }
                 cursor[i] += 1;
                 if cursor[i] < series[i].len() {
                     heap.push(Reverse((series[i].ts[cursor[i]], i)));
                 }
+            }
+            if ts < from {
+                continue;
             }
             let (e, open) = engine.mark();
             eq.push(ts, e, open);

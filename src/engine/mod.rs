@@ -10,6 +10,7 @@ pub mod broker;
 pub mod case;
 pub mod costs;
 pub mod curve;
+pub mod entry_check;
 pub mod events;
 pub mod external;
 pub mod gate_metrics;

@@ -82,12 +82,16 @@ pub struct RunStats {
     pub orders_cancelled: u64,
     /// Denials per `policy/rule_id`.
     pub denials: BTreeMap<String, u64>,
+    /// Of those, exits (a denied exit leaves a position open).
+    pub denied_exits: BTreeMap<String, u64>,
     /// Entries an entry filter script vetoed.
     pub entries_filtered: u64,
     /// Script calls that failed or hit a limit (each failed closed).
     pub script_errors: u64,
     /// Orders the trading state refused, per state (`halted`, `reducing`).
     pub blocked_by_state: BTreeMap<String, u64>,
+    /// Of those, exits.
+    pub blocked_exits: BTreeMap<String, u64>,
     /// Warnings per `policy/rule_id` (`warn` rules that fired; the orders went on).
     pub warnings: BTreeMap<String, u64>,
     /// Orders that needed an approval nobody gave in time.
@@ -1290,6 +1294,9 @@ impl Engine {
         let protective = order.order_type != OrderType::Market;
         if !protective && let Err(b) = self.state.admits(order) {
             *self.stats.blocked_by_state.entry(b.code.to_string()).or_insert(0) += 1;
+            if order.intent == Intent::Exit {
+                *self.stats.blocked_exits.entry(b.code.to_string()).or_insert(0) += 1;
+            }
             self.reject(order, &b.reason, sink);
             return false;
         }
@@ -1325,6 +1332,9 @@ impl Engine {
             return true;
         }
         *self.stats.denials.entry(d.key(&self.bundle.policies)).or_insert(0) += 1;
+        if order.intent == Intent::Exit {
+            *self.stats.denied_exits.entry(d.key(&self.bundle.policies)).or_insert(0) += 1;
+        }
         self.reject(order, &reason, sink);
         false
     }

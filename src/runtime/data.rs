@@ -58,8 +58,13 @@ pub struct DataRequest {
 /// The loaded bars, one series per traded symbol (in the bundle's symbol order), and notes.
 #[derive(Debug, Clone)]
 pub struct MarketData {
-    /// Bars per symbol.
+    /// Bars per symbol: those up to `--to`, and before `--from` too (they warm up).
     pub series: Vec<BarSeries>,
+    /// The first bar time traded (`--from`), when given: earlier bars only warm the
+    /// indicators up.
+    pub trade_from: Option<i64>,
+    /// Bars before `trade_from`, summed over the symbols.
+    pub warmup_bars: usize,
     /// Remarks for the user (files read, rows skipped, timeframe mismatches).
     pub notes: Vec<String>,
 }
@@ -163,6 +168,7 @@ pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData,
     let lone_files: Vec<&PathBuf> =
         req.data.iter().filter_map(|d| if let DataArg::File(p) = d { Some(p) } else { None }).collect();
     let mut out = Vec::new();
+    let mut warmup_bars = 0;
     for sym in &symbols {
         let by_symbol = req.data.iter().find_map(|d| match d {
             DataArg::Symbol(s, p) if s.eq_ignore_ascii_case(sym) => Some(p.clone()),
@@ -213,8 +219,11 @@ pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData,
             return Err(no_data(sym, false));
         };
         let mut series = series;
-        series.retain_period(req.from, req.to);
-        if series.is_empty() {
+        // Bars before `--from` stay, to warm the indicators up; `--to` ends the data.
+        series.retain_period(None, req.to);
+        let before = req.from.map_or(0, |f| series.ts.partition_point(|&t| t < f));
+        warmup_bars += before;
+        if series.len() == before {
             return Err(Diagnostic::error(codes::MISSING_DATA, format!("no bars for `{sym}` in the requested period")));
         }
         for s in bundle.strategies.iter().filter(|s| s.trades(sym)) {
@@ -228,7 +237,7 @@ pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData,
         }
         out.push(series);
     }
-    Ok(MarketData { series: out, notes: files.notes })
+    Ok(MarketData { series: out, notes: files.notes, trade_from: req.from, warmup_bars })
 }
 
 /// Checks, without loading everything, that every symbol a bot's strategies trade has bars in the

@@ -355,10 +355,13 @@ fn load_referenced(
     Some((file, doc))
 }
 
-/// Warnings that need the whole bundle (unused params for now).
+/// Warnings that need the whole bundle: unused params, and policy rules that deny every
+/// entry a strategy can make ([`crate::engine::entry_check`]).
 fn add_warnings(bundle: Option<&Bundle>, diags: &mut Vec<Diagnostic>) {
     if let Some(b) = bundle {
         unused_param_warnings(&b.strategies, diags);
+        let costs = b.bot.as_ref().map(|bot| crate::engine::costs::CostModel::from(&bot.costs)).unwrap_or_default();
+        diags.extend(crate::engine::entry_check::blocked_entries(b, &costs));
     }
 }
 

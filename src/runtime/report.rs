@@ -32,6 +32,9 @@ pub struct ReportContext {
     pub run_id: Option<i64>,
     /// Journal path, when journaled.
     pub journal: Option<String>,
+    /// Bars that only warmed the indicators up (summed over symbols) and the first time
+    /// traded, with `--from`.
+    pub warmup: Option<(usize, i64)>,
 }
 
 fn opt(v: Option<f64>) -> Value {
@@ -266,6 +269,9 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
     let _ = writeln!(s, "  strategies    {}", ctx.strategies.join(", "));
     let _ = writeln!(s, "  symbols       {}", ctx.symbols.join(", "));
     let _ = writeln!(s, "  period        {period} ({} bars, {:.2} years)", m.bars, m.years);
+    if let Some((bars, from)) = ctx.warmup {
+        let _ = writeln!(s, "  warm-up       {bars} bars before {} (indicators only, no trading)", format_utc(from));
+    }
     let _ = writeln!(s);
     let rows: Vec<(&str, String)> = vec![
         ("starting cash", format!("{:.2}", m.starting_cash)),
@@ -297,8 +303,14 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
         let _ =
             writeln!(s, "                (cancelled: stops and targets of closed positions, or unfilled at the end)");
     }
+    // Exits refused keep positions open: said apart from entries.
+    let exits = |n: Option<&u64>| match n.copied().unwrap_or(0) {
+        0 => String::new(),
+        1 => " (1 of them an exit: its position stayed open)".to_string(),
+        k => format!(" ({k} of them exits: their positions stayed open)"),
+    };
     for (rule, n) in &st.denials {
-        let _ = writeln!(s, "  denied        {n} by {rule}");
+        let _ = writeln!(s, "  denied        {n} by {rule}{}", exits(st.denied_exits.get(rule)));
     }
     for (rule, n) in &st.warnings {
         let _ = writeln!(s, "  warned        {n} by {rule} (the orders went on)");
@@ -311,9 +323,16 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
         );
     }
     for (state, n) in &st.blocked_by_state {
-        let _ = writeln!(s, "  blocked       {n} orders while {}", state.to_uppercase());
+        let _ = writeln!(
+            s,
+            "  blocked       {n} orders while {}{}",
+            state.to_uppercase(),
+            exits(st.blocked_exits.get(state))
+        );
     }
-    for c in &st.state_changes {
+    // The first changes of the trading state; the journal has them all.
+    const SHOWN: usize = 6;
+    for c in st.state_changes.iter().take(SHOWN) {
         let _ = writeln!(
             s,
             "  state         {} {} -> {} by {}: {}",
@@ -322,6 +341,13 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
             c.to.as_str(),
             c.reason,
             c.message
+        );
+    }
+    if st.state_changes.len() > SHOWN {
+        let _ = writeln!(
+            s,
+            "                ... {} state changes in all (the journal's v_state_changes has each)",
+            st.state_changes.len()
         );
     }
     if st.entries_filtered > 0 {

@@ -201,13 +201,30 @@ fn the_readme_walkthrough_works_as_written() {
     let report = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{report}");
     for quoted in [
-        "denied        6 by daily_loss/daily_loss_limit",
-        "blocked       7 orders while HALTED",
-        "2004-12-31T00:00:00Z ACTIVE -> HALTED by daily_loss/daily_loss_limit",
-        "2005-01-03T00:00:00Z HALTED -> ACTIVE by reset:next_day",
+        "2004-12-31T00:00:00Z ACTIVE -> REDUCING by daily_loss/daily_loss_limit",
+        "2005-01-03T00:00:00Z REDUCING -> ACTIVE by reset:next_day",
+        "... 246 state changes in all",
+        "0 rejected",
     ] {
         assert!(report.contains(quoted), "README quotes `{quoted}`:\n{report}");
     }
+    assert!(!report.contains("denied"), "every exit went through:\n{report}");
     let c = Connection::open(d.join("journal.sqlite")).unwrap();
-    assert!(count(&c, "SELECT COUNT(*) FROM v_policy_decisions WHERE fired") >= 6);
+    assert!(count(&c, "SELECT COUNT(*) FROM v_policy_decisions WHERE fired") >= 100);
+    let dd = |report: &str| -> f64 {
+        let line = report.lines().find(|l| l.trim_start().starts_with("max drawdown")).unwrap();
+        line.split_whitespace().last().unwrap().trim_end_matches('%').parse().unwrap()
+    };
+    assert_eq!(dd(&report), 29.72);
+    // What the README says `action: halt` would have done.
+    let halting = blocks[0].replace("action: reduce", "action: halt");
+    std::fs::write(d.join("policies/daily_loss.yaml"), halting).unwrap();
+    let out = dsl().current_dir(d).args(["backtest", "goog.yaml", "--no-journal"]).output().unwrap();
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        report
+            .contains("denied        6 by daily_loss/daily_loss_limit (6 of them exits: their positions stayed open)"),
+        "{report}"
+    );
+    assert_eq!(dd(&report), 62.3);
 }

@@ -172,3 +172,87 @@ fn output_is_what_it_says() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
 }
+
+/// A policy that denies every entry a strategy can make is a warning in `dsl validate` (the
+/// bot would never trade); the shipped scripted example, which had a 5% stop under a 3% cap,
+/// now trades.
+#[test]
+fn a_policy_that_blocks_every_entry_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "kind: strategy\nname: wide_stop\nuniverse: [AAPL]\ntimeframe: 1d\nentry: close > 0\nexit: close < 0\n\
+         stop_loss: 5%\nsizing: {percent_of_equity: 10%}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bot.yaml"),
+        format!(
+            "kind: bot\nname: b\nstrategies: [s.yaml]\npolicies: [{root}/policies/always_on_caps.yaml]\n\
+             data: {{csv: {{AAPL: {root}/examples/data/AAPL.csv}}}}\nstarting_cash: 100000\n"
+        ),
+    )
+    .unwrap();
+    let out = dsl().arg("validate").arg(dir.path().join("bot.yaml")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a warning, not an error: {err}");
+    assert!(
+        err.contains("warning[W0008]")
+            && err.contains("rule `max_trade_notional` denies every entry of strategy `wide_stop`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rule `stop_loss_required` denies every entry") && err.contains("order.stop_loss = 0.05"),
+        "{err}"
+    );
+    let out = dsl().args(["validate", "--deny-warnings"]).arg(dir.path().join("bot.yaml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = dsl().args(["backtest", "examples/scripted.yaml", "--no-journal"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let trades: u32 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("trades"))
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(trades > 0, "{text}");
+}
+
+/// `--from` limits trading, not the indicators' warm-up: rsi_reversion (a 200-bar trend filter)
+/// makes its first 2017 trade on 2017-04-17 as in a run over the whole history, not in 2018, and
+/// the summary says how many bars warmed up.
+#[test]
+fn from_limits_trading_not_warm_up() {
+    let mut cmd = dsl();
+    cmd.args([
+        "backtest",
+        "strategies/rsi_reversion.yaml",
+        "--no-journal",
+        "--quiet",
+        "--from",
+        "2017-01-01",
+        "--json",
+        "-",
+    ]);
+    for s in ["AAPL", "JPM", "MSFT", "NVDA", "XOM"] {
+        cmd.arg("--data").arg(format!("{s}=examples/data/{s}.csv"));
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = &text[text.find('{').unwrap()..];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let mut entries: Vec<&str> =
+        v["trades"].as_array().unwrap().iter().map(|t| t["entry_time"].as_str().unwrap()).collect();
+    entries.sort();
+    assert_eq!(entries.first(), Some(&"2017-04-17T00:00:00Z"), "{entries:?}");
+    let summary =
+        dsl().args(["backtest", "examples/bot.yaml", "--no-journal", "--from", "2017-01-01"]).output().unwrap();
+    let s = String::from_utf8_lossy(&summary.stdout);
+    assert!(s.contains("warm-up       4910 bars before 2017-01-01T00:00:00Z (indicators only, no trading)"), "{s}");
+    assert!(s.contains("period        2017-01-03T00:00:00Z .. 2018-02-07T00:00:00Z"), "{s}");
+}

@@ -20,6 +20,7 @@ mod mock_broker;
 mod paper;
 mod partial_exit;
 mod properties;
+mod readme;
 mod reference;
 mod reload;
 mod reports;
