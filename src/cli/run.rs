@@ -70,6 +70,9 @@ pub struct Args {
     /// invalid one changes nothing; both are journaled (`reloads`).
     #[arg(long)]
     pub watch: bool,
+    /// With --watch: how long to wait for changes to settle, in milliseconds.
+    #[arg(long, default_value_t = 200, value_name = "MS", requires = "watch")]
+    pub debounce: u64,
     /// Confirms live trading on this Alpaca account number (one of the four live gates; the
     /// others are `mode: live`, TRADEDSL_ARM_LIVE=<bot name> and a live active phase).
     #[arg(long, value_name = "ACCOUNT_NUMBER")]
@@ -244,7 +247,11 @@ fn run_phase(
 
 /// Starts watching the bot's documents: every reload, with the bundle when it was accepted.
 /// `loaded`: the revision the bot was started with (an edit made since is sent at once).
-fn watch_documents(manifest: &std::path::Path, loaded: &str) -> Result<(Watch, Receiver<ReloadMessage>), Diagnostic> {
+fn watch_documents(
+    manifest: &std::path::Path,
+    loaded: &str,
+    debounce: std::time::Duration,
+) -> Result<(Watch, Receiver<ReloadMessage>), Diagnostic> {
     let (reloader, mut first) = Reloader::new(ManifestSource(manifest.to_path_buf()));
     let reloader = Arc::new(reloader);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -254,7 +261,7 @@ fn watch_documents(manifest: &std::path::Path, loaded: &str) -> Result<(Watch, R
         let _ = tx.send((first, built));
     }
     let current = reloader.clone();
-    let watch = reload::watch(reloader, std::time::Duration::from_millis(200), move |record| {
+    let watch = reload::watch(reloader, debounce, move |record| {
         let built = (record.outcome == Outcome::Accepted).then(|| current.current());
         let _ = tx.send((record.clone(), built));
     })?;
@@ -397,7 +404,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     // Kept alive for the whole run: dropping it stops watching.
     let mut _watch = None;
     if args.watch {
-        match watch_documents(&args.path, &bundle.revision) {
+        match watch_documents(&args.path, &bundle.revision, std::time::Duration::from_millis(args.debounce)) {
             Ok((w, rx)) => {
                 _watch = Some(w);
                 cfg.reloads = Some(rx);

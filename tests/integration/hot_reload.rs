@@ -89,7 +89,7 @@ fn edits_to_a_running_bot_take_effect_at_the_next_bar_and_survive_a_restart() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(crate::common::wait_checkpoints(&db, 0, 150, &mut child).is_none());
     let macd = dir.path().join("strategies/macd_trend.yaml");
     let original = std::fs::read_to_string(&macd).unwrap();
     // An invalid edit: the rule does not parse.
@@ -100,7 +100,8 @@ fn edits_to_a_running_bot_take_effect_at_the_next_bar_and_survive_a_restart() {
     std::fs::write(&macd, &never).unwrap();
     let accepted_at = wait_for_reload(&db, "accepted", &mut child);
     // Killed a little later, and resumed (still watching) to the end.
-    std::thread::sleep(Duration::from_millis(400));
+    let now = crate::common::checkpoints(&db);
+    assert!(crate::common::wait_checkpoints(&db, now, 40, &mut child).is_none());
     child.kill().unwrap();
     child.wait().unwrap();
     let out = bin().args(["run", "--quiet", "--watch", "--journal"]).arg(&db).arg(&bot).output().unwrap();
@@ -156,7 +157,7 @@ fn a_bot_resumed_with_edited_documents_needs_watch_to_swap_them_in() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    assert!(crate::common::wait_checkpoints(&db, 0, 100, &mut child).is_none());
     child.kill().unwrap();
     child.wait().unwrap();
     // The strategy is edited while the bot is down.
@@ -172,4 +173,117 @@ fn a_bot_resumed_with_edited_documents_needs_watch_to_swap_them_in() {
     let c = Connection::open(&db).unwrap();
     let r = rows(&c, "SELECT outcome, trigger FROM reloads");
     assert_eq!(r, vec![vec!["accepted".to_string(), "[\"restart\"]".to_string()]]);
+}
+
+/// A broken edit of kind `k` (0..10) of `text`, number `n` (every edit differs from the one
+/// before it, so each is a reload to journal).
+fn broken(text: &str, k: u64, n: usize, r: u64) -> Vec<u8> {
+    let mut out: Vec<u8> = match k {
+        // Cut short, mid-line, then a rule that does not parse.
+        0 => {
+            let cut = (r as usize) % text.len();
+            let mut t = text.as_bytes()[..cut].to_vec();
+            t.extend_from_slice(b"\nexit: crosses_above(\n");
+            t
+        }
+        // Random bytes (some not UTF-8) over a part of the file.
+        1 => {
+            let mut t = text.as_bytes().to_vec();
+            let at = (r as usize) % t.len();
+            for (i, b) in t.iter_mut().skip(at).take(40).enumerate() {
+                *b = ((r >> (i % 8)) as u8).wrapping_mul(31).wrapping_add(i as u8) | 0x80;
+            }
+            t
+        }
+        // A one-line JSON document of about 100 kB with an unknown key at its far end.
+        2 => {
+            let mut doc = String::from("{\"kind\": \"strategy\", \"name\": \"macd_trend\", \"description\": \"");
+            doc.push_str(&"x".repeat(100_000));
+            doc.push_str("\", \"universe\": [\"AAPL\"], \"timeframe\": \"1d\", \"entry\": \"close > 1\", \"exit\": \"close < 1\", \"sizing\": \"all_cash\", \"entyr\": 1}");
+            doc.into_bytes()
+        }
+        3 => text.replace("macd(close", "macdd(close").into_bytes(),
+        4 => Vec::new(),
+        5 => {
+            let mut t = text.as_bytes().to_vec();
+            t.extend(std::iter::repeat_n(b'#', 1 << 21));
+            t
+        }
+        6 => format!("kind: strategy\nname: macd_trend\nparams: {}{}\n", "[".repeat(5_000), "]".repeat(5_000))
+            .into_bytes(),
+        7 => {
+            let mut t = String::from("kind: strategy\nname: macd_trend\na: &a [x, x, x, x, x, x, x, x, x]\n");
+            let mut prev = 'a';
+            for c in 'b'..='j' {
+                t.push_str(&format!("{c}: &{c} [{}]\n", vec![format!("*{prev}"); 9].join(", ")));
+                prev = c;
+            }
+            t.into_bytes()
+        }
+        8 => text.replace("kind: strategy", "kind: policy").into_bytes(),
+        _ => text.replace("timeframe: 1d", "timeframe: 1d\nentyr: close > 1").into_bytes(),
+    };
+    out.extend_from_slice(format!("\n# edit {n}\n").as_bytes());
+    out
+}
+
+/// A hundred random broken edits of a running bot's strategy (cut files, garbage bytes, a
+/// one-line 100 kB document with its error at column 100,000, unknown functions, an empty file,
+/// a 2 MiB file, deep nesting, an alias bomb, a wrong kind, an unknown key): each is rejected
+/// and journaled, the bot never dies, and it keeps trading the last good bundle.
+#[test]
+fn a_running_bot_survives_a_hundred_broken_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = copy_bot(dir.path());
+    let db = dir.path().join("j.sqlite");
+    let mut child = bin()
+        .args(["run", "--watch", "--debounce", "20", "--speed", "864000", "--journal"])
+        .arg(&db)
+        .arg(&bot)
+        .stdout(Stdio::null())
+        // A file, not a pipe: nobody reads a pipe while the edits go on, and a full one would
+        // block the bot's diagnostics.
+        .stderr(std::fs::File::create(dir.path().join("stderr.txt")).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(crate::common::wait_checkpoints(&db, 0, 5, &mut child).is_none());
+    let revision =
+        |c: &Connection| -> String { c.query_row("SELECT bundle_revision FROM runs", [], |r| r.get(0)).unwrap() };
+    let start_revision = revision(&read_only(&db).unwrap());
+    let macd = dir.path().join("strategies/macd_trend.yaml");
+    let original = std::fs::read_to_string(&macd).unwrap();
+    let mut seed = 0x51f1_5eed_u64;
+    let reloads = |db: &Path| {
+        read_only(db)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM reloads", [], |r| r.get::<_, i64>(0)).ok())
+            .unwrap_or(0)
+    };
+    for n in 0..100 {
+        let r = crate::common::xorshift(&mut seed);
+        let before = reloads(&db);
+        std::fs::write(&macd, broken(&original, r % 10, n, r >> 8)).unwrap();
+        let start = Instant::now();
+        while reloads(&db) == before {
+            let stderr = || std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap_or_default();
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the bot ended ({status}) at edit {n} (kind {}): {}", r % 10, stderr());
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "edit {n} (kind {}) was never journaled", r % 10);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let from = crate::common::checkpoints(&db);
+    assert!(crate::common::wait_checkpoints(&db, from, 5, &mut child).is_none(), "the bot trades on");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let err = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.matches("error: reload rejected at").count(), 100);
+    let c = Connection::open(&db).unwrap();
+    let outcomes = rows(&c, "SELECT outcome, COUNT(*) FROM reloads GROUP BY outcome");
+    assert_eq!(outcomes, vec![vec!["rejected".to_string(), "100".into()]], "{outcomes:?}");
+    let revs = rows(&c, "SELECT DISTINCT bundle_revision FROM orders");
+    assert_eq!(revs, vec![vec![start_revision]], "every order under the last good bundle");
+    let late = crate::common::count(&c, &format!("SELECT COUNT(*) FROM run_status WHERE checkpoints > {from}"));
+    assert_eq!(late, 1);
 }
