@@ -29,5 +29,6 @@ pub mod config;
 pub mod diagnostics;
 pub mod dsl;
 pub mod engine;
+pub mod fuzz;
 pub mod indicators;
 pub mod runtime;

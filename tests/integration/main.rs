@@ -8,6 +8,7 @@ mod backtest;
 mod broker;
 mod common;
 mod costs;
+mod fuzzing;
 mod graduation;
 mod guardrails;
 mod hostile;
