@@ -221,11 +221,11 @@ fn who_runs(db: &std::path::Path, bot: &str) -> String {
 pub fn approvals(args: ApprovalArgs, out: Out) -> u8 {
     match args.action {
         ApprovalAction::List { target, all, format } => {
-            let store = match open(&target) {
-                Ok(s) => s,
-                Err(d) => return out.fail(&d),
-            };
-            let rows = match store.approvals(all) {
+            // Read-only: listing never writes to the journal.
+            let rows = match resolve_target(&target).and_then(|(db, bot)| {
+                let conn = crate::runtime::journal::open_read_checked(&db)?;
+                crate::runtime::control::read_approvals(&conn, &db, &bot, all)
+            }) {
                 Ok(r) => r,
                 Err(d) => return out.fail(&d),
             };

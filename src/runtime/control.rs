@@ -196,6 +196,46 @@ pub fn read_state(conn: &Connection, path: &Path, bot: &str) -> Result<TradingSt
     })
 }
 
+/// The approval queue of `bot` in the journal open on `conn` (at `path`, for messages):
+/// pending requests only, or every request, oldest first; none when the journal has no
+/// queue yet.
+///
+/// # Errors
+/// When the database cannot be read.
+pub fn read_approvals(conn: &Connection, path: &Path, bot: &str, all: bool) -> Result<Vec<ApprovalRow>, Diagnostic> {
+    if !super::journal::table_exists(conn, "approvals").map_err(|e| db_err(path, e))? {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT request_id, client_order_id, created_ts, expires_ts, strategy, symbol, side, intent, quantity, \
+             notional, rule, message, status, decided_ts, note FROM approvals WHERE bot = ?1 {} ORDER BY request_id",
+        if all { "" } else { "AND status = 'pending'" }
+    );
+    let mut stmt = conn.prepare(&sql).map_err(|e| db_err(path, e))?;
+    let rows = stmt
+        .query_map(params![bot], |r| {
+            Ok(ApprovalRow {
+                request_id: r.get(0)?,
+                client_order_id: r.get(1)?,
+                created_ts: r.get(2)?,
+                expires_ts: r.get(3)?,
+                strategy: r.get(4)?,
+                symbol: r.get(5)?,
+                side: r.get(6)?,
+                intent: r.get(7)?,
+                quantity: r.get(8)?,
+                notional: r.get(9)?,
+                rule: r.get(10)?,
+                message: r.get(11)?,
+                status: r.get(12)?,
+                decided_ts: r.get(13)?,
+                note: r.get(14)?,
+            })
+        })
+        .map_err(|e| db_err(path, e))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))
+}
+
 /// A bot's control records in a journal database.
 pub struct ControlStore {
     conn: Connection,
@@ -370,34 +410,7 @@ impl ControlStore {
     /// # Errors
     /// When the database cannot be read.
     pub fn approvals(&self, all: bool) -> Result<Vec<ApprovalRow>, Diagnostic> {
-        let sql = format!(
-            "SELECT request_id, client_order_id, created_ts, expires_ts, strategy, symbol, side, intent, quantity, \
-             notional, rule, message, status, decided_ts, note FROM approvals WHERE bot = ?1 {} ORDER BY request_id",
-            if all { "" } else { "AND status = 'pending'" }
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![self.bot], |r| {
-                Ok(ApprovalRow {
-                    request_id: r.get(0)?,
-                    client_order_id: r.get(1)?,
-                    created_ts: r.get(2)?,
-                    expires_ts: r.get(3)?,
-                    strategy: r.get(4)?,
-                    symbol: r.get(5)?,
-                    side: r.get(6)?,
-                    intent: r.get(7)?,
-                    quantity: r.get(8)?,
-                    notional: r.get(9)?,
-                    rule: r.get(10)?,
-                    message: r.get(11)?,
-                    status: r.get(12)?,
-                    decided_ts: r.get(13)?,
-                    note: r.get(14)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        read_approvals(&self.conn, &self.path, &self.bot, all)
     }
 
     /// Approves or rejects pending request `id` (its number or its `client_order_id`) at `ts`

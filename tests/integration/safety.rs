@@ -373,3 +373,44 @@ fn demotion_rules_that_cannot_be_evaluated_halt_the_bot() {
     let run_id = count(&c, "SELECT MAX(run_id) FROM runs WHERE kind = 'paper'");
     assert_eq!(filled_entries(&c, run_id), 0, "no entry while the rules cannot be checked");
 }
+
+/// A damaged journal is reported as damaged (not as "no paper run"), and the read-only
+/// commands never write: `status`, `gate status` and `report` on a journal holding only a
+/// backtest leave it exactly as it was (so they work on a read-only one).
+#[test]
+fn journal_errors_are_what_they_are_and_readers_do_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    breaker_bot(dir);
+    let (ok, _, err) = run(dir, &["backtest", "bot.yaml", "--quiet"]);
+    assert!(ok, "{err}");
+    let db = dir.join("j.sqlite");
+    // Checkpoint the WAL into the file so its bytes are the whole journal.
+    Connection::open(&db).unwrap().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    let before = std::fs::read(&db).unwrap();
+    for args in [&["status", "bot.yaml"][..], &["report", "daily", "bot.yaml"], &["approvals", "list", "bot.yaml"]] {
+        let _ = run(dir, args);
+    }
+    let c = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    assert_eq!(
+        count(&c, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'bot_state'"),
+        0,
+        "status wrote control tables"
+    );
+    drop(c);
+    let (ok, out, err) = run(dir, &["status", "bot.yaml"]);
+    assert!(ok && out.contains("state         ACTIVE"), "{out}{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "a reader changed the journal");
+    // A damaged file.
+    let mut bytes = before.clone();
+    for b in bytes.iter_mut().skip(100).take(4000) {
+        *b = 0x5a;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    for args in [&["report", "daily", "bot.yaml"][..], &["status", "bot.yaml"], &["run", "bot.yaml", "--quiet"]] {
+        let (ok, _, err) = run(dir, args);
+        assert!(!ok, "{args:?}");
+        assert!(err.contains("is damaged") || err.contains("is not a SQLite journal"), "{args:?}: {err}");
+        assert!(!err.contains("no paper run"), "{err}");
+    }
+}
