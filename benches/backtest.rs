@@ -42,6 +42,7 @@ fn bench(c: &mut Criterion) {
     let bars = series[0].len() as u64;
     let settings = EngineSettings {
         bot: "bench".into(),
+        run: 0,
         starting_cash: 100_000.0,
         costs: tradedsl::engine::costs::CostModel::default(),
         fill: FillTiming::NextOpen,

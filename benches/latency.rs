@@ -90,6 +90,7 @@ fn main() {
     let symbols = bundle.symbols();
     let settings = EngineSettings {
         bot: "latency".into(),
+        run: 0,
         starting_cash: 1_000_000.0,
         costs: CostModel::default(),
         fill: tradedsl::config::manifest::FillTiming::NextOpen,

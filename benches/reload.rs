@@ -97,6 +97,7 @@ fn bench(c: &mut Criterion) {
     let names: Vec<String> = series.iter().map(|s| s.symbol.clone()).collect();
     let settings = tradedsl::engine::pipeline::EngineSettings {
         bot: "bench".into(),
+        run: 0,
         starting_cash: 100_000.0,
         costs: Default::default(),
         fill: tradedsl::config::manifest::FillTiming::NextOpen,

@@ -209,8 +209,9 @@ fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> 
     }
     let bundle = Arc::new(loaded.bundle.clone());
     let bot = bundle.bot.as_ref();
-    let settings = EngineSettings {
+    let mut settings = EngineSettings {
         bot: bot.map_or_else(|| bundle.strategies[0].name().to_string(), |b| b.name.value.clone()),
+        run: 0,
         starting_cash: args.cash.or(bot.map(|b| b.starting_cash.value)).unwrap_or(100_000.0),
         costs: {
             let manifest = bot.map(|b| CostModel::from(&b.costs)).unwrap_or_default();
@@ -269,6 +270,8 @@ fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> 
         None => None,
     };
     let mut null = NullSink;
+    // The run's orders carry the journal run in their ids.
+    settings.run = journal.as_ref().map_or(0, Journal::run_id);
     let sink: &mut dyn EventSink = match journal.as_mut() {
         Some(j) => j,
         None => &mut null,

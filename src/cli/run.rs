@@ -298,6 +298,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         };
     let settings = EngineSettings {
         bot: bot.name.value.clone(),
+        run: 0,
         starting_cash: bot.starting_cash.value,
         costs: CostModel::from(&bot.costs),
         fill: bot.fill.value,

@@ -101,6 +101,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     };
     let settings = EngineSettings {
         bot: bot.name.value.clone(),
+        run: 0,
         starting_cash: bot.starting_cash.value,
         costs: CostModel::from(&bot.costs),
         fill: bot.fill.value,
@@ -170,8 +171,6 @@ pub fn run(args: Args, out: Out) -> u8 {
                 (s.name.value.clone(), describe(s, *at))
             }
         };
-        let mut engine = Engine::new(bundle.clone(), &symbols, settings.clone());
-        engine.set_outages(outages);
         let mut journal = match &journal_path {
             Some(p) => {
                 let info = RunInfo {
@@ -188,6 +187,10 @@ pub fn run(args: Args, out: Out) -> u8 {
             }
             None => None,
         };
+        // Each run's orders carry its own run in their ids.
+        let run = EngineSettings { run: journal.as_ref().map_or(0, |j| j.run_id()), ..settings.clone() };
+        let mut engine = Engine::new(bundle.clone(), &symbols, run);
+        engine.set_outages(outages);
         let mut null = NullSink;
         let sink: &mut dyn EventSink = match journal.as_mut() {
             Some(j) => j,

@@ -645,7 +645,7 @@ pub fn run(case: &Prepared) -> CaseRun {
                     },
                     1,
                 );
-                let ids = OrderIds::new("test", s.name(), "");
+                let ids = OrderIds::new("test", 0, s.name(), "");
                 for (k, (order_type, reason)) in protective_orders(&s.doc, entry).into_iter().enumerate() {
                     let level = match order_type {
                         super::orders::OrderType::Stop(p) | super::orders::OrderType::Limit(p) => p,
@@ -674,6 +674,7 @@ pub fn run(case: &Prepared) -> CaseRun {
                         created_ts: 0,
                         reason: OrderReason::Exit(reason),
                         expected_return: f64::NAN,
+                        group: None,
                     });
                 }
                 if let Some(OrderReason::Exit(r)) = broker.in_range(0, bar).into_iter().next().map(|ex| ex.order.reason)

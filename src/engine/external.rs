@@ -29,8 +29,13 @@ pub(super) struct ExternalBook {
 impl ExternalBook {
     /// Removes the working orders of `slot` and queues their cancellation.
     pub fn cancel_slot(&mut self, slot: usize) -> Vec<Order> {
+        self.cancel_slot_where(slot, |_| true)
+    }
+
+    /// Removes the working orders of `slot` that match `pred` and queues their cancellation.
+    pub fn cancel_slot_where(&mut self, slot: usize, pred: impl Fn(&Order) -> bool) -> Vec<Order> {
         let (out, keep): (Vec<Order>, Vec<Order>) =
-            std::mem::take(&mut self.working).into_iter().partition(|o| o.slot == slot);
+            std::mem::take(&mut self.working).into_iter().partition(|o| o.slot == slot && pred(o));
         self.working = keep;
         self.outbox.extend(out.iter().cloned().map(BrokerRequest::Cancel));
         out

@@ -182,6 +182,10 @@ pub struct Order {
     pub reason: OrderReason,
     /// The strategy's `expected_return` for an entry (fraction of price); `NaN` otherwise.
     pub expected_return: f64,
+    /// A one-cancels-other pair (a stop-loss and a take-profit for the same shares): the id of
+    /// the pair's first order, on both. The pair holds the shares once; when one fills, the
+    /// other is cancelled.
+    pub group: Option<ClientOrderId>,
 }
 
 impl Order {
@@ -208,10 +212,23 @@ pub struct Fill {
     pub slippage_cost: f64,
 }
 
+/// What has been sold of a position so far (it may close in several fills).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Exited {
+    /// Units sold.
+    pub quantity: f64,
+    /// Their value at the fill prices (currency).
+    pub gross: f64,
+    /// Commission on those fills (currency).
+    pub fees: f64,
+    /// Why the first of them was sold.
+    pub reason: Option<ExitReason>,
+}
+
 /// An open position of one strategy in one symbol.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Position {
-    /// Units held (> 0; long only for now).
+    /// Units still held (> 0; long only for now).
     pub quantity: f64,
     /// Average entry fill price.
     pub entry_price: f64,
@@ -219,7 +236,8 @@ pub struct Position {
     pub entry_ts: i64,
     /// Symbol bar index of the entry fill.
     pub entry_bar: u64,
-    /// Cash paid at entry, commission included.
+    /// Cash paid at entry, commission included (for the whole position, also after part of it
+    /// was sold).
     pub entry_cost: f64,
     /// Commission paid at entry.
     pub entry_fees: f64,
@@ -227,6 +245,12 @@ pub struct Position {
     pub bars_held: u32,
     /// The entry order's id.
     pub entry_order_id: ClientOrderId,
+    /// Stop-loss price (currency per unit), `NaN` without one: fixed at the entry fill.
+    pub stop_price: f64,
+    /// Take-profit price (currency per unit), `NaN` without one.
+    pub take_profit_price: f64,
+    /// What was sold so far; the round trip is recorded when nothing is left.
+    pub exited: Exited,
 }
 
 /// A closed round trip.
@@ -312,23 +336,27 @@ impl PartialEq<str> for ClientOrderId {
     }
 }
 
-/// Derives the `client_order_id`s of one strategy on one symbol of one bot.
+/// Derives the `client_order_id`s of one strategy on one symbol of one run of one bot.
 ///
 /// The id of an order is `td-` and 24 hex digits (96 bits) of the XXH3-128 hash of the hash of
-/// `bot`, `strategy` and `symbol` (each length-prefixed), the bar time and the intent's sequence
-/// number on that bar. The same decision always gets the same id, so a restarted bot cannot
-/// submit it twice; 96 bits make an accidental collision between decisions negligible. (The ids
-/// need determinism and uniqueness, not secrecy, so a fast non-cryptographic hash is enough.)
+/// `bot`, the journal run, `strategy` and `symbol` (each length-prefixed), the bar time and the
+/// intent's sequence number on that bar. The same decision of the same run always gets the
+/// same id, so a restarted bot cannot submit it twice; another run (`--fresh`, a new run after
+/// a completed one) gets other ids, so it never adopts a previous run's orders at the broker
+/// (Alpaca keeps `client_order_id`s unique per account, cancelled orders included). 96 bits make
+/// an accidental collision negligible; the ids need determinism and uniqueness, not secrecy,
+/// so a fast non-cryptographic hash is enough.
 #[derive(Clone, Copy)]
 pub struct OrderIds {
     prefix: u128,
 }
 
 impl OrderIds {
-    /// The id generator for `strategy` trading `symbol` in `bot`.
-    pub fn new(bot: &str, strategy: &str, symbol: &str) -> Self {
-        let mut buf = Vec::with_capacity(bot.len() + strategy.len() + symbol.len() + 12);
-        for part in [bot, strategy, symbol] {
+    /// The id generator for `strategy` trading `symbol` in run `run` of `bot`.
+    pub fn new(bot: &str, run: i64, strategy: &str, symbol: &str) -> Self {
+        let run = run.to_string();
+        let mut buf = Vec::with_capacity(bot.len() + run.len() + strategy.len() + symbol.len() + 16);
+        for part in [bot, run.as_str(), strategy, symbol] {
             buf.extend_from_slice(&(part.len() as u32).to_le_bytes());
             buf.extend_from_slice(part.as_bytes());
         }
@@ -354,9 +382,9 @@ impl OrderIds {
     }
 }
 
-/// The `client_order_id` of one intent; see [`OrderIds`].
+/// The `client_order_id` of one intent of run 0; see [`OrderIds`].
 pub fn client_order_id(bot: &str, strategy: &str, symbol: &str, bar_ts: i64, seq: u32) -> ClientOrderId {
-    OrderIds::new(bot, strategy, symbol).id(bar_ts, seq)
+    OrderIds::new(bot, 0, strategy, symbol).id(bar_ts, seq)
 }
 
 #[cfg(test)]
@@ -369,6 +397,7 @@ mod tests {
         assert_eq!(a, client_order_id("bot", "s", "GOOG", 100, 0));
         assert_ne!(a, client_order_id("bot", "s", "GOOG", 100, 1));
         assert_ne!(a, client_order_id("bot", "sG", "OOG", 100, 0));
+        assert_ne!(a, OrderIds::new("bot", 2, "s", "GOOG").id(100, 0), "another run, another id");
         assert_eq!(a.as_str().len(), 27);
         assert!(a.as_str().starts_with("td-"));
     }

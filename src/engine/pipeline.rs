@@ -53,6 +53,7 @@ use super::rules::{FieldValues, NO_FIELDS, eval_rule, position_fields, seen_valu
 use super::signal::{RuleKind, Signal, decide, protective_orders};
 use super::trading_state::{Mode, StateChange, TradingState};
 
+mod protect;
 mod swap;
 pub use swap::SwapReport;
 
@@ -61,6 +62,9 @@ pub use swap::SwapReport;
 pub struct EngineSettings {
     /// Bot name (part of every `client_order_id`).
     pub bot: String,
+    /// The journal run (part of every `client_order_id`, so another run never reuses one);
+    /// 0 when not journaled.
+    pub run: i64,
     /// Starting cash (currency).
     pub starting_cash: f64,
     /// Trading costs.
@@ -212,6 +216,11 @@ struct Slot {
     ids: OrderIds,
     /// Kept after a bundle swap dropped it, only to close what it holds: no new entries.
     retired: bool,
+    /// Units of the position the bot protects itself (the fractional remainder no broker
+    /// order may hold; see [`protect`]); 0 when none.
+    synthetic: f64,
+    /// The remainder's stop or target was reached, and its sell is not out yet.
+    remainder_due: Option<ExitReason>,
 }
 
 /// The engine: strategies, risk, broker and accounting over one bundle.
@@ -361,8 +370,10 @@ impl Engine {
                         pending_stop: f64::NAN,
                         seq_ts: i64::MIN,
                         seq: 0,
-                        ids: OrderIds::new(&settings.bot, s.name(), name),
+                        ids: OrderIds::new(&settings.bot, settings.run, s.name(), name),
                         retired: false,
+                        synthetic: 0.0,
+                        remainder_due: None,
                     });
                 }
             }
@@ -868,7 +879,7 @@ impl Engine {
         }
         let last = self.symbols[order.symbol].last_close;
         let bar = Bar { ts, open: last, high: last, low: last, close: last, volume: 0.0 };
-        self.submit(order, &bar, sink);
+        let _ = self.submit(order, &bar, sink);
     }
 
     /// Moves the engine's clock to a bar's time; a new UTC day takes the equity at its start
@@ -913,6 +924,9 @@ impl Engine {
     #[inline]
     fn after_update(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
         self.track_bar(symbol, bar);
+        if self.symbols[symbol].slots.iter().any(|&s| self.slots[s].synthetic > 0.0) {
+            self.watch_remainders(symbol, bar, sink);
+        }
         for k in 0..self.symbols[symbol].slots.len() {
             let slot = self.symbols[symbol].slots[k];
             self.evaluate_slot(slot, bar, sink);
@@ -1172,6 +1186,7 @@ impl Engine {
             created_ts: bar.ts,
             reason: OrderReason::EntryRule,
             expected_return: self.expected_return(slot_id),
+            group: None,
         };
         if !(units > 0.0 && units.is_finite()) {
             let why = match sizing {
@@ -1218,24 +1233,34 @@ impl Engine {
             created_ts: bar.ts,
             reason: OrderReason::Exit(reason),
             expected_return: f64::NAN,
+            group: None,
         };
         self.route(order, bar, sink);
     }
 
     /// The trading state, the policies, then the broker (or an immediate fill at the close).
+    /// A strategy exit first cancels the position's protective orders (they hold its shares).
     fn route(&mut self, order: Order, bar: &Bar, sink: &mut dyn EventSink) {
         if !self.admit(&order, order.created_ts, false, sink) {
             return;
         }
-        self.submit(order, bar, sink);
+        if order.intent == Intent::Exit && order.quantity == Quantity::ClosePosition {
+            self.cancel_protective(order.slot, order.created_ts, sink);
+        }
+        let _ = self.submit(order, bar, sink);
     }
 
-    /// Hands an admitted order to the broker (or fills it at the close with close timing).
-    fn submit(&mut self, order: Order, bar: &Bar, sink: &mut dyn EventSink) {
+    /// Hands an admitted order to the broker (or fills it at the close with close timing);
+    /// `false` when the broker refused it (an outage, a rule of the broker's).
+    fn submit(&mut self, order: Order, bar: &Bar, sink: &mut dyn EventSink) -> bool {
         if !self.outages.is_empty() && self.outages.iter().any(|(a, b)| (*a..*b).contains(&order.created_ts)) {
             *self.stats.blocked_by_state.entry("broker_outage".into()).or_insert(0) += 1;
             self.reject(&order, "broker_outage: the broker did not accept the order", sink);
-            return;
+            return false;
+        }
+        if let Some(why) = self.broker_refusal(&order) {
+            self.reject(&order, &why, sink);
+            return false;
         }
         let slot = order.slot;
         let (strategy, symbol) = self.names(&order);
@@ -1248,10 +1273,11 @@ impl Engine {
             if self.settings.fill == FillTiming::Close && self.external.is_none() {
                 let price = self.broker.model.slipped(order.side, bar.close);
                 self.execute(Execution { order, price, base_price: bar.close }, bar.ts, sink);
-                return;
+                return true;
             }
         }
         self.hand_over(order);
+        true
     }
 
     /// Gives a submitted order to the simulated broker, or queues it for the outside one.
@@ -1290,8 +1316,10 @@ impl Engine {
     /// `ts` is the time of the decision (a state change is stamped with it); `approved`: a
     /// person approved the order, so `require_approval` rules no longer decide.
     fn admit(&mut self, order: &Order, ts: i64, approved: bool, sink: &mut dyn EventSink) -> bool {
-        // Working stop-loss and take-profit orders stay in every state: they only lower risk.
-        let protective = order.order_type != OrderType::Market;
+        // Stop-loss and take-profit orders pass in every state (the bot's own for a remainder
+        // too): they only lower risk, as the strategy declared.
+        let protective = order.order_type != OrderType::Market
+            || matches!(order.reason, OrderReason::Exit(ExitReason::StopLoss | ExitReason::TakeProfit));
         if !protective && let Err(b) = self.state.admits(order) {
             *self.stats.blocked_by_state.entry(b.code.to_string()).or_insert(0) += 1;
             if order.intent == Intent::Exit {
@@ -1681,6 +1709,22 @@ impl Engine {
         match order.side {
             Side::Buy => {
                 self.cash -= notional + commission;
+                // The protective levels are fixed at the fill: the strategy's percentages, or
+                // for ATR risk sizing the stop where the sized risk is lost.
+                let doc = &self.bundle.strategies[order.strategy].doc;
+                let mut stop_price = f64::NAN;
+                let mut take_profit_price = f64::NAN;
+                for (t, _) in protective_orders(doc, price) {
+                    match t {
+                        OrderType::Stop(p) => stop_price = p,
+                        OrderType::Limit(p) => take_profit_price = p,
+                        OrderType::Market => {}
+                    }
+                }
+                let atr_stop = std::mem::replace(&mut self.slots[slot_id].pending_stop, f64::NAN);
+                if atr_stop.is_finite() {
+                    stop_price = price - atr_stop;
+                }
                 let pos = Position {
                     quantity: qty,
                     entry_price: price,
@@ -1690,9 +1734,12 @@ impl Engine {
                     entry_fees: commission,
                     bars_held: 0,
                     entry_order_id: order.client_order_id,
+                    stop_price,
+                    take_profit_price,
+                    exited: Default::default(),
                 };
                 self.slots[slot_id].position = Some(pos);
-                self.place_protective(slot_id, price, ts, sink);
+                self.place_protective(slot_id, ts, sink);
             }
             Side::Sell => {
                 self.cash += notional - commission;
@@ -1703,33 +1750,15 @@ impl Engine {
                     OrderReason::Exit(r) => r,
                     OrderReason::EntryRule => ExitReason::ExitRule,
                 };
-                // An outside broker may fill an exit in part (then cancel the rest): that part
-                // is a round trip of its own, with its share of the entry's cost and fees, and
-                // the rest of the position stays (its exits and stops still manage it).
-                let partial = qty < pos.quantity * (1.0 - 1e-9);
-                let share = if partial { qty / pos.quantity } else { 1.0 };
-                let (cost, fees) = (pos.entry_cost * share, pos.entry_fees * share);
-                let proceeds = notional - commission;
-                let pnl = proceeds - cost;
-                let trade = Trade {
-                    strategy: self.strategy_names[order.strategy].clone(),
-                    symbol: self.symbols[order.symbol].name.clone(),
-                    entry_time: pos.entry_ts,
-                    entry_price: pos.entry_price,
-                    exit_time: ts,
-                    exit_price: price,
-                    quantity: if partial { qty } else { pos.quantity },
-                    pnl,
-                    pnl_pct: if cost != 0.0 { pnl / cost * 100.0 } else { 0.0 },
-                    fees: fees + commission,
-                    exit_reason: reason.as_str(),
-                    holding_bars: bar_index.saturating_sub(pos.entry_bar),
-                    entry_order_id: pos.entry_order_id,
-                    exit_order_id: order.client_order_id,
-                };
-                self.loss_streak = if trade.pnl < 0.0 { self.loss_streak + 1 } else { 0 };
-                sink.trade(&trade);
-                self.trades.push(trade);
+                // A position may close in several fills (the whole shares at the broker's
+                // stop, then the remainder; an outside broker's partial fill): the round trip
+                // is recorded once nothing is left, at the average exit price.
+                let qty = qty.min(pos.quantity);
+                pos.exited.quantity += qty;
+                pos.exited.gross += qty * price;
+                pos.exited.fees += commission;
+                pos.exited.reason.get_or_insert(reason);
+                let closed = qty >= pos.quantity * (1.0 - 1e-9);
                 // The position is gone, or smaller: its protective orders (and any pending exit)
                 // are cancelled; a remainder gets new ones for its size.
                 let others = match self.external.as_mut() {
@@ -1740,60 +1769,41 @@ impl Engine {
                     if o.order_type == OrderType::Market {
                         self.slots[slot_id].pending_market = false;
                     }
-                    let why = if partial { "resized after a partial exit" } else { "position closed" };
+                    let why = if closed { "position closed" } else { "resized after a partial exit" };
                     sink.order_status(o.client_order_id, OrderStatus::Cancelled, ts, why);
                     self.stats.orders_cancelled += 1;
                 }
-                if partial {
+                if !closed {
                     pos.quantity -= qty;
-                    pos.entry_cost -= cost;
-                    pos.entry_fees -= fees;
-                    let entry_price = pos.entry_price;
                     self.slots[slot_id].position = Some(pos);
-                    self.place_protective(slot_id, entry_price, ts, sink);
+                    self.place_protective(slot_id, ts, sink);
+                    return;
                 }
+                self.slots[slot_id].synthetic = 0.0;
+                let e = pos.exited;
+                let proceeds = e.gross - e.fees;
+                let pnl = proceeds - pos.entry_cost;
+                let trade = Trade {
+                    strategy: self.strategy_names[order.strategy].clone(),
+                    symbol: self.symbols[order.symbol].name.clone(),
+                    entry_time: pos.entry_ts,
+                    entry_price: pos.entry_price,
+                    exit_time: ts,
+                    // One fill: its price exactly; several: their average.
+                    exit_price: if e.quantity == qty { price } else { e.gross / e.quantity },
+                    quantity: e.quantity,
+                    pnl,
+                    pnl_pct: if pos.entry_cost != 0.0 { pnl / pos.entry_cost * 100.0 } else { 0.0 },
+                    fees: pos.entry_fees + e.fees,
+                    exit_reason: e.reason.unwrap_or(reason).as_str(),
+                    holding_bars: bar_index.saturating_sub(pos.entry_bar),
+                    entry_order_id: pos.entry_order_id,
+                    exit_order_id: order.client_order_id,
+                };
+                self.loss_streak = if trade.pnl < 0.0 { self.loss_streak + 1 } else { 0 };
+                sink.trade(&trade);
+                self.trades.push(trade);
             }
-        }
-    }
-
-    /// Places the stop-loss and take-profit orders of a new position.
-    fn place_protective(&mut self, slot_id: usize, entry_price: f64, ts: i64, sink: &mut dyn EventSink) {
-        let (strategy, symbol) = (self.slots[slot_id].strategy, self.slots[slot_id].symbol);
-        let doc = &self.bundle.strategies[strategy].doc;
-        let mut wanted = protective_orders(doc, entry_price);
-        let atr_stop = std::mem::replace(&mut self.slots[slot_id].pending_stop, f64::NAN);
-        if atr_stop.is_finite() {
-            // ATR risk sizing: the stop sits where the sized risk is lost.
-            wanted.retain(|(_, r)| *r != ExitReason::StopLoss);
-            wanted.push((OrderType::Stop(entry_price - atr_stop), ExitReason::StopLoss));
-        }
-        let units = self.slots[slot_id].position.as_ref().map_or(0.0, |p| p.quantity);
-        let last = self.symbols[symbol].last_close;
-        let reference = if last.is_nan() { entry_price } else { last };
-        for (order_type, reason) in wanted {
-            let o = Order {
-                client_order_id: self.next_id(slot_id, ts),
-                slot: slot_id,
-                strategy,
-                symbol,
-                side: Side::Sell,
-                intent: Intent::Exit,
-                order_type,
-                time_in_force: TimeInForce::Gtc,
-                quantity: Quantity::ClosePosition,
-                estimated_units: units,
-                reference_price: reference,
-                created_ts: ts,
-                reason: OrderReason::Exit(reason),
-                expected_return: f64::NAN,
-            };
-            if !self.admit(&o, o.created_ts, false, sink) {
-                continue;
-            }
-            let (s, y) = self.names(&o);
-            sink.order(&o, s, y, OrderStatus::Submitted, "");
-            self.stats.orders_submitted += 1;
-            self.hand_over(o);
         }
     }
 

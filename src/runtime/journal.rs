@@ -1193,6 +1193,7 @@ mod tests {
             created_ts: 86_400,
             reason: OrderReason::EntryRule,
             expected_return: f64::NAN,
+            group: None,
         }
     }
 

@@ -205,6 +205,8 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     journal.set_muted(resume_at.is_some());
 
     let symbols: Vec<String> = cfg.series.iter().map(|s| s.symbol.clone()).collect();
+    // The run's orders carry the journal run in their ids (a resumed run keeps its own).
+    cfg.settings.run = journal.run_id();
     let mut engine = Engine::new(start_bundle.clone(), &symbols, cfg.settings.clone());
     // A new run starts in the bot's state (a resumed one rebuilds it by replaying).
     let mut carried = None;

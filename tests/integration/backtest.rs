@@ -31,7 +31,7 @@ fn flat(p: f64) -> (f64, f64, f64, f64) {
 
 fn settings(commission: f64, slippage: f64, fill: FillTiming) -> EngineSettings {
     let costs = tradedsl::engine::costs::CostModel { commission, slippage, ..Default::default() };
-    EngineSettings { bot: "test".into(), starting_cash: 10_000.0, costs, fill }
+    EngineSettings { bot: "test".into(), run: 0, starting_cash: 10_000.0, costs, fill }
 }
 
 fn run(b: &Arc<Bundle>, s: &[BarSeries], st: EngineSettings) -> BacktestOutput {
@@ -67,9 +67,14 @@ fn close_timing_fills_at_the_signal_close() {
     assert_eq!(t.holding_bars, 2);
 }
 
+/// A strategy on `X` buying 50 whole shares (protective orders at the broker hold whole shares).
+fn whole(extra: &str) -> String {
+    strategy(extra).replace("sizing: all_cash", "sizing: {fixed_quantity: 50}")
+}
+
 #[test]
 fn stop_loss_fills_at_the_stop_price_or_at_the_open_through_a_gap() {
-    let b = bundle(&[&strategy("stop_loss: 5%\n")], &[]);
+    let b = bundle(&[&whole("stop_loss: 5%\n")], &[]);
     // Entry fills at 110 (bar 2 open); the stop sits at 104.5 and bar 2 trades through it.
     let s = series("X", &[flat(100.0), flat(106.0), (110.0, 111.0, 104.0, 105.0), (104.0, 104.0, 100.0, 101.0)]);
     let out = run(&b, &[s], settings(0.0, 0.0, FillTiming::NextOpen));
@@ -85,9 +90,32 @@ fn stop_loss_fills_at_the_stop_price_or_at_the_open_through_a_gap() {
     assert_eq!(out.trades[0].exit_reason, "stop_loss");
 }
 
+/// A fractional position: the broker's stop holds the whole shares (Alpaca takes fractional
+/// quantities only in day market orders) and fills at the stop; the bot watches the remainder
+/// and sells it at the next open. One round trip, at the average exit price.
+#[test]
+fn a_fractional_remainder_is_sold_at_the_next_open_after_the_stop() {
+    let b = bundle(&[&strategy("stop_loss: 5%\n")], &[]);
+    let s = series(
+        "X",
+        &[flat(100.0), flat(106.0), (110.0, 111.0, 104.0, 105.0), (103.0, 104.0, 100.0, 101.0), flat(100.0)],
+    );
+    let mut rec = Recorder::default();
+    let out = backtest::run(b, &[s], settings(0.0, 0.0, FillTiming::NextOpen), &mut rec);
+    assert_eq!(out.trades.len(), 1, "one round trip");
+    let t = &out.trades[0];
+    let units = 10_000.0 / 110.0;
+    assert_eq!(t.exit_reason, "stop_loss");
+    assert!(rel(t.quantity, units) < 1e-12);
+    let want = (90.0 * 104.5 + (units - 90.0) * 103.0) / units;
+    assert!(rel(t.exit_price, want) < 1e-12, "{} vs {want}", t.exit_price);
+    assert!(rel(t.pnl, 90.0 * 104.5 + (units - 90.0) * 103.0 - 10_000.0) < 1e-9);
+    assert!(out.open_positions.is_empty());
+}
+
 #[test]
 fn take_profit_fills_at_the_limit_or_better_and_the_stop_wins_ties() {
-    let b = bundle(&[&strategy("stop_loss: 5%\ntake_profit: 10%\n")], &[]);
+    let b = bundle(&[&whole("stop_loss: 5%\ntake_profit: 10%\n")], &[]);
     let s = series("X", &[flat(100.0), flat(106.0), (100.0, 101.0, 99.0, 100.0), (104.0, 111.0, 103.0, 104.0)]);
     let out = run(&b, &[s], settings(0.0, 0.0, FillTiming::NextOpen));
     assert_eq!(out.trades[0].exit_reason, "take_profit");

@@ -165,6 +165,7 @@ fn an_armed_live_start_is_journaled() {
     let bot = loaded.bundle.bot.clone().unwrap();
     let settings = tradedsl::engine::pipeline::EngineSettings {
         bot: bot.name.value.clone(),
+        run: 0,
         starting_cash: bot.starting_cash.value,
         costs: tradedsl::engine::costs::CostModel::from(&bot.costs),
         fill: bot.fill.value,

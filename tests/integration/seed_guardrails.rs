@@ -48,6 +48,7 @@ struct Segment {
 fn settings() -> EngineSettings {
     EngineSettings {
         bot: BOT.into(),
+        run: 0,
         starting_cash: 100_000.0,
         costs: tradedsl::engine::costs::CostModel { commission: 0.0005, ..Default::default() },
         fill: tradedsl::config::manifest::FillTiming::NextOpen,

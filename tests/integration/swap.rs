@@ -17,7 +17,7 @@ use crate::common::{bundle, data};
 
 fn settings() -> EngineSettings {
     let costs = tradedsl::engine::costs::CostModel { commission: 0.0001, slippage: 0.0005, ..Default::default() };
-    EngineSettings { bot: "swap".into(), starting_cash: 100_000.0, costs, fill: FillTiming::NextOpen }
+    EngineSettings { bot: "swap".into(), run: 0, starting_cash: 100_000.0, costs, fill: FillTiming::NextOpen }
 }
 
 fn goog() -> BarSeries {

@@ -110,6 +110,8 @@ impl Engine {
             to.pending_market = slot.pending_market;
             to.pending_notional = slot.pending_notional;
             to.pending_stop = slot.pending_stop;
+            to.synthetic = slot.synthetic;
+            to.remainder_due = slot.remainder_due;
             to.seq_ts = slot.seq_ts;
             to.seq = slot.seq;
             if to.position.is_some() || to.pending_market || busy[k] {
