@@ -77,6 +77,13 @@ pub struct Args {
     /// others are `mode: live`, TRADEDSL_ARM_LIVE=<bot name> and a live active phase).
     #[arg(long, value_name = "ACCOUNT_NUMBER")]
     pub confirm_live: Option<String>,
+    /// With `broker: alpaca`: the staleness window. An order decided on a bar older than this
+    /// (counted back from the newest bar) is not sent but journaled as expired, e.g. after a
+    /// restart that follows a long outage (`90s`, `15m`, `2h`, `1d`; default: one bar of the
+    /// strategies' shortest timeframe, or 4d for daily bars: the next session across a
+    /// weekend or a holiday).
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    pub max_order_age: Option<std::time::Duration>,
 }
 
 /// Where a running bot's bars come from.
@@ -109,6 +116,21 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
     }
 }
 
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.as_secs() >= 1 && d.as_secs() <= 366 * 86_400 => Ok(d),
+        Ok(_) => Err("the staleness window must be between 1s and 366d".into()),
+        Err(e) => Err(format!("{e}: write a count and a unit, e.g. `90s`, `15m`, `2h` or `1d`")),
+    }
+}
+
+/// The default staleness window of a bot's orders: one bar of its strategies' shortest
+/// timeframe, or four days for daily and longer bars (seconds).
+fn default_order_age(bundle: &crate::dsl::bundle::Bundle) -> i64 {
+    let step = bundle.strategies.iter().map(|s| s.doc.timeframe.value.seconds()).min().unwrap_or(86_400);
+    if step >= 86_400 { 4 * 86_400 } else { step }
+}
+
 /// The outside broker of a bot with `broker: alpaca`, after the live gates: the gateway and
 /// (environment, trading URL). `None` for the simulated broker.
 async fn connect(
@@ -118,8 +140,9 @@ async fn connect(
     args: &Args,
     symbols: Vec<String>,
     settings: &EngineSettings,
-    quiet: bool,
+    max_order_age: i64,
 ) -> Result<(Option<Gateway>, Option<(Environment, String)>), Diagnostic> {
+    let quiet = args.quiet;
     let armed = std::env::var(live_gate::ARM_VAR).ok();
     if bot.broker.value == BrokerKind::Sim {
         if bot.mode.value == TradingMode::Live || args.confirm_live.is_some() {
@@ -159,9 +182,11 @@ async fn connect(
     }
     // Quotes for execution quality: Alpaca's market data, unless the trading side is a mock
     // without a data mock (then bar-based estimates).
-    let data_url = std::env::var(live_gate::DATA_URL_VAR)
-        .ok()
-        .or_else(|| override_url.is_none().then(|| alpaca::DATA_URL.to_string()));
+    let data_override = std::env::var(live_gate::DATA_URL_VAR).ok();
+    let data_url = match (&data_override, &override_url) {
+        (None, Some(_)) => None,
+        _ => Some(live_gate::data_url(env, data_override.as_deref())?),
+    };
     let quotes = match data_url {
         Some(u) => Some(
             MarketDataClient::new(&u, creds, RetryPolicy::default())
@@ -172,7 +197,9 @@ async fn connect(
     if !quiet && env == Environment::Paper {
         eprintln!("Alpaca paper account at {url}");
     }
-    let gateway = Gateway::new(client, quotes, symbols, settings.costs.spread / 2.0);
+    let mut gateway = Gateway::new(client, quotes, symbols, settings.costs.spread / 2.0);
+    gateway.quiet = quiet;
+    gateway.max_order_age = max_order_age;
     Ok((Some(gateway), Some((env, url))))
 }
 
@@ -181,6 +208,7 @@ async fn connect(
 /// its unfinished run (recorded in the run's settings), so that its replay rebuilds the same
 /// state.
 async fn live_feed(
+    env: Environment,
     bundle: &crate::dsl::bundle::Bundle,
     symbols: Vec<String>,
     args: &Args,
@@ -199,7 +227,7 @@ async fn live_feed(
         Diagnostic::error(codes::MISSING_KEY, e.to_string())
             .help("export APCA_API_KEY_ID and APCA_API_SECRET_KEY (market data needs an Alpaca account's keys)")
     })?;
-    let url = std::env::var(live_gate::DATA_URL_VAR).unwrap_or_else(|_| alpaca::DATA_URL.to_string());
+    let url = live_gate::data_url(env, std::env::var(live_gate::DATA_URL_VAR).ok().as_deref())?;
     let client = MarketDataClient::new(&url, creds, RetryPolicy::default())
         .map_err(|e| Diagnostic::error(codes::IO, e.to_string()))?;
     let step = timeframe.seconds();
@@ -344,8 +372,16 @@ pub fn run(args: Args, out: Out) -> u8 {
             .help("run on the replayed bars with the simulated broker, or promote the bot to a paper phase"),
         );
     }
-    let connected =
-        runtime.block_on(connect(bot, &loaded.bundle.phases, active.as_deref(), &args, symbols, &settings, args.quiet));
+    let max_order_age = args.max_order_age.map_or_else(|| default_order_age(&loaded.bundle), |d| d.as_secs() as i64);
+    let connected = runtime.block_on(connect(
+        bot,
+        &loaded.bundle.phases,
+        active.as_deref(),
+        &args,
+        symbols,
+        &settings,
+        max_order_age,
+    ));
     let (gateway, description) = match connected {
         Ok(c) => c,
         Err(d) => return out.fail(&d),
@@ -356,7 +392,8 @@ pub fn run(args: Args, out: Out) -> u8 {
     }
     let (series, live, warmup_until) = if args.feed == FeedKind::Alpaca {
         let symbols = loaded.bundle.symbols();
-        match runtime.block_on(live_feed(&loaded.bundle, symbols, &args, previous.as_ref(), &mut settings_json)) {
+        let env = description.as_ref().map_or(Environment::Paper, |d| d.0);
+        match runtime.block_on(live_feed(env, &loaded.bundle, symbols, &args, previous.as_ref(), &mut settings_json)) {
             Ok((series, feed, warmup_until)) => (series, Some(feed), Some(warmup_until)),
             Err(d) => return out.fail(&d),
         }

@@ -7,6 +7,11 @@
 //! final filled quantity and average price) and [`super::pipeline::Engine::end_order`]
 //! (cancelled, rejected or expired without a fill). Cancelling the other protective orders
 //! of a closed position queues a `Cancel`. Nothing here does I/O.
+//!
+//! A cancelled order stays in [`ExternalBook::cancelling`] until the runtime confirms the
+//! cancellation ([`super::pipeline::Engine::end_order`]): at a broker a cancel can lose the
+//! race against a fill (a stop that triggers while the strategy's exit cancels it), and that
+//! fill must still be booked ([`super::pipeline::Engine::apply_fill`] finds the order there).
 
 use super::orders::Order;
 
@@ -24,6 +29,8 @@ pub enum BrokerRequest {
 pub(super) struct ExternalBook {
     pub working: Vec<Order>,
     pub outbox: Vec<BrokerRequest>,
+    /// Orders the engine cancelled, until the broker confirms the cancellation or a fill.
+    pub cancelling: Vec<Order>,
 }
 
 impl ExternalBook {
@@ -38,6 +45,17 @@ impl ExternalBook {
             std::mem::take(&mut self.working).into_iter().partition(|o| o.slot == slot && pred(o));
         self.working = keep;
         self.outbox.extend(out.iter().cloned().map(BrokerRequest::Cancel));
+        self.cancelling.extend(out.iter().cloned());
         out
+    }
+
+    /// Removes the order `id` from the working orders, or else from those being cancelled
+    /// (`true` with it: a fill or an end that raced its cancellation).
+    pub fn take(&mut self, id: super::orders::ClientOrderId) -> Option<(Order, bool)> {
+        if let Some(k) = self.working.iter().position(|o| o.client_order_id == id) {
+            return Some((self.working.remove(k), false));
+        }
+        let k = self.cancelling.iter().position(|o| o.client_order_id == id)?;
+        Some((self.cancelling.remove(k), true))
     }
 }

@@ -473,15 +473,20 @@ impl Engine {
         sink: &mut dyn EventSink,
     ) -> bool {
         let Some(book) = self.external.as_mut() else { return false };
-        let Some(k) = book.working.iter().position(|o| o.client_order_id == id) else { return false };
-        let order = book.working.remove(k);
+        let Some((order, raced)) = book.take(id) else { return false };
+        if raced {
+            // Cancelled by the engine, filled at the broker before the cancel arrived: booked
+            // all the same (the shares are gone), and counted as filled, not cancelled.
+            self.stats.orders_cancelled = self.stats.orders_cancelled.saturating_sub(1);
+        }
         let base_price = order.reference_price;
         self.execute_qty(Execution { order, price, base_price }, ts, Some(quantity), sink);
         true
     }
 
     /// Ends an outside order that will not fill (`Cancelled` or `Rejected`, with the broker's
-    /// reason). Returns false when no working order has that id.
+    /// reason), or confirms the cancellation of one the engine cancelled (nothing journaled:
+    /// it was journaled as cancelled then). Returns false when no such order is known.
     pub fn end_order(
         &mut self,
         id: ClientOrderId,
@@ -491,8 +496,10 @@ impl Engine {
         sink: &mut dyn EventSink,
     ) -> bool {
         let Some(book) = self.external.as_mut() else { return false };
-        let Some(k) = book.working.iter().position(|o| o.client_order_id == id) else { return false };
-        let order = book.working.remove(k);
+        let Some((order, confirmed)) = book.take(id) else { return false };
+        if confirmed {
+            return true;
+        }
         if order.order_type == OrderType::Market {
             self.slots[order.slot].pending_market = false;
         }
@@ -502,6 +509,12 @@ impl Engine {
             _ => self.stats.orders_cancelled += 1,
         }
         true
+    }
+
+    /// Outside orders the engine cancelled whose cancellation the broker has not confirmed
+    /// yet (see [`super::external`]).
+    pub fn cancelling_orders(&self) -> &[Order] {
+        self.external.as_ref().map_or(&[], |b| &b.cancelling)
     }
 
     /// Moves the trading state to `to` for a reason outside the rules (the runtime's broker
@@ -1813,6 +1826,7 @@ impl Engine {
         if let Some(book) = self.external.as_mut() {
             let working = std::mem::take(&mut book.working);
             book.outbox.extend(working.iter().cloned().map(BrokerRequest::Cancel));
+            book.cancelling.extend(working.iter().cloned());
             left.extend(working);
         }
         for o in left {

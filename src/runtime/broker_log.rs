@@ -3,8 +3,8 @@
 //!
 //! | table | one row per |
 //! | --- | --- |
-//! | `broker_orders` | order meant for the broker, written (state `pending`) in the same transaction as the timestamp that created it, before it is sent; then `sent` (with Alpaca's order id), `rejected`, `cancel_sent`, `cancelled_unsent`; with the quote at submission (`bid`, `ask`, `mid`), the fill (`fill_price`, `filled_qty`, `fill_ts`) and `slippage_bps` against the mid (positive = paid) |
-//! | `broker_events` | broker outcome applied to the engine at bar time `ts` (`fill`, `cancelled`, `rejected`), and anything else the broker did worth knowing (`partial_fill`, `broker_error`, `resubmit`, `reconcile`, `cancel_failed`) |
+//! | `broker_orders` | order meant for the broker, written (state `pending`) in the same transaction as the timestamp that created it, before it is sent; then `sent` (with Alpaca's order id; an OCO pair's stop leg gets the id Alpaca gave the leg), `rejected`, `expired` (decided on a bar older than the staleness window, never sent), `withheld` (an entry not sent because the bot was HALTED), `cancel_sent`, `cancelled_unsent`; `quantity` is what was sent (an exit whose protective order filled first is sent for the rest); with the quote at submission (`bid`, `ask`, `mid`), the fill (`fill_price`, `filled_qty`, `fill_ts`) and `slippage_bps` against the mid (positive = paid) |
+//! | `broker_events` | broker outcome applied to the engine at bar time `ts` (`fill`, `cancelled`, `rejected`, `expired`, `withheld`), and anything else the broker did worth knowing (`partial_fill`, `broker_error`, `broker_anomaly`, `resubmit`, `reconcile`, `fill_before_cancel`) |
 //!
 //! A restarted bot replays the applied outcomes at the bar times they were applied, so its
 //! rebuilt state equals the state it had; `pending` records are looked up at the broker by
@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS broker_events (
 pub struct BrokerOrderRecord {
     /// Our id.
     pub client_order_id: String,
-    /// `pending`, `sent`, `rejected`, `cancel_sent`, `cancelled_unsent`.
+    /// `pending`, `sent`, `rejected`, `expired`, `withheld`, `cancel_sent`, `cancelled_unsent`.
     pub state: String,
     /// Alpaca's id, once known.
     pub broker_order_id: Option<String>,
@@ -68,6 +68,8 @@ pub struct BrokerOrderRecord {
     pub message: Option<String>,
     /// Mid at submission.
     pub mid: Option<f64>,
+    /// Units sent (or to send).
+    pub quantity: f64,
 }
 
 /// A `broker_events` row the engine applied (`fill`, `cancelled`, `rejected`).
@@ -79,7 +81,7 @@ pub struct AppliedEvent {
     pub ts: i64,
     /// Our id.
     pub client_order_id: String,
-    /// `fill`, `cancelled` or `rejected`.
+    /// `fill`, `cancelled`, `rejected`, `expired` or `withheld`.
     pub kind: String,
     /// Units filled.
     pub quantity: Option<f64>,
@@ -104,7 +106,8 @@ pub fn load(
     conn.execute_batch(SCHEMA).map_err(err)?;
     let mut st = conn
         .prepare(
-            "SELECT client_order_id, state, broker_order_id, message, mid FROM broker_orders WHERE run_id = ?1 ORDER BY rowid",
+            "SELECT client_order_id, state, broker_order_id, message, mid, quantity FROM broker_orders \
+             WHERE run_id = ?1 ORDER BY rowid",
         )
         .map_err(err)?;
     let orders = st
@@ -115,6 +118,7 @@ pub fn load(
                 broker_order_id: r.get(2)?,
                 message: r.get(3)?,
                 mid: r.get(4)?,
+                quantity: r.get(5)?,
             })
         })
         .map_err(err)?
@@ -123,7 +127,7 @@ pub fn load(
     let mut st = conn
         .prepare(
             "SELECT seq, ts, client_order_id, kind, quantity, price, message FROM broker_events \
-             WHERE run_id = ?1 AND ts <= ?2 AND kind IN ('fill', 'cancelled', 'rejected') ORDER BY seq",
+             WHERE run_id = ?1 AND ts <= ?2 AND kind IN ('fill', 'cancelled', 'rejected', 'expired', 'withheld') ORDER BY seq",
         )
         .map_err(err)?;
     let events = st
@@ -220,6 +224,14 @@ pub fn set_state(
          WHERE run_id = ?1 AND client_order_id = ?2",
     )?
     .execute(params![run_id, client_order_id, state, broker_order_id, broker_status, message])?;
+    Ok(())
+}
+
+/// Sets the units a record's order is sent for (an exit reduced by a protective order's
+/// fill that raced its cancellation).
+pub fn set_quantity(conn: &Connection, run_id: i64, client_order_id: &str, quantity: f64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE broker_orders SET quantity = ?3 WHERE run_id = ?1 AND client_order_id = ?2")?
+        .execute(params![run_id, client_order_id, quantity])?;
     Ok(())
 }
 

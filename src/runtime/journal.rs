@@ -679,7 +679,7 @@ impl Journal {
                 .prepare(
                     "SELECT ts, from_state, to_state, reason, message, reset FROM state_changes \
                      WHERE run_id = ?1 AND reason IN ('manual_halt', 'resume', 'broker_unavailable', 'reconcile_mismatch', \
-                     'phase_pause', 'phase_demotion') \
+                     'broker_anomaly', 'demotion_unchecked', 'phase_pause', 'phase_demotion') \
                      AND ts <= ?2 ORDER BY rowid",
                 )
                 .map_err(|e| db_err(path, e))?;
@@ -1153,9 +1153,19 @@ impl EventSink for Journal {
     fn state_change(&mut self, c: &StateChange) {
         self.push(Row::State(Box::new(c.clone())));
         // A running bot is the only writer of its state: every change goes to the control
-        // records in the transaction of its timestamp.
+        // records in the transaction of its timestamp, and to its console.
         if self.control {
             self.push(Row::Control(Box::new(c.clone())));
+            if !self.muted {
+                eprintln!(
+                    "state: {} -> {} at {} ({}): {}",
+                    c.from.as_str(),
+                    c.to.as_str(),
+                    super::timeparse::format_utc(c.ts),
+                    c.reason,
+                    c.message
+                );
+            }
         }
     }
 

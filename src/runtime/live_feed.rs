@@ -69,12 +69,32 @@ impl LiveFeed {
     /// feed's order (a symbol without bars gets an empty series). Later polls continue after
     /// them.
     ///
+    /// A transient failure (a timeout, a lost connection, a 5xx, a rate limit that outlasted
+    /// the HTTP layer's retries, or a malformed body) is tried again with exponential backoff
+    /// (1 s doubling, 5 more tries), each retry announced on stderr.
+    ///
     /// # Errors
-    /// Any [`BrokerError`] of the Market Data API.
+    /// Any [`BrokerError`] of the Market Data API that persists through the retries, or a
+    /// refusal (4xx) at once.
     pub async fn history(&mut self, from: i64) -> Result<Vec<BarSeries>, BrokerError> {
-        let mut series: Vec<BarSeries> = self.symbols.iter().map(|s| BarSeries::new(s.clone())).collect();
-        self.fetch(&mut series, Some(from)).await?;
-        Ok(series)
+        use backon::BackoffBuilder;
+        let mut delays = backon::ExponentialBuilder::default()
+            .with_min_delay(std::time::Duration::from_secs(1))
+            .with_max_delay(std::time::Duration::from_secs(16))
+            .with_max_times(5)
+            .build();
+        loop {
+            let mut series: Vec<BarSeries> = self.symbols.iter().map(|s| BarSeries::new(s.clone())).collect();
+            match self.fetch(&mut series, Some(from)).await {
+                Ok(_) => return Ok(series),
+                Err(e) if !matches!(e, BrokerError::Rejected { .. } | BrokerError::Credentials { .. }) => {
+                    let Some(wait) = delays.next() else { return Err(e) };
+                    eprintln!("warning: market data: {e}; retrying the warm-up history in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Appends the bars completed since the last call to `series` (the feed's order);

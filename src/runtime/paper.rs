@@ -65,7 +65,7 @@ use crate::engine::trading_state::{Mode, TradingState};
 
 use super::broker_log;
 use super::control::ControlStore;
-use super::gateway::Gateway;
+use super::gateway::{DispatchContext, Gateway};
 use super::journal::{Checkpoint, Journal, RunInfo};
 use super::live_feed::LiveFeed;
 use super::loader::{Stored, load_bundle_from};
@@ -249,6 +249,23 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     let mut last_ts: Option<i64> = None;
     let mut stopped = false;
     loop {
+        // A restarted bot sends what its last committed timestamp decided and did not send as
+        // soon as the replay reaches that timestamp, before it waits for or processes a new bar.
+        let next = heap.peek().map(|r| r.0.0);
+        let replay_done =
+            next.is_none_or(|t| resume_at.is_none_or(|r| t > r) && cfg.warmup_until.is_none_or(|w| t > w));
+        if !restored && replay_done {
+            restored = true;
+            if let Some(g) = gateway.as_mut() {
+                journal.set_muted(false);
+                let _ = engine.take_requests();
+                g.restore(&records, engine.external_orders(), engine.cancelling_orders(), next_seq);
+                let processed = last_ts.or(resume_at).unwrap_or(i64::MIN);
+                let ctx = context(&engine, &series, live.is_some(), processed);
+                g.dispatch(processed, ctx, &mut journal).await;
+                journal.commit();
+            }
+        }
         let Some(&Reverse((ts, _))) = heap.peek() else {
             // The bars so far are done: a live feed waits for the next ones.
             let Some(feed) = live.as_mut() else { break };
@@ -282,16 +299,6 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                     )
                     .map(|_| ())
                 });
-            }
-            if !restored {
-                restored = true;
-                if let Some(g) = gateway.as_mut() {
-                    let _ = engine.take_requests();
-                    g.restore(&records, engine.external_orders(), next_seq);
-                    // Orders recorded but perhaps never sent go out now (looked up first), as
-                    // they would have right after their checkpoint.
-                    g.dispatch(resume_at.unwrap_or(ts), &mut journal).await;
-                }
             }
             if cfg.stop.load(Ordering::SeqCst) {
                 stopped = true;
@@ -357,7 +364,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
             }
             if let Some(g) = gateway.as_mut() {
                 g.sync(&mut engine, ts, &mut journal).await;
-                g.reconcile(&mut engine, ts, &mut journal).await?;
+                g.reconcile(&mut engine, ts, &mut journal).await;
             }
         } else {
             while let Some(m) = manual.pop_if(|m| m.ts <= ts) {
@@ -403,31 +410,55 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
             if let Some(g) = gateway.as_mut().filter(|g| g.has_work()) {
                 // Write-ahead: the orders are committed before they are sent.
                 journal.sync()?;
-                g.dispatch(ts, &mut journal).await;
+                let ctx = context(&engine, &series, live.is_some(), ts);
+                g.dispatch(ts, ctx, &mut journal).await;
             }
         }
     }
-    let stats = engine.stats().clone();
-    let equity = engine.equity();
     let completed = !stopped;
     if completed {
-        engine.finish(last_ts.unwrap_or(0), &mut journal);
+        let end = last_ts.unwrap_or(0);
+        engine.finish(end, &mut journal);
         if let Some(g) = gateway.as_mut() {
-            // Working orders are cancelled at the broker too.
-            g.record(engine.take_requests(), &mut journal);
-            journal.checkpoint(checkpoint(&engine, last_ts.unwrap_or(0)));
-            journal.sync()?;
-            g.dispatch(last_ts.unwrap_or(0), &mut journal).await;
+            // Working orders are cancelled at the broker too; an order that filled before its
+            // cancellation arrived is booked (then anything that fill left working is
+            // cancelled in turn), so the journal ends with the broker's positions.
+            for _ in 0..3 {
+                g.record(engine.take_requests(), &mut journal);
+                journal.checkpoint(checkpoint(&engine, end));
+                journal.sync()?;
+                let ctx = context(&engine, &series, live.is_some(), end);
+                g.dispatch(end, ctx, &mut journal).await;
+                g.sync(&mut engine, end, &mut journal).await;
+                engine.finish(end, &mut journal);
+                if !g.has_work() {
+                    break;
+                }
+            }
+            journal.checkpoint(checkpoint(&engine, end));
         }
+        let (stats, equity) = (engine.stats().clone(), engine.equity());
         let trades = engine.take_trades();
         let metrics = compute(&eq, &trades, !engine.open_positions().is_empty());
         let run_id = journal.run_id();
         journal.finish(eq.first_ts, eq.last_ts, &super::report::metrics_json(&metrics))?;
         return Ok(PaperOutcome { run_id, resumed_from: resume_at, timestamps, last_ts, completed, equity, stats });
     }
+    let (stats, equity) = (engine.stats().clone(), engine.equity());
     let run_id = journal.run_id();
     journal.close()?;
     Ok(PaperOutcome { run_id, resumed_from: resume_at, timestamps, last_ts, completed, equity, stats })
+}
+
+/// The moment a dispatch sends at: the newest bar time the bot knows (the last one processed,
+/// or with a live feed the newest one fetched, which is later while a restarted bot catches
+/// up) and whether the bot is HALTED.
+fn context(engine: &Engine, series: &[BarSeries], live: bool, processed: i64) -> DispatchContext {
+    let newest = if live { series.iter().filter_map(|s| s.ts.last().copied()).max() } else { None };
+    DispatchContext {
+        head: newest.map_or(processed, |n| n.max(processed)),
+        halted: engine.trading_state().mode == Mode::Halted,
+    }
 }
 
 /// The bars still to come, merged by time.

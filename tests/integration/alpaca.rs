@@ -46,6 +46,9 @@ fn order_request() -> OrderRequest {
         limit_price: Some("400.00".into()),
         stop_price: None,
         client_order_id: "bot-s-SPY-1617819930-0".into(),
+        order_class: None,
+        take_profit: None,
+        stop_loss: None,
     }
 }
 

@@ -114,48 +114,7 @@ fn killed_mid_submission_and_at_random_the_bot_never_double_submits_and_ends_lik
     let (server, broker) = start_mock(&rt);
     broker.0.lock().unwrap().kill_one_in = 9;
     let db = dir.path().join("crashy.sqlite");
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut kills = 0;
-    loop {
-        // About 125 daily bars a second: six seconds of trading, killed every 30-430 ms.
-        let mut child = bot_cmd(&bot, &db, &server)
-            .args(["--speed", "10800000"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        broker.0.lock().unwrap().victim = Some(child.id());
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let deadline = std::time::Instant::now() + Duration::from_millis(30 + seed % 400);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break Some(s);
-            }
-            if std::time::Instant::now() >= deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        broker.0.lock().unwrap().victim = None;
-        match status {
-            Some(s) if s.success() => break,
-            Some(_) => {
-                child.wait().unwrap();
-                kills += 1; // killed by the broker during a POST
-            }
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-            }
-        }
-        if super::common::run_completed(&db) {
-            break; // killed between the run's completion and the process's exit
-        }
-        assert!(kills < 300, "the run never completed");
-    }
+    let kills = kill_until_complete(&bot, &db, &server, &broker, 0x9e37_79b9_7f4a_7c15, (30, 400));
     let st = broker.0.lock().unwrap();
     let (before, after, dups) = (st.kills_before_record, st.kills_after_record, st.duplicate_posts);
     drop(st);
@@ -180,6 +139,106 @@ fn killed_mid_submission_and_at_random_the_bot_never_double_submits_and_ends_lik
     assert_ne!(partial, vec![vec!["0".to_string()]], "partial fills were journaled");
     let runs = rows(&c, "SELECT COUNT(*) FROM runs");
     assert_eq!(runs, vec![vec!["1".to_string()]]);
+}
+
+/// Runs the bot to completion, killing it (SIGKILL) after `window.0` to `window.0 + window.1`
+/// ms of each start and letting the broker
+/// kill it in submissions, restarting it each time. Returns the number of kills.
+fn kill_until_complete(
+    bot: &Path,
+    db: &Path,
+    server: &MockServer,
+    broker: &MockBroker,
+    mut seed: u64,
+    window: (u64, u64),
+) -> usize {
+    let mut kills = 0;
+    loop {
+        // About 125 daily bars a second: six seconds of trading, killed every 30-430 ms.
+        let mut child = bot_cmd(bot, db, server)
+            .args(["--speed", "10800000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        broker.0.lock().unwrap().victim = Some(child.id());
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let deadline = std::time::Instant::now() + Duration::from_millis(window.0 + seed % window.1);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if std::time::Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        broker.0.lock().unwrap().victim = None;
+        match status {
+            Some(s) if s.success() => break,
+            Some(_) => {
+                child.wait().unwrap();
+                kills += 1; // killed by the broker during a POST
+            }
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+            }
+        }
+        if super::common::run_completed(db) {
+            break; // killed between the run's completion and the process's exit
+        }
+        assert!(kills < 300, "the run never completed");
+    }
+    kills
+}
+
+/// The journal's final positions per symbol.
+fn journal_positions(db: &Path) -> Vec<(String, String)> {
+    let c = Connection::open(db).unwrap();
+    let text = &rows(&c, "SELECT positions FROM run_status ORDER BY run_id DESC LIMIT 1")[0][0];
+    let positions: serde_json::Value = serde_json::from_str(text).unwrap();
+    let mut by_symbol: HashMap<String, f64> = HashMap::new();
+    for p in positions.as_array().unwrap() {
+        *by_symbol.entry(p["symbol"].as_str().unwrap().to_string()).or_default() += p["quantity"].as_f64().unwrap();
+    }
+    let mut out: Vec<(String, String)> =
+        by_symbol.into_iter().filter(|(_, q)| q.abs() > 1e-9).map(|(s, q)| (s, format!("{q:.6}"))).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn killed_with_broker_faults_on_the_journal_matches_the_broker_and_nothing_is_sent_twice() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bot = write_bot(dir.path(), "");
+    let (server, broker) = start_mock(&rt);
+    {
+        let mut st = broker.0.lock().unwrap();
+        st.kill_one_in = 9;
+        st.fault_one_in = 12;
+    }
+    let db = dir.path().join("faulty.sqlite");
+    let kills = kill_until_complete(&bot, &db, &server, &broker, 0x2545_f491_4f6c_dd1d, (300, 1500));
+    let st = broker.0.lock().unwrap();
+    eprintln!("{kills} kills, {} faults, {} orders", st.faults, st.orders.len());
+    assert!(kills >= 20, "only {kills} kills");
+    assert!(st.faults >= 20, "only {} faults", st.faults);
+    assert_eq!(st.duplicate_posts, 0, "the broker received an order twice");
+    assert_eq!((st.refused_fractional, st.refused_quantity, st.oversold), (0, 0, 0));
+    let mut theirs: Vec<(String, String)> =
+        st.positions.iter().filter(|(_, q)| q.abs() > 1e-9).map(|(s, q)| (s.clone(), format!("{q:.6}"))).collect();
+    theirs.sort();
+    drop(st);
+    assert_eq!(journal_positions(&db), theirs, "the journal's positions differ from the broker's");
+    let c = Connection::open(&db).unwrap();
+    let mismatches =
+        rows(&c, "SELECT ts, message FROM state_changes WHERE reason IN ('reconcile_mismatch', 'broker_anomaly')");
+    assert!(mismatches.is_empty(), "{mismatches:?}");
 }
 
 /// A stand-in HTTPS proxy that records the first line of every connection (`CONNECT host:443`)
@@ -255,59 +314,174 @@ fn live_mode_needs_every_gate_and_nothing_short_of_them_reaches_a_live_host() {
         assert!(requests.iter().any(|r| r.url.path() == "/v2/account"), "{case}: the paper broker was not used");
         assert!(seen.lock().unwrap().is_empty(), "{case}: requests left for {:?}", seen.lock().unwrap());
     }
-    // With every gate, the bot's first act is to verify the account on the live host (here it
-    // cannot be reached): the proxy sees that one attempt, and the bot stops, trading nothing.
+    // With every gate and a URL override (the mock), the bot refuses to start: live money
+    // goes to the live host only. Nothing is sent anywhere.
     let dir = tempfile::tempdir().unwrap();
     let bot = write_bot(dir.path(), &all.0);
     let (server, broker) = start_mock(&rt);
-    let out = bot_cmd(&bot, &dir.path().join("j.sqlite"), &server)
-        .args(["--to", "2016-03-01", "--confirm-live", "PA123LIVE"])
-        .env("TRADEDSL_ARM_LIVE", "broker_test")
-        .env("HTTPS_PROXY", &proxy)
-        .env("HTTP_PROXY", &proxy)
-        .env("NO_PROXY", "127.0.0.1")
-        .output()
-        .unwrap();
+    let live = |cmd: &mut Command| {
+        cmd.args(["--to", "2016-03-01", "--confirm-live", "PA123LIVE"])
+            .env("TRADEDSL_ARM_LIVE", "broker_test")
+            .env("HTTPS_PROXY", &proxy)
+            .env("HTTP_PROXY", &proxy)
+            .env("NO_PROXY", "127.0.0.1")
+            .output()
+            .unwrap()
+    };
+    let out = live(&mut bot_cmd(&bot, &dir.path().join("j.sqlite"), &server));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("every live gate holds; live trading goes to the live host only"), "{stderr}");
+    assert!(seen.lock().unwrap().is_empty(), "{:?}", seen.lock().unwrap());
+    assert!(rt.block_on(server.received_requests()).unwrap().is_empty());
+    // Without the override, the bot's first act is to verify the account on the live host
+    // (here it cannot be reached): the proxy sees that one attempt, and the bot stops, trading
+    // nothing.
+    let out = live(bot_cmd(&bot, &dir.path().join("j2.sqlite"), &server).env_remove("TRADEDSL_ALPACA_TRADING_URL"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("cannot verify the live account"), "{stderr}");
     assert!(!stderr.contains("mock-secret"), "{stderr}");
     let seen = seen.lock().unwrap().clone();
     assert!(!seen.is_empty() && seen.iter().all(|l| l.starts_with("CONNECT api.alpaca.markets:443")), "{seen:?}");
-    assert!(rt.block_on(server.received_requests()).unwrap().is_empty(), "the live override must not use the mock");
+    assert!(rt.block_on(server.received_requests()).unwrap().is_empty(), "the live run must not use the mock");
     assert!(broker.0.lock().unwrap().orders.is_empty());
 }
 
+/// A broker that echoes the request's API keys back in every body, in the spellings a server
+/// might use (as sent, JSON-escaped, percent-encoded), with every kind of answer: malformed
+/// 2xx bodies, 4xx refusals, 5xx errors and 429s.
+struct Echo(std::sync::atomic::AtomicUsize);
+
+impl wiremock::Respond for Echo {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let (key, secret) = (header("apca-api-key-id"), header("apca-api-secret-key"));
+        let json = serde_json::to_string(&secret).unwrap();
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let echo = format!("key={key} secret={secret} json={json} form={encoded} end");
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let template = match (req.url.path(), n % 4) {
+            ("/v2/account", _) | (_, 0) => {
+                wiremock::ResponseTemplate::new(200).set_body_string(format!("{{\"id\": \"{echo}"))
+            }
+            (_, 1) => wiremock::ResponseTemplate::new(422)
+                .set_body_json(serde_json::json!({"code": 40010001, "message": echo})),
+            (_, 2) => wiremock::ResponseTemplate::new(500).set_body_string(echo),
+            _ => wiremock::ResponseTemplate::new(429).insert_header("Retry-After", "0").set_body_string(echo),
+        };
+        template.insert_header("X-Echo", "keys")
+    }
+}
+
 #[test]
-fn a_position_changed_at_the_broker_mid_run_halts_the_bot_at_the_next_reconciliation() {
+fn a_server_echoing_the_keys_never_gets_them_into_output_or_the_journal() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bot = write_bot(dir.path(), "");
-    let (server, broker) = start_mock(&rt);
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(any()).respond_with(Echo(Default::default())).mount(&server).await;
+        server
+    });
     let db = dir.path().join("j.sqlite");
-    // About 125 daily bars a second; the start's reconciliation passes.
-    let mut child = bot_cmd(&bot, &db, &server).args(["--speed", "10800000"]).stdout(Stdio::null()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
-    // Someone buys 7 shares of AAPL in the account, outside the bot.
-    *broker.0.lock().unwrap().positions.entry("AAPL".into()).or_insert(0.0) += 7.0;
-    let changed = std::time::Instant::now();
-    let status = child.wait().unwrap();
-    assert!(status.success());
-    assert!(changed.elapsed() > Duration::from_millis(500), "the run ended too soon to test");
-    let c = Connection::open(&db).unwrap();
-    let halts = rows(&c, "SELECT ts, message FROM state_changes WHERE reason = 'reconcile_mismatch'");
-    assert_eq!(halts.len(), 1, "{halts:?}");
-    assert!(halts[0][1].contains("AAPL: the broker holds"), "{}", halts[0][1]);
-    let first: i64 = c.query_row("SELECT first_bar_ts FROM runs", [], |r| r.get(0)).unwrap();
-    assert!(halts[0][0].parse::<i64>().unwrap() > first, "found mid-run, not at the start");
-    let reconciled = crate::common::count(&c, "SELECT COUNT(*) FROM broker_events WHERE kind = 'reconcile'");
-    assert!(reconciled > 10, "reconciled {reconciled} times");
-    let after = crate::common::count(
-        &c,
-        &format!(
-            "SELECT COUNT(*) FROM orders WHERE intent = 'entry' AND status != 'rejected' AND created_ts > {}",
-            halts[0][0]
-        ),
-    );
-    assert_eq!(after, 0, "entries went out after the halt");
+    let (key, secret) = ("PKECHOKEY12345", "s3cr3t/Echo+value \"quoted\"&more");
+    let out = bot_cmd(&bot, &db, &server)
+        .args(["--to", "2016-02-15"])
+        .env("APCA_API_KEY_ID", key)
+        .env("APCA_API_SECRET_KEY", secret)
+        .output()
+        .unwrap();
+    let requests = rt.block_on(server.received_requests()).unwrap();
+    assert!(requests.len() >= 5, "{} requests", requests.len());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stderr.contains("[redacted]"), "the echo never reached the output: {stderr}");
+    let journal: Vec<u8> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("j.sqlite"))
+        .flat_map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    let journal = String::from_utf8_lossy(&journal).into_owned();
+    assert!(journal.contains("[redacted]"), "the echo never reached the journal");
+    let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let json = serde_json::to_string(secret).unwrap();
+    for (what, text) in [("stderr", &stderr), ("stdout", &stdout), ("journal", &journal)] {
+        for leak in [key, secret, "s3cr3t", encoded.as_str(), json.trim_matches('"')] {
+            assert!(!text.contains(leak), "{what} holds `{leak}`");
+        }
+    }
+}
+
+/// A paper bot's URL overrides: every spelling that is not a loopback address or the paper
+/// (data) host is refused before any request; allowed ones reach only their host; a redirect
+/// from a loopback mock to the live host is not followed. A recording proxy sees every
+/// connection to a non-loopback host.
+#[test]
+fn url_overrides_reach_only_loopback_or_the_paper_host() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (proxy, seen) = recording_proxy();
+    let dir = tempfile::tempdir().unwrap();
+    let bot = write_bot(dir.path(), "");
+    let (server, _broker) = start_mock(&rt);
+    let run = |var: &str, url: &str, to: &str| {
+        let mut cmd = bot_cmd(&bot, &dir.path().join("j.sqlite"), &server);
+        cmd.args(["--to", to, "--fresh"])
+            .env(var, url)
+            .env("HTTPS_PROXY", &proxy)
+            .env("HTTP_PROXY", &proxy)
+            .env("NO_PROXY", "127.0.0.1,localhost,::1");
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let refused = [
+        "https://API.ALPACA.MARKETS",
+        "https://Api.Alpaca.Markets/v2",
+        "https://api.alpaca.markets/?x=paper-api.alpaca.markets",
+        "https://api.alpaca.markets/#paper-api.alpaca.markets",
+        "https://api.alpaca.markets.",
+        "https://api.alpaca.markets:443",
+        "https://paper-api.alpaca.markets@api.alpaca.markets",
+        "https://paper-api.alpaca.markets:pw@api.alpaca.markets/",
+        "https://paper-api.alpaca.markets.evil.example",
+        "http://paper-api.alpaca.markets",
+        "https://paper-api.alpaca.markets/?q=1",
+        "http://8.8.8.8:8080",
+        "http://[::ffff:8.8.8.8]:8080",
+        "http://localhost.evil.example",
+        "file:///etc/passwd",
+    ];
+    for url in refused {
+        for var in ["TRADEDSL_ALPACA_TRADING_URL", "TRADEDSL_ALPACA_DATA_URL"] {
+            let (ok, stderr) = run(var, url, "2016-01-06");
+            assert!(!ok, "{var}={url} was accepted: {stderr}");
+            assert!(stderr.contains(&format!("{var} = `{url}` is refused")), "{var}={url}: {stderr}");
+        }
+    }
+    assert!(seen.lock().unwrap().is_empty(), "{:?}", seen.lock().unwrap());
+    // The paper host in odd spellings is the paper host: only it is contacted.
+    for url in ["https://PAPER-API.Alpaca.Markets.", "https://paper-api.alpaca.markets:443/"] {
+        let (_, stderr) = run("TRADEDSL_ALPACA_TRADING_URL", url, "2016-01-05");
+        assert!(stderr.contains("(https://paper-api.alpaca.markets/v2/"), "{url}: {stderr}");
+    }
+    let connects = seen.lock().unwrap().clone();
+    assert!(!connects.is_empty(), "the paper host was never contacted");
+    assert!(connects.iter().all(|l| l.starts_with("CONNECT paper-api.alpaca.markets:443")), "{connects:?}");
+    seen.lock().unwrap().clear();
+    // A loopback mock that redirects every request to the live host: never followed.
+    let redirect = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(
+                wiremock::ResponseTemplate::new(302).insert_header("Location", "https://api.alpaca.markets/v2/account"),
+            )
+            .mount(&server)
+            .await;
+        server
+    });
+    let (_, stderr) = run("TRADEDSL_ALPACA_TRADING_URL", &redirect.uri(), "2016-01-05");
+    assert!(stderr.contains("HTTP 302"), "{stderr}");
+    assert!(rt.block_on(redirect.received_requests()).unwrap().len() >= 2);
+    assert!(seen.lock().unwrap().is_empty(), "a redirect was followed: {:?}", seen.lock().unwrap());
 }

@@ -59,7 +59,7 @@ impl Engine {
         let mut busy: Vec<bool> = self.slots.iter().map(|s| s.position.is_some() || s.pending_market).collect();
         let mut mark = |o: &Order| busy[o.slot] = true;
         self.broker.working().for_each(&mut mark);
-        self.external.iter().flat_map(|b| b.working.iter()).for_each(&mut mark);
+        self.external.iter().flat_map(|b| b.working.iter().chain(&b.cancelling)).for_each(&mut mark);
         self.parked.iter().for_each(|(o, _)| mark(o));
 
         // The bundle the engine runs: the new one, plus what must stay to close positions.
@@ -134,7 +134,7 @@ impl Engine {
         next.broker.for_each_working(renumber);
         next.external = self.external.take();
         if let Some(b) = next.external.as_mut() {
-            b.working.iter_mut().for_each(renumber);
+            b.working.iter_mut().chain(b.cancelling.iter_mut()).for_each(renumber);
             for r in &mut b.outbox {
                 match r {
                     crate::engine::external::BrokerRequest::Submit(o)

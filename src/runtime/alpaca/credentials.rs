@@ -44,16 +44,40 @@ impl Credentials {
         &self.secret
     }
 
-    /// The secret, for scrubbing it out of text that might echo it (a server error body).
-    pub(super) fn scrub(&self, text: &str) -> String {
+    /// `text` with the key id and the secret replaced by `[redacted]`, as they are and in the
+    /// spellings a server echoing them might use (JSON-escaped, percent-encoded), for any text
+    /// that came from a server (an error body, a parse error quoting a body) before it reaches
+    /// an error message, a log line or the journal.
+    pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in [&self.secret, &self.key_id] {
-            if s.len() >= 4 {
-                out = out.replace(s.as_str(), "[redacted]");
+            if s.len() < 4 {
+                continue;
+            }
+            let json = serde_json::to_string(s).unwrap_or_default();
+            let json = json.trim_matches('"').to_string();
+            let percent: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+            for form in [s.clone(), json, percent, percent_all(s)] {
+                if form.len() >= 4 && out.contains(&form) {
+                    out = out.replace(&form, "[redacted]");
+                }
             }
         }
         out
     }
+}
+
+/// `s` with every byte outside `A-Za-z0-9-._~` percent-encoded (RFC 3986 unreserved).
+fn percent_all(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 impl fmt::Debug for Credentials {
@@ -81,5 +105,10 @@ mod tests {
             assert!(!text.contains("PKTESTKEY123456"), "{text}");
         }
         assert_eq!(c.scrub("echo s3cr3t-value-xyz and PKTESTKEY123456"), "echo [redacted] and [redacted]");
+        let odd = Credentials::new("PK/KEY+1", "se\"cr/et +x&y");
+        for echoed in ["k=se%22cr%2Fet+%2Bx%26y", "k=se%22cr%2Fet%20%2Bx%26y", r#"{"k":"se\"cr/et +x&y"}"#] {
+            let out = odd.scrub(echoed);
+            assert!(out.contains("[redacted]") && !out.contains("cr"), "{echoed} -> {out}");
+        }
     }
 }

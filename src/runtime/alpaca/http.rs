@@ -232,12 +232,13 @@ impl Http {
         }
     }
 
-    /// Parses a 2xx body.
-    pub fn parse<T: DeserializeOwned>(method: Method, path: &str, body: &str) -> Result<T, BrokerError> {
+    /// Parses a 2xx body. The error quotes the start of the body with the keys scrubbed out
+    /// (a server may echo them back).
+    pub fn parse<T: DeserializeOwned>(&self, method: Method, path: &str, body: &str) -> Result<T, BrokerError> {
         serde_json::from_str(body).map_err(|e| BrokerError::Malformed {
             method: method.as_str(),
             path: path.into(),
-            detail: format!("{e}; body starts {:?}", excerpt(body)),
+            detail: self.creds.scrub(&format!("{e}; body starts {:?}", excerpt(&self.creds.scrub(body)))),
         })
     }
 }

@@ -119,7 +119,7 @@ impl MarketDataClient {
                 q.push(("page_token", t.clone()));
             }
             let r = self.http.send(Method::Get, path, &q, None).await?;
-            let page: BarsPage = Http::parse(Method::Get, path, &r.body)?;
+            let page: BarsPage = self.http.parse(Method::Get, path, &r.body)?;
             for (symbol, bars) in page.bars.unwrap_or_default() {
                 let series = out.entry(symbol).or_default();
                 for b in bars {
@@ -156,7 +156,7 @@ impl MarketDataClient {
                 q.push(("feed", self.feed.clone()));
             }
             let r = self.http.send(Method::Get, path, &q, None).await?;
-            let page: QuotesLatest = Http::parse(Method::Get, path, &r.body)?;
+            let page: QuotesLatest = self.http.parse(Method::Get, path, &r.body)?;
             out.extend(page.quotes);
         }
         Ok(out)

@@ -107,6 +107,13 @@ pub struct Order {
     /// Fill time (RFC 3339).
     #[serde(default)]
     pub filled_at: Option<String>,
+    /// `simple` (or empty), `bracket`, `oco`, `oto`.
+    #[serde(default)]
+    pub order_class: Option<String>,
+    /// The other orders of a bracket or OCO order (the parent carries them): for an OCO exit,
+    /// the stop-loss leg.
+    #[serde(default)]
+    pub legs: Option<Vec<Order>>,
 }
 
 impl Order {
@@ -146,6 +153,27 @@ pub struct OrderRequest {
     pub stop_price: Option<String>,
     /// Our id, at most 128 characters.
     pub client_order_id: String,
+    /// `oco` for a one-cancels-other exit pair (`None`: a simple order).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_class: Option<&'static str>,
+    /// The take-profit leg of an OCO pair (`{"limit_price"}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub take_profit: Option<PriceLeg>,
+    /// The stop-loss leg of an OCO pair (`{"stop_price"}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_loss: Option<PriceLeg>,
+}
+
+/// A leg of an OCO or bracket request: `take_profit: {"limit_price": ...}` or
+/// `stop_loss: {"stop_price": ...}` (prices as strings, sub-penny rules as for the order).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PriceLeg {
+    /// The take-profit's limit price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_price: Option<String>,
+    /// The stop-loss's stop price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_price: Option<String>,
 }
 
 /// A price as Alpaca accepts it: 2 decimals at or above $1, 4 below (no sub-penny prices).

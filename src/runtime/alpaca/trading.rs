@@ -32,7 +32,7 @@ impl TradingClient {
         query: &[(&str, String)],
     ) -> Result<T, BrokerError> {
         let r = self.http.send(Method::Get, path, query, None).await?;
-        Http::parse(Method::Get, path, &r.body)
+        self.http.parse(Method::Get, path, &r.body)
     }
 
     /// `GET /v2/account`.
@@ -65,7 +65,7 @@ impl TradingClient {
             detail: e.to_string(),
         })?;
         let r = self.http.send(Method::Post, "/v2/orders", &[], Some(&body)).await?;
-        Http::parse(Method::Post, "/v2/orders", &r.body)
+        self.http.parse(Method::Post, "/v2/orders", &r.body)
     }
 
     /// `GET /v2/orders:by_client_order_id`: the order with our id, or `None` when the broker
@@ -89,13 +89,19 @@ impl TradingClient {
         self.get(&format!("/v2/orders/{id}"), &[]).await
     }
 
-    /// `GET /v2/orders?status=...&limit=500&direction=asc`: `open`, `closed` or `all` orders,
-    /// optionally only those submitted after `after` (RFC 3339).
+    /// `GET /v2/orders?status=...&limit=500&direction=asc&nested=true`: `open`, `closed` or
+    /// `all` orders, optionally only those submitted after `after` (RFC 3339). With `nested`,
+    /// the legs of an OCO or bracket order come inside their parent's `legs`.
     ///
     /// # Errors
     /// Any [`BrokerError`].
     pub async fn orders(&self, status: &str, after: Option<&str>) -> Result<Vec<Order>, BrokerError> {
-        let mut q = vec![("status", status.to_string()), ("limit", "500".into()), ("direction", "asc".into())];
+        let mut q = vec![
+            ("status", status.to_string()),
+            ("limit", "500".into()),
+            ("direction", "asc".into()),
+            ("nested", "true".into()),
+        ];
         if let Some(a) = after {
             q.push(("after", a.to_string()));
         }
@@ -128,6 +134,6 @@ impl TradingClient {
         if r.body.trim().is_empty() {
             return Ok(Vec::new());
         }
-        Http::parse(Method::Delete, "/v2/orders", &r.body)
+        self.http.parse(Method::Delete, "/v2/orders", &r.body)
     }
 }
