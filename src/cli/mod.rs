@@ -9,6 +9,7 @@ mod control;
 mod eval;
 mod gate;
 mod import;
+mod logging;
 mod report;
 mod run;
 mod status;
@@ -41,6 +42,12 @@ pub struct Cli {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
     pub color: Color,
+    /// More log detail: `-v` debug, `-vv` trace (`RUST_LOG` overrides).
+    #[arg(long, short, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Text, global = true)]
+    pub log_format: logging::LogFormat,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -137,6 +144,8 @@ pub fn main() -> ExitCode {
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     let out = Out { color };
+    let quiet = matches!(&cli.command, Command::Run(a) if a.quiet);
+    logging::init(cli.verbose, quiet, cli.log_format, color);
     // A closed pipe (`dsl eval ... | head`) ends a command quietly, as it ends `cat`. Not for a
     // running bot: its stop must be its own (its output is best effort).
     if !matches!(cli.command, Command::Run(_)) {
@@ -252,4 +261,16 @@ pub fn write_file(path: &std::path::Path, contents: &str) -> Result<(), Diagnost
     }
     std::fs::write(path, contents)
         .map_err(|e| Diagnostic::error(codes::IO, format!("cannot write `{}`: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks: no two arguments of a command share a name or a short
+    /// flag (a command's `-v` would shadow the global `-v/--verbose`).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -116,6 +116,13 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
     }
 }
 
+/// Writes a line about money (a refused live start, the live banner) to stderr whatever the
+/// log level; a closed stderr is ignored, never a panic.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn parse_age(s: &str) -> Result<std::time::Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if d.as_secs() >= 1 && d.as_secs() <= 366 * 86_400 => Ok(d),
@@ -142,12 +149,11 @@ async fn connect(
     settings: &EngineSettings,
     max_order_age: i64,
 ) -> Result<(Option<Gateway>, Option<(Environment, String)>), Diagnostic> {
-    let quiet = args.quiet;
     let armed = std::env::var(live_gate::ARM_VAR).ok();
     if bot.broker.value == BrokerKind::Sim {
         if bot.mode.value == TradingMode::Live || args.confirm_live.is_some() {
-            eprintln!(
-                "warning: live trading refused: the bot's broker is `sim` (set `broker: alpaca`); simulated broker used"
+            say(
+                "warning: live trading refused: the bot's broker is `sim` (set `broker: alpaca`); simulated broker used",
             );
         }
         return Ok((None, None));
@@ -156,9 +162,9 @@ async fn connect(
     let env = match &decision {
         GateDecision::Paper { missing } => {
             if !missing.is_empty() {
-                eprintln!("warning: live trading refused, using the PAPER host. Missing gates:");
+                say("warning: live trading refused, using the PAPER host. Missing gates:");
                 for m in missing {
-                    eprintln!("  - {m}");
+                    say(&format!("  - {m}"));
                 }
             }
             Environment::Paper
@@ -178,7 +184,8 @@ async fn connect(
             Diagnostic::error(codes::IO, format!("cannot verify the live account: {e}; nothing was traded"))
         })?;
         live_gate::confirm_account(account, &reported.account_number)?;
-        eprintln!("{}", live_gate::banner(&bot.name.value, account));
+        say(&live_gate::banner(&bot.name.value, account));
+        tracing::warn!(account = %account, "live trading armed");
     }
     // Quotes for execution quality: Alpaca's market data, unless the trading side is a mock
     // without a data mock (then bar-based estimates).
@@ -194,11 +201,10 @@ async fn connect(
         ),
         None => None,
     };
-    if !quiet && env == Environment::Paper {
-        eprintln!("Alpaca paper account at {url}");
+    if env == Environment::Paper {
+        tracing::info!("Alpaca paper account at {url}");
     }
     let mut gateway = Gateway::new(client, quotes, symbols, settings.costs.spread / 2.0);
-    gateway.quiet = quiet;
     gateway.max_order_age = max_order_age;
     Ok((Some(gateway), Some((env, url))))
 }
@@ -428,7 +434,6 @@ pub fn run(args: Args, out: Out) -> u8 {
         stop: stop.clone(),
         gateway,
         reloads: None,
-        quiet: args.quiet,
         live,
         warmup_until,
         // Every gate passed and the account matched (else `connect` refused): journaled.
@@ -450,23 +455,22 @@ pub fn run(args: Args, out: Out) -> u8 {
             Err(d) => return out.fail(&d),
         }
     }
-    if !args.quiet {
-        let broker = match &description {
-            Some((env, url)) => format!("Alpaca {} account at {url}", env.as_str()),
-            None => "simulated broker".into(),
-        };
-        let bars = match args.feed {
-            FeedKind::Replay => "replayed bars".to_string(),
-            FeedKind::Alpaca => {
-                format!("Alpaca market data, polled every {:?}", cfg.live.as_ref().map(|l| l.poll).unwrap_or_default())
-            }
-        };
-        eprintln!("trading `{}` on {bars} ({broker}); journal {}", cfg.settings.bot, journal.display());
-        eprintln!("press Ctrl-C to stop; starting again resumes where it stopped");
-        if args.watch {
-            eprintln!("watching the bot's documents: a valid edit takes effect at the next bar");
+    let broker = match &description {
+        Some((env, url)) => format!("Alpaca {} account at {url}", env.as_str()),
+        None => "simulated broker".into(),
+    };
+    let bars = match args.feed {
+        FeedKind::Replay => "replayed bars".to_string(),
+        FeedKind::Alpaca => {
+            format!("Alpaca market data, polled every {:?}", cfg.live.as_ref().map(|l| l.poll).unwrap_or_default())
         }
+    };
+    tracing::info!("trading `{}` on {bars} ({broker}); journal {}", cfg.settings.bot, journal.display());
+    tracing::info!("press Ctrl-C to stop; starting again resumes where it stopped");
+    if args.watch {
+        tracing::info!("watching the bot's documents: a valid edit takes effect at the next bar");
     }
+    let span = tracing::info_span!("bot", bot = %bot_name, run = tracing::field::Empty);
     let result = runtime.block_on(async move {
         let watcher = stop.clone();
         tokio::spawn(async move {
@@ -474,7 +478,7 @@ pub fn run(args: Args, out: Out) -> u8 {
                 watcher.store(true, Ordering::SeqCst);
             }
         });
-        paper::run(cfg).await
+        tracing::Instrument::instrument(paper::run(cfg), span).await
     });
     let outcome = match result {
         Ok(o) => o,

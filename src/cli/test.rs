@@ -16,8 +16,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// Show the rules' sub-expression values for passing cases too.
-    #[arg(long, short)]
-    pub verbose: bool,
+    #[arg(long)]
+    pub explain_all: bool,
 }
 
 /// Runs the command.
@@ -54,8 +54,8 @@ pub fn run(args: Args, out: Out) -> u8 {
                         println!("       expected: {}", c.expected);
                         println!("       got:      {}", c.got);
                     }
-                    if !c.passed || args.verbose {
-                        let text = if args.verbose { &c.full_explanation } else { &c.explanation };
+                    if !c.passed || args.explain_all {
+                        let text = if args.explain_all { &c.full_explanation } else { &c.explanation };
                         for l in text.lines() {
                             println!("         {l}");
                         }

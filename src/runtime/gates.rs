@@ -40,6 +40,8 @@ use crate::dsl::interp::eval_at;
 use crate::dsl::semantics::fires;
 use crate::engine::gate_metrics::{MetricInputs, TradeRecord, compute};
 
+use super::run_evidence::RunEvidence;
+
 /// One criterion of the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Criterion {
@@ -127,6 +129,26 @@ pub fn report(path: &Path, bot: &str, bundle: &Bundle, phase: &str) -> Result<Ga
 /// # Errors
 /// As [`report`].
 pub fn report_of(path: &Path, bot: &str, bundle: &Bundle, phase: &str, gates: bool) -> Result<GateReport, Diagnostic> {
+    let conn = if path.exists() { Some(super::journal::open_read(path)?) } else { None };
+    report_on(conn.as_ref(), None, path, bot, bundle, phase, gates)
+}
+
+/// Like [`report_of`], on an open read connection to the journal at `path` (`None`: no journal
+/// yet). A running bot keeps one connection for its daily demotion checks instead of opening
+/// the journal (and parsing its schema) every day; `own` is its own run's evidence, read
+/// instead of the journal for that run ([`super::run_evidence`]).
+///
+/// # Errors
+/// As [`report`].
+pub fn report_on(
+    conn: Option<&Connection>,
+    own: Option<&RunEvidence>,
+    path: &Path,
+    bot: &str,
+    bundle: &Bundle,
+    phase: &str,
+    gates: bool,
+) -> Result<GateReport, Diagnostic> {
     let Some(pi) = bundle.phases.iter().position(|p| p.name.value == phase) else {
         let names: Vec<&str> = bundle.phases.iter().map(|p| p.name.value.as_str()).collect();
         return Err(Diagnostic::error(codes::UNRESOLVED_REFERENCE, format!("the bot has no phase `{phase}`"))
@@ -134,9 +156,8 @@ pub fn report_of(path: &Path, bot: &str, bundle: &Bundle, phase: &str, gates: bo
     };
     let doc = &bundle.phases[pi];
     let rules = bundle.phase_rules.iter().find(|r| r.phase == phase);
-    let conn = if path.exists() { Some(super::journal::open_read(path)?) } else { None };
     // Runs count from when the bot entered this phase (rules with `since: phase`).
-    let entered = match &conn {
+    let entered = match conn {
         Some(c) => super::phase_store::entered(c, bot, phase).map_err(|e| db_err(path, e))?,
         None => None,
     };
@@ -146,9 +167,12 @@ pub fn report_of(path: &Path, bot: &str, bundle: &Bundle, phase: &str, gates: bo
             fields_of(e, &mut read);
         }
         let mut filter = Filter::of(rule);
-        filter.since = if rule.since == Since::Phase { entered } else { None };
-        let (mut inputs, runs, period) = match &conn {
-            Some(c) => inputs(c, bot, bundle, &filter, Some(&read)).map_err(|e| db_err(path, e))?,
+        if rule.since == Since::Phase {
+            filter.since = entered.map(|e| e.ts);
+            filter.after_run = entered.and_then(|e| e.last_run_id);
+        }
+        let (mut inputs, runs, period) = match conn {
+            Some(c) => inputs(c, own, bot, bundle, &filter, Some(&read)).map_err(|e| db_err(path, e))?,
             None => (MetricInputs { params: params(bundle, &filter), ..Default::default() }, Vec::new(), None),
         };
         inputs.want_luck = read.contains(&FieldId::MetricLuck);
@@ -207,7 +231,10 @@ pub fn report_of(path: &Path, bot: &str, bundle: &Bundle, phase: &str, gates: bo
         passed,
         hash: String::new(),
     };
-    r.hash = hash(&r, doc);
+    // A running bot's daily check needs the hash only for a change it records.
+    if with_gates || r.demotion.iter().any(|d| d.holds) {
+        r.hash = hash(&r, doc);
+    }
     Ok(r)
 }
 
@@ -296,6 +323,8 @@ pub struct Filter {
     pub scenario: Option<String>,
     /// Only runs started at or after this time (UTC seconds).
     pub since: Option<i64>,
+    /// Only runs newer than this one (the newest run when the bot entered the phase).
+    pub after_run: Option<i64>,
 }
 
 impl Filter {
@@ -307,6 +336,7 @@ impl Filter {
             strategy: rule.strategy.as_ref().map(|s| s.value.clone()),
             scenario: rule.scenario.as_ref().map(|s| s.value.clone()),
             since: None,
+            after_run: None,
         }
     }
 }
@@ -319,7 +349,7 @@ impl Filter {
 pub fn metrics(path: &Path, bot: &str, bundle: &Bundle, filter: &Filter) -> Result<Vec<f64>, Diagnostic> {
     let mut m = if path.exists() {
         let c = super::journal::open_read(path)?;
-        inputs(&c, bot, bundle, filter, None).map_err(|e| db_err(path, e))?.0
+        inputs(&c, None, bot, bundle, filter, None).map_err(|e| db_err(path, e))?.0
     } else {
         MetricInputs { params: params(bundle, filter), ..Default::default() }
     };
@@ -332,7 +362,7 @@ pub fn metrics(path: &Path, bot: &str, bundle: &Bundle, filter: &Filter) -> Resu
 ///
 /// # Errors
 /// When the journal cannot be read.
-pub fn entered_at(path: &Path, bot: &str, phase: &str) -> Result<Option<i64>, Diagnostic> {
+pub fn entered_at(path: &Path, bot: &str, phase: &str) -> Result<Option<super::phase_store::Entered>, Diagnostic> {
     if !path.exists() {
         return Ok(None);
     }
@@ -357,10 +387,11 @@ fn runs_of(
     kind: RunMode,
     scenario: Option<&str>,
     since: Option<i64>,
+    after_run: Option<i64>,
 ) -> rusqlite::Result<Vec<(i64, i64)>> {
     let live = "COALESCE(json_extract(settings, '$.environment'), '') = 'live'";
-    // `?2` is `since` (NULL: every run).
-    let started = "started_ts >= COALESCE(?2, started_ts)";
+    // `?2` is `since`, `?4` the newest run when the bot entered the phase (NULL: every run).
+    let started = "started_ts >= COALESCE(?2, started_ts) AND run_id > COALESCE(?4, 0)";
     let sql = match kind {
         RunMode::Backtest => format!(
             "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = ?1 AND kind = 'backtest' AND {started} \
@@ -381,11 +412,11 @@ fn runs_of(
              GROUP BY json_extract(settings, '$.scenario') ORDER BY 1"
         ),
     };
-    let mut st = c.prepare(&sql)?;
+    let mut st = c.prepare_cached(&sql)?;
     if kind == RunMode::Stress {
-        st.query_map(params![bot, since, scenario], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        st.query_map(params![bot, since, scenario, after_run], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
     } else {
-        st.query_map(params![bot, since], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        st.query_map(params![bot, since, None::<String>, after_run], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
     }
 }
 
@@ -403,6 +434,7 @@ type Evidence = (MetricInputs, Vec<i64>, Option<(i64, i64)>);
 /// `need`: the metrics wanted (`None`: all); only the journal reads they need are made.
 fn inputs(
     c: &Connection,
+    own: Option<&RunEvidence>,
     bot: &str,
     bundle: &Bundle,
     rule: &Filter,
@@ -411,7 +443,7 @@ fn inputs(
     use FieldId as F;
     let wants = |ids: &[FieldId]| need.is_none_or(|n| n.iter().any(|f| ids.contains(f)));
     let scenario = rule.scenario.as_deref();
-    let runs = runs_of(c, bot, rule.from, scenario, rule.since)?;
+    let runs = runs_of(c, bot, rule.from, scenario, rule.since, rule.after_run)?;
     let ids: Vec<i64> = runs.iter().map(|r| r.0).collect();
     let end = runs.iter().map(|r| r.1).max().unwrap_or(0);
     let cutoff = match rule.window {
@@ -422,30 +454,37 @@ fn inputs(
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let mut m = MetricInputs { params: params(bundle, rule), ..Default::default() };
     let mut period = None;
+    // The running bot's own run, when it is the one read: from memory.
+    let mine = own.filter(|e| ids == [e.run_id]);
     // Starting cash of the first run read.
-    let start_cash: f64 = match ids.first() {
-        Some(id) => c
+    let start_cash: f64 = match (mine, ids.first()) {
+        (Some(e), _) => e.starting_cash,
+        (None, None) => 0.0,
+        (None, Some(id)) => c
             .query_row("SELECT json_extract(settings, '$.starting_cash') FROM runs WHERE run_id = ?1", [id], |r| {
                 r.get::<_, Option<f64>>(0)
             })?
             .unwrap_or(0.0),
-        None => 0.0,
     };
     if !ids.is_empty() {
-        let mut st = c.prepare(&format!(
-            "SELECT strategy, exit_ts, pnl, pnl_pct FROM trades WHERE run_id IN ({list}) \
-             AND (?1 IS NULL OR strategy = ?1) ORDER BY exit_ts, run_id, trade_no"
-        ))?;
-        let all: Vec<TradeRecord> = st
-            .query_map(params![strategy], |r| {
-                Ok(TradeRecord {
-                    strategy: r.get(0)?,
-                    exit_ts: r.get(1)?,
-                    pnl: r.get(2)?,
-                    ret: r.get::<_, f64>(3)? / 100.0,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let all: Vec<TradeRecord> = match mine {
+            Some(e) => e.trades_of(strategy.as_deref()),
+            None => {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT strategy, exit_ts, pnl, pnl_pct FROM trades WHERE run_id IN ({list}) \
+                     AND (?1 IS NULL OR strategy = ?1) ORDER BY exit_ts, run_id, trade_no"
+                ))?;
+                st.query_map(params![strategy], |r| {
+                    Ok(TradeRecord {
+                        strategy: r.get(0)?,
+                        exit_ts: r.get(1)?,
+                        pnl: r.get(2)?,
+                        ret: r.get::<_, f64>(3)? / 100.0,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?
+            }
+        };
         let keep_from = match rule.window {
             Some(Window::Trades(n)) => all.len().saturating_sub(n as usize),
             _ => all.iter().position(|t| t.exit_ts > cutoff).unwrap_or(all.len()),
@@ -454,8 +493,12 @@ fn inputs(
         m.trades = all[keep_from..].to_vec();
         // The span counted: from the window's start (or the first trade kept, or the runs'
         // first bar) to the runs' last bar.
-        let first_bar: Option<i64> =
-            c.query_row(&format!("SELECT MIN(first_bar_ts) FROM runs WHERE run_id IN ({list})"), [], |r| r.get(0))?;
+        let first_bar: Option<i64> = match mine {
+            Some(e) => e.first_bar,
+            None => {
+                c.query_row(&format!("SELECT MIN(first_bar_ts) FROM runs WHERE run_id IN ({list})"), [], |r| r.get(0))?
+            }
+        };
         let start = match rule.window {
             Some(Window::Trades(_)) => m.trades.first().map(|t| t.exit_ts).or(first_bar),
             Some(Window::Months(_)) => Some(cutoff),
@@ -468,9 +511,13 @@ fn inputs(
         };
         // Daily marks (paper and live runs) describe the whole account: not per strategy.
         if strategy.is_none() && ids.len() == 1 && rule.from != RunMode::Stress {
-            let mut st = c.prepare("SELECT last_ts, close_equity FROM daily_equity WHERE run_id = ?1 ORDER BY day")?;
-            let daily: Vec<(i64, f64)> =
-                st.query_map([ids[0]], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            let daily: Vec<(i64, f64)> = match mine {
+                Some(e) => e.daily.iter().map(|d| (d.1, d.2)).collect(),
+                None => c
+                    .prepare_cached("SELECT last_ts, close_equity FROM daily_equity WHERE run_id = ?1 ORDER BY day")?
+                    .query_map([ids[0]], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?,
+            };
             if !daily.is_empty() {
                 let before = daily.iter().rev().find(|d| d.0 <= since).map(|d| d.1);
                 let mut curve: Vec<(i64, f64)> = daily.into_iter().filter(|d| d.0 > since).collect();
@@ -479,7 +526,8 @@ fn inputs(
                 }
                 m.equity = curve;
             }
-            if rule.window.is_none() {
+            // A running run has no final metrics yet.
+            if rule.window.is_none() && mine.is_none() {
                 m.run_max_drawdown = c.query_row(
                     "SELECT json_extract(metrics, '$.max_drawdown') FROM runs WHERE run_id = ?1",
                     [ids[0]],
@@ -491,6 +539,9 @@ fn inputs(
         let fired = |action: &str| -> rusqlite::Result<u64> {
             if !breaches {
                 return Ok(0);
+            }
+            if let Some(e) = mine {
+                return Ok(e.fired_count(action, since, strategy.as_deref()));
             }
             c.query_row(
                 &format!(
@@ -510,6 +561,8 @@ fn inputs(
         m.halts =
             if !wants(&[F::MetricHalts]) {
                 0
+            } else if let Some(e) = mine {
+                e.halts_after(since)
             } else {
                 c.query_row(
             &format!("SELECT COUNT(*) FROM state_changes WHERE run_id IN ({list}) AND to_state = 'HALTED' AND ts > ?1"),
@@ -526,7 +579,7 @@ fn inputs(
     let stress = match (rule.from, wants(&[F::MetricStressMaxDrawdown, F::MetricStressScenarios])) {
         (_, false) => Vec::new(),
         (RunMode::Stress, true) => runs.clone(),
-        (_, true) => runs_of(c, bot, RunMode::Stress, scenario, rule.since)?,
+        (_, true) => runs_of(c, bot, RunMode::Stress, scenario, rule.since, rule.after_run)?,
     };
     for (id, _) in &stress {
         let dd: Option<f64> =
@@ -536,7 +589,7 @@ fn inputs(
         m.stress_drawdowns.extend(dd);
     }
     let backtest = if wants(&[F::MetricBacktestYears]) {
-        runs_of(c, bot, RunMode::Backtest, None, rule.since)?
+        runs_of(c, bot, RunMode::Backtest, None, rule.since, rule.after_run)?
     } else {
         Vec::new()
     };

@@ -323,6 +323,9 @@ pub struct Checkpoint {
 /// Rows per message to the writer thread.
 const BATCH: usize = 256;
 
+/// At most this many checkpoints share one commit (see the writer's group commit).
+const GROUP_COMMIT: usize = 64;
+
 fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
@@ -430,7 +433,6 @@ fn write_row(conn: &Connection, run_id: i64, bot: &str, row: &Row) -> rusqlite::
                  SET last_ts = ?3, close_equity = ?4, close_cash = ?5",
             )?
             .execute(params![run_id, c.ts.div_euclid(86_400), c.ts, c.equity, c.cash])?;
-            conn.execute_batch("COMMIT")?;
             Ok(1)
         }
         Row::Control(c) => super::control::write_state(conn, bot, c, "engine").map(|()| 1),
@@ -474,6 +476,9 @@ pub struct Journal {
     identity: Option<(u64, u64)>,
     /// The writer's first failure (it stops writing then).
     failure: Arc<std::sync::Mutex<Option<String>>>,
+    /// The run's own evidence for its demotion rules, kept as rows are queued (a running bot;
+    /// see [`Journal::keep_evidence`]).
+    evidence: Option<super::run_evidence::RunEvidence>,
 }
 
 /// Whether the database has a table (or view) called `name`: readers of journals written by
@@ -732,21 +737,56 @@ impl Journal {
                     *failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
                     *err = Some(e);
                 };
-                for rows in rx {
-                    for row in rows {
+                let commit = |in_tx: &mut bool, err: &mut Option<rusqlite::Error>| {
+                    if *in_tx && err.is_none() {
+                        match conn.execute_batch("COMMIT") {
+                            Ok(()) => *in_tx = false,
+                            Err(e) => fail(e, in_tx, err),
+                        }
+                    }
+                };
+                // Group commit: a checkpoint commits at once when the writer has caught up, else
+                // with the checkpoints already queued behind it (at most GROUP_COMMIT of them), so
+                // that a replay at full speed does not pay one commit per timestamp. A commit
+                // only ever follows a checkpoint (or an explicit commit or sync): what is durable
+                // is always whole timestamps.
+                let mut uncommitted = 0usize;
+                let mut queued: Option<Vec<Row>> = None;
+                while let Some(rows) = queued.take().or_else(|| rx.recv().ok()) {
+                    let mut rows = rows.into_iter().peekable();
+                    while let Some(row) = rows.next() {
                         let row = match row {
                             Row::Commit => {
-                                if in_tx && err.is_none() {
-                                    match conn.execute_batch("COMMIT") {
-                                        Ok(()) => in_tx = false,
-                                        Err(e) => fail(e, &mut in_tx, &mut err),
-                                    }
-                                }
+                                commit(&mut in_tx, &mut err);
+                                uncommitted = 0;
                                 continue;
                             }
                             Row::Sync(reply) => {
+                                // Write-ahead: what was queued before is durable before the reply.
+                                commit(&mut in_tx, &mut err);
+                                uncommitted = 0;
                                 let _ =
                                     reply.send(err.as_ref().map_or(Ok(()), |e: &rusqlite::Error| Err(e.to_string())));
+                                continue;
+                            }
+                            Row::Checkpoint(c) if err.is_none() => {
+                                if !in_tx && let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                                    fail(e, &mut in_tx, &mut err);
+                                    continue;
+                                }
+                                in_tx = true;
+                                if let Err(e) = write_row(&conn, run_id, &bot, &Row::Checkpoint(c)) {
+                                    fail(e, &mut in_tx, &mut err);
+                                    continue;
+                                }
+                                uncommitted += 1;
+                                if rows.peek().is_none() && queued.is_none() {
+                                    queued = rx.try_recv().ok();
+                                }
+                                if queued.is_none() || uncommitted >= GROUP_COMMIT {
+                                    commit(&mut in_tx, &mut err);
+                                    uncommitted = 0;
+                                }
                                 continue;
                             }
                             row => row,
@@ -760,15 +800,11 @@ impl Journal {
                         }
                         in_tx = true;
                         let written = match row {
-                            Row::Exec(f) => f(&conn, run_id).map(|()| 1),
-                            row => write_row(&conn, run_id, &bot, &row)
-                                .map(|n| (n, matches!(row, Row::Checkpoint(_))))
-                                .map(|(n, cp)| if cp { usize::MAX } else { n }),
+                            Row::Exec(f) => f(&conn, run_id),
+                            row => write_row(&conn, run_id, &bot, &row).map(|_| ()),
                         };
-                        match written {
-                            Err(e) => fail(e, &mut in_tx, &mut err),
-                            Ok(usize::MAX) => in_tx = false,
-                            Ok(_) => {}
+                        if let Err(e) = written {
+                            fail(e, &mut in_tx, &mut err);
                         }
                     }
                 }
@@ -790,6 +826,7 @@ impl Journal {
             muted: false,
             control: false,
             revision: Arc::from(revision),
+            evidence: None,
         })
     }
 
@@ -843,6 +880,30 @@ impl Journal {
     /// and trade numbers and the orders still working are tracked as before.
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
+    }
+
+    /// Keeps the run's own evidence for its demotion rules in memory from now on
+    /// ([`super::run_evidence`]): what the journal already holds of the run (a resumed run's,
+    /// up to its last checkpoint, when `resumed`), then every row as it is queued.
+    /// `starting_cash` is the run's (currency).
+    ///
+    /// # Errors
+    /// When the journal cannot be read.
+    pub fn keep_evidence(&mut self, starting_cash: f64, resumed: bool) -> Result<(), Diagnostic> {
+        let mut e = if resumed {
+            let conn = open_read(&self.path)?;
+            super::run_evidence::RunEvidence::load(&conn, self.run_id).map_err(|e| db_err(&self.path, e))?
+        } else {
+            super::run_evidence::RunEvidence::new(self.run_id, starting_cash)
+        };
+        e.starting_cash = starting_cash;
+        self.evidence = Some(e);
+        Ok(())
+    }
+
+    /// The run's own evidence, when kept ([`Journal::keep_evidence`]).
+    pub fn evidence(&self) -> Option<&super::run_evidence::RunEvidence> {
+        self.evidence.as_ref()
     }
 
     /// Commits everything written so far together with the account at `c.ts` (the
@@ -951,6 +1012,22 @@ impl Journal {
     fn push(&mut self, row: Row) {
         if self.muted {
             return;
+        }
+        if let Some(e) = self.evidence.as_mut() {
+            match &row {
+                Row::Trade(_, t) => e.trades.push(crate::engine::gate_metrics::TradeRecord {
+                    strategy: t.strategy.to_string(),
+                    exit_ts: t.exit_time,
+                    pnl: t.pnl,
+                    ret: t.pnl_pct / 100.0,
+                }),
+                Row::Checkpoint(c) => e.checkpoint(c.ts, c.equity),
+                Row::Decision { client_order_id, ts, fired: true, action, .. } => {
+                    e.fired.push((*ts, action.clone(), *client_order_id))
+                }
+                Row::State(c) if c.to == crate::engine::trading_state::Mode::Halted => e.halts.push(c.ts),
+                _ => {}
+            }
         }
         self.batch.push(row);
         if self.batch.len() >= BATCH {
@@ -1086,6 +1163,9 @@ impl EventSink for Journal {
             updated_ts: o.created_ts,
             bundle_revision: self.revision.clone(),
         };
+        if let Some(e) = self.evidence.as_mut().filter(|_| !self.muted) {
+            e.order_strategy.insert(o.client_order_id, row.strategy.clone());
+        }
         if status == OrderStatus::Submitted {
             self.working.insert(o.client_order_id, row);
         } else {
@@ -1157,14 +1237,18 @@ impl EventSink for Journal {
         if self.control {
             self.push(Row::Control(Box::new(c.clone())));
             if !self.muted {
-                eprintln!(
-                    "state: {} -> {} at {} ({}): {}",
-                    c.from.as_str(),
-                    c.to.as_str(),
-                    super::timeparse::format_utc(c.ts),
-                    c.reason,
-                    c.message
-                );
+                let at = super::timeparse::format_utc(c.ts);
+                let (from, to) = (c.from.as_str(), c.to.as_str());
+                let line = format!("state: {from} -> {to} at {at} ({}): {}", c.reason, c.message);
+                match c.to {
+                    crate::engine::trading_state::Mode::Active => {
+                        tracing::info!(from, to, reason = %c.reason, "{line}")
+                    }
+                    crate::engine::trading_state::Mode::Reducing => {
+                        tracing::warn!(from, to, reason = %c.reason, "{line}")
+                    }
+                    _ => tracing::error!(from, to, reason = %c.reason, "{line}"),
+                }
             }
         }
     }
@@ -1239,6 +1323,68 @@ mod tests {
         assert_eq!(rows[1].1, "rejected");
         let status: String = c.query_row("SELECT status FROM runs WHERE run_id = ?1", [id], |r| r.get(0)).unwrap();
         assert_eq!(status, "completed");
+    }
+
+    /// The evidence a running bot keeps in memory is what the journal holds of the run.
+    #[test]
+    fn kept_evidence_equals_the_journaled_run() {
+        use crate::engine::events::Seen;
+        use crate::engine::trading_state::{Mode, StateChange};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("j.sqlite");
+        let info = RunInfo { kind: "paper".into(), settings: serde_json::json!({"starting_cash": 1000.0}), ..info() };
+        let mut j = Journal::begin(&db, &info).unwrap();
+        j.keep_evidence(1000.0, false).unwrap();
+        let (a, b) = (client_order_id("b", "s", "X", 0, 0), client_order_id("b", "t", "X", 0, 1));
+        j.order(&order(a), "s", "X", OrderStatus::Submitted, "");
+        j.order_status(a, OrderStatus::Filled, 86_400, "");
+        j.order(&order(b), "t", "X", OrderStatus::Rejected, "denied");
+        let values = [("order.notional".to_string(), Seen::Number(20.0))];
+        for (order, fired, action) in [(Some(&order(b)), true, "deny"), (None, true, "halt"), (None, false, "pass")] {
+            let d =
+                Decision { order, ts: 86_400, policy: "p", rule_id: "r", fired, action, message: "m", values: &values };
+            j.decision(&d);
+        }
+        j.state_change(&StateChange {
+            ts: 86_400,
+            from: Mode::Active,
+            to: Mode::Halted,
+            reason: "p/r".into(),
+            message: "m".into(),
+            reset: crate::config::policy::Reset::Manual,
+        });
+        let trade = |exit: i64, pnl: f64| Trade {
+            strategy: Arc::from("s"),
+            symbol: Arc::from("X"),
+            entry_time: 86_400,
+            entry_price: 10.0,
+            exit_time: exit,
+            exit_price: 10.0 + pnl / 2.0,
+            quantity: 2.0,
+            pnl,
+            pnl_pct: pnl / 20.0 * 100.0,
+            fees: 0.0,
+            exit_reason: "exit_rule",
+            holding_bars: 1,
+            entry_order_id: a,
+            exit_order_id: a,
+        };
+        j.trade(&trade(172_800, 2.0));
+        j.trade(&trade(172_700, -1.0));
+        for (ts, equity) in [(86_400, 1000.0), (90_000, 1001.0), (172_800, 1003.0)] {
+            let positions = serde_json::json!([]);
+            let state = "HALTED".to_string();
+            j.checkpoint(Checkpoint { ts, cash: equity, equity, peak_equity: equity, state, positions });
+        }
+        let kept = j.evidence().cloned().unwrap();
+        let id = j.run_id();
+        j.close().unwrap();
+        let c = open_read(&db).unwrap();
+        let loaded = crate::runtime::run_evidence::RunEvidence::load(&c, id).unwrap();
+        assert_eq!(kept, loaded);
+        assert_eq!(kept.daily, vec![(1, 90_000, 1001.0), (2, 172_800, 1003.0)]);
+        assert_eq!((kept.fired.len(), kept.halts.len(), kept.trades.len()), (2, 1, 2));
+        assert_eq!(kept.fired_count("deny", i64::MIN, Some("t")), 1);
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl LiveFeed {
     ///
     /// A transient failure (a timeout, a lost connection, a 5xx, a rate limit that outlasted
     /// the HTTP layer's retries, or a malformed body) is tried again with exponential backoff
-    /// (1 s doubling, 5 more tries), each retry announced on stderr.
+    /// (1 s doubling, 5 more tries), each retry logged.
     ///
     /// # Errors
     /// Any [`BrokerError`] of the Market Data API that persists through the retries, or a
@@ -89,7 +89,7 @@ impl LiveFeed {
                 Ok(_) => return Ok(series),
                 Err(e) if !matches!(e, BrokerError::Rejected { .. } | BrokerError::Credentials { .. }) => {
                     let Some(wait) = delays.next() else { return Err(e) };
-                    eprintln!("warning: market data: {e}; retrying the warm-up history in {wait:?}");
+                    tracing::warn!("market data: {e}; retrying the warm-up history in {wait:?}");
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => return Err(e),

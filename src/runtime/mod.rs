@@ -27,6 +27,7 @@ pub mod reload;
 pub mod reload_log;
 pub mod report;
 pub mod rule_tests;
+pub mod run_evidence;
 pub mod status;
 pub mod timeparse;
 pub mod trading_log;

@@ -98,8 +98,6 @@ pub struct PaperConfig {
     /// Hot reload (`--watch`): each reload the watcher made, with the bundle it swapped in
     /// when valid. `None`: the documents stay as loaded.
     pub reloads: Option<Receiver<ReloadMessage>>,
-    /// Print only errors (a rejected reload is one).
-    pub quiet: bool,
     /// A live feed: when the bars in `series` run out, the loop waits for the next ones
     /// from it (and ends only when stopped).
     pub live: Option<LiveFeed>,
@@ -204,6 +202,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     manual.reverse();
     journal.set_muted(resume_at.is_some());
 
+    tracing::Span::current().record("run", journal.run_id());
     let symbols: Vec<String> = cfg.series.iter().map(|s| s.symbol.clone()).collect();
     // The run's orders carry the journal run in their ids (a resumed run keeps its own).
     cfg.settings.run = journal.run_id();
@@ -227,6 +226,8 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     // The bundle in force (its phases' demotion rules are checked daily).
     let mut current = start_bundle.clone();
     let mut demotion_day = i64::MIN;
+    let mut demotion_watch = super::phase_store::DemotionWatch::new(&cfg.journal);
+    journal.keep_evidence(cfg.settings.starting_cash, resumed.is_some())?;
     let mut gateway = cfg.gateway.take();
     // Broker outcomes the unfinished run applied, replayed at their bar times.
     let (mut records, mut applied, mut next_seq) = (Vec::new(), Vec::new(), 0);
@@ -269,7 +270,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
         let Some(&Reverse((ts, _))) = heap.peek() else {
             // The bars so far are done: a live feed waits for the next ones.
             let Some(feed) = live.as_mut() else { break };
-            if !next_bars(feed, &mut series, &mut heap, &cursor, &cfg.stop, cfg.quiet).await {
+            if !next_bars(feed, &mut series, &mut heap, &cursor, &cfg.stop).await {
                 stopped = true;
                 break;
             }
@@ -312,12 +313,17 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
             // evaluated, the bot halts (fail closed).
             if ts.div_euclid(86_400) != demotion_day {
                 demotion_day = ts.div_euclid(86_400);
-                match super::phase_store::apply_demotions(&cfg.journal, &current, ts, true) {
+                match demotion_watch.check(&current, ts, journal.evidence(), engine.trading_state()) {
                     Ok(changes) => {
                         for c in changes {
-                            eprintln!(
+                            tracing::error!(
+                                phase = %c.to,
                                 "phase {}: `{}` -> `{}` by {}: {}; HALTED until `dsl resume`",
-                                c.kind, c.from, c.to, c.actor, c.reason
+                                c.kind,
+                                c.from,
+                                c.to,
+                                c.actor,
+                                c.reason
                             );
                             let reason = if c.kind == "demotion" { "phase_demotion" } else { "phase_pause" };
                             let message = format!("{}: {} ({} from `{}`)", c.actor, c.reason, c.kind, c.from);
@@ -326,7 +332,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                     }
                     Err(d) => {
                         let message = format!("the phase's demotion rules cannot be evaluated: {}", d.message);
-                        eprintln!("error: {message}; HALTED until `dsl resume`");
+                        tracing::error!("{message}; HALTED until `dsl resume`");
                         engine.escalate(Mode::Halted, ts, "demotion_unchecked", &message, &mut journal);
                     }
                 }
@@ -339,7 +345,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 let record = restart_record(&revision, &cfg.bundle);
                 let built = Some(limited(&cfg, cfg.bundle.clone()));
                 if let Some(b) =
-                    apply_reload(&mut engine, &mut revision, record, built, ts, &cfg, &series, &cursor, &mut journal)
+                    apply_reload(&mut engine, &mut revision, record, built, ts, &series, &cursor, &mut journal)
                 {
                     current = b;
                 }
@@ -347,17 +353,9 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
             if let Some(rx) = &cfg.reloads {
                 while let Ok((record, built)) = rx.try_recv() {
                     let built = built.map(|b| limited(&cfg, b));
-                    if let Some(b) = apply_reload(
-                        &mut engine,
-                        &mut revision,
-                        record,
-                        built,
-                        ts,
-                        &cfg,
-                        &series,
-                        &cursor,
-                        &mut journal,
-                    ) {
+                    if let Some(b) =
+                        apply_reload(&mut engine, &mut revision, record, built, ts, &series, &cursor, &mut journal)
+                    {
                         current = b;
                     }
                 }
@@ -516,7 +514,6 @@ async fn next_bars(
     heap: &mut BinaryHeap<Reverse<(i64, usize)>>,
     cursor: &[usize],
     stop: &AtomicBool,
-    quiet: bool,
 ) -> bool {
     let mut failing = false;
     loop {
@@ -536,14 +533,14 @@ async fn next_bars(
                         heap.push(Reverse((s.ts[cursor[i]], i)));
                     }
                 }
-                if failing && !quiet {
-                    eprintln!("market data: bars arrive again");
+                if failing {
+                    tracing::info!("market data: bars arrive again");
                 }
                 return true;
             }
             Err(e) => {
                 if !failing {
-                    eprintln!("warning: market data poll failed: {e}; retrying every {:?}", feed.poll);
+                    tracing::warn!("market data poll failed: {e}; retrying every {:?}", feed.poll);
                 }
                 failing = true;
             }
@@ -623,7 +620,7 @@ fn restart_record(in_force: &str, bundle: &Bundle) -> ReloadRecord {
 
 /// Applies one reload before the bars of `ts`: swaps an accepted bundle into the engine
 /// (refused when it cannot be: the engine is unchanged), and journals what happened either
-/// way. Prints accepted ones (unless quiet) and every rejection with its diagnostics.
+/// way. Logs accepted ones at `info` and every rejection, with its diagnostics, at `error`.
 #[allow(clippy::too_many_arguments)]
 fn apply_reload(
     engine: &mut Engine,
@@ -631,7 +628,6 @@ fn apply_reload(
     record: ReloadRecord,
     built: Option<Arc<Bundle>>,
     ts: i64,
-    cfg: &PaperConfig,
     series: &[BarSeries],
     cursor: &[usize],
     journal: &mut Journal,
@@ -663,17 +659,24 @@ fn apply_reload(
                     *revision = b.revision.clone();
                     journal.set_revision(revision);
                     swapped = Some(b.clone());
-                    if !cfg.quiet {
-                        eprintln!("reload: bundle {} in force from {at} (was {})", b.revision, entry.old_revision);
-                        for (s, sym) in &entry.retired {
-                            eprintln!("  {s} on {sym}: removed; it keeps its exits until its position closes");
-                        }
+                    tracing::info!(
+                        revision = %b.revision,
+                        "reload: bundle {} in force from {at} (was {})",
+                        b.revision,
+                        entry.old_revision
+                    );
+                    for (s, sym) in &entry.retired {
+                        tracing::info!(
+                            strategy = %s,
+                            symbol = %sym,
+                            "{s} on {sym}: removed; it keeps its exits until its position closes"
+                        );
                     }
                     journal.reload(entry, Some(b));
                 }
                 Err(m) => {
                     entry.outcome = "refused";
-                    eprintln!("error: reload of bundle {} refused: {m}; bundle {revision} stays", b.revision);
+                    tracing::error!("reload of bundle {} refused: {m}; bundle {revision} stays", b.revision);
                     entry.message = m;
                     journal.reload(entry, None);
                 }
@@ -684,10 +687,10 @@ fn apply_reload(
             let text: Vec<String> =
                 record.diagnostics.iter().map(|d| crate::diagnostics::render_human(d, false)).collect();
             entry.message = text.join("\n");
-            eprintln!("error: reload rejected at {at}; bundle {revision} stays in force");
-            for t in &text {
-                eprint!("{t}");
-            }
+            tracing::error!(
+                diagnostics = %entry.message,
+                "reload rejected at {at}; bundle {revision} stays in force"
+            );
             journal.reload(entry, None);
         }
     }

@@ -41,9 +41,15 @@ pub fn for_run(path: &Path, bot: &str, bundle: &Bundle, phase: &PhaseDoc) -> Res
     let scaled_up = match &limits.scale_up {
         Some(s) => {
             // Earned in this phase: trades of runs started since the bot entered it.
-            let since = super::gates::entered_at(path, bot, &phase.name.value)?;
-            let filter =
-                Filter { from: RunMode::of(phase.mode.value), window: None, strategy: None, scenario: None, since };
+            let entered = super::gates::entered_at(path, bot, &phase.name.value)?;
+            let filter = Filter {
+                from: RunMode::of(phase.mode.value),
+                window: None,
+                strategy: None,
+                scenario: None,
+                since: entered.map(|e| e.ts),
+                after_run: entered.and_then(|e| e.last_run_id),
+            };
             earned(&metrics(path, bot, bundle, &filter)?, s)
         }
         None => false,

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS phase_log (
     reason TEXT NOT NULL,
     report TEXT NOT NULL,
     report_hash TEXT NOT NULL,
-    bundle_revision TEXT NOT NULL
+    bundle_revision TEXT NOT NULL,
+    last_run_id INTEGER
 );
 CREATE VIEW IF NOT EXISTS v_phase_log AS SELECT log_id, bot,
     strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, kind, from_phase, to_phase, actor, reason,
@@ -120,7 +121,16 @@ fn open(path: &Path) -> Result<Connection, Diagnostic> {
     let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
     conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
+    if !has_last_run(&conn).map_err(|e| db_err(path, e))? {
+        // Journals written before the column: their entries compare by time only.
+        conn.execute_batch("ALTER TABLE phase_log ADD COLUMN last_run_id INTEGER").map_err(|e| db_err(path, e))?;
+    }
     Ok(conn)
+}
+
+/// `phase_log` has `last_run_id` (the newest run when the entry was written).
+fn has_last_run(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM pragma_table_info('phase_log') WHERE name = 'last_run_id'")?.exists([])
 }
 
 /// The bot's active phase: the last promotion's or demotion's, else the manifest's `phase:`.
@@ -128,15 +138,24 @@ fn open(path: &Path) -> Result<Connection, Diagnostic> {
 /// # Errors
 /// When the journal cannot be read.
 pub fn active_phase(path: &Path, bundle: &Bundle) -> Result<Option<String>, Diagnostic> {
-    let declared = bundle.bot.as_ref().and_then(|b| b.phase.as_ref()).map(|p| p.value.clone());
-    let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(declared) };
-    if !path.exists() {
-        return Ok(declared);
+    if bundle.bot.is_none() || !path.exists() {
+        return Ok(bundle.bot.as_ref().and_then(|b| b.phase.as_ref()).map(|p| p.value.clone()));
     }
     // Read-only: `dsl gate status` reads journals it may not write.
     let conn = super::journal::open_read(path)?;
-    let stored: Option<String> = if super::journal::table_exists(&conn, "phase_state").map_err(|e| db_err(path, e))? {
-        conn.query_row("SELECT phase FROM phase_state WHERE bot = ?1", [&bot], |r| r.get(0))
+    active_phase_on(&conn, path, bundle)
+}
+
+/// Like [`active_phase`], on an open connection to the journal at `path`.
+///
+/// # Errors
+/// When the journal cannot be read.
+pub fn active_phase_on(conn: &Connection, path: &Path, bundle: &Bundle) -> Result<Option<String>, Diagnostic> {
+    let declared = bundle.bot.as_ref().and_then(|b| b.phase.as_ref()).map(|p| p.value.clone());
+    let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(declared) };
+    let stored: Option<String> = if super::journal::table_exists(conn, "phase_state").map_err(|e| db_err(path, e))? {
+        conn.prepare_cached("SELECT phase FROM phase_state WHERE bot = ?1")
+            .and_then(|mut st| st.query_row([&bot], |r| r.get(0)))
             .optional()
             .map_err(|e| db_err(path, e))?
     } else {
@@ -152,15 +171,31 @@ pub fn active_phase(path: &Path, bundle: &Bundle) -> Result<Option<String>, Diag
 ///
 /// # Errors
 /// SQLite's.
-pub fn entered(conn: &Connection, bot: &str, phase: &str) -> rusqlite::Result<Option<i64>> {
+pub fn entered(conn: &Connection, bot: &str, phase: &str) -> rusqlite::Result<Option<Entered>> {
     if !super::journal::table_exists(conn, "phase_log")? {
         return Ok(None);
     }
-    conn.query_row(
-        "SELECT MAX(ts) FROM phase_log WHERE bot = ?1 AND to_phase = ?2 AND kind IN ('promotion', 'demotion')",
-        params![bot, phase],
-        |r| r.get(0),
-    )
+    let last_run = if has_last_run(conn)? { "last_run_id" } else { "NULL" };
+    let row: Option<(i64, Option<i64>)> = conn
+        .prepare_cached(&format!(
+            "SELECT ts, {last_run} FROM phase_log WHERE bot = ?1 AND to_phase = ?2 \
+             AND kind IN ('promotion', 'demotion') ORDER BY log_id DESC LIMIT 1"
+        ))?
+        .query_row(params![bot, phase], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(row.map(|(ts, last_run_id)| Entered { ts, last_run_id }))
+}
+
+/// When a bot entered a phase: the evidence its gates count (`since: phase`) is the runs
+/// started after that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entered {
+    /// When (UTC seconds, the wall clock of the promotion or demotion).
+    pub ts: i64,
+    /// The newest run in the journal then: only later runs count, even one started within
+    /// the same second. `None` in journals written before this was recorded (then runs
+    /// started at or after `ts` count).
+    pub last_run_id: Option<i64>,
 }
 
 /// Records `by`'s approval of `report` (the active phase's current report).
@@ -326,9 +361,14 @@ fn write_change(c: &Connection, bot: &str, ts: i64, ch: &PhaseChange, report: &G
             params![bot, ch.to, ts, format!("{}: {}", ch.kind, ch.reason)],
         )?;
     }
+    let last_run_id: Option<i64> = if super::journal::table_exists(c, "runs")? {
+        c.query_row("SELECT MAX(run_id) FROM runs", [], |r| r.get(0))?
+    } else {
+        None
+    };
     c.execute(
-        "INSERT INTO phase_log (bot, ts, kind, from_phase, to_phase, actor, reason, report, report_hash, bundle_revision) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO phase_log (bot, ts, kind, from_phase, to_phase, actor, reason, report, report_hash, \
+         bundle_revision, last_run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             bot,
             ts,
@@ -339,7 +379,8 @@ fn write_change(c: &Connection, bot: &str, ts: i64, ch: &PhaseChange, report: &G
             ch.reason,
             serde_json::to_string(report).unwrap_or_default(),
             report.hash,
-            report.bundle_revision
+            report.bundle_revision,
+            last_run_id
         ],
     )?;
     Ok(())
@@ -358,15 +399,76 @@ fn write_change(c: &Connection, bot: &str, ts: i64, ch: &PhaseChange, report: &G
 /// # Errors
 /// When the journal cannot be read or written.
 pub fn apply_demotions(path: &Path, bundle: &Bundle, ts: i64, running: bool) -> Result<Vec<PhaseChange>, Diagnostic> {
-    let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(Vec::new()) };
-    if bundle.phases.iter().all(|p| p.demotion.is_empty()) {
+    if !has_demotions(bundle) {
         return Ok(Vec::new());
     }
-    let Some(phase) = active_phase(path, bundle)? else { return Ok(Vec::new()) };
+    let conn = if path.exists() { Some(super::journal::open_read(path)?) } else { None };
+    demotions(conn.as_ref(), None, None, path, bundle, ts, running)
+}
+
+/// The bundle names a bot and some phase of it has demotion rules.
+fn has_demotions(bundle: &Bundle) -> bool {
+    bundle.bot.is_some() && bundle.phases.iter().any(|p| !p.demotion.is_empty())
+}
+
+/// A running bot's daily check of its active phase's demotion rules ([`apply_demotions`] with
+/// `running`), on one read connection to the journal kept for the whole run: opening the
+/// journal parses its schema, which cost more than the check itself when done every day.
+pub struct DemotionWatch {
+    path: std::path::PathBuf,
+    conn: Option<Connection>,
+}
+
+impl DemotionWatch {
+    /// A watch over the journal at `path` (opened at the first check that needs it).
+    pub fn new(path: &Path) -> Self {
+        DemotionWatch { path: path.to_path_buf(), conn: None }
+    }
+
+    /// Applies `bundle`'s active phase's demotion rules that fire at bar time `ts` (UTC
+    /// seconds); returns what changed.
+    ///
+    /// # Errors
+    /// When the journal cannot be read or written.
+    /// `own`: the running bot's own evidence ([`super::run_evidence`]), read instead of the
+    /// journal for its own run; `state`: its trading state now (a pause that already halted
+    /// it is not repeated).
+    pub fn check(
+        &mut self,
+        bundle: &Bundle,
+        ts: i64,
+        own: Option<&super::run_evidence::RunEvidence>,
+        state: &crate::engine::trading_state::TradingState,
+    ) -> Result<Vec<PhaseChange>, Diagnostic> {
+        if !has_demotions(bundle) {
+            return Ok(Vec::new());
+        }
+        if self.conn.is_none() && self.path.exists() {
+            self.conn = Some(super::journal::open_read(&self.path)?);
+        }
+        demotions(self.conn.as_ref(), own, Some(state), &self.path, bundle, ts, true)
+    }
+}
+
+fn demotions(
+    conn: Option<&Connection>,
+    own: Option<&super::run_evidence::RunEvidence>,
+    bot_state: Option<&crate::engine::trading_state::TradingState>,
+    path: &Path,
+    bundle: &Bundle,
+    ts: i64,
+    running: bool,
+) -> Result<Vec<PhaseChange>, Diagnostic> {
+    let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(Vec::new()) };
+    let phase = match conn {
+        Some(c) => active_phase_on(c, path, bundle)?,
+        None => active_phase(path, bundle)?,
+    };
+    let Some(phase) = phase else { return Ok(Vec::new()) };
     if !bundle.phases.iter().any(|p| p.name.value == phase && !p.demotion.is_empty()) {
         return Ok(Vec::new());
     }
-    let report = super::gates::report_of(path, &bot, bundle, &phase, false)?;
+    let report = super::gates::report_on(conn, own, path, &bot, bundle, &phase, false)?;
     let Some(fired) = report.demotion.iter().find(|d| d.holds) else { return Ok(Vec::new()) };
     let action = fired.action.unwrap_or(DemotionAction::Pause);
     let previous =
@@ -375,9 +477,15 @@ pub fn apply_demotions(path: &Path, bundle: &Bundle, ts: i64, running: bool) -> 
         (DemotionAction::Demote, Some(prev)) => ("demotion", prev, "phase_demotion"),
         _ => ("pause", phase.clone(), "phase_pause"),
     };
-    let mut control = ControlStore::open(path, &bot)?;
-    let state = control.state()?;
-    if state.mode == Mode::Halted && state.reason == reason && kind == "pause" {
+    // The running bot's own state is current; the control records may lag its journal writer.
+    let already = match bot_state {
+        Some(s) => s.mode == Mode::Halted && s.reason == reason,
+        None => {
+            let state = ControlStore::open(path, &bot)?.state()?;
+            state.mode == Mode::Halted && state.reason == reason
+        }
+    };
+    if already && kind == "pause" {
         return Ok(Vec::new());
     }
     let change = PhaseChange {
@@ -403,7 +511,7 @@ pub fn apply_demotions(path: &Path, bundle: &Bundle, ts: i64, running: bool) -> 
             super::lease::Probe::Free(lease) => Some(lease),
             super::lease::Probe::Held(_) => None,
         };
-        control.request(true, reason, &message, now(), free.is_some())?;
+        ControlStore::open(path, &bot)?.request(true, reason, &message, now(), free.is_some())?;
     }
     Ok(vec![change])
 }

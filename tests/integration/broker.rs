@@ -390,6 +390,7 @@ fn a_server_echoing_the_keys_never_gets_them_into_output_or_the_journal() {
         .args(["--to", "2016-02-15"])
         .env("APCA_API_KEY_ID", key)
         .env("APCA_API_SECRET_KEY", secret)
+        .env("RUST_LOG", "tradedsl=warn")
         .output()
         .unwrap();
     let requests = rt.block_on(server.received_requests()).unwrap();
@@ -429,6 +430,7 @@ fn url_overrides_reach_only_loopback_or_the_paper_host() {
         let mut cmd = bot_cmd(&bot, &dir.path().join("j.sqlite"), &server);
         cmd.args(["--to", to, "--fresh"])
             .env(var, url)
+            .env("RUST_LOG", "tradedsl=warn")
             .env("HTTPS_PROXY", &proxy)
             .env("HTTP_PROXY", &proxy)
             .env("NO_PROXY", "127.0.0.1,localhost,::1");

@@ -404,3 +404,54 @@ fn gates_count_only_runs_started_in_the_phase() {
     let (ok, human, _) = run(&["gate", "status", "bot.yaml"], dir);
     assert!(ok && human.contains("counted: run 2, bars 2013-02-08T00:00:00Z .. 2018-02-07T00:00:00Z"), "{human}");
 }
+
+/// A running bot reads its own run's evidence for its demotion rules from memory instead of
+/// the journal: for every kind of metric (trades, windows, strategy filters, guardrail counts,
+/// halts, daily equity) the values equal those read from the journal of the finished run.
+#[test]
+fn demotion_metrics_from_memory_equal_those_from_the_journal() {
+    use tradedsl::runtime::{gates, run_evidence::RunEvidence};
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir);
+    let p = dir.join("phases/1_paper_mastery.yaml");
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    let rules = [
+        ("all", "", "metric.trades < 0 and metric.net_pnl < -1e12 and metric.win_rate < 0"),
+        (
+            "window",
+            "    window: 6 months\n",
+            "metric.total_return < -100 and metric.max_drawdown > 99% and metric.t_stat < -1e9",
+        ),
+        ("last", "    window: 20 trades\n", "metric.profit_factor < 0 and metric.avg_pnl < -1"),
+        ("strategy", "    strategy: rsi_reversion\n", "metric.denials > 1e9 and metric.net_pnl < -1e12"),
+        (
+            "guards",
+            "",
+            "metric.denials > 1e9 and metric.reductions > 1e9 and metric.halts > 1e9 and metric.risk_breaches > 1e9",
+        ),
+        ("months", "    window: 12 months\n", "metric.months_positive < 0 and metric.monthly_return < -1"),
+    ];
+    for (id, extra, when) in rules {
+        text.push_str(&format!(
+            "  - id: {id}\n    from: paper\n{extra}    when: {when}\n    action: pause\n    message: never\n"
+        ));
+    }
+    std::fs::write(&p, text).unwrap();
+    let (ok, _, err) = run(&["run", "bot.yaml", "--quiet"], dir);
+    assert!(ok, "{err}");
+    let db = dir.join("journal.sqlite");
+    let loaded = tradedsl::runtime::loader::load_bundle(&dir.join("bot.yaml")).unwrap();
+    let c = tradedsl::runtime::journal::open_read(&db).unwrap();
+    let run_id: i64 = c.query_row("SELECT MAX(run_id) FROM runs", [], |r| r.get(0)).unwrap();
+    let own = RunEvidence::load(&c, run_id).unwrap();
+    assert!(own.trades.len() > 20 && own.fired.len() > 20, "{} trades, {} fired", own.trades.len(), own.fired.len());
+    let b = &loaded.bundle;
+    let report = |own: Option<&RunEvidence>| gates::report_on(Some(&c), own, &db, "example", b, "paper_mastery", false);
+    let (memory, journal) = (report(Some(&own)).unwrap(), report(None).unwrap());
+    assert_eq!(memory.demotion.len(), 7);
+    for (m, j) in memory.demotion.iter().zip(&journal.demotion) {
+        assert_eq!((&m.id, &m.values, m.holds, &m.runs, m.period), (&j.id, &j.values, j.holds, &j.runs, j.period));
+        assert!(m.values.values().all(Option::is_some), "{}: {:?}", m.id, m.values);
+    }
+}

@@ -278,10 +278,16 @@ fn a_running_bot_survives_a_hundred_broken_edits() {
     child.wait().unwrap();
     let err = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap();
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.matches("error: reload rejected at").count(), 100);
+    let logged = err.lines().filter(|l| l.contains(" ERROR ") && l.contains("reload rejected at")).count();
     let c = Connection::open(&db).unwrap();
     let outcomes = rows(&c, "SELECT outcome, COUNT(*) FROM reloads GROUP BY outcome");
-    assert_eq!(outcomes, vec![vec!["rejected".to_string(), "100".into()]], "{outcomes:?}");
+    // Each edit is rejected; on a loaded machine the watcher may see a write as two changes
+    // (the truncation, then the new text) more than the debounce apart: both are rejected.
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0][0], "rejected");
+    let rejected: usize = outcomes[0][1].parse().unwrap();
+    assert!(rejected >= 100, "{rejected}");
+    assert_eq!(logged, rejected, "every rejection is logged as an error");
     let revs = rows(&c, "SELECT DISTINCT bundle_revision FROM orders");
     assert_eq!(revs, vec![vec![start_revision]], "every order under the last good bundle");
     let late = crate::common::count(&c, &format!("SELECT COUNT(*) FROM run_status WHERE checkpoints > {from}"));

@@ -99,14 +99,15 @@ fn a_paper_run_killed_at_random_points_ends_like_an_uninterrupted_one() {
 fn a_halt_reaches_the_running_bot_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("j.sqlite");
-    // Slow enough to halt it mid-run: 20 bars a second.
+    // Slow enough to halt it mid-run: 20 bars a second. Halted after 200 committed bars.
     let mut child = bin()
         .args(["run", "examples/bot.yaml", "--quiet", "--speed", "1728000", "--journal"])
         .arg(&db)
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(crate::common::wait_checkpoints(&db, 0, 200, &mut child).is_none(), "the run ended too soon");
     let out = dsl()
         .args(["halt", "--journal"])
         .arg(&db)
@@ -114,7 +115,17 @@ fn a_halt_reaches_the_running_bot_and_survives_a_restart() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    std::thread::sleep(Duration::from_millis(1000));
+    // The bot applies the halt at its next bar; 20 bars later it is killed.
+    let applied = || {
+        let c = Connection::open(&db).unwrap();
+        crate::common::count(&c, "SELECT COUNT(*) FROM state_changes WHERE reason = 'manual_halt'") == 1
+    };
+    while !applied() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before the halt");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let now = crate::common::checkpoints(&db);
+    assert!(crate::common::wait_checkpoints(&db, now, 20, &mut child).is_none(), "the run ended too soon");
     child.kill().unwrap();
     child.wait().unwrap();
     let c = Connection::open(&db).unwrap();
@@ -182,7 +193,6 @@ fn an_armed_live_start_is_journaled() {
         stop: Arc::new(AtomicBool::new(false)),
         gateway: None,
         reloads: None,
-        quiet: true,
         live: None,
         warmup_until: None,
         phase_policy: None,

@@ -118,8 +118,6 @@ pub struct Gateway {
     /// How long a dispatch waits for the broker to confirm cancellations before the sells
     /// that wait for them are held to the next dispatch.
     pub cancel_wait: Duration,
-    /// Print only mismatches and errors (not each passing reconciliation).
-    pub quiet: bool,
     /// Anomalies met while dispatching (no engine at hand): halt at the next sync.
     anomalies: Vec<(String, String)>,
 }
@@ -148,7 +146,6 @@ impl Gateway {
             next_reconcile: i64::MIN,
             max_order_age: 3600,
             cancel_wait: Duration::from_secs(5),
-            quiet: false,
             anomalies: Vec::new(),
         }
     }
@@ -234,7 +231,7 @@ impl Gateway {
             self.failures += 1;
             self.last_failure = e.to_string();
         }
-        warn(&format!("broker: {e}"));
+        tracing::warn!(client_order_id = id, kind = e.kind(), "broker: {e}");
         self.event(journal, ts, id, "broker_error", None, None, format!("{} ({})", e, e.kind()));
     }
 
@@ -257,7 +254,7 @@ impl Gateway {
     /// Journals a broker anomaly and halts the bot (`broker_anomaly`): the broker reported
     /// something that cannot be true of the bot's orders or account.
     fn anomaly(&mut self, engine: &mut Engine, journal: &mut Journal, ts: i64, id: &str, what: &str) {
-        warn(&format!("broker anomaly: {what}"));
+        tracing::error!(client_order_id = id, "broker anomaly: {what}");
         self.event(journal, ts, id, "broker_anomaly", None, None, what.to_string());
         let message =
             format!("the broker reported what cannot be trusted: {what}; check the account, then `dsl resume`");
@@ -377,9 +374,4 @@ fn units(o: &Order) -> f64 {
 /// that is still there.
 fn protective(o: &Order) -> bool {
     o.intent == crate::engine::orders::Intent::Exit && o.order_type != OrderType::Market
-}
-
-/// Broker trouble goes to stderr as it happens (the journal has the details).
-fn warn(message: &str) {
-    eprintln!("warning: {message}");
 }

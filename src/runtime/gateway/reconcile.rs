@@ -11,7 +11,7 @@
 //! and the broker's cash must cover the engine's (with the same in-flight fills). A mismatch
 //! HALTs the bot (`reconcile_mismatch`, with the figures); a position in a symbol the bot does
 //! not trade is a broker anomaly and halts it too. Every result is journaled (`reconcile`)
-//! and printed (a passing one not with `--quiet`).
+//! and logged (a passing one at `info`, a failing one at `error`).
 
 use std::collections::HashMap;
 
@@ -130,12 +130,10 @@ impl Gateway {
         };
         self.event(journal, ts, "", "reconcile", None, None, message.clone());
         if problems.is_empty() && foreign.is_empty() {
-            if !self.quiet {
-                eprintln!("reconciliation at {at}: {message}");
-            }
+            tracing::info!("reconciliation at {at}: {message}");
             return;
         }
-        eprintln!("error: reconciliation at {at} failed: {message}; HALTED until `dsl resume`");
+        tracing::error!("reconciliation at {at} failed: {message}; HALTED until `dsl resume`");
         if !foreign.is_empty() {
             let what = format!("positions in symbols the bot never traded: {}", foreign.join(", "));
             self.anomaly(engine, journal, ts, "", &what);

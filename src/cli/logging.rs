@@ -1,0 +1,65 @@
+//! Operator logs: `tracing` events on standard error, as text lines or one JSON object per
+//! line (`--log-format json`, for log shippers), each with a UTC timestamp (RFC 3339), a level
+//! and the fields of its spans (`bot`, `run`) and event (`client_order_id`, `symbol`, ...).
+//!
+//! The level comes from `RUST_LOG` when it is set (`RUST_LOG=tradedsl=debug`), else from the
+//! flags: `info` by default, `debug` with `-v`, `trace` with `-vv`, `error` only with a
+//! command's `--quiet`. Other crates log at `warn` and above. A log line that cannot be written
+//! (a closed terminal, a full pipe) is dropped, never a panic: the journal is the durable
+//! record, logs are for operators. No secret is ever a field (the broker client scrubs the API
+//! keys from every text before it is logged).
+
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields.message`, the fields and
+    /// spans).
+    Json,
+}
+
+/// The filter for `verbose` (-v count) and `quiet`, unless `RUST_LOG` says otherwise.
+fn filter(verbose: u8, quiet: bool) -> EnvFilter {
+    if let Ok(f) = EnvFilter::try_from_default_env() {
+        return f;
+    }
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    EnvFilter::new(format!("warn,tradedsl={level}"))
+}
+
+/// Installs the global subscriber (once per process; a second call changes nothing).
+pub fn init(verbose: u8, quiet: bool, format: LogFormat, color: bool) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter(verbose, quiet))
+        .with_target(false)
+        .log_internal_errors(false);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(color).try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_from_flags() {
+        if std::env::var_os("RUST_LOG").is_some() {
+            return;
+        }
+        assert_eq!(filter(0, false).to_string(), "tradedsl=info,warn");
+        assert_eq!(filter(1, false).to_string(), "tradedsl=debug,warn");
+        assert_eq!(filter(3, false).to_string(), "tradedsl=trace,warn");
+        assert_eq!(filter(2, true).to_string(), "tradedsl=error,warn");
+    }
+}
