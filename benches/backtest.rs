@@ -12,8 +12,8 @@ use tradedsl::config::manifest::FillTiming;
 use tradedsl::engine::backtest;
 use tradedsl::engine::events::NullSink;
 use tradedsl::engine::pipeline::EngineSettings;
-use tradedsl::runtime::csv_bars::{CsvOptions, load_csv};
-use tradedsl::runtime::loader::load_bundle;
+use tradedsl::runtime::data::csv_bars::{CsvOptions, load_csv};
+use tradedsl::runtime::library::loader::load_bundle;
 
 const STRATEGY: &str = "kind: strategy
 name: sma_crossover

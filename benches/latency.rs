@@ -22,7 +22,7 @@ use tradedsl::engine::events::{EventSink, OrderStatus};
 use tradedsl::engine::market::Bar;
 use tradedsl::engine::orders::Order;
 use tradedsl::engine::pipeline::{Engine, EngineSettings};
-use tradedsl::runtime::loader::load_bundle;
+use tradedsl::runtime::library::loader::load_bundle;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const SYMBOLS: usize = 31;

@@ -18,7 +18,7 @@ use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tradedsl::runtime::reload::{ManifestSource, Outcome, Reloader, watch};
+use tradedsl::runtime::library::reload::{ManifestSource, Outcome, Reloader, watch};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -84,8 +84,8 @@ fn bench(c: &mut Criterion) {
         })
     });
     // The engine's swap, mid-run, with the bars the bot has seen.
-    let loaded = tradedsl::runtime::loader::load_bundle(&dir.path().join("examples/bot.yaml")).unwrap();
-    let req = tradedsl::runtime::data::DataRequest {
+    let loaded = tradedsl::runtime::library::loader::load_bundle(&dir.path().join("examples/bot.yaml")).unwrap();
+    let req = tradedsl::runtime::library::source::DataRequest {
         data: vec![],
         store: None,
         from: None,
@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
         timezone: None,
         time_format: None,
     };
-    let series = tradedsl::runtime::data::load_for_bundle(&loaded, &req).unwrap().series;
+    let series = tradedsl::runtime::library::source::load_for_bundle(&loaded, &req).unwrap().series;
     let names: Vec<String> = series.iter().map(|s| s.symbol.clone()).collect();
     let settings = tradedsl::engine::pipeline::EngineSettings {
         bot: "bench".into(),

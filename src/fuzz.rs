@@ -12,7 +12,7 @@ use crate::config::expr_source::ExprSource;
 use crate::diagnostics::{SourceFile, render_human};
 use crate::dsl::catalog::Context;
 use crate::dsl::check::Checker;
-use crate::runtime::csv_bars::{CsvOptions, MAX_PRICE, MAX_TS, MIN_TS, OnMissing, parse_csv};
+use crate::runtime::data::csv_bars::{CsvOptions, MAX_PRICE, MAX_TS, MIN_TS, OnMissing, parse_csv};
 
 /// Reads `data` as a YAML document and renders every diagnostic.
 pub fn yaml_document(data: &[u8]) {

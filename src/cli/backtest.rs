@@ -16,10 +16,10 @@ use crate::engine::backtest;
 use crate::engine::costs::CostModel;
 use crate::engine::events::{EventSink, NullSink};
 use crate::engine::pipeline::EngineSettings;
-use crate::runtime::data::{DataArg, DataRequest, load_for_bundle};
+use crate::runtime::journal::report::{self, ReportContext};
 use crate::runtime::journal::{Journal, RunInfo};
-use crate::runtime::loader::load_bundle;
-use crate::runtime::report::{self, ReportContext};
+use crate::runtime::library::loader::load_bundle;
+use crate::runtime::library::source::{DataArg, DataRequest, load_for_bundle};
 
 /// Fill timing flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,5 +1,5 @@
 //! `dsl halt`, `dsl resume` and `dsl approvals`: a person's controls over a bot, written to
-//! the bot's journal database ([`crate::runtime::control`]).
+//! the bot's journal database ([`crate::runtime::journal::control`]).
 //!
 //! The bot is named by its manifest (its `name` and `database`); only the manifest itself is
 //! read, so a bot can be halted even while one of its strategy files has an error. `--journal`
@@ -12,9 +12,9 @@ use super::{EXIT_INVALID, EXIT_OK, Out};
 use crate::config::{Document, read_document};
 use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::market::format_utc;
-use crate::runtime::control::{ApprovalRow, ControlStore};
-use crate::runtime::lease::{self, Probe};
-use crate::runtime::loader::{read_source, resolve};
+use crate::runtime::journal::control::{ApprovalRow, ControlStore};
+use crate::runtime::journal::lease::{self, Probe};
+use crate::runtime::library::loader::{read_source, resolve};
 
 /// Which bot: a manifest, or a database and a bot name.
 #[derive(Debug, Clone, clap::Args)]
@@ -224,7 +224,7 @@ pub fn approvals(args: ApprovalArgs, out: Out) -> u8 {
             // Read-only: listing never writes to the journal.
             let rows = match resolve_target(&target).and_then(|(db, bot)| {
                 let conn = crate::runtime::journal::open_read_checked(&db)?;
-                crate::runtime::control::read_approvals(&conn, &db, &bot, all)
+                crate::runtime::journal::control::read_approvals(&conn, &db, &bot, all)
             }) {
                 Ok(r) => r,
                 Err(d) => return out.fail(&d),

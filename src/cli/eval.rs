@@ -16,9 +16,9 @@ use crate::dsl::parser;
 use crate::dsl::program::GraphSpec;
 use crate::dsl::types::ValueKind;
 use crate::engine::graph::Graph;
-use crate::runtime::csv_bars::{CsvOptions, load_csv};
-use crate::runtime::loader::{read_document_with_scripts, read_source};
-use crate::runtime::timeparse::format_utc;
+use crate::runtime::data::csv_bars::{CsvOptions, load_csv};
+use crate::runtime::data::timeparse::format_utc;
+use crate::runtime::library::loader::{read_document_with_scripts, read_source};
 
 /// Arguments of `dsl eval`.
 #[derive(Debug, clap::Args)]

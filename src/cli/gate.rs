@@ -1,5 +1,5 @@
 //! `dsl gate status|check`, `dsl approve`, `dsl promote`: a bot's graduation through its
-//! phases ([`crate::runtime::gates`], [`crate::runtime::phase_store`]).
+//! phases ([`crate::runtime::phases::gates`], [`crate::runtime::phases::phase_store`]).
 //!
 //! The active phase is the last promotion's or demotion's, else the manifest's `phase:`. Its
 //! gates are evaluated against the bot's journal (the manifest's `database`, or `--journal`).
@@ -10,9 +10,9 @@ use super::validate::Format;
 use super::{EXIT_INVALID, EXIT_OK, Out};
 use crate::diagnostics::{Diagnostic, codes};
 use crate::dsl::bundle::Bundle;
-use crate::runtime::gates::{self, GateReport};
-use crate::runtime::loader::load_bundle;
-use crate::runtime::phase_store::{self, ApprovalFile};
+use crate::runtime::library::loader::load_bundle;
+use crate::runtime::phases::gates::{self, GateReport};
+use crate::runtime::phases::phase_store::{self, ApprovalFile};
 
 /// The bot and where its journal is.
 #[derive(Debug, clap::Args)]

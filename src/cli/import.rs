@@ -6,9 +6,9 @@ use clap::ValueEnum;
 
 use super::{EXIT_OK, Out, parse_tz};
 use crate::config::timeframe::Timeframe;
-use crate::runtime::bar_store::{self, ImportItem};
-use crate::runtime::csv_bars::{CsvOptions, OnMissing, load_csv};
-use crate::runtime::timeparse::format_utc;
+use crate::runtime::data::bar_store::{self, ImportItem};
+use crate::runtime::data::csv_bars::{CsvOptions, OnMissing, load_csv};
+use crate::runtime::data::timeparse::format_utc;
 
 /// What to do with rows missing a price.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -197,7 +197,7 @@ pub fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
 
 /// Parses a `--from`/`--to` bound for clap.
 pub fn parse_time(s: &str) -> Result<i64, String> {
-    crate::runtime::timeparse::parse_bound(s)
+    crate::runtime::data::timeparse::parse_bound(s)
 }
 
 /// Parses a rate such as `0.001`, `0.1%` or `5bps` for clap (a fraction).

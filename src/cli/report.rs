@@ -1,6 +1,6 @@
 //! `dsl report execution|daily|log BOT.yaml`: what a running bot's journal says about its
-//! execution quality ([`crate::runtime::execution`]), its daily P&L and its day-by-day
-//! trading log in markdown ([`crate::runtime::trading_log`]).
+//! execution quality ([`crate::runtime::broker::execution`]), its daily P&L and its day-by-day
+//! trading log in markdown ([`crate::runtime::journal::trading_log`]).
 
 use std::path::PathBuf;
 
@@ -8,7 +8,8 @@ use super::control::Target;
 use super::validate::Format;
 use super::{EXIT_OK, Out};
 use crate::diagnostics::{Diagnostic, codes};
-use crate::runtime::{execution, trading_log};
+use crate::runtime::broker::execution;
+use crate::runtime::journal::trading_log;
 
 /// Arguments of `dsl report`.
 #[derive(Debug, clap::Args)]

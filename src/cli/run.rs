@@ -1,4 +1,4 @@
-//! `dsl run BOT.yaml`: paper-trade a bot ([`crate::runtime::paper`]).
+//! `dsl run BOT.yaml`: paper-trade a bot ([`crate::runtime::bot::paper`]).
 //!
 //! The feed is the bot's stored bars (its `data:`), replayed at `--speed N` times real time or
 //! as fast as possible, or Alpaca's market data (`--feed alpaca`: a warm-up history, then each
@@ -18,17 +18,17 @@ use crate::engine::costs::CostModel;
 use crate::engine::market::BarSeries;
 use crate::engine::market::format_utc;
 use crate::engine::pipeline::EngineSettings;
-use crate::runtime::alpaca::{self, Credentials, Environment, MarketDataClient, RetryPolicy, TradingClient};
-use crate::runtime::data::{DataRequest, load_for_bundle};
-use crate::runtime::gateway::Gateway;
+use crate::runtime::bot::paper::{self, PaperConfig, ReloadMessage};
+use crate::runtime::broker::alpaca::{self, Credentials, Environment, MarketDataClient, RetryPolicy, TradingClient};
+use crate::runtime::broker::gateway::Gateway;
+use crate::runtime::broker::live_feed::LiveFeed;
+use crate::runtime::broker::live_gate::{self, GateDecision};
 use crate::runtime::journal::Journal;
-use crate::runtime::live_feed::LiveFeed;
-use crate::runtime::live_gate::{self, GateDecision};
-use crate::runtime::loader::load_bundle;
-use crate::runtime::paper::{self, PaperConfig, ReloadMessage};
-use crate::runtime::phase_limits::{self, PhaseRun};
-use crate::runtime::phase_store;
-use crate::runtime::reload::{self, ManifestSource, Outcome, Reloader, Watch};
+use crate::runtime::library::loader::load_bundle;
+use crate::runtime::library::reload::{self, ManifestSource, Outcome, Reloader, Watch};
+use crate::runtime::library::source::{DataRequest, load_for_bundle};
+use crate::runtime::phases::phase_limits::{self, PhaseRun};
+use crate::runtime::phases::phase_store;
 use std::sync::mpsc::Receiver;
 
 /// Arguments of `dsl run`.
@@ -325,11 +325,15 @@ pub fn run(args: Args, out: Out) -> u8 {
         );
     };
     // One bot per journal, for the whole run: taken before anything is read from it.
-    let lease =
-        match crate::runtime::lease::acquire(&journal, &bot.name.value, "dsl run", std::time::Duration::from_secs(3)) {
-            Ok(l) => l,
-            Err(d) => return out.fail(&d),
-        };
+    let lease = match crate::runtime::journal::lease::acquire(
+        &journal,
+        &bot.name.value,
+        "dsl run",
+        std::time::Duration::from_secs(3),
+    ) {
+        Ok(l) => l,
+        Err(d) => return out.fail(&d),
+    };
     let settings = EngineSettings {
         bot: bot.name.value.clone(),
         run: 0,
@@ -337,7 +341,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         costs: CostModel::from(&bot.costs),
         fill: bot.fill.value,
     };
-    let mut settings_json = crate::runtime::report::settings_json(&settings);
+    let mut settings_json = crate::runtime::journal::report::settings_json(&settings);
     settings_json["feed"] = "replay".into();
     settings_json["broker"] = "sim".into();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().enable_io().build() {

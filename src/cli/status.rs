@@ -8,7 +8,7 @@ use super::control::Target;
 use super::validate::Format;
 use super::{EXIT_OK, Out};
 use crate::engine::market::format_utc;
-use crate::runtime::status::{BotStatus, read_status};
+use crate::runtime::bot::status::{BotStatus, read_status};
 
 /// Arguments of `dsl status`.
 #[derive(Debug, clap::Args)]

@@ -18,11 +18,11 @@ use crate::engine::events::{EventSink, NullSink};
 use crate::engine::market::{BarSeries, format_utc};
 use crate::engine::pipeline::{Engine, EngineSettings};
 use crate::engine::stress::{apply, outage_window};
-use crate::runtime::data::{DataRequest, load_for_bundle};
+use crate::runtime::data::timeparse::parse_bound;
+use crate::runtime::journal::report::metrics_json;
 use crate::runtime::journal::{Journal, RunInfo};
-use crate::runtime::loader::{load_bundle, read_source};
-use crate::runtime::report::metrics_json;
-use crate::runtime::timeparse::parse_bound;
+use crate::runtime::library::loader::{load_bundle, read_source};
+use crate::runtime::library::source::{DataRequest, load_for_bundle};
 
 /// Arguments of `dsl stress`.
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::validate::Format;
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, Out};
 use crate::diagnostics::{codes, to_json};
-use crate::runtime::rule_tests::{FileReport, discover, run_file};
+use crate::runtime::library::rule_tests::{FileReport, discover, run_file};
 
 /// Arguments of `dsl test`.
 #[derive(Debug, clap::Args)]

@@ -1,5 +1,5 @@
 //! `dsl validate PATH...`, and `dsl validate --watch PATH...` (hot reload: see
-//! [`crate::runtime::reload`]).
+//! [`crate::runtime::library::reload`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,8 +9,8 @@ use clap::ValueEnum;
 
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, Out};
 use crate::diagnostics::{Diagnostic, codes, to_json};
-use crate::runtime::loader::validate_paths;
-use crate::runtime::reload::{LibrarySource, Outcome, ReloadRecord, Reloader};
+use crate::runtime::library::loader::validate_paths;
+use crate::runtime::library::reload::{LibrarySource, Outcome, ReloadRecord, Reloader};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,15 +103,16 @@ fn watch(args: Args, out: Out) -> u8 {
     let format = args.format;
     let dirs: Vec<String> = reloader.watch_dirs().iter().map(|w| w.path.display().to_string()).collect();
     // Watch first, then report: once the first record is out, every edit is seen.
-    let handle = match crate::runtime::reload::watch(reloader, Duration::from_millis(args.debounce), move |r| {
-        print_record(r, format, out, false)
-    }) {
-        Ok(h) => h,
-        Err(d) => {
-            out.diags(&[d]);
-            return EXIT_USAGE;
-        }
-    };
+    let handle =
+        match crate::runtime::library::reload::watch(reloader, Duration::from_millis(args.debounce), move |r| {
+            print_record(r, format, out, false)
+        }) {
+            Ok(h) => h,
+            Err(d) => {
+                out.diags(&[d]);
+                return EXIT_USAGE;
+            }
+        };
     print_record(&first, format, out, true);
     if format == Format::Human {
         eprintln!("watching {} (Ctrl-C to stop)", dirs.join(", "));

@@ -28,7 +28,7 @@
 //! `{exit: reason}` with reason `exit_rule`, `stop_loss`, `take_profit` or `max_holding`.
 //!
 //! This module only reads the document; names are resolved and cases run by
-//! `crate::runtime::rule_tests`.
+//! `crate::runtime::library::rule_tests`.
 
 use std::sync::Arc;
 

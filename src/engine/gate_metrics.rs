@@ -1,6 +1,6 @@
 //! The metrics phase gates read (`metric.*` fields), computed from records of closed trades,
 //! an equity curve and counts taken from the journal. Pure: the runtime reads the journal
-//! ([`crate::runtime::gates`]) and hands the records over.
+//! ([`crate::runtime::phases::gates`]) and hands the records over.
 //!
 //! Definitions (fractions, not percent; currency in the account currency):
 //! - `trades`, `win_rate` (pnl > 0), `profit_factor` (gross profit / gross loss), `avg_pnl`

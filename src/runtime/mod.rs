@@ -1,33 +1,22 @@
-//! The runtime layer: every piece of I/O.
+//! The runtime layer: every piece of I/O, one room per concern.
 //!
-//! Files and time zones ([`csv_bars`], [`timeparse`]), the SQLite bar store ([`bar_store`]) and
-//! journal ([`journal`]), loading documents from disk ([`loader`]), finding a bundle's market
-//! data ([`data`]), writing reports ([`report`]), running rule tests ([`rule_tests`]) and
-//! hot-reloading bundles ([`reload`]), the paper-trading loop ([`paper`]) and a bot's status ([`status`]).
+//! Rooms depend on earlier rooms only, in this order: [`data`] → [`library`] → [`journal`] →
+//! [`broker`] → [`phases`] → [`bot`] (a test checks it); [`files`] (opening regular files
+//! only) is used by all. Nothing here is used by `engine`, `dsl` or `config`.
+//!
+//! | room | holds |
+//! | --- | --- |
+//! | [`data`] | CSV bars in the layouts found in the wild, time parsing and zones, the SQLite bar store |
+//! | [`library`] | loading documents from disk, the market data a bundle names, rule tests, hot reload |
+//! | [`journal`] | the SQLite journal: its writer and resume, its lock (one bot per journal), the bot's control records (trading state, requests, approvals), broker records, reload records, the run's own evidence, reports and the trading log |
+//! | [`broker`] | the Alpaca REST client and live bar feed, the gateway that sends orders and books what the broker answers, the live gates, execution quality |
+//! | [`phases`] | gate reports and their metrics, the phase store (approvals, promotions, demotions), phase limits |
+//! | [`bot`] | the paper/live run loop and a bot's status |
 
-pub mod alpaca;
-pub mod bar_store;
-pub mod broker_log;
-pub mod control;
-pub mod csv_bars;
+pub mod bot;
+pub mod broker;
 pub mod data;
-pub mod execution;
 pub mod files;
-pub mod gates;
-pub mod gateway;
 pub mod journal;
-pub mod lease;
-pub mod live_feed;
-pub mod live_gate;
-pub mod loader;
-pub mod paper;
-pub mod phase_limits;
-pub mod phase_store;
-pub mod reload;
-pub mod reload_log;
-pub mod report;
-pub mod rule_tests;
-pub mod run_evidence;
-pub mod status;
-pub mod timeparse;
-pub mod trading_log;
+pub mod library;
+pub mod phases;

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use tradedsl::runtime::alpaca::model::OrderRequest;
-use tradedsl::runtime::alpaca::{BrokerError, Credentials, MarketDataClient, RetryPolicy, TradingClient};
+use tradedsl::runtime::broker::alpaca::model::OrderRequest;
+use tradedsl::runtime::broker::alpaca::{BrokerError, Credentials, MarketDataClient, RetryPolicy, TradingClient};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

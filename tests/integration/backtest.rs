@@ -10,7 +10,7 @@ use tradedsl::engine::events::{Decision, EventSink, NullSink, OrderStatus};
 use tradedsl::engine::market::{Bar, BarSeries};
 use tradedsl::engine::orders::{ClientOrderId, Order};
 use tradedsl::engine::pipeline::{Engine, EngineSettings};
-use tradedsl::runtime::csv_bars::{CsvOptions, load_csv};
+use tradedsl::runtime::data::csv_bars::{CsvOptions, load_csv};
 
 use crate::common::{bundle, data, dsl, rel};
 

@@ -410,7 +410,7 @@ fn gates_count_only_runs_started_in_the_phase() {
 /// halts, daily equity) the values equal those read from the journal of the finished run.
 #[test]
 fn demotion_metrics_from_memory_equal_those_from_the_journal() {
-    use tradedsl::runtime::{gates, run_evidence::RunEvidence};
+    use tradedsl::runtime::{journal::run_evidence::RunEvidence, phases::gates};
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     setup(dir);
@@ -441,7 +441,7 @@ fn demotion_metrics_from_memory_equal_those_from_the_journal() {
     let (ok, _, err) = run(&["run", "bot.yaml", "--quiet"], dir);
     assert!(ok, "{err}");
     let db = dir.join("journal.sqlite");
-    let loaded = tradedsl::runtime::loader::load_bundle(&dir.join("bot.yaml")).unwrap();
+    let loaded = tradedsl::runtime::library::loader::load_bundle(&dir.join("bot.yaml")).unwrap();
     let c = tradedsl::runtime::journal::open_read(&db).unwrap();
     let run_id: i64 = c.query_row("SELECT MAX(run_id) FROM runs", [], |r| r.get(0)).unwrap();
     let own = RunEvidence::load(&c, run_id).unwrap();

@@ -4,6 +4,7 @@
 mod allocation;
 mod alpaca;
 mod approvals;
+mod architecture;
 mod backtest;
 mod broker;
 mod common;

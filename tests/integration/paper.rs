@@ -158,12 +158,12 @@ fn a_halt_reaches_the_running_bot_and_survives_a_restart() {
 fn an_armed_live_start_is_journaled() {
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
-    use tradedsl::runtime::data::{DataRequest, load_for_bundle};
-    use tradedsl::runtime::paper::{PaperConfig, run};
+    use tradedsl::runtime::bot::paper::{PaperConfig, run};
+    use tradedsl::runtime::library::source::{DataRequest, load_for_bundle};
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("j.sqlite");
-    let loaded = tradedsl::runtime::loader::load_bundle(Path::new("examples/bot.yaml")).unwrap();
+    let loaded = tradedsl::runtime::library::loader::load_bundle(Path::new("examples/bot.yaml")).unwrap();
     let req = DataRequest {
         data: vec![],
         store: None,

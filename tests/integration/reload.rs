@@ -14,7 +14,7 @@ use tradedsl::dsl::semantics::fires;
 use tradedsl::engine::graph::Graph;
 use tradedsl::engine::market::Bar;
 use tradedsl::engine::rules::{NO_FIELDS, eval_rule};
-use tradedsl::runtime::reload::{ManifestSource, Outcome, ReloadRecord, Reloader, watch};
+use tradedsl::runtime::library::reload::{ManifestSource, Outcome, ReloadRecord, Reloader, watch};
 
 use crate::common::{data, dsl};
 

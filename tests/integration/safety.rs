@@ -343,7 +343,7 @@ fn a_journal_deleted_mid_run_stops_the_bot() {
     assert!(!status.success());
     assert!(err.contains("the journal file was deleted or replaced while the bot ran"), "{err}");
     // A halt while a bot holds the lease of a journal that is gone is refused.
-    let lease = tradedsl::runtime::lease::acquire(&db, "b", "dsl run", Duration::ZERO).unwrap();
+    let lease = tradedsl::runtime::journal::lease::acquire(&db, "b", "dsl run", Duration::ZERO).unwrap();
     let (ok, _, err) = run(dir, &["halt", "bot.yaml", "--reason", "stop"]);
     assert!(!ok && err.contains("is gone while a bot holds its lock"), "{err}");
     assert!(!db.exists(), "no new journal was made");

@@ -13,8 +13,8 @@ use tradedsl::engine::events::EventSink;
 use tradedsl::engine::market::BarSeries;
 use tradedsl::engine::pipeline::{Engine, EngineSettings, RunStats};
 use tradedsl::engine::trading_state::{Mode, TradingState};
-use tradedsl::runtime::control::{ControlStore, StateRecorder};
-use tradedsl::runtime::csv_bars::{CsvOptions, load_csv};
+use tradedsl::runtime::data::csv_bars::{CsvOptions, load_csv};
+use tradedsl::runtime::journal::control::{ControlStore, StateRecorder};
 use tradedsl::runtime::journal::{Journal, RunInfo};
 
 use crate::common::{bundle, count, data, dsl, rows};
@@ -106,7 +106,7 @@ fn drive(engine: &mut Engine, series: &[BarSeries], from: i64, to: i64, sink: &m
 }
 
 fn ts(date: &str) -> i64 {
-    tradedsl::runtime::timeparse::parse_bound(date).unwrap()
+    tradedsl::runtime::data::timeparse::parse_bound(date).unwrap()
 }
 
 /// A strategy that is in the market most of the time: SMA(10/30) crossover, with `extra`

@@ -11,7 +11,7 @@ use tradedsl::engine::events::NullSink;
 use tradedsl::engine::market::{Bar, BarSeries};
 use tradedsl::engine::orders::Trade;
 use tradedsl::engine::pipeline::{Engine, EngineSettings};
-use tradedsl::runtime::csv_bars::{CsvOptions, load_csv};
+use tradedsl::runtime::data::csv_bars::{CsvOptions, load_csv};
 
 use crate::common::{bundle, data};
 

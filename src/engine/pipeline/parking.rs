@@ -1,0 +1,117 @@
+//! Orders parked by `require_approval` rules: the desk a person decides on (`dsl approvals`),
+//! and what happens when they approve, reject, or let the window pass (denied: fail closed).
+
+use super::*;
+
+impl Engine {
+    /// Attaches the approval queue: `require_approval` orders then wait there for a person
+    /// (see [`super::approvals`]) instead of being denied at once.
+    pub fn set_approval_desk(&mut self, desk: Box<dyn ApprovalDesk + Send>) {
+        self.desk = Some(desk);
+    }
+
+    /// Orders waiting for approval.
+    pub fn parked_orders(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// Applies the desk's decisions on parked orders, and refuses those whose window ended.
+    /// An approved order is routed at the current bar: it must still pass the trading state
+    /// and every rule other than the approval.
+    pub fn settle_approvals(&mut self, ts: i64, sink: &mut dyn EventSink) {
+        let decisions = self.desk.as_mut().map(|d| d.decisions(ts)).unwrap_or_default();
+        for (id, outcome) in decisions {
+            let Some(k) = self.parked.iter().position(|(o, _)| o.client_order_id == id) else { continue };
+            let (order, _) = self.parked.remove(k);
+            let (strategy, symbol) = self.names(&order);
+            let (strategy, symbol) = (strategy.to_string(), symbol.to_string());
+            let message = match &outcome {
+                ApprovalOutcome::Approved { note } => format!("{id} approved: {note}"),
+                ApprovalOutcome::Rejected { note } => format!("{id} rejected: {note}"),
+            };
+            sink.note(&Note {
+                ts,
+                kind: NoteKind::ApprovalDecided,
+                origin: &strategy,
+                symbol: &symbol,
+                script: "",
+                message: &message,
+            });
+            match outcome {
+                ApprovalOutcome::Approved { .. } => self.route_approved(order, ts, sink),
+                ApprovalOutcome::Rejected { note } => {
+                    self.slots[order.slot].pending_market = false;
+                    self.reject(&order, &format!("approval rejected: {note}"), sink);
+                }
+            }
+        }
+        let mut k = 0;
+        while k < self.parked.len() {
+            if self.parked[k].1 > ts {
+                k += 1;
+                continue;
+            }
+            let (order, expires) = self.parked.remove(k);
+            if let Some(d) = self.desk.as_mut() {
+                d.expire(order.client_order_id, ts);
+            }
+            self.slots[order.slot].pending_market = false;
+            self.stats.approvals_expired += 1;
+            let reason = format!("no approval by {}: denied on timeout", crate::engine::market::format_utc(expires));
+            self.reject(&order, &reason, sink);
+        }
+    }
+
+    /// Routes an order a person approved, at the last close of its symbol.
+    pub(super) fn route_approved(&mut self, order: Order, ts: i64, sink: &mut dyn EventSink) {
+        self.slots[order.slot].pending_market = false;
+        if !self.admit(&order, ts, true, sink) {
+            return;
+        }
+        let last = self.symbols[order.symbol].last_close;
+        let bar = Bar { ts, open: last, high: last, low: last, close: last, volume: 0.0 };
+        let _ = self.submit(order, &bar, sink);
+    }
+
+    /// Parks an order on the desk until `expires`; `false` if the desk could not record it.
+    pub(super) fn park(&mut self, order: &Order, expires: i64, d: &Denial, sink: &mut dyn EventSink) -> bool {
+        let (strategy, symbol) = self.names(order);
+        let rule = &self.bundle.policies[d.policy].doc.rules[d.rule];
+        let request = ApprovalRequest {
+            client_order_id: order.client_order_id,
+            created_ts: order.created_ts,
+            expires_ts: expires,
+            strategy: strategy.to_string(),
+            symbol: symbol.to_string(),
+            side: order.side.as_str(),
+            intent: order.intent.as_str(),
+            quantity: order.estimated_units,
+            notional: order.notional(),
+            rule: d.key(&self.bundle.policies),
+            message: d.message.clone().unwrap_or_else(|| rule.message.value.clone()),
+        };
+        let Some(desk) = self.desk.as_mut() else { return false };
+        if !desk.park(&request) {
+            return false;
+        }
+        let message = format!(
+            "{} parked for approval until {}: {}",
+            order.client_order_id,
+            crate::engine::market::format_utc(expires),
+            request.message
+        );
+        sink.note(&Note {
+            ts: order.created_ts,
+            kind: NoteKind::ApprovalRequested,
+            origin: &request.rule,
+            symbol: &request.symbol,
+            script: "",
+            message: &message,
+        });
+        // The slot waits for the decision as for a working order.
+        self.slots[order.slot].pending_market = true;
+        self.slots[order.slot].pending_notional = order.notional();
+        self.parked.push((order.clone(), expires));
+        true
+    }
+}

@@ -1,0 +1,592 @@
+//! The SQLite journal: every run, order, fill, round-trip trade and policy decision.
+//!
+//! Tables (`schema_version` 1). Times are `INTEGER` UTC seconds (`*_ts` columns); the views
+//! `v_runs`, `v_orders`, `v_fills`, `v_trades`, `v_policy_decisions`, `v_events` and
+//! `v_state_changes` show the same rows with
+//! RFC 3339 text times, for people querying with `sqlite3`.
+//!
+//! | table | one row per |
+//! | --- | --- |
+//! | `runs` | run: kind, bot, bundle revision, settings, symbols, period, status, metrics (JSON) |
+//! | `orders` | order: deterministic `client_order_id`, strategy, symbol, side, intent, type, stop/limit price, `time_in_force`, quantity, reference price, notional, reason, final status, bundle revision |
+//! | `fills` | fill: time, quantity, price, commission, slippage cost |
+//! | `trades` | round trip: entry/exit time and price, quantity, pnl, pnl % (percent points), fees, exit reason, holding bars |
+//! | `policy_decisions` | policy rule applied to an order: rule id, fired, action, message, the values it saw (JSON), bundle revision |
+//! | `events` | anything else worth knowing: a rhai script that failed (`script_error`) and what failed closed, an entry an entry filter vetoed (`entry_filtered`) |
+//! | `state_changes` | change of the trading state: time, from, to (`ACTIVE`, `REDUCING`, `HALTED`), reason code (`policy/rule_id`, `resume`, `reset:next_day`), message |
+//! | `run_status` | running run: the account at its last checkpoint, and how many checkpoints it committed |
+//! | `daily_equity` | UTC day (days since 1970-01-01) of a running run: first and last checkpoint time, equity at both, cash at the last |
+//!
+//! A backtest writes its run inside one transaction: a run that fails leaves no trace, and a
+//! finished run is complete. Rows are written by a background thread so the engine does not
+//! wait for SQLite; an order row is written once, at its final state.
+
+pub mod broker_log;
+pub mod control;
+pub mod error;
+pub mod lease;
+pub mod reload_log;
+pub mod report;
+pub mod run_evidence;
+pub mod trading_log;
+
+pub use error::{JournalError, db_err, journal_error};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::diagnostics::{Diagnostic, codes};
+use crate::engine::orders::ClientOrderId;
+
+mod rows;
+mod schema;
+mod sink;
+#[cfg(test)]
+mod tests;
+
+use rows::{BATCH, GROUP_COMMIT, OrderRow, Row, write_row};
+pub use rows::{Checkpoint, ManualChange, Resumed, RunInfo};
+use schema::open;
+pub use schema::{check_integrity, open_read, open_read_checked, table_exists};
+
+/// What the writer thread hands back: the connection (still inside the run's transaction)
+/// and the first write error.
+/// The writer thread's result: the connection, its first error, and whether a transaction is
+/// still open (a checkpoint commits; the next row opens the next transaction).
+type WriterResult = (Connection, Option<rusqlite::Error>, bool);
+
+/// An open journal with a run in progress. Implements [`EventSink`].
+///
+/// Nothing is visible to readers before [`Journal::finish`] commits the run's transaction.
+pub struct Journal {
+    path: PathBuf,
+    run_id: i64,
+    trade_no: i64,
+    order_no: i64,
+    working: HashMap<ClientOrderId, OrderRow>,
+    names: HashMap<String, Arc<str>>,
+    batch: Vec<Row>,
+    tx: Option<SyncSender<Vec<Row>>>,
+    writer: Option<JoinHandle<WriterResult>>,
+    /// While true, rows are not written (they already were, before a restart) but the
+    /// bookkeeping (order and trade numbers, working orders) goes on.
+    muted: bool,
+    /// Also record the engine's state changes in the bot's control records.
+    control: bool,
+    /// Bundle revision of the decisions from now on.
+    revision: Arc<str>,
+    /// The journal file's (device, inode) when it was opened.
+    identity: Option<(u64, u64)>,
+    /// The writer's first failure (it stops writing then).
+    failure: Arc<std::sync::Mutex<Option<String>>>,
+    /// The run's own evidence for its demotion rules, kept as rows are queued (a running bot;
+    /// see [`Journal::keep_evidence`]).
+    evidence: Option<crate::runtime::journal::run_evidence::RunEvidence>,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path` and starts a run in a transaction.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or the schema cannot be created.
+    pub fn begin(path: &Path, info: &RunInfo) -> Result<Journal, Diagnostic> {
+        let conn = open(path)?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(path, e))?;
+        conn.execute(
+            "INSERT INTO runs (kind, bot, bundle_revision, started_ts, status, settings, symbols) \
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
+            params![
+                info.kind,
+                info.bot,
+                info.bundle_revision,
+                now(),
+                info.settings.to_string(),
+                serde_json::to_string(&info.symbols).unwrap_or_default()
+            ],
+        )
+        .map_err(|e| db_err(path, e))?;
+        let run_id = conn.last_insert_rowid();
+        Journal::start(path, conn, run_id, &info.bundle_revision, info.bot.clone(), true)
+    }
+
+    /// Reopens the unfinished run of `kind` for `bot` (status `running`), if there is one,
+    /// for a restarted bot: the journal (muted: see [`Journal::set_muted`]) and what the
+    /// restart needs to replay up to the last checkpoint ([`Resumed`]).
+    ///
+    /// # Errors
+    /// When the file cannot be opened or read.
+    pub fn resume(path: &Path, kind: &str, bot: &str) -> Result<Option<(Journal, Resumed)>, Diagnostic> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = open(path)?;
+        let found: Option<(i64, String, Option<i64>)> = conn
+            .query_row(
+                "SELECT run_id, bundle_revision, last_bar_ts FROM runs WHERE kind = ?1 AND bot = ?2 AND status = 'running' \
+                 ORDER BY run_id DESC LIMIT 1",
+                params![kind, bot],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map(Some)
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
+            .map_err(|e| db_err(path, e))?;
+        let Some((run_id, revision, last)) = found else { return Ok(None) };
+        let manual = {
+            let mut st = conn
+                .prepare(
+                    "SELECT ts, from_state, to_state, reason, message, reset FROM state_changes \
+                     WHERE run_id = ?1 AND reason IN ('manual_halt', 'resume', 'broker_unavailable', 'reconcile_mismatch', \
+                     'broker_anomaly', 'demotion_unchecked', 'phase_pause', 'phase_demotion') \
+                     AND ts <= ?2 ORDER BY rowid",
+                )
+                .map_err(|e| db_err(path, e))?;
+            let rows = st
+                .query_map(params![run_id, last.unwrap_or(i64::MIN)], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+                })
+                .map_err(|e| db_err(path, e))?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))?
+        };
+        let in_force =
+            crate::runtime::journal::reload_log::in_force(&conn, run_id, &revision).map_err(|e| db_err(path, e))?;
+        // No transaction until the first row after the replay: the bot's control records
+        // (approval requests) are written meanwhile.
+        // Numbering restarts at 0: the muted replay up to the checkpoint counts again.
+        let mut j = Journal::start(path, conn, run_id, &revision, bot.to_string(), false)?;
+        j.muted = true;
+        let manual = manual
+            .into_iter()
+            .map(|(ts, to, reason, message)| ManualChange { ts, halt: to == "HALTED", reason, message })
+            .collect();
+        Ok(Some((j, Resumed { run_id, revision, in_force, last_checkpoint: last, manual })))
+    }
+
+    /// `in_tx`: the caller opened the first transaction.
+    fn start(
+        path: &Path,
+        conn: Connection,
+        run_id: i64,
+        revision: &str,
+        bot: String,
+        in_tx: bool,
+    ) -> Result<Journal, Diagnostic> {
+        let (tx, rx) = sync_channel::<Vec<Row>>(64);
+        let failure: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let failed = failure.clone();
+        let journal_path = path.to_path_buf();
+        let writer = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || {
+                let mut err: Option<rusqlite::Error> = None;
+                let mut in_tx = in_tx;
+                // The first failure rolls the open transaction back (the timestamp it belonged
+                // to is not durable, the last checkpoint is) and stops all writing.
+                let fail = |e: rusqlite::Error, in_tx: &mut bool, err: &mut Option<rusqlite::Error>| {
+                    if *in_tx {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        *in_tx = false;
+                    }
+                    let why = journal_error(&journal_path, &e).message;
+                    *failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+                    *err = Some(e);
+                };
+                let commit = |in_tx: &mut bool, err: &mut Option<rusqlite::Error>| {
+                    if *in_tx && err.is_none() {
+                        match conn.execute_batch("COMMIT") {
+                            Ok(()) => *in_tx = false,
+                            Err(e) => fail(e, in_tx, err),
+                        }
+                    }
+                };
+                // Group commit: a checkpoint commits at once when the writer has caught up, else
+                // with the checkpoints already queued behind it (at most GROUP_COMMIT of them), so
+                // that a replay at full speed does not pay one commit per timestamp. A commit
+                // only ever follows a checkpoint (or an explicit commit or sync): what is durable
+                // is always whole timestamps.
+                let mut uncommitted = 0usize;
+                let mut queued: Option<Vec<Row>> = None;
+                while let Some(rows) = queued.take().or_else(|| rx.recv().ok()) {
+                    let mut rows = rows.into_iter().peekable();
+                    while let Some(row) = rows.next() {
+                        let row = match row {
+                            Row::Commit => {
+                                commit(&mut in_tx, &mut err);
+                                uncommitted = 0;
+                                continue;
+                            }
+                            Row::Sync(reply) => {
+                                // Write-ahead: what was queued before is durable before the reply.
+                                commit(&mut in_tx, &mut err);
+                                uncommitted = 0;
+                                let _ =
+                                    reply.send(err.as_ref().map_or(Ok(()), |e: &rusqlite::Error| Err(e.to_string())));
+                                continue;
+                            }
+                            Row::Checkpoint(c) if err.is_none() => {
+                                if !in_tx && let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                                    fail(e, &mut in_tx, &mut err);
+                                    continue;
+                                }
+                                in_tx = true;
+                                if let Err(e) = write_row(&conn, run_id, &bot, &Row::Checkpoint(c)) {
+                                    fail(e, &mut in_tx, &mut err);
+                                    continue;
+                                }
+                                uncommitted += 1;
+                                if rows.peek().is_none() && queued.is_none() {
+                                    queued = rx.try_recv().ok();
+                                }
+                                if queued.is_none() || uncommitted >= GROUP_COMMIT {
+                                    commit(&mut in_tx, &mut err);
+                                    uncommitted = 0;
+                                }
+                                continue;
+                            }
+                            row => row,
+                        };
+                        if err.is_some() {
+                            continue;
+                        }
+                        if !in_tx && let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                            fail(e, &mut in_tx, &mut err);
+                            continue;
+                        }
+                        in_tx = true;
+                        let written = match row {
+                            Row::Exec(f) => f(&conn, run_id),
+                            row => write_row(&conn, run_id, &bot, &row).map(|_| ()),
+                        };
+                        if let Err(e) = written {
+                            fail(e, &mut in_tx, &mut err);
+                        }
+                    }
+                }
+                (conn, err, in_tx)
+            })
+            .map_err(|e| Diagnostic::error(codes::IO, format!("cannot start the journal writer: {e}")))?;
+        Ok(Journal {
+            identity: crate::runtime::journal::lease::file_identity(path),
+            failure,
+            path: path.to_path_buf(),
+            run_id,
+            trade_no: 0,
+            order_no: 0,
+            working: HashMap::new(),
+            names: HashMap::new(),
+            batch: Vec::with_capacity(BATCH),
+            tx: Some(tx),
+            writer: Some(writer),
+            muted: false,
+            control: false,
+            revision: Arc::from(revision),
+            evidence: None,
+        })
+    }
+
+    /// The settings (JSON) of `bot`'s unfinished run of `kind`, if there is one: what a
+    /// restart must start the same way (a live feed's history window).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn unfinished_settings(path: &Path, kind: &str, bot: &str) -> Result<Option<serde_json::Value>, Diagnostic> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = open(path)?;
+        let text: Option<String> = conn
+            .query_row(
+                "SELECT settings FROM runs WHERE kind = ?1 AND bot = ?2 AND status = 'running' \
+                 ORDER BY run_id DESC LIMIT 1",
+                params![kind, bot],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db_err(path, e))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Marks the unfinished runs of `kind` for `bot` as `abandoned` (a bot started over with
+    /// `--fresh`); their rows stay.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or written.
+    pub fn abandon(path: &Path, kind: &str, bot: &str) -> Result<usize, Diagnostic> {
+        if !path.exists() {
+            return Ok(0);
+        }
+        let conn = open(path)?;
+        conn.execute(
+            "UPDATE runs SET status = 'abandoned', finished_ts = ?3 WHERE kind = ?1 AND bot = ?2 AND status = 'running'",
+            params![kind, bot, now()],
+        )
+        .map_err(|e| db_err(path, e))
+    }
+
+    /// Records the engine's state changes in the bot's control records too, in the same
+    /// transaction as the timestamp that caused them (a running bot).
+    pub fn record_control(&mut self, on: bool) {
+        self.control = on;
+    }
+
+    /// Mutes or unmutes the journal. A restarted bot replays what it had already journaled
+    /// (to rebuild its state exactly); muted, those rows are not written twice, while order
+    /// and trade numbers and the orders still working are tracked as before.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// Keeps the run's own evidence for its demotion rules in memory from now on
+    /// ([`crate::runtime::journal::run_evidence`]): what the journal already holds of the run (a resumed run's,
+    /// up to its last checkpoint, when `resumed`), then every row as it is queued.
+    /// `starting_cash` is the run's (currency).
+    ///
+    /// # Errors
+    /// When the journal cannot be read.
+    pub fn keep_evidence(&mut self, starting_cash: f64, resumed: bool) -> Result<(), Diagnostic> {
+        let mut e = if resumed {
+            let conn = open_read(&self.path)?;
+            crate::runtime::journal::run_evidence::RunEvidence::load(&conn, self.run_id)
+                .map_err(|e| db_err(&self.path, e))?
+        } else {
+            crate::runtime::journal::run_evidence::RunEvidence::new(self.run_id, starting_cash)
+        };
+        e.starting_cash = starting_cash;
+        self.evidence = Some(e);
+        Ok(())
+    }
+
+    /// The run's own evidence, when kept ([`Journal::keep_evidence`]).
+    pub fn evidence(&self) -> Option<&crate::runtime::journal::run_evidence::RunEvidence> {
+        self.evidence.as_ref()
+    }
+
+    /// Commits everything written so far together with the account at `c.ts` (the
+    /// `run_status` row and the run's last bar time), then opens the next transaction. A run
+    /// killed at any point restarts from its last checkpoint ([`Journal::resume`]).
+    pub fn checkpoint(&mut self, c: Checkpoint) {
+        if self.muted {
+            return;
+        }
+        self.push(Row::Checkpoint(Box::new(c)));
+        self.send();
+    }
+
+    /// The bundle revision recorded with the decisions (orders, policy decisions) made from
+    /// now on: a hot reload swapped in `revision`. Applies while muted too (a restart
+    /// replaying the reloads).
+    pub fn set_revision(&mut self, revision: &str) {
+        self.revision = Arc::from(revision);
+    }
+
+    /// Commits everything queued so far now (a new paper run commits its start, so that the
+    /// bot's control records can be written before its first checkpoint); not while muted.
+    pub fn commit(&mut self) {
+        self.push(Row::Commit);
+        self.send();
+    }
+
+    /// Stores the texts of `bundle` (the bundle a run starts with), so that a restart can
+    /// rebuild it after a reload replaced the files; dropped while muted.
+    pub fn store_bundle(&mut self, bundle: Arc<crate::dsl::bundle::Bundle>) {
+        self.exec(move |conn, _| crate::runtime::journal::reload_log::store_texts(conn, &bundle));
+    }
+
+    /// Records a reload the bot saw, and the new bundle's texts when one was swapped in
+    /// (see [`crate::runtime::journal::reload_log`]); dropped while muted.
+    pub fn reload(
+        &mut self,
+        entry: crate::runtime::journal::reload_log::ReloadEntry,
+        swapped_in: Option<Arc<crate::dsl::bundle::Bundle>>,
+    ) {
+        self.exec(move |conn, run_id| {
+            if let Some(b) = &swapped_in {
+                crate::runtime::journal::reload_log::store_texts(conn, b)?;
+            }
+            crate::runtime::journal::reload_log::insert(conn, run_id, &entry)
+        });
+    }
+
+    /// Queues a write of the caller's own (given the connection and the run id) in the
+    /// current transaction; dropped while muted.
+    pub fn exec(&mut self, f: impl FnOnce(&Connection, i64) -> rusqlite::Result<()> + Send + 'static) {
+        self.push(Row::Exec(Box::new(f)));
+    }
+
+    /// Waits until everything queued so far is written (and committed, after a
+    /// [`Journal::checkpoint`]): the write-ahead point before an order goes to a broker.
+    ///
+    /// # Errors
+    /// The writer's first error, or a writer that stopped.
+    pub fn sync(&mut self) -> Result<(), Diagnostic> {
+        let (reply, wait) = sync_channel(1);
+        self.batch.push(Row::Sync(reply));
+        self.send();
+        let err = |m: String| Diagnostic::error(codes::IO, format!("journal `{}`: {m}", self.path.display()));
+        match wait.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(err(e)),
+            Err(_) => Err(err("the writer thread stopped".into())),
+        }
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// The writer's first failure, if any: nothing is written after it, and what was not
+    /// committed at its last checkpoint is rolled back. A running bot stops trading then.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Whether the journal file is still the one opened: not deleted, not replaced by another
+    /// file (unix; elsewhere, that a file is there).
+    pub fn file_unchanged(&self) -> bool {
+        match self.identity {
+            Some(id) => crate::runtime::journal::lease::file_identity(&self.path) == Some(id),
+            None => self.path.exists(),
+        }
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn name(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.names.insert(s.to_string(), a.clone());
+        a
+    }
+
+    fn push(&mut self, row: Row) {
+        if self.muted {
+            return;
+        }
+        if let Some(e) = self.evidence.as_mut() {
+            match &row {
+                Row::Trade(_, t) => e.trades.push(crate::engine::gate_metrics::TradeRecord {
+                    strategy: t.strategy.to_string(),
+                    exit_ts: t.exit_time,
+                    pnl: t.pnl,
+                    ret: t.pnl_pct / 100.0,
+                }),
+                Row::Checkpoint(c) => e.checkpoint(c.ts, c.equity),
+                Row::Decision { client_order_id, ts, fired: true, action, .. } => {
+                    e.fired.push((*ts, action.clone(), *client_order_id))
+                }
+                Row::State(c) if c.to == crate::engine::trading_state::Mode::Halted => e.halts.push(c.ts),
+                _ => {}
+            }
+        }
+        self.batch.push(row);
+        if self.batch.len() >= BATCH {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        if let Some(tx) = &self.tx {
+            // A send only fails when the writer stopped; `finish` reports why.
+            let _ = tx.send(rows);
+        }
+    }
+
+    /// Commits what was written and closes the journal, leaving the run `running` so that the
+    /// bot resumes it when it starts again (a stop by Ctrl-C, or the end of a feed that may
+    /// go on).
+    ///
+    /// # Errors
+    /// The first write error, or a commit failure.
+    pub fn close(mut self) -> Result<(), Diagnostic> {
+        let (conn, err, in_tx) = self.join()?;
+        if let Some(e) = err {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(db_err(&self.path, e));
+        }
+        if in_tx {
+            conn.execute_batch("COMMIT").map_err(|e| db_err(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the batch and waits for the writer: its connection and first error.
+    fn join(&mut self) -> Result<WriterResult, Diagnostic> {
+        self.send();
+        self.tx = None;
+        match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(r)) => Ok(r),
+            _ => Err(Diagnostic::error(
+                codes::IO,
+                format!("journal `{}`: the writer thread failed", self.path.display()),
+            )),
+        }
+    }
+
+    /// Writes the run's end (period and metrics) and commits everything.
+    ///
+    /// # Errors
+    /// The first write error of the run, or a commit failure; then the run is rolled back.
+    pub fn finish(
+        mut self,
+        first: Option<i64>,
+        last: Option<i64>,
+        metrics: &serde_json::Value,
+    ) -> Result<i64, Diagnostic> {
+        let mut still_working: Vec<OrderRow> = self.working.drain().map(|(_, r)| r).collect();
+        still_working.sort_by_key(|r| r.order_no);
+        for r in still_working {
+            self.push(Row::Order(r));
+        }
+        let (conn, err, in_tx) = self.join()?;
+        if let Some(e) = err {
+            // The run is not complete: nothing more is written (a completed status over
+            // missing rows would lie), the open transaction is rolled back.
+            if in_tx {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            return Err(db_err(&self.path, e));
+        }
+        if !in_tx {
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(&self.path, e))?;
+        }
+        let r = conn.execute(
+            "UPDATE runs SET finished_ts = ?1, status = 'completed', first_bar_ts = ?2, last_bar_ts = ?3, metrics = ?4 \
+             WHERE run_id = ?5",
+            params![now(), first, last, metrics.to_string(), self.run_id],
+        );
+        if let Err(e) = r {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(db_err(&self.path, e));
+        }
+        conn.execute_batch("COMMIT").map_err(|e| db_err(&self.path, e))?;
+        Ok(self.run_id)
+    }
+}
+
+impl Drop for Journal {
+    /// A journal dropped without [`Journal::finish`] (an aborted run) waits for its writer,
+    /// whose connection then closes with the transaction rolled back.
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}

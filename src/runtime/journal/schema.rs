@@ -1,0 +1,275 @@
+//! The journal's own tables and views, their migrations from earlier versions, and opening a
+//! journal to write or to read (read-only journals stay readable; regular files only).
+//!
+//! The tables of the bot's control records ([`super::control`]), broker records
+//! ([`super::broker_log`]) and reload records ([`super::reload_log`]) are created with them.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::diagnostics::{Diagnostic, codes};
+
+use super::db_err;
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    bot TEXT NOT NULL,
+    bundle_revision TEXT NOT NULL,
+    started_ts INTEGER NOT NULL,
+    finished_ts INTEGER,
+    status TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    symbols TEXT NOT NULL,
+    first_bar_ts INTEGER,
+    last_bar_ts INTEGER,
+    metrics TEXT
+);
+CREATE TABLE IF NOT EXISTS orders (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    order_no INTEGER NOT NULL,
+    client_order_id TEXT NOT NULL,
+    created_ts INTEGER NOT NULL,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    intent TEXT NOT NULL,
+    order_type TEXT NOT NULL,
+    stop_price REAL,
+    limit_price REAL,
+    time_in_force TEXT NOT NULL,
+    quantity REAL NOT NULL,
+    quantity_kind TEXT NOT NULL,
+    reference_price REAL NOT NULL,
+    notional REAL NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    updated_ts INTEGER NOT NULL,
+    bundle_revision TEXT NOT NULL,
+    PRIMARY KEY (run_id, order_no)
+);
+CREATE TABLE IF NOT EXISTS fills (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    client_order_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity REAL NOT NULL,
+    price REAL NOT NULL,
+    commission REAL NOT NULL,
+    slippage_cost REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trades (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    trade_no INTEGER NOT NULL,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    entry_ts INTEGER NOT NULL,
+    entry_price REAL NOT NULL,
+    exit_ts INTEGER NOT NULL,
+    exit_price REAL NOT NULL,
+    quantity REAL NOT NULL,
+    pnl REAL NOT NULL,
+    pnl_pct REAL NOT NULL,
+    fees REAL NOT NULL,
+    exit_reason TEXT NOT NULL,
+    holding_bars INTEGER NOT NULL,
+    entry_order_id TEXT NOT NULL,
+    exit_order_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, trade_no)
+);
+CREATE TABLE IF NOT EXISTS policy_decisions (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    client_order_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    policy TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    fired INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    message TEXT NOT NULL,
+    seen_values TEXT NOT NULL,
+    bundle_revision TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    script TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state_changes (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    ts INTEGER NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    reset TEXT NOT NULL DEFAULT 'manual'
+);
+CREATE TABLE IF NOT EXISTS run_status (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(run_id),
+    ts INTEGER NOT NULL,
+    cash REAL NOT NULL,
+    equity REAL NOT NULL,
+    peak_equity REAL NOT NULL,
+    state TEXT NOT NULL,
+    positions TEXT NOT NULL,
+    checkpoints INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS daily_equity (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    day INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    open_equity REAL NOT NULL,
+    close_equity REAL NOT NULL,
+    close_cash REAL NOT NULL,
+    PRIMARY KEY (run_id, day)
+);
+CREATE VIEW IF NOT EXISTS v_state_changes AS SELECT run_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, from_state, to_state, reason, message, reset
+    FROM state_changes;
+CREATE VIEW IF NOT EXISTS v_events AS SELECT run_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, kind, origin, symbol, script, message FROM events;
+CREATE VIEW IF NOT EXISTS v_runs AS SELECT run_id, kind, bot, bundle_revision,
+    strftime('%Y-%m-%dT%H:%M:%SZ', started_ts, 'unixepoch') AS started_at,
+    strftime('%Y-%m-%dT%H:%M:%SZ', finished_ts, 'unixepoch') AS finished_at, status, settings, symbols,
+    strftime('%Y-%m-%dT%H:%M:%SZ', first_bar_ts, 'unixepoch') AS first_bar,
+    strftime('%Y-%m-%dT%H:%M:%SZ', last_bar_ts, 'unixepoch') AS last_bar, metrics FROM runs;
+CREATE VIEW IF NOT EXISTS v_orders AS SELECT run_id, order_no, client_order_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', created_ts, 'unixepoch') AS created_at, strategy, symbol, side, intent,
+    order_type, stop_price, limit_price, time_in_force, quantity, quantity_kind, reference_price, notional,
+    reason, status, status_reason, strftime('%Y-%m-%dT%H:%M:%SZ', updated_ts, 'unixepoch') AS updated_at,
+    bundle_revision FROM orders;
+CREATE VIEW IF NOT EXISTS v_fills AS SELECT run_id, client_order_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, symbol, side, quantity, price, commission,
+    slippage_cost FROM fills;
+CREATE VIEW IF NOT EXISTS v_trades AS SELECT run_id, trade_no, strategy, symbol,
+    strftime('%Y-%m-%dT%H:%M:%SZ', entry_ts, 'unixepoch') AS entry_time, entry_price,
+    strftime('%Y-%m-%dT%H:%M:%SZ', exit_ts, 'unixepoch') AS exit_time, exit_price, quantity, pnl, pnl_pct,
+    fees, exit_reason, holding_bars, entry_order_id, exit_order_id FROM trades;
+CREATE VIEW IF NOT EXISTS v_policy_decisions AS SELECT run_id, client_order_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, policy, rule_id, fired, action, message,
+    seen_values, bundle_revision FROM policy_decisions;
+";
+
+/// Whether the database has a table (or view) called `name`: readers of journals written by
+/// other commands or earlier versions check before they query.
+///
+/// # Errors
+/// SQLite's.
+pub fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM sqlite_master WHERE name = ?1")?.exists([name])
+}
+
+/// Checks a journal's integrity (`PRAGMA quick_check`) on an open connection.
+///
+/// # Errors
+/// A diagnostic with SQLite's first complaint when the file is damaged.
+pub fn check_integrity(conn: &Connection, path: &Path) -> Result<(), Diagnostic> {
+    let first: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(|e| db_err(path, e))?;
+    if first == "ok" {
+        return Ok(());
+    }
+    Err(Diagnostic::error(codes::IO, format!("journal `{}` is damaged: {first}", path.display()))
+        .help("it is left as it is: move it aside (or restore a backup) and point the bot at a new journal"))
+}
+
+/// Opens a journal to read it, even when the file is read-only, and checks its integrity
+/// first (what a command a person runs does; a running bot checked it when it started).
+///
+/// # Errors
+/// A missing file, a file that is not a journal, a damaged journal.
+pub fn open_read_checked(path: &Path) -> Result<Connection, Diagnostic> {
+    let conn = open_read(path)?;
+    check_integrity(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a journal to read it, even when the file is read-only.
+///
+/// # Errors
+/// A missing file, a file that is not a journal.
+pub fn open_read(path: &Path) -> Result<Connection, Diagnostic> {
+    if !path.exists() {
+        return Err(Diagnostic::error(codes::IO, format!("journal `{}` does not exist", path.display()))
+            .help("the bot has not run yet, or the path is wrong: `dsl run BOT.yaml` starts it"));
+    }
+    crate::runtime::files::open_regular(path)?;
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
+    Ok(conn)
+}
+
+/// Brings a journal written by an earlier version up to the current tables: adds
+/// `state_changes.reset` and `policy_decisions.bundle_revision` (and rebuilds their views)
+/// when missing.
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_revision = conn
+        .prepare("SELECT 1 FROM pragma_table_info('policy_decisions') WHERE name = 'bundle_revision'")?
+        .exists([])?;
+    if !has_revision {
+        conn.execute_batch(
+            "ALTER TABLE policy_decisions ADD COLUMN bundle_revision TEXT NOT NULL DEFAULT '';
+             DROP VIEW IF EXISTS v_policy_decisions;
+             CREATE VIEW v_policy_decisions AS SELECT run_id, client_order_id,
+                 strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, policy, rule_id, fired, action, message,
+                 seen_values, bundle_revision FROM policy_decisions;",
+        )?;
+    }
+    let has_checkpoints =
+        conn.prepare("SELECT 1 FROM pragma_table_info('run_status') WHERE name = 'checkpoints'")?.exists([])?;
+    if !has_checkpoints {
+        conn.execute_batch("ALTER TABLE run_status ADD COLUMN checkpoints INTEGER NOT NULL DEFAULT 0")?;
+    }
+    let has_reset = conn.prepare("SELECT 1 FROM pragma_table_info('state_changes') WHERE name = 'reset'")?.exists([])?;
+    if !has_reset {
+        conn.execute_batch(
+            "ALTER TABLE state_changes ADD COLUMN reset TEXT NOT NULL DEFAULT 'manual';
+             DROP VIEW IF EXISTS v_state_changes;
+             CREATE VIEW v_state_changes AS SELECT run_id,
+                 strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, from_state, to_state, reason, message, reset
+                 FROM state_changes;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Opens (creating if needed) a journal database with its schema.
+pub(super) fn open(path: &Path) -> Result<Connection, Diagnostic> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Diagnostic::error(codes::IO, format!("cannot create `{}`: {e}", dir.display())))?;
+    }
+    if path.exists() {
+        crate::runtime::files::open_regular(path)?;
+    }
+    let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
+    check_integrity(&conn, path)?;
+    // Large pages for a new file (fewer, larger writes), WAL so readers never block the
+    // writer, and a page cache big enough that a whole run stays in memory until COMMIT
+    // instead of spilling page by page.
+    conn.pragma_update(None, "page_size", 16384).map_err(|e| db_err(path, e))?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db_err(path, e))?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db_err(path, e))?;
+    conn.pragma_update(None, "cache_size", -262_144).map_err(|e| db_err(path, e))?;
+    // A size cap in pages, for tests that make the disk "full" where no small file system
+    // can be mounted (`TRADEDSL_JOURNAL_MAX_PAGES`; SQLite then fails as on a full disk).
+    if let Some(pages) = std::env::var("TRADEDSL_JOURNAL_MAX_PAGES").ok().and_then(|v| v.parse::<i64>().ok()) {
+        conn.pragma_update(None, "max_page_count", pages).map_err(|e| db_err(path, e))?;
+    }
+    conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
+    conn.execute_batch(crate::runtime::journal::broker_log::SCHEMA).map_err(|e| db_err(path, e))?;
+    conn.execute_batch(crate::runtime::journal::reload_log::SCHEMA).map_err(|e| db_err(path, e))?;
+    migrate(&conn).map_err(|e| db_err(path, e))?;
+    Ok(conn)
+}

@@ -1,0 +1,149 @@
+//! The journal as the engine's [`EventSink`]: each event becomes a row for the writer thread
+//! (an order row once, at its final status), and the running bot's own evidence is kept as
+//! the rows are queued.
+
+use std::sync::Arc;
+
+use crate::engine::events::{Decision, EventSink, Note, OrderStatus};
+use crate::engine::orders::{ClientOrderId, Fill, Order, OrderType, Quantity, Trade};
+use crate::engine::trading_state::StateChange;
+
+use super::Journal;
+use super::rows::{OrderRow, Row, finite};
+
+impl EventSink for Journal {
+    fn order(&mut self, o: &Order, strategy: &str, symbol: &str, status: OrderStatus, reason: &str) {
+        self.order_no += 1;
+        let (stop_price, limit_price) = match o.order_type {
+            OrderType::Stop(p) => (finite(p), None),
+            OrderType::Limit(p) => (None, finite(p)),
+            OrderType::Market => (None, None),
+        };
+        let row = OrderRow {
+            order_no: self.order_no,
+            client_order_id: o.client_order_id,
+            created_ts: o.created_ts,
+            strategy: self.name(strategy),
+            symbol: self.name(symbol),
+            side: o.side.as_str(),
+            intent: o.intent.as_str(),
+            order_type: o.order_type.as_str(),
+            stop_price,
+            limit_price,
+            time_in_force: o.time_in_force.as_str(),
+            quantity: o.estimated_units,
+            quantity_kind: match o.quantity {
+                Quantity::Units(_) => "units",
+                Quantity::AllCash => "all_cash",
+                Quantity::ClosePosition => "close_position",
+            },
+            reference_price: o.reference_price,
+            notional: o.notional(),
+            reason: o.reason.as_str(),
+            status: status.as_str(),
+            status_reason: (!reason.is_empty()).then(|| reason.to_string()),
+            updated_ts: o.created_ts,
+            bundle_revision: self.revision.clone(),
+        };
+        if let Some(e) = self.evidence.as_mut().filter(|_| !self.muted) {
+            e.order_strategy.insert(o.client_order_id, row.strategy.clone());
+        }
+        if status == OrderStatus::Submitted {
+            self.working.insert(o.client_order_id, row);
+        } else {
+            self.push(Row::Order(row));
+        }
+    }
+
+    fn order_status(&mut self, id: ClientOrderId, status: OrderStatus, ts: i64, reason: &str) {
+        if let Some(mut row) = self.working.remove(&id) {
+            row.status = status.as_str();
+            row.status_reason = (!reason.is_empty()).then(|| reason.to_string());
+            row.updated_ts = ts;
+            self.push(Row::Order(row));
+        }
+    }
+
+    fn fill(&mut self, f: &Fill, o: &Order, symbol: &str) {
+        let symbol = self.name(symbol);
+        self.push(Row::Fill {
+            client_order_id: f.client_order_id,
+            ts: f.ts,
+            symbol,
+            side: o.side.as_str(),
+            quantity: f.quantity,
+            price: f.price,
+            commission: f.commission,
+            slippage_cost: f.slippage_cost,
+        });
+    }
+
+    fn trade(&mut self, t: &Trade) {
+        self.trade_no += 1;
+        self.push(Row::Trade(self.trade_no, Box::new(t.clone())));
+    }
+
+    fn decision(&mut self, d: &Decision<'_>) {
+        use crate::engine::events::Seen;
+        let seen: serde_json::Map<String, serde_json::Value> = d
+            .values
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Seen::Number(x) if x.is_finite() => serde_json::json!(x),
+                    Seen::Number(_) => serde_json::Value::Null,
+                    Seen::Text(t) => serde_json::Value::String(t.clone()),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        let row = Row::Decision {
+            client_order_id: d.order.map(|o| o.client_order_id),
+            ts: d.ts,
+            policy: self.name(d.policy),
+            rule_id: self.name(d.rule_id),
+            fired: d.fired,
+            action: self.name(d.action),
+            // Script messages vary per order: not worth interning.
+            message: Arc::from(d.message),
+            seen: serde_json::Value::Object(seen).to_string(),
+            bundle_revision: self.revision.clone(),
+        };
+        self.push(row);
+    }
+
+    fn state_change(&mut self, c: &StateChange) {
+        self.push(Row::State(Box::new(c.clone())));
+        // A running bot is the only writer of its state: every change goes to the control
+        // records in the transaction of its timestamp, and to its console.
+        if self.control {
+            self.push(Row::Control(Box::new(c.clone())));
+            if !self.muted {
+                let at = crate::runtime::data::timeparse::format_utc(c.ts);
+                let (from, to) = (c.from.as_str(), c.to.as_str());
+                let line = format!("state: {from} -> {to} at {at} ({}): {}", c.reason, c.message);
+                match c.to {
+                    crate::engine::trading_state::Mode::Active => {
+                        tracing::info!(from, to, reason = %c.reason, "{line}")
+                    }
+                    crate::engine::trading_state::Mode::Reducing => {
+                        tracing::warn!(from, to, reason = %c.reason, "{line}")
+                    }
+                    _ => tracing::error!(from, to, reason = %c.reason, "{line}"),
+                }
+            }
+        }
+    }
+
+    fn note(&mut self, n: &Note<'_>) {
+        let row = Row::Note {
+            ts: n.ts,
+            kind: n.kind.as_str(),
+            origin: self.name(n.origin),
+            symbol: self.name(n.symbol),
+            script: self.name(n.script),
+            message: n.message.to_string(),
+        };
+        self.push(row);
+    }
+}

@@ -1,0 +1,7 @@
+//! Graduation phases: gate reports and the metrics they read from the journal ([`gates`]),
+//! approvals, promotions, demotions and the phase log ([`phase_store`]), and the limits the
+//! active phase puts on a run ([`phase_limits`]).
+
+pub mod gates;
+pub mod phase_limits;
+pub mod phase_store;

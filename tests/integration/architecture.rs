@@ -1,0 +1,74 @@
+//! The shape of the code: layers and runtime rooms depend one way only.
+
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The code lines of a file (comment lines left out: a doc may name any module).
+fn code(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `engine`, `dsl`, `config`, `indicators` and `diagnostics` never reach up into the runtime or
+/// the CLI, and the language (`dsl`) never into the engine.
+#[test]
+fn layers_point_down() {
+    let forbidden: &[(&str, &[&str])] = &[
+        ("engine", &["crate::runtime", "crate::cli"]),
+        ("dsl", &["crate::runtime", "crate::cli", "crate::engine"]),
+        ("config", &["crate::runtime", "crate::cli", "crate::engine", "crate::dsl"]),
+        ("indicators", &["crate::runtime", "crate::cli", "crate::engine", "crate::dsl", "crate::config"]),
+        ("runtime", &["crate::cli"]),
+    ];
+    let mut bad = Vec::new();
+    for (layer, uses) in forbidden {
+        let mut files = Vec::new();
+        rust_files(&Path::new(ROOT).join("src").join(layer), &mut files);
+        for f in files {
+            let text = code(&f);
+            for u in *uses {
+                if text.contains(&format!("{u}::")) {
+                    bad.push(format!("{} uses {u}", f.display()));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// The runtime's rooms depend on earlier rooms only: no import circles.
+#[test]
+fn runtime_rooms_depend_one_way() {
+    let order = ["data", "library", "journal", "broker", "phases", "bot"];
+    let mut bad = Vec::new();
+    for (i, room) in order.iter().enumerate() {
+        let mut files = Vec::new();
+        rust_files(&Path::new(ROOT).join("src/runtime").join(room), &mut files);
+        assert!(!files.is_empty(), "room {room} is empty");
+        for f in files {
+            let text = code(&f);
+            for later in &order[i + 1..] {
+                if text.contains(&format!("crate::runtime::{later}::")) {
+                    bad.push(format!("{} (room {room}) uses the later room {later}", f.display()));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
