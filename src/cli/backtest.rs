@@ -250,7 +250,7 @@ fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> 
             eprintln!("note: {n}");
         }
     }
-    let settings_json = report::settings_json(&settings);
+    let settings_json = crate::runtime::journal::settings::RunSettings::of(&settings).to_json();
     let journal_path = if args.no_journal { None } else { loaded.journal(args.journal.as_deref()) };
     let symbols: Vec<String> = market.series.iter().map(|s| s.symbol.clone()).collect();
     let mut journal = match &journal_path {

@@ -7,6 +7,7 @@
 //! journal as it completes; a bot stopped by Ctrl-C or killed resumes where its journal ends
 //! when started again. `--watch` hot-reloads edited documents.
 
+use crate::runtime::journal::settings::{self, RunSettings};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -218,8 +219,8 @@ async fn live_feed(
     bundle: &crate::dsl::bundle::Bundle,
     symbols: Vec<String>,
     args: &Args,
-    previous: Option<&serde_json::Value>,
-    settings_json: &mut serde_json::Value,
+    previous: Option<&RunSettings>,
+    run_settings: &mut RunSettings,
 ) -> Result<(Vec<BarSeries>, LiveFeed, i64), Diagnostic> {
     let timeframe =
         bundle.strategies.iter().map(|s| s.doc.timeframe.value).min_by_key(|t| t.seconds()).ok_or_else(|| {
@@ -243,8 +244,8 @@ async fn live_feed(
     }
     let mut feed = LiveFeed::new(client, symbols, timeframe, std::time::Duration::from_secs_f64(poll));
     let window = previous
-        .filter(|p| p["feed"] == "alpaca")
-        .and_then(|p| Some((p["history_from"].as_i64()?, p["warmup_until"].as_i64()?)));
+        .filter(|p| p.feed == Some(settings::FeedKind::Alpaca))
+        .and_then(|p| Some((p.history_from?, p.warmup_until?)));
     let now = feed.now();
     let days = args.warmup_days.unwrap_or(if step >= 86_400 { 400 } else { 10 });
     let history_from = window.map_or(now - i64::from(days) * 86_400, |w| w.0);
@@ -255,10 +256,10 @@ async fn live_feed(
     // The warm-up is the history there was at the first start; later bars are traded.
     let last = series.iter().filter_map(|s| s.ts.last().copied()).max().unwrap_or(now - step);
     let warmup_until = window.map_or(last, |w| w.1);
-    settings_json["feed"] = "alpaca".into();
-    settings_json["timeframe"] = timeframe.to_string().into();
-    settings_json["history_from"] = history_from.into();
-    settings_json["warmup_until"] = warmup_until.into();
+    run_settings.feed = Some(settings::FeedKind::Alpaca);
+    run_settings.timeframe = Some(timeframe.to_string());
+    run_settings.history_from = Some(history_from);
+    run_settings.warmup_until = Some(warmup_until);
     Ok((series, feed, warmup_until))
 }
 
@@ -268,9 +269,9 @@ fn run_phase(
     journal: &std::path::Path,
     bundle: &crate::dsl::bundle::Bundle,
     bot: &str,
-    previous: Option<&serde_json::Value>,
+    previous: Option<&RunSettings>,
 ) -> Result<Option<PhaseRun>, Diagnostic> {
-    let kept = previous.and_then(|p| p["phase"]["phase"].as_str().map(String::from));
+    let kept = previous.and_then(|p| p.phase.as_ref()).map(|p| p.phase.clone());
     let name = match kept {
         Some(k) => Some(k),
         None => phase_store::active_phase(journal, bundle)?,
@@ -341,9 +342,11 @@ pub fn run(args: Args, out: Out) -> u8 {
         costs: CostModel::from(&bot.costs),
         fill: bot.fill.value,
     };
-    let mut settings_json = crate::runtime::journal::report::settings_json(&settings);
-    settings_json["feed"] = "replay".into();
-    settings_json["broker"] = "sim".into();
+    let mut run_settings = RunSettings {
+        feed: Some(settings::FeedKind::Replay),
+        broker: Some(settings::BrokerKind::Sim),
+        ..RunSettings::of(&settings)
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().enable_io().build() {
         Ok(r) => r,
         Err(e) => {
@@ -367,7 +370,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         Err(d) => return out.fail(&d),
     };
     if let Some(p) = &phase_run {
-        settings_json["phase"] = p.settings.clone();
+        run_settings.phase = Some(p.settings.clone());
     }
     let active = phase_run.as_ref().map(|p| p.phase.clone());
     // A phase of `mode: backtest` allows historical replays only: no broker, no live data.
@@ -397,13 +400,13 @@ pub fn run(args: Args, out: Out) -> u8 {
         Err(d) => return out.fail(&d),
     };
     if let Some((env, _)) = &description {
-        settings_json["broker"] = "alpaca".into();
-        settings_json["environment"] = env.as_str().into();
+        run_settings.broker = Some(settings::BrokerKind::Alpaca);
+        run_settings.environment = Some(env.as_str().to_string());
     }
     let (series, live, warmup_until) = if args.feed == FeedKind::Alpaca {
         let symbols = loaded.bundle.symbols();
         let env = description.as_ref().map_or(Environment::Paper, |d| d.0);
-        match runtime.block_on(live_feed(env, &loaded.bundle, symbols, &args, previous.as_ref(), &mut settings_json)) {
+        match runtime.block_on(live_feed(env, &loaded.bundle, symbols, &args, previous.as_ref(), &mut run_settings)) {
             Ok((series, feed, warmup_until)) => (series, Some(feed), Some(warmup_until)),
             Err(d) => return out.fail(&d),
         }
@@ -429,7 +432,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         series,
         settings,
         journal: journal.clone(),
-        settings_json,
+        run_settings,
         speed: match args.speed {
             Speed::Times(v) if args.feed == FeedKind::Replay => Some(v),
             _ => None,

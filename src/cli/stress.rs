@@ -177,7 +177,12 @@ pub fn run(args: Args, out: Out) -> u8 {
                     kind: "stress".into(),
                     bot: settings.bot.clone(),
                     bundle_revision: bundle.revision.clone(),
-                    settings: serde_json::json!({"stress": doc.name.value, "scenario": name, "shock": what}),
+                    settings: serde_json::to_value(crate::runtime::journal::settings::StressSettings {
+                        stress: doc.name.value.clone(),
+                        scenario: name.clone(),
+                        shock: what.clone(),
+                    })
+                    .unwrap_or_default(),
                     symbols: symbols.clone(),
                 };
                 match Journal::begin(p, &info) {

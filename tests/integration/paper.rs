@@ -187,7 +187,10 @@ fn an_armed_live_start_is_journaled() {
         series,
         settings,
         journal: db.clone(),
-        settings_json: serde_json::json!({"environment": "live"}),
+        run_settings: tradedsl::runtime::journal::settings::RunSettings {
+            environment: Some("live".into()),
+            ..Default::default()
+        },
         speed: None,
         fresh: false,
         stop: Arc::new(AtomicBool::new(false)),

@@ -6,7 +6,13 @@
 use super::*;
 
 impl Checker<'_> {
-    pub(super) fn check_call(&mut self, func: &Ident, args: &[Expr], span: Span, output: Option<&Ident>) -> Option<TExpr> {
+    pub(super) fn check_call(
+        &mut self,
+        func: &Ident,
+        args: &[Expr],
+        span: Span,
+        output: Option<&Ident>,
+    ) -> Option<TExpr> {
         let Some(spec) = catalog::function(&func.name) else {
             let names = catalog::FUNCTIONS.iter().map(|f| f.name);
             let help = match did_you_mean(&func.name, names) {

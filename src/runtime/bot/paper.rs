@@ -86,7 +86,7 @@ pub struct PaperConfig {
     /// The journal database (control records included).
     pub journal: PathBuf,
     /// Settings as JSON, for the run row.
-    pub settings_json: serde_json::Value,
+    pub run_settings: crate::runtime::journal::settings::RunSettings,
     /// Replay speed: `Some(n)` sleeps (gap between bar times) / n; `None` runs flat out.
     pub speed: Option<f64>,
     /// Abandon an unfinished run instead of resuming it.
@@ -177,7 +177,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 kind: KIND.into(),
                 bot: bot.clone(),
                 bundle_revision: cfg.bundle.revision.clone(),
-                settings: cfg.settings_json.clone(),
+                settings: cfg.run_settings.to_json(),
                 symbols: cfg.series.iter().map(|s| s.symbol.clone()).collect(),
             };
             let mut j = Journal::begin(&cfg.journal, &info)?;

@@ -28,6 +28,7 @@ pub mod lease;
 pub mod reload_log;
 pub mod report;
 pub mod run_evidence;
+pub mod settings;
 pub mod trading_log;
 
 pub use error::{JournalError, db_err, journal_error};
@@ -296,7 +297,11 @@ impl Journal {
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn unfinished_settings(path: &Path, kind: &str, bot: &str) -> Result<Option<serde_json::Value>, Diagnostic> {
+    pub fn unfinished_settings(
+        path: &Path,
+        kind: &str,
+        bot: &str,
+    ) -> Result<Option<settings::RunSettings>, Diagnostic> {
         if !path.exists() {
             return Ok(None);
         }
@@ -310,7 +315,7 @@ impl Journal {
             )
             .optional()
             .map_err(|e| db_err(path, e))?;
-        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        Ok(text.and_then(|t| settings::RunSettings::parse(&t)))
     }
 
     /// Marks the unfinished runs of `kind` for `bot` as `abandoned` (a bot started over with

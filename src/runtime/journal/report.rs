@@ -44,20 +44,6 @@ fn opt(v: Option<f64>) -> Value {
     }
 }
 
-/// A run's settings as journaled and reported: starting cash (currency), costs (fractions;
-/// `commission_per_share` in currency per unit) and fill timing.
-pub fn settings_json(s: &crate::engine::pipeline::EngineSettings) -> Value {
-    json!({
-        "starting_cash": s.starting_cash,
-        "commission": s.costs.commission,
-        "commission_per_share": s.costs.commission_per_unit,
-        "slippage": s.costs.slippage,
-        "spread": s.costs.spread,
-        "impact": s.costs.impact,
-        "fill": s.fill.as_str(),
-    })
-}
-
 /// The metrics as a JSON object (snake_case names; undefined values are `null`).
 pub fn metrics_json(m: &Metrics) -> Value {
     json!({

@@ -29,7 +29,7 @@ pub struct PhaseRun {
     /// The scale-up was earned.
     pub scaled_up: bool,
     /// What the run's settings record: phase, limits, scale-up.
-    pub settings: serde_json::Value,
+    pub settings: crate::runtime::journal::settings::PhaseSettings,
 }
 
 /// The limits of `phase` for a run of `bot` whose journal is `path`.
@@ -76,12 +76,12 @@ pub fn for_run(path: &Path, bot: &str, bundle: &Bundle, phase: &PhaseDoc) -> Res
             }
         }
     };
-    let settings = serde_json::json!({
-        "phase": name,
-        "mode": phase.mode.value.as_str(),
-        "limits": limits,
-        "scaled_up": scaled_up,
-    });
+    let settings = crate::runtime::journal::settings::PhaseSettings {
+        phase: name.clone(),
+        mode: phase.mode.value.as_str().to_string(),
+        limits: serde_json::to_value(limits).unwrap_or_default(),
+        scaled_up,
+    };
     Ok(PhaseRun { phase: name.clone(), mode: phase.mode.value, policy, scaled_up, settings })
 }
 
