@@ -248,6 +248,10 @@ pub struct Engine {
     settings: EngineSettings,
     symbols: Vec<SymbolState>,
     slots: Vec<Slot>,
+    /// The slots holding a position or waiting on a market order, in slot order: what
+    /// valuation and exposure walk (kept by [`Engine::touch`]), so that an order's checks cost
+    /// the same with 5,000 quiet symbols as with 5.
+    active: std::collections::BTreeSet<usize>,
     cash: f64,
     peak_equity: f64,
     broker: SimBroker,
@@ -452,6 +456,7 @@ impl Engine {
             settings,
             symbols: states,
             slots,
+            active: std::collections::BTreeSet::new(),
             scratch: Vec::with_capacity(64),
             trades: Vec::new(),
             stats: RunStats::default(),

@@ -192,11 +192,41 @@ impl Engine {
         }
     }
 
+    /// Records whether slot `slot_id` holds a position or waits on a market order (call after
+    /// every change of either).
+    #[inline]
+    pub(super) fn touch(&mut self, slot_id: usize) {
+        let s = &self.slots[slot_id];
+        if s.position.is_some() || s.pending_market {
+            self.active.insert(slot_id);
+        } else {
+            self.active.remove(&slot_id);
+        }
+    }
+
+    /// Rebuilds the set of active slots from scratch (after a bundle swap renumbered them).
+    pub(super) fn rebuild_active(&mut self) {
+        self.active = (0..self.slots.len())
+            .filter(|&k| self.slots[k].position.is_some() || self.slots[k].pending_market)
+            .collect();
+    }
+
+    /// The slots holding a position or waiting on a market order, in slot order (checked
+    /// against a scan of every slot in debug builds).
+    pub(super) fn active_slots(&self) -> impl Iterator<Item = &Slot> {
+        debug_assert!(
+            self.active.iter().copied().eq((0..self.slots.len())
+                .filter(|&k| self.slots[k].position.is_some() || self.slots[k].pending_market)),
+            "the active slots are out of date"
+        );
+        self.active.iter().map(|&k| &self.slots[k])
+    }
+
     /// Market value of open positions at their symbols' last closes, and whether any is open.
     #[inline]
     pub(super) fn valuation(&self) -> (f64, bool) {
         let (mut value, mut open) = (0.0, false);
-        for s in &self.slots {
+        for s in self.active_slots() {
             if let Some(p) = &s.position {
                 value += p.quantity * self.symbols[s.symbol].last_close;
                 open = true;

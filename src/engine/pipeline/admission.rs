@@ -37,6 +37,7 @@ impl Engine {
         self.count_order(order.created_ts);
         if order.order_type == OrderType::Market {
             self.slots[slot].pending_market = true;
+            self.touch(slot);
             self.slots[slot].pending_notional = order.notional();
             if self.settings.fill == FillTiming::Close && self.external.is_none() {
                 let price = self.broker.model.slipped(order.side, bar.close);
@@ -263,23 +264,23 @@ impl Engine {
         let mut pending = 0.0;
         let mut values = vec![0.0; self.symbols.len()];
         let mut leaving = vec![0.0; self.symbols.len()];
-        for (si, sym) in self.symbols.iter().enumerate() {
-            for &s in &sym.slots {
-                let slot = &self.slots[s];
-                match &slot.position {
-                    Some(p) => {
-                        let v = (p.quantity * sym.last_close).abs();
-                        values[si] += v;
-                        if slot.pending_market {
-                            leaving[si] += v;
-                        }
+        // Slots are numbered symbol by symbol: this adds in the same order as a walk over
+        // each symbol's slots.
+        for slot in self.active_slots() {
+            let si = slot.symbol;
+            match &slot.position {
+                Some(p) => {
+                    let v = (p.quantity * self.symbols[si].last_close).abs();
+                    values[si] += v;
+                    if slot.pending_market {
+                        leaving[si] += v;
                     }
-                    None if slot.pending_market => {
-                        values[si] += slot.pending_notional.abs();
-                        pending += slot.pending_notional.abs();
-                    }
-                    None => {}
                 }
+                None if slot.pending_market => {
+                    values[si] += slot.pending_notional.abs();
+                    pending += slot.pending_notional.abs();
+                }
+                None => {}
             }
         }
         Held { values, leaving, free_cash: self.cash - pending }

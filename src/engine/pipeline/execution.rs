@@ -64,6 +64,7 @@ impl Engine {
         }
         if order.order_type == OrderType::Market {
             self.slots[order.slot].pending_market = false;
+            self.touch(order.slot);
         }
         sink.order_status(id, status, ts, reason);
         match status {
@@ -109,6 +110,7 @@ impl Engine {
         let slot_id = order.slot;
         if order.order_type == OrderType::Market {
             self.slots[slot_id].pending_market = false;
+            self.touch(slot_id);
         }
         let qty = match (order.quantity, order.side) {
             _ if filled.is_some() => filled.unwrap_or(0.0),
@@ -174,6 +176,7 @@ impl Engine {
                     exited: Default::default(),
                 };
                 self.slots[slot_id].position = Some(pos);
+                self.touch(slot_id);
                 self.place_protective(slot_id, ts, sink);
             }
             Side::Sell => {
@@ -181,6 +184,7 @@ impl Engine {
                 let Some(mut pos) = self.slots[slot_id].position.take() else {
                     return;
                 };
+                self.touch(slot_id);
                 let reason = match order.reason {
                     OrderReason::Exit(r) => r,
                     OrderReason::EntryRule => ExitReason::ExitRule,
@@ -203,6 +207,7 @@ impl Engine {
                 for o in others {
                     if o.order_type == OrderType::Market {
                         self.slots[slot_id].pending_market = false;
+                        self.touch(slot_id);
                     }
                     let why = if closed { "position closed" } else { "resized after a partial exit" };
                     sink.order_status(o.client_order_id, OrderStatus::Cancelled, ts, why);
@@ -211,6 +216,7 @@ impl Engine {
                 if !closed {
                     pos.quantity -= qty;
                     self.slots[slot_id].position = Some(pos);
+                    self.touch(slot_id);
                     self.place_protective(slot_id, ts, sink);
                     return;
                 }
@@ -254,6 +260,7 @@ impl Engine {
         for o in left {
             if o.order_type == OrderType::Market {
                 self.slots[o.slot].pending_market = false;
+                self.touch(o.slot);
             }
             sink.order_status(o.client_order_id, OrderStatus::Cancelled, ts, "end of data");
             self.stats.orders_cancelled += 1;
@@ -264,6 +271,7 @@ impl Engine {
                 d.expire(order.client_order_id, ts);
             }
             self.slots[order.slot].pending_market = false;
+            self.touch(order.slot);
             self.reject(&order, "end of data before a decision on its approval", sink);
         }
     }

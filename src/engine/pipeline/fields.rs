@@ -8,7 +8,7 @@ impl Engine {
         let pv = self.positions_value();
         let mut exposure = 0.0;
         let mut open = 0.0;
-        for s in &self.slots {
+        for s in self.active_slots() {
             if let Some(p) = &s.position {
                 exposure += (p.quantity * self.symbols[s.symbol].last_close).abs();
                 open += 1.0;

@@ -41,6 +41,7 @@ impl Engine {
                 ApprovalOutcome::Approved { .. } => self.route_approved(order, ts, sink),
                 ApprovalOutcome::Rejected { note } => {
                     self.slots[order.slot].pending_market = false;
+                    self.touch(order.slot);
                     self.reject(&order, &format!("approval rejected: {note}"), sink);
                 }
             }
@@ -56,6 +57,7 @@ impl Engine {
                 d.expire(order.client_order_id, ts);
             }
             self.slots[order.slot].pending_market = false;
+            self.touch(order.slot);
             self.stats.approvals_expired += 1;
             let reason = format!("no approval by {}: denied on timeout", crate::engine::market::format_utc(expires));
             self.reject(&order, &reason, sink);
@@ -65,6 +67,7 @@ impl Engine {
     /// Routes an order a person approved, at the last close of its symbol.
     pub(super) fn route_approved(&mut self, order: Order, ts: i64, sink: &mut dyn EventSink) {
         self.slots[order.slot].pending_market = false;
+        self.touch(order.slot);
         if !self.admit(&order, ts, true, sink) {
             return;
         }
@@ -110,6 +113,7 @@ impl Engine {
         });
         // The slot waits for the decision as for a working order.
         self.slots[order.slot].pending_market = true;
+        self.touch(order.slot);
         self.slots[order.slot].pending_notional = order.notional();
         self.parked.push((order.clone(), expires));
         true

@@ -158,6 +158,7 @@ impl Engine {
         next.desk = self.desk.take();
         next.outages = std::mem::take(&mut self.outages);
         *self = next;
+        self.rebuild_active();
         Ok(SwapReport { retired, carried })
     }
 }
