@@ -188,9 +188,13 @@ impl SymbolState {
     }
 }
 
-/// Bars per replay block for a graph of `nodes` nodes (about 128 KiB of values).
-fn block_len(nodes: usize) -> usize {
-    (16_384 / nodes.max(1)).clamp(64, 4096)
+/// Bars per replay block for a graph of `nodes` nodes in an engine of `symbols` symbols:
+/// about 128 KiB of values for one symbol, less per symbol as symbols are added (about
+/// 8 MiB in all up to 2,048 symbols), so that a block is more likely still cached when its
+/// rows are read. Any length gives the same values.
+fn block_len(nodes: usize, symbols: usize) -> usize {
+    let values = (1_048_576 / symbols.max(1)).clamp(512, 16_384);
+    (values / nodes.max(1)).clamp(8, 4096)
 }
 
 /// How a slot evaluates one of its rules.
@@ -508,9 +512,10 @@ impl Engine {
             // Fills see the previous bar's values, as in streaming mode.
             self.fill_working(symbol, &bar, sink);
         }
+        let symbols = self.symbols.len();
         let st = &mut self.symbols[symbol];
         if i < st.block_start || i >= st.block_start + st.block_len {
-            let len = block_len(st.graph.len()).min(series.len() - i);
+            let len = block_len(st.graph.len(), symbols).min(series.len() - i);
             st.graph.update_block(series, i, len, &mut st.block);
             st.block_start = i;
             st.block_len = len;
