@@ -7,6 +7,7 @@
 #      (benches/rules.rs), and
 #   4. hot reload (rebuild and swap; file write to swap through the watcher) and the whole
 #      `dsl validate` process on the shipped bundle (benches/reload.rs).
+#   5. cost per symbol-bar at 505 and 5,050 S&P symbols (benches/scaling.rs).
 # Needs python3 with pip (numpy and pandas are installed into target/bench/venv) and the
 # shared workspace next to the repository (override with TRADEDSL_SHARED=path/to/shared).
 set -euo pipefail
@@ -50,3 +51,6 @@ cargo bench --bench rules
 
 echo "== hot reload and validate"
 cargo bench --bench reload
+
+echo "== scaling: ns per symbol-bar, 505 and 5,050 S&P symbols"
+TRADEDSL_SHARED="$shared" cargo bench --bench scaling

@@ -1,4 +1,7 @@
 //! `dsl eval EXPR... --data FILE`: every expression's value on every bar, as CSV.
+//!
+//! Its `run` (about 170 lines) reads the arguments, the data and the expressions, then prints; a
+//! sequence of steps that each end the command with their own diagnostic.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

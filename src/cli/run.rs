@@ -6,6 +6,10 @@
 //! or Alpaca (`broker: alpaca`, behind the live gates). Every timestamp is committed to the
 //! journal as it completes; a bot stopped by Ctrl-C or killed resumes where its journal ends
 //! when started again. `--watch` hot-reloads edited documents.
+//!
+//! Its `run` (about 200 lines) is the command's sequence of checks and refusals before a bot
+//! may start (the lease, the phase, the live gates, the feed), each ending the command with its
+//! own diagnostic; they read best in the order they are made.
 
 use crate::runtime::journal::settings::{self, RunSettings};
 use std::path::PathBuf;

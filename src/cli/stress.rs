@@ -4,6 +4,9 @@
 //! guardrails that fired. Every run is journaled (`runs.kind = 'stress'`, its scenario and
 //! verdict in `metrics`) for phase gates to read. Exit code 1 when a scenario breaches the
 //! threshold.
+//!
+//! Its `run` (about 140 lines) is the command's sequence: load, baseline run, one run per
+//! scenario with its journal, the verdict table; kept in order.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -14,6 +14,11 @@
 //! `order.quantity` = notional / price); `order.price` = the last close; `position.notional`,
 //! `position.unrealized_pnl` and `position.unrealized_return` from the position's quantity,
 //! entry price and the last close (a quantity of 0 has notional and pnl 0).
+//!
+//! [`prepare`] (about 240 lines) and [`run`] (about 170) are long on purpose: each is a sequence
+//! of commented steps (params, context fields, the position, the expectation, pinned values; then
+//! bars, pins, the decision) adding to one set of diagnostics and one result, which read best in
+//! order.
 
 use std::collections::HashMap;
 use std::sync::Arc;

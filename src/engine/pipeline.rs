@@ -11,7 +11,7 @@
 //!    (the first rule that fires denies it; a rule whose value is undefined also denies: fail
 //!    closed), then hands it to the broker (or fills it at the close with close timing).
 //!
-//! Before the policy rules, an order must pass the [`TradingState`] (REDUCING lets only exits
+//! Before the policy rules, an order must pass the [`TradingStatus`] (REDUCING lets only exits
 //! through, HALTED nothing but flattening). The first blocking rule that fires decides:
 //! `deny` rejects; `reduce` and `halt` also move the trading state (a `reduce` rule lets an exit
 //! through); `require_approval` parks the order for a person, and with no approver (a
@@ -64,7 +64,7 @@ use super::orders::{
 };
 use super::rules::{FieldValues, NO_FIELDS, eval_rule, position_fields, seen_values};
 use super::signal::{RuleKind, Signal, decide, protective_orders};
-use super::trading_state::{Mode, StateChange, TradingState};
+use super::trading_state::{StateChange, TradingState, TradingStatus};
 
 mod account;
 mod admission;
@@ -264,7 +264,7 @@ pub struct Engine {
     stats: RunStats,
     strategy_ids: Vec<f64>,
     strategy_names: Vec<Arc<str>>,
-    state: TradingState,
+    state: TradingStatus,
     /// `halt`/`reduce` rules checked at every mark (see [`MarkRule`]).
     mark_rules: Vec<MarkRule>,
     /// Time of the latest bar seen (UTC seconds).
@@ -297,7 +297,7 @@ pub struct Engine {
 }
 
 /// A mark-time trip: policy and rule index, the state it moves to, the values it saw.
-type Trip = (usize, usize, Mode, Vec<(String, Seen)>);
+type Trip = (usize, usize, TradingState, Vec<(String, Seen)>);
 
 /// A `halt`/`reduce` rule that needs no order: it reads `account.*` and `symbol.*` fields and
 /// bar series only. Checked after every mark, once, or once per symbol when it reads
@@ -442,7 +442,7 @@ impl Engine {
             allocations,
             bucket_ids,
             reads_buckets,
-            state: TradingState::default(),
+            state: TradingStatus::default(),
             mark_rules,
             now: i64::MIN,
             day_end: i64::MIN,

@@ -5,9 +5,9 @@
 //! only through an explicit resume (`dsl resume --reason TEXT`) or the reset the rule
 //! declared (`reset: next_day`: at the first bar of a later UTC calendar day). Every change
 //! carries a reason code (`policy/rule_id`, `resume`, `reset:next_day`) and goes to the
-//! journal, so that a restarted bot can restore it ([`TradingState::restore`]).
+//! journal, so that a restarted bot can restore it ([`TradingStatus::restore`]).
 //!
-//! What passes in each state ([`TradingState::admits`]): ACTIVE, everything; REDUCING, orders
+//! What passes in each state ([`TradingStatus::admits`]): ACTIVE, everything; REDUCING, orders
 //! that lower exposure (exits); HALTED, only the flattening orders a halting rule asked for.
 //! Working protective orders (stop-loss, take-profit) stay at the broker in every state.
 
@@ -16,10 +16,10 @@ use crate::config::policy::Reset;
 use super::market::format_utc;
 use super::orders::{ExitReason, Intent, Order, OrderReason};
 
-/// The three trading modes, in increasing severity.
+/// The trading state (ACTIVE, REDUCING, HALTED), in increasing severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Mode {
+pub enum TradingState {
     /// Orders flow normally (policies still apply).
     #[default]
     Active,
@@ -29,22 +29,22 @@ pub enum Mode {
     Halted,
 }
 
-impl Mode {
+impl TradingState {
     /// Upper-case name, as shown to people and stored in the journal.
     pub fn as_str(self) -> &'static str {
         match self {
-            Mode::Active => "ACTIVE",
-            Mode::Reducing => "REDUCING",
-            Mode::Halted => "HALTED",
+            TradingState::Active => "ACTIVE",
+            TradingState::Reducing => "REDUCING",
+            TradingState::Halted => "HALTED",
         }
     }
 
-    /// Parses [`Mode::as_str`]'s spelling.
-    pub fn parse(s: &str) -> Option<Mode> {
+    /// Parses [`TradingState::as_str`]'s spelling.
+    pub fn parse(s: &str) -> Option<TradingState> {
         match s {
-            "ACTIVE" => Some(Mode::Active),
-            "REDUCING" => Some(Mode::Reducing),
-            "HALTED" => Some(Mode::Halted),
+            "ACTIVE" => Some(TradingState::Active),
+            "REDUCING" => Some(TradingState::Reducing),
+            "HALTED" => Some(TradingState::Halted),
             _ => None,
         }
     }
@@ -56,9 +56,9 @@ pub struct StateChange {
     /// When (bar time, UTC seconds).
     pub ts: i64,
     /// The state before.
-    pub from: Mode,
+    pub from: TradingState,
     /// The state after.
-    pub to: Mode,
+    pub to: TradingState,
     /// Reason code: the `policy/rule_id` that tripped, `resume`, or `reset:next_day`.
     pub reason: String,
     /// Human-readable reason (the rule's message, or the person's resume reason).
@@ -67,11 +67,11 @@ pub struct StateChange {
     pub reset: Reset,
 }
 
-/// The current trading state and what set it.
+/// The current trading state, when it was entered and what set it.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct TradingState {
-    /// The mode.
-    pub mode: Mode,
+pub struct TradingStatus {
+    /// The trading state.
+    pub mode: TradingState,
     /// When it was entered (UTC seconds; 0 for the initial ACTIVE).
     pub since: i64,
     /// Reason code of the change that set it (empty for the initial ACTIVE).
@@ -91,10 +91,10 @@ pub struct Blocked {
     pub reason: String,
 }
 
-impl TradingState {
+impl TradingStatus {
     /// A state restored from the journal's last change (a restart keeps it).
-    pub fn restore(change: &StateChange) -> TradingState {
-        TradingState {
+    pub fn restore(change: &StateChange) -> TradingStatus {
+        TradingStatus {
             mode: change.to,
             since: change.ts,
             reason: change.reason.clone(),
@@ -105,11 +105,19 @@ impl TradingState {
 
     /// A person stops all trading (`dsl halt --reason TEXT`); `None` when already halted.
     pub fn halt(&mut self, ts: i64, message: &str) -> Option<StateChange> {
-        (self.mode != Mode::Halted).then(|| self.set(Mode::Halted, ts, "manual_halt", message, Reset::Manual))
+        (self.mode != TradingState::Halted)
+            .then(|| self.set(TradingState::Halted, ts, "manual_halt", message, Reset::Manual))
     }
 
     /// Moves to `to` if it is more severe than the current mode; returns the change.
-    pub fn escalate(&mut self, to: Mode, ts: i64, reason: &str, message: &str, reset: Reset) -> Option<StateChange> {
+    pub fn escalate(
+        &mut self,
+        to: TradingState,
+        ts: i64,
+        reason: &str,
+        message: &str,
+        reset: Reset,
+    ) -> Option<StateChange> {
         if to <= self.mode {
             return None;
         }
@@ -118,16 +126,17 @@ impl TradingState {
 
     /// Back to ACTIVE by a person's decision (`dsl resume --reason TEXT`).
     pub fn resume(&mut self, ts: i64, message: &str) -> Option<StateChange> {
-        (self.mode != Mode::Active).then(|| self.set(Mode::Active, ts, "resume", message, Reset::Manual))
+        (self.mode != TradingState::Active)
+            .then(|| self.set(TradingState::Active, ts, "resume", message, Reset::Manual))
     }
 
     /// Applies a `reset: next_day` state's reset when `ts` falls on a later UTC day than the
     /// state was entered.
     pub fn on_time(&mut self, ts: i64) -> Option<StateChange> {
         let later_day = ts.div_euclid(86_400) > self.since.div_euclid(86_400);
-        (self.mode != Mode::Active && self.reset == Reset::NextDay && later_day).then(|| {
+        (self.mode != TradingState::Active && self.reset == Reset::NextDay && later_day).then(|| {
             let message = format!("{} ({}) reset at the next UTC day", self.mode.as_str(), self.reason);
-            self.set(Mode::Active, ts, "reset:next_day", &message, Reset::Manual)
+            self.set(TradingState::Active, ts, "reset:next_day", &message, Reset::Manual)
         })
     }
 
@@ -135,10 +144,10 @@ impl TradingState {
     pub fn admits(&self, order: &Order) -> Result<(), Blocked> {
         let flatten = order.reason == OrderReason::Exit(ExitReason::Flatten);
         match self.mode {
-            Mode::Active => Ok(()),
-            Mode::Reducing if order.intent == Intent::Exit => Ok(()),
-            Mode::Halted if flatten => Ok(()),
-            Mode::Reducing => Err(Blocked {
+            TradingState::Active => Ok(()),
+            TradingState::Reducing if order.intent == Intent::Exit => Ok(()),
+            TradingState::Halted if flatten => Ok(()),
+            TradingState::Reducing => Err(Blocked {
                 code: "reducing",
                 reason: format!(
                     "reducing since {}: only orders that lower exposure pass ({}: {})",
@@ -147,7 +156,7 @@ impl TradingState {
                     self.message
                 ),
             }),
-            Mode::Halted => Err(Blocked {
+            TradingState::Halted => Err(Blocked {
                 code: "halted",
                 reason: format!(
                     "halted since {}: no new orders until resumed ({}: {})",
@@ -159,10 +168,10 @@ impl TradingState {
         }
     }
 
-    fn set(&mut self, to: Mode, ts: i64, reason: &str, message: &str, reset: Reset) -> StateChange {
+    fn set(&mut self, to: TradingState, ts: i64, reason: &str, message: &str, reset: Reset) -> StateChange {
         let change =
             StateChange { ts, from: self.mode, to, reason: reason.to_string(), message: message.to_string(), reset };
-        *self = TradingState { mode: to, since: ts, reason: reason.to_string(), message: message.to_string(), reset };
+        *self = TradingStatus { mode: to, since: ts, reason: reason.to_string(), message: message.to_string(), reset };
         change
     }
 }
@@ -173,26 +182,29 @@ mod tests {
 
     #[test]
     fn escalates_only_upwards_and_resets_next_day() {
-        let mut s = TradingState::default();
-        let c = s.escalate(Mode::Reducing, 100, "p/dd", "deep", Reset::Manual).unwrap();
-        assert_eq!((c.from, c.to), (Mode::Active, Mode::Reducing));
-        assert!(s.escalate(Mode::Reducing, 200, "p/x", "again", Reset::Manual).is_none());
-        s.escalate(Mode::Halted, 300, "p/loss", "daily loss", Reset::NextDay).unwrap();
-        assert!(s.escalate(Mode::Reducing, 400, "p/dd", "deep", Reset::Manual).is_none());
-        assert_eq!(s.mode, Mode::Halted);
+        let mut s = TradingStatus::default();
+        let c = s.escalate(TradingState::Reducing, 100, "p/dd", "deep", Reset::Manual).unwrap();
+        assert_eq!((c.from, c.to), (TradingState::Active, TradingState::Reducing));
+        assert!(s.escalate(TradingState::Reducing, 200, "p/x", "again", Reset::Manual).is_none());
+        s.escalate(TradingState::Halted, 300, "p/loss", "daily loss", Reset::NextDay).unwrap();
+        assert!(s.escalate(TradingState::Reducing, 400, "p/dd", "deep", Reset::Manual).is_none());
+        assert_eq!(s.mode, TradingState::Halted);
         // Same UTC day: still halted; next day: reset.
         assert!(s.on_time(86_399).is_none());
         let c = s.on_time(86_400).unwrap();
-        assert_eq!((c.from, c.to, c.reason.as_str()), (Mode::Halted, Mode::Active, "reset:next_day"));
+        assert_eq!((c.from, c.to, c.reason.as_str()), (TradingState::Halted, TradingState::Active, "reset:next_day"));
     }
 
     #[test]
     fn a_manual_state_waits_for_resume() {
-        let mut s = TradingState::default();
-        s.escalate(Mode::Halted, 0, "p/dd", "deep", Reset::Manual);
+        let mut s = TradingStatus::default();
+        s.escalate(TradingState::Halted, 0, "p/dd", "deep", Reset::Manual);
         assert!(s.on_time(10 * 86_400).is_none());
         let c = s.resume(10 * 86_400, "reviewed the losses").unwrap();
-        assert_eq!((c.to, c.reason.as_str(), c.message.as_str()), (Mode::Active, "resume", "reviewed the losses"));
+        assert_eq!(
+            (c.to, c.reason.as_str(), c.message.as_str()),
+            (TradingState::Active, "resume", "reviewed the losses")
+        );
         assert!(s.resume(11 * 86_400, "again").is_none());
     }
 }

@@ -72,3 +72,41 @@ fn runtime_rooms_depend_one_way() {
     }
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// No file in `src/` passes 800 lines, and a function over 120 lines is named, with why, in its
+/// module's `//!` doc.
+#[test]
+fn files_and_functions_stay_readable() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src"), &mut files);
+    let mut bad = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.len() > 800 {
+            bad.push(format!("{}: {} lines", f.display(), lines.len()));
+        }
+        let doc: String = lines.iter().filter(|l| l.starts_with("//!")).copied().collect::<Vec<_>>().join("\n");
+        let mut i = 0;
+        while i < lines.len() {
+            let l = lines[i];
+            let indent = l.len() - l.trim_start().len();
+            let rest = l.trim_start();
+            let rest = rest.strip_prefix("pub(super) ").or_else(|| rest.strip_prefix("pub(crate) ")).unwrap_or(rest);
+            let rest = rest.strip_prefix("pub ").unwrap_or(rest);
+            let rest = rest.strip_prefix("async ").unwrap_or(rest);
+            if let Some(sig) = rest.strip_prefix("fn ") {
+                let name: String = sig.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let close = format!("{}}}", " ".repeat(indent));
+                let end = (i + 1..lines.len()).find(|&j| lines[j] == close).unwrap_or(i);
+                let n = end - i + 1;
+                if n > 120 && !doc.contains(&format!("`{name}`")) {
+                    bad.push(format!("{}:{}: fn {name} has {n} lines", f.display(), i + 1));
+                }
+                i = end;
+            }
+            i += 1;
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}

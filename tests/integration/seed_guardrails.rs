@@ -12,7 +12,7 @@ use tradedsl::dsl::bundle::Bundle;
 use tradedsl::engine::events::EventSink;
 use tradedsl::engine::market::BarSeries;
 use tradedsl::engine::pipeline::{Engine, EngineSettings, RunStats};
-use tradedsl::engine::trading_state::{Mode, TradingState};
+use tradedsl::engine::trading_state::{TradingState, TradingStatus};
 use tradedsl::runtime::data::csv_bars::{CsvOptions, load_csv};
 use tradedsl::runtime::journal::control::{ControlStore, StateRecorder};
 use tradedsl::runtime::journal::{Journal, RunInfo};
@@ -41,7 +41,7 @@ fn example(symbol: &str) -> BarSeries {
 /// with `from <= ts < to`, journaled.
 struct Segment {
     stats: RunStats,
-    state: TradingState,
+    state: TradingStatus,
     journal: Connection,
 }
 
@@ -121,7 +121,7 @@ fn crossover(name: &str, universe: &str, extra: &str) -> String {
 /// After a segment that only denied orders, a restarted bot is ACTIVE.
 fn restarts_active(dir: &Path) {
     let store = ControlStore::open(&dir.join("control.sqlite"), BOT).unwrap();
-    assert_eq!(store.state().unwrap().mode, Mode::Active);
+    assert_eq!(store.state().unwrap().mode, TradingState::Active);
 }
 
 /// Decisions of `rule` that fired, with the rejected orders' reasons.
@@ -280,12 +280,12 @@ fn the_drawdown_breaker_halts_and_the_halt_survives_a_restart_until_resumed() {
             vec!["REDUCING".to_string(), "HALTED".into(), "circuit_breakers/drawdown_breaker".into(), "manual".into()],
         ]
     );
-    assert_eq!(first.state.mode, Mode::Halted);
+    assert_eq!(first.state.mode, TradingState::Halted);
 
     // Restart: the control records say HALTED; nothing passes in the second segment.
     let store = ControlStore::open(&dir.path().join("control.sqlite"), BOT).unwrap();
     let stored = store.state().unwrap();
-    assert_eq!((stored.mode, stored.reason.as_str()), (Mode::Halted, "circuit_breakers/drawdown_breaker"));
+    assert_eq!((stored.mode, stored.reason.as_str()), (TradingState::Halted, "circuit_breakers/drawdown_breaker"));
     drop(store);
     let second = segment(dir.path(), "second", &b, std::slice::from_ref(&goog), split, ts("2010-01-01"));
     assert_eq!(count(&second.journal, "SELECT COUNT(*) FROM state_changes"), 0);

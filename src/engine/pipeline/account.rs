@@ -8,7 +8,7 @@ impl Engine {
     /// Moves the trading state to `to` for a reason outside the rules (the runtime's broker
     /// circuit breaker, a reconciliation mismatch); recorded like any change. Only a person's
     /// `dsl resume` clears it.
-    pub fn escalate(&mut self, to: Mode, ts: i64, reason: &str, message: &str, sink: &mut dyn EventSink) {
+    pub fn escalate(&mut self, to: TradingState, ts: i64, reason: &str, message: &str, sink: &mut dyn EventSink) {
         if let Some(c) = self.state.escalate(to, ts, reason, message, crate::config::policy::Reset::Manual) {
             self.record_state(c, sink);
         }
@@ -51,12 +51,12 @@ impl Engine {
     }
 
     /// The trading state.
-    pub fn trading_state(&self) -> &TradingState {
+    pub fn trading_state(&self) -> &TradingStatus {
         &self.state
     }
 
     /// Restores a trading state (a restarted bot continues HALTED or REDUCING).
-    pub fn restore_state(&mut self, state: TradingState) {
+    pub fn restore_state(&mut self, state: TradingStatus) {
         self.state = state;
     }
 
@@ -87,7 +87,7 @@ impl Engine {
     /// `halt`/`reduce` rules on the marked account (see the module docs).
     #[inline]
     pub fn check_account(&mut self, ts: i64, sink: &mut dyn EventSink) {
-        if !self.mark_rules.is_empty() || self.state.mode != Mode::Active {
+        if !self.mark_rules.is_empty() || self.state.mode != TradingState::Active {
             self.check_mark_rules(ts, sink);
         }
     }
@@ -96,7 +96,7 @@ impl Engine {
         if let Some(c) = self.state.on_time(ts) {
             self.record_state(c, sink);
         }
-        if self.mark_rules.is_empty() || self.state.mode == Mode::Halted {
+        if self.mark_rules.is_empty() || self.state.mode == TradingState::Halted {
             return;
         }
         let mut fields = NO_FIELDS;
@@ -109,7 +109,7 @@ impl Engine {
             let mut fire = |v: f64, rule: &CompiledRule, slots: &[f64], fields: &FieldValues, symbol: &str| {
                 if v.is_nan() || fires(v) {
                     let action = self.bundle.policies[pi].doc.rules[ri].action.value;
-                    let to = if action == Action::Halt { Mode::Halted } else { Mode::Reducing };
+                    let to = if action == Action::Halt { TradingState::Halted } else { TradingState::Reducing };
                     if to > self.state.mode && tripped.as_ref().is_none_or(|t| to > t.2) {
                         let names = |path: &str| (path == "symbol.name").then(|| symbol.to_string());
                         tripped = Some((pi, ri, to, seen_values(rule, slots, fields, &names)));
@@ -161,8 +161,8 @@ impl Engine {
     pub(super) fn trip(&mut self, d: &Denial, ts: i64, sink: &mut dyn EventSink) {
         let rule = &self.bundle.policies[d.policy].doc.rules[d.rule];
         let (to, reset, flatten) = match d.action {
-            Action::Halt => (Mode::Halted, rule.reset, rule.flatten),
-            Action::Reduce => (Mode::Reducing, rule.reset, false),
+            Action::Halt => (TradingState::Halted, rule.reset, rule.flatten),
+            Action::Reduce => (TradingState::Reducing, rule.reset, false),
             _ => return,
         };
         let message = d.message.clone().unwrap_or_else(|| rule.message.value.clone());

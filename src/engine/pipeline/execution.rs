@@ -1,6 +1,10 @@
 //! Execution and accounting: fills from the simulated broker or an outside one update cash and
 //! positions, close round-trip trades (several fills are one trade at the average price), and
 //! set or cancel protective orders; the end of a run cancels what still works.
+//!
+//! `execute_qty` (about 140 lines) books one fill: cash, the position (opened, added to, reduced
+//! or closed), the protective orders it cancels or resizes, and the round trip it may close; these
+//! updates must happen in this order within one call, and read best together.
 
 use super::*;
 

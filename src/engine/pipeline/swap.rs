@@ -144,6 +144,15 @@ impl Engine {
         }
         next.parked = std::mem::take(&mut self.parked);
         next.parked.iter_mut().for_each(|(o, _)| renumber(o));
+        self.hand_account_to(&mut next);
+        *self = next;
+        self.rebuild_active();
+        Ok(SwapReport { retired, carried })
+    }
+
+    /// Moves the account, the trading state, the day's figures, the counters and the desk to
+    /// the engine of the new bundle.
+    fn hand_account_to(&mut self, next: &mut Engine) {
         next.cash = self.cash;
         next.peak_equity = self.peak_equity;
         next.trades = std::mem::take(&mut self.trades);
@@ -157,9 +166,6 @@ impl Engine {
         next.loss_streak = self.loss_streak;
         next.desk = self.desk.take();
         next.outages = std::mem::take(&mut self.outages);
-        *self = next;
-        self.rebuild_active();
-        Ok(SwapReport { retired, carried })
     }
 }
 

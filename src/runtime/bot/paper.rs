@@ -6,8 +6,10 @@
 //! bars go through [`Engine::on_bar`], the streaming path a live feed uses.
 //!
 //! **Durability.** After each timestamp the account is valued and a [`Checkpoint`] commits
-//! that timestamp's journal rows together with the account (`run_status`). A run killed at any
-//! point, even with SIGKILL, loses at most the uncommitted timestamps.
+//! that timestamp's journal rows together with the account (`run_status`); when the replay
+//! outruns the disk, up to 64 checkpoints share one commit, and orders for a broker are always
+//! committed before they are sent. A run killed at any point, even with SIGKILL, loses at most
+//! the uncommitted timestamps, which a restart replays.
 //!
 //! **Recovery.** On start, an unfinished run of the bot (status `running`) is resumed: the bars
 //! up to its last checkpoint are replayed into a fresh engine with the journal muted (the rows
@@ -45,6 +47,12 @@
 //! (not deleted or replaced) and that it still holds its lease: otherwise it stops at once,
 //! the run stays resumable at its last committed bar, and [`run`] returns the cause. The
 //! phase's demotion rules that cannot be evaluated halt the bot.
+//!
+//! **Shape.** [`run`] is one long function (about 300 lines), on purpose: the order of its steps
+//! is the recovery contract (a restart restores and dispatches before it waits for a bar; between
+//! two bars, requests, reloads, the daily demotion check and the broker's news, in that order; after
+//! a bar, the checkpoint, then the write-ahead sync, then the dispatch), and it is reviewed by
+//! reading it top to bottom. The pieces that stand alone are functions below it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -61,7 +69,7 @@ use crate::engine::events::EventSink;
 use crate::engine::market::BarSeries;
 use crate::engine::metrics::compute;
 use crate::engine::pipeline::{Engine, EngineSettings, RunStats};
-use crate::engine::trading_state::{Mode, TradingState};
+use crate::engine::trading_state::{TradingState, TradingStatus};
 
 use crate::runtime::broker::gateway::{DispatchContext, Gateway};
 use crate::runtime::broker::live_feed::LiveFeed;
@@ -213,7 +221,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     let mut carried = None;
     if resumed.is_none() {
         let state = control.state()?;
-        if state.mode != Mode::Active {
+        if state.mode != TradingState::Active {
             carried = Some(state);
         }
     }
@@ -329,13 +337,13 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                             );
                             let reason = if c.kind == "demotion" { "phase_demotion" } else { "phase_pause" };
                             let message = format!("{}: {} ({} from `{}`)", c.actor, c.reason, c.kind, c.from);
-                            engine.escalate(Mode::Halted, ts, reason, &message, &mut journal);
+                            engine.escalate(TradingState::Halted, ts, reason, &message, &mut journal);
                         }
                     }
                     Err(d) => {
                         let message = format!("the phase's demotion rules cannot be evaluated: {}", d.message);
                         tracing::error!("{message}; HALTED until `dsl resume`");
-                        engine.escalate(Mode::Halted, ts, "demotion_unchecked", &message, &mut journal);
+                        engine.escalate(TradingState::Halted, ts, "demotion_unchecked", &message, &mut journal);
                     }
                 }
             }
@@ -371,7 +379,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
                 if m.halt && m.reason == "manual_halt" {
                     engine.halt(m.ts, &m.message, &mut journal);
                 } else if m.halt {
-                    engine.escalate(Mode::Halted, m.ts, &m.reason, &m.message, &mut journal);
+                    engine.escalate(TradingState::Halted, m.ts, &m.reason, &m.message, &mut journal);
                 } else {
                     engine.resume(m.ts, &m.message, &mut journal);
                 }
@@ -457,7 +465,7 @@ fn context(engine: &Engine, series: &[BarSeries], live: bool, processed: i64) ->
     let newest = if live { series.iter().filter_map(|s| s.ts.last().copied()).max() } else { None };
     DispatchContext {
         head: newest.map_or(processed, |n| n.max(processed)),
-        halted: engine.trading_state().mode == Mode::Halted,
+        halted: engine.trading_state().mode == TradingState::Halted,
     }
 }
 
@@ -709,7 +717,7 @@ fn apply_request(
 ) {
     match (r.halt, r.reason.as_str()) {
         (true, "manual_halt") => engine.halt(ts, &r.message, journal),
-        (true, reason) => engine.escalate(Mode::Halted, ts, reason, &r.message, journal),
+        (true, reason) => engine.escalate(TradingState::Halted, ts, reason, &r.message, journal),
         (false, _) => engine.resume(ts, &r.message, journal),
     }
     let id = r.request_id;
@@ -719,7 +727,7 @@ fn apply_request(
 /// Puts a new run in the bot's state (HALTED or REDUCING, set before this run) at its first
 /// bar, journaled. A `reset: next_day` state entered after that bar (a replay of older
 /// history) counts from it, so it still resets at the next UTC day.
-fn carry_state(engine: &mut Engine, mut state: TradingState, ts: i64, journal: &mut Journal) {
+fn carry_state(engine: &mut Engine, mut state: TradingStatus, ts: i64, journal: &mut Journal) {
     if state.reset == Reset::NextDay && state.since > ts {
         state.since = ts;
     }

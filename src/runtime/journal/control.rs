@@ -27,7 +27,7 @@ use crate::config::policy::Reset;
 use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::approvals::{ApprovalDesk, ApprovalOutcome, ApprovalRequest};
 use crate::engine::orders::ClientOrderId;
-use crate::engine::trading_state::{Mode, StateChange, TradingState};
+use crate::engine::trading_state::{StateChange, TradingState, TradingStatus};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bot_state (
@@ -168,9 +168,9 @@ pub fn write_state(conn: &Connection, bot: &str, c: &StateChange, source: &str) 
 ///
 /// # Errors
 /// When the database cannot be read or holds a mode or reset it does not know.
-pub fn read_state(conn: &Connection, path: &Path, bot: &str) -> Result<TradingState, Diagnostic> {
+pub fn read_state(conn: &Connection, path: &Path, bot: &str) -> Result<TradingStatus, Diagnostic> {
     if !crate::runtime::journal::table_exists(conn, "bot_state").map_err(|e| db_err(path, e))? {
-        return Ok(TradingState::default());
+        return Ok(TradingStatus::default());
     }
     let row = conn
         .query_row("SELECT mode, since_ts, reason, message, reset FROM bot_state WHERE bot = ?1", params![bot], |r| {
@@ -184,12 +184,12 @@ pub fn read_state(conn: &Connection, path: &Path, bot: &str) -> Result<TradingSt
         })
         .optional()
         .map_err(|e| db_err(path, e))?;
-    let Some((mode, since, reason, message, reset)) = row else { return Ok(TradingState::default()) };
+    let Some((mode, since, reason, message, reset)) = row else { return Ok(TradingStatus::default()) };
     let corrupt = |what: &str, v: &str| {
         Diagnostic::error(codes::IO, format!("journal `{}`: bot `{bot}` has an unknown {what} `{v}`", path.display()))
     };
-    Ok(TradingState {
-        mode: Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))?,
+    Ok(TradingStatus {
+        mode: TradingState::parse(&mode).ok_or_else(|| corrupt("mode", &mode))?,
         since,
         reason,
         message,
@@ -316,7 +316,7 @@ impl ControlStore {
     ///
     /// # Errors
     /// When the database cannot be read or holds a mode or reset it does not know.
-    pub fn state(&self) -> Result<TradingState, Diagnostic> {
+    pub fn state(&self) -> Result<TradingStatus, Diagnostic> {
         read_state(&self.conn, &self.path, &self.bot)
     }
 
@@ -347,7 +347,7 @@ impl ControlStore {
         ts: i64,
         apply_now: bool,
     ) -> Result<(ControlRequest, Option<StateChange>), Diagnostic> {
-        let mut state = if apply_now { self.state()? } else { TradingState::default() };
+        let mut state = if apply_now { self.state()? } else { TradingStatus::default() };
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| db_err(&path, e))?;
         tx.execute(
@@ -368,7 +368,7 @@ impl ControlStore {
         } else if reason == "manual_halt" {
             state.halt(ts, message)
         } else {
-            state.escalate(Mode::Halted, ts, reason, message, Reset::Manual)
+            state.escalate(TradingState::Halted, ts, reason, message, Reset::Manual)
         };
         if let Some(c) = &change {
             write_state(&tx, &self.bot, c, "cli").map_err(|e| db_err(&path, e))?;

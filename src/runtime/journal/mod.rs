@@ -492,7 +492,7 @@ impl Journal {
                 Row::Decision { client_order_id, ts, fired: true, action, .. } => {
                     e.fired.push((*ts, action.clone(), *client_order_id))
                 }
-                Row::State(c) if c.to == crate::engine::trading_state::Mode::Halted => e.halts.push(c.ts),
+                Row::State(c) if c.to == crate::engine::trading_state::TradingState::Halted => e.halts.push(c.ts),
                 _ => {}
             }
         }

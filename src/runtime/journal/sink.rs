@@ -123,10 +123,10 @@ impl EventSink for Journal {
                 let (from, to) = (c.from.as_str(), c.to.as_str());
                 let line = format!("state: {from} -> {to} at {at} ({}): {}", c.reason, c.message);
                 match c.to {
-                    crate::engine::trading_state::Mode::Active => {
+                    crate::engine::trading_state::TradingState::Active => {
                         tracing::info!(from, to, reason = %c.reason, "{line}")
                     }
-                    crate::engine::trading_state::Mode::Reducing => {
+                    crate::engine::trading_state::TradingState::Reducing => {
                         tracing::warn!(from, to, reason = %c.reason, "{line}")
                     }
                     _ => tracing::error!(from, to, reason = %c.reason, "{line}"),

@@ -61,7 +61,7 @@ fn writes_a_complete_run_and_readable_views() {
 #[test]
 fn kept_evidence_equals_the_journaled_run() {
     use crate::engine::events::Seen;
-    use crate::engine::trading_state::{Mode, StateChange};
+    use crate::engine::trading_state::{StateChange, TradingState};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("j.sqlite");
     let info = RunInfo { kind: "paper".into(), settings: serde_json::json!({"starting_cash": 1000.0}), ..info() };
@@ -78,8 +78,8 @@ fn kept_evidence_equals_the_journaled_run() {
     }
     j.state_change(&StateChange {
         ts: 86_400,
-        from: Mode::Active,
-        to: Mode::Halted,
+        from: TradingState::Active,
+        to: TradingState::Halted,
         reason: "p/r".into(),
         message: "m".into(),
         reset: crate::config::policy::Reset::Manual,

@@ -23,6 +23,10 @@
 //! The report carries a SHA-256 of its content (criteria, values, the phase document's text
 //! and the bundle revision, not the wall-clock time), so an approval can name exactly the
 //! report it approves.
+//!
+//! `inputs` (about 170 lines) reads every journal table a metric may need, each guarded by
+//! whether a rule reads that metric (so a report makes only the reads its rules need); the guards
+//! and reads are kept side by side.
 
 use crate::runtime::journal::db_err;
 use std::collections::BTreeMap;

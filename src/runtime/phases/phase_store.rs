@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::phase::DemotionAction;
 use crate::diagnostics::{Diagnostic, codes};
 use crate::dsl::bundle::Bundle;
-use crate::engine::trading_state::Mode;
+use crate::engine::trading_state::TradingState;
 
 use crate::runtime::journal::control::ControlStore;
 use crate::runtime::phases::gates::GateReport;
@@ -436,7 +436,7 @@ impl DemotionWatch {
         bundle: &Bundle,
         ts: i64,
         own: Option<&crate::runtime::journal::run_evidence::RunEvidence>,
-        state: &crate::engine::trading_state::TradingState,
+        state: &crate::engine::trading_state::TradingStatus,
     ) -> Result<Vec<PhaseChange>, Diagnostic> {
         if !has_demotions(bundle) {
             return Ok(Vec::new());
@@ -451,7 +451,7 @@ impl DemotionWatch {
 fn demotions(
     conn: Option<&Connection>,
     own: Option<&crate::runtime::journal::run_evidence::RunEvidence>,
-    bot_state: Option<&crate::engine::trading_state::TradingState>,
+    bot_state: Option<&crate::engine::trading_state::TradingStatus>,
     path: &Path,
     bundle: &Bundle,
     ts: i64,
@@ -477,10 +477,10 @@ fn demotions(
     };
     // The running bot's own state is current; the control records may lag its journal writer.
     let already = match bot_state {
-        Some(s) => s.mode == Mode::Halted && s.reason == reason,
+        Some(s) => s.mode == TradingState::Halted && s.reason == reason,
         None => {
             let state = ControlStore::open(path, &bot)?.state()?;
-            state.mode == Mode::Halted && state.reason == reason
+            state.mode == TradingState::Halted && state.reason == reason
         }
     };
     if already && kind == "pause" {

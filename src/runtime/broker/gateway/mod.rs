@@ -46,7 +46,7 @@ use crate::engine::events::OrderStatus;
 use crate::engine::external::BrokerRequest;
 use crate::engine::orders::{ClientOrderId, Order, OrderType, Quantity};
 use crate::engine::pipeline::Engine;
-use crate::engine::trading_state::Mode;
+use crate::engine::trading_state::TradingState;
 
 use crate::runtime::broker::alpaca::model::Order as BrokerOrder;
 use crate::runtime::broker::alpaca::{BrokerError, MarketDataClient, TradingClient};
@@ -241,12 +241,12 @@ impl Gateway {
         if self.failures < self.breaker_threshold {
             return;
         }
-        if engine.trading_state().mode != Mode::Halted {
+        if engine.trading_state().mode != TradingState::Halted {
             let message = format!(
                 "{} broker failures in a row; trading paused until `dsl resume`. Last: {}",
                 self.failures, self.last_failure
             );
-            engine.escalate(Mode::Halted, ts, "broker_unavailable", &message, journal);
+            engine.escalate(TradingState::Halted, ts, "broker_unavailable", &message, journal);
         }
         self.failures = 0;
     }
@@ -258,7 +258,7 @@ impl Gateway {
         self.event(journal, ts, id, "broker_anomaly", None, None, what.to_string());
         let message =
             format!("the broker reported what cannot be trusted: {what}; check the account, then `dsl resume`");
-        engine.escalate(Mode::Halted, ts, "broker_anomaly", &message, journal);
+        engine.escalate(TradingState::Halted, ts, "broker_anomaly", &message, journal);
     }
 
     /// Replays outcomes a restarted run had applied at bar time `ts` (muted journal).

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use crate::engine::orders::Side;
 use crate::engine::pipeline::Engine;
-use crate::engine::trading_state::Mode;
+use crate::engine::trading_state::TradingState;
 
 use super::{Gateway, State};
 use crate::runtime::broker::alpaca::model::{Order as BrokerOrder, qty_text};
@@ -140,7 +140,7 @@ impl Gateway {
         }
         if !problems.is_empty() {
             engine.escalate(
-                Mode::Halted,
+                TradingState::Halted,
                 ts,
                 "reconcile_mismatch",
                 &format!("reconciliation with the broker failed: {message}; check the account, then `dsl resume`"),
