@@ -20,6 +20,7 @@ pub mod market;
 pub mod metrics;
 pub mod orders;
 pub mod pipeline;
+pub mod portfolio;
 pub mod rules;
 pub mod signal;
 pub mod stress;

@@ -33,7 +33,7 @@
 //! | `parking` | orders waiting for a person's approval |
 //! | `execution` | fills, accounting, round-trip trades, the outside broker's boundary |
 //! | `protect` | protective orders in the shape the broker accepts |
-//! | `account` | valuation, equity and drawdown peak, the day's clock, the trading state |
+//! | `account` | valuation, the day's clock, the trading state; cash, the equity peak and the day's starting equity are the [`Portfolio`]'s (`engine::portfolio`), which the other parts reach only through its methods |
 //! | `fields` | the context fields rules read |
 //! | `swap` | swapping in a new bundle between two bars (hot reload) |
 
@@ -62,6 +62,7 @@ use super::orders::{
     ClientOrderId, ExitReason, Fill, Intent, Order, OrderIds, OrderReason, OrderType, Position, Quantity, Side,
     TimeInForce, Trade,
 };
+use super::portfolio::Portfolio;
 use super::rules::{FieldValues, NO_FIELDS, eval_rule, position_fields, seen_values};
 use super::signal::{RuleKind, Signal, decide, protective_orders};
 use super::trading_state::{StateChange, TradingState, TradingStatus};
@@ -256,8 +257,8 @@ pub struct Engine {
     /// valuation and exposure walk (kept by [`Engine::touch`]), so that an order's checks cost
     /// the same with 5,000 quiet symbols as with 5.
     active: std::collections::BTreeSet<usize>,
-    cash: f64,
-    peak_equity: f64,
+    /// Cash, the equity peak, the day's starting equity.
+    portfolio: Portfolio,
     broker: SimBroker,
     scratch: Vec<f64>,
     trades: Vec<Trade>,
@@ -269,10 +270,7 @@ pub struct Engine {
     mark_rules: Vec<MarkRule>,
     /// Time of the latest bar seen (UTC seconds).
     now: i64,
-    /// End (exclusive) of the UTC day of `now`, equity at its start, and market orders sent
-    /// on it.
-    day_end: i64,
-    day_start_equity: f64,
+    /// Market orders sent on the UTC day of `now`.
     orders_today: u32,
     /// Bar times of the market orders sent in the last hour, oldest first.
     recent_orders: std::collections::VecDeque<i64>,
@@ -445,8 +443,6 @@ impl Engine {
             state: TradingStatus::default(),
             mark_rules,
             now: i64::MIN,
-            day_end: i64::MIN,
-            day_start_equity: settings.starting_cash,
             orders_today: 0,
             recent_orders: std::collections::VecDeque::new(),
             loss_streak: 0,
@@ -454,8 +450,7 @@ impl Engine {
             parked: Vec::new(),
             outages: Vec::new(),
             broker: SimBroker::new(model, symbols.len()),
-            cash: settings.starting_cash,
-            peak_equity: settings.starting_cash,
+            portfolio: Portfolio::new(settings.starting_cash),
             bundle,
             settings,
             symbols: states,

@@ -27,7 +27,7 @@ impl Engine {
 
     /// Cash (currency).
     pub fn cash(&self) -> f64 {
-        self.cash
+        self.portfolio.cash()
     }
 
     /// Cash at the start (currency).
@@ -76,9 +76,12 @@ impl Engine {
         let equity = self.equity();
         // A replay passes the journaled message, which says it already.
         let base = reason.split(REBASED).next().unwrap_or(reason);
-        let message = format!("{base}{REBASED} from {:.2} to {equity:.2} (the equity at the resume)", self.peak_equity);
+        let message = format!(
+            "{base}{REBASED} from {:.2} to {equity:.2} (the equity at the resume)",
+            self.portfolio.peak_equity()
+        );
         if let Some(c) = self.state.resume(ts, &message) {
-            self.peak_equity = equity;
+            self.portfolio.rebase_peak(equity);
             self.record_state(c, sink);
         }
     }
@@ -242,12 +245,12 @@ impl Engine {
 
     /// Highest equity marked so far, starting cash included (currency).
     pub fn peak_equity(&self) -> f64 {
-        self.peak_equity
+        self.portfolio.peak_equity()
     }
 
     /// Equity: cash plus positions at the last closes.
     pub fn equity(&self) -> f64 {
-        self.cash + self.positions_value()
+        self.portfolio.equity(self.positions_value())
     }
 
     /// Values the account after all bars of a timestamp: returns equity (and tracks its peak)
@@ -255,10 +258,7 @@ impl Engine {
     #[inline]
     pub fn mark(&mut self) -> (f64, bool) {
         let (value, open) = self.valuation();
-        let e = self.cash + value;
-        if e > self.peak_equity {
-            self.peak_equity = e;
-        }
+        let e = self.portfolio.mark(value);
         (e, open)
     }
 
@@ -288,9 +288,9 @@ impl Engine {
     pub(super) fn advance_clock(&mut self, ts: i64) {
         if ts > self.now {
             self.now = ts;
-            if ts >= self.day_end {
-                self.day_end = day_end(ts);
-                self.day_start_equity = self.equity();
+            if self.portfolio.is_new_day(ts) {
+                let equity = self.equity();
+                self.portfolio.start_day(ts, equity);
                 self.orders_today = 0;
             }
         }

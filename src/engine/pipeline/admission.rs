@@ -283,7 +283,7 @@ impl Engine {
                 None => {}
             }
         }
-        Held { values, leaving, free_cash: self.cash - pending }
+        Held { values, leaving, free_cash: self.portfolio.cash() - pending }
     }
 
     /// [`Engine::holdings`], when a rule reads the `bucket.*` fields.

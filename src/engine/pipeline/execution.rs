@@ -118,8 +118,8 @@ impl Engine {
         }
         let qty = match (order.quantity, order.side) {
             _ if filled.is_some() => filled.unwrap_or(0.0),
-            (Quantity::AllCash, _) => self.cash.max(0.0) / costs.cash_per_unit(price),
-            (Quantity::Units(q), Side::Buy) => q.min(self.cash.max(0.0) / costs.cash_per_unit(price)),
+            (Quantity::AllCash, _) => self.portfolio.cash().max(0.0) / costs.cash_per_unit(price),
+            (Quantity::Units(q), Side::Buy) => q.min(self.portfolio.cash().max(0.0) / costs.cash_per_unit(price)),
             (Quantity::Units(q), Side::Sell) => q,
             (Quantity::ClosePosition, _) => self.slots[slot_id].position.as_ref().map_or(0.0, |p| p.quantity),
         };
@@ -149,7 +149,7 @@ impl Engine {
         let bar_index = self.symbols[order.symbol].bars;
         match order.side {
             Side::Buy => {
-                self.cash -= notional + commission;
+                self.portfolio.debit(notional + commission);
                 // The protective levels are fixed at the fill: the strategy's percentages, or
                 // for ATR risk sizing the stop where the sized risk is lost.
                 let doc = &self.bundle.strategies[order.strategy].doc;
@@ -184,7 +184,7 @@ impl Engine {
                 self.place_protective(slot_id, ts, sink);
             }
             Side::Sell => {
-                self.cash += notional - commission;
+                self.portfolio.credit(notional - commission);
                 let Some(mut pos) = self.slots[slot_id].position.take() else {
                     return;
                 };

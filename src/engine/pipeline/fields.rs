@@ -16,15 +16,15 @@ impl Engine {
                 exposure += s.pending_notional.abs();
             }
         }
-        let equity = self.cash + pv;
-        let peak = self.peak_equity.max(equity);
+        let equity = self.portfolio.equity(pv);
+        let peak = self.portfolio.peak_equity().max(equity);
         f[FieldId::AccountEquity as usize] = equity;
-        f[FieldId::AccountCash as usize] = self.cash;
+        f[FieldId::AccountCash as usize] = self.portfolio.cash();
         f[FieldId::AccountExposure as usize] = exposure;
         f[FieldId::AccountPeakEquity as usize] = peak;
         f[FieldId::AccountDrawdown as usize] = if peak > 0.0 { (peak - equity) / peak } else { 0.0 };
         f[FieldId::AccountOpenPositions as usize] = open;
-        let start = self.day_start_equity;
+        let start = self.portfolio.day_start_equity();
         f[FieldId::AccountDailyPnl as usize] = equity - start;
         f[FieldId::AccountDailyReturn as usize] = if start > 0.0 { equity / start - 1.0 } else { f64::NAN };
         f[FieldId::AccountLossStreak as usize] = f64::from(self.loss_streak);

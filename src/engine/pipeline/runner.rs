@@ -241,7 +241,7 @@ impl Engine {
             Sizing::AllCash => {
                 let est = self.broker.model.slipped(Side::Buy, price);
                 let per_unit = self.settings.costs.cash_per_unit(est);
-                (Quantity::AllCash, if est > 0.0 { self.cash.max(0.0) / per_unit } else { 0.0 })
+                (Quantity::AllCash, if est > 0.0 { self.portfolio.cash().max(0.0) / per_unit } else { 0.0 })
             }
             Sizing::AtrRisk { risk, atr_multiple, .. } => {
                 stop_distance = atr_multiple * input;

@@ -153,14 +153,11 @@ impl Engine {
     /// Moves the account, the trading state, the day's figures, the counters and the desk to
     /// the engine of the new bundle.
     fn hand_account_to(&mut self, next: &mut Engine) {
-        next.cash = self.cash;
-        next.peak_equity = self.peak_equity;
+        next.portfolio = self.portfolio.clone();
         next.trades = std::mem::take(&mut self.trades);
         next.stats = self.stats.clone();
         next.state = self.state.clone();
         next.now = self.now;
-        next.day_end = self.day_end;
-        next.day_start_equity = self.day_start_equity;
         next.orders_today = self.orders_today;
         next.recent_orders = std::mem::take(&mut self.recent_orders);
         next.loss_streak = self.loss_streak;
