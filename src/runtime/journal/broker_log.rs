@@ -16,45 +16,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::diagnostics::{Diagnostic, codes};
 
-/// The tables, created with the journal.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS broker_orders (
-    run_id INTEGER NOT NULL,
-    client_order_id TEXT NOT NULL,
-    created_ts INTEGER NOT NULL,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    order_type TEXT NOT NULL,
-    time_in_force TEXT NOT NULL,
-    quantity REAL NOT NULL,
-    limit_price REAL,
-    stop_price REAL,
-    state TEXT NOT NULL,
-    broker_order_id TEXT,
-    broker_status TEXT,
-    message TEXT,
-    bid REAL,
-    ask REAL,
-    mid REAL,
-    fill_ts INTEGER,
-    fill_price REAL,
-    filled_qty REAL,
-    slippage_bps REAL,
-    PRIMARY KEY (run_id, client_order_id)
-);
-CREATE TABLE IF NOT EXISTS broker_events (
-    run_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    client_order_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    quantity REAL,
-    price REAL,
-    message TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-";
-
 /// A `broker_orders` row as a restart reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerOrderRecord {
@@ -103,7 +64,7 @@ pub fn load(
 ) -> Result<(Vec<BrokerOrderRecord>, Vec<AppliedEvent>, i64), Diagnostic> {
     let err = |e: rusqlite::Error| Diagnostic::error(codes::IO, format!("journal `{}`: {e}", path.display()));
     let conn = Connection::open(path).map_err(err)?;
-    conn.execute_batch(SCHEMA).map_err(err)?;
+    conn.execute_batch(super::schema::BROKER).map_err(err)?;
     let mut st = conn
         .prepare(
             "SELECT client_order_id, state, broker_order_id, message, mid, quantity FROM broker_orders \

@@ -1,7 +1,8 @@
 //! A bot's control records in its journal database: the sticky trading state and the
 //! approval queue.
 //!
-//! Tables (created on first use, next to the journal's):
+//! Tables (created on first use, next to the journal's; defined with their migrations in
+//! [`super::schema`]):
 //!
 //! | table | one row per |
 //! | --- | --- |
@@ -28,58 +29,6 @@ use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::approvals::{ApprovalDesk, ApprovalOutcome, ApprovalRequest};
 use crate::engine::orders::ClientOrderId;
 use crate::engine::trading_state::{StateChange, TradingState, TradingStatus};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS bot_state (
-    bot TEXT PRIMARY KEY,
-    mode TEXT NOT NULL,
-    since_ts INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    message TEXT NOT NULL,
-    reset TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS bot_state_log (
-    bot TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    from_state TEXT NOT NULL,
-    to_state TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    message TEXT NOT NULL,
-    reset TEXT NOT NULL,
-    source TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS approvals (
-    request_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    bot TEXT NOT NULL,
-    client_order_id TEXT NOT NULL UNIQUE,
-    created_ts INTEGER NOT NULL,
-    expires_ts INTEGER NOT NULL,
-    strategy TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    intent TEXT NOT NULL,
-    quantity REAL NOT NULL,
-    notional REAL NOT NULL,
-    rule TEXT NOT NULL,
-    message TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    decided_ts INTEGER,
-    note TEXT,
-    delivered INTEGER NOT NULL DEFAULT 0,
-    delivered_ts INTEGER
-);
-CREATE TABLE IF NOT EXISTS control_requests (
-    request_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    bot TEXT NOT NULL,
-    action TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    message TEXT NOT NULL,
-    requested_ts INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    run_id INTEGER,
-    applied_ts INTEGER
-);
-";
 
 /// A halt or resume asked of a bot, waiting for (or applied by) a running bot.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -262,14 +211,8 @@ impl ControlStore {
         }
         let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| db_err(path, e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
-        let has = conn
-            .prepare("SELECT 1 FROM pragma_table_info('approvals') WHERE name = 'delivered_ts'")
-            .and_then(|mut st| st.exists([]))
-            .map_err(|e| db_err(path, e))?;
-        if !has {
-            conn.execute_batch("ALTER TABLE approvals ADD COLUMN delivered_ts INTEGER").map_err(|e| db_err(path, e))?;
-        }
+        conn.execute_batch(super::schema::CONTROL).map_err(|e| db_err(path, e))?;
+        super::schema::migrate_control(&conn).map_err(|e| db_err(path, e))?;
         Ok(ControlStore {
             conn,
             path: path.to_path_buf(),

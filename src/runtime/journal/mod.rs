@@ -44,7 +44,7 @@ use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::orders::ClientOrderId;
 
 mod rows;
-mod schema;
+pub mod schema;
 mod sink;
 #[cfg(test)]
 mod tests;

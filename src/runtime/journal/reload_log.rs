@@ -19,31 +19,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::diagnostics::Diagnostic;
 use crate::dsl::bundle::Bundle;
 
-/// The tables, created with the journal.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS bundle_texts (
-    revision TEXT PRIMARY KEY,
-    manifest TEXT NOT NULL,
-    sources TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reloads (
-    run_id INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    outcome TEXT NOT NULL,
-    old_revision TEXT NOT NULL,
-    new_revision TEXT,
-    trigger TEXT NOT NULL,
-    changes TEXT NOT NULL,
-    retired TEXT NOT NULL,
-    errors INTEGER NOT NULL,
-    warnings INTEGER NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE VIEW IF NOT EXISTS v_reloads AS SELECT run_id,
-    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, outcome, old_revision, new_revision,
-    trigger, changes, retired, errors, warnings, message FROM reloads;
-";
-
 /// One reload as journaled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReloadEntry {

@@ -1,8 +1,10 @@
 //! The journal's own tables and views, their migrations from earlier versions, and opening a
 //! journal to write or to read (read-only journals stay readable; regular files only).
 //!
-//! The tables of the bot's control records ([`super::control`]), broker records
-//! ([`super::broker_log`]) and reload records ([`super::reload_log`]) are created with them.
+//! Every table the journal file holds is defined here, with its migrations: the journal's own
+//! ([`SCHEMA`]), the bot's control records ([`CONTROL`]), broker records ([`BROKER`]), reload
+//! records ([`RELOADS`]) and graduation records ([`PHASES`]). The modules that read and write
+//! them create them through this module.
 
 use std::path::Path;
 
@@ -12,7 +14,9 @@ use crate::diagnostics::{Diagnostic, codes};
 
 use super::db_err;
 
-pub(super) const SCHEMA: &str = "
+/// The journal's own tables: runs, orders, fills, trades, decisions, events, state changes,
+/// the running bot's status and daily equity.
+pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 CREATE TABLE IF NOT EXISTS runs (
@@ -268,8 +272,197 @@ pub(super) fn open(path: &Path) -> Result<Connection, Diagnostic> {
         conn.pragma_update(None, "max_page_count", pages).map_err(|e| db_err(path, e))?;
     }
     conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
-    conn.execute_batch(crate::runtime::journal::broker_log::SCHEMA).map_err(|e| db_err(path, e))?;
-    conn.execute_batch(crate::runtime::journal::reload_log::SCHEMA).map_err(|e| db_err(path, e))?;
+    conn.execute_batch(BROKER).map_err(|e| db_err(path, e))?;
+    conn.execute_batch(RELOADS).map_err(|e| db_err(path, e))?;
     migrate(&conn).map_err(|e| db_err(path, e))?;
     Ok(conn)
+}
+
+/// The bot's control records: its trading state, requests to halt or resume it, the approval
+/// queue ([`super::control`]).
+pub const CONTROL: &str = "
+CREATE TABLE IF NOT EXISTS bot_state (
+    bot TEXT PRIMARY KEY,
+    mode TEXT NOT NULL,
+    since_ts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    reset TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bot_state_log (
+    bot TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    reset TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    request_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    client_order_id TEXT NOT NULL UNIQUE,
+    created_ts INTEGER NOT NULL,
+    expires_ts INTEGER NOT NULL,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    intent TEXT NOT NULL,
+    quantity REAL NOT NULL,
+    notional REAL NOT NULL,
+    rule TEXT NOT NULL,
+    message TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    decided_ts INTEGER,
+    note TEXT,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    delivered_ts INTEGER
+);
+CREATE TABLE IF NOT EXISTS control_requests (
+    request_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    requested_ts INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    run_id INTEGER,
+    applied_ts INTEGER
+);
+";
+
+/// Broker records: each order sent and what the broker said of it ([`super::broker_log`]).
+pub const BROKER: &str = "
+CREATE TABLE IF NOT EXISTS broker_orders (
+    run_id INTEGER NOT NULL,
+    client_order_id TEXT NOT NULL,
+    created_ts INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    order_type TEXT NOT NULL,
+    time_in_force TEXT NOT NULL,
+    quantity REAL NOT NULL,
+    limit_price REAL,
+    stop_price REAL,
+    state TEXT NOT NULL,
+    broker_order_id TEXT,
+    broker_status TEXT,
+    message TEXT,
+    bid REAL,
+    ask REAL,
+    mid REAL,
+    fill_ts INTEGER,
+    fill_price REAL,
+    filled_qty REAL,
+    slippage_bps REAL,
+    PRIMARY KEY (run_id, client_order_id)
+);
+CREATE TABLE IF NOT EXISTS broker_events (
+    run_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    client_order_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    quantity REAL,
+    price REAL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+";
+
+/// Reload records and the texts of every bundle a run used ([`super::reload_log`]).
+pub const RELOADS: &str = "
+CREATE TABLE IF NOT EXISTS bundle_texts (
+    revision TEXT PRIMARY KEY,
+    manifest TEXT NOT NULL,
+    sources TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reloads (
+    run_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    old_revision TEXT NOT NULL,
+    new_revision TEXT,
+    trigger TEXT NOT NULL,
+    changes TEXT NOT NULL,
+    retired TEXT NOT NULL,
+    errors INTEGER NOT NULL,
+    warnings INTEGER NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE VIEW IF NOT EXISTS v_reloads AS SELECT run_id,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, outcome, old_revision, new_revision,
+    trigger, changes, retired, errors, warnings, message FROM reloads;
+";
+
+/// Graduation records: the phase each bot is in, approvals, the phase log
+/// (`phases::phase_store`).
+pub const PHASES: &str = "
+CREATE TABLE IF NOT EXISTS phase_state (
+    bot TEXT PRIMARY KEY,
+    phase TEXT NOT NULL,
+    since_ts INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS phase_approvals (
+    approval_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    approved_by TEXT NOT NULL,
+    phrase TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    report_hash TEXT NOT NULL,
+    report TEXT NOT NULL,
+    source TEXT NOT NULL,
+    used_ts INTEGER
+);
+CREATE TABLE IF NOT EXISTS phase_log (
+    log_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    from_phase TEXT NOT NULL,
+    to_phase TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    report TEXT NOT NULL,
+    report_hash TEXT NOT NULL,
+    bundle_revision TEXT NOT NULL,
+    last_run_id INTEGER
+);
+CREATE VIEW IF NOT EXISTS v_phase_log AS SELECT log_id, bot,
+    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, kind, from_phase, to_phase, actor, reason,
+    report_hash, bundle_revision FROM phase_log;
+";
+
+/// Brings the control tables of an earlier version up to [`CONTROL`] (`approvals.delivered_ts`).
+///
+/// # Errors
+/// SQLite's.
+pub fn migrate_control(conn: &Connection) -> rusqlite::Result<()> {
+    if !conn.prepare("SELECT 1 FROM pragma_table_info('approvals') WHERE name = 'delivered_ts'")?.exists([])? {
+        conn.execute_batch("ALTER TABLE approvals ADD COLUMN delivered_ts INTEGER")?;
+    }
+    Ok(())
+}
+
+/// Brings the graduation tables of an earlier version up to [`PHASES`]
+/// (`phase_log.last_run_id`; older entries compare by time only).
+///
+/// # Errors
+/// SQLite's.
+pub fn migrate_phases(conn: &Connection) -> rusqlite::Result<()> {
+    if !has_last_run(conn)? {
+        conn.execute_batch("ALTER TABLE phase_log ADD COLUMN last_run_id INTEGER")?;
+    }
+    Ok(())
+}
+
+/// `phase_log` has `last_run_id` (the newest run when the entry was written).
+///
+/// # Errors
+/// SQLite's.
+pub fn has_last_run(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM pragma_table_info('phase_log') WHERE name = 'last_run_id'")?.exists([])
 }

@@ -1,6 +1,8 @@
 //! A bot's graduation phase in its journal database: the active phase, approvals, and the log
 //! of promotions, demotions and pauses.
 //!
+//! Tables (defined with their migrations in `journal::schema`):
+//!
 //! | table | one row per |
 //! | --- | --- |
 //! | `phase_state` | bot: its active phase, since when (UTC seconds) and why; none until the first promotion or demotion (the manifest's `phase:` is active then) |
@@ -13,6 +15,7 @@
 //! demotion rules only ever move a bot back ([`apply_demotions`]).
 
 use crate::runtime::journal::db_err;
+use crate::runtime::journal::schema;
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -25,45 +28,6 @@ use crate::engine::trading_state::TradingState;
 
 use crate::runtime::journal::control::ControlStore;
 use crate::runtime::phases::gates::GateReport;
-
-/// The tables.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS phase_state (
-    bot TEXT PRIMARY KEY,
-    phase TEXT NOT NULL,
-    since_ts INTEGER NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS phase_approvals (
-    approval_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    bot TEXT NOT NULL,
-    phase TEXT NOT NULL,
-    approved_by TEXT NOT NULL,
-    phrase TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    report_hash TEXT NOT NULL,
-    report TEXT NOT NULL,
-    source TEXT NOT NULL,
-    used_ts INTEGER
-);
-CREATE TABLE IF NOT EXISTS phase_log (
-    log_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    bot TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    from_phase TEXT NOT NULL,
-    to_phase TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    report TEXT NOT NULL,
-    report_hash TEXT NOT NULL,
-    bundle_revision TEXT NOT NULL,
-    last_run_id INTEGER
-);
-CREATE VIEW IF NOT EXISTS v_phase_log AS SELECT log_id, bot,
-    strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, kind, from_phase, to_phase, actor, reason,
-    report_hash, bundle_revision FROM phase_log;
-";
 
 /// An approval file, committed to git beside the documents:
 ///
@@ -117,17 +81,9 @@ fn open(path: &Path) -> Result<Connection, Diagnostic> {
     }
     let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err(path, e))?;
-    conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
-    if !has_last_run(&conn).map_err(|e| db_err(path, e))? {
-        // Journals written before the column: their entries compare by time only.
-        conn.execute_batch("ALTER TABLE phase_log ADD COLUMN last_run_id INTEGER").map_err(|e| db_err(path, e))?;
-    }
+    conn.execute_batch(schema::PHASES).map_err(|e| db_err(path, e))?;
+    schema::migrate_phases(&conn).map_err(|e| db_err(path, e))?;
     Ok(conn)
-}
-
-/// `phase_log` has `last_run_id` (the newest run when the entry was written).
-fn has_last_run(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM pragma_table_info('phase_log') WHERE name = 'last_run_id'")?.exists([])
 }
 
 /// The bot's active phase: the last promotion's or demotion's, else the manifest's `phase:`.
@@ -173,7 +129,7 @@ pub fn entered(conn: &Connection, bot: &str, phase: &str) -> rusqlite::Result<Op
     if !crate::runtime::journal::table_exists(conn, "phase_log")? {
         return Ok(None);
     }
-    let last_run = if has_last_run(conn)? { "last_run_id" } else { "NULL" };
+    let last_run = if schema::has_last_run(conn)? { "last_run_id" } else { "NULL" };
     let row: Option<(i64, Option<i64>)> = conn
         .prepare_cached(&format!(
             "SELECT ts, {last_run} FROM phase_log WHERE bot = ?1 AND to_phase = ?2 \
