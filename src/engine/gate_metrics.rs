@@ -30,8 +30,8 @@ use crate::dsl::catalog::{FIELD_COUNT, FieldId};
 /// One closed trade.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TradeRecord {
-    /// Strategy name.
-    pub strategy: String,
+    /// Strategy name (shared: a running bot's evidence hands its trades out every day).
+    pub strategy: std::sync::Arc<str>,
     /// Exit time, UTC seconds.
     pub exit_ts: i64,
     /// Pnl, fees included (currency).

@@ -483,7 +483,7 @@ impl Journal {
         if let Some(e) = self.evidence.as_mut() {
             match &row {
                 Row::Trade(_, t) => e.trades.push(crate::engine::gate_metrics::TradeRecord {
-                    strategy: t.strategy.to_string(),
+                    strategy: t.strategy.clone(),
                     exit_ts: t.exit_time,
                     pnl: t.pnl,
                     ret: t.pnl_pct / 100.0,

@@ -64,7 +64,7 @@ impl RunEvidence {
         e.trades = st
             .query_map([run_id], |r| {
                 Ok(TradeRecord {
-                    strategy: r.get(0)?,
+                    strategy: Arc::from(r.get::<_, String>(0)?),
                     exit_ts: r.get(1)?,
                     pnl: r.get(2)?,
                     ret: r.get::<_, f64>(3)? / 100.0,
@@ -115,7 +115,7 @@ impl RunEvidence {
     /// by exit time, then trade number.
     pub fn trades_of(&self, strategy: Option<&str>) -> Vec<TradeRecord> {
         let mut out: Vec<TradeRecord> =
-            self.trades.iter().filter(|t| strategy.is_none_or(|s| t.strategy == s)).cloned().collect();
+            self.trades.iter().filter(|t| strategy.is_none_or(|s| &*t.strategy == s)).cloned().collect();
         out.sort_by_key(|t| t.exit_ts);
         out
     }

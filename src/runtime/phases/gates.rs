@@ -481,7 +481,7 @@ fn inputs(
                 ))?;
                 st.query_map(params![strategy], |r| {
                     Ok(TradeRecord {
-                        strategy: r.get(0)?,
+                        strategy: std::sync::Arc::from(r.get::<_, String>(0)?),
                         exit_ts: r.get(1)?,
                         pnl: r.get(2)?,
                         ret: r.get::<_, f64>(3)? / 100.0,
