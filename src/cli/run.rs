@@ -476,12 +476,14 @@ pub fn run(args: Args, out: Out) -> u8 {
             format!("Alpaca market data, polled every {:?}", cfg.live.as_ref().map(|l| l.poll).unwrap_or_default())
         }
     };
-    tracing::info!("trading `{}` on {bars} ({broker}); journal {}", cfg.settings.bot, journal.display());
-    tracing::info!("press Ctrl-C to stop; starting again resumes where it stopped");
-    if args.watch {
-        tracing::info!("watching the bot's documents: a valid edit takes effect at the next bar");
-    }
     let span = tracing::info_span!("bot", bot = %bot_name, run = tracing::field::Empty);
+    span.in_scope(|| {
+        tracing::info!("trading `{}` on {bars} ({broker}); journal {}", cfg.settings.bot, journal.display());
+        tracing::info!("press Ctrl-C to stop; starting again resumes where it stopped");
+        if args.watch {
+            tracing::info!("watching the bot's documents: a valid edit takes effect at the next bar");
+        }
+    });
     let result = runtime.block_on(async move {
         let watcher = stop.clone();
         tokio::spawn(async move {
