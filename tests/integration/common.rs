@@ -127,6 +127,25 @@ pub fn wait_checkpoints(
     }
 }
 
+/// Polls `done` until it holds (a journal row, a checkpoint count, a request the broker saw):
+/// `Err` with the child's exit status when it exits first. A minute without it fails the test
+/// (a hang, not a slow machine: nothing here measures time).
+pub fn wait_until(
+    what: &str,
+    child: &mut std::process::Child,
+    mut done: impl FnMut() -> bool,
+) -> Result<(), std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(status);
+        }
+        assert!(std::time::Instant::now() < deadline, "no {what} within a minute");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
+}
+
 /// A small xorshift generator for reproducible random kill points.
 pub fn xorshift(seed: &mut u64) -> u64 {
     *seed ^= *seed << 13;

@@ -98,16 +98,6 @@ fn start(bot: &Path, db: &Path, server: &MockServer) -> std::process::Child {
         .unwrap()
 }
 
-/// Waits until `done` holds (the child must not exit meanwhile; a minute guards a hang).
-fn wait_for(child: &mut std::process::Child, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(child.try_wait().unwrap().is_none(), "the bot exited early");
-        assert!(Instant::now() < deadline, "nothing happened within a minute");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Ctrl-C: the bot finishes its timestamp and stops, resumable.
 fn interrupt(mut child: std::process::Child) {
     let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -142,7 +132,8 @@ fn a_bot_on_alpaca_market_data_warms_up_then_trades_each_new_bar_once_and_resume
     let mut child = start(&bot, &db, &server);
     // Three new bars traded and a few polls made (the journal and the mock say so).
     let polls = |md: &MarketData| md.requests.lock().unwrap().iter().filter(|q| !q.contains_key("page_token")).count();
-    wait_for(&mut child, || crate::common::checkpoints(&db) >= 3 && polls(&md) >= 7);
+    let polled = || crate::common::checkpoints(&db) >= 3 && polls(&md) >= 7;
+    assert!(crate::common::wait_until("3 checkpoints and 7 polls", &mut child, polled).is_ok(), "the bot exited early");
     interrupt(child);
     let c = Connection::open(&db).unwrap();
     let settings: serde_json::Value = serde_json::from_str(&rows(&c, "SELECT settings FROM runs")[0][0]).unwrap();
@@ -172,7 +163,8 @@ fn a_bot_on_alpaca_market_data_warms_up_then_trades_each_new_bar_once_and_resume
     // Restarted: same history window, replay to the checkpoint, then new bars again.
     let mut child = start(&bot, &db, &server);
     let before = crate::common::checkpoints(&db);
-    wait_for(&mut child, || crate::common::checkpoints(&db) >= before + 2);
+    let more = || crate::common::checkpoints(&db) >= before + 2;
+    assert!(crate::common::wait_until("2 more checkpoints", &mut child, more).is_ok(), "the bot exited early");
     interrupt(child);
     let c = Connection::open(&db).unwrap();
     let settings2: serde_json::Value = serde_json::from_str(&rows(&c, "SELECT settings FROM runs")[0][0]).unwrap();

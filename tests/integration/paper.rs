@@ -120,10 +120,7 @@ fn a_halt_reaches_the_running_bot_and_survives_a_restart() {
         let c = Connection::open(&db).unwrap();
         crate::common::count(&c, "SELECT COUNT(*) FROM state_changes WHERE reason = 'manual_halt'") == 1
     };
-    while !applied() {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before the halt");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(crate::common::wait_until("the halt", &mut child, applied).is_ok(), "the run ended before the halt");
     let now = crate::common::checkpoints(&db);
     assert!(crate::common::wait_checkpoints(&db, now, 20, &mut child).is_none(), "the run ended too soon");
     child.kill().unwrap();

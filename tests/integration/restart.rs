@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use wiremock::matchers::any;
@@ -141,15 +140,10 @@ impl Setup {
     }
 }
 
-/// Polls `done` until it holds; fails if the child exits first, or after a minute (a hang).
-fn until(what: &str, child: &mut Child, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the bot exited ({status}) before {what}: {}", stderr(child));
-        }
-        assert!(Instant::now() < deadline, "no {what} within a minute");
-        std::thread::sleep(Duration::from_millis(5));
+/// [`crate::common::wait_until`], failing with the bot's standard error if it exits first.
+fn until(what: &str, child: &mut Child, done: impl FnMut() -> bool) {
+    if let Err(status) = crate::common::wait_until(what, child, done) {
+        panic!("the bot exited ({status}) before {what}: {}", stderr(child));
     }
 }
 
