@@ -98,13 +98,9 @@ fn sqlite_help(e: &rusqlite::Error) -> Option<&'static str> {
 
 impl From<JournalError> for Diagnostic {
     fn from(e: JournalError) -> Diagnostic {
-        let d = Diagnostic::error(codes::IO, e.to_string());
         match &e {
-            JournalError::Sqlite { source, .. } => match sqlite_help(source) {
-                Some(h) => d.help(h),
-                None => d,
-            },
-            _ => d,
+            JournalError::Sqlite { path, source } => journal_error(path, source),
+            _ => Diagnostic::error(codes::IO, e.to_string()),
         }
     }
 }

@@ -18,6 +18,20 @@ use rusqlite::{Connection, params};
 use crate::engine::gate_metrics::TradeRecord;
 use crate::engine::orders::ClientOrderId;
 
+/// A `trades` row read as `SELECT strategy, exit_ts, pnl, pnl_pct` (`pnl_pct` is percent points;
+/// the record's return is a fraction).
+///
+/// # Errors
+/// SQLite's, for a row of another shape.
+pub fn trade_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<TradeRecord> {
+    Ok(TradeRecord {
+        strategy: Arc::from(r.get::<_, String>(0)?),
+        exit_ts: r.get(1)?,
+        pnl: r.get(2)?,
+        ret: r.get::<_, f64>(3)? / 100.0,
+    })
+}
+
 /// The journaled records of one run that its demotion rules read, in journal order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunEvidence {
@@ -61,16 +75,7 @@ impl RunEvidence {
             RunEvidence { run_id, starting_cash: starting_cash.unwrap_or(0.0), first_bar, ..Default::default() };
         let mut st =
             conn.prepare("SELECT strategy, exit_ts, pnl, pnl_pct FROM trades WHERE run_id = ?1 ORDER BY trade_no")?;
-        e.trades = st
-            .query_map([run_id], |r| {
-                Ok(TradeRecord {
-                    strategy: Arc::from(r.get::<_, String>(0)?),
-                    exit_ts: r.get(1)?,
-                    pnl: r.get(2)?,
-                    ret: r.get::<_, f64>(3)? / 100.0,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        e.trades = st.query_map([run_id], trade_record)?.collect::<rusqlite::Result<_>>()?;
         let mut st =
             conn.prepare("SELECT day, last_ts, close_equity FROM daily_equity WHERE run_id = ?1 ORDER BY day")?;
         e.daily =

@@ -479,15 +479,8 @@ fn inputs(
                     "SELECT strategy, exit_ts, pnl, pnl_pct FROM trades WHERE run_id IN ({list}) \
                      AND (?1 IS NULL OR strategy = ?1) ORDER BY exit_ts, run_id, trade_no"
                 ))?;
-                st.query_map(params![strategy], |r| {
-                    Ok(TradeRecord {
-                        strategy: std::sync::Arc::from(r.get::<_, String>(0)?),
-                        exit_ts: r.get(1)?,
-                        pnl: r.get(2)?,
-                        ret: r.get::<_, f64>(3)? / 100.0,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?
+                st.query_map(params![strategy], crate::runtime::journal::run_evidence::trade_record)?
+                    .collect::<rusqlite::Result<_>>()?
             }
         };
         let keep_from = match rule.window {
