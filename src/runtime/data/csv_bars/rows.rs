@@ -466,7 +466,8 @@ fn parse_block(parser: &RowParser<'_>, index: usize, block: &[u8], lines: usize)
         let line = lines + 1 + memchr::memchr_iter(b'\n', &block[..e.valid_up_to()]).count();
         return Err(Diagnostic::error(codes::BAD_DATA, format!("{}:{line}: not UTF-8 text ({e})", parser.name)));
     }
-    let mut part = Part::new(parser.layout, 0);
+    // Sized once from the block's line count, so the columns never grow while parsing.
+    let mut part = Part::new(parser.layout, memchr::memchr_iter(b'\n', block).count() + 1);
     let skip = if index == 0 { parser.layout.data_start } else { 0 };
     let mut rdr = reader(block, parser.layout.delimiter);
     match parser.records(&mut rdr, skip, lines, &mut part)? {
