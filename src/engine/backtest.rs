@@ -1,5 +1,6 @@
 //! The backtest driver: replays stored bars of several symbols in time order through the
-//! [`Engine`], marking the account after each timestamp.
+//! [`Engine`] on the one [`event_loop`] every driver runs, marking the account after each
+//! timestamp.
 //!
 //! Bars of different symbols with the same timestamp are processed in symbol order before the
 //! mark; after the mark, the account-level guardrails run ([`Engine::check_account`]). All
@@ -11,13 +12,13 @@
 //! then sees the same indicator values as in a run over the whole history, so an
 //! out-of-sample window is not biased by indicators that are still warming up.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::curve::{Curves, EquityTracker};
+use super::event_loop::{self, BarPath, Driver, SeriesFeed};
 use super::events::EventSink;
 use super::market::BarSeries;
 use super::metrics::{Metrics, compute};
@@ -42,6 +43,25 @@ pub struct BacktestOutput {
     pub metrics: Metrics,
     /// Order and denial counts.
     pub stats: RunStats,
+}
+
+/// The backtest's driver: stored bars as fast as they can be read, nothing around each
+/// timestamp; bars before `trade_from` (UTC seconds) only warm up.
+struct Replay<'s> {
+    sink: &'s mut dyn EventSink,
+    trade_from: i64,
+}
+
+impl Driver for Replay<'_> {
+    type Error = Infallible;
+
+    fn sink(&mut self) -> &mut dyn EventSink {
+        self.sink
+    }
+
+    fn warming(&self, ts: i64) -> bool {
+        ts < self.trade_from
+    }
 }
 
 /// Runs `bundle` over `series` (one per symbol; symbols are matched by name, and every symbol
@@ -81,48 +101,13 @@ pub fn run_engine_from(
     sink: &mut dyn EventSink,
 ) -> BacktestOutput {
     let mut eq = EquityTracker::new(engine.starting_cash());
-    let from = trade_from.unwrap_or(i64::MIN);
-
-    if series.len() == 1 {
-        let s = &series[0];
-        let start = s.ts.partition_point(|&t| t < from);
-        for i in 0..start {
-            engine.warm_up(0, &s.bar(i));
-        }
-        for i in start..s.len() {
-            engine.on_series_bar(0, s, i, sink);
-            let (e, open) = engine.mark();
-            eq.push(s.ts[i], e, open);
-            engine.check_account(s.ts[i], sink);
-        }
-    } else {
-        let mut cursor = vec![0usize; series.len()];
-        let mut heap: BinaryHeap<Reverse<(i64, usize)>> =
-            series.iter().enumerate().filter(|(_, s)| !s.is_empty()).map(|(i, s)| Reverse((s.ts[0], i))).collect();
-        while let Some(&Reverse((ts, _))) = heap.peek() {
-            while let Some(&Reverse((t, i))) = heap.peek() {
-                if t != ts {
-                    break;
-                }
-                heap.pop();
-                if ts < from {
-                    engine.warm_up(i, &series[i].bar(cursor[i]));
-                } else {
-                    engine.on_series_bar(i, &series[i], cursor[i], sink);
-                }
-                cursor[i] += 1;
-                if cursor[i] < series[i].len() {
-                    heap.push(Reverse((series[i].ts[cursor[i]], i)));
-                }
-            }
-            if ts < from {
-                continue;
-            }
-            let (e, open) = engine.mark();
-            eq.push(ts, e, open);
-            engine.check_account(ts, sink);
-        }
+    let mut feed = SeriesFeed::new(series, BarPath::Blocks);
+    let mut driver = Replay { sink, trade_from: trade_from.unwrap_or(i64::MIN) };
+    match event_loop::run_ready(event_loop::run(&mut engine, &mut feed, &mut eq, &mut driver)) {
+        Ok(_) => {}
+        Err(never) => match never {},
     }
+    let sink = driver.sink;
     engine.finish(eq.last_ts.unwrap_or(0), sink);
     let open_positions = engine.open_positions();
     let trades = engine.take_trades();

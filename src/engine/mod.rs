@@ -11,6 +11,7 @@ pub mod case;
 pub mod costs;
 pub mod curve;
 pub mod entry_check;
+pub mod event_loop;
 pub mod events;
 pub mod external;
 pub mod gate_metrics;

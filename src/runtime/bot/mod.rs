@@ -3,4 +3,5 @@
 //! per journal ([`lease`]) and its status for `dsl status` ([`status`]).
 
 pub mod paper;
+mod paper_driver;
 pub mod status;

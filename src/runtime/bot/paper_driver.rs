@@ -1,0 +1,524 @@
+//! The paper bot's [`Driver`] of the one event loop ([`crate::engine::event_loop`]): what the
+//! bot does around each timestamp, in the order the recovery contract of [`super::paper`]
+//! fixes.
+//!
+//! - **Restoring** a restarted bot: once the replay reaches its last committed timestamp, what
+//!   that timestamp decided and did not send goes to the broker, before any new bar.
+//! - **Before** a new timestamp: the bot's first bar takes over its carried state and
+//!   journals a live start; a stop request ends the run; the replay is paced (`--speed`);
+//!   then the phase's daily demotion check, a person's requests, reloads, and the broker's
+//!   news, in that order. Before a replayed timestamp: the person's controls, reloads and
+//!   broker outcomes the unfinished run applied there.
+//! - **After** a new timestamp: the checkpoint, the journal's health (fail closed), then the
+//!   write-ahead sync and the orders sent.
+//! - **Idle**: a live feed waits for its next bars.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::policy::Reset;
+use crate::diagnostics::{Diagnostic, codes};
+use crate::dsl::bundle::Bundle;
+use crate::engine::event_loop::{Driver, Ended, Flow, SeriesFeed};
+use crate::engine::events::EventSink;
+use crate::engine::market::BarSeries;
+use crate::engine::pipeline::Engine;
+use crate::engine::trading_state::{TradingState, TradingStatus};
+use crate::runtime::broker::gateway::{DispatchContext, Gateway};
+use crate::runtime::broker::live_feed::LiveFeed;
+use crate::runtime::journal::broker_log::{AppliedEvent, BrokerOrderRecord};
+use crate::runtime::journal::control::ControlStore;
+use crate::runtime::journal::lease::Lease;
+use crate::runtime::journal::reload_log::{self, ReloadEntry};
+use crate::runtime::journal::{Checkpoint, Journal, ManualChange};
+use crate::runtime::library::loader::{Stored, load_bundle_from};
+use crate::runtime::library::reload::{Outcome, ReloadRecord};
+use crate::runtime::phases::phase_store::DemotionWatch;
+
+use super::paper::PaperConfig;
+
+/// The paper bot around the event loop: its journal, control records, broker and feed.
+pub(super) struct PaperDriver {
+    pub cfg: PaperConfig,
+    pub journal: Journal,
+    pub control: ControlStore,
+    /// Held for the run's life.
+    pub lease: Lease,
+    pub gateway: Option<Gateway>,
+    pub live: Option<LiveFeed>,
+    /// The unfinished run's last checkpoint (bars up to it are replayed muted).
+    pub resume_at: Option<i64>,
+    /// The bot's state, put in force at a new run's first bar.
+    pub carried: Option<TradingStatus>,
+    /// The last request applied in this process (its mark commits with the next checkpoint;
+    /// one applied but not committed before a crash is pending again after the restart).
+    pub last_request: i64,
+    /// The bundle revision in force, and the bundle (its phases' demotion rules are checked
+    /// daily).
+    pub revision: String,
+    pub current: Arc<Bundle>,
+    pub demotion_day: i64,
+    pub demotion_watch: DemotionWatch,
+    /// Broker outcomes the unfinished run recorded and applied (replayed at their bar times),
+    /// and its next broker sequence number.
+    pub records: Vec<BrokerOrderRecord>,
+    pub applied: Vec<AppliedEvent>,
+    pub next_seq: i64,
+    /// The restart's unsent orders went out (or there was nothing to restore).
+    pub restored: bool,
+    /// A person's halts and resumes of the unfinished run, latest first.
+    pub manual: Vec<ManualChange>,
+    /// Reloads the unfinished run accepted, latest first.
+    pub replayed_reloads: Vec<(i64, String)>,
+    /// Documents edited while the bot was down: swapped in at the first new bar.
+    pub restart_reload: bool,
+    /// New timestamps processed in this process.
+    pub timestamps: usize,
+    pub last_ts: Option<i64>,
+}
+
+impl PaperDriver {
+    /// A restarted bot sends what its last committed timestamp decided and did not send as
+    /// soon as the replay reaches that timestamp, before it waits for or processes a new bar.
+    async fn restore(&mut self, engine: &mut Engine, feed: &SeriesFeed<'_>) {
+        if std::mem::replace(&mut self.restored, true) {
+            return;
+        }
+        if let Some(g) = self.gateway.as_mut() {
+            self.journal.set_muted(false);
+            let _ = engine.take_requests();
+            g.restore(&self.records, engine.external_orders(), engine.cancelling_orders(), self.next_seq);
+            let processed = self.last_ts.or(self.resume_at).unwrap_or(i64::MIN);
+            let ctx = context(engine, feed.series(), self.live.is_some(), processed);
+            g.dispatch(processed, ctx, &mut self.journal).await;
+            self.journal.commit();
+        }
+    }
+
+    fn replaying(&self, ts: i64) -> bool {
+        self.resume_at.is_some_and(|r| ts <= r)
+    }
+
+    /// Before a new timestamp (see the module doc).
+    async fn before_new(&mut self, ts: i64, engine: &mut Engine, feed: &SeriesFeed<'_>) -> Result<Flow, Diagnostic> {
+        self.journal.set_muted(false);
+        self.journal.record_control(true);
+        if let Some(state) = self.carried.take() {
+            carry_state(engine, state, ts, &mut self.journal);
+        }
+        if let Some(account) = self.cfg.live_account.take() {
+            let message = format!(
+                "live trading armed on account {account} (started {})",
+                crate::runtime::data::timeparse::format_utc(chrono::Utc::now().timestamp())
+            );
+            self.journal.exec(move |conn, run_id| {
+                conn.execute(
+                    "INSERT INTO events (run_id, ts, kind, origin, symbol, script, message) \
+                     VALUES (?1, ?2, 'live_armed', 'runtime', '', '', ?3)",
+                    rusqlite::params![run_id, ts, message],
+                )
+                .map(|_| ())
+            });
+        }
+        if self.cfg.stop.load(Ordering::SeqCst) {
+            return Ok(Flow::End(Ended::Stopped));
+        }
+        if let (Some(speed), Some(prev)) = (self.cfg.speed, self.last_ts) {
+            let gap = (ts - prev).max(0) as f64 / speed;
+            tokio::time::sleep(std::time::Duration::from_secs_f64(gap.min(3600.0))).await;
+        }
+        // The phase's demotion rules, once per UTC day of bar time; when they cannot be
+        // evaluated, the bot halts (fail closed).
+        if ts.div_euclid(86_400) != self.demotion_day {
+            self.demotion_day = ts.div_euclid(86_400);
+            self.check_demotion(ts, engine);
+        }
+        for r in self.control.pending_requests(self.last_request)? {
+            apply_request(engine, &r, ts, &mut self.journal);
+            self.last_request = r.request_id;
+        }
+        if std::mem::take(&mut self.restart_reload) {
+            let record = restart_record(&self.revision, &self.cfg.bundle);
+            let built = Some(limited(&self.cfg, self.cfg.bundle.clone()));
+            if let Some(b) = apply_reload(engine, &mut self.revision, record, built, ts, feed, &mut self.journal) {
+                self.current = b;
+            }
+        }
+        if let Some(rx) = &self.cfg.reloads {
+            while let Ok((record, built)) = rx.try_recv() {
+                let built = built.map(|b| limited(&self.cfg, b));
+                if let Some(b) = apply_reload(engine, &mut self.revision, record, built, ts, feed, &mut self.journal)
+                {
+                    self.current = b;
+                }
+            }
+        }
+        if let Some(g) = self.gateway.as_mut() {
+            g.sync(engine, ts, &mut self.journal).await;
+            g.reconcile(engine, ts, &mut self.journal).await;
+        }
+        Ok(Flow::Go)
+    }
+
+    /// The phase's demotion rules at bar time `ts`: a demotion or pause halts the bot, and so
+    /// does a check that cannot be made.
+    fn check_demotion(&mut self, ts: i64, engine: &mut Engine) {
+        match self.demotion_watch.check(&self.current, ts, self.journal.evidence(), engine.trading_state()) {
+            Ok(changes) => {
+                for c in changes {
+                    tracing::error!(
+                        phase = %c.to,
+                        "phase {}: `{}` -> `{}` by {}: {}; HALTED until `dsl resume`",
+                        c.kind,
+                        c.from,
+                        c.to,
+                        c.actor,
+                        c.reason
+                    );
+                    let reason = if c.kind == "demotion" { "phase_demotion" } else { "phase_pause" };
+                    let message = format!("{}: {} ({} from `{}`)", c.actor, c.reason, c.kind, c.from);
+                    engine.escalate(TradingState::Halted, ts, reason, &message, &mut self.journal);
+                }
+            }
+            Err(d) => {
+                let message = format!("the phase's demotion rules cannot be evaluated: {}", d.message);
+                tracing::error!("{message}; HALTED until `dsl resume`");
+                engine.escalate(TradingState::Halted, ts, "demotion_unchecked", &message, &mut self.journal);
+            }
+        }
+    }
+
+    /// Before a replayed timestamp: what the unfinished run applied at it.
+    fn before_replayed(&mut self, ts: i64, engine: &mut Engine, feed: &SeriesFeed<'_>) -> Result<(), Diagnostic> {
+        while let Some(m) = self.manual.pop_if(|m| m.ts <= ts) {
+            if m.halt && m.reason == "manual_halt" {
+                engine.halt(m.ts, &m.message, &mut self.journal);
+            } else if m.halt {
+                engine.escalate(TradingState::Halted, m.ts, &m.reason, &m.message, &mut self.journal);
+            } else {
+                engine.resume(m.ts, &m.message, &mut self.journal);
+            }
+        }
+        while let Some((_, rev)) = self.replayed_reloads.pop_if(|(t, _)| *t <= ts) {
+            let b = bundle_of(&self.cfg, &rev)?;
+            self.current = b.clone();
+            engine.swap_bundle(b, &|i| feed.history(i)).map_err(|m| {
+                Diagnostic::error(codes::INVALID_VALUE, format!("cannot replay the reload to bundle {rev}: {m}"))
+            })?;
+            self.journal.set_revision(&rev);
+            self.revision = rev;
+        }
+        let mut due = Vec::new();
+        while let Some(e) = self.applied.pop_if(|e| e.ts <= ts) {
+            due.push(e);
+        }
+        Gateway::replay(engine, &due, &mut self.journal);
+        Ok(())
+    }
+}
+
+impl Driver for PaperDriver {
+    type Error = Diagnostic;
+
+    fn sink(&mut self) -> &mut dyn EventSink {
+        &mut self.journal
+    }
+
+    fn warming(&self, ts: i64) -> bool {
+        self.cfg.warmup_until.is_some_and(|w| ts <= w)
+    }
+
+    async fn idle(&mut self, engine: &mut Engine, feed: &mut SeriesFeed<'_>) -> Result<Flow, Diagnostic> {
+        self.restore(engine, feed).await;
+        // The bars so far are done: a live feed waits for the next ones.
+        let Some(live) = self.live.as_mut() else { return Ok(Flow::End(Ended::Drained)) };
+        if !next_bars(live, feed, &self.cfg.stop).await {
+            return Ok(Flow::End(Ended::Stopped));
+        }
+        Ok(Flow::Go)
+    }
+
+    async fn before(&mut self, ts: i64, engine: &mut Engine, feed: &SeriesFeed<'_>) -> Result<Flow, Diagnostic> {
+        if self.replaying(ts) {
+            self.before_replayed(ts, engine, feed)?;
+            return Ok(Flow::Go);
+        }
+        self.restore(engine, feed).await;
+        self.before_new(ts, engine, feed).await
+    }
+
+    async fn after(&mut self, ts: i64, engine: &mut Engine, feed: &SeriesFeed<'_>) -> Result<Flow, Diagnostic> {
+        self.last_ts = Some(ts);
+        if self.replaying(ts) {
+            // Sent before the crash; the restored records say what became of them.
+            let _ = engine.take_requests();
+            return Ok(Flow::Go);
+        }
+        self.timestamps += 1;
+        if let Some(g) = self.gateway.as_mut() {
+            g.record(engine.take_requests(), &mut self.journal);
+        }
+        self.journal.checkpoint(checkpoint(engine, ts));
+        if let Some(why) = lost_footing(&self.journal, &self.lease) {
+            return Err(stopped_on(&self.journal, ts, &why));
+        }
+        if let Some(g) = self.gateway.as_mut().filter(|g| g.has_work()) {
+            // Write-ahead: the orders are committed before they are sent.
+            self.journal.sync()?;
+            let ctx = context(engine, feed.series(), self.live.is_some(), ts);
+            g.dispatch(ts, ctx, &mut self.journal).await;
+        }
+        Ok(Flow::Go)
+    }
+}
+
+/// The moment a dispatch sends at: the newest bar time the bot knows (the last one processed,
+/// or with a live feed the newest one fetched, which is later while a restarted bot catches
+/// up) and whether the bot is HALTED.
+pub(super) fn context(engine: &Engine, series: &[BarSeries], live: bool, processed: i64) -> DispatchContext {
+    let newest = if live { series.iter().filter_map(|s| s.ts.last().copied()).max() } else { None };
+    DispatchContext {
+        head: newest.map_or(processed, |n| n.max(processed)),
+        halted: engine.trading_state().mode == TradingState::Halted,
+    }
+}
+
+/// Waits for a live feed's next bars: polls every `feed.poll` until some arrive (then queues
+/// them and returns true) or `stop` is set (false). A failed poll is reported and retried.
+async fn next_bars(live: &mut LiveFeed, feed: &mut SeriesFeed<'_>, stop: &AtomicBool) -> bool {
+    let mut failing = false;
+    loop {
+        let until = tokio::time::Instant::now() + live.poll;
+        while tokio::time::Instant::now() < until {
+            if stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            let left = until - tokio::time::Instant::now();
+            tokio::time::sleep(left.min(std::time::Duration::from_millis(100))).await;
+        }
+        match live.poll(feed.series_mut()).await {
+            Ok(0) => {}
+            Ok(_) => {
+                feed.requeue();
+                if failing {
+                    tracing::info!("market data: bars arrive again");
+                }
+                return true;
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!("market data poll failed: {e}; retrying every {:?}", live.poll);
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+/// The engine's account as a checkpoint.
+pub(super) fn checkpoint(engine: &Engine, ts: i64) -> Checkpoint {
+    let positions: Vec<serde_json::Value> = engine
+        .open_positions()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "strategy": p.strategy,
+                "symbol": p.symbol,
+                "quantity": p.quantity,
+                "entry_price": p.entry_price,
+                "entry_ts": p.entry_time,
+                "last_price": p.last_price,
+                "unrealized_pnl": p.unrealized_pnl,
+            })
+        })
+        .collect();
+    let equity = engine.equity();
+    Checkpoint {
+        ts,
+        cash: equity - engine.positions_value(),
+        equity,
+        peak_equity: engine.peak_equity(),
+        state: engine.trading_state().mode.as_str().to_string(),
+        positions: serde_json::Value::Array(positions),
+    }
+}
+
+/// The bundle of `revision`: the loaded documents' when they are that revision, else rebuilt
+/// from the texts the journal stored for it.
+pub(super) fn bundle_of(cfg: &PaperConfig, revision: &str) -> Result<Arc<Bundle>, Diagnostic> {
+    if revision == cfg.bundle.revision {
+        return Ok(limited(cfg, cfg.bundle.clone()));
+    }
+    let missing = || {
+        Diagnostic::error(
+            codes::INVALID_VALUE,
+            format!("the journal has no texts of bundle {revision}, which the unfinished run used"),
+        )
+        .help("restore the documents it ran with to resume it, or start over with `--fresh`")
+    };
+    let (manifest, texts) = reload_log::texts(&cfg.journal, revision)?.ok_or_else(missing)?;
+    let loaded = load_bundle_from(std::path::Path::new(&manifest), &Stored(texts)).map_err(|_| missing())?;
+    if loaded.bundle.revision != revision {
+        return Err(missing());
+    }
+    Ok(limited(cfg, Arc::new(loaded.bundle)))
+}
+
+/// `b` with the active phase's limits.
+pub(super) fn limited(cfg: &PaperConfig, b: Arc<Bundle>) -> Arc<Bundle> {
+    crate::runtime::phases::phase_limits::with_limits(b, cfg.phase_policy.as_ref())
+}
+
+/// The reload of a restarted bot whose documents were edited while it was down.
+fn restart_record(in_force: &str, bundle: &Bundle) -> ReloadRecord {
+    ReloadRecord {
+        at: crate::runtime::data::timeparse::format_utc(chrono::Utc::now().timestamp()),
+        outcome: Outcome::Accepted,
+        old_revision: in_force.to_string(),
+        new_revision: Some(bundle.revision.clone()),
+        trigger: vec!["restart".into()],
+        changes: Default::default(),
+        errors: 0,
+        warnings: 0,
+        diagnostics: Vec::new(),
+        build_ms: 0.0,
+    }
+}
+
+/// Applies one reload before the bars of `ts`: swaps an accepted bundle into the engine
+/// (refused when it cannot be: the engine is unchanged), and journals what happened either
+/// way. Logs accepted ones at `info` and every rejection, with its diagnostics, at `error`.
+#[allow(clippy::too_many_arguments)]
+fn apply_reload(
+    engine: &mut Engine,
+    revision: &mut String,
+    record: ReloadRecord,
+    built: Option<Arc<Bundle>>,
+    ts: i64,
+    feed: &SeriesFeed<'_>,
+    journal: &mut Journal,
+) -> Option<Arc<Bundle>> {
+    let mut swapped = None;
+    let changes = serde_json::to_value(&record.changes).unwrap_or_default();
+    let mut entry = ReloadEntry {
+        ts,
+        outcome: "rejected",
+        old_revision: revision.clone(),
+        new_revision: record.new_revision.clone(),
+        trigger: record.trigger.clone(),
+        changes,
+        retired: Vec::new(),
+        errors: record.errors,
+        warnings: record.warnings,
+        message: String::new(),
+    };
+    let at = crate::runtime::data::timeparse::format_utc(ts);
+    match (record.outcome, built) {
+        (Outcome::Unchanged, _) => {}
+        (Outcome::Accepted, Some(b)) if b.revision == *revision => {}
+        (Outcome::Accepted, Some(b)) => {
+            match engine.swap_bundle(b.clone(), &|i| feed.history(i)) {
+                Ok(report) => {
+                    entry.outcome = "accepted";
+                    entry.retired = report.retired;
+                    *revision = b.revision.clone();
+                    journal.set_revision(revision);
+                    swapped = Some(b.clone());
+                    tracing::info!(
+                        revision = %b.revision,
+                        "reload: bundle {} in force from {at} (was {})",
+                        b.revision,
+                        entry.old_revision
+                    );
+                    for (s, sym) in &entry.retired {
+                        tracing::info!(
+                            strategy = %s,
+                            symbol = %sym,
+                            "{s} on {sym}: removed; it keeps its exits until its position closes"
+                        );
+                    }
+                    journal.reload(entry, Some(b));
+                }
+                Err(m) => {
+                    entry.outcome = "refused";
+                    tracing::error!("reload of bundle {} refused: {m}; bundle {revision} stays", b.revision);
+                    entry.message = m;
+                    journal.reload(entry, None);
+                }
+            }
+        }
+        _ => {
+            entry.new_revision = None;
+            let text: Vec<String> =
+                record.diagnostics.iter().map(|d| crate::diagnostics::render_human(d, false)).collect();
+            entry.message = text.join("\n");
+            tracing::error!(
+                diagnostics = %entry.message,
+                "reload rejected at {at}; bundle {revision} stays in force"
+            );
+            journal.reload(entry, None);
+        }
+    }
+    swapped
+}
+
+/// Applies a request (a person's halt or resume, a phase's pause or demotion) at bar time
+/// `ts`, and marks it applied in the timestamp's transaction.
+fn apply_request(
+    engine: &mut Engine,
+    r: &crate::runtime::journal::control::ControlRequest,
+    ts: i64,
+    journal: &mut Journal,
+) {
+    match (r.halt, r.reason.as_str()) {
+        (true, "manual_halt") => engine.halt(ts, &r.message, journal),
+        (true, reason) => engine.escalate(TradingState::Halted, ts, reason, &r.message, journal),
+        (false, _) => engine.resume(ts, &r.message, journal),
+    }
+    let id = r.request_id;
+    journal.exec(move |conn, run_id| crate::runtime::journal::control::mark_applied(conn, id, run_id, ts));
+}
+
+/// Puts a new run in the bot's state (HALTED or REDUCING, set before this run) at its first
+/// bar, journaled. A `reset: next_day` state entered after that bar (a replay of older
+/// history) counts from it, so it still resets at the next UTC day.
+fn carry_state(engine: &mut Engine, mut state: TradingStatus, ts: i64, journal: &mut Journal) {
+    if state.reset == Reset::NextDay && state.since > ts {
+        state.since = ts;
+    }
+    let message = format!("{} (carried over from the bot's state)", state.message);
+    engine.escalate(state.mode, ts, &state.reason, &message, journal);
+    // The reset the state was set with is kept (`escalate` records it).
+    let mut kept = engine.trading_state().clone();
+    kept.reset = state.reset;
+    kept.since = state.since;
+    engine.restore_state(kept);
+}
+
+/// Why the bot must stop trading now, if it must: its journal's writer failed, the journal
+/// file was deleted or replaced, or its lease is gone.
+fn lost_footing(journal: &Journal, lease: &crate::runtime::journal::lease::Lease) -> Option<String> {
+    if let Some(e) = journal.failure() {
+        return Some(format!("the journal could not be written: {e}"));
+    }
+
+    if !journal.file_unchanged() {
+        return Some("the journal file was deleted or replaced while the bot ran".into());
+    }
+    if !lease.still_held() {
+        return Some(format!("the journal's lock file `{}` was deleted or replaced", lease.path().display()));
+    }
+    None
+}
+
+/// The error a bot stops with after bar time `ts` (see [`lost_footing`]).
+fn stopped_on(journal: &Journal, ts: i64, why: &str) -> Diagnostic {
+    Diagnostic::error(
+        codes::IO,
+        format!("{why}; trading stopped at {} (fail closed)", crate::runtime::data::timeparse::format_utc(ts)),
+    )
+    .help(format!(
+        "the run stays resumable at its last committed bar in `{}`: fix the cause, then `dsl run` again",
+        journal.path().display()
+    ))
+}
