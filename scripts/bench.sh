@@ -8,6 +8,8 @@
 #   4. hot reload (rebuild and swap; file write to swap through the watcher) and the whole
 #      `dsl validate` process on the shipped bundle (benches/reload.rs).
 #   5. cost per symbol-bar at 505 and 5,050 S&P symbols (benches/scaling.rs).
+#   6. a paper `dsl run` of the example bot (replay, max speed, phases on) against its
+#      `dsl backtest` (best of 5 wall times each, and their ratio).
 # Needs python3 with pip (numpy and pandas are installed into target/bench/venv) and the
 # shared workspace next to the repository (override with TRADEDSL_SHARED=path/to/shared).
 set -euo pipefail
@@ -54,3 +56,12 @@ cargo bench --bench reload
 
 echo "== scaling: ns per symbol-bar, 505 and 5,050 S&P symbols"
 TRADEDSL_SHARED="$shared" cargo bench --bench scaling
+
+echo "== paper run vs backtest of examples/bot.yaml (best of 5 wall times)"
+TIMEFORMAT='%3R'
+best() { sort -n | head -1; }
+run_t=$(for i in 1 2 3 4 5; do rm -rf "$out/paper"; mkdir -p "$out/paper"
+    { time target/release/dsl run examples/bot.yaml --journal "$out/paper/j.sqlite" --quiet >/dev/null; } 2>&1; done | best)
+bt_t=$(for i in 1 2 3 4 5; do rm -rf "$out/paper"; mkdir -p "$out/paper"
+    { time target/release/dsl backtest examples/bot.yaml --journal "$out/paper/j.sqlite" --quiet >/dev/null; } 2>&1; done | best)
+echo "paper run ${run_t} s, backtest ${bt_t} s, ratio $(python3 -c "print(round($run_t / $bt_t, 2))")"

@@ -310,4 +310,3 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     journal.close()?;
     Ok(PaperOutcome { run_id, resumed_from: resume_at, timestamps, last_ts, completed, equity, stats })
 }
-

@@ -147,8 +147,7 @@ impl PaperDriver {
         if let Some(rx) = &self.cfg.reloads {
             while let Ok((record, built)) = rx.try_recv() {
                 let built = built.map(|b| limited(&self.cfg, b));
-                if let Some(b) = apply_reload(engine, &mut self.revision, record, built, ts, feed, &mut self.journal)
-                {
+                if let Some(b) = apply_reload(engine, &mut self.revision, record, built, ts, feed, &mut self.journal) {
                     self.current = b;
                 }
             }
@@ -416,37 +415,35 @@ fn apply_reload(
     match (record.outcome, built) {
         (Outcome::Unchanged, _) => {}
         (Outcome::Accepted, Some(b)) if b.revision == *revision => {}
-        (Outcome::Accepted, Some(b)) => {
-            match engine.swap_bundle(b.clone(), &|i| feed.history(i)) {
-                Ok(report) => {
-                    entry.outcome = "accepted";
-                    entry.retired = report.retired;
-                    *revision = b.revision.clone();
-                    journal.set_revision(revision);
-                    swapped = Some(b.clone());
+        (Outcome::Accepted, Some(b)) => match engine.swap_bundle(b.clone(), &|i| feed.history(i)) {
+            Ok(report) => {
+                entry.outcome = "accepted";
+                entry.retired = report.retired;
+                *revision = b.revision.clone();
+                journal.set_revision(revision);
+                swapped = Some(b.clone());
+                tracing::info!(
+                    revision = %b.revision,
+                    "reload: bundle {} in force from {at} (was {})",
+                    b.revision,
+                    entry.old_revision
+                );
+                for (s, sym) in &entry.retired {
                     tracing::info!(
-                        revision = %b.revision,
-                        "reload: bundle {} in force from {at} (was {})",
-                        b.revision,
-                        entry.old_revision
+                        strategy = %s,
+                        symbol = %sym,
+                        "{s} on {sym}: removed; it keeps its exits until its position closes"
                     );
-                    for (s, sym) in &entry.retired {
-                        tracing::info!(
-                            strategy = %s,
-                            symbol = %sym,
-                            "{s} on {sym}: removed; it keeps its exits until its position closes"
-                        );
-                    }
-                    journal.reload(entry, Some(b));
                 }
-                Err(m) => {
-                    entry.outcome = "refused";
-                    tracing::error!("reload of bundle {} refused: {m}; bundle {revision} stays", b.revision);
-                    entry.message = m;
-                    journal.reload(entry, None);
-                }
+                journal.reload(entry, Some(b));
             }
-        }
+            Err(m) => {
+                entry.outcome = "refused";
+                tracing::error!("reload of bundle {} refused: {m}; bundle {revision} stays", b.revision);
+                entry.message = m;
+                journal.reload(entry, None);
+            }
+        },
         _ => {
             entry.new_revision = None;
             let text: Vec<String> =

@@ -93,7 +93,7 @@ pub fn read_status(path: &Path, bot: &str) -> Result<BotStatus, Diagnostic> {
     let run = if has_runs { latest_run(&conn, bot).map_err(|e| db_err(path, e))? } else { None };
     let has_approvals = crate::runtime::journal::table_exists(&conn, "approvals").map_err(|e| db_err(path, e))?;
     let pending_approvals = if has_approvals {
-        conn.query_row("SELECT COUNT(*) FROM approvals WHERE bot = ?1 AND status = 'pending'", params![bot], |r| {
+        conn.query_row("SELECT COUNT(*) FROM approvals WHERE bot = CAST(?1 AS TEXT) AND status = 'pending'", params![bot], |r| {
             r.get(0)
         })
         .map_err(|e| db_err(path, e))?
@@ -102,7 +102,7 @@ pub fn read_status(path: &Path, bot: &str) -> Result<BotStatus, Diagnostic> {
     };
     let has_phase = crate::runtime::journal::table_exists(&conn, "phase_state").map_err(|e| db_err(path, e))?;
     let phase = if has_phase {
-        conn.query_row("SELECT phase, reason FROM phase_state WHERE bot = ?1", params![bot], |r| {
+        conn.query_row("SELECT phase, reason FROM phase_state WHERE bot = CAST(?1 AS TEXT)", params![bot], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()
@@ -127,7 +127,7 @@ fn latest_run(conn: &Connection, bot: &str) -> rusqlite::Result<Option<RunStatus
         .query_row(
             "SELECT r.run_id, r.kind, r.status, r.bundle_revision, s.ts, s.cash, s.equity, s.peak_equity, s.positions \
              FROM runs r LEFT JOIN run_status s ON s.run_id = r.run_id \
-             WHERE r.bot = ?1 AND r.kind = 'paper' ORDER BY r.run_id DESC LIMIT 1",
+             WHERE r.bot = CAST(?1 AS TEXT) AND r.kind = 'paper' ORDER BY r.run_id DESC LIMIT 1",
             params![bot],
             |r| {
                 Ok((

@@ -122,7 +122,7 @@ pub fn read_state(conn: &Connection, path: &Path, bot: &str) -> Result<TradingSt
         return Ok(TradingStatus::default());
     }
     let row = conn
-        .query_row("SELECT mode, since_ts, reason, message, reset FROM bot_state WHERE bot = ?1", params![bot], |r| {
+        .query_row("SELECT mode, since_ts, reason, message, reset FROM bot_state WHERE bot = CAST(?1 AS TEXT)", params![bot], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
@@ -158,7 +158,7 @@ pub fn read_approvals(conn: &Connection, path: &Path, bot: &str, all: bool) -> R
     }
     let sql = format!(
         "SELECT request_id, client_order_id, created_ts, expires_ts, strategy, symbol, side, intent, quantity, \
-             notional, rule, message, status, decided_ts, note FROM approvals WHERE bot = ?1 {} ORDER BY request_id",
+             notional, rule, message, status, decided_ts, note FROM approvals WHERE bot = CAST(?1 AS TEXT) {} ORDER BY request_id",
         if all { "" } else { "AND status = 'pending'" }
     );
     let mut stmt = conn.prepare(&sql).map_err(|e| db_err(path, e))?;
@@ -243,7 +243,7 @@ impl ControlStore {
         self.conn
             .query_row(
                 "SELECT s.ts FROM runs r JOIN run_status s ON s.run_id = r.run_id \
-                 WHERE r.bot = ?1 AND r.status = 'running' ORDER BY r.run_id DESC LIMIT 1",
+                 WHERE r.bot = CAST(?1 AS TEXT) AND r.status = 'running' ORDER BY r.run_id DESC LIMIT 1",
                 params![self.bot],
                 |r| r.get(0),
             )
@@ -329,7 +329,7 @@ impl ControlStore {
             .conn
             .prepare_cached(
                 "SELECT request_id, action, reason, message FROM control_requests \
-                 WHERE bot = ?1 AND status = 'pending' AND request_id > ?2 ORDER BY request_id",
+                 WHERE bot = CAST(?1 AS TEXT) AND status = 'pending' AND request_id > ?2 ORDER BY request_id",
             )
             .map_err(|e| self.err(e))?;
         let rows = st
@@ -445,10 +445,10 @@ impl ApprovalDesk for ControlStore {
             // or delivered after the last checkpoint by a process that died before committing.
             let sql = if replaying {
                 "SELECT client_order_id, status, note FROM approvals \
-                 WHERE bot = ?1 AND status IN ('approved', 'rejected') AND delivered_ts = ?2"
+                 WHERE bot = CAST(?1 AS TEXT) AND status IN ('approved', 'rejected') AND delivered_ts = ?2"
             } else {
                 "SELECT client_order_id, status, note FROM approvals \
-                 WHERE bot = ?1 AND status IN ('approved', 'rejected') AND (delivered = 0 OR delivered_ts > ?3)"
+                 WHERE bot = CAST(?1 AS TEXT) AND status IN ('approved', 'rejected') AND (delivered = 0 OR delivered_ts > ?3)"
             };
             let Ok(mut stmt) = tx.prepare(sql) else {
                 return Vec::new();

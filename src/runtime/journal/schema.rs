@@ -5,6 +5,12 @@
 //! ([`SCHEMA`]), the bot's control records ([`CONTROL`]), broker records ([`BROKER`]), reload
 //! records ([`RELOADS`]) and graduation records ([`PHASES`]). The modules that read and write
 //! them create them through this module.
+//!
+//! **Queries that run every bar or every day** compare text columns with
+//! `CAST(?n AS TEXT)`, not a bare `?n`: for `bot = ?1 … ORDER BY`, SQLite's WHERE-clause
+//! constant propagation ties the plan to the bound text, so a cached statement is compiled
+//! again at every run (measured: the running bot's daily demotion check and per-bar request
+//! poll re-prepared each time, about half of their cost).
 
 use std::path::Path;
 

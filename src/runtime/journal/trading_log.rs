@@ -54,7 +54,7 @@ pub fn open_run(path: &Path, bot: &str, run_id: Option<i64>) -> Result<(Connecti
     // A journal without runs has none; any other failure is reported as what it is.
     let found: Option<i64> = if crate::runtime::journal::table_exists(&conn, "runs").map_err(|e| db_err(path, e))? {
         conn.query_row(
-            "SELECT run_id FROM runs WHERE bot = ?1 AND kind = 'paper' AND (?2 IS NULL OR run_id = ?2) \
+            "SELECT run_id FROM runs WHERE bot = CAST(?1 AS TEXT) AND kind = 'paper' AND (?2 IS NULL OR run_id = ?2) \
              ORDER BY run_id DESC LIMIT 1",
             params![bot, run_id],
             |r| r.get(0),

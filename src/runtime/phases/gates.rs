@@ -396,28 +396,29 @@ fn runs_of(
 ) -> rusqlite::Result<Vec<(i64, i64)>> {
     let live = "COALESCE(json_extract(settings, '$.environment'), '') = 'live'";
     // `?2` is `since`, `?4` the newest run when the bot entered the phase (NULL: every run).
-    let started = "started_ts >= COALESCE(?2, started_ts) AND run_id > COALESCE(?4, 0)";
+    let started = "started_ts >= ?2 AND run_id > ?4";
     let sql = match kind {
         RunMode::Backtest => format!(
-            "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = ?1 AND kind = 'backtest' AND {started} \
+            "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = CAST(?1 AS TEXT) AND kind = 'backtest' AND {started} \
              ORDER BY run_id DESC LIMIT 1"
         ),
         RunMode::Paper => format!(
-            "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = ?1 AND kind = 'paper' AND NOT ({live}) \
+            "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = CAST(?1 AS TEXT) AND kind = 'paper' AND NOT ({live}) \
              AND {started} ORDER BY run_id DESC LIMIT 1"
         ),
         RunMode::Live => format!(
-            "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = ?1 AND kind = 'paper' AND {live} \
+            "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = CAST(?1 AS TEXT) AND kind = 'paper' AND {live} \
              AND {started} ORDER BY run_id DESC LIMIT 1"
         ),
         RunMode::Stress => format!(
-            "SELECT MAX(run_id), COALESCE(MAX(last_bar_ts), 0) FROM runs WHERE bot = ?1 AND kind = 'stress' \
+            "SELECT MAX(run_id), COALESCE(MAX(last_bar_ts), 0) FROM runs WHERE bot = CAST(?1 AS TEXT) AND kind = 'stress' \
              AND status = 'completed' AND json_extract(settings, '$.scenario') != 'baseline' \
              AND (?3 IS NULL OR json_extract(settings, '$.scenario') = ?3) AND {started} \
              GROUP BY json_extract(settings, '$.scenario') ORDER BY 1"
         ),
     };
     let mut st = c.prepare_cached(&sql)?;
+    let (since, after_run) = (since.unwrap_or(i64::MIN), after_run.unwrap_or(0));
     if kind == RunMode::Stress {
         st.query_map(params![bot, since, scenario, after_run], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
     } else {
@@ -493,9 +494,9 @@ fn inputs(
         // first bar) to the runs' last bar.
         let first_bar: Option<i64> = match mine {
             Some(e) => e.first_bar,
-            None => {
-                c.query_row(&format!("SELECT MIN(first_bar_ts) FROM runs WHERE run_id IN ({list})"), [], |r| r.get(0))?
-            }
+            None => c
+                .prepare_cached(&format!("SELECT MIN(first_bar_ts) FROM runs WHERE run_id IN ({list})"))?
+                .query_row([], |r| r.get(0))?,
         };
         let start = match rule.window {
             Some(Window::Trades(_)) => m.trades.first().map(|t| t.exit_ts).or(first_bar),
@@ -526,11 +527,9 @@ fn inputs(
             }
             // A running run has no final metrics yet.
             if rule.window.is_none() && mine.is_none() {
-                m.run_max_drawdown = c.query_row(
-                    "SELECT json_extract(metrics, '$.max_drawdown') FROM runs WHERE run_id = ?1",
-                    [ids[0]],
-                    |r| r.get::<_, Option<f64>>(0),
-                )?;
+                m.run_max_drawdown = c
+                    .prepare_cached("SELECT json_extract(metrics, '$.max_drawdown') FROM runs WHERE run_id = ?1")?
+                    .query_row([ids[0]], |r| r.get::<_, Option<f64>>(0))?;
             }
         }
         let breaches = wants(&[F::MetricRiskBreaches, F::MetricDenials, F::MetricReductions]);
@@ -541,33 +540,28 @@ fn inputs(
             if let Some(e) = mine {
                 return Ok(e.fired_count(action, since, strategy.as_deref()));
             }
-            c.query_row(
-                &format!(
-                    "SELECT COUNT(*) FROM policy_decisions p LEFT JOIN orders o \
+            c.prepare_cached(&format!(
+                "SELECT COUNT(*) FROM policy_decisions p LEFT JOIN orders o \
                      ON o.run_id = p.run_id AND o.client_order_id = p.client_order_id \
                      WHERE p.run_id IN ({list}) AND p.fired = 1 AND p.action = ?1 AND p.ts > ?2 \
                      AND (?3 IS NULL OR o.strategy = ?3)"
-                ),
-                params![action, since, strategy],
-                |r| r.get::<_, i64>(0),
-            )
+            ))?
+            .query_row(params![action, since, strategy], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
         };
         m.denials = fired("deny")?;
         m.reductions = fired("reduce")?;
         m.halt_rules = fired("halt")?;
-        m.halts =
-            if !wants(&[F::MetricHalts]) {
-                0
-            } else if let Some(e) = mine {
-                e.halts_after(since)
-            } else {
-                c.query_row(
-            &format!("SELECT COUNT(*) FROM state_changes WHERE run_id IN ({list}) AND to_state = 'HALTED' AND ts > ?1"),
-            [since],
-            |r| r.get::<_, i64>(0),
-        )? as u64
-            };
+        m.halts = if !wants(&[F::MetricHalts]) {
+            0
+        } else if let Some(e) = mine {
+            e.halts_after(since)
+        } else {
+            c.prepare_cached(&format!(
+                "SELECT COUNT(*) FROM state_changes WHERE run_id IN ({list}) AND to_state = 'HALTED' AND ts > ?1"
+            ))?
+            .query_row([since], |r| r.get::<_, i64>(0))? as u64
+        };
         if ids.len() == 1 && rule.from != RunMode::Stress && wants(&[F::MetricAvgSlippageBps]) {
             let (_, execs) = crate::runtime::broker::execution::executions_on(c, ids[0])?;
             m.slippage_bps = execs.iter().filter(|e| e.created_ts > since).map(|e| e.slippage_bps()).collect();
@@ -580,10 +574,9 @@ fn inputs(
         (_, true) => runs_of(c, bot, RunMode::Stress, scenario, rule.since, rule.after_run)?,
     };
     for (id, _) in &stress {
-        let dd: Option<f64> =
-            c.query_row("SELECT json_extract(metrics, '$.max_drawdown') FROM runs WHERE run_id = ?1", [id], |r| {
-                r.get(0)
-            })?;
+        let dd: Option<f64> = c
+            .prepare_cached("SELECT json_extract(metrics, '$.max_drawdown') FROM runs WHERE run_id = ?1")?
+            .query_row([id], |r| r.get(0))?;
         m.stress_drawdowns.extend(dd);
     }
     let backtest = if wants(&[F::MetricBacktestYears]) {
@@ -592,10 +585,9 @@ fn inputs(
         Vec::new()
     };
     if let Some((id, _)) = backtest.first() {
-        let span: Option<(i64, i64)> =
-            c.query_row("SELECT first_bar_ts, last_bar_ts FROM runs WHERE run_id = ?1", [id], |r| {
-                Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
-            })?;
+        let span: Option<(i64, i64)> = c
+            .prepare_cached("SELECT first_bar_ts, last_bar_ts FROM runs WHERE run_id = ?1")?
+            .query_row([id], |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)))?;
         m.backtest_years = span.map(|(a, b)| (b - a) as f64 / (365.25 * 86_400.0));
     }
     Ok((m, ids, period))

@@ -108,7 +108,7 @@ pub fn active_phase_on(conn: &Connection, path: &Path, bundle: &Bundle) -> Resul
     let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(declared) };
     let stored: Option<String> =
         if crate::runtime::journal::table_exists(conn, "phase_state").map_err(|e| db_err(path, e))? {
-            conn.prepare_cached("SELECT phase FROM phase_state WHERE bot = ?1")
+            conn.prepare_cached("SELECT phase FROM phase_state WHERE bot = CAST(?1 AS TEXT)")
                 .and_then(|mut st| st.query_row([&bot], |r| r.get(0)))
                 .optional()
                 .map_err(|e| db_err(path, e))?
@@ -132,7 +132,7 @@ pub fn entered(conn: &Connection, bot: &str, phase: &str) -> rusqlite::Result<Op
     let last_run = if schema::has_last_run(conn)? { "last_run_id" } else { "NULL" };
     let row: Option<(i64, Option<i64>)> = conn
         .prepare_cached(&format!(
-            "SELECT ts, {last_run} FROM phase_log WHERE bot = ?1 AND to_phase = ?2 \
+            "SELECT ts, {last_run} FROM phase_log WHERE bot = CAST(?1 AS TEXT) AND to_phase = CAST(?2 AS TEXT) \
              AND kind IN ('promotion', 'demotion') ORDER BY log_id DESC LIMIT 1"
         ))?
         .query_row(params![bot, phase], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -258,7 +258,7 @@ pub fn promote(
     let tx = conn.transaction().map_err(|e| db_err(path, e))?;
     let approval: Option<(i64, String)> = tx
         .query_row(
-            "SELECT approval_id, approved_by FROM phase_approvals WHERE bot = ?1 AND phase = ?2 AND report_hash = ?3 \
+            "SELECT approval_id, approved_by FROM phase_approvals WHERE bot = CAST(?1 AS TEXT) AND phase = ?2 AND report_hash = ?3 \
              AND used_ts IS NULL ORDER BY approval_id DESC LIMIT 1",
             params![report.bot, report.phase, report.hash],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -268,7 +268,7 @@ pub fn promote(
     let Some((approval_id, by)) = approval else {
         let stale: Option<String> = tx
             .query_row(
-                "SELECT report_hash FROM phase_approvals WHERE bot = ?1 AND phase = ?2 AND used_ts IS NULL \
+                "SELECT report_hash FROM phase_approvals WHERE bot = CAST(?1 AS TEXT) AND phase = ?2 AND used_ts IS NULL \
                  ORDER BY approval_id DESC LIMIT 1",
                 params![report.bot, report.phase],
                 |r| r.get(0),
@@ -400,7 +400,11 @@ impl DemotionWatch {
         if self.conn.is_none() && self.path.exists() {
             self.conn = Some(crate::runtime::journal::open_read(&self.path)?);
         }
-        demotions(self.conn.as_ref(), own, Some(state), &self.path, bundle, ts, true)
+        let read = match &self.conn {
+            Some(c) => Some(c.unchecked_transaction().map_err(|e| db_err(&self.path, e))?),
+            None => None,
+        };
+        demotions(read.as_deref(), own, Some(state), &self.path, bundle, ts, true)
     }
 }
 
@@ -502,7 +506,7 @@ pub fn log(path: &Path, bot: &str) -> Result<Vec<LogEntry>, Diagnostic> {
         return Ok(Vec::new());
     }
     let mut st = conn
-        .prepare("SELECT ts, kind, from_phase, to_phase, actor, reason, report_hash FROM phase_log WHERE bot = ?1 ORDER BY log_id")
+        .prepare("SELECT ts, kind, from_phase, to_phase, actor, reason, report_hash FROM phase_log WHERE bot = CAST(?1 AS TEXT) ORDER BY log_id")
         .map_err(|e| db_err(path, e))?;
     let rows = st
         .query_map([bot], |r| {
