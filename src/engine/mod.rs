@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod orders;
 pub mod pipeline;
 pub mod portfolio;
+mod risk_gate;
 pub mod rules;
 pub mod signal;
 pub mod stress;

@@ -24,16 +24,21 @@
 //! losses included, even when no order is being placed. Every order, fill, trade, policy
 //! decision and state change goes to the [`EventSink`].
 //!
-//! [`Engine`] is the coordinator the drivers talk to; its work is split by concern:
+//! [`Engine`] is the coordinator the drivers talk to. Its records are held by parts with
+//! their own fields, which the engine reaches only through their methods: the `Portfolio`
+//! (`engine::portfolio`: cash, the equity peak, the day's starting equity), the `RiskGate`
+//! (`engine::risk_gate`: the trading state, mark-time rules, order counters, losing streak,
+//! allocation buckets, broker outages) and the `ApprovalQueue` (`engine::approvals`: parked
+//! orders and the desk). The engine's own work is split by concern:
 //!
 //! | part | does |
 //! | --- | --- |
 //! | `runner` | the strategy runner: exit checks, entry rules, filters, sizing, order ids |
 //! | `admission` | the risk gate: trading state, policy rules, allocation buckets, routing |
-//! | `parking` | orders waiting for a person's approval |
+//! | `parking` | what happens to orders a person approves, rejects or lets expire |
 //! | `execution` | fills, accounting, round-trip trades, the outside broker's boundary |
 //! | `protect` | protective orders in the shape the broker accepts |
-//! | `account` | valuation, the day's clock, the trading state; cash, the equity peak and the day's starting equity are the [`Portfolio`]'s (`engine::portfolio`), which the other parts reach only through its methods |
+//! | `account` | valuation, the day's clock, moving the trading state, the mark-time rules |
 //! | `fields` | the context fields rules read |
 //! | `swap` | swapping in a new bundle between two bars (hot reload) |
 
@@ -49,8 +54,8 @@ use crate::dsl::program::{CompiledRule, RuleEval};
 use crate::dsl::script::{FilterContext, Sandbox, ScriptBudgets, ScriptError};
 use crate::dsl::semantics::{fires, string_id};
 
-use super::allocation::{Allocation, Holdings};
-use super::approvals::{ApprovalDesk, ApprovalOutcome, ApprovalRequest};
+use super::allocation::Holdings;
+use super::approvals::{ApprovalDesk, ApprovalOutcome, ApprovalQueue, ApprovalRequest};
 use super::broker::{Execution, FillModel, SimBroker};
 use super::costs::CostModel;
 use super::events::{Decision, EventSink, Note, NoteKind, OrderStatus, Seen};
@@ -63,6 +68,7 @@ use super::orders::{
     TimeInForce, Trade,
 };
 use super::portfolio::Portfolio;
+use super::risk_gate::{MarkRule, RiskGate};
 use super::rules::{FieldValues, NO_FIELDS, eval_rule, position_fields, seen_values};
 use super::signal::{RuleKind, Signal, decide, protective_orders};
 use super::trading_state::{StateChange, TradingState, TradingStatus};
@@ -259,35 +265,19 @@ pub struct Engine {
     active: std::collections::BTreeSet<usize>,
     /// Cash, the equity peak, the day's starting equity.
     portfolio: Portfolio,
+    /// The trading state, the mark-time rules, the order counters, allocation buckets and
+    /// broker outages.
+    risk: RiskGate,
     broker: SimBroker,
     scratch: Vec<f64>,
     trades: Vec<Trade>,
     stats: RunStats,
     strategy_ids: Vec<f64>,
     strategy_names: Vec<Arc<str>>,
-    state: TradingStatus,
-    /// `halt`/`reduce` rules checked at every mark (see [`MarkRule`]).
-    mark_rules: Vec<MarkRule>,
     /// Time of the latest bar seen (UTC seconds).
     now: i64,
-    /// Market orders sent on the UTC day of `now`.
-    orders_today: u32,
-    /// Bar times of the market orders sent in the last hour, oldest first.
-    recent_orders: std::collections::VecDeque<i64>,
-    /// Consecutive losing round trips, most recent first.
-    loss_streak: u32,
-    /// Where `require_approval` orders wait for a person (none in a backtest).
-    desk: Option<Box<dyn ApprovalDesk + Send>>,
-    /// Orders waiting on the desk, with their expiry (UTC seconds).
-    parked: Vec<(Order, i64)>,
-    /// Times `[from, to)` in which the broker refuses new orders (stress tests).
-    outages: Vec<(i64, i64)>,
-    /// The policies' allocation buckets, in bundle order.
-    allocations: Vec<Allocation>,
-    /// Each symbol's bucket name (as a string id) in the first allocation, or `NaN`.
-    bucket_ids: Vec<f64>,
-    /// Some rule reads `bucket.*` (the bucket weights are then computed for its fields).
-    reads_buckets: bool,
+    /// Orders parked by `require_approval` rules, and the desk they wait on.
+    approvals: ApprovalQueue,
     /// Orders go to an outside broker instead of the simulated one (see [`super::external`]).
     external: Option<ExternalBook>,
     /// Every script's budget in this run (see [`ScriptBudgets`]).
@@ -296,56 +286,6 @@ pub struct Engine {
 
 /// A mark-time trip: policy and rule index, the state it moves to, the values it saw.
 type Trip = (usize, usize, TradingState, Vec<(String, Seen)>);
-
-/// A `halt`/`reduce` rule that needs no order: it reads `account.*` and `symbol.*` fields and
-/// bar series only. Checked after every mark, once, or once per symbol when it reads
-/// anything of a symbol (a BTC daily-move halt).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MarkRule {
-    policy: usize,
-    rule: usize,
-    per_symbol: bool,
-}
-
-/// The `halt`/`reduce` rules whose conditions read no `order.*` or `position.*` field.
-fn mark_rules(bundle: &Bundle, program: Option<&SymbolProgram>) -> Vec<MarkRule> {
-    use crate::dsl::program::Input;
-    let Some(program) = program else { return Vec::new() };
-    let mut out = Vec::new();
-    for (pi, p) in bundle.policies.iter().enumerate() {
-        for (ri, r) in p.doc.rules.iter().enumerate() {
-            let Some(compiled) = program.policies[pi].get(ri) else { continue };
-            if compiled.inputs.is_empty()
-                || matches!(compiled.eval, RuleEval::Script(_))
-                || !matches!(r.action.value, Action::Halt | Action::Reduce)
-            {
-                continue;
-            }
-            let account =
-                |label: &str, input: &Input| matches!(input, Input::Field(_)) && label.starts_with("account.");
-            let needs_order = compiled.inputs.iter().any(|(label, input)| {
-                matches!(input, Input::Field(_)) && (label.starts_with("order.") || label.starts_with("position."))
-            });
-            if !needs_order {
-                let per_symbol = !compiled.inputs.iter().all(|(l, i)| account(l, i));
-                out.push(MarkRule { policy: pi, rule: ri, per_symbol });
-            }
-        }
-    }
-    out
-}
-
-/// True when a compiled rule of `program` reads `bucket.name` or `bucket.weight`.
-fn reads_bucket_fields(program: &SymbolProgram) -> bool {
-    use crate::dsl::program::Input;
-    let reads = |r: &CompiledRule| {
-        r.inputs.iter().any(|(_, i)| matches!(i, Input::Field(FieldId::BucketName | FieldId::BucketWeight)))
-    };
-    program.policies.iter().flatten().any(reads)
-        || program.strategies.iter().flatten().any(|s| {
-            reads(&s.entry) || s.exit.as_ref().is_some_and(reads) || s.expected_return.as_ref().is_some_and(reads)
-        })
-}
 
 /// Per symbol, the gross market value (positions at the last close plus working entries) and
 /// the part of it whose exit is working; and the cash not committed to working entries
@@ -424,33 +364,14 @@ impl Engine {
         let model = FillModel { costs: settings.costs, timing: settings.fill };
         let strategy_ids = bundle.strategies.iter().map(|s| string_id(s.name())).collect();
         let strategy_names = bundle.strategies.iter().map(|s| Arc::from(s.name())).collect();
-        let mark_rules = mark_rules(&bundle, states.first().map(|s: &SymbolState| &s.program));
-        let names: Vec<&str> = symbols.iter().map(String::as_str).collect();
-        let allocations: Vec<Allocation> = bundle
-            .policies
-            .iter()
-            .enumerate()
-            .filter_map(|(pi, p)| Some(Allocation::new(p.doc.allocation.as_ref()?, pi, &names)))
-            .collect();
-        let bucket_ids = (0..symbols.len())
-            .map(|si| allocations.first().and_then(|a| a.bucket_name(si)).map_or(f64::NAN, string_id))
-            .collect();
-        let reads_buckets = !allocations.is_empty() && states.iter().any(|s| reads_bucket_fields(&s.program));
+        let programs: Vec<&SymbolProgram> = states.iter().map(|s| &s.program).collect();
+        let risk = RiskGate::new(&bundle, symbols, &programs);
         Engine {
-            allocations,
-            bucket_ids,
-            reads_buckets,
-            state: TradingStatus::default(),
-            mark_rules,
             now: i64::MIN,
-            orders_today: 0,
-            recent_orders: std::collections::VecDeque::new(),
-            loss_streak: 0,
-            desk: None,
-            parked: Vec::new(),
-            outages: Vec::new(),
+            approvals: ApprovalQueue::default(),
             broker: SimBroker::new(model, symbols.len()),
             portfolio: Portfolio::new(settings.starting_cash),
+            risk,
             bundle,
             settings,
             symbols: states,
@@ -478,7 +399,7 @@ impl Engine {
     #[inline]
     pub fn on_bar(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
         self.advance_clock(bar.ts);
-        if !self.parked.is_empty() {
+        if !self.approvals.is_empty() {
             self.settle_approvals(bar.ts, sink);
         }
         if self.broker.has_working(symbol) {
@@ -500,7 +421,7 @@ impl Engine {
     pub fn on_series_bar(&mut self, symbol: usize, series: &BarSeries, i: usize, sink: &mut dyn EventSink) {
         let bar = series.bar(i);
         self.advance_clock(bar.ts);
-        if !self.parked.is_empty() {
+        if !self.approvals.is_empty() {
             self.settle_approvals(bar.ts, sink);
         }
         if self.broker.has_working(symbol) {

@@ -9,7 +9,8 @@ impl Engine {
     /// circuit breaker, a reconciliation mismatch); recorded like any change. Only a person's
     /// `dsl resume` clears it.
     pub fn escalate(&mut self, to: TradingState, ts: i64, reason: &str, message: &str, sink: &mut dyn EventSink) {
-        if let Some(c) = self.state.escalate(to, ts, reason, message, crate::config::policy::Reset::Manual) {
+        if let Some(c) = self.risk.status_mut().escalate(to, ts, reason, message, crate::config::policy::Reset::Manual)
+        {
             self.record_state(c, sink);
         }
     }
@@ -52,17 +53,17 @@ impl Engine {
 
     /// The trading state.
     pub fn trading_state(&self) -> &TradingStatus {
-        &self.state
+        self.risk.status()
     }
 
     /// Restores a trading state (a restarted bot continues HALTED or REDUCING).
     pub fn restore_state(&mut self, state: TradingStatus) {
-        self.state = state;
+        self.risk.set_status(state);
     }
 
     /// HALTED by a person's decision (`dsl halt`); the change is recorded.
     pub fn halt(&mut self, ts: i64, reason: &str, sink: &mut dyn EventSink) {
-        if let Some(c) = self.state.halt(ts, reason) {
+        if let Some(c) = self.risk.status_mut().halt(ts, reason) {
             self.record_state(c, sink);
         }
     }
@@ -80,7 +81,7 @@ impl Engine {
             "{base}{REBASED} from {:.2} to {equity:.2} (the equity at the resume)",
             self.portfolio.peak_equity()
         );
-        if let Some(c) = self.state.resume(ts, &message) {
+        if let Some(c) = self.risk.status_mut().resume(ts, &message) {
             self.portfolio.rebase_peak(equity);
             self.record_state(c, sink);
         }
@@ -90,16 +91,16 @@ impl Engine {
     /// `halt`/`reduce` rules on the marked account (see the module docs).
     #[inline]
     pub fn check_account(&mut self, ts: i64, sink: &mut dyn EventSink) {
-        if !self.mark_rules.is_empty() || self.state.mode != TradingState::Active {
+        if !self.risk.mark_rules().is_empty() || self.risk.status().mode != TradingState::Active {
             self.check_mark_rules(ts, sink);
         }
     }
 
     pub(super) fn check_mark_rules(&mut self, ts: i64, sink: &mut dyn EventSink) {
-        if let Some(c) = self.state.on_time(ts) {
+        if let Some(c) = self.risk.status_mut().on_time(ts) {
             self.record_state(c, sink);
         }
-        if self.mark_rules.is_empty() || self.state.mode == TradingState::Halted {
+        if self.risk.mark_rules().is_empty() || self.risk.status().mode == TradingState::Halted {
             return;
         }
         let mut fields = NO_FIELDS;
@@ -108,12 +109,12 @@ impl Engine {
         let mut scratch = std::mem::take(&mut self.scratch);
         // The deciding rule, and the values it saw (journaled with the trip).
         let mut tripped: Option<Trip> = None;
-        for &MarkRule { policy: pi, rule: ri, per_symbol } in &self.mark_rules {
+        for &MarkRule { policy: pi, rule: ri, per_symbol } in self.risk.mark_rules() {
             let mut fire = |v: f64, rule: &CompiledRule, slots: &[f64], fields: &FieldValues, symbol: &str| {
                 if v.is_nan() || fires(v) {
                     let action = self.bundle.policies[pi].doc.rules[ri].action.value;
                     let to = if action == Action::Halt { TradingState::Halted } else { TradingState::Reducing };
-                    if to > self.state.mode && tripped.as_ref().is_none_or(|t| to > t.2) {
+                    if to > self.risk.status().mode && tripped.as_ref().is_none_or(|t| to > t.2) {
                         let names = |path: &str| (path == "symbol.name").then(|| symbol.to_string());
                         tripped = Some((pi, ri, to, seen_values(rule, slots, fields, &names)));
                     }
@@ -169,7 +170,7 @@ impl Engine {
             _ => return,
         };
         let message = d.message.clone().unwrap_or_else(|| rule.message.value.clone());
-        if let Some(c) = self.state.escalate(to, ts, &d.key(&self.bundle.policies), &message, reset) {
+        if let Some(c) = self.risk.status_mut().escalate(to, ts, &d.key(&self.bundle.policies), &message, reset) {
             self.record_state(c, sink);
             if flatten {
                 self.flatten(ts, sink);
@@ -291,7 +292,7 @@ impl Engine {
             if self.portfolio.is_new_day(ts) {
                 let equity = self.equity();
                 self.portfolio.start_day(ts, equity);
-                self.orders_today = 0;
+                self.risk.start_day();
             }
         }
     }

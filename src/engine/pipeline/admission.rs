@@ -21,7 +21,7 @@ impl Engine {
     /// Hands an admitted order to the broker (or fills it at the close with close timing);
     /// `false` when the broker refused it (an outage, a rule of the broker's).
     pub(super) fn submit(&mut self, order: Order, bar: &Bar, sink: &mut dyn EventSink) -> bool {
-        if !self.outages.is_empty() && self.outages.iter().any(|(a, b)| (*a..*b).contains(&order.created_ts)) {
+        if self.risk.broker_out(order.created_ts) {
             *self.stats.blocked_by_state.entry("broker_outage".into()).or_insert(0) += 1;
             self.reject(&order, "broker_outage: the broker did not accept the order", sink);
             return false;
@@ -34,7 +34,7 @@ impl Engine {
         let (strategy, symbol) = self.names(&order);
         sink.order(&order, strategy, symbol, OrderStatus::Submitted, "");
         self.stats.orders_submitted += 1;
-        self.count_order(order.created_ts);
+        self.risk.count_order(order.created_ts);
         if order.order_type == OrderType::Market {
             self.slots[slot].pending_market = true;
             self.touch(slot);
@@ -60,15 +60,6 @@ impl Engine {
         }
     }
 
-    /// Counts a market order sent at bar time `ts` (for `account.orders_*`).
-    pub(super) fn count_order(&mut self, ts: i64) {
-        self.orders_today += 1;
-        while self.recent_orders.front().is_some_and(|t| *t <= ts - 3_600) {
-            self.recent_orders.pop_front();
-        }
-        self.recent_orders.push_back(ts);
-    }
-
     pub(super) fn names(&self, order: &Order) -> (&str, &str) {
         (self.bundle.strategies[order.strategy].name(), &self.symbols[order.symbol].name)
     }
@@ -89,7 +80,7 @@ impl Engine {
         // too): they only lower risk, as the strategy declared.
         let protective = order.order_type != OrderType::Market
             || matches!(order.reason, OrderReason::Exit(ExitReason::StopLoss | ExitReason::TakeProfit));
-        if !protective && let Err(b) = self.state.admits(order) {
+        if !protective && let Err(b) = self.risk.status().admits(order) {
             *self.stats.blocked_by_state.entry(b.code.to_string()).or_insert(0) += 1;
             if order.intent == Intent::Exit {
                 *self.stats.blocked_exits.entry(b.code.to_string()).or_insert(0) += 1;
@@ -105,7 +96,7 @@ impl Engine {
         let mut reason = d.reason(&self.bundle.policies);
         match d.action {
             Action::Reduce | Action::Halt => self.trip(&d, ts, sink),
-            Action::RequireApproval if self.desk.is_some() => {
+            Action::RequireApproval if self.approvals.has_desk() => {
                 let expires = order.created_ts + self.bundle.policies[d.policy].doc.rules[d.rule].expires_after;
                 if self.park(order, expires, &d, sink) {
                     return false;
@@ -207,7 +198,7 @@ impl Engine {
         for w in warned {
             *self.stats.warnings.entry(w).or_insert(0) += 1;
         }
-        if denial.is_some() || order.intent != Intent::Entry || self.allocations.is_empty() {
+        if denial.is_some() || order.intent != Intent::Entry || self.risk.allocations().is_empty() {
             return denial;
         }
         self.check_allocations(order, &fields, sink)
@@ -222,7 +213,7 @@ impl Engine {
     ) -> Option<Denial> {
         let held = self.holdings();
         let h = held.view(fields[FieldId::AccountEquity as usize]);
-        for a in &self.allocations {
+        for a in self.risk.allocations() {
             let verdict = a.check_entry(order.symbol, order.notional(), &h);
             let policy = &self.bundle.policies[a.policy].doc.name.value;
             let weight = a.bucket_weight(order.symbol, &h);
@@ -288,6 +279,6 @@ impl Engine {
 
     /// [`Engine::holdings`], when a rule reads the `bucket.*` fields.
     pub(super) fn bucket_holdings(&self) -> Option<Held> {
-        self.reads_buckets.then(|| self.holdings())
+        self.risk.reads_buckets().then(|| self.holdings())
     }
 }

@@ -87,7 +87,7 @@ impl Engine {
     /// Simulates broker outages: orders sent at bar times in `[from, to)` fail (a stress
     /// scenario); working orders already at the broker stay.
     pub fn set_outages(&mut self, windows: Vec<(i64, i64)>) {
-        self.outages = windows;
+        self.risk.set_outages(windows);
     }
 
     pub(super) fn fill_working(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
@@ -245,7 +245,7 @@ impl Engine {
                     entry_order_id: pos.entry_order_id,
                     exit_order_id: order.client_order_id,
                 };
-                self.loss_streak = if trade.pnl < 0.0 { self.loss_streak + 1 } else { 0 };
+                self.risk.record_round_trip(trade.pnl);
                 sink.trade(&trade);
                 self.trades.push(trade);
             }
@@ -270,10 +270,7 @@ impl Engine {
             self.stats.orders_cancelled += 1;
         }
         // Orders still waiting for a person: the feed ended before a decision.
-        for (order, _) in std::mem::take(&mut self.parked) {
-            if let Some(d) = self.desk.as_mut() {
-                d.expire(order.client_order_id, ts);
-            }
+        for order in self.approvals.take_all(ts) {
             self.slots[order.slot].pending_market = false;
             self.touch(order.slot);
             self.reject(&order, "end of data before a decision on its approval", sink);

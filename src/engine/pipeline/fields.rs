@@ -27,12 +27,12 @@ impl Engine {
         let start = self.portfolio.day_start_equity();
         f[FieldId::AccountDailyPnl as usize] = equity - start;
         f[FieldId::AccountDailyReturn as usize] = if start > 0.0 { equity / start - 1.0 } else { f64::NAN };
-        f[FieldId::AccountLossStreak as usize] = f64::from(self.loss_streak);
+        f[FieldId::AccountLossStreak as usize] = f64::from(self.risk.loss_streak());
         let now = self.now;
-        let within = |secs: i64| self.recent_orders.iter().rev().take_while(|t| **t > now - secs).count() as f64;
+        let within = |secs: i64| self.risk.orders_within(now, secs) as f64;
         f[FieldId::AccountOrdersLastMinute as usize] = within(60);
         f[FieldId::AccountOrdersLastHour as usize] = within(3_600);
-        f[FieldId::AccountOrdersToday as usize] = f64::from(self.orders_today);
+        f[FieldId::AccountOrdersToday as usize] = f64::from(self.risk.orders_today());
     }
 
     /// Sets the `symbol.*` fields for symbol index `si` (the account fields must be set), and
@@ -52,8 +52,8 @@ impl Engine {
         f[FieldId::SymbolName as usize] = sym.name_id;
         f[FieldId::SymbolDailyChange as usize] = sym.last_close / sym.day_base - 1.0;
         f[FieldId::SymbolWeight as usize] = if equity > 0.0 { value / equity } else { f64::NAN };
-        if let (Some(a), Some(held)) = (self.allocations.first(), held) {
-            f[FieldId::BucketName as usize] = self.bucket_ids[si];
+        if let (Some(a), Some(held)) = (self.risk.allocations().first(), held) {
+            f[FieldId::BucketName as usize] = self.risk.bucket_id(si);
             f[FieldId::BucketWeight as usize] = a.bucket_weight(si, &held.view(equity));
         }
     }

@@ -7,22 +7,20 @@ impl Engine {
     /// Attaches the approval queue: `require_approval` orders then wait there for a person
     /// (see [`super::approvals`]) instead of being denied at once.
     pub fn set_approval_desk(&mut self, desk: Box<dyn ApprovalDesk + Send>) {
-        self.desk = Some(desk);
+        self.approvals.set_desk(desk);
     }
 
     /// Orders waiting for approval.
     pub fn parked_orders(&self) -> usize {
-        self.parked.len()
+        self.approvals.len()
     }
 
     /// Applies the desk's decisions on parked orders, and refuses those whose window ended.
     /// An approved order is routed at the current bar: it must still pass the trading state
     /// and every rule other than the approval.
     pub fn settle_approvals(&mut self, ts: i64, sink: &mut dyn EventSink) {
-        let decisions = self.desk.as_mut().map(|d| d.decisions(ts)).unwrap_or_default();
-        for (id, outcome) in decisions {
-            let Some(k) = self.parked.iter().position(|(o, _)| o.client_order_id == id) else { continue };
-            let (order, _) = self.parked.remove(k);
+        for (order, outcome) in self.approvals.take_decided(ts) {
+            let id = order.client_order_id;
             let (strategy, symbol) = self.names(&order);
             let (strategy, symbol) = (strategy.to_string(), symbol.to_string());
             let message = match &outcome {
@@ -46,16 +44,7 @@ impl Engine {
                 }
             }
         }
-        let mut k = 0;
-        while k < self.parked.len() {
-            if self.parked[k].1 > ts {
-                k += 1;
-                continue;
-            }
-            let (order, expires) = self.parked.remove(k);
-            if let Some(d) = self.desk.as_mut() {
-                d.expire(order.client_order_id, ts);
-            }
+        for (order, expires) in self.approvals.take_expired(ts) {
             self.slots[order.slot].pending_market = false;
             self.touch(order.slot);
             self.stats.approvals_expired += 1;
@@ -93,8 +82,7 @@ impl Engine {
             rule: d.key(&self.bundle.policies),
             message: d.message.clone().unwrap_or_else(|| rule.message.value.clone()),
         };
-        let Some(desk) = self.desk.as_mut() else { return false };
-        if !desk.park(&request) {
+        if !self.approvals.park(order, expires, &request) {
             return false;
         }
         let message = format!(
@@ -115,7 +103,6 @@ impl Engine {
         self.slots[order.slot].pending_market = true;
         self.touch(order.slot);
         self.slots[order.slot].pending_notional = order.notional();
-        self.parked.push((order.clone(), expires));
         true
     }
 }

@@ -60,7 +60,7 @@ impl Engine {
         let mut mark = |o: &Order| busy[o.slot] = true;
         self.broker.working().for_each(&mut mark);
         self.external.iter().flat_map(|b| b.working.iter().chain(&b.cancelling)).for_each(&mut mark);
-        self.parked.iter().for_each(|(o, _)| mark(o));
+        self.approvals.orders().for_each(&mut mark);
 
         // The bundle the engine runs: the new one, plus what must stay to close positions.
         let mut merged = (*new).clone();
@@ -142,8 +142,7 @@ impl Engine {
                 }
             }
         }
-        next.parked = std::mem::take(&mut self.parked);
-        next.parked.iter_mut().for_each(|(o, _)| renumber(o));
+        self.approvals.hand_over(&mut next.approvals, renumber);
         self.hand_account_to(&mut next);
         *self = next;
         self.rebuild_active();
@@ -156,13 +155,8 @@ impl Engine {
         next.portfolio = self.portfolio.clone();
         next.trades = std::mem::take(&mut self.trades);
         next.stats = self.stats.clone();
-        next.state = self.state.clone();
         next.now = self.now;
-        next.orders_today = self.orders_today;
-        next.recent_orders = std::mem::take(&mut self.recent_orders);
-        next.loss_streak = self.loss_streak;
-        next.desk = self.desk.take();
-        next.outages = std::mem::take(&mut self.outages);
+        self.risk.hand_over(&mut next.risk);
     }
 }
 

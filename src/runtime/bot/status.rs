@@ -93,9 +93,11 @@ pub fn read_status(path: &Path, bot: &str) -> Result<BotStatus, Diagnostic> {
     let run = if has_runs { latest_run(&conn, bot).map_err(|e| db_err(path, e))? } else { None };
     let has_approvals = crate::runtime::journal::table_exists(&conn, "approvals").map_err(|e| db_err(path, e))?;
     let pending_approvals = if has_approvals {
-        conn.query_row("SELECT COUNT(*) FROM approvals WHERE bot = CAST(?1 AS TEXT) AND status = 'pending'", params![bot], |r| {
-            r.get(0)
-        })
+        conn.query_row(
+            "SELECT COUNT(*) FROM approvals WHERE bot = CAST(?1 AS TEXT) AND status = 'pending'",
+            params![bot],
+            |r| r.get(0),
+        )
         .map_err(|e| db_err(path, e))?
     } else {
         0

@@ -122,15 +122,19 @@ pub fn read_state(conn: &Connection, path: &Path, bot: &str) -> Result<TradingSt
         return Ok(TradingStatus::default());
     }
     let row = conn
-        .query_row("SELECT mode, since_ts, reason, message, reset FROM bot_state WHERE bot = CAST(?1 AS TEXT)", params![bot], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })
+        .query_row(
+            "SELECT mode, since_ts, reason, message, reset FROM bot_state WHERE bot = CAST(?1 AS TEXT)",
+            params![bot],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            },
+        )
         .optional()
         .map_err(|e| db_err(path, e))?;
     let Some((mode, since, reason, message, reset)) = row else { return Ok(TradingStatus::default()) };
