@@ -22,6 +22,7 @@ mod live_feed;
 mod mock_broker;
 mod paper;
 mod partial_exit;
+mod plan;
 mod properties;
 mod protective;
 mod readme;

@@ -1,7 +1,9 @@
-//! A running bot: the paper/live run loop ([`paper`]), its control records (trading state,
-//! halt and resume requests, the approval queue: [`control`]), the lease that keeps one bot
-//! per journal ([`lease`]) and its status for `dsl status` ([`status`]).
+//! A running bot: the typed plan of a start and its checks ([`plan`]), the run loop's setup
+//! and end ([`paper`]) with what the bot does around each timestamp (`paper_driver`, the
+//! bot's driver of the engine's one event loop), and its status for `dsl status`
+//! ([`status`]). Its control records, lease and journal are the journal's room.
 
 pub mod paper;
 mod paper_driver;
+pub mod plan;
 pub mod status;

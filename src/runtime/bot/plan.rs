@@ -1,0 +1,477 @@
+//! `dsl run`'s typed plan: from what the operator asked for ([`RunRequest`], the command's
+//! parsed arguments) to a bot ready to trade ([`RunPlan`]), through every check and refusal
+//! a start makes, in the order they are made:
+//!
+//! 1. the documents load and compile ([`LoadedBot`]; their warnings go to the operator);
+//! 2. the manifest is a bot with a journal, whose lease this process takes (one bot per
+//!    journal) before anything is read from it;
+//! 3. the unfinished run's settings (it resumes the way it started) and the active phase (its
+//!    mode allows or refuses a broker and live data; its limits become a policy of the run);
+//! 4. the broker: the simulated one, or Alpaca behind the live gates (the account number
+//!    confirmed against the account the keys belong to);
+//! 5. the feed: the stored bars replayed, or Alpaca's market data after a warm-up history;
+//! 6. the watch of the documents (`--watch`).
+//!
+//! Each step ends the start with its own diagnostic; nothing is traded before all passed.
+//! [`RunPlan::start`] then runs the bot ([`super::paper::run`]) until its feed ends or Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+
+use crate::config::manifest::{BrokerKind, TradingMode};
+use crate::diagnostics::{Diagnostic, codes};
+use crate::engine::costs::CostModel;
+use crate::engine::market::BarSeries;
+use crate::engine::pipeline::EngineSettings;
+use crate::runtime::bot::paper::{self, PaperConfig, PaperOutcome, ReloadMessage};
+use crate::runtime::broker::alpaca::{self, Credentials, Environment, MarketDataClient, RetryPolicy, TradingClient};
+use crate::runtime::broker::gateway::Gateway;
+use crate::runtime::broker::live_feed::LiveFeed;
+use crate::runtime::broker::live_gate::{self, GateDecision};
+use crate::runtime::journal::Journal;
+use crate::runtime::journal::settings::{self, RunSettings};
+use crate::runtime::library::loader::{Loaded, load_bundle};
+use crate::runtime::library::reload::{self, ManifestSource, Outcome, Reloader, Watch};
+use crate::runtime::library::source::{DataRequest, load_for_bundle};
+use crate::runtime::phases::phase_limits::{self, PhaseRun};
+use crate::runtime::phases::phase_store;
+
+/// Where a running bot's bars come from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FeedRequest {
+    /// The bot's stored bars, replayed at `speed` times real time (`None`: as fast as
+    /// possible).
+    Replay {
+        /// Times real time: the gap between two bar times is slept divided by it.
+        speed: Option<f64>,
+    },
+    /// Alpaca's Market Data API: a warm-up history, then each new bar once complete.
+    Alpaca {
+        /// Seconds between polls for new bars (default: a quarter of the timeframe, 5 s to
+        /// 60 s).
+        poll: Option<f64>,
+        /// Days of warm-up history (default: 400 for daily bars and longer, 10 intraday).
+        warmup_days: Option<u32>,
+    },
+}
+
+/// What the operator asked `dsl run` for, parsed and typed (the CLI builds it from its
+/// arguments; nothing in it has been checked against the documents or the journal yet).
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The bot manifest (`kind: bot`).
+    pub manifest: PathBuf,
+    /// The journal (default: the manifest's `database`).
+    pub journal: Option<PathBuf>,
+    /// The replayed bars' period and CSV reading options.
+    pub bars: DataRequest,
+    /// The feed.
+    pub feed: FeedRequest,
+    /// Abandon the bot's unfinished run instead of resuming it.
+    pub fresh: bool,
+    /// Hot reload (`--watch`), with the time changes take to settle.
+    pub watch: Option<std::time::Duration>,
+    /// The Alpaca account number confirming live trading (one of the live gates).
+    pub confirm_live: Option<String>,
+    /// The staleness window of orders for an outside broker (default: one bar of the
+    /// shortest timeframe, four days for daily bars).
+    pub max_order_age: Option<std::time::Duration>,
+}
+
+/// A bot whose documents loaded: step 1 of a start.
+pub struct LoadedBot {
+    request: RunRequest,
+    loaded: Loaded,
+}
+
+impl LoadedBot {
+    /// Loads and compiles the request's documents.
+    ///
+    /// # Errors
+    /// Every diagnostic of documents that do not load.
+    pub fn load(request: RunRequest) -> Result<Self, Vec<Diagnostic>> {
+        let loaded = load_bundle(&request.manifest)?;
+        Ok(LoadedBot { request, loaded })
+    }
+
+    /// The documents' warnings.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.loaded.warnings
+    }
+
+    /// Makes every other check of a start (see the module doc) and prepares the bot.
+    ///
+    /// # Errors
+    /// The first check that refuses the start: not a bot, no journal, the journal held by
+    /// another process, a phase that allows no broker or live data, a live gate, the
+    /// broker's account, the feed, the watch.
+    pub fn prepare(self) -> Result<RunPlan, Diagnostic> {
+        let LoadedBot { request: req, loaded } = self;
+        let bundle = Arc::new(loaded.bundle.clone());
+        let Some(bot) = bundle.bot.as_ref() else {
+            return Err(Diagnostic::error(codes::UNKNOWN_KIND, "`dsl run` runs a bot manifest (`kind: bot`)"));
+        };
+        let Some(journal) = loaded.journal(req.journal.as_deref()) else {
+            return Err(Diagnostic::error(codes::MISSING_KEY, "a running bot needs a journal")
+                .help("set `database:` in the manifest or pass `--journal FILE`"));
+        };
+        // One bot per journal, for the whole run: taken before anything is read from it.
+        let lease = crate::runtime::journal::lease::acquire(
+            &journal,
+            &bot.name.value,
+            "dsl run",
+            std::time::Duration::from_secs(3),
+        )?;
+        let settings = EngineSettings {
+            bot: bot.name.value.clone(),
+            run: 0,
+            starting_cash: bot.starting_cash.value,
+            costs: CostModel::from(&bot.costs),
+            fill: bot.fill.value,
+        };
+        let mut run_settings = RunSettings {
+            feed: Some(settings::FeedKind::Replay),
+            broker: Some(settings::BrokerKind::Sim),
+            ..RunSettings::of(&settings)
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .enable_io()
+            .build()
+            .map_err(|e| Diagnostic::error(codes::IO, format!("cannot start the async runtime: {e}")))?;
+        let symbols: Vec<String> = loaded.bundle.symbols();
+        // What the unfinished run (if any) started with: it resumes the same way.
+        let previous = match req.fresh {
+            true => None,
+            false => Journal::unfinished_settings(&journal, paper::KIND, &bot.name.value)?,
+        };
+        // The active phase (an unfinished run keeps the one it started in): its mode gates
+        // live trading, its limits become a policy of the run.
+        let phase_run = run_phase(&journal, &loaded.bundle, &bot.name.value, previous.as_ref())?;
+        if let Some(p) = &phase_run {
+            run_settings.phase = Some(p.settings.clone());
+        }
+        let active = phase_run.as_ref().map(|p| p.phase.clone());
+        let live_feed_asked = matches!(req.feed, FeedRequest::Alpaca { .. });
+        // A phase of `mode: backtest` allows historical replays only: no broker, no live data.
+        if let Some(p) = phase_run.as_ref().filter(|p| p.mode == crate::config::phase::PhaseMode::Backtest)
+            && (bot.broker.value == BrokerKind::Alpaca || live_feed_asked)
+        {
+            return Err(Diagnostic::error(
+                codes::INVALID_VALUE,
+                format!("the active phase `{}` allows historical replays only (mode: backtest)", p.phase),
+            )
+            .help("run on the replayed bars with the simulated broker, or promote the bot to a paper phase"));
+        }
+        let max_order_age = req.max_order_age.map_or_else(|| default_order_age(&loaded.bundle), |d| d.as_secs() as i64);
+        let (gateway, description) = runtime.block_on(connect(
+            bot,
+            &loaded.bundle.phases,
+            active.as_deref(),
+            req.confirm_live.as_deref(),
+            symbols,
+            &settings,
+            max_order_age,
+        ))?;
+        if let Some((env, _)) = &description {
+            run_settings.broker = Some(settings::BrokerKind::Alpaca);
+            run_settings.environment = Some(env.as_str().to_string());
+        }
+        let env = description.as_ref().map_or(Environment::Paper, |d| d.0);
+        let (series, live, warmup_until) = feed(&runtime, &req, &loaded, env, previous.as_ref(), &mut run_settings)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut config = PaperConfig {
+            bundle: bundle.clone(),
+            series,
+            settings,
+            journal: journal.clone(),
+            run_settings,
+            speed: match req.feed {
+                FeedRequest::Replay { speed } => speed,
+                FeedRequest::Alpaca { .. } => None,
+            },
+            fresh: req.fresh,
+            stop: stop.clone(),
+            gateway,
+            reloads: None,
+            live,
+            warmup_until,
+            phase_policy: phase_run.as_ref().and_then(|p| p.policy.clone()),
+            // Every gate passed and the account matched (else `connect` refused): journaled.
+            live_account: match &description {
+                Some((Environment::Live, _)) => req.confirm_live.clone(),
+                _ => None,
+            },
+            lease: Some(lease),
+        };
+        // Kept alive for the whole run: dropping it stops watching.
+        let mut watch = None;
+        if let Some(debounce) = req.watch {
+            let (w, rx) = watch_documents(&req.manifest, &bundle.revision, debounce)?;
+            watch = Some(w);
+            config.reloads = Some(rx);
+        }
+        let broker = match &description {
+            Some((env, url)) => format!("Alpaca {} account at {url}", env.as_str()),
+            None => "simulated broker".into(),
+        };
+        let bars = match &config.live {
+            None => "replayed bars".to_string(),
+            Some(l) => format!("Alpaca market data, polled every {:?}", l.poll),
+        };
+        Ok(RunPlan { config, runtime, stop, watch, journal, bars, broker })
+    }
+}
+
+/// A bot that passed every check of a start, ready to trade.
+pub struct RunPlan {
+    config: PaperConfig,
+    runtime: tokio::runtime::Runtime,
+    stop: Arc<AtomicBool>,
+    watch: Option<Watch>,
+    journal: PathBuf,
+    bars: String,
+    broker: String,
+}
+
+impl RunPlan {
+    /// The bot's name.
+    pub fn bot(&self) -> &str {
+        &self.config.settings.bot
+    }
+
+    /// Runs the bot until its feed ends or Ctrl-C (then the run stays resumable); logs what
+    /// it trades on first.
+    ///
+    /// # Errors
+    /// What stopped the bot (see [`super::paper::run`]).
+    pub fn start(self) -> Result<PaperOutcome, Diagnostic> {
+        let RunPlan { config, runtime, stop, watch: _watch, journal, bars, broker } = self;
+        let span = tracing::info_span!("bot", bot = %config.settings.bot, run = tracing::field::Empty);
+        span.in_scope(|| {
+            tracing::info!("trading `{}` on {bars} ({broker}); journal {}", config.settings.bot, journal.display());
+            tracing::info!("press Ctrl-C to stop; starting again resumes where it stopped");
+            if _watch.is_some() {
+                tracing::info!("watching the bot's documents: a valid edit takes effect at the next bar");
+            }
+        });
+        runtime.block_on(async move {
+            let watcher = stop.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    watcher.store(true, Ordering::SeqCst);
+                }
+            });
+            tracing::Instrument::instrument(paper::run(config), span).await
+        })
+    }
+}
+
+/// The bars a bot starts with, its live feed (if any) and the end of its warm-up.
+type Bars = (Vec<BarSeries>, Option<LiveFeed>, Option<i64>);
+
+/// Step 5: the bars (see the module doc), the live feed if any, and the end of the warm-up
+/// (UTC seconds; bars up to it only warm the indicators up).
+fn feed(
+    runtime: &tokio::runtime::Runtime,
+    req: &RunRequest,
+    loaded: &Loaded,
+    env: Environment,
+    previous: Option<&RunSettings>,
+    run_settings: &mut RunSettings,
+) -> Result<Bars, Diagnostic> {
+    match req.feed {
+        FeedRequest::Alpaca { poll, warmup_days } => {
+            let symbols = loaded.bundle.symbols();
+            let (series, feed, warmup_until) =
+                runtime.block_on(live_feed(env, &loaded.bundle, symbols, poll, warmup_days, previous, run_settings))?;
+            Ok((series, Some(feed), Some(warmup_until)))
+        }
+        FeedRequest::Replay { .. } => {
+            let m = load_for_bundle(loaded, &req.bars)?;
+            // Bars before `--from` warm the indicators up without trading.
+            Ok((m.series, None, m.trade_from.map(|f| f - 1)))
+        }
+    }
+}
+
+/// Writes a line about money (a refused live start, the live banner) to stderr whatever the
+/// log level; a closed stderr is ignored, never a panic.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The default staleness window of a bot's orders: one bar of its strategies' shortest
+/// timeframe, or four days for daily and longer bars (seconds).
+fn default_order_age(bundle: &crate::dsl::bundle::Bundle) -> i64 {
+    let step = bundle.strategies.iter().map(|s| s.doc.timeframe.value.seconds()).min().unwrap_or(86_400);
+    if step >= 86_400 { 4 * 86_400 } else { step }
+}
+
+/// The outside broker of a bot with `broker: alpaca`, after the live gates: the gateway and
+/// (environment, trading URL). `None` for the simulated broker.
+async fn connect(
+    bot: &crate::config::manifest::BotDoc,
+    phases: &[crate::config::phase::PhaseDoc],
+    active_phase: Option<&str>,
+    confirm_live: Option<&str>,
+    symbols: Vec<String>,
+    settings: &EngineSettings,
+    max_order_age: i64,
+) -> Result<(Option<Gateway>, Option<(Environment, String)>), Diagnostic> {
+    let armed = std::env::var(live_gate::ARM_VAR).ok();
+    if bot.broker.value == BrokerKind::Sim {
+        if bot.mode.value == TradingMode::Live || confirm_live.is_some() {
+            say(
+                "warning: live trading refused: the bot's broker is `sim` (set `broker: alpaca`); simulated broker used",
+            );
+        }
+        return Ok((None, None));
+    }
+    let decision = live_gate::decide(bot, phases, active_phase, armed.as_deref(), confirm_live);
+    let env = match &decision {
+        GateDecision::Paper { missing } => {
+            if !missing.is_empty() {
+                say("warning: live trading refused, using the PAPER host. Missing gates:");
+                for m in missing {
+                    say(&format!("  - {m}"));
+                }
+            }
+            Environment::Paper
+        }
+        GateDecision::LiveIfAccountMatches { .. } => Environment::Live,
+    };
+    let creds = Credentials::from_env().map_err(|e| {
+        Diagnostic::error(codes::MISSING_KEY, e.to_string())
+            .help("export APCA_API_KEY_ID and APCA_API_SECRET_KEY (the paper account's keys for paper trading)")
+    })?;
+    let override_url = std::env::var(live_gate::TRADING_URL_VAR).ok();
+    let url = live_gate::trading_url(env, override_url.as_deref())?;
+    let client = TradingClient::new(&url, creds.clone(), RetryPolicy::default())
+        .map_err(|e| Diagnostic::error(codes::IO, e.to_string()))?;
+    if let GateDecision::LiveIfAccountMatches { account } = &decision {
+        let reported = client.account().await.map_err(|e| {
+            Diagnostic::error(codes::IO, format!("cannot verify the live account: {e}; nothing was traded"))
+        })?;
+        live_gate::confirm_account(account, &reported.account_number)?;
+        say(&live_gate::banner(&bot.name.value, account));
+        tracing::warn!(account = %account, "live trading armed");
+    }
+    // Quotes for execution quality: Alpaca's market data, unless the trading side is a mock
+    // without a data mock (then bar-based estimates).
+    let data_override = std::env::var(live_gate::DATA_URL_VAR).ok();
+    let data_url = match (&data_override, &override_url) {
+        (None, Some(_)) => None,
+        _ => Some(live_gate::data_url(env, data_override.as_deref())?),
+    };
+    let quotes = match data_url {
+        Some(u) => Some(
+            MarketDataClient::new(&u, creds, RetryPolicy::default())
+                .map_err(|e| Diagnostic::error(codes::IO, e.to_string()))?,
+        ),
+        None => None,
+    };
+    if env == Environment::Paper {
+        tracing::info!("Alpaca paper account at {url}");
+    }
+    let mut gateway = Gateway::new(client, quotes, symbols, settings.costs.spread / 2.0);
+    gateway.max_order_age = max_order_age;
+    Ok((Some(gateway), Some((env, url))))
+}
+
+/// The live feed of `--feed alpaca`: its history (the warm-up) and the feed that polls for
+/// new bars, and the end of the warm-up. A restarted bot fetches the same history window as
+/// its unfinished run (recorded in the run's settings), so that its replay rebuilds the same
+/// state.
+async fn live_feed(
+    env: Environment,
+    bundle: &crate::dsl::bundle::Bundle,
+    symbols: Vec<String>,
+    poll: Option<f64>,
+    warmup_days: Option<u32>,
+    previous: Option<&RunSettings>,
+    run_settings: &mut RunSettings,
+) -> Result<(Vec<BarSeries>, LiveFeed, i64), Diagnostic> {
+    let timeframe =
+        bundle.strategies.iter().map(|s| s.doc.timeframe.value).min_by_key(|t| t.seconds()).ok_or_else(|| {
+            Diagnostic::error(codes::INVALID_VALUE, "the bot has no strategy, so no timeframe to fetch bars for")
+        })?;
+    if alpaca::market_data::timeframe_param(timeframe).is_none() {
+        return Err(Diagnostic::error(codes::INVALID_VALUE, format!("Alpaca has no {timeframe} bars"))
+            .help("use 1-59 minutes, 1-23 hours, 1 day, 1 week or 1, 2, 3, 4, 6 or 12 months"));
+    }
+    let creds = Credentials::from_env().map_err(|e| {
+        Diagnostic::error(codes::MISSING_KEY, e.to_string())
+            .help("export APCA_API_KEY_ID and APCA_API_SECRET_KEY (market data needs an Alpaca account's keys)")
+    })?;
+    let url = live_gate::data_url(env, std::env::var(live_gate::DATA_URL_VAR).ok().as_deref())?;
+    let client = MarketDataClient::new(&url, creds, RetryPolicy::default())
+        .map_err(|e| Diagnostic::error(codes::IO, e.to_string()))?;
+    let step = timeframe.seconds();
+    let poll = poll.unwrap_or((step as f64 / 4.0).clamp(5.0, 60.0));
+    if !(poll > 0.0 && poll.is_finite()) {
+        return Err(Diagnostic::error(codes::INVALID_VALUE, "--poll must be a number of seconds above 0"));
+    }
+    let mut feed = LiveFeed::new(client, symbols, timeframe, std::time::Duration::from_secs_f64(poll));
+    let window = previous
+        .filter(|p| p.feed == Some(settings::FeedKind::Alpaca))
+        .and_then(|p| Some((p.history_from?, p.warmup_until?)));
+    let now = feed.now();
+    let days = warmup_days.unwrap_or(if step >= 86_400 { 400 } else { 10 });
+    let history_from = window.map_or(now - i64::from(days) * 86_400, |w| w.0);
+    let series = feed
+        .history(history_from)
+        .await
+        .map_err(|e| Diagnostic::error(codes::IO, format!("cannot fetch the warm-up history from Alpaca: {e}")))?;
+    // The warm-up is the history there was at the first start; later bars are traded.
+    let last = series.iter().filter_map(|s| s.ts.last().copied()).max().unwrap_or(now - step);
+    let warmup_until = window.map_or(last, |w| w.1);
+    run_settings.feed = Some(settings::FeedKind::Alpaca);
+    run_settings.timeframe = Some(timeframe.to_string());
+    run_settings.history_from = Some(history_from);
+    run_settings.warmup_until = Some(warmup_until);
+    Ok((series, feed, warmup_until))
+}
+
+/// The active phase's limits for this run: the unfinished run's phase (`previous`: its
+/// settings), else the active one.
+fn run_phase(
+    journal: &std::path::Path,
+    bundle: &crate::dsl::bundle::Bundle,
+    bot: &str,
+    previous: Option<&RunSettings>,
+) -> Result<Option<PhaseRun>, Diagnostic> {
+    let kept = previous.and_then(|p| p.phase.as_ref()).map(|p| p.phase.clone());
+    let name = match kept {
+        Some(k) => Some(k),
+        None => phase_store::active_phase(journal, bundle)?,
+    };
+    let Some(doc) = name.and_then(|n| bundle.phases.iter().find(|p| p.name.value == n)) else { return Ok(None) };
+    phase_limits::for_run(journal, bot, bundle, doc).map(Some)
+}
+
+/// Starts watching the bot's documents: every reload, with the bundle when it was accepted.
+/// `loaded`: the revision the bot was started with (an edit made since is sent at once).
+fn watch_documents(
+    manifest: &std::path::Path,
+    loaded: &str,
+    debounce: std::time::Duration,
+) -> Result<(Watch, Receiver<ReloadMessage>), Diagnostic> {
+    let (reloader, mut first) = Reloader::new(ManifestSource(manifest.to_path_buf()));
+    let reloader = Arc::new(reloader);
+    let (tx, rx) = std::sync::mpsc::channel();
+    if first.new_revision.as_deref() != Some(loaded) {
+        first.old_revision = loaded.to_string();
+        let built = (first.outcome == Outcome::Accepted).then(|| reloader.current());
+        let _ = tx.send((first, built));
+    }
+    let current = reloader.clone();
+    let watch = reload::watch(reloader, debounce, move |record| {
+        let built = (record.outcome == Outcome::Accepted).then(|| current.current());
+        let _ = tx.send((record.clone(), built));
+    })?;
+    Ok((watch, rx))
+}
