@@ -70,6 +70,10 @@ pub struct MetricInputs {
     pub run_max_drawdown: Option<f64>,
     /// Compute `luck` (1,000 reshuffles: skipped when no rule reads it).
     pub want_luck: bool,
+    /// Skip the monthly returns (`metric.months`, `metric.months_positive`,
+    /// `metric.monthly_return` stay NaN): a running bot's daily check of rules that read none
+    /// of them.
+    pub skip_months: bool,
 }
 
 /// Reshuffles of the `luck` test.
@@ -106,11 +110,13 @@ pub fn compute(m: &MetricInputs) -> Vec<f64> {
         if let Some(last) = values.last() {
             set(FieldId::MetricTotalReturn, last / start - 1.0);
         }
-        let months = monthly_returns(start, &curve);
-        set(FieldId::MetricMonths, months.len() as f64);
-        set(FieldId::MetricMonthsPositive, months.iter().filter(|r| **r > 0.0).count() as f64);
-        if !months.is_empty() {
-            set(FieldId::MetricMonthlyReturn, months.iter().sum::<f64>() / months.len() as f64);
+        if !m.skip_months {
+            let months = monthly_returns(start, &curve);
+            set(FieldId::MetricMonths, months.len() as f64);
+            set(FieldId::MetricMonthsPositive, months.iter().filter(|r| **r > 0.0).count() as f64);
+            if !months.is_empty() {
+                set(FieldId::MetricMonthlyReturn, months.iter().sum::<f64>() / months.len() as f64);
+            }
         }
     } else if let Some(dd) = m.run_max_drawdown {
         set(FieldId::MetricMaxDrawdown, dd);

@@ -465,6 +465,19 @@ pub fn migrate_phases(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// `Ok(None)` when `result` is the error of a query on a table that does not exist yet (the
+/// journal's tables of a kind are created by their first write), else `result`. Cheaper than
+/// asking [`table_exists`] before every query of a check that runs every day.
+///
+/// # Errors
+/// Any other error of `result`.
+pub fn absent_table_as_none<T>(result: rusqlite::Result<Option<T>>) -> rusqlite::Result<Option<T>> {
+    match result {
+        Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.starts_with("no such table") => Ok(None),
+        r => r,
+    }
+}
+
 /// `phase_log` has `last_run_id` (the newest run when the entry was written).
 ///
 /// # Errors

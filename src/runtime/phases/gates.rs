@@ -177,6 +177,10 @@ pub fn report_on(
             None => (MetricInputs { params: params(bundle, &filter), ..Default::default() }, Vec::new(), None),
         };
         inputs.want_luck = read.contains(&FieldId::MetricLuck);
+        inputs.skip_months = expr.is_some()
+            && !read.iter().any(|f| {
+                matches!(f, FieldId::MetricMonths | FieldId::MetricMonthsPositive | FieldId::MetricMonthlyReturn)
+            });
         // No run of the kind the rule reads: no evidence, every metric undefined (fails).
         let fields = if runs.is_empty() { vec![f64::NAN; crate::dsl::catalog::FIELD_COUNT] } else { compute(&inputs) };
         let (holds, values, thresholds) = match expr {

@@ -106,15 +106,14 @@ pub fn active_phase(path: &Path, bundle: &Bundle) -> Result<Option<String>, Diag
 pub fn active_phase_on(conn: &Connection, path: &Path, bundle: &Bundle) -> Result<Option<String>, Diagnostic> {
     let declared = bundle.bot.as_ref().and_then(|b| b.phase.as_ref()).map(|p| p.value.clone());
     let Some(bot) = bundle.bot.as_ref().map(|b| b.name.value.clone()) else { return Ok(declared) };
-    let stored: Option<String> =
-        if crate::runtime::journal::table_exists(conn, "phase_state").map_err(|e| db_err(path, e))? {
-            conn.prepare_cached("SELECT phase FROM phase_state WHERE bot = CAST(?1 AS TEXT)")
-                .and_then(|mut st| st.query_row([&bot], |r| r.get(0)))
-                .optional()
-                .map_err(|e| db_err(path, e))?
-        } else {
-            None
-        };
+    // No table yet: no phase was ever stored.
+    let stored: Option<String> = schema::absent_table_as_none(
+        conn.prepare_cached("SELECT phase FROM phase_state WHERE bot = CAST(?1 AS TEXT)")
+            .and_then(|mut st| st.query_row([&bot], |r| r.get(0)))
+            .optional(),
+    )
+    .map_err(|e| db_err(path, e))?
+    .flatten();
     // A phase that the documents no longer have falls back to the declared one.
     Ok(stored.filter(|p| bundle.phases.iter().any(|d| &d.name.value == p)).or(declared))
 }
@@ -126,17 +125,23 @@ pub fn active_phase_on(conn: &Connection, path: &Path, bundle: &Bundle) -> Resul
 /// # Errors
 /// SQLite's.
 pub fn entered(conn: &Connection, bot: &str, phase: &str) -> rusqlite::Result<Option<Entered>> {
-    if !crate::runtime::journal::table_exists(conn, "phase_log")? {
-        return Ok(None);
-    }
-    let last_run = if schema::has_last_run(conn)? { "last_run_id" } else { "NULL" };
-    let row: Option<(i64, Option<i64>)> = conn
-        .prepare_cached(&format!(
+    let query = |last_run: &str| -> rusqlite::Result<Option<(i64, Option<i64>)>> {
+        conn.prepare_cached(&format!(
             "SELECT ts, {last_run} FROM phase_log WHERE bot = CAST(?1 AS TEXT) AND to_phase = CAST(?2 AS TEXT) \
              AND kind IN ('promotion', 'demotion') ORDER BY log_id DESC LIMIT 1"
         ))?
         .query_row(params![bot, phase], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+        .optional()
+    };
+    // No table yet: the bot never changed phase. A journal written before `last_run_id` was
+    // recorded has no such column.
+    let row = match schema::absent_table_as_none(query("last_run_id").map(Some)) {
+        Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.starts_with("no such column") => {
+            schema::absent_table_as_none(query("NULL").map(Some))?
+        }
+        r => r?,
+    }
+    .flatten();
     Ok(row.map(|(ts, last_run_id)| Entered { ts, last_run_id }))
 }
 
