@@ -6,20 +6,15 @@
 //! variant's metrics).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::ValueEnum;
 
 use super::{BarArgs, EXIT_OK, Out, exit_code_for, parse_cash, parse_cost_rate, write_file};
 use crate::config::manifest::FillTiming;
 use crate::engine::backtest;
-use crate::engine::costs::CostModel;
-use crate::engine::events::{EventSink, NullSink};
-use crate::engine::pipeline::EngineSettings;
 use crate::runtime::journal::report::{self, ReportContext};
-use crate::runtime::journal::{Journal, RunInfo};
-use crate::runtime::library::loader::load_bundle;
-use crate::runtime::library::source::{DataArg, DataRequest, load_for_bundle};
+use crate::runtime::library::source::{DataArg, DataRequest};
+use crate::runtime::research::backtest::{BacktestPlan, BacktestRequest, JournalChoice};
 
 /// Fill timing flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,109 +190,62 @@ fn compare(args: &Args, out: Out) -> u8 {
     EXIT_OK
 }
 
+/// The typed request of these arguments for the bot at `path`.
+fn request(path: &std::path::Path, args: &Args) -> BacktestRequest {
+    BacktestRequest {
+        manifest: path.to_path_buf(),
+        data: DataRequest {
+            data: args.data.clone(),
+            store: args.store.clone(),
+            from: args.bars.from,
+            to: args.bars.to,
+            timezone: args.bars.timezone,
+            time_format: args.bars.time_format.clone(),
+        },
+        cash: args.cash,
+        commission: args.commission,
+        slippage: args.slippage,
+        fill: args.fill.map(|f| match f {
+            Fill::Close => FillTiming::Close,
+            Fill::NextOpen => FillTiming::NextOpen,
+        }),
+        journal: match (&args.journal, args.no_journal) {
+            (_, true) => JournalChoice::Off,
+            (Some(p), false) => JournalChoice::At(p.clone()),
+            (None, false) => JournalChoice::Manifest,
+        },
+    }
+}
+
 /// Loads, runs and journals one bot; `Err` holds the exit code (the problem was printed).
 fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> Result<Ran, u8> {
-    let loaded = match load_bundle(path) {
-        Ok(l) => l,
+    let plan = match BacktestPlan::load(request(path, args)) {
+        Ok(p) => p,
         Err(diags) => {
             out.diags(&diags);
             return Err(exit_code_for(&diags));
         }
     };
     if !args.quiet {
-        out.diags(&loaded.warnings);
+        out.diags(plan.warnings());
     }
-    let bundle = Arc::new(loaded.bundle.clone());
-    let bot = bundle.bot.as_ref();
-    let mut settings = EngineSettings {
-        bot: bot.map_or_else(|| bundle.strategies[0].name().to_string(), |b| b.name.value.clone()),
-        run: 0,
-        starting_cash: args.cash.or(bot.map(|b| b.starting_cash.value)).unwrap_or(100_000.0),
-        costs: {
-            let manifest = bot.map(|b| CostModel::from(&b.costs)).unwrap_or_default();
-            CostModel {
-                commission: args.commission.unwrap_or(manifest.commission),
-                slippage: args.slippage.unwrap_or(manifest.slippage),
-                ..manifest
-            }
-        },
-        fill: match args.fill {
-            Some(Fill::Close) => FillTiming::Close,
-            Some(Fill::NextOpen) => FillTiming::NextOpen,
-            None => bot.map_or(FillTiming::NextOpen, |b| b.fill.value),
-        },
-    };
-    if !(settings.starting_cash > 0.0 && settings.starting_cash.is_finite()) {
+    let cash = plan.settings().starting_cash;
+    if !(cash > 0.0 && cash.is_finite()) {
         eprintln!("error: --cash must be a positive number");
         return Err(super::EXIT_USAGE);
     }
-    let req = DataRequest {
-        data: args.data.clone(),
-        store: args.store.clone(),
-        from: args.bars.from,
-        to: args.bars.to,
-        timezone: args.bars.timezone,
-        time_format: args.bars.time_format.clone(),
-    };
     timer.lap("compile");
-    let market = match load_for_bundle(&loaded, &req) {
-        Ok(m) => m,
-        Err(d) => return Err(out.fail(&d)),
-    };
+    let market = plan.market().map_err(|d| out.fail(&d))?;
     timer.lap("load data");
     if !args.quiet {
         for n in &market.notes {
             eprintln!("note: {n}");
         }
     }
-    let settings_json = crate::runtime::journal::settings::RunSettings::of(&settings).to_json();
-    let journal_path = if args.no_journal { None } else { loaded.journal(args.journal.as_deref()) };
-    let symbols: Vec<String> = market.series.iter().map(|s| s.symbol.clone()).collect();
-    let mut journal = match &journal_path {
-        Some(p) => {
-            let info = RunInfo {
-                kind: "backtest".into(),
-                bot: settings.bot.clone(),
-                bundle_revision: bundle.revision.clone(),
-                settings: settings_json.clone(),
-                symbols: symbols.clone(),
-            };
-            match Journal::begin(p, &info) {
-                Ok(j) => Some(j),
-                Err(d) => return Err(out.fail(&d)),
-            }
-        }
-        None => None,
-    };
-    let mut null = NullSink;
-    // The run's orders carry the journal run in their ids.
-    settings.run = journal.as_ref().map_or(0, Journal::run_id);
-    let sink: &mut dyn EventSink = match journal.as_mut() {
-        Some(j) => j,
-        None => &mut null,
-    };
-    let result = backtest::run_from(bundle.clone(), &market.series, settings.clone(), market.trade_from, sink);
+    let run = plan.run(&market).map_err(|d| out.fail(&d))?;
     timer.lap("run");
-    let run_id = match journal {
-        Some(j) => match j.finish(result.first_ts, result.last_ts, &report::metrics_json(&result.metrics)) {
-            Ok(id) => Some(id),
-            Err(d) => return Err(out.fail(&d)),
-        },
-        None => None,
-    };
-    timer.lap("journal commit");
-    if let Some(p) = &journal_path {
-        super::gate::after_run(p, &bundle);
+    if let Some(p) = &run.journal {
+        super::gate::after_run(p, plan.bundle());
     }
-    let ctx = ReportContext {
-        bot: settings.bot.clone(),
-        revision: bundle.revision.clone(),
-        strategies: bundle.strategies.iter().map(|s| s.name().to_string()).collect(),
-        symbols,
-        settings: settings_json,
-        run_id,
-        journal: journal_path.map(|p| p.display().to_string()),
-        warmup: market.trade_from.map(|f| (market.warmup_bars, f)),
-    };
-    Ok(Ran { ctx, result })
+    Ok(Ran { ctx: run.context, result: run.output })
 }

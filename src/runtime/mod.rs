@@ -1,7 +1,7 @@
 //! The runtime layer: every piece of I/O, one room per concern.
 //!
 //! Rooms depend on earlier rooms only, in this order: [`data`] → [`library`] → [`journal`] →
-//! [`broker`] → [`phases`] → [`bot`] (a test checks it); [`files`] (opening regular files
+//! [`broker`] → [`phases`] → [`research`] → [`bot`] (a test checks it); [`files`] (opening regular files
 //! only) is used by all. Nothing here is used by `engine`, `dsl` or `config`.
 //!
 //! | room | holds |
@@ -11,7 +11,8 @@
 //! | [`journal`] | the SQLite journal: its writer and resume, its lock (one bot per journal), the bot's control records (trading state, requests, approvals), broker records, reload records, the run's own evidence, reports and the trading log |
 //! | [`broker`] | the Alpaca REST client and live bar feed, the gateway that sends orders and books what the broker answers, the live gates, execution quality |
 //! | [`phases`] | gate reports and their metrics, the phase store (approvals, promotions, demotions), phase limits |
-//! | [`bot`] | the paper/live run loop and a bot's status |
+//! | [`research`] | running a bot over history as an experiment: the backtest's typed plan |
+//! | [`bot`] | a start's typed plan and checks, the paper/live run loop, a bot's status |
 
 pub mod bot;
 pub mod broker;
@@ -20,3 +21,4 @@ pub mod files;
 pub mod journal;
 pub mod library;
 pub mod phases;
+pub mod research;

@@ -1,4 +1,5 @@
-//! `dsl run`'s typed plan ([`tradedsl::runtime::bot::plan`]), used the way the command uses it:
+//! The typed plans of `dsl run` ([`tradedsl::runtime::bot::plan`]) and `dsl backtest`
+//! ([`tradedsl::runtime::research::backtest`]), used the way the commands use them:
 //! the checks of a start refuse what they must before anything trades, and a prepared plan
 //! runs the bot to the same end as the command.
 
@@ -50,4 +51,60 @@ fn a_prepared_plan_runs_the_bot_to_the_end_of_its_bars() {
     assert!(outcome.completed);
     assert!(outcome.timestamps > 1_000, "five years of daily bars: {}", outcome.timestamps);
     assert!(outcome.stats.orders_filled > 0);
+}
+
+mod backtest {
+    use std::path::PathBuf;
+
+    use tradedsl::config::manifest::FillTiming;
+    use tradedsl::runtime::library::source::DataRequest;
+    use tradedsl::runtime::research::backtest::{BacktestPlan, BacktestRequest, JournalChoice};
+
+    fn request(journal: JournalChoice) -> BacktestRequest {
+        BacktestRequest {
+            manifest: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/reference.yaml"),
+            data: DataRequest::default(),
+            cash: Some(50_000.0),
+            commission: None,
+            slippage: None,
+            fill: Some(FillTiming::Close),
+            journal,
+        }
+    }
+
+    #[test]
+    fn the_request_overrides_the_manifest_and_runs_share_one_load_of_the_bars() {
+        let plan = BacktestPlan::load(request(JournalChoice::Off)).unwrap();
+        assert_eq!(plan.settings().starting_cash, 50_000.0);
+        assert_eq!(plan.settings().fill, FillTiming::Close);
+        // The manifest's commission (0.1%) stands where the request says nothing.
+        assert!((plan.settings().costs.commission - 0.001).abs() < 1e-12);
+        assert_eq!(plan.journal_path(), None);
+        let market = plan.market().unwrap();
+        let (a, b) = (plan.run(&market).unwrap(), plan.run(&market).unwrap());
+        assert!(a.output.metrics.trade_count > 0);
+        assert_eq!(a.output.trades, b.output.trades);
+        assert_eq!(a.context.run_id, None);
+    }
+
+    #[test]
+    fn a_journaled_run_gets_its_run_id_and_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("j.sqlite");
+        let plan = BacktestPlan::load(request(JournalChoice::At(db.clone()))).unwrap();
+        let run = plan.run(&plan.market().unwrap()).unwrap();
+        assert_eq!(run.journal.as_deref(), Some(db.as_path()));
+        let id = run.context.run_id.expect("journaled");
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let (kind, cash): (String, f64) = c
+            .query_row(
+                "SELECT kind, json_extract(settings, '$.starting_cash') FROM runs WHERE run_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((kind.as_str(), cash), ("backtest", 50_000.0));
+        let trades: i64 = c.query_row("SELECT COUNT(*) FROM trades WHERE run_id = ?1", [id], |r| r.get(0)).unwrap();
+        assert_eq!(trades as usize, run.output.trades.len());
+    }
 }
