@@ -125,10 +125,19 @@ pub trait EventSink {
     fn note(&mut self, _note: &Note<'_>) {}
     /// The trading state changed (ACTIVE, REDUCING, HALTED).
     fn state_change(&mut self, _change: &StateChange) {}
+    /// Whether [`EventSink::decision`] keeps anything: `false` spares the engine building
+    /// each rule's seen values for every order (a sink that discards them).
+    fn wants_decisions(&self) -> bool {
+        true
+    }
 }
 
 /// Discards every event.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NullSink;
 
-impl EventSink for NullSink {}
+impl EventSink for NullSink {
+    fn wants_decisions(&self) -> bool {
+        false
+    }
+}

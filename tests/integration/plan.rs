@@ -108,3 +108,41 @@ mod backtest {
         assert_eq!(trades as usize, run.output.trades.len());
     }
 }
+
+/// A sink that discards decisions (the engine then skips building their seen values) trades
+/// exactly like one that keeps them.
+#[test]
+fn skipping_decision_details_changes_no_trade() {
+    use tradedsl::engine::backtest;
+    use tradedsl::engine::events::{Decision, EventSink, NullSink};
+    use tradedsl::runtime::research::backtest::{BacktestPlan, BacktestRequest, JournalChoice};
+
+    #[derive(Default)]
+    struct Counting(usize);
+    impl EventSink for Counting {
+        fn decision(&mut self, d: &Decision<'_>) {
+            assert!(!d.policy.is_empty());
+            self.0 += 1;
+        }
+    }
+    let plan = BacktestPlan::load(BacktestRequest {
+        manifest: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/bot.yaml"),
+        data: DataRequest::default(),
+        cash: None,
+        commission: None,
+        slippage: None,
+        fill: None,
+        journal: JournalChoice::Off,
+    })
+    .unwrap();
+    let market = plan.market().unwrap();
+    let run = |sink: &mut dyn EventSink| {
+        backtest::run_from(plan.bundle().clone(), &market.series, plan.settings().clone(), market.trade_from, sink)
+    };
+    let mut counting = Counting::default();
+    let (kept, discarded) = (run(&mut counting), run(&mut NullSink));
+    assert!(counting.0 > 100, "the example bot's policies judge every order: {}", counting.0);
+    assert_eq!(kept.trades, discarded.trades);
+    assert_eq!(kept.metrics, discarded.metrics);
+    assert_eq!(kept.stats, discarded.stats);
+}

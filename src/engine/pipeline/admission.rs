@@ -149,10 +149,10 @@ impl Engine {
         };
         let mut script_errors = 0;
         let mut warned = Vec::new();
+        let detail = sink.wants_decisions();
         let check = |v: &RuleVerdict, compiled: &CompiledRule| {
             let doc = &policies[v.policy].doc;
             let rule = &doc.rules[v.rule];
-            let seen = seen_values(compiled, &values, &fields, &names);
             if v.error.is_some() && matches!(compiled.eval, RuleEval::Script(_)) {
                 script_errors += 1;
             }
@@ -171,6 +171,10 @@ impl Engine {
             if v.fired && rule.action.value == Action::Warn {
                 warned.push(format!("{}/{}", doc.name.value, rule.id.value));
             }
+            if !detail {
+                return;
+            }
+            let seen = seen_values(compiled, &values, &fields, &names);
             sink.decision(&Decision {
                 order: Some(order),
                 ts: order.created_ts,
