@@ -262,7 +262,8 @@ pub struct Engine {
     /// The slots holding a position or waiting on a market order, in slot order: what
     /// valuation and exposure walk (kept by [`Engine::touch`]), so that an order's checks cost
     /// the same with 5,000 quiet symbols as with 5.
-    active: std::collections::BTreeSet<usize>,
+    /// (A sorted vector: walked at every mark, changed only by orders and fills.)
+    active: Vec<usize>,
     /// Cash, the equity peak, the day's starting equity.
     portfolio: Portfolio,
     /// The trading state, the mark-time rules, the order counters, allocation buckets and
@@ -376,7 +377,7 @@ impl Engine {
             settings,
             symbols: states,
             slots,
-            active: std::collections::BTreeSet::new(),
+            active: Vec::new(),
             scratch: Vec::with_capacity(64),
             trades: Vec::new(),
             stats: RunStats::default(),

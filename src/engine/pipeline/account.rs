@@ -201,10 +201,13 @@ impl Engine {
     #[inline]
     pub(super) fn touch(&mut self, slot_id: usize) {
         let s = &self.slots[slot_id];
-        if s.position.is_some() || s.pending_market {
-            self.active.insert(slot_id);
-        } else {
-            self.active.remove(&slot_id);
+        let busy = s.position.is_some() || s.pending_market;
+        match self.active.binary_search(&slot_id) {
+            Err(k) if busy => self.active.insert(k, slot_id),
+            Ok(k) if !busy => {
+                self.active.remove(k);
+            }
+            _ => {}
         }
     }
 
