@@ -146,3 +146,51 @@ fn skipping_decision_details_changes_no_trade() {
     assert_eq!(kept.metrics, discarded.metrics);
     assert_eq!(kept.stats, discarded.stats);
 }
+
+mod stress {
+    use std::path::PathBuf;
+
+    use tradedsl::runtime::research::backtest::JournalChoice;
+    use tradedsl::runtime::research::stress::{StressPlan, StressRequest};
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn a_scenario_on_a_symbol_without_data_is_refused_before_any_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let scenarios = dir.path().join("s.yaml");
+        std::fs::write(
+            &scenarios,
+            "kind: stress\nname: t\nmax_drawdown: 20%\nscenarios:\n  - name: c\n    crash: 50%\n    symbols: [TSLA]\n",
+        )
+        .unwrap();
+        let db = dir.path().join("j.sqlite");
+        let diags = StressPlan::load(StressRequest {
+            manifest: root().join("examples/bot.yaml"),
+            scenarios,
+            journal: JournalChoice::At(db.clone()),
+        })
+        .err()
+        .expect("TSLA has no data");
+        assert!(diags.iter().any(|d| d.message.contains("no data for `TSLA`") && d.span.is_some()), "{diags:?}");
+        assert!(!db.exists(), "nothing was journaled");
+    }
+
+    #[test]
+    fn the_baseline_runs_first_then_every_scenario_in_file_order() {
+        let plan = StressPlan::load(StressRequest {
+            manifest: root().join("examples/bot.yaml"),
+            scenarios: root().join("examples/stress.yaml"),
+            journal: JournalChoice::Off,
+        })
+        .unwrap();
+        let outcomes = plan.run().unwrap();
+        let names: Vec<&str> = outcomes.iter().map(|o| o.name.as_str()).collect();
+        let expected: Vec<&str> =
+            std::iter::once("baseline").chain(plan.doc().scenarios.iter().map(|s| s.name.value.as_str())).collect();
+        assert_eq!(names, expected);
+        assert!(outcomes[0].result.metrics.trade_count > 0);
+    }
+}

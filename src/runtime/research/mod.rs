@@ -1,5 +1,7 @@
-//! Research: running a bot over history as an experiment, not as a trading bot. Today the
-//! backtest's typed plan ([`backtest`]: load the bot and its bars once, run it, journal it);
-//! parameter sweeps and walk-forward windows build on it.
+//! Research: running a bot over history as an experiment, not as a trading bot. The backtest's
+//! typed plan ([`backtest`]: load the bot and its bars once, run it, journal it) and the stress
+//! test's ([`stress`]: the baseline and every scenario); parameter sweeps and walk-forward
+//! windows build on them.
 
 pub mod backtest;
+pub mod stress;
