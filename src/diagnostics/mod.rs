@@ -190,8 +190,8 @@ fn ceil_char(text: &str, i: usize) -> usize {
 }
 
 impl SourceCode for SourceFile {
-    /// miette's snippet of `span`, or, when the span sits on a line longer than [`LONG_LINE`]
-    /// (a minified or one-line document), a window of that line [`WINDOW`] bytes either side of
+    /// miette's snippet of `span`, or, when the span sits on a line longer than `LONG_LINE`
+    /// (a minified or one-line document), a window of that line `WINDOW` bytes either side of
     /// the span: miette lays out whole lines, and a line of 100 kB is unreadable (and past
     /// column 65,535 it panics inside miette).
     fn read_span<'a>(

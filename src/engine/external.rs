@@ -8,7 +8,7 @@
 //! (cancelled, rejected or expired without a fill). Cancelling the other protective orders
 //! of a closed position queues a `Cancel`. Nothing here does I/O.
 //!
-//! A cancelled order stays in [`ExternalBook::cancelling`] until the runtime confirms the
+//! A cancelled order stays in `ExternalBook::cancelling` until the runtime confirms the
 //! cancellation ([`super::pipeline::Engine::end_order`]): at a broker a cancel can lose the
 //! race against a fill (a stop that triggers while the strategy's exit cancels it), and that
 //! fill must still be booked ([`super::pipeline::Engine::apply_fill`] finds the order there).

@@ -79,7 +79,7 @@ impl Engine {
     }
 
     /// Outside orders the engine cancelled whose cancellation the broker has not confirmed
-    /// yet (see [`super::external`]).
+    /// yet (see [`crate::engine::external`]).
     pub fn cancelling_orders(&self) -> &[Order] {
         self.external.as_ref().map_or(&[], |b| &b.cancelling)
     }

@@ -5,7 +5,7 @@ use super::*;
 
 impl Engine {
     /// Attaches the approval queue: `require_approval` orders then wait there for a person
-    /// (see [`super::approvals`]) instead of being denied at once.
+    /// (see [`crate::engine::approvals`]) instead of being denied at once.
     pub fn set_approval_desk(&mut self, desk: Box<dyn ApprovalDesk + Send>) {
         self.approvals.set_desk(desk);
     }

@@ -5,7 +5,7 @@
 //! bar times divided by `speed`, slept with tokio) or as fast as possible. Each timestamp's
 //! bars go through [`Engine::on_bar`], the streaming path a live feed uses.
 //!
-//! **Durability.** After each timestamp the account is valued and a [`Checkpoint`] commits
+//! **Durability.** After each timestamp the account is valued and a [`crate::runtime::journal::Checkpoint`] commits
 //! that timestamp's journal rows together with the account (`run_status`); when the replay
 //! outruns the disk, up to 64 checkpoints share one commit, and orders for a broker are always
 //! committed before they are sent. A run killed at any point, even with SIGKILL, loses at most
@@ -51,7 +51,7 @@
 //! **Shape.** The bars go through the one event loop every driver runs
 //! ([`crate::engine::event_loop`], the backtest's too). [`run`] sets the bot up (journal, lease,
 //! the state to resume, the broker) and ends the run; what the bot does around each timestamp
-//! is its driver's ([`super::paper_driver`]), in the order of the recovery contract: a restart
+//! is its driver's (`paper_driver`), in the order of the recovery contract: a restart
 //! restores and dispatches before it waits for a bar; between two bars, requests, reloads, the
 //! daily demotion check and the broker's news, in that order; after a bar, the checkpoint, then
 //! the write-ahead sync, then the dispatch.

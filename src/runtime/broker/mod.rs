@@ -1,7 +1,7 @@
 //! The broker boundary: the Alpaca REST client ([`alpaca`]), the gateway that sends the
 //! engine's orders and books what the broker answers ([`gateway`]), the gates that keep a bot
 //! off live money until every one holds ([`live_gate`]), the journaled broker records a
-//! restart replays ([`broker_log`]) and the execution-quality report ([`execution`]).
+//! restart replays ([`crate::runtime::journal::broker_log`]) and the execution-quality report ([`execution`]).
 
 pub mod alpaca;
 pub mod execution;

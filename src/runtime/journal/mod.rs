@@ -60,7 +60,7 @@ pub use schema::{check_integrity, open_read, open_read_checked, table_exists};
 /// still open (a checkpoint commits; the next row opens the next transaction).
 type WriterResult = (Connection, Option<rusqlite::Error>, bool);
 
-/// An open journal with a run in progress. Implements [`EventSink`].
+/// An open journal with a run in progress. Implements [`crate::engine::events::EventSink`].
 ///
 /// Nothing is visible to readers before [`Journal::finish`] commits the run's transaction.
 pub struct Journal {

@@ -100,7 +100,7 @@ pub(super) enum Row {
     Sync(SyncSender<Result<(), String>>),
 }
 
-/// What a restarted bot needs from its unfinished run ([`Journal::resume`]).
+/// What a restarted bot needs from its unfinished run ([`super::Journal::resume`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resumed {
     /// The run's id.

@@ -1,7 +1,7 @@
 //! Hot reload: rebuild the bundle when its files change, and swap it in only if it is valid.
 //!
 //! A [`Reloader`] owns the current bundle behind an [`ArcSwap`]. Consumers (the bot's event
-//! loop, `dsl validate --watch`) take a snapshot with [`BundleHandle::load_full`] whenever
+//! loop, `dsl validate --watch`) take a snapshot with `BundleHandle::load_full` whenever
 //! they start an evaluation; a snapshot is a complete, validated, immutable bundle, so no
 //! evaluation ever sees a half-built one, and an evaluation in flight keeps its snapshot while a
 //! new bundle is swapped in.

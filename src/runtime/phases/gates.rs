@@ -2,7 +2,7 @@
 //!
 //! For each gate or demotion rule of a phase, the journal is read for the runs the rule
 //! names (`from`), narrowed to its strategy and window, turned into
-//! [`MetricInputs`](crate::engine::gate_metrics::MetricInputs), and the rule's expression is
+//! [`crate::engine::gate_metrics::MetricInputs`], and the rule's expression is
 //! evaluated on the metrics ([`crate::engine::gate_metrics::compute`]).
 //!
 //! Which runs:

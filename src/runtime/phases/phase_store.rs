@@ -405,6 +405,8 @@ impl DemotionWatch {
         if self.conn.is_none() && self.path.exists() {
             self.conn = Some(crate::runtime::journal::open_read(&self.path)?);
         }
+        // One read transaction for the check's queries: one snapshot of the journal, one lock
+        // taken instead of one per query (ended, as a rollback, when `read` drops).
         let read = match &self.conn {
             Some(c) => Some(c.unchecked_transaction().map_err(|e| db_err(&self.path, e))?),
             None => None,

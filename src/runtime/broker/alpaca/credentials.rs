@@ -23,7 +23,7 @@ impl Credentials {
         Credentials { key_id: key_id.into(), secret: secret.into() }
     }
 
-    /// Reads [`KEY_ID_VAR`] and [`SECRET_VAR`].
+    /// Reads `APCA_API_KEY_ID` and `APCA_API_SECRET_KEY`.
     ///
     /// # Errors
     /// [`BrokerError::Credentials`] naming the variable that is missing or empty (never its

@@ -1,6 +1,6 @@
 //! Reading OHLCV bars from CSV files (the csv crate does the tokenising).
 //!
-//! The layout is detected unless given ([`layout`]):
+//! The layout is detected unless given (`layout`):
 //!
 //! - **delimiter**: `,`, `;`, tab or `|`, whichever splits the first lines most consistently;
 //! - **preamble**: lines before the header (e.g. a "Created by ..." line) are skipped;
@@ -20,7 +20,7 @@
 //! Missing cells (empty, `NaN`, `null`, `NA`, `N/A`, `-`) in open/high/low/close make the row
 //! skipped (reported with its line numbers) or an error (with [`OnMissing::Error`]); a missing
 //! volume reads as 0. **Bad rows** (another number of fields than the header, inconsistent
-//! prices, an implausible time, price or volume; see [`rows`]) are skipped and reported the
+//! prices, an implausible time, price or volume; see `rows`) are skipped and reported the
 //! same way, or an error. A cell that is not a number, or a time that does not parse, is an
 //! error naming the file, line and column. Nothing is returned unless the whole file is valid.
 //!
