@@ -248,12 +248,13 @@ impl RunPlan {
     /// # Errors
     /// What stopped the bot (see [`super::paper::run`]).
     pub fn start(self) -> Result<PaperOutcome, Diagnostic> {
-        let RunPlan { config, runtime, stop, watch: _watch, journal, bars, broker } = self;
+        // `watch` lives until the run ends: dropping it stops watching.
+        let RunPlan { config, runtime, stop, watch, journal, bars, broker } = self;
         let span = tracing::info_span!("bot", bot = %config.settings.bot, run = tracing::field::Empty);
         span.in_scope(|| {
             tracing::info!("trading `{}` on {bars} ({broker}); journal {}", config.settings.bot, journal.display());
             tracing::info!("press Ctrl-C to stop; starting again resumes where it stopped");
-            if _watch.is_some() {
+            if watch.is_some() {
                 tracing::info!("watching the bot's documents: a valid edit takes effect at the next bar");
             }
         });
