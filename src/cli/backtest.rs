@@ -13,8 +13,8 @@ use super::{BarArgs, EXIT_OK, Out, exit_code_for, parse_cash, parse_cost_rate, w
 use crate::config::manifest::FillTiming;
 use crate::engine::backtest;
 use crate::runtime::journal::report::{self, ReportContext};
-use crate::runtime::library::source::{DataArg, DataRequest};
-use crate::runtime::research::backtest::{BacktestPlan, BacktestRequest, JournalChoice};
+use crate::runtime::library::source::DataArg;
+use crate::runtime::research::backtest::{BacktestPlan, BacktestRequest};
 
 /// Fill timing flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,14 +194,7 @@ fn compare(args: &Args, out: Out) -> u8 {
 fn request(path: &std::path::Path, args: &Args) -> BacktestRequest {
     BacktestRequest {
         manifest: path.to_path_buf(),
-        data: DataRequest {
-            data: args.data.clone(),
-            store: args.store.clone(),
-            from: args.bars.from,
-            to: args.bars.to,
-            timezone: args.bars.timezone,
-            time_format: args.bars.time_format.clone(),
-        },
+        data: args.bars.request(args.data.clone(), args.store.clone()),
         cash: args.cash,
         commission: args.commission,
         slippage: args.slippage,
@@ -209,11 +202,7 @@ fn request(path: &std::path::Path, args: &Args) -> BacktestRequest {
             Fill::Close => FillTiming::Close,
             Fill::NextOpen => FillTiming::NextOpen,
         }),
-        journal: match (&args.journal, args.no_journal) {
-            (_, true) => JournalChoice::Off,
-            (Some(p), false) => JournalChoice::At(p.clone()),
-            (None, false) => JournalChoice::Manifest,
-        },
+        journal: super::journal_choice(args.journal.as_deref(), args.no_journal),
     }
 }
 

@@ -189,6 +189,38 @@ pub struct BarArgs {
     pub time_format: Option<String>,
 }
 
+impl BarArgs {
+    /// The data request of these options, reading `data` and `store` (none: the manifest's).
+    pub fn request(
+        &self,
+        data: Vec<crate::runtime::library::source::DataArg>,
+        store: Option<std::path::PathBuf>,
+    ) -> crate::runtime::library::source::DataRequest {
+        crate::runtime::library::source::DataRequest {
+            data,
+            store,
+            from: self.from,
+            to: self.to,
+            timezone: self.timezone,
+            time_format: self.time_format.clone(),
+        }
+    }
+}
+
+/// Where a command journals: `--no-journal` turns it off, `--journal FILE` chooses the file,
+/// else the manifest's `database`.
+pub fn journal_choice(
+    journal: Option<&std::path::Path>,
+    no_journal: bool,
+) -> crate::runtime::research::backtest::JournalChoice {
+    use crate::runtime::research::backtest::JournalChoice;
+    match (journal, no_journal) {
+        (_, true) => JournalChoice::Off,
+        (Some(p), false) => JournalChoice::At(p.to_path_buf()),
+        (None, false) => JournalChoice::Manifest,
+    }
+}
+
 /// Parses an IANA time zone name for clap.
 pub fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
     s.parse::<chrono_tz::Tz>()

@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use super::{BarArgs, EXIT_OK, Out, exit_code_for};
 use crate::engine::market::format_utc;
 use crate::runtime::bot::plan::{FeedRequest, LoadedBot, RunRequest};
-use crate::runtime::library::source::DataRequest;
 
 /// Arguments of `dsl run`.
 #[derive(Debug, clap::Args)]
@@ -116,14 +115,7 @@ fn request(args: &Args) -> RunRequest {
     RunRequest {
         manifest: args.path.clone(),
         journal: args.journal.clone(),
-        bars: DataRequest {
-            data: vec![],
-            store: None,
-            from: args.bars.from,
-            to: args.bars.to,
-            timezone: args.bars.timezone,
-            time_format: args.bars.time_format.clone(),
-        },
+        bars: args.bars.request(vec![], None),
         feed: match args.feed {
             FeedKind::Replay => FeedRequest::Replay {
                 speed: match args.speed {

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use super::{EXIT_INVALID, EXIT_OK, Out, exit_code_for};
 use crate::config::stress::StressDoc;
 use crate::engine::market::format_utc;
-use crate::runtime::research::backtest::JournalChoice;
 use crate::runtime::research::stress::{StressOutcome as Outcome, StressPlan, StressRequest};
 
 /// Arguments of `dsl stress`.
@@ -35,11 +34,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     let request = StressRequest {
         manifest: args.path.clone(),
         scenarios: args.scenarios.clone(),
-        journal: match (&args.journal, args.no_journal) {
-            (_, true) => JournalChoice::Off,
-            (Some(p), false) => JournalChoice::At(p.clone()),
-            (None, false) => JournalChoice::Manifest,
-        },
+        journal: super::journal_choice(args.journal.as_deref(), args.no_journal),
     };
     let plan = match StressPlan::load(request) {
         Ok(p) => p,

@@ -145,22 +145,24 @@ impl<'a> SeriesFeed<'a> {
     pub fn trade(&mut self, ts: i64, engine: &mut Engine, sink: &mut dyn EventSink) {
         if self.series.len() == 1 {
             // Times are strictly increasing within a series: one bar at most.
-            let c = self.cursor[0];
-            if self.series[0].ts.get(c) == Some(&ts) {
-                match self.path {
-                    BarPath::Blocks => engine.on_series_bar(0, &self.series[0], c, sink),
-                    BarPath::Streaming => engine.on_bar(0, &self.series[0].bar(c), sink),
-                }
-                self.cursor[0] = c + 1;
+            if self.series[0].ts.get(self.cursor[0]) == Some(&ts) {
+                self.feed_bar(0, engine, sink);
+                self.cursor[0] += 1;
             }
             return;
         }
         while let Some(i) = self.take(ts) {
-            match self.path {
-                BarPath::Blocks => engine.on_series_bar(i, &self.series[i], self.cursor[i], sink),
-                BarPath::Streaming => engine.on_bar(i, &self.series[i].bar(self.cursor[i]), sink),
-            }
+            self.feed_bar(i, engine, sink);
             self.advance(i);
+        }
+    }
+
+    /// Hands symbol `i`'s current bar to the engine on this feed's path.
+    #[inline]
+    fn feed_bar(&self, i: usize, engine: &mut Engine, sink: &mut dyn EventSink) {
+        match self.path {
+            BarPath::Blocks => engine.on_series_bar(i, &self.series[i], self.cursor[i], sink),
+            BarPath::Streaming => engine.on_bar(i, &self.series[i].bar(self.cursor[i]), sink),
         }
     }
 }

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -46,18 +45,17 @@ fn read_only(db: &Path) -> Option<Connection> {
 
 /// Waits until the journal has a reload with `outcome`; its bar time.
 fn wait_for_reload(db: &Path, outcome: &str, child: &mut std::process::Child) -> i64 {
-    let start = Instant::now();
-    loop {
-        let ts = read_only(db).and_then(|c| {
+    let mut ts = None;
+    let journaled = crate::common::wait_until(&format!("{outcome} reload journaled"), child, || {
+        ts = read_only(db).and_then(|c| {
             c.query_row("SELECT ts FROM reloads WHERE outcome = ?1", [outcome], |r| r.get::<_, i64>(0)).ok()
         });
-        if let Some(ts) = ts {
-            return ts;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the bot ended before the {outcome} reload was journaled");
-        assert!(start.elapsed() < Duration::from_secs(30), "no {outcome} reload journaled");
-        std::thread::sleep(Duration::from_millis(20));
+        ts.is_some()
+    });
+    if let Err(status) = journaled {
+        panic!("the bot ended ({status}) before the {outcome} reload was journaled");
     }
+    ts.unwrap_or_default()
 }
 
 fn orders(db: &Path, cond: &str) -> Vec<Vec<String>> {
@@ -262,14 +260,10 @@ fn a_running_bot_survives_a_hundred_broken_edits() {
         let r = crate::common::xorshift(&mut seed);
         let before = reloads(&db);
         std::fs::write(&macd, broken(&original, r % 10, n, r >> 8)).unwrap();
-        let start = Instant::now();
-        while reloads(&db) == before {
-            let stderr = || std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap_or_default();
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("the bot ended ({status}) at edit {n} (kind {}): {}", r % 10, stderr());
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "edit {n} (kind {}) was never journaled", r % 10);
-            std::thread::sleep(Duration::from_millis(5));
+        let what = format!("journaled reload of edit {n} (kind {})", r % 10);
+        if let Err(status) = crate::common::wait_until(&what, &mut child, || reloads(&db) != before) {
+            let stderr = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap_or_default();
+            panic!("the bot ended ({status}) at edit {n} (kind {}): {stderr}", r % 10);
         }
     }
     let from = crate::common::checkpoints(&db);
