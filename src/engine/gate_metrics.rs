@@ -27,11 +27,9 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::dsl::catalog::{FIELD_COUNT, FieldId};
 
-/// One closed trade.
-#[derive(Debug, Clone, PartialEq)]
+/// One closed trade (its strategy is chosen before the metrics are computed).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TradeRecord {
-    /// Strategy name (shared: a running bot's evidence hands its trades out every day).
-    pub strategy: std::sync::Arc<str>,
     /// Exit time, UTC seconds.
     pub exit_ts: i64,
     /// Pnl, fees included (currency).
@@ -74,6 +72,8 @@ pub struct MetricInputs {
     /// `metric.monthly_return` stay NaN): a running bot's daily check of rules that read none
     /// of them.
     pub skip_months: bool,
+    /// Skip the t-test (`metric.t_stat`, `metric.p_value` stay NaN): rules that read neither.
+    pub skip_t_test: bool,
 }
 
 /// Reshuffles of the `luck` test.
@@ -85,11 +85,19 @@ pub fn compute(m: &MetricInputs) -> Vec<f64> {
     let mut set = |id: FieldId, v: f64| f[id as usize] = v;
     let n = m.trades.len();
     set(FieldId::MetricTrades, n as f64);
-    let wins: Vec<f64> = m.trades.iter().filter(|t| t.pnl > 0.0).map(|t| t.pnl).collect();
-    let losses: Vec<f64> = m.trades.iter().filter(|t| t.pnl < 0.0).map(|t| -t.pnl).collect();
-    let (gross_win, gross_loss): (f64, f64) = (wins.iter().sum(), losses.iter().sum());
+    // One pass, summing in trade order (the same sums as summing each side's list).
+    let (mut wins, mut losses, mut gross_win, mut gross_loss) = (0usize, 0usize, 0.0, 0.0);
+    for t in &m.trades {
+        if t.pnl > 0.0 {
+            wins += 1;
+            gross_win += t.pnl;
+        } else if t.pnl < 0.0 {
+            losses += 1;
+            gross_loss += -t.pnl;
+        }
+    }
     if n > 0 {
-        set(FieldId::MetricWinRate, wins.len() as f64 / n as f64);
+        set(FieldId::MetricWinRate, wins as f64 / n as f64);
         set(FieldId::MetricAvgPnl, m.trades.iter().map(|t| t.ret).sum::<f64>() / n as f64);
         set(FieldId::MetricMaxLoss, m.trades.iter().map(|t| -t.ret).fold(0.0, f64::max));
     }
@@ -97,18 +105,21 @@ pub fn compute(m: &MetricInputs) -> Vec<f64> {
     if gross_loss > 0.0 {
         set(FieldId::MetricProfitFactor, gross_win / gross_loss);
     }
-    if !wins.is_empty() && !losses.is_empty() {
-        set(FieldId::MetricRiskReward, (gross_win / wins.len() as f64) / (gross_loss / losses.len() as f64));
+    if wins > 0 && losses > 0 {
+        set(FieldId::MetricRiskReward, (gross_win / wins as f64) / (gross_loss / losses as f64));
     }
     // Equity: daily marks, else the closed-trade curve.
-    let curve: Vec<(i64, f64)> = if m.equity.is_empty() { trade_curve(m) } else { m.equity.clone() };
+    let curve: std::borrow::Cow<'_, [(i64, f64)]> =
+        if m.equity.is_empty() { trade_curve(m).into() } else { m.equity.as_slice().into() };
     let start = if m.equity.is_empty() { m.start_equity } else { m.equity[0].1 };
     if curve.len() > 1 || (!curve.is_empty() && m.equity.is_empty()) {
-        let values: Vec<f64> = curve.iter().map(|p| p.1).collect();
-        let dd = m.run_max_drawdown.filter(|_| m.equity.is_empty()).unwrap_or_else(|| max_drawdown(start, &values));
+        let dd = m
+            .run_max_drawdown
+            .filter(|_| m.equity.is_empty())
+            .unwrap_or_else(|| max_drawdown_of(start, curve.iter().map(|p| p.1)));
         set(FieldId::MetricMaxDrawdown, dd);
-        if let Some(last) = values.last() {
-            set(FieldId::MetricTotalReturn, last / start - 1.0);
+        if let Some(last) = curve.last() {
+            set(FieldId::MetricTotalReturn, last.1 / start - 1.0);
         }
         if !m.skip_months {
             let months = monthly_returns(start, &curve);
@@ -128,7 +139,9 @@ pub fn compute(m: &MetricInputs) -> Vec<f64> {
     if !m.slippage_bps.is_empty() {
         set(FieldId::MetricAvgSlippageBps, m.slippage_bps.iter().sum::<f64>() / m.slippage_bps.len() as f64);
     }
-    if let Some((t, p)) = t_test(&m.trades.iter().map(|t| t.ret).collect::<Vec<_>>()) {
+    if !m.skip_t_test
+        && let Some((t, p)) = t_test(&m.trades.iter().map(|t| t.ret).collect::<Vec<_>>())
+    {
         set(FieldId::MetricTStat, t);
         set(FieldId::MetricPValue, p);
     }
@@ -162,9 +175,14 @@ fn trade_curve(m: &MetricInputs) -> Vec<(i64, f64)> {
 
 /// Deepest peak-to-trough decline of `values`, starting from `start` (fraction).
 pub fn max_drawdown(start: f64, values: &[f64]) -> f64 {
+    max_drawdown_of(start, values.iter().copied())
+}
+
+/// [`max_drawdown`] of values given one by one.
+fn max_drawdown_of(start: f64, values: impl IntoIterator<Item = f64>) -> f64 {
     let mut peak = start;
     let mut dd: f64 = 0.0;
-    for &v in values {
+    for v in values {
         peak = peak.max(v);
         if peak > 0.0 {
             dd = dd.max((peak - v) / peak);
@@ -247,7 +265,7 @@ mod tests {
     use super::*;
 
     fn t(exit_ts: i64, pnl: f64) -> TradeRecord {
-        TradeRecord { strategy: "s".into(), exit_ts, pnl, ret: pnl / 1000.0 }
+        TradeRecord { exit_ts, pnl, ret: pnl / 1000.0 }
     }
 
     #[test]

@@ -233,7 +233,11 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     // The bundle in force (its phases' demotion rules are checked daily).
     let current = start_bundle.clone();
     let demotion_watch = crate::runtime::phases::phase_store::DemotionWatch::new(&cfg.journal);
-    journal.keep_evidence(cfg.settings.starting_cash, resumed.is_some())?;
+    journal.keep_evidence(
+        cfg.settings.starting_cash,
+        cfg.run_settings.environment.as_deref() == Some("live"),
+        resumed.is_some(),
+    )?;
     let mut gateway = cfg.gateway.take();
     // Broker outcomes the unfinished run applied, replayed at their bar times.
     let (mut records, mut applied, mut next_seq) = (Vec::new(), Vec::new(), 0);

@@ -87,7 +87,7 @@ fn open(path: &Path) -> Result<Connection, Diagnostic> {
 /// Any SQLite error; then nothing was written.
 pub fn import(path: &Path, items: &[ImportItem<'_>]) -> Result<ImportCounts, Diagnostic> {
     let mut conn = open(path)?;
-    let tx = conn.transaction().map_err(|e| db_err(path, e))?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_err(path, e))?;
     let mut counts = ImportCounts::default();
     {
         let mut exists = tx

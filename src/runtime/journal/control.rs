@@ -274,7 +274,7 @@ impl ControlStore {
     /// When the database cannot be written; nothing is changed then.
     pub fn record(&mut self, c: &StateChange, source: &str) -> Result<(), Diagnostic> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| db_err(&path, e))?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_err(&path, e))?;
         write_state(&tx, &self.bot, c, source).map_err(|e| db_err(&path, e))?;
         tx.commit().map_err(|e| db_err(&path, e))
     }
@@ -296,7 +296,7 @@ impl ControlStore {
     ) -> Result<(ControlRequest, Option<StateChange>), Diagnostic> {
         let mut state = if apply_now { self.state()? } else { TradingStatus::default() };
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| db_err(&path, e))?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_err(&path, e))?;
         tx.execute(
             "INSERT INTO control_requests (bot, action, reason, message, requested_ts) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![self.bot, if halt { "halt" } else { "resume" }, reason, message, ts],
@@ -443,7 +443,9 @@ impl ApprovalDesk for ControlStore {
 
     fn decisions(&mut self, ts: i64) -> Vec<(ClientOrderId, ApprovalOutcome)> {
         let replaying = ts <= self.replay_until;
-        let Ok(tx) = self.conn.transaction() else { return Vec::new() };
+        // Read first, without a write lock: this runs at every bar while an order waits, and
+        // the journal's writer may hold the lock until its commit window ends. A decision,
+        // once made, does not change, so the rows read stay true for the write below.
         let rows: Vec<(String, String, Option<String>)> = {
             // Replaying: what was delivered at this bar time. Live: what was never delivered,
             // or delivered after the last checkpoint by a process that died before committing.
@@ -454,7 +456,7 @@ impl ApprovalDesk for ControlStore {
                 "SELECT client_order_id, status, note FROM approvals \
                  WHERE bot = CAST(?1 AS TEXT) AND status IN ('approved', 'rejected') AND (delivered = 0 OR delivered_ts > ?3)"
             };
-            let Ok(mut stmt) = tx.prepare(sql) else {
+            let Ok(mut stmt) = self.conn.prepare_cached(sql) else {
                 return Vec::new();
             };
             // Without a restart nothing delivered is delivered again.
@@ -466,6 +468,12 @@ impl ApprovalDesk for ControlStore {
             rows.filter_map(Result::ok)
                 .filter(|(id, _, _): &(String, _, _)| !self.delivered_here.contains(id))
                 .collect()
+        };
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        let Ok(tx) = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) else {
+            return Vec::new();
         };
         let mut out = Vec::new();
         for (id, status, note) in rows {

@@ -46,19 +46,15 @@ use crate::engine::orders::ClientOrderId;
 mod rows;
 pub mod schema;
 mod sink;
+mod writer;
 #[cfg(test)]
 mod tests;
 
-use rows::{BATCH, GROUP_COMMIT, OrderRow, Row, write_row};
+use rows::{BATCH, OrderRow, Row};
 pub use rows::{Checkpoint, ManualChange, Resumed, RunInfo};
 use schema::open;
+use writer::{Writer, WriterResult};
 pub use schema::{check_integrity, open_read, open_read_checked, table_exists};
-
-/// What the writer thread hands back: the connection (still inside the run's transaction)
-/// and the first write error.
-/// The writer thread's result: the connection, its first error, and whether a transaction is
-/// still open (a checkpoint commits; the next row opens the next transaction).
-type WriterResult = (Connection, Option<rusqlite::Error>, bool);
 
 /// An open journal with a run in progress. Implements [`crate::engine::events::EventSink`].
 ///
@@ -66,6 +62,8 @@ type WriterResult = (Connection, Option<rusqlite::Error>, bool);
 pub struct Journal {
     path: PathBuf,
     run_id: i64,
+    /// When the run started (`runs.started_ts`, UTC seconds).
+    started_ts: i64,
     trade_no: i64,
     order_no: i64,
     working: HashMap<ClientOrderId, OrderRow>,
@@ -101,6 +99,7 @@ impl Journal {
     pub fn begin(path: &Path, info: &RunInfo) -> Result<Journal, Diagnostic> {
         let conn = open(path)?;
         conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err(path, e))?;
+        let started_ts = now();
         conn.execute(
             "INSERT INTO runs (kind, bot, bundle_revision, started_ts, status, settings, symbols) \
              VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
@@ -108,14 +107,16 @@ impl Journal {
                 info.kind,
                 info.bot,
                 info.bundle_revision,
-                now(),
+                started_ts,
                 info.settings.to_string(),
                 serde_json::to_string(&info.symbols).unwrap_or_default()
             ],
         )
         .map_err(|e| db_err(path, e))?;
         let run_id = conn.last_insert_rowid();
-        Journal::start(path, conn, run_id, &info.bundle_revision, info.bot.clone(), true)
+        let mut j = Journal::start(path, conn, run_id, &info.bundle_revision, info.bot.clone(), true)?;
+        j.started_ts = started_ts;
+        Ok(j)
     }
 
     /// Reopens the unfinished run of `kind` for `bot` (status `running`), if there is one,
@@ -129,17 +130,17 @@ impl Journal {
             return Ok(None);
         }
         let conn = open(path)?;
-        let found: Option<(i64, String, Option<i64>)> = conn
+        let found: Option<(i64, String, Option<i64>, i64)> = conn
             .query_row(
-                "SELECT run_id, bundle_revision, last_bar_ts FROM runs WHERE kind = ?1 AND bot = ?2 AND status = 'running' \
-                 ORDER BY run_id DESC LIMIT 1",
+                "SELECT run_id, bundle_revision, last_bar_ts, started_ts FROM runs WHERE kind = ?1 AND bot = ?2 \
+                 AND status = 'running' ORDER BY run_id DESC LIMIT 1",
                 params![kind, bot],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .map(Some)
             .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
             .map_err(|e| db_err(path, e))?;
-        let Some((run_id, revision, last)) = found else { return Ok(None) };
+        let Some((run_id, revision, last, started_ts)) = found else { return Ok(None) };
         let manual = {
             let mut st = conn
                 .prepare(
@@ -162,6 +163,7 @@ impl Journal {
         // (approval requests) are written meanwhile.
         // Numbering restarts at 0: the muted replay up to the checkpoint counts again.
         let mut j = Journal::start(path, conn, run_id, &revision, bot.to_string(), false)?;
+        j.started_ts = started_ts;
         j.muted = true;
         let manual = manual
             .into_iter()
@@ -181,103 +183,17 @@ impl Journal {
     ) -> Result<Journal, Diagnostic> {
         let (tx, rx) = sync_channel::<Vec<Row>>(64);
         let failure: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-        let failed = failure.clone();
-        let journal_path = path.to_path_buf();
+        let writer = Writer::new(conn, path.to_path_buf(), run_id, bot, in_tx, failure.clone());
         let writer = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || {
-                let mut err: Option<rusqlite::Error> = None;
-                let mut in_tx = in_tx;
-                // The first failure rolls the open transaction back (the timestamp it belonged
-                // to is not durable, the last checkpoint is) and stops all writing.
-                let fail = |e: rusqlite::Error, in_tx: &mut bool, err: &mut Option<rusqlite::Error>| {
-                    if *in_tx {
-                        let _ = conn.execute_batch("ROLLBACK");
-                        *in_tx = false;
-                    }
-                    let why = journal_error(&journal_path, &e).message;
-                    *failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
-                    *err = Some(e);
-                };
-                let commit = |in_tx: &mut bool, err: &mut Option<rusqlite::Error>| {
-                    if *in_tx && err.is_none() {
-                        match conn.execute_batch("COMMIT") {
-                            Ok(()) => *in_tx = false,
-                            Err(e) => fail(e, in_tx, err),
-                        }
-                    }
-                };
-                // Group commit: a checkpoint commits at once when the writer has caught up, else
-                // with the checkpoints already queued behind it (at most GROUP_COMMIT of them), so
-                // that a replay at full speed does not pay one commit per timestamp. A commit
-                // only ever follows a checkpoint (or an explicit commit or sync): what is durable
-                // is always whole timestamps.
-                let mut uncommitted = 0usize;
-                let mut queued: Option<Vec<Row>> = None;
-                while let Some(rows) = queued.take().or_else(|| rx.recv().ok()) {
-                    let mut rows = rows.into_iter().peekable();
-                    while let Some(row) = rows.next() {
-                        let row = match row {
-                            Row::Commit => {
-                                commit(&mut in_tx, &mut err);
-                                uncommitted = 0;
-                                continue;
-                            }
-                            Row::Sync(reply) => {
-                                // Write-ahead: what was queued before is durable before the reply.
-                                commit(&mut in_tx, &mut err);
-                                uncommitted = 0;
-                                let _ =
-                                    reply.send(err.as_ref().map_or(Ok(()), |e: &rusqlite::Error| Err(e.to_string())));
-                                continue;
-                            }
-                            Row::Checkpoint(c) if err.is_none() => {
-                                if !in_tx && let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-                                    fail(e, &mut in_tx, &mut err);
-                                    continue;
-                                }
-                                in_tx = true;
-                                if let Err(e) = write_row(&conn, run_id, &bot, &Row::Checkpoint(c)) {
-                                    fail(e, &mut in_tx, &mut err);
-                                    continue;
-                                }
-                                uncommitted += 1;
-                                if rows.peek().is_none() && queued.is_none() {
-                                    queued = rx.try_recv().ok();
-                                }
-                                if queued.is_none() || uncommitted >= GROUP_COMMIT {
-                                    commit(&mut in_tx, &mut err);
-                                    uncommitted = 0;
-                                }
-                                continue;
-                            }
-                            row => row,
-                        };
-                        if err.is_some() {
-                            continue;
-                        }
-                        if !in_tx && let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-                            fail(e, &mut in_tx, &mut err);
-                            continue;
-                        }
-                        in_tx = true;
-                        let written = match row {
-                            Row::Exec(f) => f(&conn, run_id),
-                            row => write_row(&conn, run_id, &bot, &row).map(|_| ()),
-                        };
-                        if let Err(e) = written {
-                            fail(e, &mut in_tx, &mut err);
-                        }
-                    }
-                }
-                (conn, err, in_tx)
-            })
+            .spawn(move || writer.run(&rx))
             .map_err(|e| Diagnostic::error(codes::IO, format!("cannot start the journal writer: {e}")))?;
         Ok(Journal {
             identity: crate::runtime::journal::lease::file_identity(path),
             failure,
             path: path.to_path_buf(),
             run_id,
+            started_ts: 0,
             trade_no: 0,
             order_no: 0,
             working: HashMap::new(),
@@ -351,11 +267,11 @@ impl Journal {
     /// Keeps the run's own evidence for its demotion rules in memory from now on
     /// ([`crate::runtime::journal::run_evidence`]): what the journal already holds of the run (a resumed run's,
     /// up to its last checkpoint, when `resumed`), then every row as it is queued.
-    /// `starting_cash` is the run's (currency).
+    /// `starting_cash` is the run's (currency); `live`: the run trades a live account.
     ///
     /// # Errors
     /// When the journal cannot be read.
-    pub fn keep_evidence(&mut self, starting_cash: f64, resumed: bool) -> Result<(), Diagnostic> {
+    pub fn keep_evidence(&mut self, starting_cash: f64, live: bool, resumed: bool) -> Result<(), Diagnostic> {
         let mut e = if resumed {
             let conn = open_read(&self.path)?;
             crate::runtime::journal::run_evidence::RunEvidence::load(&conn, self.run_id)
@@ -364,6 +280,8 @@ impl Journal {
             crate::runtime::journal::run_evidence::RunEvidence::new(self.run_id, starting_cash)
         };
         e.starting_cash = starting_cash;
+        e.started_ts = self.started_ts;
+        e.live = live;
         self.evidence = Some(e);
         Ok(())
     }
@@ -482,12 +400,11 @@ impl Journal {
         }
         if let Some(e) = self.evidence.as_mut() {
             match &row {
-                Row::Trade(_, t) => e.trades.push(crate::engine::gate_metrics::TradeRecord {
-                    strategy: t.strategy.clone(),
+                Row::Trade(_, t) => e.trades.push((t.strategy.clone(), crate::engine::gate_metrics::TradeRecord {
                     exit_ts: t.exit_time,
                     pnl: t.pnl,
                     ret: t.pnl_pct / 100.0,
-                }),
+                })),
                 Row::Checkpoint(c) => e.checkpoint(c.ts, c.equity),
                 Row::Decision { client_order_id, ts, fired: true, action, .. } => {
                     e.fired.push((*ts, action.clone(), *client_order_id))
@@ -506,7 +423,9 @@ impl Journal {
         if self.batch.is_empty() {
             return;
         }
-        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        // A fresh batch grows as it fills: a running bot sends a few rows per timestamp, and a
+        // full-size buffer for each send cost it more than the rows.
+        let rows = std::mem::take(&mut self.batch);
         if let Some(tx) = &self.tx {
             // A send only fails when the writer stopped; `finish` reports why.
             let _ = tx.send(rows);

@@ -151,7 +151,11 @@ pub struct Checkpoint {
 pub(super) const BATCH: usize = 256;
 
 /// At most this many checkpoints share one commit (see the writer's group commit).
-pub(super) const GROUP_COMMIT: usize = 64;
+pub(super) const GROUP_COMMIT: usize = 1024;
+
+/// The longest a checkpoint waits for the checkpoints that share its commit (wall time; see
+/// the writer's group commit).
+pub(super) const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub(super) fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
@@ -272,3 +276,4 @@ pub(super) fn write_row(conn: &Connection, run_id: i64, bot: &str, row: &Row) ->
             .execute(params![run_id, ts, kind, &**origin, &**symbol, &**script, message]),
     }
 }
+

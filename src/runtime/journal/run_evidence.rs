@@ -18,18 +18,13 @@ use rusqlite::{Connection, params};
 use crate::engine::gate_metrics::TradeRecord;
 use crate::engine::orders::ClientOrderId;
 
-/// A `trades` row read as `SELECT strategy, exit_ts, pnl, pnl_pct` (`pnl_pct` is percent points;
-/// the record's return is a fraction).
+/// A `trades` row read as `SELECT exit_ts, pnl, pnl_pct` (`pnl_pct` is percent points; the
+/// record's return is a fraction).
 ///
 /// # Errors
 /// SQLite's, for a row of another shape.
 pub fn trade_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<TradeRecord> {
-    Ok(TradeRecord {
-        strategy: Arc::from(r.get::<_, String>(0)?),
-        exit_ts: r.get(1)?,
-        pnl: r.get(2)?,
-        ret: r.get::<_, f64>(3)? / 100.0,
-    })
+    Ok(TradeRecord { exit_ts: r.get(0)?, pnl: r.get(1)?, ret: r.get::<_, f64>(2)? / 100.0 })
 }
 
 /// The journaled records of one run that its demotion rules read, in journal order.
@@ -39,11 +34,15 @@ pub struct RunEvidence {
     pub run_id: i64,
     /// The run's starting cash (currency).
     pub starting_cash: f64,
+    /// When the run started (`runs.started_ts`, UTC seconds).
+    pub started_ts: i64,
+    /// The run trades a live account (`runs.settings.environment` is `live`).
+    pub live: bool,
     /// Bar time of the first checkpoint (UTC seconds), `runs.first_bar_ts`.
     pub first_bar: Option<i64>,
-    /// Closed round trips, in journal order (`trades`: strategy, exit time, pnl, return as
-    /// a fraction).
-    pub trades: Vec<TradeRecord>,
+    /// Closed round trips and their strategies, in journal order (`trades`: strategy, exit
+    /// time, pnl, return as a fraction).
+    pub trades: Vec<(Arc<str>, TradeRecord)>,
     /// `(UTC day, last bar time, close equity)` per UTC day, oldest first (`daily_equity`).
     pub daily: Vec<(i64, i64, f64)>,
     /// Guardrail rules that fired: bar time, action, the order they judged (none for a rule
@@ -66,16 +65,25 @@ impl RunEvidence {
     /// # Errors
     /// SQLite's.
     pub fn load(conn: &Connection, run_id: i64) -> rusqlite::Result<Self> {
-        let (starting_cash, first_bar): (Option<f64>, Option<i64>) = conn.query_row(
-            "SELECT json_extract(settings, '$.starting_cash'), first_bar_ts FROM runs WHERE run_id = ?1",
+        let (starting_cash, first_bar, started_ts, live): (Option<f64>, Option<i64>, i64, bool) = conn.query_row(
+            "SELECT json_extract(settings, '$.starting_cash'), first_bar_ts, started_ts, \
+             COALESCE(json_extract(settings, '$.environment'), '') = 'live' FROM runs WHERE run_id = ?1",
             [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        let mut e =
-            RunEvidence { run_id, starting_cash: starting_cash.unwrap_or(0.0), first_bar, ..Default::default() };
+        let mut e = RunEvidence {
+            run_id,
+            starting_cash: starting_cash.unwrap_or(0.0),
+            started_ts,
+            live,
+            first_bar,
+            ..Default::default()
+        };
         let mut st =
-            conn.prepare("SELECT strategy, exit_ts, pnl, pnl_pct FROM trades WHERE run_id = ?1 ORDER BY trade_no")?;
-        e.trades = st.query_map([run_id], trade_record)?.collect::<rusqlite::Result<_>>()?;
+            conn.prepare("SELECT exit_ts, pnl, pnl_pct, strategy FROM trades WHERE run_id = ?1 ORDER BY trade_no")?;
+        e.trades = st
+            .query_map([run_id], |r| Ok((Arc::from(r.get::<_, String>(3)?), trade_record(r)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut st =
             conn.prepare("SELECT day, last_ts, close_equity FROM daily_equity WHERE run_id = ?1 ORDER BY day")?;
         e.daily =
@@ -103,6 +111,21 @@ impl RunEvidence {
         Ok(e)
     }
 
+    /// Whether the run is the one a rule reading the newest run of `from` (a paper or live
+    /// run), among those started at or after `since` and numbered above `after_run`, reads:
+    /// a running bot's run is the newest of its kind in its journal (the bot's lease keeps a
+    /// second one from starting beside it). `false` sends the rule to the journal.
+    pub fn answers(&self, from: crate::config::phase::RunMode, since: Option<i64>, after_run: Option<i64>) -> bool {
+        use crate::config::phase::RunMode;
+        let kind = matches!((from, self.live), (RunMode::Paper, false) | (RunMode::Live, true));
+        kind && self.started_ts >= since.unwrap_or(i64::MIN) && self.run_id > after_run.unwrap_or(0)
+    }
+
+    /// Bar time of the run's last checkpoint (UTC seconds), if it made one.
+    pub fn last_bar(&self) -> Option<i64> {
+        self.daily.last().map(|d| d.1)
+    }
+
     /// A checkpoint at bar time `ts` with `equity` (currency): the day's close so far.
     pub fn checkpoint(&mut self, ts: i64, equity: f64) {
         self.first_bar.get_or_insert(ts);
@@ -117,10 +140,11 @@ impl RunEvidence {
     }
 
     /// The trades of the run (of `strategy` only, when given) in the journal's reading order:
-    /// by exit time, then trade number.
+    /// by exit time, then trade number (a stable sort, linear on the usual already ordered
+    /// records).
     pub fn trades_of(&self, strategy: Option<&str>) -> Vec<TradeRecord> {
         let mut out: Vec<TradeRecord> =
-            self.trades.iter().filter(|t| strategy.is_none_or(|s| &*t.strategy == s)).cloned().collect();
+            self.trades.iter().filter(|(s, _)| strategy.is_none_or(|want| &**s == want)).map(|(_, t)| *t).collect();
         out.sort_by_key(|t| t.exit_ts);
         out
     }
@@ -175,9 +199,29 @@ mod tests {
     }
 
     #[test]
+    fn answers_only_for_its_own_kind_and_window() {
+        use crate::config::phase::RunMode;
+        let mut e = RunEvidence::new(7, 1000.0);
+        e.started_ts = 500;
+        assert!(e.answers(RunMode::Paper, None, None));
+        assert!(e.answers(RunMode::Paper, Some(500), Some(6)));
+        assert!(!e.answers(RunMode::Live, None, None));
+        assert!(!e.answers(RunMode::Backtest, None, None));
+        assert!(!e.answers(RunMode::Stress, None, None));
+        // The bot entered its phase after the run started, or after this run.
+        assert!(!e.answers(RunMode::Paper, Some(501), None));
+        assert!(!e.answers(RunMode::Paper, None, Some(7)));
+        e.live = true;
+        assert!(e.answers(RunMode::Live, None, None));
+        assert!(!e.answers(RunMode::Paper, None, None));
+        e.checkpoint(86_400 * 3 + 5, 1001.0);
+        assert_eq!(e.last_bar(), Some(86_400 * 3 + 5));
+    }
+
+    #[test]
     fn trades_read_by_exit_time() {
         let mut e = RunEvidence::new(1, 1000.0);
-        let t = |s: &str, ts| TradeRecord { strategy: s.into(), exit_ts: ts, pnl: 1.0, ret: 0.01 };
+        let t = |s: &str, ts| (Arc::from(s), TradeRecord { exit_ts: ts, pnl: 1.0, ret: 0.01 });
         e.trades = vec![t("a", 30), t("b", 10), t("a", 20)];
         let ts: Vec<i64> = e.trades_of(None).iter().map(|t| t.exit_ts).collect();
         assert_eq!(ts, vec![10, 20, 30]);

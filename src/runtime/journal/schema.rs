@@ -280,7 +280,11 @@ pub(super) fn open(path: &Path) -> Result<Connection, Diagnostic> {
     conn.execute_batch(SCHEMA).map_err(|e| db_err(path, e))?;
     conn.execute_batch(BROKER).map_err(|e| db_err(path, e))?;
     conn.execute_batch(RELOADS).map_err(|e| db_err(path, e))?;
+    // The graduation tables exist from the first run on: a running bot's daily demotion check
+    // reads them, and a query on a missing table fails before SQLite can keep it prepared.
+    conn.execute_batch(PHASES).map_err(|e| db_err(path, e))?;
     migrate(&conn).map_err(|e| db_err(path, e))?;
+    migrate_phases(&conn).map_err(|e| db_err(path, e))?;
     Ok(conn)
 }
 

@@ -66,7 +66,7 @@ fn kept_evidence_equals_the_journaled_run() {
     let db = dir.path().join("j.sqlite");
     let info = RunInfo { kind: "paper".into(), settings: serde_json::json!({"starting_cash": 1000.0}), ..info() };
     let mut j = Journal::begin(&db, &info).unwrap();
-    j.keep_evidence(1000.0, false).unwrap();
+    j.keep_evidence(1000.0, false, false).unwrap();
     let (a, b) = (client_order_id("b", "s", "X", 0, 0), client_order_id("b", "t", "X", 0, 1));
     j.order(&order(a), "s", "X", OrderStatus::Submitted, "");
     j.order_status(a, OrderStatus::Filled, 86_400, "");
@@ -130,4 +130,47 @@ fn an_unfinished_run_leaves_nothing() {
     let c = Connection::open(&db).unwrap();
     let n: i64 = c.query_row("SELECT count(*) FROM runs", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 0);
+}
+
+/// A checkpoint that shares its commit window with none after it is still committed, once
+/// the window ends, without any further row (a live bot between bars); a sync commits at once.
+#[test]
+fn a_lone_checkpoint_commits_when_its_window_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("j.sqlite");
+    let info = RunInfo { kind: "paper".into(), ..info() };
+    let mut j = Journal::begin(&db, &info).unwrap();
+    j.commit();
+    j.sync().unwrap();
+    let committed = |c: &Connection| -> i64 {
+        c.query_row("SELECT COUNT(*) FROM run_status", [], |r| r.get(0)).unwrap_or(0)
+    };
+    let c = open_read(&db).unwrap();
+    let checkpoint = |ts: i64| Checkpoint {
+        ts,
+        cash: 1.0,
+        equity: 1.0,
+        peak_equity: 1.0,
+        state: "ACTIVE".into(),
+        positions: serde_json::json!([]),
+    };
+    // Two checkpoints in quick succession: the second may wait for its window.
+    j.checkpoint(checkpoint(86_400));
+    j.checkpoint(checkpoint(86_460));
+    // Wait for the row, not for a time: the writer's timer commits it.
+    let seen = (0..20_000).any(|_| {
+        let done = c.query_row("SELECT MAX(last_bar_ts) FROM runs", [], |r| r.get::<_, Option<i64>>(0)).ok().flatten()
+            == Some(86_460);
+        if !done {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        done
+    });
+    assert!(seen, "the last checkpoint was never committed");
+    assert!(committed(&c) >= 1);
+    j.checkpoint(checkpoint(86_520));
+    j.sync().unwrap();
+    let last: Option<i64> = c.query_row("SELECT MAX(last_bar_ts) FROM runs", [], |r| r.get(0)).unwrap();
+    assert_eq!(last, Some(86_520), "a sync commits the checkpoint before it at once");
+    j.close().unwrap();
 }

@@ -181,6 +181,8 @@ pub fn report_on(
             && !read.iter().any(|f| {
                 matches!(f, FieldId::MetricMonths | FieldId::MetricMonthsPositive | FieldId::MetricMonthlyReturn)
             });
+        inputs.skip_t_test =
+            expr.is_some() && !read.iter().any(|f| matches!(f, FieldId::MetricTStat | FieldId::MetricPValue));
         // No run of the kind the rule reads: no evidence, every metric undefined (fails).
         let fields = if runs.is_empty() { vec![f64::NAN; crate::dsl::catalog::FIELD_COUNT] } else { compute(&inputs) };
         let (holds, values, thresholds) = match expr {
@@ -453,7 +455,11 @@ fn inputs(
     use FieldId as F;
     let wants = |ids: &[FieldId]| need.is_none_or(|n| n.iter().any(|f| ids.contains(f)));
     let scenario = rule.scenario.as_deref();
-    let runs = runs_of(c, bot, rule.from, scenario, rule.since, rule.after_run)?;
+    // The running bot's own run, when it is the one read: from memory (no journal read).
+    let runs = match own.filter(|e| e.answers(rule.from, rule.since, rule.after_run)) {
+        Some(e) => vec![(e.run_id, e.last_bar().unwrap_or(0))],
+        None => runs_of(c, bot, rule.from, scenario, rule.since, rule.after_run)?,
+    };
     let ids: Vec<i64> = runs.iter().map(|r| r.0).collect();
     let end = runs.iter().map(|r| r.1).max().unwrap_or(0);
     let cutoff = match rule.window {
@@ -477,11 +483,11 @@ fn inputs(
             .unwrap_or(0.0),
     };
     if !ids.is_empty() {
-        let all: Vec<TradeRecord> = match mine {
+        let mut all: Vec<TradeRecord> = match mine {
             Some(e) => e.trades_of(strategy.as_deref()),
             None => {
                 let mut st = c.prepare_cached(&format!(
-                    "SELECT strategy, exit_ts, pnl, pnl_pct FROM trades WHERE run_id IN ({list}) \
+                    "SELECT exit_ts, pnl, pnl_pct FROM trades WHERE run_id IN ({list}) \
                      AND (?1 IS NULL OR strategy = ?1) ORDER BY exit_ts, run_id, trade_no"
                 ))?;
                 st.query_map(params![strategy], crate::runtime::journal::run_evidence::trade_record)?
@@ -493,7 +499,7 @@ fn inputs(
             _ => all.iter().position(|t| t.exit_ts > cutoff).unwrap_or(all.len()),
         };
         m.start_equity = start_cash + all[..keep_from].iter().map(|t| t.pnl).sum::<f64>();
-        m.trades = all[keep_from..].to_vec();
+        m.trades = all.split_off(keep_from);
         // The span counted: from the window's start (or the first trade kept, or the runs'
         // first bar) to the runs' last bar.
         let first_bar: Option<i64> = match mine {

@@ -260,7 +260,7 @@ pub fn promote(
         approve(path, report, &f.approved_by, &f.phrase, &format!("file {name}"))?;
     }
     let mut conn = open(path)?;
-    let tx = conn.transaction().map_err(|e| db_err(path, e))?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_err(path, e))?;
     let approval: Option<(i64, String)> = tx
         .query_row(
             "SELECT approval_id, approved_by FROM phase_approvals WHERE bot = CAST(?1 AS TEXT) AND phase = ?2 AND report_hash = ?3 \
@@ -403,7 +403,12 @@ impl DemotionWatch {
             return Ok(Vec::new());
         }
         if self.conn.is_none() && self.path.exists() {
-            self.conn = Some(crate::runtime::journal::open_read(&self.path)?);
+            let conn = crate::runtime::journal::open_read(&self.path)?;
+            // Every statement of the check stays prepared for the run (rusqlite keeps 16 by
+            // default, fewer than the check uses, and re-preparing them cost more than running
+            // them).
+            conn.set_prepared_statement_cache_capacity(64);
+            self.conn = Some(conn);
         }
         // One read transaction for the check's queries: one snapshot of the journal, one lock
         // taken instead of one per query (ended, as a rollback, when `read` drops).
@@ -461,7 +466,7 @@ fn demotions(
         reason: fired.message.clone(),
     };
     let mut conn = open(path)?;
-    let tx = conn.transaction().map_err(|e| db_err(path, e))?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_err(path, e))?;
     write_change(&tx, &bot, ts, &change, &report).map_err(|e| db_err(path, e))?;
     tx.commit().map_err(|e| db_err(path, e))?;
     if !running {
@@ -530,3 +535,4 @@ pub fn log(path: &Path, bot: &str) -> Result<Vec<LogEntry>, Diagnostic> {
         .map_err(|e| db_err(path, e))?;
     rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))
 }
+
