@@ -96,6 +96,7 @@ fn params(args: &Args, mut ps: Vec<Param>) -> Result<Vec<Param>, u8> {
         ps.push(Param {
             name: Spanned::new(k.to_string(), Span::default()),
             value: Spanned::new(value, Span::default()),
+            space: None,
         });
     }
     Ok(ps)

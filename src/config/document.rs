@@ -12,7 +12,7 @@ use super::strategy::{StrategyDoc, read_strategy};
 use crate::diagnostics::{Diagnostic, SourceFile, codes, did_you_mean, one_of};
 
 /// The document kinds, as written in `kind:`.
-pub const KINDS: [&str; 6] = ["strategy", "policy", "bot", "phase", "test", "stress"];
+pub const KINDS: [&str; 7] = ["strategy", "policy", "bot", "phase", "test", "stress", "sweep"];
 
 /// Any tradedsl document.
 // Documents are read once per load; boxing the larger variants would buy nothing.
@@ -31,6 +31,8 @@ pub enum Document {
     Test(TestDoc),
     /// `kind: stress`
     Stress(super::stress::StressDoc),
+    /// `kind: sweep`
+    Sweep(super::sweep::SweepDoc),
 }
 
 impl Document {
@@ -43,6 +45,7 @@ impl Document {
             Document::Phase(_) => "phase",
             Document::Test(_) => "test",
             Document::Stress(_) => "stress",
+            Document::Sweep(_) => "sweep",
         }
     }
 }
@@ -65,6 +68,7 @@ pub fn read_document(file: &Arc<SourceFile>, diags: &mut Vec<Diagnostic>) -> Opt
         "phase" => read_phase(&mut r, &root).map(Document::Phase),
         "test" => read_test(&mut r, &root).map(Document::Test),
         "stress" => super::stress::read_stress(&mut r, &root).map(Document::Stress),
+        "sweep" => super::sweep::read_sweep(&mut r, &root).map(Document::Sweep),
         _ => read_bot(&mut r, &root).map(Document::Bot),
     }
 }
@@ -113,6 +117,7 @@ fn guess_kind<'a>(keys: impl Iterator<Item = &'a str>) -> Option<&'static str> {
             "next" | "approval" | "mode" | "gates" | "demotion" | "limits" => return Some("phase"),
             "cases" => return Some("test"),
             "scenarios" => return Some("stress"),
+            "objective" | "constraints" | "heatmap" => return Some("sweep"),
             _ => {}
         }
     }

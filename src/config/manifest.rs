@@ -295,7 +295,7 @@ fn read_strategy_ref(r: &mut Reader<'_>, node: &Node) -> Option<StrategyRef> {
     let name = m.get("name").map(|n| r.name(n, "name"));
     let universe = m.get("universe").map(|n| r.string_list(n, "universe"));
     let params = match m.get("params") {
-        Some(n) => read_params(r, n),
+        Some(n) => read_params(r, n, false),
         None => Some(Vec::new()),
     };
     let sizing = m.get("sizing").map(|n| read_sizing(r, n));

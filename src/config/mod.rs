@@ -1,7 +1,8 @@
 //! YAML documents read into typed, spanned values.
 //!
-//! Five document kinds exist so far, chosen by the top-level `kind:` key: [`strategy`],
-//! [`policy`], [`manifest`] (`kind: bot`), [`phase`] and [`rule_test`] (`kind: test`). Reading never stops at the first problem: every
+//! Seven document kinds exist, chosen by the top-level `kind:` key: [`strategy`],
+//! [`policy`], [`manifest`] (`kind: bot`), [`phase`], [`rule_test`] (`kind: test`), [`stress`]
+//! and [`sweep`]. Reading never stops at the first problem: every
 //! schema error of a file (unknown keys with a "did you mean", wrong types, out-of-range values)
 //! is collected as a [`crate::diagnostics::Diagnostic`]. Rule expressions are kept as
 //! [`expr_source::ExprSource`] values and compiled later by [`crate::dsl`].
@@ -18,8 +19,10 @@ pub mod policy;
 pub mod reader;
 pub mod rule_test;
 pub mod script_ref;
+pub mod search_space;
 pub mod strategy;
 pub mod stress;
+pub mod sweep;
 pub mod timeframe;
 pub mod units;
 

@@ -230,7 +230,7 @@ fn read_case(r: &mut Reader<'_>, node: &Node, kind: TargetKind) -> Option<TestCa
             r.fail::<()>(codes::INVALID_VALUE, n.span, "policies have no params".into(), None);
             None
         }
-        Some(n) => read_params(r, n),
+        Some(n) => read_params(r, n, false),
         None => Some(Vec::new()),
     };
     let closes = m.get("closes");

@@ -99,6 +99,9 @@ pub struct Param {
     pub name: Spanned<String>,
     /// Its value.
     pub value: Spanned<ParamValue>,
+    /// The values a search may try (`dsl sweep`), declared beside the default in a strategy
+    /// document; `None` elsewhere and for a param written as a plain value.
+    pub space: Option<Spanned<super::search_space::SearchSpace>>,
 }
 
 /// The value of a [`Param`].
@@ -232,7 +235,7 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
     }
     let timeframe = m.required(r, "timeframe").and_then(|n| read_timeframe(r, n));
     let params = match m.get("params") {
-        Some(n) => read_params(r, n),
+        Some(n) => read_params(r, n, true),
         None => Some(Vec::new()),
     };
     let indicators = match m.get("indicators") {
@@ -306,8 +309,10 @@ pub fn read_timeframe(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<Timefra
     }
 }
 
-/// Reads a `params` mapping (name → number, bool or string).
-pub fn read_params(r: &mut Reader<'_>, node: &Node) -> Option<Vec<Param>> {
+/// Reads a `params` mapping (name → number, bool or string; in a strategy document, when
+/// `spaces`, also name → `{value: ..., range: ...}` or `{value: ..., choices: ...}`, see
+/// [`super::search_space`]).
+pub fn read_params(r: &mut Reader<'_>, node: &Node, spaces: bool) -> Option<Vec<Param>> {
     if node.value == NodeValue::Null {
         return Some(Vec::new());
     }
@@ -325,32 +330,53 @@ pub fn read_params(r: &mut Reader<'_>, node: &Node) -> Option<Vec<Param>> {
             ok = false;
             continue;
         }
-        let v = match &value.value {
-            NodeValue::Bool(b) if !matches!(value.raw(r.file).trim(), "yes" | "no" | "on" | "off" | "y" | "n") => {
-                Some(ParamValue::Bool(*b))
+        let mut scalar = |r: &mut Reader<'_>, value: &Node| param_value(r, &key.name, value);
+        if matches!(value.value, NodeValue::Map(_)) {
+            if !spaces {
+                r.push(
+                    Diagnostic::error(codes::WRONG_TYPE, format!("param `{}` must be a plain value here", key.name))
+                        .at(r.file, value.span)
+                        .help("search spaces (`range:`, `choices:`) are declared in the strategy document"),
+                );
+                ok = false;
+                continue;
             }
-            NodeValue::Int(_) | NodeValue::Float(_) => {
-                r.number(value, &key.name).map(|n| ParamValue::Number(n.value.0, n.value.1))
+            match super::search_space::read_space(r, &key.name, value, &mut scalar) {
+                Some((v, space)) => out.push(Param { name, value: v, space: Some(space) }),
+                None => ok = false,
             }
-            NodeValue::Str(s) => match super::units::parse_number(s) {
-                Some((v, unit)) if !value.is_quoted(r.file) => Some(ParamValue::Number(v, unit)),
-                _ => Some(ParamValue::Str(s.clone())),
-            },
-            NodeValue::Bool(_) => value.scalar_text(r.file).map(ParamValue::Str),
-            _ => r.fail(
-                codes::WRONG_TYPE,
-                value.span,
-                format!("param `{}` must be a number, a bool or a string, found {}", key.name, value.kind_name()),
-                None,
-            ),
-        };
-        match v {
-            Some(v) => out.push(Param { name, value: Spanned::new(v, value.span) }),
+            continue;
+        }
+        match scalar(r, value) {
+            Some(v) => out.push(Param { name, value: Spanned::new(v, value.span), space: None }),
             None => ok = false,
         }
     }
     m.finish(r);
     ok.then_some(out)
+}
+
+/// One plain param value: a number (`5%` is 0.05), a bool, or a string.
+fn param_value(r: &mut Reader<'_>, name: &str, value: &Node) -> Option<ParamValue> {
+    match &value.value {
+        NodeValue::Bool(b) if !matches!(value.raw(r.file).trim(), "yes" | "no" | "on" | "off" | "y" | "n") => {
+            Some(ParamValue::Bool(*b))
+        }
+        NodeValue::Int(_) | NodeValue::Float(_) => {
+            r.number(value, name).map(|n| ParamValue::Number(n.value.0, n.value.1))
+        }
+        NodeValue::Str(s) => match super::units::parse_number(s) {
+            Some((v, unit)) if !value.is_quoted(r.file) => Some(ParamValue::Number(v, unit)),
+            _ => Some(ParamValue::Str(s.clone())),
+        },
+        NodeValue::Bool(_) => value.scalar_text(r.file).map(ParamValue::Str),
+        _ => r.fail(
+            codes::WRONG_TYPE,
+            value.span,
+            format!("param `{name}` must be a number, a bool or a string, found {}", value.kind_name()),
+            None,
+        ),
+    }
 }
 
 /// Reads `indicators`: a mapping of names to `{script: file.rhai, window: N}`.

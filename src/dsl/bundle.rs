@@ -144,8 +144,9 @@ impl Bundle {
     }
 }
 
-/// Replaces param values of `doc` with `params` (a bot's overrides, a rule test's `params:`),
-/// which were written in `file`. Returns `false` (with an error at the param's name in `file`)
+/// Replaces param values of `doc` with `params` (a bot's overrides, a rule test's `params:`, a
+/// sweep trial's values), which were written in `file`; a param given a value has no search
+/// space any more. Returns `false` (with an error at the param's name in `file`)
 /// when one names a param the strategy does not declare.
 pub fn set_params(
     doc: &mut StrategyDoc,
@@ -156,7 +157,11 @@ pub fn set_params(
     let mut ok = true;
     for p in params {
         match doc.params.iter_mut().find(|d| d.name.value == p.name.value) {
-            Some(d) => d.value = p.value.clone(),
+            Some(d) => {
+                // A value set from outside is fixed: a sweep does not search it.
+                d.value = p.value.clone();
+                d.space = None;
+            }
             None => {
                 let declared: Vec<&str> = doc.params.iter().map(|d| d.name.value.as_str()).collect();
                 let help = match did_you_mean(&p.name.value, declared.iter().copied()) {

@@ -570,6 +570,7 @@ mod tests {
         let p = |n: &str, v: f64| Param {
             name: Spanned::new(n.to_string(), Span::default()),
             value: Spanned::new(ParamValue::Number(v, NumUnit::Plain), Span::default()),
+            space: None,
         };
         vec![p("fast", 10.0), p("slow", 30.0), p("half", 10.5)]
     }

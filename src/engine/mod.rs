@@ -26,4 +26,5 @@ mod risk_gate;
 pub mod rules;
 pub mod signal;
 pub mod stress;
+pub mod sweep;
 pub mod trading_state;

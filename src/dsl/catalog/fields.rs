@@ -151,10 +151,18 @@ pub enum FieldId {
     MetricStressScenarios,
     /// `metric.backtest_years`
     MetricBacktestYears,
+    /// `metric.sharpe`
+    MetricSharpe,
+    /// `metric.sortino`
+    MetricSortino,
+    /// `metric.cagr`
+    MetricCagr,
+    /// `metric.exposure`
+    MetricExposure,
 }
 
 /// Number of [`FieldId`] values (size of a field-value array).
-pub const FIELD_COUNT: usize = 57;
+pub const FIELD_COUNT: usize = 61;
 
 /// A context field's name, type, unit and availability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -691,6 +699,42 @@ pub const FIELDS: &[FieldSpec] = &[
         scale: Scale::Any,
         values: &[],
         doc: "years of bars covered by the latest backtest run (years)",
+    },
+    FieldSpec {
+        path: "metric.sharpe",
+        id: FieldId::MetricSharpe,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "annualised Sharpe ratio of the run's per-bar equity returns: mean / sample stdev * sqrt(bars per year), risk-free rate 0 (Sharpe 1994); a sweep's or walk-forward's trials only, undefined in gate rules",
+    },
+    FieldSpec {
+        path: "metric.sortino",
+        id: FieldId::MetricSortino,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "annualised Sortino ratio of the run's per-bar equity returns: mean / downside deviation * sqrt(bars per year) (Sortino and Price 1994); a sweep's or walk-forward's trials only",
+    },
+    FieldSpec {
+        path: "metric.cagr",
+        id: FieldId::MetricCagr,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "compound annual growth rate, (final / starting equity)^(1 / years) - 1 (fraction); a sweep's or walk-forward's trials only",
+    },
+    FieldSpec {
+        path: "metric.exposure",
+        id: FieldId::MetricExposure,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "share of the run's timestamps with an open position (fraction); a sweep's or walk-forward's trials only",
     },
 ];
 

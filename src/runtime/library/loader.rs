@@ -298,6 +298,14 @@ pub fn load_bundle_from(path: &Path, files: &dyn Files) -> Result<Loaded, Vec<Di
             );
             None
         }
+        Some(Document::Sweep(s)) => {
+            diags.push(
+                Diagnostic::error(codes::UNKNOWN_KIND, "a sweep file is not a bot")
+                    .at(&src, s.name.span)
+                    .help(format!("run it with `dsl sweep BOT.yaml --sweep {}`", path.display())),
+            );
+            None
+        }
         Some(Document::Stress(s)) => {
             diags.push(
                 Diagnostic::error(codes::UNKNOWN_KIND, "a stress file is not a bot")
@@ -482,6 +490,20 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Validation, Diagnostic> {
                 crate::runtime::library::rule_tests::check(&t, &mut diags);
             }
             Some(Document::Stress(_)) => {}
+            Some(Document::Sweep(s)) => {
+                // The objective is checked here; the constraints name a bot's params and are
+                // checked by `dsl sweep` against the bot.
+                if let Some(o) = &s.objective
+                    && let Err(more) = crate::engine::sweep::compile_objective(o)
+                {
+                    diags.extend(more);
+                }
+                for c in &s.constraints {
+                    if let Err(d) = crate::dsl::parser::parse(c) {
+                        diags.push(d);
+                    }
+                }
+            }
             Some(Document::Bot(_)) => match load_bundle(f) {
                 Ok(loaded) => {
                     v.read.extend(loaded.bundle.sources.iter().map(|s| PathBuf::from(&s.name)));
