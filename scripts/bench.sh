@@ -10,6 +10,9 @@
 #   5. cost per symbol-bar at 505 and 5,050 S&P symbols (benches/scaling.rs).
 #   6. a paper `dsl run` of the example bot (replay, max speed, phases on) against its
 #      `dsl backtest` (best of 5 wall times each, and their ratio).
+#   7. `dsl sweep` of 100 SMA(fast, slow) pairs on the 1M-bar series, whole process, on 1 and
+#      on 2 worker threads: wall time, trials per second, peak memory (and at 20 trials, to
+#      show memory does not grow with the trial count).
 # Needs python3 with pip (numpy and pandas are installed into target/bench/venv) and the
 # shared workspace next to the repository (override with TRADEDSL_SHARED=path/to/shared).
 set -euo pipefail
@@ -65,3 +68,23 @@ run_t=$(for i in 1 2 3 4 5; do rm -rf "$out/paper"; mkdir -p "$out/paper"
 bt_t=$(for i in 1 2 3 4 5; do rm -rf "$out/paper"; mkdir -p "$out/paper"
     { time target/release/dsl backtest examples/bot.yaml --journal "$out/paper/j.sqlite" --quiet >/dev/null; } 2>&1; done | best)
 echo "paper run ${run_t} s, backtest ${bt_t} s, ratio $(python3 -c "print(round($run_t / $bt_t, 2))")"
+
+echo "== sweep: 100 SMA(fast, slow) pairs on the 1M-bar series, whole process"
+cat > "$out/sma_sweep.yaml" <<'YAML'
+kind: strategy
+name: sma_crossover
+universe: [EURUSD]
+timeframe: 1m
+params:
+  fast: {value: 10, range: [5, 50], step: 5}
+  slow: {value: 60, range: [60, 150], step: 10}
+entry: crosses_above(sma(close, fast), sma(close, slow))
+exit: crosses_below(sma(close, fast), sma(close, slow))
+sizing: all_cash
+YAML
+for jobs in 1 2; do
+    /usr/bin/time -f "jobs=$jobs: %e s wall, %M KB peak (100 trials)" \
+        target/release/dsl sweep "$out/sma_sweep.yaml" --data "EURUSD=$csv" --no-journal --quiet --jobs "$jobs"
+done
+/usr/bin/time -f "jobs=2: %e s wall, %M KB peak (20 trials)" \
+    target/release/dsl sweep "$out/sma_sweep.yaml" --data "EURUSD=$csv" --no-journal --quiet --constraint "slow < 80"

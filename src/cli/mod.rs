@@ -14,6 +14,7 @@ mod report;
 mod run;
 mod status;
 mod stress;
+mod sweep;
 mod test;
 mod validate;
 
@@ -80,6 +81,9 @@ pub enum Command {
     /// Replay a bot through stress scenarios (crash, gap, volatility, missing bars, broker
     /// outage) and report drawdowns and guardrail activity.
     Stress(stress::Args),
+    /// Sweep a bot's params over their search spaces on every core: a ranked table, every
+    /// trial as JSON and CSV, one journaled sweep run; `--shard K/N` and `merge` to scale out.
+    Sweep(Box<sweep::Args>),
     /// Halt a bot: no new orders until `dsl resume` (recorded in its journal).
     Halt(control::StateArgs),
     /// Resume a halted or reducing bot, saying why (recorded in its journal).
@@ -158,6 +162,7 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a, out),
         Command::Test(a) => test::run(a, out),
         Command::Stress(a) => stress::run(a, out),
+        Command::Sweep(a) => sweep::run(*a, out),
         Command::Halt(a) => control::halt(a, out),
         Command::Resume(a) => control::resume(a, out),
         Command::Approvals(a) => control::approvals(a, out),

@@ -23,7 +23,7 @@ use super::reader::Reader;
 use crate::diagnostics::{SourceFile, Spanned, codes};
 
 /// How trials are chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// Every point of the params' grids (their cartesian product), in declaration order.
@@ -33,7 +33,7 @@ pub enum Method {
 }
 
 /// Whether the objective is maximised or minimised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Higher is better.

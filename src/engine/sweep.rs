@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn rankings_put_undefined_objectives_last() {
-        let mut v = vec![(0, 1.0), (1, f64::NAN), (2, 3.0), (3, 3.0)];
+        let mut v = [(0, 1.0), (1, f64::NAN), (2, 3.0), (3, 3.0)];
         v.sort_by(rank_order(Direction::Maximize));
         assert_eq!(v.iter().map(|x| x.0).collect::<Vec<_>>(), [2, 3, 0, 1]);
         v.sort_by(rank_order(Direction::Minimize));

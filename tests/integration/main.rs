@@ -37,4 +37,5 @@ mod seed_guardrails;
 mod sizing;
 mod stress;
 mod swap;
+mod sweep;
 mod validate;

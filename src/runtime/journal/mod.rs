@@ -29,6 +29,7 @@ pub mod reload_log;
 pub mod report;
 pub mod run_evidence;
 pub mod settings;
+pub mod sweep_log;
 pub mod trading_log;
 
 pub use error::{JournalError, db_err, journal_error};

@@ -3,7 +3,7 @@
 //!
 //! Every table the journal file holds is defined here, with its migrations: the journal's own
 //! ([`SCHEMA`]), the bot's control records ([`CONTROL`]), broker records ([`BROKER`]), reload
-//! records ([`RELOADS`]) and graduation records ([`PHASES`]). The modules that read and write
+//! records ([`RELOADS`]), graduation records ([`PHASES`]) and research records ([`SWEEPS`]). The modules that read and write
 //! them create them through this module.
 //!
 //! **Queries that run every bar or every day** compare text columns with
@@ -283,6 +283,7 @@ pub(super) fn open(path: &Path) -> Result<Connection, Diagnostic> {
     // The graduation tables exist from the first run on: a running bot's daily demotion check
     // reads them, and a query on a missing table fails before SQLite can keep it prepared.
     conn.execute_batch(PHASES).map_err(|e| db_err(path, e))?;
+    conn.execute_batch(SWEEPS).map_err(|e| db_err(path, e))?;
     migrate(&conn).map_err(|e| db_err(path, e))?;
     migrate_phases(&conn).map_err(|e| db_err(path, e))?;
     Ok(conn)
@@ -404,6 +405,19 @@ CREATE TABLE IF NOT EXISTS reloads (
 CREATE VIEW IF NOT EXISTS v_reloads AS SELECT run_id,
     strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, outcome, old_revision, new_revision,
     trigger, changes, retired, errors, warnings, message FROM reloads;
+";
+
+/// Research records: every trial of a sweep run (`runs.kind = 'sweep'`; the run's settings
+/// hold the search space, method, seed and objective) ([`super::sweep_log`]).
+pub const SWEEPS: &str = "
+CREATE TABLE IF NOT EXISTS sweep_trials (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    trial INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    objective REAL,
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (run_id, trial)
+);
 ";
 
 /// Graduation records: the phase each bot is in, approvals, the phase log

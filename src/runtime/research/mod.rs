@@ -1,7 +1,8 @@
 //! Research: running a bot over history as an experiment, not as a trading bot. The backtest's
 //! typed plan ([`backtest`]: load the bot and its bars once, run it, journal it) and the stress
-//! test's ([`stress`]: the baseline and every scenario); parameter sweeps and walk-forward
-//! windows build on them.
+//! test's ([`stress`]: the baseline and every scenario), and parameter sweeps ([`sweep`]: one
+//! bot, many params, on every core); walk-forward windows build on them.
 
 pub mod backtest;
 pub mod stress;
+pub mod sweep;

@@ -1,0 +1,265 @@
+//! `dsl sweep`: a trial runs through the same engine as `dsl backtest`; shards run as separate
+//! processes merge into exactly the single-process result; `--resume` carries on; the sweep
+//! is journaled as one run; bad spaces and sweep documents get located diagnostics.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{count, data, dsl, rows};
+use tradedsl::runtime::library::source::{DataArg, DataRequest};
+use tradedsl::runtime::research::backtest::{BacktestPlan, BacktestRequest, JournalChoice};
+use tradedsl::runtime::research::sweep::{SweepPlan, SweepRequest};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The reference SMA crossover with the given `params:` block.
+fn strategy(dir: &Path, params: &str) -> PathBuf {
+    let p = dir.join("sma.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "kind: strategy\nname: sma_crossover\nuniverse: [GOOG]\ntimeframe: 1d\nparams:\n{params}\n\
+             entry: crosses_above(sma(close, fast), sma(close, slow))\n\
+             exit: crosses_below(sma(close, fast), sma(close, slow))\nsizing: all_cash\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn backtest_request(manifest: PathBuf) -> BacktestRequest {
+    BacktestRequest {
+        manifest,
+        data: DataRequest { data: vec![DataArg::Symbol("GOOG".into(), data("GOOG.csv"))], ..Default::default() },
+        cash: None,
+        commission: None,
+        slippage: None,
+        fill: None,
+        journal: JournalChoice::Off,
+    }
+}
+
+fn sweep_request(manifest: PathBuf) -> SweepRequest {
+    SweepRequest {
+        backtest: backtest_request(manifest),
+        sweep: None,
+        method: None,
+        trials: None,
+        seed: None,
+        objective: None,
+        direction: None,
+        constraints: Vec::new(),
+        heatmap: None,
+        shard: None,
+    }
+}
+
+/// A sweep of one point is `dsl backtest` of those params, trade for trade.
+#[test]
+fn a_sweep_of_one_point_equals_the_backtest_of_its_params() {
+    let dir = tempfile::tempdir().unwrap();
+    let swept = strategy(dir.path(), "  fast: {value: 7, choices: [7]}\n  slow: {value: 30, choices: [30, 21]}");
+    let (plan, market) = SweepPlan::load(
+        SweepRequest { constraints: vec!["slow < 25".into()], ..sweep_request(swept) },
+        |b| b.market(),
+    )
+    .unwrap();
+    let trials = plan.my_trials();
+    assert_eq!(trials.len(), 1, "7 and 21: the one point the constraint leaves");
+    let out = plan.run_trial(&market, trials[0]).unwrap();
+
+    let fixed = dir.path().join("fixed");
+    std::fs::create_dir_all(&fixed).unwrap();
+    let plain = strategy(&fixed, "  fast: 7\n  slow: 21");
+    let bt = BacktestPlan::load(backtest_request(plain)).unwrap();
+    let expected = bt.run(&bt.market().unwrap()).unwrap().output;
+    assert!(!expected.trades.is_empty());
+    assert_eq!(out.trades.len(), expected.trades.len());
+    for (a, b) in out.trades.iter().zip(&expected.trades) {
+        assert_eq!(
+            (a.entry_time, a.exit_time, a.entry_price, a.exit_price, a.quantity, a.pnl),
+            (b.entry_time, b.exit_time, b.entry_price, b.exit_price, b.quantity, b.pnl)
+        );
+    }
+    assert_eq!(out.metrics.final_equity, expected.metrics.final_equity);
+    assert_eq!(out.metrics.sharpe, expected.metrics.sharpe);
+
+    // Through the binaries: the trial's metrics are the backtest's report's.
+    let json = dir.path().join("one.json");
+    dsl()
+        .args(["sweep", "--no-journal", "--quiet", "--constraint", "slow < 25", "--json"])
+        .arg(&json)
+        .arg(dir.path().join("sma.yaml"))
+        .arg("--data")
+        .arg(format!("GOOG={}", data("GOOG.csv").display()))
+        .assert()
+        .success();
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let trial = &result["trials"][0];
+    assert_eq!(trial["params"], serde_json::json!({"fast": 7, "slow": 21}));
+    assert_eq!(trial["metrics"]["metric.sharpe"].as_f64(), expected.metrics.sharpe);
+    assert_eq!(trial["metrics"]["metric.trades"].as_f64(), Some(expected.trades.len() as f64));
+    assert_eq!(trial["objective"].as_f64(), expected.metrics.sharpe, "the default objective is the Sharpe ratio");
+}
+
+/// `dsl sweep` of the shipped SMA crossover's spaces (fast < slow) on GOOG to 2008.
+fn sweep_std(extra: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("dsl"));
+    c.args(["sweep", "strategies/sma_crossover.yaml", "--quiet", "--constraint", "fast < slow", "--data"])
+        .arg(format!("GOOG={}", data("GOOG.csv").display()))
+        .args(["--to", "2008-12-31"])
+        .args(extra)
+        .current_dir(ROOT)
+        .env("NO_COLOR", "1");
+    c
+}
+
+fn sweep_cmd(_dir: &Path, extra: &[&str]) -> assert_cmd::Command {
+    assert_cmd::Command::from_std(sweep_std(extra))
+}
+
+/// Three shards as three processes, merged: byte for byte the single process's JSON and CSV.
+#[test]
+fn shards_run_as_separate_processes_merge_into_the_single_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (whole_json, whole_csv) = (d.join("whole.json"), d.join("whole.csv"));
+    sweep_cmd(d, &["--no-journal", "--json", path(&whole_json), "--csv", path(&whole_csv)]).assert().success();
+    let parts: Vec<PathBuf> = (1..=3).map(|k| d.join(format!("part{k}.json"))).collect();
+    let children: Vec<std::process::Child> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut c = sweep_std(&["--no-journal", "--jobs", "1"]);
+            c.args(["--shard", &format!("{}/3", i + 1), "--json", path(p)]).spawn().unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let part: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&parts[1]).unwrap()).unwrap();
+    assert_eq!(part["shard"], "2/3");
+    assert!(part["trials"].as_array().unwrap().iter().all(|t| t["trial"].as_u64().unwrap() % 3 == 1));
+    let journal = d.join("merged.sqlite");
+    let (json, csv) = (d.join("merged.json"), d.join("merged.csv"));
+    dsl()
+        .args(["sweep", "merge", "--quiet"])
+        .args(parts.iter().rev().map(|p| path(p)))
+        .args(["--json", path(&json), "--csv", path(&csv), "--journal", path(&journal)])
+        .assert()
+        .success();
+    assert!(std::fs::read(&json).unwrap() == std::fs::read(&whole_json).unwrap(), "merged JSON differs");
+    assert!(std::fs::read(&csv).unwrap() == std::fs::read(&whole_csv).unwrap(), "merged CSV differs");
+    let c = rusqlite::Connection::open(&journal).unwrap();
+    let total = part["sweep"]["trials_total"].as_i64().unwrap();
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM sweep_trials"), total);
+    assert_eq!(rows(&c, "SELECT kind, status FROM runs"), vec![vec!["sweep".to_string(), "completed".into()]]);
+
+    // Two parts only: the merge names what is missing; a part of another sweep is refused.
+    let out = dsl().args(["sweep", "merge", path(&parts[0]), path(&parts[1])]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("are in no part"), "{}", String::from_utf8_lossy(&out.stderr));
+    let other = d.join("other.json");
+    sweep_cmd(d, &["--no-journal", "--shard", "3/3", "--objective", "metric.total_return", "--json", path(&other)])
+        .assert()
+        .success();
+    let out = dsl().args(["sweep", "merge", path(&parts[0]), path(&parts[1]), path(&other)]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another sweep"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A sweep stopped part way (its `--json` holds some trials) carries on with `--resume` to the
+/// result an uninterrupted sweep gives, and journals the sweep once, with every trial.
+#[test]
+fn resume_carries_on_from_the_finished_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let whole = d.join("whole.json");
+    sweep_cmd(d, &["--no-journal", "--json", path(&whole)]).assert().success();
+    let mut partial: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&whole).unwrap()).unwrap();
+    let total = partial["trials"].as_array().unwrap().len();
+    partial["trials"].as_array_mut().unwrap().retain(|t| t["trial"].as_u64().unwrap() % 4 == 0);
+    let resumed = d.join("resumed.json");
+    std::fs::write(&resumed, serde_json::to_string_pretty(&partial).unwrap()).unwrap();
+    let journal = d.join("j.sqlite");
+    sweep_cmd(d, &["--resume", "--json", path(&resumed), "--journal", path(&journal)]).assert().success();
+    assert!(std::fs::read(&resumed).unwrap() == std::fs::read(&whole).unwrap(), "resumed result differs");
+    let c = rusqlite::Connection::open(&journal).unwrap();
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM sweep_trials"), total as i64);
+    // Another sweep's file is not resumed.
+    let out = sweep_cmd(d, &["--resume", "--no-journal", "--seed", "1", "--method", "random", "--json", path(&resumed)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another sweep"));
+}
+
+/// Random search: the same seed tries the same points; the constraints hold for each.
+#[test]
+fn random_search_is_seeded_and_respects_the_constraints() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |seed: &str, out: &Path| {
+        sweep_cmd(d, &["--no-journal", "--method", "random", "--trials", "12", "--seed", seed, "--json", path(out)])
+            .assert()
+            .success();
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+        v["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["params"]["fast"].as_i64().unwrap(), t["params"]["slow"].as_i64().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let a = run("7", &d.join("a.json"));
+    assert_eq!(a, run("7", &d.join("b.json")));
+    assert_ne!(a, run("8", &d.join("c.json")));
+    assert_eq!(a.len(), 12);
+    assert!(a.iter().all(|(f, s)| f < s && f % 5 == 0 && s % 5 == 0));
+}
+
+/// Search spaces and sweep documents are checked like every document: located errors.
+#[test]
+fn bad_spaces_and_sweep_documents_get_located_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bad = strategy(
+        d,
+        "  fast: {value: 3, range: [5, 30], step: 5}\n  slow: {value: 30, range: [0, 100], log: true, steps: 3}",
+    );
+    let out = dsl().args(["validate"]).arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("sma.yaml:6:17: the default of param `fast` is outside its search space"), "{err}");
+    assert!(err.contains("sma.yaml:7:28: a log-scale range must be above zero"), "{err}");
+
+    let sweep = d.join("sweep.yaml");
+    std::fs::write(&sweep, "kind: sweep\nname: s\nmethod: gird\nobjective: metric.sharp\nconstraints: [fast <]\n")
+        .unwrap();
+    let out = dsl().args(["validate"]).arg(&sweep).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sweep.yaml:3:9"), "{err}");
+    assert!(err.contains("grid"), "did you mean: {err}");
+    std::fs::write(&sweep, "kind: sweep\nname: s\nobjective: metric.sharp\nconstraints: [fast <]\n").unwrap();
+    let out = dsl().args(["validate"]).arg(&sweep).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sweep.yaml:3:12") && err.contains("metric.sharpe"), "{err}");
+    assert!(err.contains("sweep.yaml:4:"), "{err}");
+
+    // A constraint naming no swept param, a continuous range on a grid.
+    let out = sweep_cmd(d, &["--no-journal", "--constraint", "fats < slow"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("fats") && err.contains("fast"), "{err}");
+    let cont = strategy(d, "  fast: {value: 10, range: [5, 30]}\n  slow: 30");
+    let out = dsl()
+        .arg("sweep")
+        .arg(&cont)
+        .args(["--no-journal", "--data"])
+        .arg(format!("GOOG={}", data("GOOG.csv").display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("continuous range") && err.contains("--method random"), "{err}");
+}
