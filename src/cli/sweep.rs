@@ -124,6 +124,10 @@ pub struct OutputArgs {
     /// Write every trial as CSV, best first.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+    /// Write an HTML page: overfitting figures, a heat map of the objective over two params
+    /// (`--heatmap A,B`, default the first two), its distribution, the best trials.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Journal database (default: the manifest's `database`; `merge`: none unless given).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
@@ -303,6 +307,19 @@ fn finish(result: &SweepResult, o: &OutputArgs, journal: Option<&Path>, symbols:
     {
         return out.fail(&d);
     }
+    if let Some(p) = &o.html {
+        match crate::runtime::research::sweep_report::to_html(result, o.top.max(20)) {
+            Ok(h) => {
+                if let Err(d) = write_file(p, &h) {
+                    return out.fail(&d);
+                }
+            }
+            Err(e) => {
+                eprintln!("error: cannot draw the HTML page: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
     let mut run_id = None;
     if result.shard.is_none()
         && let Some(j) = journal
@@ -317,7 +334,7 @@ fn finish(result: &SweepResult, o: &OutputArgs, journal: Option<&Path>, symbols:
         if let (Some(id), Some(j)) = (run_id, journal) {
             println!("  journal       {} (run {id})", j.display());
         }
-        for (what, p) in [("json", &o.json), ("csv", &o.csv)] {
+        for (what, p) in [("json", &o.json), ("csv", &o.csv), ("html", &o.html)] {
             if let Some(p) = p {
                 println!("  {what:<13} {}", p.display());
             }
@@ -438,6 +455,18 @@ fn table(result: &SweepResult, top: usize) -> String {
         s.direction,
         s.objective
     );
+    if let Some(sum) = &result.summary {
+        let f = |v: Option<f64>| v.map_or_else(|| "undefined".to_string(), |x| format!("{x:.3}"));
+        let _ = writeln!(
+            t,
+            "  overfitting: PBO {} (CSCV, {} blocks of {} days), deflated Sharpe of the best {} ({} trials)",
+            f(sum.pbo),
+            sum.pbo_blocks,
+            sum.periods,
+            f(sum.deflated_sharpe),
+            sum.trials
+        );
+    }
     let names: Vec<&str> = s.params.iter().map(|p| p.name.as_str()).collect();
     let _ = write!(t, "  {:>4} {:>6}", "rank", "trial");
     for n in &names {

@@ -74,6 +74,20 @@ pub struct MetricInputs {
     pub skip_months: bool,
     /// Skip the t-test (`metric.t_stat`, `metric.p_value` stay NaN): rules that read neither.
     pub skip_t_test: bool,
+    /// The latest completed sweep of the bot, if any: trials, PBO (fraction) and the best
+    /// trial's deflated Sharpe ratio (`None`: undefined).
+    pub sweep: Option<SweepEvidence>,
+}
+
+/// What a sweep's record says about the search ([`crate::engine::overfitting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SweepEvidence {
+    /// Trials run.
+    pub trials: f64,
+    /// Probability of backtest overfitting (fraction).
+    pub pbo: Option<f64>,
+    /// The best trial's deflated Sharpe ratio (a probability).
+    pub deflated_sharpe: Option<f64>,
 }
 
 /// Reshuffles of the `luck` test.
@@ -158,6 +172,10 @@ pub fn compute(m: &MetricInputs) -> Vec<f64> {
     if let Some(y) = m.backtest_years {
         set(FieldId::MetricBacktestYears, y);
     }
+    let sweep = m.sweep.unwrap_or_default();
+    set(FieldId::MetricTrials, sweep.trials);
+    set(FieldId::MetricPbo, sweep.pbo.unwrap_or(f64::NAN));
+    set(FieldId::MetricDeflatedSharpe, sweep.deflated_sharpe.unwrap_or(f64::NAN));
     f
 }
 

@@ -20,6 +20,7 @@ pub mod guard;
 pub mod market;
 pub mod metrics;
 pub mod orders;
+pub mod overfitting;
 pub mod pipeline;
 pub mod portfolio;
 mod risk_gate;

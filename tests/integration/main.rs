@@ -20,6 +20,7 @@ mod indicators;
 mod library;
 mod live_feed;
 mod mock_broker;
+mod overfitting;
 mod paper;
 mod partial_exit;
 mod plan;

@@ -122,8 +122,13 @@ fn sweep_cmd(_dir: &Path, extra: &[&str]) -> assert_cmd::Command {
 fn shards_run_as_separate_processes_merge_into_the_single_result() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (whole_json, whole_csv) = (d.join("whole.json"), d.join("whole.csv"));
-    sweep_cmd(d, &["--no-journal", "--json", path(&whole_json), "--csv", path(&whole_csv)]).assert().success();
+    let (whole_json, whole_csv, html) = (d.join("whole.json"), d.join("whole.csv"), d.join("whole.html"));
+    sweep_cmd(d, &["--no-journal", "--json", path(&whole_json), "--csv", path(&whole_csv), "--html", path(&html)])
+        .assert()
+        .success();
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<svg").count(), 2, "a heat map and a histogram");
+    assert!(page.contains("metric.sharpe by fast and slow") && page.contains("Probability of backtest overfitting"));
     let parts: Vec<PathBuf> = (1..=3).map(|k| d.join(format!("part{k}.json"))).collect();
     let children: Vec<std::process::Child> = parts
         .iter()
@@ -262,4 +267,54 @@ fn bad_spaces_and_sweep_documents_get_located_diagnostics() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("continuous range") && err.contains("--method random"), "{err}");
+}
+
+/// Phase 2's `search_not_overfit` gate: holds with no search; after `dsl sweep` it reads the
+/// latest sweep's trial count, PBO and deflated Sharpe ratio from the journal.
+#[test]
+fn the_phase_2_gate_reads_the_latest_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let phases: Vec<String> = ["1_paper_mastery", "2_backtest_and_stress", "3_small_live", "4_full_live"]
+        .iter()
+        .map(|p| format!("{ROOT}/phases/{p}.yaml"))
+        .collect();
+    std::fs::write(
+        d.join("bot.yaml"),
+        format!(
+            "kind: bot\nname: sweeper\nstrategies: [{ROOT}/strategies/sma_crossover.yaml]\nphases: [{}]\n\
+             phase: backtest_and_stress\ndata: {{csv: {{GOOG: {}}}}}\nstarting_cash: 100000\ndatabase: j.sqlite\n",
+            phases.join(", "),
+            data("GOOG.csv").display()
+        ),
+    )
+    .unwrap();
+    let gate = |d: &Path| -> serde_json::Value {
+        let out = dsl().current_dir(d).args(["gate", "status", "bot.yaml", "--format", "json"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        r["gates"].as_array().unwrap().iter().find(|g| g["id"] == "search_not_overfit").unwrap().clone()
+    };
+    dsl().current_dir(d).args(["backtest", "bot.yaml", "--quiet"]).assert().success();
+    let g = gate(d);
+    assert_eq!(g["values"]["metric.trials"].as_f64(), Some(0.0), "{g}");
+    assert_eq!(g["holds"], true, "no search: nothing to deflate");
+
+    let json = d.join("sweep.json");
+    dsl()
+        .current_dir(d)
+        .args(["sweep", "bot.yaml", "--quiet", "--constraint", "fast < slow", "--json"])
+        .arg(&json)
+        .assert()
+        .success();
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let summary = &result["summary"];
+    let g = gate(d);
+    assert_eq!(g["values"]["metric.trials"].as_f64(), summary["trials"].as_f64(), "{g}");
+    assert_eq!(g["values"]["metric.pbo"].as_f64(), summary["pbo"].as_f64(), "{g}");
+    assert_eq!(g["values"]["metric.deflated_sharpe"].as_f64(), summary["deflated_sharpe"].as_f64(), "{g}");
+    let holds = summary["pbo"].as_f64().unwrap() < 0.5 && summary["deflated_sharpe"].as_f64().unwrap() > 0.95;
+    assert_eq!(g["holds"], holds, "{g}");
+    let c = rusqlite::Connection::open(d.join("j.sqlite")).unwrap();
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM runs WHERE kind = 'sweep'"), 1);
 }

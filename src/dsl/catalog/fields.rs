@@ -159,10 +159,16 @@ pub enum FieldId {
     MetricCagr,
     /// `metric.exposure`
     MetricExposure,
+    /// `metric.trials`
+    MetricTrials,
+    /// `metric.pbo`
+    MetricPbo,
+    /// `metric.deflated_sharpe`
+    MetricDeflatedSharpe,
 }
 
 /// Number of [`FieldId`] values (size of a field-value array).
-pub const FIELD_COUNT: usize = 61;
+pub const FIELD_COUNT: usize = 64;
 
 /// A context field's name, type, unit and availability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -735,6 +741,33 @@ pub const FIELDS: &[FieldSpec] = &[
         scale: Scale::Fraction,
         values: &[],
         doc: "share of the run's timestamps with an open position (fraction); a sweep's or walk-forward's trials only",
+    },
+    FieldSpec {
+        path: "metric.trials",
+        id: FieldId::MetricTrials,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "trials of the bot's latest completed `dsl sweep` (count; 0 when it has none), whatever `from` says",
+    },
+    FieldSpec {
+        path: "metric.pbo",
+        id: FieldId::MetricPbo,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "probability of backtest overfitting of the bot's latest completed sweep: CSCV over its trials' daily returns, 16 blocks (Bailey, Borwein, López de Prado and Zhu 2017) (fraction); undefined without a sweep",
+    },
+    FieldSpec {
+        path: "metric.deflated_sharpe",
+        id: FieldId::MetricDeflatedSharpe,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "deflated Sharpe ratio of the best trial of the bot's latest completed sweep, given its trial count and the skewness and kurtosis of its daily returns (Bailey and López de Prado 2014) (a probability); undefined without a sweep",
     },
 ];
 

@@ -32,7 +32,7 @@ use crate::runtime::journal::db_err;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -588,6 +588,25 @@ fn inputs(
             .prepare_cached("SELECT json_extract(metrics, '$.max_drawdown') FROM runs WHERE run_id = ?1")?
             .query_row([id], |r| r.get(0))?;
         m.stress_drawdowns.extend(dd);
+    }
+    // The search behind the backtests: the latest completed sweep, whatever `from` says.
+    if wants(&[F::MetricTrials, F::MetricPbo, F::MetricDeflatedSharpe]) {
+        let sweep: Option<(Option<f64>, Option<f64>, Option<f64>)> = c
+            .prepare_cached(
+                "SELECT json_extract(metrics, '$.trials'), json_extract(metrics, '$.pbo'), \
+                 json_extract(metrics, '$.deflated_sharpe') FROM runs WHERE bot = CAST(?1 AS TEXT) \
+                 AND kind = 'sweep' AND status = 'completed' AND started_ts >= ?2 AND run_id > ?3 \
+                 ORDER BY run_id DESC LIMIT 1",
+            )?
+            .query_row(params![bot, rule.since.unwrap_or(i64::MIN), rule.after_run.unwrap_or(0)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        m.sweep = sweep.map(|(trials, pbo, deflated_sharpe)| crate::engine::gate_metrics::SweepEvidence {
+            trials: trials.unwrap_or(0.0),
+            pbo,
+            deflated_sharpe,
+        });
     }
     let backtest = if wants(&[F::MetricBacktestYears]) {
         runs_of(c, bot, RunMode::Backtest, None, rule.since, rule.after_run)?

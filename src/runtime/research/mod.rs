@@ -6,3 +6,4 @@
 pub mod backtest;
 pub mod stress;
 pub mod sweep;
+pub mod sweep_report;

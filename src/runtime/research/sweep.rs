@@ -27,6 +27,7 @@ use crate::dsl::catalog::{FIELDS, FieldId};
 use crate::dsl::check::TExpr;
 use crate::engine::backtest::{self, BacktestOutput};
 use crate::engine::events::NullSink;
+use crate::engine::overfitting::{blocks_for, deflated_sharpe, pbo, returns_of, sharpe};
 use crate::engine::sweep::{self as plan, SweptParam, Trial};
 use crate::runtime::library::loader::read_source;
 use crate::runtime::library::source::MarketData;
@@ -115,6 +116,27 @@ pub struct TrialRow {
     pub objective: Option<f64>,
     /// Every `metric.*` field (`None`: undefined).
     pub metrics: IndexMap<String, Option<f64>>,
+    /// Its return on each UTC day with bars (fractions; the same days for every trial): its
+    /// column of the trial matrix that PBO and the deflated Sharpe ratio read.
+    pub daily_returns: Vec<f64>,
+}
+
+/// What the whole trial matrix says about the search (a complete sweep only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepSummary {
+    /// Trials run (`metric.trials`).
+    pub trials: usize,
+    /// The best trial by the objective.
+    pub best_trial: Option<usize>,
+    /// Probability of backtest overfitting by CSCV over the daily returns, trials chosen
+    /// in-sample by their Sharpe ratio (`metric.pbo`; [`crate::engine::overfitting`]).
+    pub pbo: Option<f64>,
+    /// Blocks of the CSCV split.
+    pub pbo_blocks: usize,
+    /// The best trial's deflated Sharpe ratio given every trial's (`metric.deflated_sharpe`).
+    pub deflated_sharpe: Option<f64>,
+    /// Days in the trial matrix.
+    pub periods: usize,
 }
 
 /// A sweep's result, or one shard's.
@@ -127,6 +149,9 @@ pub struct SweepResult {
     pub shard: Option<String>,
     /// Finished trials, by trial number.
     pub trials: Vec<TrialRow>,
+    /// PBO and the deflated Sharpe ratio, once every trial is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<SweepSummary>,
 }
 
 /// A loaded sweep: the bot, the trial list and how trials are judged.
@@ -302,7 +327,9 @@ impl SweepPlan {
             sweep: self.identity.clone(),
             shard: self.shard.map(|(k, n)| format!("{k}/{n}")),
             trials: all,
-        })
+            summary: None,
+        }
+        .summarised())
     }
 
     /// A finished trial's row.
@@ -319,6 +346,7 @@ impl SweepPlan {
                     (path.to_string(), v.is_finite().then_some(v))
                 })
                 .collect(),
+            daily_returns: returns_of(out.metrics.starting_cash, out.curves.daily.iter().map(|d| d.1)),
         }
     }
 }
@@ -338,6 +366,9 @@ fn metric_fields() -> impl Iterator<Item = (&'static str, FieldId)> {
                 | FieldId::MetricDenials
                 | FieldId::MetricHalts
                 | FieldId::MetricReductions
+                | FieldId::MetricTrials
+                | FieldId::MetricPbo
+                | FieldId::MetricDeflatedSharpe
         )
     })
 }
@@ -407,7 +438,7 @@ impl TrialRow {
             }
         }
         metrics.extend(self.metrics);
-        TrialRow { trial: self.trial, params, objective: self.objective, metrics }
+        TrialRow { trial: self.trial, params, objective: self.objective, metrics, daily_returns: self.daily_returns }
     }
 }
 
@@ -423,6 +454,31 @@ impl SweepResult {
     /// Whether every trial of the sweep is here.
     pub fn complete(&self) -> bool {
         self.trials.len() == self.sweep.trials_total
+    }
+
+    /// The result with its summary when complete (PBO, deflated Sharpe), else without.
+    pub fn summarised(mut self) -> Self {
+        self.summary = None;
+        if !self.complete() {
+            return self;
+        }
+        let best = self.ranked().first().map(|b| b.trial);
+        let matrix: Vec<Vec<f64>> = self.trials.iter().map(|t| t.daily_returns.clone()).collect();
+        let periods = matrix.first().map_or(0, Vec::len);
+        let blocks = blocks_for(periods);
+        let sharpes: Vec<f64> = matrix.iter().map(|r| sharpe(r)).collect();
+        let deflated = best
+            .and_then(|b| self.trials.iter().position(|t| t.trial == b))
+            .and_then(|i| deflated_sharpe(&matrix[i], &sharpes));
+        self.summary = Some(SweepSummary {
+            trials: self.trials.len(),
+            best_trial: best,
+            pbo: pbo(&matrix, blocks).map(|p| p.pbo),
+            pbo_blocks: blocks,
+            deflated_sharpe: deflated,
+            periods,
+        });
+        self
     }
 }
 
@@ -462,7 +518,7 @@ pub fn merge(parts: Vec<SweepResult>) -> Result<SweepResult, Diagnostic> {
         )
         .help("run the missing shards (`--shard K/N`), or finish an interrupted one with `--resume`"));
     }
-    Ok(SweepResult { sweep, shard: None, trials })
+    Ok(SweepResult { sweep, shard: None, trials, summary: None }.summarised())
 }
 
 /// Journals a whole sweep as one run (`kind = 'sweep'`): its identity as the settings, the
@@ -477,7 +533,15 @@ pub fn journal(path: &std::path::Path, result: &SweepResult, symbols: &[String])
     let best = result.ranked().first().map(|b| {
         serde_json::json!({"trial": b.trial, "params": b.params, "objective": b.objective})
     });
-    let summary = serde_json::json!({"trials": result.trials.len(), "best": best});
+    let s = result.summary.as_ref();
+    let summary = serde_json::json!({
+        "trials": result.trials.len(),
+        "best": best,
+        "pbo": s.and_then(|s| s.pbo),
+        "pbo_blocks": s.map(|s| s.pbo_blocks),
+        "deflated_sharpe": s.and_then(|s| s.deflated_sharpe),
+        "periods": s.map(|s| s.periods),
+    });
     let rows: Vec<(serde_json::Value, serde_json::Value)> = result
         .trials
         .iter()
