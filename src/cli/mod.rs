@@ -17,6 +17,7 @@ mod stress;
 mod sweep;
 mod test;
 mod validate;
+mod walkforward;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -84,6 +85,9 @@ pub enum Command {
     /// Sweep a bot's params over their search spaces on every core: a ranked table, every
     /// trial as JSON and CSV, one journaled sweep run; `--shard K/N` and `merge` to scale out.
     Sweep(Box<sweep::Args>),
+    /// Walk-forward analysis: optimise the search spaces on each in-sample window, trade the
+    /// winner on the out-of-sample window after it; stitched metrics and efficiency.
+    Walkforward(Box<walkforward::Args>),
     /// Halt a bot: no new orders until `dsl resume` (recorded in its journal).
     Halt(control::StateArgs),
     /// Resume a halted or reducing bot, saying why (recorded in its journal).
@@ -163,6 +167,7 @@ pub fn main() -> ExitCode {
         Command::Test(a) => test::run(a, out),
         Command::Stress(a) => stress::run(a, out),
         Command::Sweep(a) => sweep::run(*a, out),
+        Command::Walkforward(a) => walkforward::run(*a, out),
         Command::Halt(a) => control::halt(a, out),
         Command::Resume(a) => control::resume(a, out),
         Command::Approvals(a) => control::approvals(a, out),

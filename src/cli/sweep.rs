@@ -55,6 +55,27 @@ pub struct Args {
     /// The bot manifest (or a single strategy file) whose params' search spaces are swept.
     #[arg(required = true, value_name = "BOT")]
     pub path: Option<PathBuf>,
+    /// The search: its document, method, objective, constraints, and the bars and money.
+    #[command(flatten)]
+    pub search: SearchArgs,
+    /// Run part K of N (1-based) of the trial list and write it to `--json`; combine the parts
+    /// with `dsl sweep merge`.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Carry on from the trials already in `--json` (a sweep stopped by Ctrl-C).
+    #[arg(long, requires = "json")]
+    pub resume: bool,
+    /// Outputs and journal.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What a sweep searches and on which bars (shared by `dsl sweep` and `dsl walkforward`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SearchArgs {
     /// A `kind: sweep` document: method, trials, seed, objective, constraints, heat map.
     #[arg(long, value_name = "FILE")]
     pub sweep: Option<PathBuf>,
@@ -79,16 +100,6 @@ pub struct Args {
     /// The heat map's two params, `A,B`.
     #[arg(long, value_name = "A,B", value_parser = parse_pair)]
     pub heatmap: Option<(String, String)>,
-    /// Run part K of N (1-based) of the trial list and write it to `--json`; combine the parts
-    /// with `dsl sweep merge`.
-    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
-    pub shard: Option<(usize, usize)>,
-    /// Worker threads (default: every core).
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    /// Carry on from the trials already in `--json` (a sweep stopped by Ctrl-C).
-    #[arg(long, requires = "json")]
-    pub resume: bool,
     /// Bars to use: `SYMBOL=FILE`, or `FILE` when the bundle trades one symbol (repeatable).
     #[arg(long, value_name = "[SYMBOL=]FILE")]
     pub data: Vec<DataArg>,
@@ -110,9 +121,46 @@ pub struct Args {
     /// Slippage as a fraction of price: `0.0005` or `5bps`.
     #[arg(long, value_parser = parse_cost_rate)]
     pub slippage: Option<f64>,
-    /// Outputs and journal.
-    #[command(flatten)]
-    pub output: OutputArgs,
+}
+
+impl SearchArgs {
+    /// The typed request for the bot at `path`.
+    pub fn request(
+        &self,
+        path: PathBuf,
+        journal: crate::runtime::research::backtest::JournalChoice,
+        shard: Option<(usize, usize)>,
+    ) -> SweepRequest {
+        SweepRequest {
+            backtest: BacktestRequest {
+                manifest: path,
+                data: self.bars.request(self.data.clone(), self.store.clone()),
+                cash: self.cash,
+                commission: self.commission,
+                slippage: self.slippage,
+                fill: self.fill.map(|f| match f {
+                    Fill::Close => FillTiming::Close,
+                    Fill::NextOpen => FillTiming::NextOpen,
+                }),
+                journal,
+            },
+            sweep: self.sweep.clone(),
+            method: self.method.map(|m| match m {
+                MethodArg::Grid => Method::Grid,
+                MethodArg::Random => Method::Random,
+            }),
+            trials: self.trials,
+            seed: self.seed,
+            objective: self.objective.clone(),
+            direction: self.direction.map(|d| match d {
+                DirectionArg::Maximize => Direction::Maximize,
+                DirectionArg::Minimize => Direction::Minimize,
+            }),
+            constraints: self.constraint.clone(),
+            heatmap: self.heatmap.clone(),
+            shard,
+        }
+    }
 }
 
 /// Where a sweep's results go.
@@ -187,35 +235,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         return EXIT_USAGE;
     };
     let o = &args.output;
-    let request = SweepRequest {
-        backtest: BacktestRequest {
-            manifest: path,
-            data: args.bars.request(args.data.clone(), args.store.clone()),
-            cash: args.cash,
-            commission: args.commission,
-            slippage: args.slippage,
-            fill: args.fill.map(|f| match f {
-                Fill::Close => FillTiming::Close,
-                Fill::NextOpen => FillTiming::NextOpen,
-            }),
-            journal: super::journal_choice(o.journal.as_deref(), o.no_journal),
-        },
-        sweep: args.sweep.clone(),
-        method: args.method.map(|m| match m {
-            MethodArg::Grid => Method::Grid,
-            MethodArg::Random => Method::Random,
-        }),
-        trials: args.trials,
-        seed: args.seed,
-        objective: args.objective.clone(),
-        direction: args.direction.map(|d| match d {
-            DirectionArg::Maximize => Direction::Maximize,
-            DirectionArg::Minimize => Direction::Minimize,
-        }),
-        constraints: args.constraint.clone(),
-        heatmap: args.heatmap.clone(),
-        shard: args.shard,
-    };
+    let request = args.search.request(path, super::journal_choice(o.journal.as_deref(), o.no_journal), args.shard);
     let (plan, market) = match SweepPlan::load(request, |b| b.market()) {
         Ok(p) => p,
         Err(diags) => {
@@ -343,7 +363,7 @@ fn finish(result: &SweepResult, o: &OutputArgs, journal: Option<&Path>, symbols:
     EXIT_OK
 }
 
-fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
+pub(super) fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
@@ -357,7 +377,7 @@ fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
 }
 
 /// Sets `stop` on Ctrl-C (a thread of its own; the sweep's workers check it between trials).
-fn watch_ctrl_c(stop: Arc<AtomicBool>) {
+pub(super) fn watch_ctrl_c(stop: Arc<AtomicBool>) {
     let _ = std::thread::Builder::new().name("ctrl-c".into()).spawn(move || {
         if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
             rt.block_on(async {

@@ -24,7 +24,8 @@ pub enum Format {
 /// Arguments of `dsl validate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Files or directories (every `.yaml`/`.yml` below them).
+    /// Files or directories (every `.yaml`/`.yml` below them, but other tools' manifests: a
+    /// top-level `apiVersion:`, as in Kubernetes files).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Output format.

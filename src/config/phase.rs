@@ -100,6 +100,8 @@ pub enum RunMode {
     Paper,
     /// `dsl run` on a live account.
     Live,
+    /// `dsl walkforward` runs: their out-of-sample trades.
+    Walkforward,
 }
 
 impl RunMode {
@@ -110,6 +112,7 @@ impl RunMode {
             RunMode::Stress => "stress",
             RunMode::Paper => "paper",
             RunMode::Live => "live",
+            RunMode::Walkforward => "walkforward",
         }
     }
 
@@ -406,14 +409,15 @@ fn read_rule(r: &mut Reader<'_>, node: &Node, default_from: RunMode, demotion: b
     let mut m = r.map(node, if demotion { "demotion rule" } else { "gate rule" })?;
     let id = m.required(r, "id").and_then(|n| r.name(n, "id"));
     let from =
-        m.get("from").and_then(|n| r.choice(n, "from", &["backtest", "stress", "paper", "live"])).map(|c| {
-            match c.value {
+        m.get("from").and_then(|n| r.choice(n, "from", &["backtest", "stress", "paper", "live", "walkforward"])).map(
+            |c| match c.value {
                 "backtest" => RunMode::Backtest,
                 "stress" => RunMode::Stress,
                 "paper" => RunMode::Paper,
+                "walkforward" => RunMode::Walkforward,
                 _ => RunMode::Live,
-            }
-        });
+            },
+        );
     let window = m.get("window").and_then(|n| read_window(r, n));
     let strategy = m.get("strategy").and_then(|n| r.name(n, "strategy"));
     let scenario = m.get("scenario").and_then(|n| r.name(n, "scenario"));

@@ -77,6 +77,9 @@ pub struct MetricInputs {
     /// The latest completed sweep of the bot, if any: trials, PBO (fraction) and the best
     /// trial's deflated Sharpe ratio (`None`: undefined).
     pub sweep: Option<SweepEvidence>,
+    /// The latest completed walk-forward's efficiency (out-of-sample over in-sample
+    /// annualised return), if any.
+    pub wfe: Option<f64>,
 }
 
 /// What a sweep's record says about the search ([`crate::engine::overfitting`]).
@@ -176,6 +179,7 @@ pub fn compute(m: &MetricInputs) -> Vec<f64> {
     set(FieldId::MetricTrials, sweep.trials);
     set(FieldId::MetricPbo, sweep.pbo.unwrap_or(f64::NAN));
     set(FieldId::MetricDeflatedSharpe, sweep.deflated_sharpe.unwrap_or(f64::NAN));
+    set(FieldId::MetricWfe, m.wfe.unwrap_or(f64::NAN));
     f
 }
 

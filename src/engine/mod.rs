@@ -29,3 +29,4 @@ pub mod signal;
 pub mod stress;
 pub mod sweep;
 pub mod trading_state;
+pub mod walkforward;

@@ -40,3 +40,4 @@ mod stress;
 mod swap;
 mod sweep;
 mod validate;
+mod walkforward;

@@ -318,3 +318,68 @@ fn the_phase_2_gate_reads_the_latest_sweep() {
     let c = rusqlite::Connection::open(d.join("j.sqlite")).unwrap();
     assert_eq!(count(&c, "SELECT COUNT(*) FROM runs WHERE kind = 'sweep'"), 1);
 }
+
+/// `examples/k8s/sweep-job.yaml`: an Indexed Job with one shard per completion; the command its
+/// pods run, with each `JOB_COMPLETION_INDEX`, writes parts that merge into the single-process
+/// result. (`kubectl create --dry-run=client -f` needs a reachable API server; where one is,
+/// it is run too.)
+#[test]
+fn the_kubernetes_job_runs_one_shard_per_pod() {
+    let text = std::fs::read_to_string(format!("{ROOT}/examples/k8s/sweep-job.yaml")).unwrap();
+    let job: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!((job["apiVersion"].as_str(), job["kind"].as_str()), (Some("batch/v1"), Some("Job")));
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    let n = spec["completions"].as_u64().unwrap();
+    let container = &spec["template"]["spec"]["containers"][0];
+    let shards = container["env"].as_array().unwrap().iter().find(|e| e["name"] == "SHARDS").unwrap();
+    assert_eq!(shards["value"].as_str().unwrap().parse::<u64>().unwrap(), n, "SHARDS equals completions");
+    let script = container["args"][0].as_str().unwrap();
+    assert!(script.contains("JOB_COMPLETION_INDEX") && script.contains("--shard"));
+
+    // Each pod's command, run here with its index, the shared volume a temporary directory.
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let script = script.replace("/results", results.to_str().unwrap());
+    let bin = assert_cmd::cargo::cargo_bin("dsl");
+    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    for index in 0..n {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .env("SHARDS", n.to_string())
+            .env("PATH", &path)
+            .env("NO_COLOR", "1")
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pod {index}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let parts: Vec<String> =
+        (0..n).map(|i| results.join(format!("part-{i}.json")).to_str().unwrap().to_string()).collect();
+    let merged = results.join("sweep.json");
+    dsl().args(["sweep", "merge", "--quiet", "--json", path_of(&merged)]).args(&parts).assert().success();
+    let whole = dir.path().join("whole.json");
+    dsl()
+        .args(["sweep", "examples/reference.yaml", "--constraint", "fast < slow", "--quiet", "--no-journal", "--json"])
+        .arg(&whole)
+        .assert()
+        .success();
+    assert!(std::fs::read(&merged).unwrap() == std::fs::read(&whole).unwrap(), "merged pods differ from one process");
+
+    let dry = std::process::Command::new("kubectl")
+        .args(["create", "--dry-run=client", "-o", "name", "-f"])
+        .arg(format!("{ROOT}/examples/k8s/sweep-job.yaml"))
+        .output();
+    if let Ok(o) = dry
+        && !String::from_utf8_lossy(&o.stderr).contains("connection refused")
+        && !String::from_utf8_lossy(&o.stderr).contains("unable to recognize")
+    {
+        assert!(o.status.success(), "kubectl: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+fn path_of(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

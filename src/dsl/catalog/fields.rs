@@ -165,10 +165,12 @@ pub enum FieldId {
     MetricPbo,
     /// `metric.deflated_sharpe`
     MetricDeflatedSharpe,
+    /// `metric.wfe`
+    MetricWfe,
 }
 
 /// Number of [`FieldId`] values (size of a field-value array).
-pub const FIELD_COUNT: usize = 64;
+pub const FIELD_COUNT: usize = 65;
 
 /// A context field's name, type, unit and availability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -768,6 +770,15 @@ pub const FIELDS: &[FieldSpec] = &[
         scale: Scale::Fraction,
         values: &[],
         doc: "deflated Sharpe ratio of the best trial of the bot's latest completed sweep, given its trial count and the skewness and kurtosis of its daily returns (Bailey and López de Prado 2014) (a probability); undefined without a sweep",
+    },
+    FieldSpec {
+        path: "metric.wfe",
+        id: FieldId::MetricWfe,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "walk-forward efficiency of the bot's latest completed `dsl walkforward`: stitched out-of-sample annualised return / mean in-sample annualised return of the chosen trials (Pardo 2008) (ratio), whatever `from` says; undefined without one",
     },
 ];
 

@@ -57,7 +57,10 @@ impl Writer {
         in_tx: bool,
         failed: Arc<Mutex<Option<String>>>,
     ) -> Self {
-        Writer { conn, path, run_id, bot, in_tx, err: None, failed, uncommitted: 0, last_commit: Instant::now() }
+        // The first checkpoint commits at once (a restarted bot keeps its first new bar even
+        // if it is killed again within one window).
+        let last_commit = Instant::now().checked_sub(COMMIT_EVERY).unwrap_or_else(Instant::now);
+        Writer { conn, path, run_id, bot, in_tx, err: None, failed, uncommitted: 0, last_commit }
     }
 
     /// Writes what arrives on `rx` until the journal closes the channel.

@@ -414,6 +414,16 @@ impl Validation {
     }
 }
 
+/// Another tool's manifest (a top-level `apiVersion:` key, as Kubernetes writes them, e.g.
+/// `examples/k8s/sweep-job.yaml`): not one of ours, so a directory walk leaves it out (named
+/// on the command line, it is read and reported like any file).
+fn foreign_manifest(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut head));
+    read.is_ok() && String::from_utf8_lossy(&head).lines().any(|l| l.starts_with("apiVersion:"))
+}
+
 fn collect_yaml(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -421,7 +431,7 @@ fn collect_yaml(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         for e in entries {
             if e.is_dir() {
                 collect_yaml(&e, out)?;
-            } else if matches!(e.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
+            } else if matches!(e.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) && !foreign_manifest(&e) {
                 out.push(e);
             }
         }
@@ -432,8 +442,8 @@ fn collect_yaml(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     }
 }
 
-/// Validates files and directories (every `.yaml`/`.yml` below a directory): each document on
-/// its own, and each bot manifest with everything it references.
+/// Validates files and directories (every `.yaml`/`.yml` below a directory but other tools'
+/// manifests): each document on its own, and each bot manifest with everything it references.
 ///
 /// # Errors
 /// An I/O diagnostic when a path cannot be listed.

@@ -416,6 +416,10 @@ fn runs_of(
             "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = CAST(?1 AS TEXT) AND kind = 'paper' AND {live} \
              AND {started} ORDER BY run_id DESC LIMIT 1"
         ),
+        RunMode::Walkforward => format!(
+            "SELECT run_id, COALESCE(last_bar_ts, 0) FROM runs WHERE bot = CAST(?1 AS TEXT) AND kind = 'walkforward' \
+             AND status = 'completed' AND {started} ORDER BY run_id DESC LIMIT 1"
+        ),
         RunMode::Stress => format!(
             "SELECT MAX(run_id), COALESCE(MAX(last_bar_ts), 0) FROM runs WHERE bot = CAST(?1 AS TEXT) AND kind = 'stress' \
              AND status = 'completed' AND json_extract(settings, '$.scenario') != 'baseline' \
@@ -588,6 +592,20 @@ fn inputs(
             .prepare_cached("SELECT json_extract(metrics, '$.max_drawdown') FROM runs WHERE run_id = ?1")?
             .query_row([id], |r| r.get(0))?;
         m.stress_drawdowns.extend(dd);
+    }
+    // The latest completed walk-forward's efficiency, whatever `from` says.
+    if wants(&[F::MetricWfe]) {
+        m.wfe = c
+            .prepare_cached(
+                "SELECT json_extract(metrics, '$.\"metric.wfe\"') FROM runs WHERE bot = CAST(?1 AS TEXT) \
+                 AND kind = 'walkforward' AND status = 'completed' AND started_ts >= ?2 AND run_id > ?3 \
+                 ORDER BY run_id DESC LIMIT 1",
+            )?
+            .query_row(params![bot, rule.since.unwrap_or(i64::MIN), rule.after_run.unwrap_or(0)], |r| {
+                r.get::<_, Option<f64>>(0)
+            })
+            .optional()?
+            .flatten();
     }
     // The search behind the backtests: the latest completed sweep, whatever `from` says.
     if wants(&[F::MetricTrials, F::MetricPbo, F::MetricDeflatedSharpe]) {

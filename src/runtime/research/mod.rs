@@ -7,3 +7,4 @@ pub mod backtest;
 pub mod stress;
 pub mod sweep;
 pub mod sweep_report;
+pub mod walkforward;

@@ -303,7 +303,32 @@ impl SweepPlan {
     ) -> Result<SweepResult, Diagnostic> {
         let have: std::collections::HashSet<usize> = done.iter().map(|r| r.trial).collect();
         let todo: Vec<&Trial> = self.my_trials().into_iter().filter(|t| !have.contains(&t.index)).collect();
-        let rows: Vec<Option<Result<TrialRow, Diagnostic>>> = todo
+        let mut all = done;
+        all.extend(self.evaluate(market, &todo, stop, progress)?);
+        all.sort_by_key(|r| r.trial);
+        Ok(SweepResult {
+            sweep: self.identity.clone(),
+            shard: self.shard.map(|(k, n)| format!("{k}/{n}")),
+            trials: all,
+            summary: None,
+        }
+        .summarised())
+    }
+
+    /// Runs `trials` over `market` on every core of the current rayon pool, calling
+    /// `progress` after each; stops starting new trials once `stop` is set. Returns the
+    /// finished rows in `trials` order.
+    ///
+    /// # Errors
+    /// The first trial whose bot does not compile (its diagnostics' first message).
+    pub fn evaluate(
+        &self,
+        market: &MarketData,
+        trials: &[&Trial],
+        stop: &AtomicBool,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Vec<TrialRow>, Diagnostic> {
+        let rows: Vec<Option<Result<TrialRow, Diagnostic>>> = trials
             .par_iter()
             .map(|t| {
                 if stop.load(Ordering::SeqCst) {
@@ -318,22 +343,21 @@ impl SweepPlan {
                 Some(row)
             })
             .collect();
-        let mut all = done;
-        for r in rows.into_iter().flatten() {
-            all.push(r?);
-        }
-        all.sort_by_key(|r| r.trial);
-        Ok(SweepResult {
-            sweep: self.identity.clone(),
-            shard: self.shard.map(|(k, n)| format!("{k}/{n}")),
-            trials: all,
-            summary: None,
-        }
-        .summarised())
+        rows.into_iter().flatten().collect()
+    }
+
+    /// Every trial of the sweep (every shard's), in trial order.
+    pub fn trials(&self) -> &[Trial] {
+        &self.trials
+    }
+
+    /// The searched params, in trial-value order.
+    pub fn params(&self) -> &[SweptParam] {
+        &self.params
     }
 
     /// A finished trial's row.
-    fn row(&self, trial: &Trial, out: &BacktestOutput) -> TrialRow {
+    pub fn row(&self, trial: &Trial, out: &BacktestOutput) -> TrialRow {
         let fields = plan::trial_fields(out, self.declared);
         let objective = plan::objective_value(&self.objective, &fields);
         TrialRow {
@@ -369,6 +393,7 @@ fn metric_fields() -> impl Iterator<Item = (&'static str, FieldId)> {
                 | FieldId::MetricTrials
                 | FieldId::MetricPbo
                 | FieldId::MetricDeflatedSharpe
+                | FieldId::MetricWfe
         )
     })
 }
