@@ -34,6 +34,8 @@ pub enum MethodArg {
     Grid,
     /// Seeded random draws.
     Random,
+    /// Tree-structured Parzen Estimator: batches drawn where the best results so far are.
+    Tpe,
 }
 
 /// The objective's direction flag.
@@ -148,6 +150,7 @@ impl SearchArgs {
             method: self.method.map(|m| match m {
                 MethodArg::Grid => Method::Grid,
                 MethodArg::Random => Method::Random,
+                MethodArg::Tpe => Method::Tpe,
             }),
             trials: self.trials,
             seed: self.seed,

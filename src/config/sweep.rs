@@ -4,9 +4,9 @@
 //! ```yaml
 //! kind: sweep
 //! name: sma_grid
-//! method: grid                   # every point of the spaces; or `random` (seeded)
-//! trials: 100                    # random: how many distinct points to try
-//! seed: 7                        # random: the same seed tries the same points
+//! method: grid                   # every point of the spaces; `random` (seeded); `tpe`
+//! trials: 100                    # random, tpe: how many distinct points to try
+//! seed: 7                        # random, tpe: the same seed tries the same points
 //! objective: metric.sharpe       # a number expression over `metric.*`
 //! direction: maximize            # or `minimize`
 //! constraints: [fast < slow]     # rules over the params a trial must satisfy
@@ -30,6 +30,10 @@ pub enum Method {
     Grid,
     /// Points drawn uniformly (log-uniformly on log ranges) from a seeded generator.
     Random,
+    /// Tree-structured Parzen Estimator (Bergstra, Bardenet, Bengio and Kégl 2011): each
+    /// batch of points is drawn where the best results so far are denser than the rest (the
+    /// `tpe` crate, by an author of Optuna, whose default sampler this is).
+    Tpe,
 }
 
 /// Whether the objective is maximised or minimised.
@@ -72,8 +76,11 @@ pub fn read_sweep(r: &mut Reader<'_>, root: &Node) -> Option<SweepDoc> {
     let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
     m.get("description");
     let method = m.get("method").map(|n| {
-        r.choice(n, "method", &["grid", "random"])
-            .map(|c| if c.value == "grid" { Method::Grid } else { Method::Random })
+        r.choice(n, "method", &["grid", "random", "tpe"]).map(|c| match c.value {
+            "grid" => Method::Grid,
+            "random" => Method::Random,
+            _ => Method::Tpe,
+        })
     });
     let trials = m.get("trials").map(|n| r.positive_int(n, "trials"));
     let seed = m.get("seed").map(|n| read_seed(r, n));

@@ -158,20 +158,7 @@ pub fn trials(
         return Err(Diagnostic::error(codes::INVALID_VALUE, "the bot's strategies declare no search space")
             .help("give a param a space in its strategy document, e.g. `fast: {value: 10, range: [5, 30], step: 5}`"));
     }
-    let ok = |values: &[ParamValue]| -> Result<bool, Diagnostic> {
-        for c in constraints {
-            match c.holds(params, values) {
-                Ok(true) => {}
-                Ok(false) => return Ok(false),
-                Err(d) => {
-                    return Err(d.into_iter().next().unwrap_or_else(|| {
-                        Diagnostic::error(codes::INVALID_VALUE, "a constraint cannot be evaluated")
-                    }));
-                }
-            }
-        }
-        Ok(true)
-    };
+    let ok = |values: &[ParamValue]| satisfies(constraints, params, values);
     let mut out: Vec<Vec<ParamValue>> = Vec::new();
     match method {
         Method::Grid => {
@@ -217,7 +204,7 @@ pub fn trials(
                 }
             }
         }
-        Method::Random => {
+        Method::Random | Method::Tpe => {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut seen: HashSet<String> = HashSet::new();
             let count = count.min(MAX_TRIALS);
@@ -233,6 +220,26 @@ pub fn trials(
         }
     }
     finish(out)
+}
+
+/// Whether `values` of `params` satisfy every constraint.
+///
+/// # Errors
+/// A constraint that cannot be evaluated with these values.
+pub fn satisfies(constraints: &[Constraint], params: &[SweptParam], values: &[ParamValue]) -> Result<bool, Diagnostic> {
+    for c in constraints {
+        match c.holds(params, values) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(d) => {
+                return Err(d
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| Diagnostic::error(codes::INVALID_VALUE, "a constraint cannot be evaluated")));
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn finish(points: Vec<Vec<ParamValue>>) -> Result<Vec<Trial>, Diagnostic> {

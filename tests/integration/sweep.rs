@@ -289,12 +289,13 @@ fn the_phase_2_gate_reads_the_latest_sweep() {
         ),
     )
     .unwrap();
-    let gate = |d: &Path| -> serde_json::Value {
+    let gate_named = |d: &Path, id: &str| -> serde_json::Value {
         let out = dsl().current_dir(d).args(["gate", "status", "bot.yaml", "--format", "json"]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        r["gates"].as_array().unwrap().iter().find(|g| g["id"] == "search_not_overfit").unwrap().clone()
+        r["gates"].as_array().unwrap().iter().find(|g| g["id"] == id).unwrap().clone()
     };
+    let gate = |d: &Path| gate_named(d, "search_not_overfit");
     dsl().current_dir(d).args(["backtest", "bot.yaml", "--quiet"]).assert().success();
     let g = gate(d);
     assert_eq!(g["values"]["metric.trials"].as_f64(), Some(0.0), "{g}");
@@ -317,6 +318,23 @@ fn the_phase_2_gate_reads_the_latest_sweep() {
     assert_eq!(g["holds"], holds, "{g}");
     let c = rusqlite::Connection::open(d.join("j.sqlite")).unwrap();
     assert_eq!(count(&c, "SELECT COUNT(*) FROM runs WHERE kind = 'sweep'"), 1);
+
+    // A searched bot needs a walk-forward that kept half of its in-sample return.
+    assert_eq!(gate_named(d, "search_holds_out_of_sample")["holds"], false, "no walk-forward yet");
+    let walk = d.join("walk.json");
+    dsl()
+        .current_dir(d)
+        .args(["walkforward", "bot.yaml", "--quiet", "--constraint", "fast < slow", "--in-sample", "2y"])
+        .args(["--out-of-sample", "1y", "--json"])
+        .arg(&walk)
+        .assert()
+        .success();
+    let wfe = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&walk).unwrap()).unwrap()["metrics"]
+        ["metric.wfe"]
+        .as_f64();
+    let g = gate_named(d, "search_holds_out_of_sample");
+    assert_eq!(g["values"]["metric.wfe"].as_f64(), wfe, "{g}");
+    assert_eq!(g["holds"], wfe.is_some_and(|w| w >= 0.5), "{g}");
 }
 
 /// `examples/k8s/sweep-job.yaml`: an Indexed Job with one shard per completion; the command its
@@ -382,4 +400,37 @@ fn the_kubernetes_job_runs_one_shard_per_pod() {
 
 fn path_of(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// TPE: the same seed gives the same trials on 1 or 2 worker threads; every trial satisfies the
+/// constraints and is distinct; it finds a point in the grid's top quarter; it cannot shard.
+#[test]
+fn tpe_is_seeded_independent_of_the_cores_and_searches_well() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |jobs: &str, out: &Path| {
+        sweep_cmd(d, &["--no-journal", "--method", "tpe", "--trials", "24", "--seed", "3", "--jobs", jobs, "--json", path(out)])
+            .assert()
+            .success();
+        std::fs::read(out).unwrap()
+    };
+    let (a, b) = (run("1", &d.join("a.json")), run("2", &d.join("b.json")));
+    assert!(a == b, "TPE trials differ between 1 and 2 worker threads");
+    let tpe: serde_json::Value = serde_json::from_slice(&a).unwrap();
+    let trials = tpe["trials"].as_array().unwrap();
+    assert!(trials.len() >= 12, "{}", trials.len());
+    let points: std::collections::HashSet<String> = trials.iter().map(|t| t["params"].to_string()).collect();
+    assert_eq!(points.len(), trials.len());
+    assert!(trials.iter().all(|t| t["params"]["fast"].as_i64() < t["params"]["slow"].as_i64()));
+    let best = |v: &serde_json::Value| {
+        v["trials"].as_array().unwrap().iter().filter_map(|t| t["objective"].as_f64()).fold(f64::MIN, f64::max)
+    };
+    let grid = d.join("grid.json");
+    sweep_cmd(d, &["--no-journal", "--json", path(&grid)]).assert().success();
+    let grid: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&grid).unwrap()).unwrap();
+    let mut all: Vec<f64> = grid["trials"].as_array().unwrap().iter().filter_map(|t| t["objective"].as_f64()).collect();
+    all.sort_by(|x, y| y.total_cmp(x));
+    assert!(best(&tpe) >= all[all.len() / 4], "TPE's best {} is below the grid's top quarter {}", best(&tpe), all[all.len() / 4]);
+    let out = sweep_cmd(d, &["--no-journal", "--method", "tpe", "--shard", "1/2"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("cannot be split into shards"));
 }

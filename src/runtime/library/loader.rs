@@ -419,6 +419,11 @@ impl Validation {
 /// on the command line, it is read and reported like any file).
 fn foreign_manifest(path: &Path) -> bool {
     use std::io::Read;
+    // Only a regular file is looked into (a FIFO would block the open; the reader reports the
+    // special files).
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let mut head = Vec::new();
     let read = std::fs::File::open(path).and_then(|f| f.take(64 * 1024).read_to_end(&mut head));
     read.is_ok() && String::from_utf8_lossy(&head).lines().any(|l| l.starts_with("apiVersion:"))

@@ -7,4 +7,5 @@ pub mod backtest;
 pub mod stress;
 pub mod sweep;
 pub mod sweep_report;
+pub mod tpe;
 pub mod walkforward;

@@ -158,7 +158,10 @@ pub struct SweepResult {
 pub struct SweepPlan {
     backtest: BacktestPlan,
     params: Vec<SweptParam>,
+    /// The trial list (empty for TPE, whose trials are chosen as results come in).
     trials: Vec<Trial>,
+    constraints: Vec<plan::Constraint>,
+    count: usize,
     objective: TExpr,
     identity: SweepIdentity,
     shard: Option<(usize, usize)>,
@@ -198,7 +201,21 @@ impl SweepPlan {
             })
             .collect();
         let constraints = plan::compile_constraints(&constraint_srcs, &params, &defaults)?;
-        let trials = plan::trials(&params, method, count, seed, &constraints).map_err(|d| vec![d])?;
+        let trials = match method {
+            Method::Tpe => {
+                if request.shard.is_some() {
+                    return Err(vec![Diagnostic::error(
+                        codes::INVALID_VALUE,
+                        "a TPE search cannot be split into shards: each batch depends on the results before it",
+                    )
+                    .help("shard a `grid` or `random` search")]);
+                }
+                // Checks the space and the constraints as a random search would.
+                plan::trials(&params, Method::Random, 1, seed, &constraints).map_err(|d| vec![d])?;
+                Vec::new()
+            }
+            _ => plan::trials(&params, method, count, seed, &constraints).map_err(|d| vec![d])?,
+        };
         let heatmap = request.heatmap.clone().or_else(|| {
             doc.as_ref().and_then(|d| d.heatmap.as_ref().map(|(a, b)| (a.value.clone(), b.value.clone())))
         });
@@ -228,7 +245,7 @@ impl SweepPlan {
             bundle_revision: backtest.bundle().revision.clone(),
             method,
             seed,
-            trials_total: trials.len(),
+            trials_total: if method == Method::Tpe { count } else { trials.len() },
             objective: objective_src.text.trim().to_string(),
             direction,
             constraints: constraint_srcs.iter().map(|c| c.text.trim().to_string()).collect(),
@@ -260,7 +277,10 @@ impl SweepPlan {
             ),
         };
         let declared = backtest.bundle().strategies.iter().map(|s| s.doc.params.len()).sum();
-        Ok((SweepPlan { backtest, params, trials, objective, identity, shard: request.shard, declared }, market))
+        Ok((
+            SweepPlan { backtest, params, trials, constraints, count, objective, identity, shard: request.shard, declared },
+            market,
+        ))
     }
 
     /// What identifies the sweep.
@@ -301,13 +321,27 @@ impl SweepPlan {
         stop: &AtomicBool,
         progress: &(dyn Fn() + Sync),
     ) -> Result<SweepResult, Diagnostic> {
-        let have: std::collections::HashSet<usize> = done.iter().map(|r| r.trial).collect();
-        let todo: Vec<&Trial> = self.my_trials().into_iter().filter(|t| !have.contains(&t.index)).collect();
         let mut all = done;
-        all.extend(self.evaluate(market, &todo, stop, progress)?);
+        if self.identity.method == Method::Tpe {
+            if !all.is_empty() {
+                return Err(Diagnostic::error(codes::INVALID_VALUE, "a TPE search cannot be resumed")
+                    .help("run it again (the same seed tries the same points), or resume a `grid` or `random` search"));
+            }
+            all = self.search(market, stop, progress)?.into_iter().map(|(_, r)| r).collect();
+        } else {
+            let have: std::collections::HashSet<usize> = all.iter().map(|r| r.trial).collect();
+            let todo: Vec<&Trial> = self.my_trials().into_iter().filter(|t| !have.contains(&t.index)).collect();
+            all.extend(self.evaluate(market, &todo, stop, progress)?);
+        }
         all.sort_by_key(|r| r.trial);
+        let mut sweep = self.identity.clone();
+        if sweep.method == Method::Tpe && !stop.load(Ordering::SeqCst) {
+            // TPE stops early when it keeps proposing points it has tried: what it ran is
+            // the whole search.
+            sweep.trials_total = all.len();
+        }
         Ok(SweepResult {
-            sweep: self.identity.clone(),
+            sweep,
             shard: self.shard.map(|(k, n)| format!("{k}/{n}")),
             trials: all,
             summary: None,
@@ -346,9 +380,26 @@ impl SweepPlan {
         rows.into_iter().flatten().collect()
     }
 
-    /// Every trial of the sweep (every shard's), in trial order.
-    pub fn trials(&self) -> &[Trial] {
-        &self.trials
+    /// Runs the whole search over `market` (every trial of a grid or random search; a TPE
+    /// search's batches): each trial with its row, in trial order.
+    ///
+    /// # Errors
+    /// A trial's bot that does not compile, a stop.
+    pub fn search(
+        &self,
+        market: &MarketData,
+        stop: &AtomicBool,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Vec<(Trial, TrialRow)>, Diagnostic> {
+        if self.identity.method == Method::Tpe {
+            return super::tpe::search(self, market, self.count, self.identity.seed, &self.constraints, stop, progress);
+        }
+        let all: Vec<&Trial> = self.trials.iter().collect();
+        let rows = self.evaluate(market, &all, stop, progress)?;
+        if rows.len() < all.len() {
+            return Err(Diagnostic::error(codes::INVALID_VALUE, "the search was stopped"));
+        }
+        Ok(self.trials.iter().cloned().zip(rows).collect())
     }
 
     /// The searched params, in trial-value order.

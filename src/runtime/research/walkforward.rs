@@ -130,7 +130,6 @@ pub fn walk(
         .help("shorten `--in-sample` / `--out-of-sample`, or give more bars"));
     }
     let cash = plan.backtest().settings().starting_cash;
-    let all: Vec<&crate::engine::sweep::Trial> = plan.trials().iter().collect();
     let mut results = Vec::new();
     let mut trades: Vec<Trade> = Vec::new();
     let mut daily: Vec<(i64, f64)> = Vec::new();
@@ -141,14 +140,11 @@ pub fn walk(
             warmup_bars: 0,
             notes: Vec::new(),
         };
-        let rows = plan.evaluate(&in_market, &all, stop, progress)?;
-        if rows.len() < all.len() {
-            return Err(Diagnostic::error(codes::INVALID_VALUE, "the walk was stopped"));
-        }
-        let mut keys: Vec<(usize, f64)> = rows.iter().enumerate().map(|(i, r)| (i, r.objective.unwrap_or(f64::NAN))).collect();
+        let searched = plan.search(&in_market, stop, progress)?;
+        let mut keys: Vec<(usize, f64)> =
+            searched.iter().enumerate().map(|(i, (_, r))| (i, r.objective.unwrap_or(f64::NAN))).collect();
         keys.sort_by(rank_order(plan.identity().direction));
-        let best: &TrialRow = &rows[keys[0].0];
-        let trial = &plan.trials()[best.trial];
+        let (trial, best): &(crate::engine::sweep::Trial, TrialRow) = &searched[keys[0].0];
         let out_market =
             MarketData { series: cut(&market.series, w.out_end), trade_from: Some(w.in_end), warmup_bars: 0, notes: Vec::new() };
         let out = plan.run_trial(&out_market, trial).map_err(|d| {
