@@ -40,7 +40,8 @@ pub struct Args {
     /// Worker threads (default: every core).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Write the windows, the stitched equity and metrics and the params' stability as JSON.
+    /// Write the windows, the stitched equity, metrics and out-of-sample trades and the
+    /// params' stability as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Journal database (default: the manifest's `database`).

@@ -91,6 +91,10 @@ fn one_window_is_a_sweep_in_sample_and_a_backtest_out_of_sample() {
     assert!((oos_return - bt["metrics"]["total_return"].as_f64().unwrap()).abs() < 1e-12, "{oos_return} vs {}", bt["metrics"]);
     let c = rusqlite::Connection::open(&wf_db).unwrap();
     assert_eq!(rows(&c, "SELECT kind, status FROM runs"), vec![vec!["walkforward".to_string(), "completed".into()]]);
+    // The report lists the same out-of-sample trades.
+    let reported: Vec<i64> = walk["trades"].as_array().unwrap().iter().map(|t| t["exit_time"].as_i64().unwrap()).collect();
+    let journaled: Vec<i64> = bt_trades.iter().map(|t| t[1].parse().unwrap()).collect();
+    assert_eq!(reported, journaled);
 }
 
 /// Changing every out-of-sample bar changes the out-of-sample result, never the choice.

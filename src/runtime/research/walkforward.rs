@@ -87,6 +87,8 @@ pub struct WalkForwardResult {
     pub equity: Vec<(i64, f64)>,
     /// Each param's chosen values.
     pub stability: IndexMap<String, Stability>,
+    /// The out-of-sample trades, in window order (the stitched evidence).
+    pub trades: Vec<Trade>,
 }
 
 /// `series` cut to the bars before `end` (UTC seconds).
@@ -200,7 +202,15 @@ pub fn walk(
         })
         .collect();
     Ok((
-        WalkForwardResult { sweep: plan.identity().clone(), spec, windows: results, metrics, equity, stability },
+        WalkForwardResult {
+            sweep: plan.identity().clone(),
+            spec,
+            windows: results,
+            metrics,
+            equity,
+            stability,
+            trades: trades.clone(),
+        },
         trades,
     ))
 }
