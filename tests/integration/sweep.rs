@@ -434,3 +434,33 @@ fn tpe_is_seeded_independent_of_the_cores_and_searches_well() {
     let out = sweep_cmd(d, &["--no-journal", "--method", "tpe", "--shard", "1/2"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("cannot be split into shards"));
 }
+
+/// A stop (what Ctrl-C sets) between trials: the trials finished are kept, no new one starts,
+/// and carrying on from them gives the uninterrupted result.
+#[test]
+fn a_stop_keeps_the_finished_trials_and_the_rest_carries_on() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let request = || SweepRequest {
+        constraints: vec!["fast < slow".into()],
+        ..sweep_request(PathBuf::from(ROOT).join("strategies/sma_crossover.yaml"))
+    };
+    let (plan, market) = SweepPlan::load(request(), |b| b.market()).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let never = AtomicBool::new(false);
+    let whole = pool.install(|| plan.run(&market, Vec::new(), &never, &|| {})).unwrap();
+    assert!(whole.complete() && whole.summary.is_some());
+
+    let stop = AtomicBool::new(false);
+    let done = AtomicUsize::new(0);
+    let after_ten = || {
+        if done.fetch_add(1, Ordering::SeqCst) + 1 == 10 {
+            stop.store(true, Ordering::SeqCst);
+        }
+    };
+    let part = pool.install(|| plan.run(&market, Vec::new(), &stop, &after_ten)).unwrap();
+    assert_eq!(part.trials.len(), 10, "one worker: exactly the ten finished before the stop");
+    assert!(!part.complete() && part.summary.is_none(), "a stopped sweep has no overfitting figures");
+    assert_eq!(part.trials[..], whole.trials[..10]);
+    let rest = pool.install(|| plan.run(&market, part.trials.clone(), &never, &|| {})).unwrap();
+    assert_eq!(rest, whole);
+}
