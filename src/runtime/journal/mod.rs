@@ -184,10 +184,10 @@ impl Journal {
     ) -> Result<Journal, Diagnostic> {
         let (tx, rx) = sync_channel::<Vec<Row>>(64);
         let failure: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-        let writer = Writer::new(conn, path.to_path_buf(), run_id, bot, in_tx, failure.clone());
+        let (journal_path, failed) = (path.to_path_buf(), failure.clone());
         let writer = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || writer.run(&rx))
+            .spawn(move || Writer::new(conn, journal_path, run_id, bot, in_tx, failed).run(&rx))
             .map_err(|e| Diagnostic::error(codes::IO, format!("cannot start the journal writer: {e}")))?;
         Ok(Journal {
             identity: crate::runtime::journal::lease::file_identity(path),

@@ -163,66 +163,9 @@ pub(super) fn finite(v: f64) -> Option<f64> {
 
 pub(super) fn write_row(conn: &Connection, run_id: i64, bot: &str, row: &Row) -> rusqlite::Result<usize> {
     match row {
-        Row::Order(o) => conn
-            .prepare_cached(
-                "INSERT INTO orders (run_id, order_no, client_order_id, created_ts, strategy, symbol, side, intent, \
-                 order_type, stop_price, limit_price, time_in_force, quantity, quantity_kind, reference_price, notional, \
-                 reason, status, status_reason, updated_ts, bundle_revision) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-            )?
-            .execute(params![
-                run_id,
-                o.order_no,
-                o.client_order_id.as_str(),
-                o.created_ts,
-                &*o.strategy,
-                &*o.symbol,
-                o.side,
-                o.intent,
-                o.order_type,
-                o.stop_price,
-                o.limit_price,
-                o.time_in_force,
-                finite(o.quantity),
-                o.quantity_kind,
-                finite(o.reference_price),
-                finite(o.notional),
-                o.reason,
-                o.status,
-                o.status_reason,
-                o.updated_ts,
-                &*o.bundle_revision
-            ]),
-        Row::Fill { client_order_id, ts, symbol, side, quantity, price, commission, slippage_cost } => conn
-            .prepare_cached(
-                "INSERT INTO fills (run_id, client_order_id, ts, symbol, side, quantity, price, commission, slippage_cost) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![run_id, client_order_id.as_str(), ts, &**symbol, side, quantity, price, commission, slippage_cost]),
-        Row::Trade(no, t) => conn
-            .prepare_cached(
-                "INSERT INTO trades (run_id, trade_no, strategy, symbol, entry_ts, entry_price, exit_ts, exit_price, \
-                 quantity, pnl, pnl_pct, fees, exit_reason, holding_bars, entry_order_id, exit_order_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            )?
-            .execute(params![
-                run_id,
-                no,
-                &*t.strategy,
-                &*t.symbol,
-                t.entry_time,
-                t.entry_price,
-                t.exit_time,
-                t.exit_price,
-                t.quantity,
-                t.pnl,
-                t.pnl_pct,
-                t.fees,
-                t.exit_reason,
-                t.holding_bars as i64,
-                t.entry_order_id.as_str(),
-                t.exit_order_id.as_str()
-            ]),
+        Row::Order(o) => insert_order(&mut *conn.prepare_cached(INSERT_ORDER)?, run_id, o),
+        Row::Fill { .. } => insert_fill(&mut *conn.prepare_cached(INSERT_FILL)?, run_id, row),
+        Row::Trade(no, t) => insert_trade(&mut *conn.prepare_cached(INSERT_TRADE)?, run_id, *no, t),
         Row::Decision { client_order_id, ts, policy, rule_id, fired, action, message, seen, bundle_revision } => conn
             .prepare_cached(
                 "INSERT INTO policy_decisions (run_id, client_order_id, ts, policy, rule_id, fired, action, message, \
@@ -277,3 +220,75 @@ pub(super) fn write_row(conn: &Connection, run_id: i64, bot: &str, row: &Row) ->
     }
 }
 
+
+/// `INSERT` of an order row (also kept prepared by the writer: the rows of every order).
+pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (run_id, order_no, client_order_id, created_ts, strategy, symbol, side, intent, \
+     order_type, stop_price, limit_price, time_in_force, quantity, quantity_kind, reference_price, notional, \
+     reason, status, status_reason, updated_ts, bundle_revision) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+
+/// `INSERT` of a fill row.
+pub(super) const INSERT_FILL: &str = "INSERT INTO fills (run_id, client_order_id, ts, symbol, side, quantity, price, \
+     commission, slippage_cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// `INSERT` of a round-trip trade row.
+pub(super) const INSERT_TRADE: &str = "INSERT INTO trades (run_id, trade_no, strategy, symbol, entry_ts, entry_price, \
+     exit_ts, exit_price, quantity, pnl, pnl_pct, fees, exit_reason, holding_bars, entry_order_id, exit_order_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+/// Writes order `o` of run `run_id` with [`INSERT_ORDER`] prepared in `st`.
+pub(super) fn insert_order(st: &mut rusqlite::Statement<'_>, run_id: i64, o: &OrderRow) -> rusqlite::Result<usize> {
+    st.execute(params![
+                run_id,
+                o.order_no,
+                o.client_order_id.as_str(),
+                o.created_ts,
+                &*o.strategy,
+                &*o.symbol,
+                o.side,
+                o.intent,
+                o.order_type,
+                o.stop_price,
+                o.limit_price,
+                o.time_in_force,
+                finite(o.quantity),
+                o.quantity_kind,
+                finite(o.reference_price),
+                finite(o.notional),
+                o.reason,
+                o.status,
+                o.status_reason,
+                o.updated_ts,
+                &*o.bundle_revision
+            ])
+}
+
+/// Writes a [`Row::Fill`] of run `run_id` with [`INSERT_FILL`] prepared in `st` (other rows: 0).
+pub(super) fn insert_fill(st: &mut rusqlite::Statement<'_>, run_id: i64, row: &Row) -> rusqlite::Result<usize> {
+    let Row::Fill { client_order_id, ts, symbol, side, quantity, price, commission, slippage_cost } = row else {
+        return Ok(0);
+    };
+    st.execute(params![run_id, client_order_id.as_str(), ts, &**symbol, side, quantity, price, commission, slippage_cost])
+}
+
+/// Writes trade `t` (number `no`) of run `run_id` with [`INSERT_TRADE`] prepared in `st`.
+pub(super) fn insert_trade(st: &mut rusqlite::Statement<'_>, run_id: i64, no: i64, t: &Trade) -> rusqlite::Result<usize> {
+    st.execute(params![
+                run_id,
+                no,
+                &*t.strategy,
+                &*t.symbol,
+                t.entry_time,
+                t.entry_price,
+                t.exit_time,
+                t.exit_price,
+                t.quantity,
+                t.pnl,
+                t.pnl_pct,
+                t.fees,
+                t.exit_reason,
+                t.holding_bars as i64,
+                t.entry_order_id.as_str(),
+                t.exit_order_id.as_str()
+            ])
+}

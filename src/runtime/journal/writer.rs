@@ -17,6 +17,7 @@
 //! durable, the last checkpoint is) and stops all writing; the journal reports it.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -24,7 +25,10 @@ use std::time::Instant;
 use rusqlite::Connection;
 
 use super::journal_error;
-use super::rows::{COMMIT_EVERY, GROUP_COMMIT, Row, write_row};
+use super::rows::{
+    COMMIT_EVERY, GROUP_COMMIT, INSERT_FILL, INSERT_ORDER, INSERT_TRADE, Row, insert_fill, insert_order, insert_trade,
+    write_row,
+};
 
 /// The writer thread's result: the connection, its first error, and whether a transaction is
 /// still open (rows written after the last commit).
@@ -32,7 +36,8 @@ pub(super) type WriterResult = (Connection, Option<rusqlite::Error>, bool);
 
 /// The writer's state. See the module doc.
 pub(super) struct Writer {
-    conn: Connection,
+    /// Shared with the statements the writer keeps prepared (one thread: `Rc`).
+    conn: Rc<Connection>,
     path: PathBuf,
     run_id: i64,
     bot: String,
@@ -60,11 +65,13 @@ impl Writer {
         // The first checkpoint commits at once (a restarted bot keeps its first new bar even
         // if it is killed again within one window).
         let last_commit = Instant::now().checked_sub(COMMIT_EVERY).unwrap_or_else(Instant::now);
-        Writer { conn, path, run_id, bot, in_tx, err: None, failed, uncommitted: 0, last_commit }
+        Writer { conn: Rc::new(conn), path, run_id, bot, in_tx, err: None, failed, uncommitted: 0, last_commit }
     }
 
     /// Writes what arrives on `rx` until the journal closes the channel.
     pub(super) fn run(mut self, rx: &Receiver<Vec<Row>>) -> WriterResult {
+        let conn = Rc::clone(&self.conn);
+        let mut hot = Hot::prepare(&conn);
         loop {
             let received = if self.uncommitted > 0 {
                 rx.recv_timeout(COMMIT_EVERY.saturating_sub(self.last_commit.elapsed()))
@@ -72,15 +79,19 @@ impl Writer {
                 rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
             };
             match received {
-                Ok(rows) => rows.into_iter().for_each(|row| self.write(row)),
+                Ok(rows) => rows.into_iter().for_each(|row| self.write(row, &mut hot)),
                 Err(RecvTimeoutError::Timeout) => self.commit(),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        (self.conn, self.err, self.in_tx)
+        drop(hot);
+        drop(conn);
+        let Writer { conn, err, in_tx, .. } = self;
+        let conn = Rc::try_unwrap(conn).unwrap_or_else(|_| unreachable!("the statements and the loop's handle are gone"));
+        (conn, err, in_tx)
     }
 
-    fn write(&mut self, row: Row) {
+    fn write(&mut self, row: Row, hot: &mut Hot<'_>) {
         match row {
             Row::Commit => self.commit(),
             Row::Sync(reply) => {
@@ -104,9 +115,12 @@ impl Writer {
             }
             row => {
                 if self.begin() {
-                    let written = match row {
-                        Row::Exec(f) => f(&self.conn, self.run_id),
-                        row => write_row(&self.conn, self.run_id, &self.bot, &row).map(|_| ()),
+                    let written = match (row, &mut hot.order, &mut hot.fill, &mut hot.trade) {
+                        (Row::Exec(f), ..) => f(&self.conn, self.run_id),
+                        (Row::Order(o), Some(st), _, _) => insert_order(st, self.run_id, &o).map(|_| ()),
+                        (row @ Row::Fill { .. }, _, Some(st), _) => insert_fill(st, self.run_id, &row).map(|_| ()),
+                        (Row::Trade(no, t), _, _, Some(st)) => insert_trade(st, self.run_id, no, &t).map(|_| ()),
+                        (row, ..) => write_row(&self.conn, self.run_id, &self.bot, &row).map(|_| ()),
                     };
                     if let Err(e) = written {
                         self.fail(e);
@@ -149,5 +163,21 @@ impl Writer {
         let why = journal_error(&self.path, &e).message;
         *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
         self.err = Some(e);
+    }
+}
+
+/// The statements of the rows every order writes (orders, fills, trades), prepared once for
+/// the run: looked up in rusqlite's statement cache per row they cost about a sixth of the
+/// writer's time on a 1M-bar backtest (hashing the SQL text, the cache's bookkeeping). `None`
+/// when one cannot be prepared: that row kind then goes through the cache as the others do.
+struct Hot<'c> {
+    order: Option<rusqlite::Statement<'c>>,
+    fill: Option<rusqlite::Statement<'c>>,
+    trade: Option<rusqlite::Statement<'c>>,
+}
+
+impl<'c> Hot<'c> {
+    fn prepare(conn: &'c Connection) -> Self {
+        Hot { order: conn.prepare(INSERT_ORDER).ok(), fill: conn.prepare(INSERT_FILL).ok(), trade: conn.prepare(INSERT_TRADE).ok() }
     }
 }
