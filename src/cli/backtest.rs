@@ -14,7 +14,7 @@ use crate::config::manifest::FillTiming;
 use crate::engine::backtest;
 use crate::runtime::journal::report::{self, ReportContext};
 use crate::runtime::library::source::DataArg;
-use crate::runtime::research::backtest::{BacktestPlan, BacktestRequest};
+use crate::runtime::research::backtest::{BacktestPlan, BacktestRequest, JournalChoice};
 
 /// Fill timing flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -32,6 +32,33 @@ pub struct Args {
     /// side by side and compare them.
     #[arg(required = true, num_args = 1.., value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// The bars, the money and the fills.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the HTML report (equity and drawdown charts) here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Journal database (default: the manifest's `database`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Do not write a journal.
+    #[arg(long, conflicts_with = "journal")]
+    pub no_journal: bool,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print how long each phase took (to standard error).
+    #[arg(long)]
+    pub timings: bool,
+}
+
+/// The bars a run reads and its money and fills (shared by `backtest`, `sweep` and
+/// `walkforward`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
     /// Bars to use: `SYMBOL=FILE`, or `FILE` when the bundle trades one symbol (repeatable).
     #[arg(long, value_name = "[SYMBOL=]FILE")]
     pub data: Vec<DataArg>,
@@ -53,24 +80,24 @@ pub struct Args {
     /// Slippage as a fraction of price: `0.0005` or `5bps` (overrides the manifest).
     #[arg(long, value_parser = parse_cost_rate)]
     pub slippage: Option<f64>,
-    /// Write the JSON report here.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write the HTML report (equity and drawdown charts) here.
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-    /// Journal database (default: the manifest's `database`).
-    #[arg(long, value_name = "FILE")]
-    pub journal: Option<PathBuf>,
-    /// Do not write a journal.
-    #[arg(long, conflicts_with = "journal")]
-    pub no_journal: bool,
-    /// Print nothing but errors.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Print how long each phase took (to standard error).
-    #[arg(long)]
-    pub timings: bool,
+}
+
+impl InputArgs {
+    /// The typed request for the bot at `manifest`, journaled as `journal` says.
+    pub fn request(&self, manifest: &std::path::Path, journal: JournalChoice) -> BacktestRequest {
+        BacktestRequest {
+            manifest: manifest.to_path_buf(),
+            data: self.bars.request(self.data.clone(), self.store.clone()),
+            cash: self.cash,
+            commission: self.commission,
+            slippage: self.slippage,
+            fill: self.fill.map(|f| match f {
+                Fill::Close => FillTiming::Close,
+                Fill::NextOpen => FillTiming::NextOpen,
+            }),
+            journal,
+        }
+    }
 }
 
 /// Wall-clock phase timer for `--timings`.
@@ -192,18 +219,7 @@ fn compare(args: &Args, out: Out) -> u8 {
 
 /// The typed request of these arguments for the bot at `path`.
 fn request(path: &std::path::Path, args: &Args) -> BacktestRequest {
-    BacktestRequest {
-        manifest: path.to_path_buf(),
-        data: args.bars.request(args.data.clone(), args.store.clone()),
-        cash: args.cash,
-        commission: args.commission,
-        slippage: args.slippage,
-        fill: args.fill.map(|f| match f {
-            Fill::Close => FillTiming::Close,
-            Fill::NextOpen => FillTiming::NextOpen,
-        }),
-        journal: super::journal_choice(args.journal.as_deref(), args.no_journal),
-    }
+    args.inputs.request(path, super::journal_choice(args.journal.as_deref(), args.no_journal))
 }
 
 /// Loads, runs and journals one bot; `Err` holds the exit code (the problem was printed).

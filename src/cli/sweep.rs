@@ -15,13 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::ValueEnum;
 
-use super::backtest::Fill;
-use super::{BarArgs, EXIT_OK, EXIT_USAGE, Out, exit_code_for, parse_cash, parse_cost_rate, write_file};
-use crate::config::manifest::FillTiming;
+use super::backtest::InputArgs;
+use super::{EXIT_OK, EXIT_USAGE, Out, exit_code_for, write_file};
 use crate::config::sweep::{Direction, Method};
 use crate::diagnostics::{Diagnostic, codes};
-use crate::runtime::library::source::DataArg;
-use crate::runtime::research::backtest::BacktestRequest;
 use crate::runtime::research::sweep::{SweepPlan, SweepRequest, SweepResult, merge};
 
 /// Exit code of a sweep stopped by Ctrl-C (128 + SIGINT, as shells report it).
@@ -102,27 +99,9 @@ pub struct SearchArgs {
     /// The heat map's two params, `A,B`.
     #[arg(long, value_name = "A,B", value_parser = parse_pair)]
     pub heatmap: Option<(String, String)>,
-    /// Bars to use: `SYMBOL=FILE`, or `FILE` when the bundle trades one symbol (repeatable).
-    #[arg(long, value_name = "[SYMBOL=]FILE")]
-    pub data: Vec<DataArg>,
-    /// A SQLite bar store made by `dsl import`.
-    #[arg(long)]
-    pub store: Option<PathBuf>,
-    /// Period and CSV time options.
+    /// The bars, the money and the fills.
     #[command(flatten)]
-    pub bars: BarArgs,
-    /// When market orders fill (overrides the manifest).
-    #[arg(long, value_enum)]
-    pub fill: Option<Fill>,
-    /// Starting cash (overrides the manifest; default 100000 for a lone strategy).
-    #[arg(long, value_parser = parse_cash)]
-    pub cash: Option<f64>,
-    /// Commission as a fraction of notional: `0.001`, `0.1%` or `10bps`.
-    #[arg(long, value_parser = parse_cost_rate)]
-    pub commission: Option<f64>,
-    /// Slippage as a fraction of price: `0.0005` or `5bps`.
-    #[arg(long, value_parser = parse_cost_rate)]
-    pub slippage: Option<f64>,
+    pub inputs: InputArgs,
 }
 
 impl SearchArgs {
@@ -134,18 +113,7 @@ impl SearchArgs {
         shard: Option<(usize, usize)>,
     ) -> SweepRequest {
         SweepRequest {
-            backtest: BacktestRequest {
-                manifest: path,
-                data: self.bars.request(self.data.clone(), self.store.clone()),
-                cash: self.cash,
-                commission: self.commission,
-                slippage: self.slippage,
-                fill: self.fill.map(|f| match f {
-                    Fill::Close => FillTiming::Close,
-                    Fill::NextOpen => FillTiming::NextOpen,
-                }),
-                journal,
-            },
+            backtest: self.inputs.request(&path, journal),
             sweep: self.sweep.clone(),
             method: self.method.map(|m| match m {
                 MethodArg::Grid => Method::Grid,
@@ -413,7 +381,10 @@ fn resumed(path: &Path, plan: &SweepPlan) -> Result<Vec<crate::runtime::research
     if &r.sweep != plan.identity() {
         return Err(Diagnostic::error(
             codes::INVALID_VALUE,
-            format!("`{}` holds another sweep (bot, revision, space, method, seed, objective or data differ)", path.display()),
+            format!(
+                "`{}` holds another sweep (bot, revision, space, method, seed, objective or data differ)",
+                path.display()
+            ),
         )
         .help("resume with the same documents, data and flags, or write to another `--json` file"));
     }

@@ -88,7 +88,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     let tick = || bar.inc(1);
     let walked = pool.install(|| walk(&plan, &market, spec, &stop, &tick));
     bar.finish_and_clear();
-    let (result, trades) = match walked {
+    let result = match walked {
         Ok(r) => r,
         Err(d) => return out.fail(&d),
     };
@@ -101,7 +101,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     let mut run_id = None;
     if let Some(j) = plan.backtest().journal_path() {
         let symbols = market.series.iter().map(|s| s.symbol.clone()).collect();
-        match journal(&j, &result, &trades, symbols) {
+        match journal(&j, &result, symbols) {
             Ok(id) => run_id = Some((id, j)),
             Err(d) => return out.fail(&d),
         }
@@ -180,6 +180,7 @@ fn table(r: &WalkForwardResult) -> String {
         f(m("metric.win_rate"), true),
         f(m("metric.profit_factor"), false),
     );
-    let _ = writeln!(t, "  walk-forward efficiency (out-of-sample CAGR / in-sample CAGR): {}", f(m("metric.wfe"), false));
+    let _ =
+        writeln!(t, "  walk-forward efficiency (out-of-sample CAGR / in-sample CAGR): {}", f(m("metric.wfe"), false));
     t
 }

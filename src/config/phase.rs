@@ -408,16 +408,16 @@ fn read_rules(r: &mut Reader<'_>, node: &Node, what: &str, default_from: RunMode
 fn read_rule(r: &mut Reader<'_>, node: &Node, default_from: RunMode, demotion: bool) -> Option<GateRule> {
     let mut m = r.map(node, if demotion { "demotion rule" } else { "gate rule" })?;
     let id = m.required(r, "id").and_then(|n| r.name(n, "id"));
-    let from =
-        m.get("from").and_then(|n| r.choice(n, "from", &["backtest", "stress", "paper", "live", "walkforward"])).map(
-            |c| match c.value {
-                "backtest" => RunMode::Backtest,
-                "stress" => RunMode::Stress,
-                "paper" => RunMode::Paper,
-                "walkforward" => RunMode::Walkforward,
-                _ => RunMode::Live,
-            },
-        );
+    let from = m
+        .get("from")
+        .and_then(|n| r.choice(n, "from", &["backtest", "stress", "paper", "live", "walkforward"]))
+        .map(|c| match c.value {
+            "backtest" => RunMode::Backtest,
+            "stress" => RunMode::Stress,
+            "paper" => RunMode::Paper,
+            "walkforward" => RunMode::Walkforward,
+            _ => RunMode::Live,
+        });
     let window = m.get("window").and_then(|n| read_window(r, n));
     let strategy = m.get("strategy").and_then(|n| r.name(n, "strategy"));
     let scenario = m.get("scenario").and_then(|n| r.name(n, "scenario"));

@@ -246,12 +246,14 @@ mod tests {
     #[test]
     fn a_consistent_winner_is_not_overfit() {
         let noise = |seed: u64, k: usize| -> f64 {
-            let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add((k as u64).wrapping_mul(1442695040888963407));
+            let mut x =
+                seed.wrapping_mul(6364136223846793005).wrapping_add((k as u64).wrapping_mul(1442695040888963407));
             x ^= x >> 33;
             (x % 1000) as f64 / 1000.0 - 0.5
         };
-        let m: Vec<Vec<f64>> =
-            (0..5u64).map(|i| (0..64).map(|k| 0.01 * noise(i, k) + if i == 0 { 0.02 } else { 0.0 }).collect()).collect();
+        let m: Vec<Vec<f64>> = (0..5u64)
+            .map(|i| (0..64).map(|k| 0.01 * noise(i, k) + if i == 0 { 0.02 } else { 0.0 }).collect())
+            .collect();
         let p = pbo(&m, 8).unwrap();
         assert_eq!(p.logits.len(), 70);
         assert_eq!(p.pbo, 0.0);

@@ -18,13 +18,13 @@ use crate::config::strategy::{Param, ParamValue};
 use crate::config::sweep::{Direction, Method};
 use crate::diagnostics::{Diagnostic, Span, Spanned, codes};
 use crate::dsl::bundle::{Bundle, compile_strategy};
-use crate::dsl::catalog::{FIELD_COUNT, FieldId};
 use crate::dsl::catalog::Context;
+use crate::dsl::catalog::{FIELD_COUNT, FieldId};
 use crate::dsl::check::Checker;
+use crate::dsl::check::TExpr;
 use crate::dsl::interp::eval_at;
 use crate::dsl::parser;
 use crate::dsl::semantics::fires;
-use crate::dsl::check::TExpr;
 use crate::engine::backtest::BacktestOutput;
 use crate::engine::gate_metrics::{MetricInputs, TradeRecord, compute};
 
@@ -302,11 +302,8 @@ pub fn compile_objective(src: &ExprSource) -> Result<TExpr, Vec<Diagnostic>> {
 /// exposure added. `params`: how many params the trial's strategies declare.
 pub fn trial_fields(out: &BacktestOutput, params: usize) -> Vec<f64> {
     let m = &out.metrics;
-    let trades: Vec<TradeRecord> = out
-        .trades
-        .iter()
-        .map(|t| TradeRecord { exit_ts: t.exit_time, pnl: t.pnl, ret: t.pnl_pct / 100.0 })
-        .collect();
+    let trades: Vec<TradeRecord> =
+        out.trades.iter().map(|t| TradeRecord { exit_ts: t.exit_time, pnl: t.pnl, ret: t.pnl_pct / 100.0 }).collect();
     let inputs = MetricInputs {
         trades,
         start_equity: m.starting_cash,

@@ -33,7 +33,8 @@ impl Span {
     /// Anything else, or zero.
     pub fn parse(s: &str) -> Result<Span, String> {
         let t = s.trim();
-        let bad = || format!("`{s}` is not a span: write a number of bars (`500`) or a time (`90d`, `12w`, `6mo`, `2y`)");
+        let bad =
+            || format!("`{s}` is not a span: write a number of bars (`500`) or a time (`90d`, `12w`, `6mo`, `2y`)");
         let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
         let n: u32 = num.parse().map_err(|_| bad())?;
         if n == 0 {
@@ -79,7 +80,13 @@ pub struct Window {
 /// out-of-sample `out_of_sample`, the next window `step` later (default: the out-of-sample
 /// span); `anchored` keeps every in-sample start at the first bar. Windows whose in-sample or
 /// out-of-sample span holds no bar are left out.
-pub fn windows(timeline: &[i64], in_sample: Span, out_of_sample: Span, step: Option<Span>, anchored: bool) -> Vec<Window> {
+pub fn windows(
+    timeline: &[i64],
+    in_sample: Span,
+    out_of_sample: Span,
+    step: Option<Span>,
+    anchored: bool,
+) -> Vec<Window> {
     let Some(&first) = timeline.first() else { return Vec::new() };
     let step = step.unwrap_or(out_of_sample);
     let bars_in = |a: i64, b: i64| timeline.partition_point(|&x| x < b) - timeline.partition_point(|&x| x < a);

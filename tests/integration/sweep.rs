@@ -58,11 +58,9 @@ fn sweep_request(manifest: PathBuf) -> SweepRequest {
 fn a_sweep_of_one_point_equals_the_backtest_of_its_params() {
     let dir = tempfile::tempdir().unwrap();
     let swept = strategy(dir.path(), "  fast: {value: 7, choices: [7]}\n  slow: {value: 30, choices: [30, 21]}");
-    let (plan, market) = SweepPlan::load(
-        SweepRequest { constraints: vec!["slow < 25".into()], ..sweep_request(swept) },
-        |b| b.market(),
-    )
-    .unwrap();
+    let (plan, market) =
+        SweepPlan::load(SweepRequest { constraints: vec!["slow < 25".into()], ..sweep_request(swept) }, |b| b.market())
+            .unwrap();
     let trials = plan.my_trials();
     assert_eq!(trials.len(), 1, "7 and 21: the one point the constraint leaves");
     let out = plan.run_trial(&market, trials[0]).unwrap();
@@ -162,7 +160,11 @@ fn shards_run_as_separate_processes_merge_into_the_single_result() {
     // Two parts only: the merge names what is missing; a part of another sweep is refused.
     let out = dsl().args(["sweep", "merge", path(&parts[0]), path(&parts[1])]).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("are in no part"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("are in no part"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let other = d.join("other.json");
     sweep_cmd(d, &["--no-journal", "--shard", "3/3", "--objective", "metric.total_return", "--json", path(&other)])
         .assert()
@@ -194,9 +196,10 @@ fn resume_carries_on_from_the_finished_trials() {
     let c = rusqlite::Connection::open(&journal).unwrap();
     assert_eq!(count(&c, "SELECT COUNT(*) FROM sweep_trials"), total as i64);
     // Another sweep's file is not resumed.
-    let out = sweep_cmd(d, &["--resume", "--no-journal", "--seed", "1", "--method", "random", "--json", path(&resumed)])
-        .output()
-        .unwrap();
+    let out =
+        sweep_cmd(d, &["--resume", "--no-journal", "--seed", "1", "--method", "random", "--json", path(&resumed)])
+            .output()
+            .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("another sweep"));
 }
@@ -409,9 +412,12 @@ fn tpe_is_seeded_independent_of_the_cores_and_searches_well() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let run = |jobs: &str, out: &Path| {
-        sweep_cmd(d, &["--no-journal", "--method", "tpe", "--trials", "24", "--seed", "3", "--jobs", jobs, "--json", path(out)])
-            .assert()
-            .success();
+        sweep_cmd(
+            d,
+            &["--no-journal", "--method", "tpe", "--trials", "24", "--seed", "3", "--jobs", jobs, "--json", path(out)],
+        )
+        .assert()
+        .success();
         std::fs::read(out).unwrap()
     };
     let (a, b) = (run("1", &d.join("a.json")), run("2", &d.join("b.json")));
@@ -430,7 +436,12 @@ fn tpe_is_seeded_independent_of_the_cores_and_searches_well() {
     let grid: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&grid).unwrap()).unwrap();
     let mut all: Vec<f64> = grid["trials"].as_array().unwrap().iter().filter_map(|t| t["objective"].as_f64()).collect();
     all.sort_by(|x, y| y.total_cmp(x));
-    assert!(best(&tpe) >= all[all.len() / 4], "TPE's best {} is below the grid's top quarter {}", best(&tpe), all[all.len() / 4]);
+    assert!(
+        best(&tpe) >= all[all.len() / 4],
+        "TPE's best {} is below the grid's top quarter {}",
+        best(&tpe),
+        all[all.len() / 4]
+    );
     let out = sweep_cmd(d, &["--no-journal", "--method", "tpe", "--shard", "1/2"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("cannot be split into shards"));
 }

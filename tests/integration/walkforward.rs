@@ -49,17 +49,21 @@ fn one_window_is_a_sweep_in_sample_and_a_backtest_out_of_sample() {
     let is = d.join("is.json");
     search("sweep", &goog, &["--to", "2011-07-01", "--no-journal", "--json", is.to_str().unwrap()]).assert().success();
     let is = json(&is);
-    let best = is["trials"].as_array().unwrap().iter().max_by(|a, b| {
-        a["objective"].as_f64().unwrap().total_cmp(&b["objective"].as_f64().unwrap())
-    });
+    let best = is["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| a["objective"].as_f64().unwrap().total_cmp(&b["objective"].as_f64().unwrap()));
     assert_eq!(best.unwrap()["params"], chosen);
     // ... which the whole sample does not: walk-forward picks the in-sample winner.
     let full = d.join("full.json");
     search("sweep", &goog, &["--no-journal", "--top", "1", "--json", full.to_str().unwrap()]).assert().success();
     let full = json(&full);
-    let full_best = full["trials"].as_array().unwrap().iter().max_by(|a, b| {
-        a["objective"].as_f64().unwrap().total_cmp(&b["objective"].as_f64().unwrap())
-    });
+    let full_best = full["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| a["objective"].as_f64().unwrap().total_cmp(&b["objective"].as_f64().unwrap()));
     assert_ne!(full_best.unwrap()["params"], chosen, "the test needs a split where the two differ");
 
     // The backtest of the chosen params trading from the first out-of-sample bar.
@@ -80,7 +84,15 @@ fn one_window_is_a_sweep_in_sample_and_a_backtest_out_of_sample() {
         .arg(&fixed)
         .arg("--data")
         .arg(format!("GOOG={}", goog.display()))
-        .args(["--from", "2011-07-02", "--quiet", "--json", bt_json.to_str().unwrap(), "--journal", bt_db.to_str().unwrap()])
+        .args([
+            "--from",
+            "2011-07-02",
+            "--quiet",
+            "--json",
+            bt_json.to_str().unwrap(),
+            "--journal",
+            bt_db.to_str().unwrap(),
+        ])
         .assert()
         .success();
     let bt_trades = trades(&bt_db);
@@ -88,11 +100,16 @@ fn one_window_is_a_sweep_in_sample_and_a_backtest_out_of_sample() {
     assert_eq!(trades(&wf_db), bt_trades, "out-of-sample trades differ from the backtest's");
     let bt = json(&bt_json);
     let oos_return = walk["windows"][0]["out_of_sample"]["metric.total_return"].as_f64().unwrap();
-    assert!((oos_return - bt["metrics"]["total_return"].as_f64().unwrap()).abs() < 1e-12, "{oos_return} vs {}", bt["metrics"]);
+    assert!(
+        (oos_return - bt["metrics"]["total_return"].as_f64().unwrap()).abs() < 1e-12,
+        "{oos_return} vs {}",
+        bt["metrics"]
+    );
     let c = rusqlite::Connection::open(&wf_db).unwrap();
     assert_eq!(rows(&c, "SELECT kind, status FROM runs"), vec![vec!["walkforward".to_string(), "completed".into()]]);
     // The report lists the same out-of-sample trades.
-    let reported: Vec<i64> = walk["trades"].as_array().unwrap().iter().map(|t| t["exit_time"].as_i64().unwrap()).collect();
+    let reported: Vec<i64> =
+        walk["trades"].as_array().unwrap().iter().map(|t| t["exit_time"].as_i64().unwrap()).collect();
     let journaled: Vec<i64> = bt_trades.iter().map(|t| t[1].parse().unwrap()).collect();
     assert_eq!(reported, journaled);
 }
@@ -111,7 +128,15 @@ fn no_out_of_sample_bar_changes_an_in_sample_choice() {
             // A different path after the in-sample end: prices bent by a slow wave.
             let k = 1.0 + 0.2 * ((i as f64) / 17.0).sin();
             let p = |s: &str| format!("{:.4}", s.parse::<f64>().unwrap() * k);
-            out.push_str(&format!("{},{},{},{},{},{}\n", cols[0], p(cols[1]), p(cols[2]), p(cols[3]), p(cols[4]), cols[5]));
+            out.push_str(&format!(
+                "{},{},{},{},{},{}\n",
+                cols[0],
+                p(cols[1]),
+                p(cols[2]),
+                p(cols[3]),
+                p(cols[4]),
+                cols[5]
+            ));
         } else {
             out.push_str(l);
             out.push('\n');

@@ -274,7 +274,10 @@ impl ControlStore {
     /// When the database cannot be written; nothing is changed then.
     pub fn record(&mut self, c: &StateChange, source: &str) -> Result<(), Diagnostic> {
         let path = self.path.clone();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_err(&path, e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| db_err(&path, e))?;
         write_state(&tx, &self.bot, c, source).map_err(|e| db_err(&path, e))?;
         tx.commit().map_err(|e| db_err(&path, e))
     }
@@ -296,7 +299,10 @@ impl ControlStore {
     ) -> Result<(ControlRequest, Option<StateChange>), Diagnostic> {
         let mut state = if apply_now { self.state()? } else { TradingStatus::default() };
         let path = self.path.clone();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_err(&path, e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| db_err(&path, e))?;
         tx.execute(
             "INSERT INTO control_requests (bot, action, reason, message, requested_ts) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![self.bot, if halt { "halt" } else { "resume" }, reason, message, ts],

@@ -47,15 +47,15 @@ use crate::engine::orders::ClientOrderId;
 mod rows;
 pub mod schema;
 mod sink;
-mod writer;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use rows::{BATCH, OrderRow, Row};
 pub use rows::{Checkpoint, ManualChange, Resumed, RunInfo};
 use schema::open;
-use writer::{Writer, WriterResult};
 pub use schema::{check_integrity, open_read, open_read_checked, table_exists};
+use writer::{Writer, WriterResult};
 
 /// An open journal with a run in progress. Implements [`crate::engine::events::EventSink`].
 ///
@@ -401,11 +401,14 @@ impl Journal {
         }
         if let Some(e) = self.evidence.as_mut() {
             match &row {
-                Row::Trade(_, t) => e.trades.push((t.strategy.clone(), crate::engine::gate_metrics::TradeRecord {
-                    exit_ts: t.exit_time,
-                    pnl: t.pnl,
-                    ret: t.pnl_pct / 100.0,
-                })),
+                Row::Trade(_, t) => e.trades.push((
+                    t.strategy.clone(),
+                    crate::engine::gate_metrics::TradeRecord {
+                        exit_ts: t.exit_time,
+                        pnl: t.pnl,
+                        ret: t.pnl_pct / 100.0,
+                    },
+                )),
                 Row::Checkpoint(c) => e.checkpoint(c.ts, c.equity),
                 Row::Decision { client_order_id, ts, fired: true, action, .. } => {
                     e.fired.push((*ts, action.clone(), *client_order_id))

@@ -403,7 +403,8 @@ fn chart(title: &str, points: &[(i64, f64)], area: bool, color: RGBColor, unit: 
     Ok(svg)
 }
 
-fn esc(s: &str) -> String {
+/// `s` escaped for HTML text and attribute values.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

@@ -220,7 +220,6 @@ pub(super) fn write_row(conn: &Connection, run_id: i64, bot: &str, row: &Row) ->
     }
 }
 
-
 /// `INSERT` of an order row (also kept prepared by the writer: the rows of every order).
 pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (run_id, order_no, client_order_id, created_ts, strategy, symbol, side, intent, \
      order_type, stop_price, limit_price, time_in_force, quantity, quantity_kind, reference_price, notional, \
@@ -239,28 +238,28 @@ pub(super) const INSERT_TRADE: &str = "INSERT INTO trades (run_id, trade_no, str
 /// Writes order `o` of run `run_id` with [`INSERT_ORDER`] prepared in `st`.
 pub(super) fn insert_order(st: &mut rusqlite::Statement<'_>, run_id: i64, o: &OrderRow) -> rusqlite::Result<usize> {
     st.execute(params![
-                run_id,
-                o.order_no,
-                o.client_order_id.as_str(),
-                o.created_ts,
-                &*o.strategy,
-                &*o.symbol,
-                o.side,
-                o.intent,
-                o.order_type,
-                o.stop_price,
-                o.limit_price,
-                o.time_in_force,
-                finite(o.quantity),
-                o.quantity_kind,
-                finite(o.reference_price),
-                finite(o.notional),
-                o.reason,
-                o.status,
-                o.status_reason,
-                o.updated_ts,
-                &*o.bundle_revision
-            ])
+        run_id,
+        o.order_no,
+        o.client_order_id.as_str(),
+        o.created_ts,
+        &*o.strategy,
+        &*o.symbol,
+        o.side,
+        o.intent,
+        o.order_type,
+        o.stop_price,
+        o.limit_price,
+        o.time_in_force,
+        finite(o.quantity),
+        o.quantity_kind,
+        finite(o.reference_price),
+        finite(o.notional),
+        o.reason,
+        o.status,
+        o.status_reason,
+        o.updated_ts,
+        &*o.bundle_revision
+    ])
 }
 
 /// Writes a [`Row::Fill`] of run `run_id` with [`INSERT_FILL`] prepared in `st` (other rows: 0).
@@ -268,27 +267,42 @@ pub(super) fn insert_fill(st: &mut rusqlite::Statement<'_>, run_id: i64, row: &R
     let Row::Fill { client_order_id, ts, symbol, side, quantity, price, commission, slippage_cost } = row else {
         return Ok(0);
     };
-    st.execute(params![run_id, client_order_id.as_str(), ts, &**symbol, side, quantity, price, commission, slippage_cost])
+    st.execute(params![
+        run_id,
+        client_order_id.as_str(),
+        ts,
+        &**symbol,
+        side,
+        quantity,
+        price,
+        commission,
+        slippage_cost
+    ])
 }
 
 /// Writes trade `t` (number `no`) of run `run_id` with [`INSERT_TRADE`] prepared in `st`.
-pub(super) fn insert_trade(st: &mut rusqlite::Statement<'_>, run_id: i64, no: i64, t: &Trade) -> rusqlite::Result<usize> {
+pub(super) fn insert_trade(
+    st: &mut rusqlite::Statement<'_>,
+    run_id: i64,
+    no: i64,
+    t: &Trade,
+) -> rusqlite::Result<usize> {
     st.execute(params![
-                run_id,
-                no,
-                &*t.strategy,
-                &*t.symbol,
-                t.entry_time,
-                t.entry_price,
-                t.exit_time,
-                t.exit_price,
-                t.quantity,
-                t.pnl,
-                t.pnl_pct,
-                t.fees,
-                t.exit_reason,
-                t.holding_bars as i64,
-                t.entry_order_id.as_str(),
-                t.exit_order_id.as_str()
-            ])
+        run_id,
+        no,
+        &*t.strategy,
+        &*t.symbol,
+        t.entry_time,
+        t.entry_price,
+        t.exit_time,
+        t.exit_price,
+        t.quantity,
+        t.pnl,
+        t.pnl_pct,
+        t.fees,
+        t.exit_reason,
+        t.holding_bars as i64,
+        t.entry_order_id.as_str(),
+        t.exit_order_id.as_str()
+    ])
 }

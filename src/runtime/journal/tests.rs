@@ -142,9 +142,8 @@ fn a_lone_checkpoint_commits_when_its_window_ends() {
     let mut j = Journal::begin(&db, &info).unwrap();
     j.commit();
     j.sync().unwrap();
-    let committed = |c: &Connection| -> i64 {
-        c.query_row("SELECT COUNT(*) FROM run_status", [], |r| r.get(0)).unwrap_or(0)
-    };
+    let committed =
+        |c: &Connection| -> i64 { c.query_row("SELECT COUNT(*) FROM run_status", [], |r| r.get(0)).unwrap_or(0) };
     let c = open_read(&db).unwrap();
     let checkpoint = |ts: i64| Checkpoint {
         ts,

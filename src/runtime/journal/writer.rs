@@ -87,7 +87,8 @@ impl Writer {
         drop(hot);
         drop(conn);
         let Writer { conn, err, in_tx, .. } = self;
-        let conn = Rc::try_unwrap(conn).unwrap_or_else(|_| unreachable!("the statements and the loop's handle are gone"));
+        let conn =
+            Rc::try_unwrap(conn).unwrap_or_else(|_| unreachable!("the statements and the loop's handle are gone"));
         (conn, err, in_tx)
     }
 
@@ -178,6 +179,10 @@ struct Hot<'c> {
 
 impl<'c> Hot<'c> {
     fn prepare(conn: &'c Connection) -> Self {
-        Hot { order: conn.prepare(INSERT_ORDER).ok(), fill: conn.prepare(INSERT_FILL).ok(), trade: conn.prepare(INSERT_TRADE).ok() }
+        Hot {
+            order: conn.prepare(INSERT_ORDER).ok(),
+            fill: conn.prepare(INSERT_FILL).ok(),
+            trade: conn.prepare(INSERT_TRADE).ok(),
+        }
     }
 }

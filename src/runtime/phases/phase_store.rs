@@ -535,4 +535,3 @@ pub fn log(path: &Path, bot: &str) -> Result<Vec<LogEntry>, Diagnostic> {
         .map_err(|e| db_err(path, e))?;
     rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))
 }
-

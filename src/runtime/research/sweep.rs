@@ -174,7 +174,10 @@ impl SweepPlan {
     /// # Errors
     /// Every diagnostic of documents that do not load, an objective or constraint that does
     /// not check, a search space a method cannot use, a bad shard.
-    pub fn load(request: SweepRequest, market: impl FnOnce(&BacktestPlan) -> Result<MarketData, Diagnostic>) -> Result<(Self, MarketData), Vec<Diagnostic>> {
+    pub fn load(
+        request: SweepRequest,
+        market: impl FnOnce(&BacktestPlan) -> Result<MarketData, Diagnostic>,
+    ) -> Result<(Self, MarketData), Vec<Diagnostic>> {
         let backtest = BacktestPlan::load(request.backtest.clone())?;
         let doc = match &request.sweep {
             Some(p) => Some(read_sweep_doc(p)?),
@@ -204,11 +207,13 @@ impl SweepPlan {
         let trials = match method {
             Method::Tpe => {
                 if request.shard.is_some() {
-                    return Err(vec![Diagnostic::error(
-                        codes::INVALID_VALUE,
-                        "a TPE search cannot be split into shards: each batch depends on the results before it",
-                    )
-                    .help("shard a `grid` or `random` search")]);
+                    return Err(vec![
+                        Diagnostic::error(
+                            codes::INVALID_VALUE,
+                            "a TPE search cannot be split into shards: each batch depends on the results before it",
+                        )
+                        .help("shard a `grid` or `random` search"),
+                    ]);
                 }
                 // Checks the space and the constraints as a random search would.
                 plan::trials(&params, Method::Random, 1, seed, &constraints).map_err(|d| vec![d])?;
@@ -216,26 +221,31 @@ impl SweepPlan {
             }
             _ => plan::trials(&params, method, count, seed, &constraints).map_err(|d| vec![d])?,
         };
-        let heatmap = request.heatmap.clone().or_else(|| {
-            doc.as_ref().and_then(|d| d.heatmap.as_ref().map(|(a, b)| (a.value.clone(), b.value.clone())))
-        });
+        let heatmap = request
+            .heatmap
+            .clone()
+            .or_else(|| doc.as_ref().and_then(|d| d.heatmap.as_ref().map(|(a, b)| (a.value.clone(), b.value.clone()))));
         if let Some((a, b)) = &heatmap {
             for n in [a, b] {
                 if !params.iter().any(|p| &p.name == n) {
                     let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
-                    return Err(vec![Diagnostic::error(
-                        codes::UNRESOLVED_REFERENCE,
-                        format!("the heat map names `{n}`, which the sweep does not search"),
-                    )
-                    .help(format!("searched params: {}", names.join(", ")))]);
+                    return Err(vec![
+                        Diagnostic::error(
+                            codes::UNRESOLVED_REFERENCE,
+                            format!("the heat map names `{n}`, which the sweep does not search"),
+                        )
+                        .help(format!("searched params: {}", names.join(", "))),
+                    ]);
                 }
             }
         }
         if let Some((k, n)) = request.shard
             && (n == 0 || k == 0 || k > n)
         {
-            return Err(vec![Diagnostic::error(codes::INVALID_VALUE, format!("shard {k}/{n} does not exist"))
-                .help("write `--shard K/N` with 1 <= K <= N")]);
+            return Err(vec![
+                Diagnostic::error(codes::INVALID_VALUE, format!("shard {k}/{n} does not exist"))
+                    .help("write `--shard K/N` with 1 <= K <= N"),
+            ]);
         }
         let market = market(&backtest).map_err(|d| vec![d])?;
         let s = backtest.settings();
@@ -258,19 +268,7 @@ impl SweepPlan {
                 })
                 .collect(),
             heatmap,
-            data: market
-                .series
-                .iter()
-                .map(|b| {
-                    format!(
-                        "{} {} {}..{}",
-                        b.symbol,
-                        b.ts.len(),
-                        b.ts.first().copied().unwrap_or(0),
-                        b.ts.last().copied().unwrap_or(0)
-                    )
-                })
-                .collect(),
+            data: market.series.iter().map(describe_bars).collect(),
             money: format!(
                 "cash {} commission {} slippage {} fill {:?}",
                 s.starting_cash, s.costs.commission, s.costs.slippage, s.fill
@@ -278,7 +276,17 @@ impl SweepPlan {
         };
         let declared = backtest.bundle().strategies.iter().map(|s| s.doc.params.len()).sum();
         Ok((
-            SweepPlan { backtest, params, trials, constraints, count, objective, identity, shard: request.shard, declared },
+            SweepPlan {
+                backtest,
+                params,
+                trials,
+                constraints,
+                count,
+                objective,
+                identity,
+                shard: request.shard,
+                declared,
+            },
             market,
         ))
     }
@@ -324,8 +332,9 @@ impl SweepPlan {
         let mut all = done;
         if self.identity.method == Method::Tpe {
             if !all.is_empty() {
-                return Err(Diagnostic::error(codes::INVALID_VALUE, "a TPE search cannot be resumed")
-                    .help("run it again (the same seed tries the same points), or resume a `grid` or `random` search"));
+                return Err(Diagnostic::error(codes::INVALID_VALUE, "a TPE search cannot be resumed").help(
+                    "run it again (the same seed tries the same points), or resume a `grid` or `random` search",
+                ));
             }
             all = self.search(market, stop, progress)?.into_iter().map(|(_, r)| r).collect();
         } else {
@@ -340,13 +349,8 @@ impl SweepPlan {
             // the whole search.
             sweep.trials_total = all.len();
         }
-        Ok(SweepResult {
-            sweep,
-            shard: self.shard.map(|(k, n)| format!("{k}/{n}")),
-            trials: all,
-            summary: None,
-        }
-        .summarised())
+        Ok(SweepResult { sweep, shard: self.shard.map(|(k, n)| format!("{k}/{n}")), trials: all, summary: None }
+            .summarised())
     }
 
     /// Runs `trials` over `market` on every core of the current rayon pool, calling
@@ -459,6 +463,11 @@ fn json_value(v: &ParamValue) -> serde_json::Value {
     }
 }
 
+/// A symbol's bars as a sweep's identity names them: `SYMBOL bars first_ts..last_ts`.
+fn describe_bars(b: &crate::engine::market::BarSeries) -> String {
+    format!("{} {} {}..{}", b.symbol, b.ts.len(), b.ts.first().copied().unwrap_or(0), b.ts.last().copied().unwrap_or(0))
+}
+
 fn describe(space: &SearchSpace) -> String {
     match space {
         SearchSpace::Choices(c) => {
@@ -486,11 +495,13 @@ fn read_sweep_doc(path: &std::path::Path) -> Result<SweepDoc, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     match read_document(&file, &mut diags) {
         Some(Document::Sweep(s)) if !diags.iter().any(Diagnostic::is_error) => Ok(s),
-        Some(d) if !diags.iter().any(Diagnostic::is_error) => Err(vec![Diagnostic::error(
-            codes::UNKNOWN_KIND,
-            format!("`{}` is a {} document, not a sweep", path.display(), d.kind()),
-        )
-        .help("`--sweep` takes a `kind: sweep` document")]),
+        Some(d) if !diags.iter().any(Diagnostic::is_error) => Err(vec![
+            Diagnostic::error(
+                codes::UNKNOWN_KIND,
+                format!("`{}` is a {} document, not a sweep", path.display(), d.kind()),
+            )
+            .help("`--sweep` takes a `kind: sweep` document"),
+        ]),
         _ => Err(diags),
     }
 }
@@ -606,9 +617,10 @@ pub fn merge(parts: Vec<SweepResult>) -> Result<SweepResult, Diagnostic> {
 pub fn journal(path: &std::path::Path, result: &SweepResult, symbols: &[String]) -> Result<i64, Diagnostic> {
     use crate::runtime::journal::sweep_log::{TrialRecord, record};
     let settings = serde_json::to_value(&result.sweep).unwrap_or_default();
-    let best = result.ranked().first().map(|b| {
-        serde_json::json!({"trial": b.trial, "params": b.params, "objective": b.objective})
-    });
+    let best = result
+        .ranked()
+        .first()
+        .map(|b| serde_json::json!({"trial": b.trial, "params": b.params, "objective": b.objective}));
     let s = result.summary.as_ref();
     let summary = serde_json::json!({
         "trials": result.trials.len(),
@@ -621,7 +633,9 @@ pub fn journal(path: &std::path::Path, result: &SweepResult, symbols: &[String])
     let rows: Vec<(serde_json::Value, serde_json::Value)> = result
         .trials
         .iter()
-        .map(|t| (serde_json::to_value(&t.params).unwrap_or_default(), serde_json::to_value(&t.metrics).unwrap_or_default()))
+        .map(|t| {
+            (serde_json::to_value(&t.params).unwrap_or_default(), serde_json::to_value(&t.metrics).unwrap_or_default())
+        })
         .collect();
     let records: Vec<TrialRecord<'_>> = result
         .trials

@@ -9,13 +9,10 @@ use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 
 use super::sweep::{SweepResult, TrialRow};
+use crate::runtime::journal::report::esc;
 
 /// Bins of the objective's histogram.
 const BINS: usize = 30;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 fn text(v: &serde_json::Value) -> String {
     match v {
@@ -123,7 +120,10 @@ fn histogram(result: &SweepResult) -> Result<String, String> {
         let root = SVGBackend::with_string(&mut svg, (760, 300)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut c = ChartBuilder::on(&root)
-            .caption(format!("Distribution of {} over {} trials", result.sweep.objective, values.len()), ("sans-serif", 18))
+            .caption(
+                format!("Distribution of {} over {} trials", result.sweep.objective, values.len()),
+                ("sans-serif", 18),
+            )
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::sweep::{SweepIdentity, SweepPlan, TrialRow};
 use crate::diagnostics::{Diagnostic, codes};
+use crate::dsl::catalog::FieldId;
 use crate::engine::events::EventSink;
 use crate::engine::gate_metrics::{MetricInputs, TradeRecord, compute, max_drawdown};
 use crate::engine::market::{BarSeries, format_utc};
@@ -23,7 +24,6 @@ use crate::engine::orders::Trade;
 use crate::engine::overfitting::{returns_of, sharpe};
 use crate::engine::sweep::rank_order;
 use crate::engine::walkforward::{Span, Window, annualised, compound, efficiency, windows};
-use crate::dsl::catalog::FieldId;
 use crate::runtime::journal::{Journal, RunInfo};
 use crate::runtime::library::source::MarketData;
 
@@ -107,8 +107,7 @@ fn num(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-/// Walks `market` forward with the sweep of `plan` (see the module doc). Returns the result
-/// and the out-of-sample trades.
+/// Walks `market` forward with the sweep of `plan` (see the module doc).
 ///
 /// # Errors
 /// No window fits the bars, a trial's bot does not compile, or the walk was stopped.
@@ -118,9 +117,10 @@ pub fn walk(
     spec: WindowSpec,
     stop: &AtomicBool,
     progress: &(dyn Fn() + Sync),
-) -> Result<(WalkForwardResult, Vec<Trade>), Diagnostic> {
+) -> Result<WalkForwardResult, Diagnostic> {
     let from = market.trade_from.unwrap_or(i64::MIN);
-    let mut timeline: Vec<i64> = market.series.iter().flat_map(|s| s.ts.iter().copied()).filter(|t| *t >= from).collect();
+    let mut timeline: Vec<i64> =
+        market.series.iter().flat_map(|s| s.ts.iter().copied()).filter(|t| *t >= from).collect();
     timeline.sort_unstable();
     timeline.dedup();
     let ws = windows(&timeline, spec.in_sample, spec.out_of_sample, spec.step, spec.anchored);
@@ -147,10 +147,16 @@ pub fn walk(
             searched.iter().enumerate().map(|(i, (_, r))| (i, r.objective.unwrap_or(f64::NAN))).collect();
         keys.sort_by(rank_order(plan.identity().direction));
         let (trial, best): &(crate::engine::sweep::Trial, TrialRow) = &searched[keys[0].0];
-        let out_market =
-            MarketData { series: cut(&market.series, w.out_end), trade_from: Some(w.in_end), warmup_bars: 0, notes: Vec::new() };
+        let out_market = MarketData {
+            series: cut(&market.series, w.out_end),
+            trade_from: Some(w.in_end),
+            warmup_bars: 0,
+            notes: Vec::new(),
+        };
         let out = plan.run_trial(&out_market, trial).map_err(|d| {
-            d.into_iter().next().unwrap_or_else(|| Diagnostic::error(codes::INVALID_VALUE, "a trial's bot does not compile"))
+            d.into_iter()
+                .next()
+                .unwrap_or_else(|| Diagnostic::error(codes::INVALID_VALUE, "a trial's bot does not compile"))
         })?;
         let m = &out.metrics;
         let in_cagr = best.metrics.get("metric.cagr").copied().flatten();
@@ -187,9 +193,9 @@ pub fn walk(
         .params()
         .iter()
         .map(|p| {
-            let values: Vec<serde_json::Value> = results.iter().filter_map(|r| r.params.get(&p.name).cloned()).collect();
+            let values: Vec<serde_json::Value> =
+                results.iter().filter_map(|r| r.params.get(&p.name).cloned()).collect();
             let mut distinct = values.clone();
-            distinct.dedup();
             distinct.sort_by_key(|v| v.to_string());
             distinct.dedup();
             let nums: Vec<f64> = values.iter().filter_map(serde_json::Value::as_f64).collect();
@@ -201,23 +207,17 @@ pub fn walk(
             (p.name.clone(), Stability { values, distinct: distinct.len(), cv: cv.and_then(num) })
         })
         .collect();
-    Ok((
-        WalkForwardResult {
-            sweep: plan.identity().clone(),
-            spec,
-            windows: results,
-            metrics,
-            equity,
-            stability,
-            trades: trades.clone(),
-        },
-        trades,
-    ))
+    Ok(WalkForwardResult { sweep: plan.identity().clone(), spec, windows: results, metrics, equity, stability, trades })
 }
 
 /// The stitched out-of-sample metrics: the trade metrics of every out-of-sample trade, the
 /// return, drawdown and Sharpe ratio of the compounded daily returns, and the efficiency.
-fn stitched(cash: f64, daily: &[(i64, f64)], trades: &[Trade], windows: &[WindowResult]) -> IndexMap<String, Option<f64>> {
+fn stitched(
+    cash: f64,
+    daily: &[(i64, f64)],
+    trades: &[Trade],
+    windows: &[WindowResult],
+) -> IndexMap<String, Option<f64>> {
     let returns: Vec<f64> = daily.iter().map(|d| d.1).collect();
     let equity = compound(cash, &returns);
     let records: Vec<TradeRecord> =
@@ -260,12 +260,7 @@ fn stitched(cash: f64, daily: &[(i64, f64)], trades: &[Trade], windows: &[Window
 ///
 /// # Errors
 /// When the journal cannot be written (nothing is recorded then).
-pub fn journal(
-    path: &std::path::Path,
-    result: &WalkForwardResult,
-    trades: &[Trade],
-    symbols: Vec<String>,
-) -> Result<i64, Diagnostic> {
+pub fn journal(path: &std::path::Path, result: &WalkForwardResult, symbols: Vec<String>) -> Result<i64, Diagnostic> {
     let settings = serde_json::json!({
         "sweep": result.sweep,
         "spec": result.spec,
@@ -282,7 +277,7 @@ pub fn journal(
             symbols,
         },
     )?;
-    for t in trades {
+    for t in &result.trades {
         j.trade(t);
     }
     let first = result.windows.first().map(|w| w.window.in_end);
