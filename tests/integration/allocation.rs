@@ -214,3 +214,41 @@ fn bucket_layouts_that_cannot_work_are_errors_and_unbucketed_symbols_warn() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("W0007") && text.contains("`GOOG` (traded by `rsi_reversion`) is in no bucket"), "{text}");
 }
+
+/// Seed 003's frontier cap (`ngx_equity_max: 0.05`): Nigerian Exchange equities together hold at
+/// most 5% of equity, across buckets. An 8% entry in MTNN is denied by the barbell's `ngx`
+/// market cap; a 4% one passes. (The bars are AAPL's daily bars under the NGX ticker: the cap
+/// reads symbols and weights, not prices.)
+#[test]
+fn the_barbell_caps_frontier_market_equities_at_five_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (size, denied) in [("8%", true), ("4%", false)] {
+        write(
+            d,
+            "bot.yaml",
+            &format!(
+                "kind: bot\nname: frontier\nstrategies:\n  - path: {ROOT}/strategies/sma_crossover.yaml\n    \
+                 universe: [MTNN]\n    sizing: {{percent_of_equity: {size}}}\n\
+                 policies: [{ROOT}/policies/barbell.yaml]\ndata:\n  csv:\n    MTNN: {ROOT}/examples/data/AAPL.csv\n\
+                 starting_cash: 100000\n"
+            ),
+        );
+        let db = d.join(format!("j{}.sqlite", size.trim_end_matches('%')));
+        let out = dsl().current_dir(d).args(["backtest", "bot.yaml", "--journal"]).arg(&db).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let c = Connection::open(&db).unwrap();
+        let verdicts = rows(
+            &c,
+            "SELECT d.rule_id, d.message FROM policy_decisions d WHERE d.rule_id LIKE 'allocation%' ORDER BY d.ts",
+        );
+        assert!(!verdicts.is_empty());
+        if denied {
+            assert!(verdicts.iter().all(|v| v[0] == "allocation.market_max"), "{verdicts:?}");
+            let p = percents(&verdicts[0][1]);
+            assert!(verdicts[0][1].contains("`ngx`") && p[0] > 5.0 && p[2] == 5.0, "{verdicts:?}");
+        } else {
+            assert!(verdicts.iter().all(|v| v[0] == "allocation"), "{verdicts:?}");
+        }
+    }
+}

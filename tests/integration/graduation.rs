@@ -455,3 +455,41 @@ fn demotion_metrics_from_memory_equal_those_from_the_journal() {
         assert!(m.values.values().all(Option::is_some), "{}: {:?}", m.id, m.values);
     }
 }
+
+/// Seed 003's production checklist: the last 50 closed trades win at least half the time with a
+/// profit factor of at least 1.0. The sprint-5 gates' values equal those computed by hand from
+/// the journal's 50 latest exits.
+#[test]
+fn the_production_sprint_reads_the_last_50_closed_trades() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let bot = std::fs::read_to_string(format!("{ROOT}/examples/sprints.yaml"))
+        .unwrap()
+        .replace("../strategies", &format!("{ROOT}/strategies"))
+        .replace("../policies", &format!("{ROOT}/policies"))
+        .replace("../phases", &format!("{ROOT}/phases"))
+        .replace(": data/", &format!(": {ROOT}/examples/data/"))
+        .replace("phase: sprint_0_cost_math", "phase: sprint_5_production")
+        .replace("database: out/sprints.sqlite", "database: journal.sqlite");
+    std::fs::write(dir.join("bot.yaml"), bot).unwrap();
+    let (ok, _, err) = run(&["run", "bot.yaml", "--quiet", "--to", "2016-12-31"], dir);
+    assert!(ok, "{err}");
+    let c = rusqlite::Connection::open(dir.join("journal.sqlite")).unwrap();
+    let mut st = c.prepare("SELECT pnl FROM trades ORDER BY exit_ts DESC, run_id DESC, trade_no DESC LIMIT 50").unwrap();
+    let last: Vec<f64> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(last.len(), 50, "the run closes more than 50 trades");
+    let wins = last.iter().filter(|p| **p > 0.0).count() as f64 / 50.0;
+    let gross_win: f64 = last.iter().filter(|p| **p > 0.0).sum();
+    let gross_loss: f64 = -last.iter().filter(|p| **p < 0.0).sum::<f64>();
+    let s = status(dir);
+    let gate = |id: &str| s["gates"].as_array().unwrap().iter().find(|g| g["id"] == id).unwrap().clone();
+    let w = gate("last_50_win_rate");
+    assert_eq!(w["window"], "last 50 trades");
+    assert_eq!(w["values"]["metric.trades"], 50.0);
+    assert!((w["values"]["metric.win_rate"].as_f64().unwrap() - wins).abs() < 1e-12, "{w:#}");
+    assert_eq!(w["holds"], wins >= 0.5);
+    let p = gate("last_50_profit_factor");
+    let pf = p["values"]["metric.profit_factor"].as_f64().unwrap();
+    assert!((pf - gross_win / gross_loss).abs() < 1e-9, "{p:#} vs {}", gross_win / gross_loss);
+    assert_eq!(p["holds"], pf >= 1.0);
+}
