@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use super::node::{Node, NodeValue};
 use super::reader::Reader;
-use super::strategy::{Param, Sizing, SizingLimits, read_params, read_sizing};
+use super::strategy::{Param, Sizing, SizingLimits, SizingScale, read_params, read_sizing};
 use super::units::Rate;
 use crate::diagnostics::{Diagnostic, SourceFile, Spanned, codes};
 
@@ -103,7 +103,7 @@ pub struct StrategyRef {
     /// New values for params the strategy declares.
     pub params: Vec<Param>,
     /// Sizing (and its caps) instead of the file's.
-    pub sizing: Option<(Spanned<Sizing>, SizingLimits)>,
+    pub sizing: Option<(Spanned<Sizing>, SizingLimits, Option<SizingScale>)>,
 }
 
 /// Sources of bar data.

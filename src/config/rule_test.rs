@@ -159,8 +159,12 @@ pub enum Expect {
         /// Rule id.
         rule: Spanned<String>,
     },
-    /// Strategy: the entry rule fires.
-    Entry,
+    /// Strategy: the entry rule fires; with `scale`, the strategy's sizing scale on that bar is
+    /// this number (within 1e-9).
+    Entry {
+        /// The expected sizing scale.
+        scale: Option<Spanned<f64>>,
+    },
     /// Strategy: the position is closed; `reason` (`exit_rule`, `stop_loss`, ...) when given.
     Exit(Option<&'static str>),
     /// Strategy: nothing happens.
@@ -394,8 +398,9 @@ fn read_fields(
 
 fn read_expect(r: &mut Reader<'_>, node: &Node, kind: TargetKind) -> Option<Spanned<Expect>> {
     const POLICY: &str = "write `allow`, `{deny: rule_id}` or `{warn: rule_id}`";
-    const STRATEGY: &str = "write `entry`, `exit`, `none`, or `{exit: reason}` with reason one of `exit_rule`, \
-                            `stop_loss`, `take_profit`, `max_holding`";
+    const STRATEGY: &str = "write `entry`, `exit`, `none`, `{entry: {scale: 1.2}}` (the entry and its sizing \
+                            scale), or `{exit: reason}` with reason one of `exit_rule`, `stop_loss`, \
+                            `take_profit`, `max_holding`";
     if let NodeValue::Map(_) = node.value {
         let mut m = r.map(node, "expect")?;
         // The span is the value's (the rule id, the exit reason), which is what errors point at.
@@ -413,6 +418,14 @@ fn read_expect(r: &mut Reader<'_>, node: &Node, kind: TargetKind) -> Option<Span
                 deny.map(|rule| {
                     let span = rule.span;
                     Spanned::new(Expect::Deny { rule, message }, span)
+                })
+            }
+            TargetKind::Strategy if m.get("entry").is_some() => {
+                let entry = m.get("entry").and_then(|n| r.map(n, "entry"));
+                entry.and_then(|mut e| {
+                    let scale = e.required(r, "scale").and_then(|n| r.number(n, "scale"));
+                    e.finish(r);
+                    scale.map(|k| Spanned::new(Expect::Entry { scale: Some(Spanned::new(k.value.0, k.span)) }, k.span))
                 })
             }
             TargetKind::Strategy => {
@@ -446,7 +459,7 @@ fn read_expect(r: &mut Reader<'_>, node: &Node, kind: TargetKind) -> Option<Span
     let c = r.choice(node, "expected outcome", allowed)?;
     let e = match c.value {
         "allow" => Expect::Allow,
-        "entry" => Expect::Entry,
+        "entry" => Expect::Entry { scale: None },
         "exit" => Expect::Exit(None),
         _ => Expect::Nothing,
     };
@@ -463,7 +476,10 @@ impl Expect {
                 format!("deny by `{}` with a message containing `{}`", rule.value, m.value)
             }
             Expect::Warn { rule } => format!("allow with a warning by `{}`", rule.value),
-            Expect::Entry => "entry".into(),
+            Expect::Entry { scale: None } => "entry".into(),
+            Expect::Entry { scale: Some(k) } => {
+                format!("entry with sizing scale {}", super::units::trim_float(k.value))
+            }
             Expect::Exit(None) => "exit".into(),
             Expect::Exit(Some(r)) => format!("exit ({r})"),
             Expect::Nothing => "none".into(),

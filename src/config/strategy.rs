@@ -17,7 +17,10 @@
 //!                      #   {volatility_target: {target: 1%, period: 20}},
 //!                      #   {kelly: {fraction: 50%, win_rate: 55%, payoff: 1.5, min_trades: 20}};
 //!                      # with optional caps: max_percent_of_equity: 10%, min_notional: 100,
-//!                      # units: whole (or fractional)
+//!                      # units: whole (or fractional); and `scale`, a multiplier applied
+//!                      # before the caps: a number expression, or cases tried in order,
+//!                      # the last without `when` (see `SizingScale`):
+//!                      # scale: [{when: trending(), scale: 1.2}, {scale: 0.5}]
 //! direction: long
 //! indicators:          # optional: rhai scripts usable in the rules by name
 //!   range_ratio: { script: range_ratio.rhai, window: 20 }
@@ -75,6 +78,8 @@ pub struct StrategyDoc {
     pub sizing: Spanned<Sizing>,
     /// Caps and rounding applied after sizing.
     pub sizing_limits: SizingLimits,
+    /// What multiplies the method's size before the caps (`None`: 1).
+    pub sizing_scale: Option<SizingScale>,
     /// Which side the strategy trades.
     pub direction: Spanned<Direction>,
 }
@@ -156,6 +161,95 @@ pub enum Sizing {
         /// Closed trades needed before the strategy's own record replaces the priors.
         min_trades: u32,
     },
+}
+
+/// A sizing `scale`: a multiplier of the sizing method's quantity, applied before the caps
+/// (`max_percent_of_equity`, whole units, `min_notional`), evaluated on the entry's bar. Seed
+/// 003's regime multipliers (exploration 0.5, red 0.6, green 1.2) are three cases of it.
+///
+/// Written as one number expression (`scale: 1.5`, `scale: min(2, 0.02 / volatility(20))`) or
+/// as cases tried in order, the first whose `when` holds giving the scale, the last one without
+/// a `when` (the default):
+///
+/// ```yaml
+/// scale:
+///   - {when: trending(), scale: 1.2}
+///   - {when: ranging(), scale: 0.6}
+///   - {scale: 0.5}
+/// ```
+///
+/// A scale that is undefined, negative or not finite, or a `when` that is undefined, sizes
+/// nothing (the entry is rejected as `nothing_to_trade`: fail closed); 0 skips the entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizingScale {
+    /// The cases in order; the last has `when: None`.
+    pub cases: Vec<ScaleCase>,
+}
+
+/// One case of a [`SizingScale`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleCase {
+    /// The condition (a bool expression); `None` for the default case.
+    pub when: Option<ExprSource>,
+    /// The multiplier (a number expression, unitless: `1.2` is 120%).
+    pub scale: ExprSource,
+}
+
+/// Reads a `scale` value: a number expression, or a list of `{when, scale}` cases ending in a
+/// `{scale}` default.
+fn read_scale(r: &mut Reader<'_>, node: &Node) -> Option<SizingScale> {
+    const FORM: &str = "write a number expression (`scale: 1.2`) or cases ending in a default: \
+                        `[{when: trending(), scale: 1.2}, {scale: 0.6}]`";
+    let NodeValue::Seq(items) = &node.value else {
+        return Some(SizingScale { cases: vec![ScaleCase { when: None, scale: r.expr(node, "scale")? }] });
+    };
+    if items.is_empty() {
+        return r.fail(codes::INVALID_VALUE, node.span, "`scale` has no cases".into(), Some(FORM.into()));
+    }
+    let mut cases = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let Some(mut m) = r.map(item, "scale case") else {
+            ok = false;
+            continue;
+        };
+        let when = m.get("when").map(|n| r.expr(n, "when"));
+        let scale = m.required(r, "scale").and_then(|n| r.expr(n, "scale"));
+        m.finish(r);
+        let last = i + 1 == items.len();
+        let when = match when {
+            Some(Some(w)) => Some(w),
+            Some(None) => {
+                ok = false;
+                None
+            }
+            None if !last => {
+                r.fail::<()>(
+                    codes::INVALID_VALUE,
+                    item.span,
+                    "only the last `scale` case may go without `when`".into(),
+                    Some("the cases are tried in order; a case without `when` always matches".into()),
+                );
+                ok = false;
+                None
+            }
+            None => None,
+        };
+        if last && when.is_some() {
+            r.fail::<()>(
+                codes::INVALID_VALUE,
+                item.span,
+                "the last `scale` case must be the default (no `when`)".into(),
+                Some(format!("add `- {{scale: 1}}` after it to keep the method's size when no case holds; {FORM}")),
+            );
+            ok = false;
+        }
+        match scale {
+            Some(scale) => cases.push(ScaleCase { when, scale }),
+            None => ok = false,
+        }
+    }
+    ok.then_some(SizingScale { cases })
 }
 
 /// Caps and rounding applied after the sizing method.
@@ -255,9 +349,9 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
     let max_holding = m.get("max_holding").map(|n| r.positive_int(n, "max_holding"));
     let expected_return = m.get("expected_return").map(|n| r.expr(n, "expected_return"));
     let sizing = m.required(r, "sizing").and_then(|n| read_sizing(r, n));
-    let (sizing, sizing_limits) = match sizing {
-        Some((s, l)) => (Some(s), l),
-        None => (None, SizingLimits::default()),
+    let (sizing, sizing_limits, sizing_scale) = match sizing {
+        Some((s, l, k)) => (Some(s), l, k),
+        None => (None, SizingLimits::default(), None),
     };
     let direction = match m.get("direction") {
         Some(n) => read_direction(r, n),
@@ -291,6 +385,7 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
         expected_return: expected_return.flatten(),
         sizing: sizing.unwrap_or(Spanned::new(Sizing::AllCash, map_span)),
         sizing_limits,
+        sizing_scale,
         direction: direction.unwrap_or(Spanned::new(Direction::Long, map_span)),
     })
 }
@@ -438,13 +533,13 @@ pub fn is_identifier(s: &str) -> bool {
 /// Reads a `sizing` value: a method (`all_cash`, `{percent_of_equity: 5%}`,
 /// `{fixed_quantity: 10}`, `{atr_risk: {...}}`, `{volatility_target: {...}}`, `{kelly: {...}}`)
 /// and the optional caps beside it (`max_percent_of_equity`, `min_notional`, `units`).
-pub fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<(Spanned<Sizing>, SizingLimits)> {
+pub fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<(Spanned<Sizing>, SizingLimits, Option<SizingScale>)> {
     const FORMS: &str = "write `all_cash`, `{percent_of_equity: 5%}`, `{fixed_quantity: 10}`, \
                          `{atr_risk: {risk: 1%, atr_multiple: 2}}`, `{volatility_target: {target: 1%}}` \
                          or `{kelly: {fraction: 50%, win_rate: 55%, payoff: 1.5}}`";
     if let NodeValue::Str(_) = node.value {
         let c = r.choice(node, "sizing", &["all_cash"])?;
-        return Some((Spanned::new(Sizing::AllCash, c.span), SizingLimits::default()));
+        return Some((Spanned::new(Sizing::AllCash, c.span), SizingLimits::default(), None));
     }
     let mut m = r.map(node, "sizing")?;
     let fixed = m.get("fixed_quantity");
@@ -456,6 +551,7 @@ pub fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<(Spanned<Sizing>, 
     let cap = m.get("max_percent_of_equity").map(|n| r.rate_in(n, "max_percent_of_equity", 1e-9, 1.0));
     let min_notional = m.get("min_notional").map(|n| r.number(n, "min_notional"));
     let units = m.get("units").map(|n| r.choice(n, "units", &["whole", "fractional"]));
+    let scale = m.get("scale").map(|n| read_scale(r, n));
     let span = m.span();
     m.finish(r);
     let mut limits = SizingLimits::default();
@@ -476,7 +572,11 @@ pub fn read_sizing(r: &mut Reader<'_>, node: &Node) -> Option<(Spanned<Sizing>, 
     if methods.iter().filter(|b| b.is_some()).count() != 1 {
         return r.fail(codes::INVALID_VALUE, span, "`sizing` must name exactly one method".into(), Some(FORMS.into()));
     }
-    let sized = |s: Sizing, n: &Node| Some((Spanned::new(s, n.span), limits));
+    let scale = match scale {
+        Some(s) => Some(s?),
+        None => None,
+    };
+    let sized = |s: Sizing, n: &Node| Some((Spanned::new(s, n.span), limits, scale.clone()));
     if let Some(n) = fixed {
         let q = r.positive_number(n, "fixed_quantity")?;
         return sized(Sizing::FixedQuantity(q.value), n);

@@ -37,6 +37,8 @@ pub struct CompiledStrategy {
     /// The series the sizing method reads (`atr(n)` for ATR risk, `volatility(n)` for a
     /// volatility target), with its text.
     pub sizing_input: Option<(TExpr, crate::config::expr_source::ExprSource)>,
+    /// The sizing scale's cases, checked: `(when, scale)` in order (empty: no scale).
+    pub sizing_scale: Vec<(Option<TExpr>, TExpr)>,
     /// Params no rule refers to.
     pub unused_params: Vec<String>,
     /// Custom indicators (rhai), as the rules see them.
@@ -243,7 +245,21 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         .expected_return
         .as_ref()
         .map(|e| check_rule(&doc, known, e, Context::Entry, "expected_return", diags, &mut used));
+    let mut sizing_scale = Vec::new();
+    let mut scale_ok = true;
+    for case in doc.sizing_scale.iter().flat_map(|s| &s.cases) {
+        let when = case.when.as_ref().map(|w| check_rule(&doc, known, w, Context::Entry, "when", diags, &mut used));
+        let scale = check_rule(&doc, known, &case.scale, Context::Entry, "scale", diags, &mut used);
+        match (when, scale) {
+            (Some(Some(w)), Some(k)) => sizing_scale.push((Some(w), k)),
+            (None, Some(k)) => sizing_scale.push((None, k)),
+            _ => scale_ok = false,
+        }
+    }
     let entry = entry?;
+    if !scale_ok {
+        return None;
+    }
     let exit = match exit {
         Some(Some(e)) => Some(e),
         Some(None) => return None,
@@ -259,8 +275,17 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
     }
     let unused_params = doc.params.iter().map(|p| p.name.value.clone()).filter(|n| !used.contains(n)).collect();
     let sizing_input = sizing_input(&doc.sizing.value);
-    let compiled =
-        CompiledStrategy { doc, entry, exit, expected_return, sizing_input, unused_params, indicators, filter };
+    let compiled = CompiledStrategy {
+        doc,
+        entry,
+        exit,
+        expected_return,
+        sizing_input,
+        sizing_scale,
+        unused_params,
+        indicators,
+        filter,
+    };
     diags.extend(super::lint::lint_strategy(&compiled));
     Some(compiled)
 }
@@ -282,8 +307,9 @@ fn check_rule(
         }
     };
     let mut c = Checker::new(src, ctx, &doc.params).with_indicators(indicators).with_broken_indicators(broken);
-    // `expected_return` is a number; every other strategy rule is a bool.
-    let t = if what == "expected_return" { c.check_number(&ast, what) } else { c.check_rule(&ast, what) };
+    // `expected_return` and a sizing `scale` are numbers; every other strategy rule is a bool.
+    let t =
+        if matches!(what, "expected_return" | "scale") { c.check_number(&ast, what) } else { c.check_rule(&ast, what) };
     used.extend(c.used_params);
     let failed = c.diags.iter().any(Diagnostic::is_error);
     diags.extend(c.diags);
@@ -605,6 +631,8 @@ pub struct StrategyRules {
     pub expected_return: Option<CompiledRule>,
     /// The series the sizing method reads, if any.
     pub sizing_input: Option<CompiledRule>,
+    /// The sizing scale's cases `(when, scale)` in order; empty without a scale.
+    pub sizing_scale: Vec<(Option<CompiledRule>, CompiledRule)>,
 }
 
 /// Everything evaluated for one symbol: its graph and the compiled rules that read it.
@@ -640,7 +668,20 @@ impl SymbolProgram {
                     _ => None,
                 };
                 let sizing_input = s.sizing_input.as_ref().map(|(t, src)| lower_rule(&mut graph, t, src));
-                Some(StrategyRules { entry, exit, expected_return, sizing_input })
+                let scale_cases = s.doc.sizing_scale.iter().flat_map(|k| &k.cases);
+                let sizing_scale = s
+                    .sizing_scale
+                    .iter()
+                    .zip(scale_cases)
+                    .map(|((when, scale), src)| {
+                        let when = match (when, &src.when) {
+                            (Some(t), Some(w)) => Some(lower_rule(&mut graph, t, w)),
+                            _ => None,
+                        };
+                        (when, lower_rule(&mut graph, scale, &src.scale))
+                    })
+                    .collect();
+                Some(StrategyRules { entry, exit, expected_return, sizing_input, sizing_scale })
             })
             .collect();
         let policies = bundle

@@ -144,7 +144,8 @@ impl<'a> Checker<'a> {
         Some(t)
     }
 
-    /// Checks a number expression (a strategy's `expected_return`). `what` names it.
+    /// Checks a number expression (a strategy's `expected_return`, a sizing `scale`). `what`
+    /// names it.
     pub fn check_number(&mut self, e: &Expr, what: &str) -> Option<TExpr> {
         let t = self.check(e)?;
         if t.ty.kind != ValueKind::Num {
@@ -153,7 +154,12 @@ impl<'a> Checker<'a> {
                 e.span,
                 format!("`{what}` must be a number, found {}", t.ty),
                 &format!("this is a {}", t.ty),
-                Some("write the return as a fraction of price, e.g. `2 * atr(14) / close` or `3%`".into()),
+                Some(match what {
+                    "scale" => "a scale multiplies the size, e.g. `1.2` or `min(2, 1% / volatility(20))`; to choose \
+                                by a condition, write cases: `[{when: trending(), scale: 1.2}, {scale: 0.6}]`"
+                        .into(),
+                    _ => "write the return as a fraction of price, e.g. `2 * atr(14) / close` or `3%`".into(),
+                }),
             );
             return None;
         }

@@ -108,7 +108,7 @@ impl Outcome {
             (Expect::Deny { rule, message }, Outcome::Deny { rule: got, reason }) => {
                 rule.value == *got && message.as_ref().is_none_or(|m| reason.contains(&m.value))
             }
-            (Expect::Entry, Outcome::Signal(Some(Signal::Entry))) => true,
+            (Expect::Entry { .. }, Outcome::Signal(Some(Signal::Entry))) => true,
             (Expect::Exit(want), Outcome::Signal(Some(Signal::Exit(r)))) => want.is_none_or(|w| w == r.as_str()),
             (Expect::Nothing, Outcome::Signal(None)) => true,
             _ => false,
@@ -125,6 +125,32 @@ pub struct CaseRun {
     pub rules: Vec<RuleTrace>,
     /// Protective-order and time-stop checks, one line each.
     pub notes: Vec<String>,
+    /// A strategy case's sizing scale on the case's bar (1 without a scale; `NaN` when
+    /// undefined); `NaN` for a policy case.
+    pub scale: f64,
+}
+
+impl CaseRun {
+    /// True when the case went as `expect` says: the outcome, and for an entry with a scale,
+    /// the scale (within 1e-9).
+    pub fn passes(&self, expect: &Expect) -> bool {
+        let scale_ok = match expect {
+            Expect::Entry { scale: Some(k) } => (self.scale - k.value).abs() <= 1e-9,
+            _ => true,
+        };
+        self.outcome.matches(expect) && scale_ok
+    }
+
+    /// What happened, in the words of [`Expect::describe`] (the entry's sizing scale when the
+    /// expectation names one).
+    pub fn describe(&self, expect: &Expect) -> String {
+        match (expect, &self.outcome) {
+            (Expect::Entry { scale: Some(_) }, Outcome::Signal(Some(Signal::Entry))) => {
+                format!("entry with sizing scale {}", crate::config::units::trim_float(self.scale))
+            }
+            _ => self.outcome.describe(),
+        }
+    }
 }
 
 /// One evaluated rule of a case.
@@ -589,6 +615,7 @@ pub fn run(case: &Prepared) -> CaseRun {
     let mut rules = Vec::new();
     let mut notes = Vec::new();
     let mut scratch = Vec::new();
+    let mut scale = f64::NAN;
     let budgets = crate::dsl::script::ScriptBudgets::default();
     let outcome = match &case.target {
         Target::Policy(p) => {
@@ -738,10 +765,16 @@ pub fn run(case: &Prepared) -> CaseRun {
             if let (Some((_, _, held)), Some(m)) = (case.position, &s.doc.max_holding) {
                 notes.push(format!("max_holding {} bars; held {held}", m.value));
             }
+            if let Some(r) = compiled {
+                scale = super::rules::eval_scale(&r.sizing_scale, &now, &fields, &mut scratch);
+                if !r.sizing_scale.is_empty() {
+                    notes.push(format!("sizing scale {}", crate::config::units::trim_float(scale)));
+                }
+            }
             Outcome::Signal(signal)
         }
     };
-    CaseRun { outcome, rules, notes }
+    CaseRun { outcome, rules, notes, scale }
 }
 
 #[cfg(test)]

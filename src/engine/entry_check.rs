@@ -40,6 +40,10 @@ pub fn blocked_entries(bundle: &Bundle, costs: &CostModel) -> Vec<Diagnostic> {
             Sizing::AllCash => 1.0,
             _ => f64::NAN,
         };
+        // A sizing scale depends on the market: the size is unknown here.
+        if doc.sizing_scale.is_some() {
+            weight = f64::NAN;
+        }
         if let Some(cap) = limits.max_percent_of_equity {
             weight = if weight.is_nan() { f64::NAN } else { weight.min(cap) };
         }

@@ -209,7 +209,10 @@ fn reads_bucket_fields(program: &SymbolProgram) -> bool {
     };
     program.policies.iter().flatten().any(reads)
         || program.strategies.iter().flatten().any(|s| {
-            reads(&s.entry) || s.exit.as_ref().is_some_and(reads) || s.expected_return.as_ref().is_some_and(reads)
+            reads(&s.entry)
+                || s.exit.as_ref().is_some_and(reads)
+                || s.expected_return.as_ref().is_some_and(reads)
+                || s.sizing_scale.iter().any(|(w, k)| w.as_ref().is_some_and(reads) || reads(k))
         })
 }
 

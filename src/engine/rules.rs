@@ -23,6 +23,32 @@ pub fn read(input: Input, slots: &[f64], fields: &FieldValues) -> f64 {
     }
 }
 
+/// A sizing scale's value (see [`crate::config::strategy::SizingScale`]): 1 without cases;
+/// the scale of the first case whose `when` holds; `NaN` when a `when` tried is undefined
+/// (fail closed: the entry sizes nothing).
+pub fn eval_scale(
+    cases: &[(Option<CompiledRule>, CompiledRule)],
+    slots: &[f64],
+    fields: &FieldValues,
+    scratch: &mut Vec<f64>,
+) -> f64 {
+    if cases.is_empty() {
+        return 1.0;
+    }
+    for (when, scale) in cases {
+        let holds = match when {
+            None => Some(true),
+            Some(w) => crate::dsl::semantics::truth(eval_rule(w, slots, fields, scratch)),
+        };
+        match holds {
+            Some(true) => return eval_rule(scale, slots, fields, scratch),
+            Some(false) => {}
+            None => return f64::NAN,
+        }
+    }
+    f64::NAN
+}
+
 /// Evaluates a rule; `scratch` is reused between calls to avoid allocation.
 #[inline]
 pub fn eval_rule(rule: &CompiledRule, slots: &[f64], fields: &FieldValues, scratch: &mut Vec<f64>) -> f64 {

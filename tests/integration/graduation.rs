@@ -475,7 +475,8 @@ fn the_production_sprint_reads_the_last_50_closed_trades() {
     let (ok, _, err) = run(&["run", "bot.yaml", "--quiet", "--to", "2016-12-31"], dir);
     assert!(ok, "{err}");
     let c = rusqlite::Connection::open(dir.join("journal.sqlite")).unwrap();
-    let mut st = c.prepare("SELECT pnl FROM trades ORDER BY exit_ts DESC, run_id DESC, trade_no DESC LIMIT 50").unwrap();
+    let mut st =
+        c.prepare("SELECT pnl FROM trades ORDER BY exit_ts DESC, run_id DESC, trade_no DESC LIMIT 50").unwrap();
     let last: Vec<f64> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert_eq!(last.len(), 50, "the run closes more than 50 trades");
     let wins = last.iter().filter(|p| **p > 0.0).count() as f64 / 50.0;

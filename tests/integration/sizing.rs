@@ -54,6 +54,30 @@ fn eval(dir: &Path, expr: &str) -> HashMap<i64, f64> {
         .collect()
 }
 
+/// `dsl eval` of a bool `expr` on AAPL, by bar time: 1 (true), 0 (false), NaN (undefined).
+fn eval_bool(dir: &Path, expr: &str) -> HashMap<i64, f64> {
+    let out = dir.join("eval.csv");
+    dsl()
+        .args(["eval", expr, "--data"])
+        .arg(format!("{ROOT}/examples/data/AAPL.csv"))
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success();
+    let (_, rows) = read_csv(&out);
+    rows.iter()
+        .map(|r| {
+            let t = chrono::DateTime::parse_from_rfc3339(&r[0]).unwrap().timestamp();
+            let v = match r[1].as_str() {
+                "true" => 1.0,
+                "false" => 0.0,
+                _ => f64::NAN,
+            };
+            (t, v)
+        })
+        .collect()
+}
+
 /// Entries: (created_ts, status, quantity, reference price, equity at the time).
 fn entries(c: &Connection) -> Vec<(i64, String, f64, f64, f64)> {
     let mut st = c
@@ -163,4 +187,51 @@ fn whole_units_round_down_and_small_orders_are_not_sent() {
     let r: Vec<(String, String)> =
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
     assert_eq!(r, vec![("rejected".to_string(), "below_min_notional:".to_string())]);
+}
+
+/// A sizing `scale` (seed 003's regime multipliers) multiplies the method's size before the
+/// caps: every entry's quantity is recomputed from `dsl eval`'s values of the regime rules on
+/// its signal bar; 1.2 x 5% is capped at 6%; an undefined regime (before 200 bars) sizes
+/// nothing and is journaled as a rejection with a quantity of 0.
+#[test]
+fn a_sizing_scale_multiplies_the_size_before_the_caps_and_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = run(
+        dir.path(),
+        "\n  percent_of_equity: 5%\n  max_percent_of_equity: 5.5%\n  scale:\n    \
+         - when: close > sma(close, 200) and volatility(20) < 1.5%\n      scale: 1.2\n    \
+         - when: close < sma(close, 200)\n      scale: min(0.6, 0.01 / volatility(20))\n    - scale: 0.5",
+    );
+    // `dsl eval` prints bools as words, undefined as nothing: 1, 0 or NaN here.
+    let green = eval_bool(dir.path(), "close > sma(close, 200) and volatility(20) < 1.5%");
+    let red = eval_bool(dir.path(), "close < sma(close, 200)");
+    let vol = eval(dir.path(), "volatility(20)");
+    let mut seen = [0; 4];
+    for (ts, status, qty, price, equity) in entries(&c) {
+        let weight = match (green[&ts], red[&ts]) {
+            (g, _) if g.is_nan() => f64::NAN,
+            (1.0, _) => 0.05 * 1.2,
+            (_, r) if r.is_nan() => f64::NAN,
+            (_, 1.0) => 0.05 * (0.6f64).min(0.01 / vol[&ts]),
+            _ => 0.05 * 0.5,
+        };
+        if weight.is_nan() {
+            assert_eq!((status.as_str(), qty), ("rejected", 0.0), "{ts}");
+            seen[0] += 1;
+            continue;
+        }
+        let want = weight.min(0.055) * equity / price;
+        assert!((qty - want).abs() < 1e-9 * want, "{ts}: {qty} vs {want}");
+        seen[if weight > 0.055 {
+            1
+        } else if weight == 0.025 {
+            3
+        } else {
+            2
+        }] += 1;
+    }
+    assert!(seen.iter().all(|n| *n > 0), "undefined, capped, red, exploration: {seen:?}");
+    let reason: String =
+        c.query_row("SELECT status_reason FROM orders WHERE status = 'rejected' LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert!(reason.starts_with("nothing_to_trade: the sizing scale is undefined"), "{reason}");
 }

@@ -114,6 +114,18 @@ fn snapshots_of_rendered_diagnostics() {
         ),
     );
     snapshot(
+        "sizing_scale_errors",
+        &GOOD.replace(
+            "sizing: all_cash\n",
+            "sizing:\n  percent_of_equity: 5%\n  scale:\n    - when: trending()\n      scael: 1.2\n    \
+             - when: rsi(close, 14)\n      scale: 0.6\n",
+        ),
+    );
+    snapshot(
+        "sizing_scale_not_a_number",
+        &GOOD.replace("sizing: all_cash\n", "sizing:\n  all_cash: true\n  scale: close > open\n"),
+    );
+    snapshot(
         "policy_string_value",
         "kind: policy\nname: p\nrules:\n  - id: r\n    when: order.side == \"bye\"\n    action: deny\n    message: m\n",
     );

@@ -212,6 +212,20 @@ impl Engine {
         v
     }
 
+    /// The strategy's sizing scale on the current bar (see [`crate::engine::rules::eval_scale`]).
+    pub(super) fn sizing_scale(&mut self, slot_id: usize) -> f64 {
+        let slot = &self.slots[slot_id];
+        let sym = &self.symbols[slot.symbol];
+        let Some(rules) = sym.program.strategies[slot.strategy].as_ref().filter(|r| !r.sizing_scale.is_empty()) else {
+            return 1.0;
+        };
+        let fields = self.fields_for_slot(slot_id);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let scale = crate::engine::rules::eval_scale(&rules.sizing_scale, &sym.current(), &fields, &mut scratch);
+        self.scratch = scratch;
+        scale
+    }
+
     pub(super) fn next_id(&mut self, slot_id: usize, ts: i64) -> ClientOrderId {
         let slot = &mut self.slots[slot_id];
         if slot.seq_ts != ts {
@@ -258,6 +272,13 @@ impl Engine {
                 (Quantity::Units(u), u)
             }
         };
+        // The scale multiplies the method's size before the caps; undefined or negative sizes
+        // nothing.
+        let scale = self.sizing_scale(slot_id);
+        if scale != 1.0 {
+            units = if scale >= 0.0 && scale.is_finite() { units * scale } else { f64::NAN };
+            quantity = Quantity::Units(units);
+        }
         if let Some(cap) = limits.max_percent_of_equity
             && units * price > cap * equity
         {
@@ -287,10 +308,18 @@ impl Engine {
             group: None,
         };
         if !(units > 0.0 && units.is_finite()) {
+            // The order sized nothing: it is journaled with a quantity of 0, never NaN.
+            let mut order = order;
+            order.estimated_units = 0.0;
+            order.quantity = Quantity::Units(0.0);
             let why = match sizing {
                 Sizing::AtrRisk { .. } | Sizing::VolatilityTarget { .. } if input.is_nan() || input <= 0.0 => {
                     "nothing_to_trade: the sizing input (ATR or volatility) is undefined or zero on this bar"
                 }
+                _ if !(scale >= 0.0 && scale.is_finite()) => {
+                    "nothing_to_trade: the sizing scale is undefined, negative or not finite on this bar"
+                }
+                _ if scale == 0.0 => "nothing_to_trade: the sizing scale is 0 on this bar",
                 Sizing::Kelly { .. } => "nothing_to_trade: the Kelly fraction is not positive (no edge)",
                 _ => "nothing_to_trade: the sized quantity is zero (no cash?)",
             };

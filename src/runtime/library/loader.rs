@@ -193,6 +193,10 @@ fn apply_overrides(
     if let Some(sizing) = &r.sizing {
         doc.sizing = sizing.0.clone();
         doc.sizing_limits = sizing.1;
+        // The strategy's scale stays unless the bot gives its own.
+        if sizing.2.is_some() {
+            doc.sizing_scale = sizing.2.clone();
+        }
     }
     set_params(doc, &r.params, manifest, diags)
 }

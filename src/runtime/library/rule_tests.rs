@@ -324,9 +324,9 @@ pub fn run_file(path: &Path) -> FileReport {
         report.cases.push(CaseReport {
             name: case.name.value.clone(),
             line: line_of(&doc.source, case.name.span.start),
-            passed: result.outcome.matches(&case.expect.value),
+            passed: result.passes(&case.expect.value),
             expected: case.expect.value.describe(),
-            got: result.outcome.describe(),
+            got: result.describe(&case.expect.value),
             explanation: result.explanation(&case.expect.value, false),
             full_explanation: result.explanation(&case.expect.value, true),
         });
