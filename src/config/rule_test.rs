@@ -243,7 +243,7 @@ fn read_case(r: &mut Reader<'_>, node: &Node, kind: TargetKind) -> Option<TestCa
     let values = m.get("values").map(|n| read_values(r, n));
     let mut fields = Vec::new();
     let mut fields_ok = true;
-    for group in ["account", "position", "order", "symbol", "bucket"] {
+    for group in ["account", "position", "order", "symbol", "bucket", "session"] {
         if let Some(n) = m.get(group) {
             fields_ok &= read_fields(r, n, group, &mut fields);
         }

@@ -6,6 +6,7 @@
 
 use super::types::ValueKind;
 
+mod field_id;
 mod fields;
 pub use fields::{Context, FIELD_COUNT, FIELDS, FieldId, FieldSpec, field, field_spec};
 
@@ -372,7 +373,17 @@ pub fn is_reserved(name: &str) -> bool {
         || function(name).is_some()
         || matches!(
             name,
-            "account" | "position" | "order" | "symbol" | "bucket" | "and" | "or" | "not" | "true" | "false"
+            "account"
+                | "position"
+                | "order"
+                | "symbol"
+                | "bucket"
+                | "session"
+                | "and"
+                | "or"
+                | "not"
+                | "true"
+                | "false"
         )
 }
 

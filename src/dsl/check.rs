@@ -269,7 +269,7 @@ impl<'a> Checker<'a> {
             );
             return None;
         }
-        if matches!(name, "account" | "position" | "order" | "symbol" | "bucket") {
+        if matches!(name, "account" | "position" | "order" | "symbol" | "bucket" | "session") {
             let fields: Vec<&str> = catalog::FIELDS
                 .iter()
                 .filter(|f| f.path.starts_with(&format!("{name}.")) && f.contexts.contains(&self.context))

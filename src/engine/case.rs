@@ -303,6 +303,7 @@ pub fn prepare(
         }
         let v = match (&value.value, spec.kind) {
             (CaseValue::Number(x), ValueKind::Num) => *x,
+            (CaseValue::Bool(b), ValueKind::Bool) => f64::from(u8::from(*b)),
             (CaseValue::Str(s), ValueKind::Str) => {
                 if !spec.values.is_empty() && !spec.values.contains(&s.as_str()) {
                     let help = match did_you_mean(s, spec.values.iter().copied()) {
@@ -336,6 +337,32 @@ pub fn prepare(
         };
         fields[spec.id as usize] = v;
         given[spec.id as usize] = true;
+    }
+    // A case on real history (`data:`) sees the session of its last bar, unless it sets the
+    // `session.*` fields itself; written bars have no real times, so their session is unknown.
+    if let (Some(crate::config::rule_test::BarsSpec::Csv { .. }), Some(b)) = (&case.bars, bars.last()) {
+        let secs = match &target {
+            Target::Strategy(s) => s.doc.timeframe.value.seconds(),
+            Target::Policy(_) => bars.iter().rev().nth(1).map_or(86_400, |p| (b.ts - p.ts).max(1)),
+        };
+        let order_symbol = case.fields.iter().find_map(|(k, v)| match &v.value {
+            CaseValue::Str(s) if k.value == "order.symbol" || k.value == "symbol.name" => Some(s.as_str()),
+            _ => None,
+        });
+        let market = super::session::Market::for_symbol(order_symbol.unwrap_or(&symbol));
+        let f = super::session::SessionClock::new(market).fields(b.ts, secs);
+        for (id, v) in [
+            (FieldId::SessionIsOpen, f.is_open),
+            (FieldId::SessionMinutesSinceOpen, f.minutes_since_open),
+            (FieldId::SessionMinutesToClose, f.minutes_to_close),
+            (FieldId::SessionDayOfWeek, f.day_of_week),
+            (FieldId::SessionDate, f.date),
+            (FieldId::SessionEarlyClose, f.early_close),
+        ] {
+            if !given[id as usize] {
+                fields[id as usize] = v;
+            }
+        }
     }
     let last = bars.last().map_or(f64::NAN, |b| b.close);
     derive_fields(&mut fields, &given, last);

@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod portfolio;
 mod risk_gate;
 pub mod rules;
+pub mod session;
 pub mod signal;
 pub mod stress;
 pub mod sweep;

@@ -70,6 +70,7 @@ use super::orders::{
 use super::portfolio::Portfolio;
 use super::risk_gate::{MarkRule, RiskGate};
 use super::rules::{FieldValues, NO_FIELDS, eval_rule, position_fields, seen_values};
+use super::session::{Market, SessionClock};
 use super::signal::{RuleKind, Signal, decide, protective_orders};
 use super::trading_state::{StateChange, TradingState, TradingStatus};
 
@@ -173,6 +174,12 @@ struct SymbolState {
     /// What `symbol.daily_change` compares with: the last close of the previous UTC day (the
     /// first open on the first day of data).
     day_base: f64,
+    /// The symbol's market calendar, when a rule or script of its program may read the
+    /// `session.*` fields (computed only then: the field costs a time-zone conversion).
+    session: Option<SessionClock>,
+    /// The length of the symbol's bars (seconds): the timeframe of the first strategy trading
+    /// it, a day for a symbol only policies read.
+    bar_secs: i64,
 }
 
 impl SymbolState {
@@ -303,6 +310,35 @@ impl Held {
     }
 }
 
+/// True when a rule of `program` reads a `session.*` field, or a script (which sees every
+/// field) runs in it.
+fn reads_session(program: &SymbolProgram) -> bool {
+    use crate::dsl::program::Input;
+    let reads = |r: &CompiledRule| {
+        matches!(r.eval, RuleEval::Script(_))
+            || r.inputs.iter().any(|(_, i)| {
+                matches!(
+                    i,
+                    Input::Field(
+                        FieldId::SessionIsOpen
+                            | FieldId::SessionMinutesSinceOpen
+                            | FieldId::SessionMinutesToClose
+                            | FieldId::SessionDayOfWeek
+                            | FieldId::SessionDate
+                            | FieldId::SessionEarlyClose
+                    )
+                )
+            })
+    };
+    program.policies.iter().flatten().any(reads)
+        || program.strategies.iter().flatten().any(|s| {
+            reads(&s.entry)
+                || s.exit.as_ref().is_some_and(reads)
+                || s.expected_return.as_ref().is_some_and(reads)
+                || s.sizing_scale.iter().any(|(w, k)| w.as_ref().is_some_and(reads) || reads(k))
+        })
+}
+
 /// End (exclusive) of the UTC day holding `ts` (UTC seconds).
 #[inline]
 fn day_end(ts: i64) -> i64 {
@@ -343,7 +379,12 @@ impl Engine {
                     });
                 }
             }
+            let session = reads_session(&program).then(|| SessionClock::new(Market::for_symbol(name)));
+            let bar_secs =
+                bundle.strategies.iter().find(|s| s.trades(name)).map_or(86_400, |s| s.doc.timeframe.value.seconds());
             states.push(SymbolState {
+                session,
+                bar_secs,
                 name: Arc::from(name.as_str()),
                 name_id: string_id(name),
                 has_scripts: graph.has_scripts(),

@@ -35,6 +35,7 @@ mod rule_tests;
 mod safety;
 mod scripts;
 mod seed_guardrails;
+mod session;
 mod sizing;
 mod stress;
 mod swap;

@@ -122,6 +122,13 @@ fn snapshots_of_rendered_diagnostics() {
         ),
     );
     snapshot(
+        "session_field_misspelled",
+        &GOOD.replace(
+            "entry: crosses_above(sma(close, fast), sma(close, slow))",
+            "entry: crosses_above(sma(close, fast), sma(close, slow)) and session.minutes_sinse_open > 5",
+        ),
+    );
+    snapshot(
         "sizing_scale_not_a_number",
         &GOOD.replace("sizing: all_cash\n", "sizing:\n  all_cash: true\n  scale: close > open\n"),
     );

@@ -4,6 +4,7 @@
 //! ([`FIELDS`]), kept whole so that a field's id, path and meaning sit on adjacent lines.
 
 use super::Scale;
+pub use super::field_id::FieldId;
 use crate::dsl::types::ValueKind;
 
 /// Where a rule is evaluated; decides which context fields exist.
@@ -34,143 +35,8 @@ impl Context {
     }
 }
 
-/// A context field, read at evaluation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FieldId {
-    /// `account.equity`
-    AccountEquity,
-    /// `account.cash`
-    AccountCash,
-    /// `account.exposure`
-    AccountExposure,
-    /// `account.peak_equity`
-    AccountPeakEquity,
-    /// `account.drawdown`
-    AccountDrawdown,
-    /// `account.open_positions`
-    AccountOpenPositions,
-    /// `position.quantity`
-    PositionQuantity,
-    /// `position.entry_price`
-    PositionEntryPrice,
-    /// `position.notional`
-    PositionNotional,
-    /// `position.unrealized_pnl`
-    PositionUnrealizedPnl,
-    /// `position.unrealized_return`
-    PositionUnrealizedReturn,
-    /// `position.bars_held`
-    PositionBarsHeld,
-    /// `order.symbol`
-    OrderSymbol,
-    /// `order.strategy`
-    OrderStrategy,
-    /// `order.side`
-    OrderSide,
-    /// `order.intent`
-    OrderIntent,
-    /// `order.quantity`
-    OrderQuantity,
-    /// `order.price`
-    OrderPrice,
-    /// `order.notional`
-    OrderNotional,
-    /// `account.daily_pnl`
-    AccountDailyPnl,
-    /// `account.daily_return`
-    AccountDailyReturn,
-    /// `account.loss_streak`
-    AccountLossStreak,
-    /// `account.orders_last_minute`
-    AccountOrdersLastMinute,
-    /// `account.orders_last_hour`
-    AccountOrdersLastHour,
-    /// `account.orders_today`
-    AccountOrdersToday,
-    /// `symbol.name`
-    SymbolName,
-    /// `symbol.daily_change`
-    SymbolDailyChange,
-    /// `symbol.weight`
-    SymbolWeight,
-    /// `order.stop_loss`
-    OrderStopLoss,
-    /// `order.expected_return`
-    OrderExpectedReturn,
-    /// `order.round_trip_cost`
-    OrderRoundTripCost,
-    /// `bucket.name`
-    BucketName,
-    /// `bucket.weight`
-    BucketWeight,
-    /// `metric.trades`
-    MetricTrades,
-    /// `metric.win_rate`
-    MetricWinRate,
-    /// `metric.profit_factor`
-    MetricProfitFactor,
-    /// `metric.avg_pnl`
-    MetricAvgPnl,
-    /// `metric.net_pnl`
-    MetricNetPnl,
-    /// `metric.max_loss`
-    MetricMaxLoss,
-    /// `metric.risk_reward`
-    MetricRiskReward,
-    /// `metric.max_drawdown`
-    MetricMaxDrawdown,
-    /// `metric.total_return`
-    MetricTotalReturn,
-    /// `metric.monthly_return`
-    MetricMonthlyReturn,
-    /// `metric.months`
-    MetricMonths,
-    /// `metric.months_positive`
-    MetricMonthsPositive,
-    /// `metric.risk_breaches`
-    MetricRiskBreaches,
-    /// `metric.denials`
-    MetricDenials,
-    /// `metric.halts`
-    MetricHalts,
-    /// `metric.reductions`
-    MetricReductions,
-    /// `metric.avg_slippage_bps`
-    MetricAvgSlippageBps,
-    /// `metric.t_stat`
-    MetricTStat,
-    /// `metric.p_value`
-    MetricPValue,
-    /// `metric.luck`
-    MetricLuck,
-    /// `metric.trades_per_param`
-    MetricTradesPerParam,
-    /// `metric.stress_max_drawdown`
-    MetricStressMaxDrawdown,
-    /// `metric.stress_scenarios`
-    MetricStressScenarios,
-    /// `metric.backtest_years`
-    MetricBacktestYears,
-    /// `metric.sharpe`
-    MetricSharpe,
-    /// `metric.sortino`
-    MetricSortino,
-    /// `metric.cagr`
-    MetricCagr,
-    /// `metric.exposure`
-    MetricExposure,
-    /// `metric.trials`
-    MetricTrials,
-    /// `metric.pbo`
-    MetricPbo,
-    /// `metric.deflated_sharpe`
-    MetricDeflatedSharpe,
-    /// `metric.wfe`
-    MetricWfe,
-}
-
 /// Number of [`FieldId`] values (size of a field-value array).
-pub const FIELD_COUNT: usize = 65;
+pub const FIELD_COUNT: usize = 71;
 
 /// A context field's name, type, unit and availability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -446,6 +312,60 @@ pub const FIELDS: &[FieldSpec] = &[
         scale: Scale::Fraction,
         values: &[],
         doc: "market value of all strategies' positions in the symbol, plus the notional of its entry orders still working or awaiting approval, / equity (fraction)",
+    },
+    FieldSpec {
+        path: "session.is_open",
+        id: FieldId::SessionIsOpen,
+        kind: ValueKind::Bool,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "the bar lies inside its date's regular session (US equities: NYSE 09:30-16:00 New York, holidays and early closes; crypto: always); false on a date without a session",
+    },
+    FieldSpec {
+        path: "session.minutes_since_open",
+        id: FieldId::SessionMinutesSinceOpen,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "minutes from the session's open to the bar's close (negative before the open; a daily bar decides at its date's close); undefined on a date without a session",
+    },
+    FieldSpec {
+        path: "session.minutes_to_close",
+        id: FieldId::SessionMinutesToClose,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "minutes from the bar's close to the session's close, early closes honoured (0 on the last bar; negative after the close); undefined on a date without a session",
+    },
+    FieldSpec {
+        path: "session.day_of_week",
+        id: FieldId::SessionDayOfWeek,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "ISO day of week of the bar's date in the market's zone: 1 Monday ... 7 Sunday",
+    },
+    FieldSpec {
+        path: "session.date",
+        id: FieldId::SessionDate,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "the bar's date in the market's zone as a number yyyymmdd (20191129)",
+    },
+    FieldSpec {
+        path: "session.early_close",
+        id: FieldId::SessionEarlyClose,
+        kind: ValueKind::Bool,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "the date's session closes early (NYSE: 13:00 New York); undefined on a date without a session",
     },
     FieldSpec {
         path: "order.stop_loss",

@@ -52,6 +52,15 @@ impl Engine {
         f[FieldId::SymbolName as usize] = sym.name_id;
         f[FieldId::SymbolDailyChange as usize] = sym.last_close / sym.day_base - 1.0;
         f[FieldId::SymbolWeight as usize] = if equity > 0.0 { value / equity } else { f64::NAN };
+        if let Some(clock) = &sym.session {
+            let s = clock.fields(sym.last_ts, sym.bar_secs);
+            f[FieldId::SessionIsOpen as usize] = s.is_open;
+            f[FieldId::SessionMinutesSinceOpen as usize] = s.minutes_since_open;
+            f[FieldId::SessionMinutesToClose as usize] = s.minutes_to_close;
+            f[FieldId::SessionDayOfWeek as usize] = s.day_of_week;
+            f[FieldId::SessionDate as usize] = s.date;
+            f[FieldId::SessionEarlyClose as usize] = s.early_close;
+        }
         if let (Some(a), Some(held)) = (self.risk.allocations().first(), held) {
             f[FieldId::BucketName as usize] = self.risk.bucket_id(si);
             f[FieldId::BucketWeight as usize] = a.bucket_weight(si, &held.view(equity));
