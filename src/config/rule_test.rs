@@ -172,7 +172,7 @@ pub enum Expect {
 }
 
 /// Exit reasons a strategy case can expect.
-pub const EXIT_REASONS: [&str; 4] = ["exit_rule", "stop_loss", "take_profit", "max_holding"];
+pub const EXIT_REASONS: [&str; 5] = ["exit_rule", "stop_loss", "trailing_stop", "take_profit", "max_holding"];
 
 /// Reads a test document from its root mapping; every problem goes to `r.diags`.
 pub fn read_test(r: &mut Reader<'_>, root: &Node) -> Option<TestDoc> {

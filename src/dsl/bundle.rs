@@ -39,6 +39,8 @@ pub struct CompiledStrategy {
     pub sizing_input: Option<(TExpr, crate::config::expr_source::ExprSource)>,
     /// The sizing scale's cases, checked: `(when, scale)` in order (empty: no scale).
     pub sizing_scale: Vec<(Option<TExpr>, TExpr)>,
+    /// The ATR an ATR trailing stop reads (`atr(n)`), with its text.
+    pub trail_input: Option<(TExpr, crate::config::expr_source::ExprSource)>,
     /// Params no rule refers to.
     pub unused_params: Vec<String>,
     /// Custom indicators (rhai), as the rules see them.
@@ -275,6 +277,10 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
     }
     let unused_params = doc.params.iter().map(|p| p.name.value.clone()).filter(|n| !used.contains(n)).collect();
     let sizing_input = sizing_input(&doc.sizing.value);
+    let trail_input = match doc.trailing_stop.as_ref().map(|t| t.value) {
+        Some(crate::config::strategy::TrailingStop::Atr { period, .. }) => series_of(&format!("atr({period})")),
+        _ => None,
+    };
     let compiled = CompiledStrategy {
         doc,
         entry,
@@ -282,6 +288,7 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         expected_return,
         sizing_input,
         sizing_scale,
+        trail_input,
         unused_params,
         indicators,
         filter,
@@ -325,7 +332,12 @@ fn sizing_input(sizing: &crate::config::strategy::Sizing) -> Option<(TExpr, crat
         Sizing::VolatilityTarget { period, .. } => format!("volatility({period})"),
         _ => return None,
     };
-    let src = crate::config::expr_source::ExprSource::standalone("sizing", &text);
+    series_of(&text)
+}
+
+/// A built-in series (`atr(14)`) compiled from its text.
+fn series_of(text: &str) -> Option<(TExpr, crate::config::expr_source::ExprSource)> {
+    let src = crate::config::expr_source::ExprSource::standalone("sizing", text);
     let ast = parser::parse(&src).ok()?;
     let t = Checker::new(&src, Context::Entry, &[]).check(&ast)?;
     Some((t, src))
@@ -633,6 +645,8 @@ pub struct StrategyRules {
     pub sizing_input: Option<CompiledRule>,
     /// The sizing scale's cases `(when, scale)` in order; empty without a scale.
     pub sizing_scale: Vec<(Option<CompiledRule>, CompiledRule)>,
+    /// The ATR an ATR trailing stop reads, if any.
+    pub trail_input: Option<CompiledRule>,
 }
 
 /// Everything evaluated for one symbol: its graph and the compiled rules that read it.
@@ -681,7 +695,8 @@ impl SymbolProgram {
                         (when, lower_rule(&mut graph, scale, &src.scale))
                     })
                     .collect();
-                Some(StrategyRules { entry, exit, expected_return, sizing_input, sizing_scale })
+                let trail_input = s.trail_input.as_ref().map(|(t, src)| lower_rule(&mut graph, t, src));
+                Some(StrategyRules { entry, exit, expected_return, sizing_input, sizing_scale, trail_input })
             })
             .collect();
         let policies = bundle

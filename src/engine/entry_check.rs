@@ -73,6 +73,17 @@ pub fn blocked_entries(bundle: &Bundle, costs: &CostModel) -> Vec<Diagnostic> {
         } else if let Some(stop) = &doc.stop_loss {
             f[F::OrderStopLoss as usize] = stop.value.value;
         }
+        // A percent trailing stop starts that far below the fill (an ATR one depends on data).
+        match doc.trailing_stop.as_ref().map(|t| t.value) {
+            Some(crate::config::strategy::TrailingStop::Percent(p)) => {
+                let f = &mut f[F::OrderStopLoss as usize];
+                *f = if f.is_nan() { p } else { f.min(p) };
+            }
+            Some(crate::config::strategy::TrailingStop::Atr { .. }) if doc.stop_loss.is_none() => {
+                f[F::OrderStopLoss as usize] = f64::NAN;
+            }
+            _ => {}
+        }
         if costs.commission_per_unit == 0.0 {
             f[F::OrderRoundTripCost as usize] = costs.round_trip(1.0, costs.spread);
         }

@@ -111,6 +111,8 @@ pub enum ExitReason {
     ExitRule,
     /// The stop-loss order filled.
     StopLoss,
+    /// The trailing stop filled (its level above the fixed stop, if any).
+    TrailingStop,
     /// The take-profit order filled.
     TakeProfit,
     /// `max_holding` bars elapsed.
@@ -125,6 +127,7 @@ impl ExitReason {
         match self {
             ExitReason::ExitRule => "exit_rule",
             ExitReason::StopLoss => "stop_loss",
+            ExitReason::TrailingStop => "trailing_stop",
             ExitReason::TakeProfit => "take_profit",
             ExitReason::MaxHolding => "max_holding",
             ExitReason::Flatten => "flatten",
@@ -245,8 +248,14 @@ pub struct Position {
     pub bars_held: u32,
     /// The entry order's id.
     pub entry_order_id: ClientOrderId,
-    /// Stop-loss price (currency per unit), `NaN` without one: fixed at the entry fill.
+    /// Stop price (currency per unit), `NaN` without one: the fixed stop-loss set at the entry
+    /// fill, or the trailing stop's level when that is higher.
     pub stop_price: f64,
+    /// The highest high since the entry fill (the fill price at first), for a trailing stop;
+    /// `NaN` without one.
+    pub high_water: f64,
+    /// `stop_price` is the trailing stop's level (not the fixed stop-loss).
+    pub trailing: bool,
     /// Take-profit price (currency per unit), `NaN` without one.
     pub take_profit_price: f64,
     /// What was sold so far; the round trip is recorded when nothing is left.

@@ -82,6 +82,7 @@ mod parking;
 mod protect;
 mod runner;
 mod swap;
+mod trailing;
 pub use swap::SwapReport;
 
 /// Money and costs of a run.
@@ -180,6 +181,8 @@ struct SymbolState {
     /// The length of the symbol's bars (seconds): the timeframe of the first strategy trading
     /// it, a day for a symbol only policies read.
     bar_secs: i64,
+    /// A strategy trading the symbol has a trailing stop (ratcheted after each bar).
+    trailing: bool,
 }
 
 impl SymbolState {
@@ -382,9 +385,11 @@ impl Engine {
             let session = reads_session(&program).then(|| SessionClock::new(Market::for_symbol(name)));
             let bar_secs =
                 bundle.strategies.iter().find(|s| s.trades(name)).map_or(86_400, |s| s.doc.timeframe.value.seconds());
+            let trailing = bundle.strategies.iter().any(|s| s.trades(name) && s.doc.trailing_stop.is_some());
             states.push(SymbolState {
                 session,
                 bar_secs,
+                trailing,
                 name: Arc::from(name.as_str()),
                 name_id: string_id(name),
                 has_scripts: graph.has_scripts(),

@@ -40,5 +40,6 @@ mod sizing;
 mod stress;
 mod swap;
 mod sweep;
+mod trailing;
 mod validate;
 mod walkforward;

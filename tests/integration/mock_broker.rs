@@ -110,6 +110,8 @@ pub struct State {
     /// answer lost).
     pub fault_one_in: u64,
     pub faults: usize,
+    /// Per symbol, the most stop orders open at the same time.
+    pub max_open_stops: HashMap<String, usize>,
 }
 
 /// The mock, shared between the server and the test.
@@ -341,6 +343,10 @@ impl MockBroker {
             st.orders.push(leg);
         }
         st.orders.push(o);
+        // The most stop orders (a stop, or an OCO pair's stop leg) open at once per symbol.
+        let open_stops = st.orders.iter().filter(|o| o.symbol == symbol && o.order_type == "stop" && o.open()).count();
+        let most = st.max_open_stops.entry(symbol.clone()).or_insert(0);
+        *most = (*most).max(open_stops);
         let k = st.orders.len() - 1;
         let mut answer;
         if order_type == "market" {

@@ -253,3 +253,66 @@ fn what_the_broker_cannot_truthfully_report_halts_the_bot() {
         drop(broker);
     }
 }
+
+/// A trailing stop at a broker with Alpaca's rules: each move cancels the working stop and
+/// sends the new one only once the cancellation is confirmed, so the broker never holds two
+/// stops for the same shares (it would refuse the second: insufficient quantity), the levels
+/// sent only rise within a position, and every move is journaled.
+#[test]
+fn a_trailing_stop_is_replaced_at_the_broker_never_doubled() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for (case, sizing, setup) in [
+        ("whole shares", "fixed_quantity: 40", (|_| {}) as fn(&mut State)),
+        ("fractional", "percent_of_equity: 20%", |_| {}),
+        ("whole shares, stops fill", "fixed_quantity: 40", |s| s.trigger_after = 4),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let bot = write_bot(dir.path(), "trailing_stop: 4%\n", sizing, "rsi(close, 5) > 65");
+        let (server, broker) = start_mock(&rt, setup);
+        let db = dir.path().join("j.sqlite");
+        let (ok, stderr) = run_bot(&bot, &db, &server, &["--quiet"]);
+        assert!(ok, "{case}: {stderr}");
+        check(case, &broker, &db, &stderr, true);
+        let c = Connection::open(&db).unwrap();
+        let moves = count(&c, "SELECT COUNT(*) FROM orders WHERE status_reason LIKE 'trailing stop moved to %'");
+        assert!(moves >= 5, "{case}: {moves} moves");
+        // Each move: the cancelled stop's successor is the next stop order of the symbol, at
+        // the level the move names, above the cancelled one.
+        let moved = rows(
+            &c,
+            "SELECT o.stop_price, o.status_reason, (SELECT n.stop_price FROM orders n WHERE n.run_id = o.run_id \
+             AND n.symbol = o.symbol AND n.order_type = 'stop' AND n.order_no > o.order_no ORDER BY n.order_no LIMIT 1) \
+             FROM orders o WHERE o.status_reason LIKE 'trailing stop moved to %'",
+        );
+        for m in &moved {
+            let old: f64 = m[0].parse().unwrap();
+            let named: f64 =
+                m[1]["trailing stop moved to ".len()..].split_whitespace().next().unwrap().parse().unwrap();
+            let next: f64 = m[2].parse().unwrap();
+            assert!(named > old && (next - named).abs() < 1e-6 * named, "{case}: {m:?}");
+        }
+        let st = broker.0.lock().unwrap();
+        for symbol in SYMBOLS {
+            assert_eq!(st.max_open_stops.get(symbol).copied(), Some(1), "{case}: {symbol}: two stops at once");
+            // Within a position, the stops sent only rise.
+            let stops: Vec<(String, f64)> = st
+                .orders
+                .iter()
+                .filter(|o| o.symbol == symbol && o.order_type == "stop")
+                .map(|o| (o.status.clone(), o.stop_price.unwrap()))
+                .collect();
+            assert!(stops.len() > 3, "{case}: {symbol}: {stops:?}");
+            for w in stops.windows(2) {
+                // A lower level starts a new position (its predecessor filled or was
+                // cancelled before a strategy exit), never a move.
+                if w[1].1 < w[0].1 {
+                    assert!(w[0].0 == "filled" || w[0].0 == "canceled", "{case}: {symbol}: {w:?}");
+                }
+            }
+        }
+        if case.contains("stops fill") {
+            let trailed = count(&c, "SELECT COUNT(*) FROM trades WHERE exit_reason = 'trailing_stop'");
+            assert!(trailed >= 1, "{case}: no trailing stop filled");
+        }
+    }
+}

@@ -374,7 +374,7 @@ pub const FIELDS: &[FieldSpec] = &[
         contexts: &[Policy],
         scale: Scale::Fraction,
         values: &[],
-        doc: "distance of the protective stop the entry will carry, as a fraction of the reference price (the strategy's `stop_loss`, or k * ATR / price with ATR sizing); undefined when it carries none",
+        doc: "distance of the protective stop the entry will carry, as a fraction of the reference price (the strategy's `stop_loss`, or k * ATR / price with ATR sizing, or the trailing stop's starting distance when nearer); undefined when it carries none",
     },
     FieldSpec {
         path: "order.expected_return",

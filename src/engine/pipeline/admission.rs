@@ -79,7 +79,10 @@ impl Engine {
         // Stop-loss and take-profit orders pass in every state (the bot's own for a remainder
         // too): they only lower risk, as the strategy declared.
         let protective = order.order_type != OrderType::Market
-            || matches!(order.reason, OrderReason::Exit(ExitReason::StopLoss | ExitReason::TakeProfit));
+            || matches!(
+                order.reason,
+                OrderReason::Exit(ExitReason::StopLoss | ExitReason::TrailingStop | ExitReason::TakeProfit)
+            );
         if !protective && let Err(b) = self.risk.status().admits(order) {
             *self.stats.blocked_by_state.entry(b.code.to_string()).or_insert(0) += 1;
             if order.intent == Intent::Exit {

@@ -166,6 +166,13 @@ impl Engine {
                 if atr_stop.is_finite() {
                     stop_price = price - atr_stop;
                 }
+                // A trailing stop starts below the fill price; the higher stop applies.
+                let high_water = if doc.trailing_stop.is_some() { price } else { f64::NAN };
+                let trail = self.trail_level(slot_id, high_water);
+                let trailing = trail > stop_price || (stop_price.is_nan() && trail.is_finite());
+                if trailing {
+                    stop_price = trail;
+                }
                 let pos = Position {
                     quantity: qty,
                     entry_price: price,
@@ -176,6 +183,8 @@ impl Engine {
                     bars_held: 0,
                     entry_order_id: order.client_order_id,
                     stop_price,
+                    high_water,
+                    trailing,
                     take_profit_price,
                     exited: Default::default(),
                 };

@@ -107,6 +107,12 @@ impl Engine {
             } else if let Some(stop) = &self.bundle.strategies[order.strategy].doc.stop_loss {
                 f[FieldId::OrderStopLoss as usize] = stop.value.value;
             }
+            // A trailing stop starts its distance below the fill: the nearer stop applies.
+            let distance = self.trail_distance(order.slot, order.reference_price);
+            if distance.is_finite() {
+                let f = &mut f[FieldId::OrderStopLoss as usize];
+                *f = if f.is_nan() { distance } else { f.min(distance) };
+            }
         }
         let costs = &self.settings.costs;
         let spread = costs.spread_for(sym.quote);

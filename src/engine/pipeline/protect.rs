@@ -53,6 +53,7 @@ impl Engine {
         let (strategy, symbol) = (self.slots[slot_id].strategy, self.slots[slot_id].symbol);
         let Some(pos) = self.slots[slot_id].position.as_ref() else { return };
         let (stop, target, units, entry_price) = (pos.stop_price, pos.take_profit_price, pos.quantity, pos.entry_price);
+        let stop_reason = if pos.trailing { ExitReason::TrailingStop } else { ExitReason::StopLoss };
         let (whole, rest) = split(units, is_crypto(&self.symbols[symbol].name));
         self.slots[slot_id].synthetic = if stop.is_finite() || target.is_finite() { rest } else { 0.0 };
         self.slots[slot_id].remainder_due = None;
@@ -66,7 +67,7 @@ impl Engine {
             wanted.push((OrderType::Limit(target), ExitReason::TakeProfit));
         }
         if stop.is_finite() {
-            wanted.push((OrderType::Stop(stop), ExitReason::StopLoss));
+            wanted.push((OrderType::Stop(stop), stop_reason));
         }
         let mut group = None;
         let pair = wanted.len() == 2;
@@ -117,7 +118,7 @@ impl Engine {
             let reason = if let Some(r) = slot.remainder_due {
                 r
             } else if pos.stop_price.is_finite() && bar.low <= pos.stop_price {
-                ExitReason::StopLoss
+                if pos.trailing { ExitReason::TrailingStop } else { ExitReason::StopLoss }
             } else if pos.take_profit_price.is_finite() && bar.high >= pos.take_profit_price {
                 ExitReason::TakeProfit
             } else {

@@ -40,6 +40,9 @@ impl Engine {
             let slot = self.symbols[symbol].slots[k];
             self.evaluate_slot(slot, bar, sink);
         }
+        if self.symbols[symbol].trailing {
+            self.ratchet_trailing_stops(symbol, bar, sink);
+        }
     }
 
     #[inline]
