@@ -14,6 +14,7 @@ pub mod document;
 pub mod expr_source;
 pub mod manifest;
 pub mod node;
+pub mod order_types;
 pub mod phase;
 pub mod policy;
 pub mod reader;

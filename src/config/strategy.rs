@@ -12,6 +12,7 @@
 //! take_profit: 10%     # optional
 //! max_holding: 20      # optional, in bars
 //! trailing_stop: 5%    # optional: below the highest high since entry (or {atr_multiple: 3})
+//! order: {type: limit, price: close * 0.99, expires_after: 3}   # optional: the entry order
 //! expected_return: 2 * atr(14) / close   # optional: the edge an entry expects (fraction)
 //! sizing: all_cash     # or {percent_of_equity: 5%} or {fixed_quantity: 10}, or
 //!                      #   {atr_risk: {risk: 1%, atr_multiple: 2, atr_period: 14}},
@@ -32,6 +33,8 @@ use std::sync::Arc;
 
 use super::expr_source::ExprSource;
 use super::node::{Node, NodeValue};
+pub use super::order_types::{EntryOrder, EntryOrderType, TrailingStop};
+use super::order_types::{read_entry_order, read_trailing_stop};
 use super::reader::Reader;
 use super::script_ref::{ScriptRef, read_script_path};
 use super::timeframe::Timeframe;
@@ -73,6 +76,8 @@ pub struct StrategyDoc {
     pub max_holding: Option<Spanned<u32>>,
     /// A stop that ratchets up with the highest high since the entry.
     pub trailing_stop: Option<Spanned<TrailingStop>>,
+    /// How an entry goes to the broker (a market order when `None`).
+    pub entry_order: Option<EntryOrder>,
     /// What an entry expects to earn before costs, as a fraction of the price: a number
     /// expression evaluated on the entry's bar (policies read it as `order.expected_return`,
     /// e.g. for the edge-cost gate).
@@ -164,41 +169,6 @@ pub enum Sizing {
         /// Closed trades needed before the strategy's own record replaces the priors.
         min_trades: u32,
     },
-}
-
-/// A trailing stop: a sell stop that follows the highest high since the entry fill (the fill
-/// price at first) and never moves down. Checked against each bar's low like the fixed stop,
-/// with the level set at the previous bar's close (no lookahead); with a fixed `stop_loss` too,
-/// the higher of the two applies.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum TrailingStop {
-    /// This fraction below the highest high (`trailing_stop: 5%`).
-    Percent(f64),
-    /// This many ATRs (Wilder, `period` bars, of the bar before the move) below the highest
-    /// high (`trailing_stop: {atr_multiple: 3, atr_period: 14}`).
-    Atr {
-        /// Distance in ATRs.
-        multiple: f64,
-        /// ATR period in bars.
-        period: u32,
-    },
-}
-
-/// Reads `trailing_stop`: a fraction (`5%`) or `{atr_multiple: 3, atr_period: 14}`.
-fn read_trailing_stop(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<TrailingStop>> {
-    if let NodeValue::Map(_) = node.value {
-        let mut m = r.map(node, "trailing_stop")?;
-        let multiple = m.required(r, "atr_multiple").and_then(|n| r.positive_number(n, "atr_multiple"));
-        let period = m.get("atr_period").map(|n| r.positive_int(n, "atr_period"));
-        m.finish(r);
-        let period = match period {
-            Some(p) => p?.value,
-            None => 14,
-        };
-        return Some(Spanned::new(TrailingStop::Atr { multiple: multiple?.value, period }, node.span));
-    }
-    let p = r.rate_in(node, "trailing_stop", 1e-6, 0.99)?;
-    Some(Spanned::new(TrailingStop::Percent(p.value.value), p.span))
 }
 
 /// A sizing `scale`: a multiplier of the sizing method's quantity, applied before the caps
@@ -386,6 +356,7 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
     let take_profit = m.get("take_profit").map(|n| r.rate_in(n, "take_profit", 1e-6, 100.0));
     let max_holding = m.get("max_holding").map(|n| r.positive_int(n, "max_holding"));
     let trailing_stop = m.get("trailing_stop").and_then(|n| read_trailing_stop(r, n));
+    let entry_order = m.get("order").and_then(|n| read_entry_order(r, n)).flatten();
     let expected_return = m.get("expected_return").map(|n| r.expr(n, "expected_return"));
     let sizing = m.required(r, "sizing").and_then(|n| read_sizing(r, n));
     let (sizing, sizing_limits, sizing_scale) = match sizing {
@@ -427,6 +398,7 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
         take_profit: take_profit.flatten(),
         max_holding: max_holding.flatten(),
         trailing_stop,
+        entry_order,
         expected_return: expected_return.flatten(),
         sizing: sizing.unwrap_or(Spanned::new(Sizing::AllCash, map_span)),
         sizing_limits,

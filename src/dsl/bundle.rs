@@ -41,6 +41,8 @@ pub struct CompiledStrategy {
     pub sizing_scale: Vec<(Option<TExpr>, TExpr)>,
     /// The ATR an ATR trailing stop reads (`atr(n)`), with its text.
     pub trail_input: Option<(TExpr, crate::config::expr_source::ExprSource)>,
+    /// The limit or stop price of a non-market entry order (a number), if any.
+    pub entry_price: Option<TExpr>,
     /// Params no rule refers to.
     pub unused_params: Vec<String>,
     /// Custom indicators (rhai), as the rules see them.
@@ -247,6 +249,8 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         .expected_return
         .as_ref()
         .map(|e| check_rule(&doc, known, e, Context::Entry, "expected_return", diags, &mut used));
+    let entry_price =
+        doc.entry_order.as_ref().map(|o| check_rule(&doc, known, &o.price, Context::Entry, "price", diags, &mut used));
     let mut sizing_scale = Vec::new();
     let mut scale_ok = true;
     for case in doc.sizing_scale.iter().flat_map(|s| &s.cases) {
@@ -262,6 +266,11 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
     if !scale_ok {
         return None;
     }
+    let entry_price = match entry_price {
+        Some(Some(p)) => Some(p),
+        Some(None) => return None,
+        None => None,
+    };
     let exit = match exit {
         Some(Some(e)) => Some(e),
         Some(None) => return None,
@@ -289,6 +298,7 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         sizing_input,
         sizing_scale,
         trail_input,
+        entry_price,
         unused_params,
         indicators,
         filter,
@@ -315,8 +325,11 @@ fn check_rule(
     };
     let mut c = Checker::new(src, ctx, &doc.params).with_indicators(indicators).with_broken_indicators(broken);
     // `expected_return` and a sizing `scale` are numbers; every other strategy rule is a bool.
-    let t =
-        if matches!(what, "expected_return" | "scale") { c.check_number(&ast, what) } else { c.check_rule(&ast, what) };
+    let t = if matches!(what, "expected_return" | "scale" | "price") {
+        c.check_number(&ast, what)
+    } else {
+        c.check_rule(&ast, what)
+    };
     used.extend(c.used_params);
     let failed = c.diags.iter().any(Diagnostic::is_error);
     diags.extend(c.diags);
@@ -647,6 +660,8 @@ pub struct StrategyRules {
     pub sizing_scale: Vec<(Option<CompiledRule>, CompiledRule)>,
     /// The ATR an ATR trailing stop reads, if any.
     pub trail_input: Option<CompiledRule>,
+    /// The limit or stop price of a non-market entry, if any.
+    pub entry_price: Option<CompiledRule>,
 }
 
 /// Everything evaluated for one symbol: its graph and the compiled rules that read it.
@@ -696,7 +711,19 @@ impl SymbolProgram {
                     })
                     .collect();
                 let trail_input = s.trail_input.as_ref().map(|(t, src)| lower_rule(&mut graph, t, src));
-                Some(StrategyRules { entry, exit, expected_return, sizing_input, sizing_scale, trail_input })
+                let entry_price = match (&s.entry_price, &s.doc.entry_order) {
+                    (Some(t), Some(o)) => Some(lower_rule(&mut graph, t, &o.price)),
+                    _ => None,
+                };
+                Some(StrategyRules {
+                    entry,
+                    exit,
+                    expected_return,
+                    sizing_input,
+                    sizing_scale,
+                    trail_input,
+                    entry_price,
+                })
             })
             .collect();
         let policies = bundle

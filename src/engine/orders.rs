@@ -192,6 +192,12 @@ pub struct Order {
 }
 
 impl Order {
+    /// True when the order keeps its slot busy while it works: a market order (its fill is
+    /// due at the next open) or an entry of any type (no second entry while one works).
+    pub fn holds_slot(&self) -> bool {
+        self.order_type == OrderType::Market || self.intent == Intent::Entry
+    }
+
     /// `estimated_units * reference_price`.
     pub fn notional(&self) -> f64 {
         self.estimated_units * self.reference_price

@@ -76,6 +76,7 @@ use super::trading_state::{StateChange, TradingState, TradingStatus};
 
 mod account;
 mod admission;
+mod entry_orders;
 mod execution;
 mod fields;
 mod parking;
@@ -183,6 +184,8 @@ struct SymbolState {
     bar_secs: i64,
     /// A strategy trading the symbol has a trailing stop (ratcheted after each bar).
     trailing: bool,
+    /// A strategy trading the symbol enters with limit or stop orders (which may expire).
+    limit_entries: bool,
 }
 
 impl SymbolState {
@@ -261,6 +264,9 @@ struct Slot {
     synthetic: f64,
     /// The remainder's stop or target was reached, and its sell is not out yet.
     remainder_due: Option<ExitReason>,
+    /// A limit or stop entry is working: the symbol bar count at which it expires
+    /// (`u64::MAX`: never) and the end of its day (`i64::MAX` unless `time_in_force: day`).
+    entry_expiry: Option<(u64, i64)>,
 }
 
 /// The engine: strategies, risk, broker and accounting over one bundle.
@@ -339,6 +345,7 @@ fn reads_session(program: &SymbolProgram) -> bool {
                 || s.exit.as_ref().is_some_and(reads)
                 || s.expected_return.as_ref().is_some_and(reads)
                 || s.sizing_scale.iter().any(|(w, k)| w.as_ref().is_some_and(reads) || reads(k))
+                || s.entry_price.as_ref().is_some_and(reads)
         })
 }
 
@@ -379,6 +386,7 @@ impl Engine {
                         retired: false,
                         synthetic: 0.0,
                         remainder_due: None,
+                        entry_expiry: None,
                     });
                 }
             }
@@ -386,10 +394,12 @@ impl Engine {
             let bar_secs =
                 bundle.strategies.iter().find(|s| s.trades(name)).map_or(86_400, |s| s.doc.timeframe.value.seconds());
             let trailing = bundle.strategies.iter().any(|s| s.trades(name) && s.doc.trailing_stop.is_some());
+            let limit_entries = bundle.strategies.iter().any(|s| s.trades(name) && s.doc.entry_order.is_some());
             states.push(SymbolState {
                 session,
                 bar_secs,
                 trailing,
+                limit_entries,
                 name: Arc::from(name.as_str()),
                 name_id: string_id(name),
                 has_scripts: graph.has_scripts(),

@@ -9,6 +9,7 @@ mod backtest;
 mod broker;
 mod common;
 mod costs;
+mod entry_orders;
 mod equivalence;
 mod fuzzing;
 mod graduation;

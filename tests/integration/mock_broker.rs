@@ -15,6 +15,8 @@
 //! one answers its POST as `partially_filled`. Stop and limit orders rest; with
 //! `trigger_after` set, a resting stop fills at its stop price on the Nth listing of open
 //! orders after it was placed (the bot lists them once a bar), cancelling its OCO sibling.
+//! With `limit_partial_after` set, a resting buy limit fills half its quantity at its limit
+//! price on the Nth listing and stays open (partially filled) until cancelled.
 //! With `fill_on_cancel`, a cancel request for a resting order is accepted but the order fills
 //! first (the race a strategy exit meets when a stop triggers at that moment).
 //!
@@ -112,6 +114,10 @@ pub struct State {
     pub faults: usize,
     /// Per symbol, the most stop orders open at the same time.
     pub max_open_stops: HashMap<String, usize>,
+    /// A resting buy limit fills half its quantity at its limit price on this open-order
+    /// listing after it was placed, and stays open (0: never); how many did.
+    pub limit_partial_after: u32,
+    pub partial_fills: usize,
 }
 
 /// The mock, shared between the server and the test.
@@ -185,6 +191,19 @@ impl State {
         }
     }
 
+    /// Fills half of order `k` (whole units, at least one) at `price`; it stays open.
+    fn partial_fill(&mut self, k: usize, price: f64) {
+        let o = &mut self.orders[k];
+        let qty = (o.qty / 2.0).floor().max(1.0).min(o.qty);
+        o.status = "partially_filled".into();
+        o.filled_qty = qty;
+        o.price = Some(price);
+        let symbol = o.symbol.clone();
+        *self.positions.entry(symbol).or_insert(0.0) += qty;
+        self.cash -= qty * price;
+        self.partial_fills += 1;
+    }
+
     /// Protection check, once per bar (the bot reads the account once per reconciliation,
     /// which is every bar for daily bars): whole shares not covered by open stop orders.
     fn check_protection(&mut self) {
@@ -223,6 +242,15 @@ impl State {
                 && let Some(p) = self.orders[k].stop_price
             {
                 self.fill(k, p);
+            }
+            if self.limit_partial_after > 0
+                && self.orders[k].order_type == "limit"
+                && self.orders[k].side == "buy"
+                && self.orders[k].filled_qty == 0.0
+                && self.orders[k].listings >= self.limit_partial_after
+                && let Some(p) = self.orders[k].limit_price
+            {
+                self.partial_fill(k, p);
             }
         }
     }

@@ -316,3 +316,63 @@ fn a_trailing_stop_is_replaced_at_the_broker_never_doubled() {
         }
     }
 }
+
+/// Limit entries at a broker with Alpaca's rules: sent as `type: limit` buys with their limit
+/// price and the engine's `client_order_id`, in whole shares; a limit that the broker fills only
+/// in part is cancelled when it expires (after 3 bars), the cancellation is journaled, and the
+/// bot then holds exactly what was filled, like the broker. (A part filled while the order
+/// still works is booked, and protected by a stop, when the order ends: here at its expiry,
+/// so those shares go at most 3 bars plus the expiry's own without a stop.)
+#[test]
+fn limit_entries_submit_fill_in_part_and_are_cancelled_on_expiry() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bot = write_bot(
+        dir.path(),
+        "stop_loss: 8%\norder: {type: limit, price: close * 0.995, expires_after: 3 bars}\n",
+        "percent_of_equity: 20%",
+        "rsi(close, 5) > 65",
+    );
+    let (server, broker) = start_mock(&rt, |s| s.limit_partial_after = 1);
+    let db = dir.path().join("j.sqlite");
+    let (ok, stderr) = run_bot(&bot, &db, &server, &["--quiet"]);
+    assert!(ok, "{stderr}");
+    check("limit entries", &broker, &db, &stderr, false);
+    let st = broker.0.lock().unwrap();
+    for (symbol, longest) in &st.longest_unprotected {
+        assert!(*longest <= 4, "{symbol}'s whole shares went {longest} bars without a stop");
+    }
+    let limits: Vec<_> = st.orders.iter().filter(|o| o.side == "buy" && o.order_type == "limit").collect();
+    assert!(limits.len() >= 5, "{} limit entries", limits.len());
+    let c = Connection::open(&db).unwrap();
+    for o in &limits {
+        // Whole shares, GTC, at the journal's limit price, under the engine's id.
+        assert_eq!(o.qty.fract(), 0.0, "{o:?}");
+        assert_eq!(o.time_in_force, "gtc");
+        let journal = rows(
+            &c,
+            &format!(
+                "SELECT limit_price, status, status_reason FROM orders WHERE client_order_id = '{}'",
+                o.client_order_id
+            ),
+        );
+        assert_eq!(journal.len(), 1, "{o:?}");
+        let limit: f64 = journal[0][0].parse().unwrap();
+        assert!((limit - o.limit_price.unwrap()).abs() < 1e-6 * limit, "{o:?} vs {journal:?}");
+        // Filled in part, then cancelled on expiry: the journal says so.
+        assert_eq!(o.status, "canceled", "{o:?}");
+        assert!(o.filled_qty > 0.0 && o.filled_qty < o.qty, "{o:?}");
+        assert!(journal[0][2].contains("expires_after"), "{journal:?}");
+    }
+    assert_eq!(st.partial_fills, limits.len());
+    // What the broker filled of each is what the journal booked.
+    let booked: f64 = rows(
+        &c,
+        "SELECT COALESCE(SUM(f.quantity), 0) FROM fills f JOIN orders o ON o.client_order_id = f.client_order_id \
+         WHERE o.intent = 'entry'",
+    )[0][0]
+        .parse()
+        .unwrap();
+    let filled: f64 = limits.iter().map(|o| o.filled_qty).sum();
+    assert!((booked - filled).abs() < 1e-9, "journal {booked}, broker {filled}");
+}

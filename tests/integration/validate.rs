@@ -128,6 +128,9 @@ fn snapshots_of_rendered_diagnostics() {
             "entry: crosses_above(sma(close, fast), sma(close, slow)) and session.minutes_sinse_open > 5",
         ),
     );
+    snapshot("entry_order_without_price", &format!("{GOOD}order: {{type: limit, expires_after: 3 bars}}\n"));
+    snapshot("entry_order_stop_limit", &format!("{GOOD}order: {{type: stop_limit, price: close}}\n"));
+    snapshot("entry_order_misspelled_type", &format!("{GOOD}order: {{type: limt, price: close * 0.99}}\n"));
     snapshot(
         "sizing_scale_not_a_number",
         &GOOD.replace("sizing: all_cash\n", "sizing:\n  all_cash: true\n  scale: close > open\n"),

@@ -221,7 +221,7 @@ pub const FIELDS: &[FieldSpec] = &[
         contexts: &[Policy],
         scale: Scale::Any,
         values: &[],
-        doc: "reference price: the close of the signal bar (currency per unit)",
+        doc: "reference price: the close of the signal bar, or a limit or stop entry's own price (currency per unit)",
     },
     FieldSpec {
         path: "order.notional",

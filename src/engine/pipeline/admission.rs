@@ -35,11 +35,14 @@ impl Engine {
         sink.order(&order, strategy, symbol, OrderStatus::Submitted, "");
         self.stats.orders_submitted += 1;
         self.risk.count_order(order.created_ts);
-        if order.order_type == OrderType::Market {
+        if order.holds_slot() {
             self.slots[slot].pending_market = true;
             self.touch(slot);
             self.slots[slot].pending_notional = order.notional();
-            if self.settings.fill == FillTiming::Close && self.external.is_none() {
+            if order.order_type == OrderType::Market
+                && self.settings.fill == FillTiming::Close
+                && self.external.is_none()
+            {
                 let price = self.broker.model.slipped(order.side, bar.close);
                 self.execute(Execution { order, price, base_price: bar.close }, bar.ts, sink);
                 return true;

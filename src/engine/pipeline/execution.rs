@@ -66,7 +66,7 @@ impl Engine {
         if confirmed {
             return true;
         }
-        if order.order_type == OrderType::Market {
+        if order.holds_slot() {
             self.slots[order.slot].pending_market = false;
             self.touch(order.slot);
         }
@@ -112,8 +112,9 @@ impl Engine {
         let Execution { order, price, base_price } = ex;
         let costs = self.settings.costs;
         let slot_id = order.slot;
-        if order.order_type == OrderType::Market {
+        if order.holds_slot() {
             self.slots[slot_id].pending_market = false;
+            self.slots[slot_id].entry_expiry = None;
             self.touch(slot_id);
         }
         let qty = match (order.quantity, order.side) {
@@ -218,7 +219,7 @@ impl Engine {
                     None => self.broker.cancel_where(order.symbol, slot_id, |_| true),
                 };
                 for o in others {
-                    if o.order_type == OrderType::Market {
+                    if o.holds_slot() {
                         self.slots[slot_id].pending_market = false;
                         self.touch(slot_id);
                     }
@@ -271,7 +272,7 @@ impl Engine {
             left.extend(working);
         }
         for o in left {
-            if o.order_type == OrderType::Market {
+            if o.holds_slot() {
                 self.slots[o.slot].pending_market = false;
                 self.touch(o.slot);
             }

@@ -40,6 +40,9 @@ impl Engine {
             let slot = self.symbols[symbol].slots[k];
             self.evaluate_slot(slot, bar, sink);
         }
+        if self.symbols[symbol].limit_entries {
+            self.expire_entries(symbol, bar, sink);
+        }
         if self.symbols[symbol].trailing {
             self.ratchet_trailing_stops(symbol, bar, sink);
         }
@@ -242,7 +245,9 @@ impl Engine {
 
     pub(super) fn signal_entry(&mut self, slot_id: usize, bar: &Bar, sink: &mut dyn EventSink) {
         let (strategy, symbol) = (self.slots[slot_id].strategy, self.slots[slot_id].symbol);
-        let price = bar.close;
+        // A limit or stop entry is sized, and seen by the guardrails, at its own price.
+        let (order_type, time_in_force) = self.entry_order_type(slot_id);
+        let price = order_type.price().unwrap_or(bar.close);
         let doc = &self.bundle.strategies[strategy].doc;
         let (sizing, limits) = (doc.sizing.value, doc.sizing_limits);
         let equity = self.equity();
@@ -288,7 +293,10 @@ impl Engine {
             units = per_equity(cap);
             quantity = Quantity::Units(units);
         }
-        if limits.whole_units && units.is_finite() {
+        // Alpaca takes fractional quantities only in day market orders: a limit or stop entry
+        // in equities is for whole shares.
+        let crypto = super::protect::is_crypto(&self.symbols[symbol].name);
+        if (limits.whole_units || (order_type != OrderType::Market && !crypto)) && units.is_finite() {
             units = units.floor();
             quantity = Quantity::Units(units);
         }
@@ -300,8 +308,8 @@ impl Engine {
             symbol,
             side: Side::Buy,
             intent: Intent::Entry,
-            order_type: OrderType::Market,
-            time_in_force: TimeInForce::Day,
+            order_type,
+            time_in_force,
             quantity,
             estimated_units: units,
             reference_price: price,
@@ -316,6 +324,9 @@ impl Engine {
             order.estimated_units = 0.0;
             order.quantity = Quantity::Units(0.0);
             let why = match sizing {
+                _ if !(price > 0.0 && price.is_finite()) => {
+                    "nothing_to_trade: the entry's limit or stop price is undefined or not positive on this bar"
+                }
                 Sizing::AtrRisk { .. } | Sizing::VolatilityTarget { .. } if input.is_nan() || input <= 0.0 => {
                     "nothing_to_trade: the sizing input (ATR or volatility) is undefined or zero on this bar"
                 }
@@ -338,7 +349,11 @@ impl Engine {
             self.reject(&order, &why, sink);
             return;
         }
+        let working = order.order_type != OrderType::Market;
         self.route(order, bar, sink);
+        if working && self.slots[slot_id].pending_market && self.slots[slot_id].position.is_none() {
+            self.start_entry_clock(slot_id, bar.ts);
+        }
     }
 
     pub(super) fn signal_exit(&mut self, slot_id: usize, reason: ExitReason, bar: &Bar, sink: &mut dyn EventSink) {

@@ -1,0 +1,124 @@
+//! Limit and stop entries (`order: {type: limit, price: EXPR, expires_after: 3}` in a
+//! strategy): the order's type and price from the strategy, evaluated on the signal bar, and
+//! its expiry.
+//!
+//! The order works from the bar after the signal; the simulated broker fills a buy limit at
+//! its price when a bar trades down through it (at the open when the bar opens below it) and a
+//! buy stop when a bar trades up through it (at the stop, or the open when the bar opens above
+//! it, with slippage) — never at a price the bar did not trade
+//! ([`crate::engine::broker::SimBroker::in_range`]). While it works the slot takes no other
+//! entry, and its notional counts as exposure. Unfilled after `expires_after` bars of its
+//! symbol (or at the first bar of a later UTC day with `time_in_force: day`), it is cancelled,
+//! journaled as `cancelled` with the reason, and at an outside broker a cancellation is sent.
+
+use super::*;
+use crate::config::strategy::EntryOrderType;
+
+impl Engine {
+    /// The type (with its price, evaluated on the current bar) and time in force of the
+    /// entry order of `slot_id`: a day market order unless the strategy says otherwise. An
+    /// undefined price is `NaN` (the entry then sizes nothing: fail closed).
+    pub(super) fn entry_order_type(&mut self, slot_id: usize) -> (OrderType, TimeInForce) {
+        let slot = &self.slots[slot_id];
+        let Some(o) = self.bundle.strategies[slot.strategy].doc.entry_order.as_ref() else {
+            return (OrderType::Market, TimeInForce::Day);
+        };
+        let (kind, day) = (o.order_type.value, o.day);
+        let sym = &self.symbols[slot.symbol];
+        let price = match sym.program.strategies[slot.strategy].as_ref().and_then(|r| r.entry_price.as_ref()) {
+            Some(rule) => {
+                let fields = self.fields_for_slot(slot_id);
+                let mut scratch = std::mem::take(&mut self.scratch);
+                let sym = &self.symbols[self.slots[slot_id].symbol];
+                let v = eval_rule(rule, &sym.current(), &fields, &mut scratch);
+                self.scratch = scratch;
+                v
+            }
+            None => f64::NAN,
+        };
+        // Equity prices go to the broker in whole cents (hundredths of a cent below $1): a
+        // buy limit rounds down (never pays more than asked), a buy stop up (never triggers
+        // below the level asked), so the journal's price is the broker's.
+        let equity = !super::protect::is_crypto(&self.symbols[self.slots[slot_id].symbol].name);
+        let order_type = match kind {
+            EntryOrderType::Limit => OrderType::Limit(if equity { to_tick(price, false) } else { price }),
+            EntryOrderType::Stop => OrderType::Stop(if equity { to_tick(price, true) } else { price }),
+        };
+        (order_type, if day { TimeInForce::Day } else { TimeInForce::Gtc })
+    }
+
+    /// Starts the expiry clock of the limit or stop entry just submitted for `slot_id` at the
+    /// bar of `ts`.
+    pub(super) fn start_entry_clock(&mut self, slot_id: usize, ts: i64) {
+        let slot = &self.slots[slot_id];
+        let Some(o) = self.bundle.strategies[slot.strategy].doc.entry_order.as_ref() else { return };
+        let bars = self.symbols[slot.symbol].bars;
+        let at_bar = o.expires_after.as_ref().map_or(u64::MAX, |n| bars + u64::from(n.value));
+        let at_ts = if o.day { day_end(ts) } else { i64::MAX };
+        self.slots[slot_id].entry_expiry = Some((at_bar, at_ts));
+    }
+
+    /// Cancels the limit and stop entries of `symbol` whose time is up after `bar` (see the
+    /// module docs).
+    pub(super) fn expire_entries(&mut self, symbol: usize, bar: &Bar, sink: &mut dyn EventSink) {
+        let bars = self.symbols[symbol].bars;
+        for k in 0..self.symbols[symbol].slots.len() {
+            let slot_id = self.symbols[symbol].slots[k];
+            let Some((at_bar, at_ts)) = self.slots[slot_id].entry_expiry else { continue };
+            if self.slots[slot_id].position.is_some() || !self.slots[slot_id].pending_market {
+                self.slots[slot_id].entry_expiry = None;
+                continue;
+            }
+            if bars < at_bar && bar.ts < at_ts {
+                continue;
+            }
+            let entry = |o: &Order| o.intent == Intent::Entry;
+            let cancelled = match self.external.as_mut() {
+                Some(book) => book.cancel_slot_where(slot_id, entry),
+                None => self.broker.cancel_where(symbol, slot_id, entry),
+            };
+            let why = if bars >= at_bar {
+                "expired: the entry did not fill within its `expires_after` bars"
+            } else {
+                "expired: the day ended before the entry filled (time_in_force: day)"
+            };
+            for o in cancelled {
+                sink.order_status(o.client_order_id, OrderStatus::Cancelled, bar.ts, why);
+                self.stats.orders_cancelled += 1;
+            }
+            let slot = &mut self.slots[slot_id];
+            slot.entry_expiry = None;
+            slot.pending_market = false;
+            slot.pending_notional = 0.0;
+            self.touch(slot_id);
+        }
+    }
+}
+
+/// `price` on the US equity tick grid (Alpaca's and SEC Rule 612's: $0.01 at or above $1,
+/// $0.0001 below), rounded up or down; non-finite prices are returned as they are.
+pub(super) fn to_tick(price: f64, up: bool) -> f64 {
+    if !price.is_finite() {
+        return price;
+    }
+    let scale = if price >= 1.0 { 100.0 } else { 10_000.0 };
+    // The epsilon keeps a price already on the grid (float noise included) where it is.
+    let steps = price * scale;
+    let steps = if up { (steps - 1e-6).ceil() } else { (steps + 1e-6).floor() };
+    steps / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_tick;
+
+    #[test]
+    fn prices_round_to_the_tick_in_the_safe_direction() {
+        assert_eq!(to_tick(104.82325, false), 104.82);
+        assert_eq!(to_tick(104.82325, true), 104.83);
+        assert_eq!(to_tick(65.16, false), 65.16);
+        assert_eq!(to_tick(65.16, true), 65.16);
+        assert_eq!(to_tick(0.123456, false), 0.1234);
+        assert!(to_tick(f64::NAN, true).is_nan());
+    }
+}
