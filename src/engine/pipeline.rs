@@ -445,11 +445,42 @@ impl Engine {
     }
 
     /// Records the latest bid and ask of symbol index `symbol` (paper and live drivers):
-    /// `order.round_trip_cost` then uses their spread instead of the configured estimate.
+    /// `order.round_trip_cost` and `symbol.bid`/`ask`/`spread` then use them instead of the
+    /// cost model's estimate (`symbol.spread_source` is `quote`).
     pub fn set_quote(&mut self, symbol: usize, bid: f64, ask: f64) {
         if let Some(s) = self.symbols.get_mut(symbol) {
             s.quote = Some((bid, ask));
         }
+    }
+
+    /// Forgets the quote of symbol index `symbol` (a failed quote request): its fields fall
+    /// back to the cost model's estimate, never to a stale quote.
+    pub fn clear_quote(&mut self, symbol: usize) {
+        if let Some(s) = self.symbols.get_mut(symbol) {
+            s.quote = None;
+        }
+    }
+
+    /// True when a rule of the bundle reads `symbol.bid`, `symbol.ask`, `symbol.spread` or
+    /// `symbol.spread_source` (a live driver then fetches quotes before each timestamp).
+    pub fn reads_quotes(&self) -> bool {
+        use crate::dsl::program::Input;
+        let reads = |r: &CompiledRule| {
+            r.inputs.iter().any(|(_, i)| {
+                matches!(
+                    i,
+                    Input::Field(
+                        FieldId::SymbolBid | FieldId::SymbolAsk | FieldId::SymbolSpread | FieldId::SymbolSpreadSource
+                    )
+                )
+            })
+        };
+        self.symbols.iter().any(|s| {
+            s.program.policies.iter().flatten().any(reads)
+                || s.program.strategies.iter().flatten().any(|r| {
+                    reads(&r.entry) || r.exit.as_ref().is_some_and(reads) || r.entry_price.as_ref().is_some_and(reads)
+                })
+        })
     }
 
     /// Processes one bar of symbol index `symbol` (streaming: the live and paper path).

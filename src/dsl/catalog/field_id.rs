@@ -60,6 +60,14 @@ pub enum FieldId {
     SymbolDailyChange,
     /// `symbol.weight`
     SymbolWeight,
+    /// `symbol.bid`
+    SymbolBid,
+    /// `symbol.ask`
+    SymbolAsk,
+    /// `symbol.spread`
+    SymbolSpread,
+    /// `symbol.spread_source`
+    SymbolSpreadSource,
     /// `session.is_open`
     SessionIsOpen,
     /// `session.minutes_since_open`

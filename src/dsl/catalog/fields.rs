@@ -36,7 +36,7 @@ impl Context {
 }
 
 /// Number of [`FieldId`] values (size of a field-value array).
-pub const FIELD_COUNT: usize = 71;
+pub const FIELD_COUNT: usize = 75;
 
 /// A context field's name, type, unit and availability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -312,6 +312,42 @@ pub const FIELDS: &[FieldSpec] = &[
         scale: Scale::Fraction,
         values: &[],
         doc: "market value of all strategies' positions in the symbol, plus the notional of its entry orders still working or awaiting approval, / equity (fraction)",
+    },
+    FieldSpec {
+        path: "symbol.bid",
+        id: FieldId::SymbolBid,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "best bid (currency per unit): the latest Alpaca quote with a live feed, else the last close less half the cost model's spread estimate (`symbol.spread_source` says which)",
+    },
+    FieldSpec {
+        path: "symbol.ask",
+        id: FieldId::SymbolAsk,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &[],
+        doc: "best ask (currency per unit): the latest Alpaca quote with a live feed, else the last close plus half the cost model's spread estimate",
+    },
+    FieldSpec {
+        path: "symbol.spread",
+        id: FieldId::SymbolSpread,
+        kind: ValueKind::Num,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Fraction,
+        values: &[],
+        doc: "(ask - bid) / mid as a fraction (0.005 = 0.5%): from the quote, else the cost model's `spread` estimate",
+    },
+    FieldSpec {
+        path: "symbol.spread_source",
+        id: FieldId::SymbolSpreadSource,
+        kind: ValueKind::Str,
+        contexts: &[Entry, Exit, Policy],
+        scale: Scale::Any,
+        values: &["quote", "estimate"],
+        doc: "where `symbol.bid`, `symbol.ask` and `symbol.spread` come from: `quote` (a broker quote) or `estimate` (the cost model)",
     },
     FieldSpec {
         path: "session.is_open",

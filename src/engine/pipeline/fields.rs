@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// The ids of `symbol.spread_source`'s two values, hashed once.
+static QUOTE: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| string_id("quote"));
+static ESTIMATE: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| string_id("estimate"));
+
 impl Engine {
     pub(super) fn account_fields(&self, f: &mut FieldValues) {
         let pv = self.positions_value();
@@ -52,6 +56,19 @@ impl Engine {
         f[FieldId::SymbolName as usize] = sym.name_id;
         f[FieldId::SymbolDailyChange as usize] = sym.last_close / sym.day_base - 1.0;
         f[FieldId::SymbolWeight as usize] = if equity > 0.0 { value / equity } else { f64::NAN };
+        let (bid, ask, spread, source) = match sym.quote {
+            Some((bid, ask)) if bid > 0.0 && ask >= bid && ask.is_finite() => {
+                (bid, ask, (ask - bid) / ((ask + bid) / 2.0), "quote")
+            }
+            _ => {
+                let half = self.settings.costs.spread / 2.0;
+                (sym.last_close * (1.0 - half), sym.last_close * (1.0 + half), self.settings.costs.spread, "estimate")
+            }
+        };
+        f[FieldId::SymbolBid as usize] = bid;
+        f[FieldId::SymbolAsk as usize] = ask;
+        f[FieldId::SymbolSpread as usize] = spread;
+        f[FieldId::SymbolSpreadSource as usize] = if source == "quote" { *QUOTE } else { *ESTIMATE };
         if let Some(clock) = &sym.session {
             let s = clock.fields(sym.last_ts, sym.bar_secs);
             f[FieldId::SessionIsOpen as usize] = s.is_open;

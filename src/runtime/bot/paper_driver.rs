@@ -155,6 +155,9 @@ impl PaperDriver {
         if let Some(g) = self.gateway.as_mut() {
             g.sync(engine, ts, &mut self.journal).await;
             g.reconcile(engine, ts, &mut self.journal).await;
+            if self.live.is_some() && engine.reads_quotes() {
+                g.refresh_quotes(engine).await;
+            }
         }
         Ok(Flow::Go)
     }
