@@ -21,6 +21,7 @@ struct MarketData {
     base: i64,
     bars: Arc<Vec<[f64; 5]>>,
     requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    quote_requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
 }
 
 const PAGE: usize = 100;
@@ -37,6 +38,15 @@ fn parse(t: &str) -> i64 {
 impl Respond for MarketData {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let q: HashMap<String, String> = req.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        if req.url.path() == "/v2/stocks/quotes/latest" {
+            // A 1% wide quote around 100 (the bars' own prices do not matter to a spread).
+            self.quote_requests.lock().unwrap().push(q);
+            let t =
+                chrono::DateTime::from_timestamp(now(), 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            return ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "quotes": {"SPY": {"t": t, "bp": 99.5, "ap": 100.5, "bs": 3, "as": 2, "ax": "V", "bx": "V", "c": ["R"], "z": "B"}}
+            }));
+        }
         self.requests.lock().unwrap().push(q.clone());
         assert_eq!(req.url.path(), "/v2/stocks/bars");
         let (start, end) = (parse(&q["start"]), parse(&q["end"]));
@@ -74,10 +84,15 @@ fn sp500() -> Vec<[f64; 5]> {
 }
 
 fn write_bot(dir: &Path) -> std::path::PathBuf {
+    write_bot_with(dir, "")
+}
+
+/// The bot, with `policies` (a `policies:` line or nothing).
+fn write_bot_with(dir: &Path, policies: &str) -> std::path::PathBuf {
     let strategy = "kind: strategy\nname: always_in\nuniverse: [SPY]\ntimeframe: 1m\nentry: close > 0\nexit: close < 0\n\
                     sizing:\n  percent_of_equity: 10%\n";
     std::fs::write(dir.join("always_in.yaml"), strategy).unwrap();
-    let bot = "kind: bot\nname: live_feed\nstrategies:\n  - always_in.yaml\nstarting_cash: 100000\n";
+    let bot = format!("kind: bot\nname: live_feed\nstrategies:\n  - always_in.yaml\n{policies}starting_cash: 100000\n");
     std::fs::write(dir.join("bot.yaml"), bot).unwrap();
     dir.join("bot.yaml")
 }
@@ -122,7 +137,12 @@ fn a_bot_on_alpaca_market_data_warms_up_then_trades_each_new_bar_once_and_resume
     let bot = write_bot(dir.path());
     let db = dir.path().join("j.sqlite");
     // HISTORY bars are complete when the test starts; one more each second.
-    let md = MarketData { base: now() - 60 - HISTORY, bars: Arc::new(sp500()), requests: Default::default() };
+    let md = MarketData {
+        base: now() - 60 - HISTORY,
+        bars: Arc::new(sp500()),
+        requests: Default::default(),
+        quote_requests: Default::default(),
+    };
     let server = rt.block_on(async {
         let server = MockServer::start().await;
         Mock::given(any()).respond_with(md.clone()).mount(&server).await;
@@ -157,6 +177,8 @@ fn a_bot_on_alpaca_market_data_warms_up_then_trades_each_new_bar_once_and_resume
         assert!(starts.len() >= 5, "{} polls", starts.len());
         assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
         assert!(starts.iter().all(|&s| s > warmup_until), "{starts:?}");
+        // No rule reads a quote: none is asked for.
+        assert!(md.quote_requests.lock().unwrap().is_empty());
     }
     drop(c);
 
@@ -175,4 +197,48 @@ fn a_bot_on_alpaca_market_data_warms_up_then_trades_each_new_bar_once_and_resume
     assert_eq!(entries2, entries, "the replay did not trade again");
     assert_eq!(crate::common::count(&c, "SELECT COUNT(*) - COUNT(DISTINCT client_order_id) FROM orders"), 0);
     assert_eq!(rows(&c, "SELECT status FROM runs"), vec![vec!["running".to_string()]]);
+}
+
+/// With a live feed, rules that read the spread see Alpaca's latest quote, fetched before each
+/// new timestamp: the shipped `spread_filter` denies the entry on a 1% quoted spread, and the
+/// decision records the quoted spread, not the cost model's estimate.
+/// A bot whose rules do not read quotes never asks for them (the test above).
+#[test]
+fn a_live_bot_reads_the_quoted_spread() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let bot = write_bot_with(dir.path(), &format!("policies: [{root}/policies/spread_filter.yaml]\n"));
+    let db = dir.path().join("j.sqlite");
+    let md = MarketData {
+        base: now() - 60 - HISTORY,
+        bars: Arc::new(sp500()),
+        requests: Default::default(),
+        quote_requests: Default::default(),
+    };
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(any()).respond_with(md.clone()).mount(&server).await;
+        server
+    });
+    let mut child = start(&bot, &db, &server);
+    let decided = || {
+        Connection::open(&db)
+            .ok()
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM policy_decisions", [], |r| r.get::<_, i64>(0)).ok())
+            .is_some_and(|n| n >= 2)
+    };
+    assert!(crate::common::wait_until("2 policy decisions", &mut child, decided).is_ok(), "the bot exited early");
+    interrupt(child);
+    let c = Connection::open(&db).unwrap();
+    let decisions = rows(&c, "SELECT rule_id, fired, seen_values FROM policy_decisions");
+    for d in &decisions {
+        assert_eq!((d[0].as_str(), d[1].as_str()), ("wide_spread", "1"), "{d:?}");
+        let seen: serde_json::Value = serde_json::from_str(&d[2]).unwrap();
+        // (100.5 - 99.5) / 100: the quote's; the bot's cost model estimates no spread at all.
+        assert!((seen["symbol.spread"].as_f64().unwrap() - 0.01).abs() < 1e-12, "{seen}");
+    }
+    assert_eq!(crate::common::count(&c, "SELECT COUNT(*) FROM fills"), 0, "no entry on a 1% spread");
+    let quotes = md.quote_requests.lock().unwrap();
+    assert!(quotes.len() >= 2 && quotes.iter().all(|q| q["symbols"] == "SPY"), "{quotes:?}");
 }

@@ -155,9 +155,10 @@ impl PaperDriver {
         if let Some(g) = self.gateway.as_mut() {
             g.sync(engine, ts, &mut self.journal).await;
             g.reconcile(engine, ts, &mut self.journal).await;
-            if self.live.is_some() && engine.reads_quotes() {
-                g.refresh_quotes(engine).await;
-            }
+        }
+        // A live feed's bars are now: rules that read the spread see the latest quotes.
+        if let Some(live) = self.live.as_ref().filter(|_| engine.reads_quotes()) {
+            live.refresh_quotes(engine).await;
         }
         Ok(Flow::Go)
     }

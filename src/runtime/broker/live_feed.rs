@@ -97,6 +97,29 @@ impl LiveFeed {
         }
     }
 
+    /// Fetches the latest quote of every symbol (one request per asset class) and gives it to
+    /// the engine (symbols in engine order), so rules read live bids, asks and spreads. A
+    /// symbol without a quote, or every symbol when the request fails, falls back to the cost
+    /// model's estimate; the failure is logged and trading goes on.
+    pub async fn refresh_quotes(&self, engine: &mut crate::engine::pipeline::Engine) {
+        match self.client.latest_quotes(&self.symbols).await {
+            Ok(quotes) => {
+                for (i, symbol) in self.symbols.iter().enumerate() {
+                    match quotes.get(symbol) {
+                        Some(q) => engine.set_quote(i, q.bp, q.ap),
+                        None => engine.clear_quote(i),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "quotes unavailable: spreads fall back to the cost model's estimate");
+                for i in 0..self.symbols.len() {
+                    engine.clear_quote(i);
+                }
+            }
+        }
+    }
+
     /// Appends the bars completed since the last call to `series` (the feed's order);
     /// returns how many were added.
     ///

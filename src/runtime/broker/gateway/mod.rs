@@ -355,30 +355,6 @@ impl Gateway {
         }
     }
 
-    /// Fetches the latest quote of every symbol (one request per asset class) and gives it to
-    /// the engine, so rules read live bids, asks and spreads (a live feed only: a replay's bars
-    /// are not now). A symbol without a quote, or every symbol when the request fails, falls
-    /// back to the cost model's estimate; the failure is logged, trading goes on.
-    pub async fn refresh_quotes(&mut self, engine: &mut Engine) {
-        let Some(q) = &self.quotes else { return };
-        match q.latest_quotes(&self.symbols).await {
-            Ok(quotes) => {
-                for (i, symbol) in self.symbols.iter().enumerate() {
-                    match quotes.get(symbol) {
-                        Some(quote) => engine.set_quote(i, quote.bp, quote.ap),
-                        None => engine.clear_quote(i),
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "quotes unavailable: spreads fall back to the cost model's estimate");
-                for i in 0..self.symbols.len() {
-                    engine.clear_quote(i);
-                }
-            }
-        }
-    }
-
     /// True when a request waits to be sent or a cancellation to be confirmed.
     pub fn has_work(&self) -> bool {
         self.orders.values().any(|t| matches!(t.state, State::Pending { .. } | State::Cancelling(_)) || t.cancel)
