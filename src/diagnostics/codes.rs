@@ -64,6 +64,8 @@ pub const PHASE_CYCLE: &str = "E4005";
 /// A rule-test case does not fit the document it tests (unknown rule id, a value no rule
 /// computes, a field the rule cannot see).
 pub const TEST_FIXTURE: &str = "E4006";
+/// A symbol's bars are spaced differently from the timeframe of a strategy trading it.
+pub const TIMEFRAME_MISMATCH: &str = "E4007";
 
 /// A rhai script does not compile (syntax, undeclared variable, `import` or `eval`).
 pub const SCRIPT_SYNTAX: &str = "E5001";

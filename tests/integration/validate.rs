@@ -238,6 +238,14 @@ fn bot(extra: &str) -> String {
 
 #[test]
 fn snapshots_of_reference_errors() {
+    // Hourly bars for a daily strategy.
+    let hourly = "date,open,high,low,close,volume\n2020-01-02T14:00:00Z,10,11,9,10.5,100\n\
+                  2020-01-02T15:00:00Z,10.5,12,10,11,100\n2020-01-02T16:00:00Z,11,12,10,11.5,100\n";
+    snapshot_files(
+        "data_spacing_is_not_the_timeframe",
+        &[("bot.yaml", &bot("")), ("s.yaml", GOOD), ("g.csv", hourly)],
+        "bot.yaml",
+    );
     snapshot_files(
         "reference_missing_strategy",
         &[("bot.yaml", "kind: bot\nname: b\nstrategies: [s.yaml, nope.yaml]\nstarting_cash: 1000\n"), ("s.yaml", GOOD)],

@@ -284,7 +284,37 @@ pub fn check_data(loaded: &Loaded) -> Vec<Diagnostic> {
                     &prefix,
                     &opts,
                 ) {
-                    Ok(_) => true,
+                    Ok(load) => {
+                        // The bars' spacing (the median over the first 64 KiB) must be the
+                        // timeframe the strategies trading them are written for.
+                        let spacing = match load.series.as_slice() {
+                            [one] => one.timeframe,
+                            many => many.iter().find(|x| x.symbol == c.symbol.value).and_then(|x| x.timeframe),
+                        };
+                        for s in loaded.bundle.strategies.iter().filter(|s| s.trades(&c.symbol.value)) {
+                            if let Some(tf) = spacing.filter(|tf| *tf != s.doc.timeframe.value) {
+                                out.push(
+                                    Diagnostic::error(
+                                        codes::TIMEFRAME_MISMATCH,
+                                        format!(
+                                            "`{}`'s bars are {tf} apart, but strategy `{}` is written for {} bars",
+                                            c.symbol.value,
+                                            s.name(),
+                                            s.doc.timeframe.value
+                                        ),
+                                    )
+                                    .at(&bot.source, c.path.span)
+                                    .label(format!("{tf} bars"))
+                                    .help(format!(
+                                        "give `{}` bars of {} (another file, or the bar store), or set the strategy's \
+                                         `timeframe: {tf}`",
+                                        c.symbol.value, s.doc.timeframe.value
+                                    )),
+                                );
+                            }
+                        }
+                        true
+                    }
                     Err(d) => {
                         out.push(
                             Diagnostic::error(
