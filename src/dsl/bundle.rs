@@ -677,6 +677,27 @@ pub struct SymbolProgram {
 }
 
 impl SymbolProgram {
+    /// Every compiled rule of the symbol: each policy rule, then each strategy's entry, exit,
+    /// expected return, sizing input, sizing scale cases, trailing-stop input and entry price.
+    pub fn rules(&self) -> impl Iterator<Item = &CompiledRule> {
+        let strategies = self.strategies.iter().flatten().flat_map(|s| {
+            std::iter::once(&s.entry)
+                .chain(&s.exit)
+                .chain(&s.expected_return)
+                .chain(&s.sizing_input)
+                .chain(s.sizing_scale.iter().flat_map(|(w, k)| w.iter().chain(std::iter::once(k))))
+                .chain(&s.trail_input)
+                .chain(&s.entry_price)
+        });
+        self.policies.iter().flatten().chain(strategies)
+    }
+
+    /// True when a rule of the symbol reads a context field that `pred` accepts.
+    pub fn reads_field(&self, pred: impl Fn(crate::dsl::catalog::FieldId) -> bool) -> bool {
+        use crate::dsl::program::Input;
+        self.rules().any(|r| r.inputs.iter().any(|(_, i)| matches!(i, Input::Field(f) if pred(*f))))
+    }
+
     /// Compiles the bundle's rules that concern `symbol` into one shared graph.
     pub fn build(bundle: &Bundle, symbol: &str) -> SymbolProgram {
         let mut graph = GraphSpec::new();

@@ -48,9 +48,21 @@ impl From<&crate::config::manifest::Costs> for CostModel {
 impl CostModel {
     /// The spread to use: `(ask - bid) / mid` of a valid quote, else the estimate.
     pub fn spread_for(&self, quote: Option<(f64, f64)>) -> f64 {
+        self.market(quote, f64::NAN).2
+    }
+
+    /// `(bid, ask, spread, quoted)` around `last` (currency per unit): a valid quote's (bid
+    /// above 0, ask at or above it, both finite; spread `(ask - bid) / mid`, `quoted` true),
+    /// else `last` -/+ half the estimated spread (a crossed or empty quote is ignored).
+    pub fn market(&self, quote: Option<(f64, f64)>, last: f64) -> (f64, f64, f64, bool) {
         match quote {
-            Some((bid, ask)) if bid > 0.0 && ask >= bid && ask.is_finite() => (ask - bid) / ((ask + bid) / 2.0),
-            _ => self.spread,
+            Some((bid, ask)) if bid > 0.0 && ask >= bid && ask.is_finite() => {
+                (bid, ask, (ask - bid) / ((ask + bid) / 2.0), true)
+            }
+            _ => {
+                let half = self.spread / 2.0;
+                (last * (1.0 - half), last * (1.0 + half), self.spread, false)
+            }
         }
     }
 

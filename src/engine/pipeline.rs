@@ -48,7 +48,7 @@ use std::sync::Arc;
 use crate::config::manifest::FillTiming;
 use crate::config::policy::Action;
 use crate::config::strategy::Sizing;
-use crate::dsl::bundle::{Bundle, SymbolProgram};
+use crate::dsl::bundle::{Bundle, StrategyRules, SymbolProgram};
 use crate::dsl::catalog::FieldId;
 use crate::dsl::program::{CompiledRule, RuleEval};
 use crate::dsl::script::{FilterContext, Sandbox, ScriptBudgets, ScriptError};
@@ -299,6 +299,8 @@ pub struct Engine {
     external: Option<ExternalBook>,
     /// Every script's budget in this run (see [`ScriptBudgets`]).
     budgets: ScriptBudgets,
+    /// A rule reads the `symbol.bid`/`ask`/`spread`/`spread_source` fields.
+    reads_quotes: bool,
 }
 
 /// A mark-time trip: policy and rule index, the state it moves to, the values it saw.
@@ -322,30 +324,17 @@ impl Held {
 /// True when a rule of `program` reads a `session.*` field, or a script (which sees every
 /// field) runs in it.
 fn reads_session(program: &SymbolProgram) -> bool {
-    use crate::dsl::program::Input;
-    let reads = |r: &CompiledRule| {
-        matches!(r.eval, RuleEval::Script(_))
-            || r.inputs.iter().any(|(_, i)| {
-                matches!(
-                    i,
-                    Input::Field(
-                        FieldId::SessionIsOpen
-                            | FieldId::SessionMinutesSinceOpen
-                            | FieldId::SessionMinutesToClose
-                            | FieldId::SessionDayOfWeek
-                            | FieldId::SessionDate
-                            | FieldId::SessionEarlyClose
-                    )
-                )
-            })
-    };
-    program.policies.iter().flatten().any(reads)
-        || program.strategies.iter().flatten().any(|s| {
-            reads(&s.entry)
-                || s.exit.as_ref().is_some_and(reads)
-                || s.expected_return.as_ref().is_some_and(reads)
-                || s.sizing_scale.iter().any(|(w, k)| w.as_ref().is_some_and(reads) || reads(k))
-                || s.entry_price.as_ref().is_some_and(reads)
+    program.rules().any(|r| matches!(r.eval, RuleEval::Script(_)))
+        || program.reads_field(|f| {
+            matches!(
+                f,
+                FieldId::SessionIsOpen
+                    | FieldId::SessionMinutesSinceOpen
+                    | FieldId::SessionMinutesToClose
+                    | FieldId::SessionDayOfWeek
+                    | FieldId::SessionDate
+                    | FieldId::SessionEarlyClose
+            )
         })
 }
 
@@ -422,6 +411,14 @@ impl Engine {
         let strategy_ids = bundle.strategies.iter().map(|s| string_id(s.name())).collect();
         let strategy_names = bundle.strategies.iter().map(|s| Arc::from(s.name())).collect();
         let programs: Vec<&SymbolProgram> = states.iter().map(|s| &s.program).collect();
+        let reads_quotes = programs.iter().any(|p| {
+            p.reads_field(|f| {
+                matches!(
+                    f,
+                    FieldId::SymbolBid | FieldId::SymbolAsk | FieldId::SymbolSpread | FieldId::SymbolSpreadSource
+                )
+            })
+        });
         let risk = RiskGate::new(&bundle, symbols, &programs);
         Engine {
             now: i64::MIN,
@@ -441,6 +438,7 @@ impl Engine {
             strategy_names,
             external: None,
             budgets,
+            reads_quotes,
         }
     }
 
@@ -464,23 +462,7 @@ impl Engine {
     /// True when a rule of the bundle reads `symbol.bid`, `symbol.ask`, `symbol.spread` or
     /// `symbol.spread_source` (a live driver then fetches quotes before each timestamp).
     pub fn reads_quotes(&self) -> bool {
-        use crate::dsl::program::Input;
-        let reads = |r: &CompiledRule| {
-            r.inputs.iter().any(|(_, i)| {
-                matches!(
-                    i,
-                    Input::Field(
-                        FieldId::SymbolBid | FieldId::SymbolAsk | FieldId::SymbolSpread | FieldId::SymbolSpreadSource
-                    )
-                )
-            })
-        };
-        self.symbols.iter().any(|s| {
-            s.program.policies.iter().flatten().any(reads)
-                || s.program.strategies.iter().flatten().any(|r| {
-                    reads(&r.entry) || r.exit.as_ref().is_some_and(reads) || r.entry_price.as_ref().is_some_and(reads)
-                })
-        })
+        self.reads_quotes
     }
 
     /// Processes one bar of symbol index `symbol` (streaming: the live and paper path).

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use crate::config::policy::Action;
 use crate::dsl::bundle::{Bundle, SymbolProgram};
 use crate::dsl::catalog::FieldId;
-use crate::dsl::program::{CompiledRule, RuleEval};
+use crate::dsl::program::RuleEval;
 use crate::dsl::semantics::string_id;
 
 use super::allocation::Allocation;
@@ -203,17 +203,7 @@ fn mark_rules(bundle: &Bundle, program: Option<&SymbolProgram>) -> Vec<MarkRule>
 
 /// True when a compiled rule of `program` reads `bucket.name` or `bucket.weight`.
 fn reads_bucket_fields(program: &SymbolProgram) -> bool {
-    use crate::dsl::program::Input;
-    let reads = |r: &CompiledRule| {
-        r.inputs.iter().any(|(_, i)| matches!(i, Input::Field(FieldId::BucketName | FieldId::BucketWeight)))
-    };
-    program.policies.iter().flatten().any(reads)
-        || program.strategies.iter().flatten().any(|s| {
-            reads(&s.entry)
-                || s.exit.as_ref().is_some_and(reads)
-                || s.expected_return.as_ref().is_some_and(reads)
-                || s.sizing_scale.iter().any(|(w, k)| w.as_ref().is_some_and(reads) || reads(k))
-        })
+    program.reads_field(|f| matches!(f, FieldId::BucketName | FieldId::BucketWeight))
 }
 
 #[cfg(test)]

@@ -153,3 +153,30 @@ pub fn xorshift(seed: &mut u64) -> u64 {
     *seed ^= *seed << 17;
     *seed
 }
+
+/// Backtests, in `dir`, a one-strategy bot: `strategy` is the strategy document (written to
+/// `s.yaml`), `bot` the manifest's lines after its strategy (data, policies, costs); the
+/// journal goes to `dir/journal.sqlite`, which is returned open. Panics when the run fails.
+pub fn backtest_in(dir: &Path, strategy: &str, bot: &str) -> rusqlite::Connection {
+    std::fs::write(dir.join("s.yaml"), strategy).unwrap();
+    std::fs::write(
+        dir.join("bot.yaml"),
+        format!(
+            "kind: bot\nname: test_bot\nstrategies: [s.yaml]\n{bot}starting_cash: 100000\ndatabase: journal.sqlite\n"
+        ),
+    )
+    .unwrap();
+    let out = dsl().current_dir(dir).args(["backtest", "bot.yaml"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    rusqlite::Connection::open(dir.join("journal.sqlite")).unwrap()
+}
+
+/// `data:` lines of a manifest for `symbol`'s daily bars in `examples/data`.
+pub fn example_data(symbol: &str) -> String {
+    format!("data:\n  csv:\n    {symbol}: {}/examples/data/{symbol}.csv\n", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The UTC date (`YYYY-MM-DD`) of UTC seconds written as text (a journal column).
+pub fn day(ts: &str) -> String {
+    chrono::DateTime::from_timestamp(ts.parse().unwrap(), 0).unwrap().format("%Y-%m-%d").to_string()
+}

@@ -10,35 +10,17 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::common::{dsl, read_csv, rows};
+use crate::common::{backtest_in, day, example_data, read_csv, rows};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn backtest(dir: &Path, symbol: &str, order: &str) -> Connection {
-    std::fs::write(
-        dir.join("s.yaml"),
-        format!(
-            "kind: strategy\nname: entries\nuniverse: [{symbol}]\ntimeframe: 1d\n\
-             entry: crosses_above(sma(close, 10), sma(close, 30))\nexit: crosses_below(sma(close, 10), sma(close, 30))\n\
-             order: {order}\nsizing: {{percent_of_equity: 50%}}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("bot.yaml"),
-        format!(
-            "kind: bot\nname: entries\nstrategies: [s.yaml]\ndata:\n  csv:\n    {symbol}: {ROOT}/examples/data/{symbol}.csv\n\
-             starting_cash: 100000\ncosts: {{slippage: 5bps}}\ndatabase: journal.sqlite\n"
-        ),
-    )
-    .unwrap();
-    let out = dsl().current_dir(dir).args(["backtest", "bot.yaml"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    Connection::open(dir.join("journal.sqlite")).unwrap()
-}
-
-fn day(ts: &str) -> String {
-    chrono::DateTime::from_timestamp(ts.parse().unwrap(), 0).unwrap().format("%Y-%m-%d").to_string()
+    let strategy = format!(
+        "kind: strategy\nname: entries\nuniverse: [{symbol}]\ntimeframe: 1d\n\
+         entry: crosses_above(sma(close, 10), sma(close, 30))\nexit: crosses_below(sma(close, 10), sma(close, 30))\n\
+         order: {order}\nsizing: {{percent_of_equity: 50%}}\n"
+    );
+    backtest_in(dir, &strategy, &format!("{}costs: {{slippage: 5bps}}\n", example_data(symbol)))
 }
 
 /// AAPL with `price: close * 0.99`, on the tick grid (a buy limit rounds down to the cent):

@@ -363,6 +363,20 @@ fn a_backtest_phase_allows_historical_replays_only() {
     assert!(ok, "{err}");
 }
 
+/// `examples/sprints.yaml` as `dir/bot.yaml`, starting in `phase`, journaling to
+/// `dir/journal.sqlite`.
+fn write_sprints_bot(dir: &Path, phase: &str) {
+    let bot = std::fs::read_to_string(format!("{ROOT}/examples/sprints.yaml"))
+        .unwrap()
+        .replace("../strategies", &format!("{ROOT}/strategies"))
+        .replace("../policies", &format!("{ROOT}/policies"))
+        .replace("../phases", &format!("{ROOT}/phases"))
+        .replace(": data/", &format!(": {ROOT}/examples/data/"))
+        .replace("phase: sprint_0_cost_math", &format!("phase: {phase}"))
+        .replace("database: out/sprints.sqlite", "database: journal.sqlite");
+    std::fs::write(dir.join("bot.yaml"), bot).unwrap();
+}
+
 /// Gates count the evidence gathered in the phase: after a promotion, the run that earned it
 /// does not count for the next phase's gates (one old paper run used to promote a bot through
 /// three sprints in a row); a new run does, and `gate status` says which runs it counted.
@@ -370,14 +384,7 @@ fn a_backtest_phase_allows_historical_replays_only() {
 fn gates_count_only_runs_started_in_the_phase() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let bot = std::fs::read_to_string(format!("{ROOT}/examples/sprints.yaml"))
-        .unwrap()
-        .replace("../strategies", &format!("{ROOT}/strategies"))
-        .replace("../policies", &format!("{ROOT}/policies"))
-        .replace("../phases", &format!("{ROOT}/phases"))
-        .replace(": data/", &format!(": {ROOT}/examples/data/"))
-        .replace("database: out/sprints.sqlite", "database: journal.sqlite");
-    std::fs::write(dir.join("bot.yaml"), bot).unwrap();
+    write_sprints_bot(dir, "sprint_0_cost_math");
     let (ok, _, err) = run(&["run", "bot.yaml", "--quiet"], dir);
     assert!(ok, "{err}");
     let s0 = status(dir);
@@ -463,15 +470,7 @@ fn demotion_metrics_from_memory_equal_those_from_the_journal() {
 fn the_production_sprint_reads_the_last_50_closed_trades() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let bot = std::fs::read_to_string(format!("{ROOT}/examples/sprints.yaml"))
-        .unwrap()
-        .replace("../strategies", &format!("{ROOT}/strategies"))
-        .replace("../policies", &format!("{ROOT}/policies"))
-        .replace("../phases", &format!("{ROOT}/phases"))
-        .replace(": data/", &format!(": {ROOT}/examples/data/"))
-        .replace("phase: sprint_0_cost_math", "phase: sprint_5_production")
-        .replace("database: out/sprints.sqlite", "database: journal.sqlite");
-    std::fs::write(dir.join("bot.yaml"), bot).unwrap();
+    write_sprints_bot(dir, "sprint_5_production");
     let (ok, _, err) = run(&["run", "bot.yaml", "--quiet", "--to", "2016-12-31"], dir);
     assert!(ok, "{err}");
     let c = rusqlite::Connection::open(dir.join("journal.sqlite")).unwrap();

@@ -74,6 +74,22 @@ impl Respond for MarketData {
     }
 }
 
+/// A mock Market Data API whose `HISTORY` bars are complete now, one more each second.
+fn serve(rt: &tokio::runtime::Runtime) -> (MarketData, MockServer) {
+    let md = MarketData {
+        base: now() - 60 - HISTORY,
+        bars: Arc::new(sp500()),
+        requests: Default::default(),
+        quote_requests: Default::default(),
+    };
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(any()).respond_with(md.clone()).mount(&server).await;
+        server
+    });
+    (md, server)
+}
+
 fn sp500() -> Vec<[f64; 5]> {
     let (header, rows) = read_csv(&data("SP500_NOV2019_IDay.csv"));
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
@@ -137,17 +153,7 @@ fn a_bot_on_alpaca_market_data_warms_up_then_trades_each_new_bar_once_and_resume
     let bot = write_bot(dir.path());
     let db = dir.path().join("j.sqlite");
     // HISTORY bars are complete when the test starts; one more each second.
-    let md = MarketData {
-        base: now() - 60 - HISTORY,
-        bars: Arc::new(sp500()),
-        requests: Default::default(),
-        quote_requests: Default::default(),
-    };
-    let server = rt.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(any()).respond_with(md.clone()).mount(&server).await;
-        server
-    });
+    let (md, server) = serve(&rt);
 
     let mut child = start(&bot, &db, &server);
     // Three new bars traded and a few polls made (the journal and the mock say so).
@@ -210,17 +216,7 @@ fn a_live_bot_reads_the_quoted_spread() {
     let root = env!("CARGO_MANIFEST_DIR");
     let bot = write_bot_with(dir.path(), &format!("policies: [{root}/policies/spread_filter.yaml]\n"));
     let db = dir.path().join("j.sqlite");
-    let md = MarketData {
-        base: now() - 60 - HISTORY,
-        bars: Arc::new(sp500()),
-        requests: Default::default(),
-        quote_requests: Default::default(),
-    };
-    let server = rt.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(any()).respond_with(md.clone()).mount(&server).await;
-        server
-    });
+    let (md, server) = serve(&rt);
     let mut child = start(&bot, &db, &server);
     let decided = || {
         Connection::open(&db)

@@ -8,30 +8,16 @@ use chrono::{TimeZone, Timelike};
 use chrono_tz::America::New_York;
 use rusqlite::Connection;
 
-use crate::common::{count, data, dsl, rows};
+use crate::common::{backtest_in, count, data, rows};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn backtest(dir: &std::path::Path, csv: &std::path::Path) -> Connection {
-    std::fs::write(
-        dir.join("s.yaml"),
-        "kind: strategy\nname: minute_cross\nuniverse: [SPY]\ntimeframe: 1m\n\
-         entry: crosses_above(sma(close, 3), sma(close, 8))\nexit: crosses_below(sma(close, 3), sma(close, 8))\n\
-         sizing: {percent_of_equity: 10%}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("bot.yaml"),
-        format!(
-            "kind: bot\nname: session\nstrategies: [s.yaml]\npolicies: [{ROOT}/policies/session_hours.yaml]\n\
-             data:\n  csv:\n    SPY: {}\nstarting_cash: 100000\ndatabase: journal.sqlite\n",
-            csv.display()
-        ),
-    )
-    .unwrap();
-    let out = dsl().current_dir(dir).args(["backtest", "bot.yaml"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    Connection::open(dir.join("journal.sqlite")).unwrap()
+    let strategy = "kind: strategy\nname: minute_cross\nuniverse: [SPY]\ntimeframe: 1m\n\
+                    entry: crosses_above(sma(close, 3), sma(close, 8))\nexit: crosses_below(sma(close, 3), sma(close, 8))\n\
+                    sizing: {percent_of_equity: 10%}\n";
+    let bot = format!("policies: [{ROOT}/policies/session_hours.yaml]\ndata:\n  csv:\n    SPY: {}\n", csv.display());
+    backtest_in(dir, strategy, &bot)
 }
 
 /// Minutes since midnight, New York, of UTC seconds `ts`, with the New York date.

@@ -35,8 +35,8 @@ fn run(dir: &Path, sizing: &str) -> Connection {
     Connection::open(dir.join("journal.sqlite")).unwrap()
 }
 
-/// `dsl eval` of `expr` on AAPL, by bar time (UTC seconds).
-fn eval(dir: &Path, expr: &str) -> HashMap<i64, f64> {
+/// `dsl eval` of `expr` on AAPL: its printed value by bar time (UTC seconds).
+fn eval_text(dir: &Path, expr: &str) -> HashMap<i64, String> {
     let out = dir.join("eval.csv");
     dsl()
         .args(["eval", expr, "--data"])
@@ -46,36 +46,23 @@ fn eval(dir: &Path, expr: &str) -> HashMap<i64, f64> {
         .assert()
         .success();
     let (_, rows) = read_csv(&out);
-    rows.iter()
-        .map(|r| {
-            let t = chrono::DateTime::parse_from_rfc3339(&r[0]).unwrap().timestamp();
-            (t, r[1].parse().unwrap_or(f64::NAN))
-        })
-        .collect()
+    rows.iter().map(|r| (chrono::DateTime::parse_from_rfc3339(&r[0]).unwrap().timestamp(), r[1].clone())).collect()
 }
 
-/// `dsl eval` of a bool `expr` on AAPL, by bar time: 1 (true), 0 (false), NaN (undefined).
+/// `dsl eval` of a number `expr` on AAPL, by bar time (`NaN` where undefined).
+fn eval(dir: &Path, expr: &str) -> HashMap<i64, f64> {
+    eval_text(dir, expr).into_iter().map(|(t, v)| (t, v.parse().unwrap_or(f64::NAN))).collect()
+}
+
+/// `dsl eval` of a bool `expr` on AAPL, by bar time: 1 (true), 0 (false), NaN (undefined;
+/// `dsl eval` prints bools as words, undefined as nothing).
 fn eval_bool(dir: &Path, expr: &str) -> HashMap<i64, f64> {
-    let out = dir.join("eval.csv");
-    dsl()
-        .args(["eval", expr, "--data"])
-        .arg(format!("{ROOT}/examples/data/AAPL.csv"))
-        .arg("--output")
-        .arg(&out)
-        .assert()
-        .success();
-    let (_, rows) = read_csv(&out);
-    rows.iter()
-        .map(|r| {
-            let t = chrono::DateTime::parse_from_rfc3339(&r[0]).unwrap().timestamp();
-            let v = match r[1].as_str() {
-                "true" => 1.0,
-                "false" => 0.0,
-                _ => f64::NAN,
-            };
-            (t, v)
-        })
-        .collect()
+    let truth = |v: &str| match v {
+        "true" => 1.0,
+        "false" => 0.0,
+        _ => f64::NAN,
+    };
+    eval_text(dir, expr).into_iter().map(|(t, v)| (t, truth(&v))).collect()
 }
 
 /// Entries: (created_ts, status, quantity, reference price, equity at the time).

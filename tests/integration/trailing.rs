@@ -9,34 +9,16 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::common::{dsl, read_csv, rows};
+use crate::common::{backtest_in, day, example_data, read_csv, rows};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn backtest(dir: &Path, symbol: &str) -> Connection {
-    std::fs::write(
-        dir.join("s.yaml"),
-        format!(
-            "kind: strategy\nname: trail\nuniverse: [{symbol}]\ntimeframe: 1d\n\
-             entry: crosses_above(sma(close, 10), sma(close, 30))\ntrailing_stop: 5%\nsizing: {{fixed_quantity: 100}}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("bot.yaml"),
-        format!(
-            "kind: bot\nname: trail\nstrategies: [s.yaml]\ndata:\n  csv:\n    {symbol}: {ROOT}/examples/data/{symbol}.csv\n\
-             starting_cash: 100000\ndatabase: journal.sqlite\n"
-        ),
-    )
-    .unwrap();
-    let out = dsl().current_dir(dir).args(["backtest", "bot.yaml"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    Connection::open(dir.join("journal.sqlite")).unwrap()
-}
-
-fn day(ts: &str) -> String {
-    chrono::DateTime::from_timestamp(ts.parse().unwrap(), 0).unwrap().format("%Y-%m-%d").to_string()
+    let strategy = format!(
+        "kind: strategy\nname: trail\nuniverse: [{symbol}]\ntimeframe: 1d\n\
+         entry: crosses_above(sma(close, 10), sma(close, 30))\ntrailing_stop: 5%\nsizing: {{fixed_quantity: 100}}\n"
+    );
+    backtest_in(dir, &strategy, &example_data(symbol))
 }
 
 /// AAPL, entry signalled 2013-03-25 (SMA 10 crosses above SMA 30), filled at the next open:

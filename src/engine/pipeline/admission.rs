@@ -13,7 +13,7 @@ impl Engine {
             return;
         }
         if order.intent == Intent::Exit && order.quantity == Quantity::ClosePosition {
-            self.cancel_protective(order.slot, order.created_ts, sink);
+            self.cancel_protective(order.slot, order.created_ts, "cancelled before the strategy's exit", sink);
         }
         let _ = self.submit(order, bar, sink);
     }

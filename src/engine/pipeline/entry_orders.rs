@@ -24,18 +24,13 @@ impl Engine {
             return (OrderType::Market, TimeInForce::Day);
         };
         let (kind, day) = (o.order_type.value, o.day);
-        let sym = &self.symbols[slot.symbol];
-        let price = match sym.program.strategies[slot.strategy].as_ref().and_then(|r| r.entry_price.as_ref()) {
-            Some(rule) => {
-                let fields = self.fields_for_slot(slot_id);
-                let mut scratch = std::mem::take(&mut self.scratch);
-                let sym = &self.symbols[self.slots[slot_id].symbol];
-                let v = eval_rule(rule, &sym.current(), &fields, &mut scratch);
-                self.scratch = scratch;
-                v
-            }
-            None => f64::NAN,
-        };
+        let price = self
+            .eval_slot(
+                slot_id,
+                |r| r.entry_price.is_some(),
+                |r, slots, f, scratch| r.entry_price.as_ref().map_or(f64::NAN, |p| eval_rule(p, slots, f, scratch)),
+            )
+            .unwrap_or(f64::NAN);
         // Equity prices go to the broker in whole cents (hundredths of a cent below $1): a
         // buy limit rounds down (never pays more than asked), a buy stop up (never triggers
         // below the level asked), so the journal's price is the broker's.
@@ -72,20 +67,12 @@ impl Engine {
             if bars < at_bar && bar.ts < at_ts {
                 continue;
             }
-            let entry = |o: &Order| o.intent == Intent::Entry;
-            let cancelled = match self.external.as_mut() {
-                Some(book) => book.cancel_slot_where(slot_id, entry),
-                None => self.broker.cancel_where(symbol, slot_id, entry),
-            };
             let why = if bars >= at_bar {
                 "expired: the entry did not fill within its `expires_after` bars"
             } else {
                 "expired: the day ended before the entry filled (time_in_force: day)"
             };
-            for o in cancelled {
-                sink.order_status(o.client_order_id, OrderStatus::Cancelled, bar.ts, why);
-                self.stats.orders_cancelled += 1;
-            }
+            self.cancel_working(slot_id, bar.ts, why, |o| o.intent == Intent::Entry, sink);
             let slot = &mut self.slots[slot_id];
             slot.entry_expiry = None;
             slot.pending_market = false;

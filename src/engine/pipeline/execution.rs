@@ -170,7 +170,7 @@ impl Engine {
                 // A trailing stop starts below the fill price; the higher stop applies.
                 let high_water = if doc.trailing_stop.is_some() { price } else { f64::NAN };
                 let trail = self.trail_level(slot_id, high_water);
-                let trailing = trail > stop_price || (stop_price.is_nan() && trail.is_finite());
+                let trailing = super::trailing::raises(trail, stop_price);
                 if trailing {
                     stop_price = trail;
                 }

@@ -56,19 +56,11 @@ impl Engine {
         f[FieldId::SymbolName as usize] = sym.name_id;
         f[FieldId::SymbolDailyChange as usize] = sym.last_close / sym.day_base - 1.0;
         f[FieldId::SymbolWeight as usize] = if equity > 0.0 { value / equity } else { f64::NAN };
-        let (bid, ask, spread, source) = match sym.quote {
-            Some((bid, ask)) if bid > 0.0 && ask >= bid && ask.is_finite() => {
-                (bid, ask, (ask - bid) / ((ask + bid) / 2.0), "quote")
-            }
-            _ => {
-                let half = self.settings.costs.spread / 2.0;
-                (sym.last_close * (1.0 - half), sym.last_close * (1.0 + half), self.settings.costs.spread, "estimate")
-            }
-        };
+        let (bid, ask, spread, quoted) = self.settings.costs.market(sym.quote, sym.last_close);
         f[FieldId::SymbolBid as usize] = bid;
         f[FieldId::SymbolAsk as usize] = ask;
         f[FieldId::SymbolSpread as usize] = spread;
-        f[FieldId::SymbolSpreadSource as usize] = if source == "quote" { *QUOTE } else { *ESTIMATE };
+        f[FieldId::SymbolSpreadSource as usize] = if quoted { *QUOTE } else { *ESTIMATE };
         if let Some(clock) = &sym.session {
             let s = clock.fields(sym.last_ts, sym.bar_secs);
             f[FieldId::SessionIsOpen as usize] = s.is_open;

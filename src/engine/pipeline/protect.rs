@@ -152,19 +152,32 @@ impl Engine {
         }
     }
 
-    /// Cancels the working protective orders of `slot_id` before a strategy exit sells the
-    /// whole position (the bot's watch over the remainder ends too).
-    pub(super) fn cancel_protective(&mut self, slot_id: usize, ts: i64, sink: &mut dyn EventSink) {
+    /// Cancels the working protective orders of `slot_id` and journals each as cancelled with
+    /// `why`: before a strategy exit sells the whole position, or before a trailing stop is
+    /// placed again. The bot's watch over the remainder ends too.
+    pub(super) fn cancel_protective(&mut self, slot_id: usize, ts: i64, why: &str, sink: &mut dyn EventSink) {
         self.slots[slot_id].synthetic = 0.0;
         self.slots[slot_id].remainder_due = None;
+        self.cancel_working(slot_id, ts, why, |o| o.order_type != OrderType::Market, sink);
+    }
+
+    /// Cancels the working orders of `slot_id` that match `pred` (at the simulated broker, or
+    /// queued for the outside one) and journals each as cancelled with `why`.
+    pub(super) fn cancel_working(
+        &mut self,
+        slot_id: usize,
+        ts: i64,
+        why: &str,
+        pred: impl Fn(&Order) -> bool,
+        sink: &mut dyn EventSink,
+    ) {
         let symbol = self.slots[slot_id].symbol;
-        let protective = |o: &Order| o.order_type != OrderType::Market;
         let cancelled = match self.external.as_mut() {
-            Some(book) => book.cancel_slot_where(slot_id, protective),
-            None => self.broker.cancel_where(symbol, slot_id, protective),
+            Some(book) => book.cancel_slot_where(slot_id, pred),
+            None => self.broker.cancel_where(symbol, slot_id, pred),
         };
         for o in cancelled {
-            sink.order_status(o.client_order_id, OrderStatus::Cancelled, ts, "cancelled before the strategy's exit");
+            sink.order_status(o.client_order_id, OrderStatus::Cancelled, ts, why);
             self.stats.orders_cancelled += 1;
         }
     }

@@ -170,9 +170,15 @@ impl Engine {
 
     /// The value of the slot's sizing input (ATR or volatility) on the current bar.
     pub(super) fn sizing_input(&self, slot_id: usize) -> f64 {
+        self.series_value(slot_id, |r| r.sizing_input.as_ref())
+    }
+
+    /// The current-bar value of the built-in series `pick` takes from the slot's compiled
+    /// rules (a graph slot: ATR, volatility); `NaN` when there is none.
+    pub(super) fn series_value(&self, slot_id: usize, pick: impl Fn(&StrategyRules) -> Option<&CompiledRule>) -> f64 {
         let slot = &self.slots[slot_id];
         let sym = &self.symbols[slot.symbol];
-        match sym.program.strategies[slot.strategy].as_ref().and_then(|r| r.sizing_input.as_ref()) {
+        match sym.program.strategies[slot.strategy].as_ref().and_then(pick) {
             Some(CompiledRule { eval: RuleEval::Slot(id), .. }) => sym.value(*id),
             _ => f64::NAN,
         }
@@ -204,32 +210,47 @@ impl Engine {
         if r.is_infinite() { w } else { w - (1.0 - w) / r }
     }
 
-    /// The strategy's `expected_return` on the current bar (`NaN` when not declared).
-    pub(super) fn expected_return(&mut self, slot_id: usize) -> f64 {
+    /// Runs `eval` over the compiled rules of `slot_id`'s strategy on its symbol, on the
+    /// current bar with the slot's fields, when `has` says they hold what it reads (the fields
+    /// are gathered only then: they cost a walk over the account); `None` otherwise.
+    pub(super) fn eval_slot<R>(
+        &mut self,
+        slot_id: usize,
+        has: impl Fn(&StrategyRules) -> bool,
+        eval: impl FnOnce(&StrategyRules, &[f64], &FieldValues, &mut Vec<f64>) -> R,
+    ) -> Option<R> {
         let slot = &self.slots[slot_id];
-        let sym = &self.symbols[slot.symbol];
-        let Some(rule) = sym.program.strategies[slot.strategy].as_ref().and_then(|r| r.expected_return.as_ref()) else {
-            return f64::NAN;
-        };
+        if !self.symbols[slot.symbol].program.strategies[slot.strategy].as_ref().is_some_and(has) {
+            return None;
+        }
         let fields = self.fields_for_slot(slot_id);
         let mut scratch = std::mem::take(&mut self.scratch);
-        let v = eval_rule(rule, &sym.current(), &fields, &mut scratch);
+        let slot = &self.slots[slot_id];
+        let sym = &self.symbols[slot.symbol];
+        let out =
+            sym.program.strategies[slot.strategy].as_ref().map(|r| eval(r, &sym.current(), &fields, &mut scratch));
         self.scratch = scratch;
-        v
+        out
+    }
+
+    /// The strategy's `expected_return` on the current bar (`NaN` when not declared).
+    pub(super) fn expected_return(&mut self, slot_id: usize) -> f64 {
+        self.eval_slot(
+            slot_id,
+            |r| r.expected_return.is_some(),
+            |r, slots, f, scratch| r.expected_return.as_ref().map_or(f64::NAN, |e| eval_rule(e, slots, f, scratch)),
+        )
+        .unwrap_or(f64::NAN)
     }
 
     /// The strategy's sizing scale on the current bar (see [`crate::engine::rules::eval_scale`]).
     pub(super) fn sizing_scale(&mut self, slot_id: usize) -> f64 {
-        let slot = &self.slots[slot_id];
-        let sym = &self.symbols[slot.symbol];
-        let Some(rules) = sym.program.strategies[slot.strategy].as_ref().filter(|r| !r.sizing_scale.is_empty()) else {
-            return 1.0;
-        };
-        let fields = self.fields_for_slot(slot_id);
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let scale = crate::engine::rules::eval_scale(&rules.sizing_scale, &sym.current(), &fields, &mut scratch);
-        self.scratch = scratch;
-        scale
+        self.eval_slot(
+            slot_id,
+            |r| !r.sizing_scale.is_empty(),
+            |r, slots, f, scratch| crate::engine::rules::eval_scale(&r.sizing_scale, slots, f, scratch),
+        )
+        .unwrap_or(1.0)
     }
 
     pub(super) fn next_id(&mut self, slot_id: usize, ts: i64) -> ClientOrderId {

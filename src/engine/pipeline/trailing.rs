@@ -11,6 +11,7 @@
 //! stops for the same shares (Alpaca refuses a sell above the shares not already held).
 
 use super::*;
+use crate::config::units::trim_float;
 
 impl Engine {
     /// The trailing stop's level for a high-water mark `high` (currency per unit); `NaN` when
@@ -24,12 +25,7 @@ impl Engine {
         match trail.value {
             TrailingStop::Percent(p) => high * (1.0 - p),
             TrailingStop::Atr { multiple, .. } => {
-                let sym = &self.symbols[slot.symbol];
-                let atr = match sym.program.strategies[slot.strategy].as_ref().and_then(|r| r.trail_input.as_ref()) {
-                    Some(CompiledRule { eval: RuleEval::Slot(id), .. }) => sym.value(*id),
-                    _ => f64::NAN,
-                };
-                high - multiple * atr
+                high - multiple * self.series_value(slot_id, |r| r.trail_input.as_ref())
             }
         }
     }
@@ -54,36 +50,26 @@ impl Engine {
             if slot.pending_market {
                 continue;
             }
-            let Some(pos) = slot.position.as_mut() else { continue };
-            if pos.high_water.is_nan() {
-                continue;
-            }
+            let Some(pos) = slot.position.as_mut().filter(|p| !p.high_water.is_nan()) else { continue };
             pos.high_water = pos.high_water.max(bar.high);
-            let high = pos.high_water;
-            let (old, level) = (pos.stop_price, self.trail_level(slot_id, high));
-            if !(level > old || (old.is_nan() && level.is_finite())) {
+            let (high, old) = (pos.high_water, pos.stop_price);
+            let level = self.trail_level(slot_id, high);
+            if !raises(level, old) {
                 continue;
             }
-            let pos = self.slots[slot_id].position.as_mut().expect("checked above");
-            pos.stop_price = level;
-            pos.trailing = true;
-            let why = format!("trailing stop moved to {} (highest high {})", shown(level), shown(high));
-            let protective = |o: &Order| o.order_type != OrderType::Market;
-            let cancelled = match self.external.as_mut() {
-                Some(book) => book.cancel_slot_where(slot_id, protective),
-                None => self.broker.cancel_where(symbol, slot_id, protective),
-            };
-            for o in cancelled {
-                sink.order_status(o.client_order_id, OrderStatus::Cancelled, bar.ts, &why);
-                self.stats.orders_cancelled += 1;
+            if let Some(pos) = self.slots[slot_id].position.as_mut() {
+                pos.stop_price = level;
+                pos.trailing = true;
             }
+            let why = format!("trailing stop moved to {} (highest high {})", trim_float(level), trim_float(high));
+            self.cancel_protective(slot_id, bar.ts, &why, sink);
             self.place_protective(slot_id, bar.ts, sink);
         }
     }
 }
 
-/// A price as the journal shows it: at most 6 decimals, without float noise.
-fn shown(v: f64) -> String {
-    let s = format!("{v:.6}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+/// True when a trailing stop at `level` is above the stop in force (`stop`, `NaN` for none):
+/// the stop then moves up to it.
+pub(super) fn raises(level: f64, stop: f64) -> bool {
+    level > stop || (stop.is_nan() && level.is_finite())
 }
