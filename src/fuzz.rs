@@ -32,8 +32,15 @@ pub fn rule(data: &[u8]) {
     let src = ExprSource::standalone("fuzz", text);
     match crate::dsl::parser::parse(&src) {
         Ok(e) => {
-            for ctx in [Context::Entry, Context::Exit, Context::Policy, Context::Eval] {
+            let minutes =
+                crate::config::timeframe::Timeframe { count: 1, unit: crate::config::timeframe::TimeUnit::Minute };
+            for (ctx, base) in
+                [(Context::Entry, None), (Context::Exit, Some(minutes)), (Context::Policy, None), (Context::Eval, None)]
+            {
                 let mut c = Checker::new(&src, ctx, &[]);
+                if let Some(tf) = base {
+                    c = c.with_timeframe(tf, crate::config::timeframe::Aggregation::Utc);
+                }
                 if let Some(t) = c.check_rule(&e, "rule") {
                     let mut g = crate::dsl::program::GraphSpec::new();
                     let _ = g.lower(&t);

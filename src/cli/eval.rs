@@ -19,6 +19,8 @@ use crate::dsl::parser;
 use crate::dsl::program::GraphSpec;
 use crate::dsl::types::ValueKind;
 use crate::engine::graph::Graph;
+use crate::engine::resample::BaseBars;
+use crate::engine::session::Market;
 use crate::runtime::data::csv_bars::{CsvOptions, load_csv};
 use crate::runtime::data::timeparse::format_utc;
 use crate::runtime::library::loader::{read_document_with_scripts, read_source};
@@ -143,6 +145,9 @@ pub fn run(args: Args, out: Out) -> u8 {
             }
         };
         let mut c = Checker::new(src, Context::Eval, &ps).with_indicators(&indicators);
+        if let Some(s) = &strategy {
+            c = c.with_timeframe(s.doc.timeframe.value, s.doc.aggregation);
+        }
         if let Some(t) = c.check(&ast).filter(|_| !c.diags.iter().any(Diagnostic::is_error)) {
             outputs.push((graph.lower(&t), t.ty.kind));
             typed.push(t);
@@ -173,6 +178,16 @@ pub fn run(args: Args, out: Out) -> u8 {
         ));
     }
     let series = &load.series[0];
+    // Higher timeframes (`x@1d`) are aggregated from these bars: the strategy's timeframe, else
+    // the data's own spacing, on the symbol's market.
+    let base = BaseBars {
+        market: Market::for_symbol(&series.symbol),
+        bar_secs: strategy
+            .as_ref()
+            .map(|s| s.doc.timeframe.value.seconds())
+            .or_else(|| series.median_spacing())
+            .unwrap_or(86_400),
+    };
     if let Some(at) = args.bars.to.map_or(args.at, |to| args.at.map(|a| a.min(to))) {
         // The bar to show: the last one at or before `--at`.
         let Some(i) = series.ts.iter().rposition(|&t| t <= at) else {
@@ -189,7 +204,7 @@ pub fn run(args: Args, out: Out) -> u8 {
             );
         }
         if args.explain {
-            let mut g = Graph::new(&graph);
+            let mut g = Graph::new(&graph, base);
             let mut before = g.values().to_vec();
             for k in 0..=i {
                 if k == i {
@@ -217,7 +232,7 @@ pub fn run(args: Args, out: Out) -> u8 {
     {
         strings.insert(crate::dsl::semantics::string_id(&s).to_bits(), s);
     }
-    let mut g = Graph::new(&graph);
+    let mut g = Graph::new(&graph, base);
     let sink: Box<dyn Write> = match &args.output {
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
         Some(p) => match std::fs::File::create(p) {

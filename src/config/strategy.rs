@@ -24,6 +24,8 @@
 //!                      # the last without `when` (see `SizingScale`):
 //!                      # scale: [{when: trending(), scale: 1.2}, {scale: 0.5}]
 //! direction: long
+//! aggregation: session # optional: boundaries of the higher timeframes rules read with `@`
+//!                      #   (`sma(close, 50)@1d`): `session` (default) or `utc`
 //! indicators:          # optional: rhai scripts usable in the rules by name
 //!   range_ratio: { script: range_ratio.rhai, window: 20 }
 //! filter: { script: no_fridays.rhai }   # optional: may veto an entry
@@ -37,7 +39,7 @@ pub use super::order_types::{EntryOrder, EntryOrderType, TrailingStop};
 use super::order_types::{read_entry_order, read_trailing_stop};
 use super::reader::Reader;
 use super::script_ref::{ScriptRef, read_script_path};
-use super::timeframe::Timeframe;
+use super::timeframe::{Aggregation, Timeframe};
 use super::units::{NumUnit, Rate};
 use crate::diagnostics::{Diagnostic, SourceFile, Spanned, codes};
 
@@ -90,6 +92,8 @@ pub struct StrategyDoc {
     pub sizing_scale: Option<SizingScale>,
     /// Which side the strategy trades.
     pub direction: Spanned<Direction>,
+    /// The boundaries of the higher timeframes its rules read with `@` (session by default).
+    pub aggregation: Aggregation,
 }
 
 /// A custom indicator: a rhai script's `fn value(bars)` over the last `window` bars, usable in
@@ -367,6 +371,13 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
         Some(n) => read_direction(r, n),
         None => Some(Spanned::new(Direction::Long, map_span)),
     };
+    let aggregation = match m.get("aggregation") {
+        Some(n) => match r.choice(n, "aggregation", &["session", "utc"]).map(|c| c.value) {
+            Some("utc") => Aggregation::Utc,
+            _ => Aggregation::Session,
+        },
+        None => Aggregation::Session,
+    };
     m.finish(r);
 
     if exit.is_none()
@@ -404,6 +415,7 @@ pub fn read_strategy(r: &mut Reader<'_>, root: &Node) -> Option<StrategyDoc> {
         sizing_limits,
         sizing_scale,
         direction: direction.unwrap_or(Spanned::new(Direction::Long, map_span)),
+        aggregation,
     })
 }
 

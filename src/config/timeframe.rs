@@ -1,4 +1,5 @@
-//! Bar timeframes such as `1m`, `15m`, `1h`, `1d`, `1w`, `1mo`.
+//! Bar timeframes such as `1m`, `15m`, `1h`, `1d`, `1w`, `1mo`, and the higher timeframes a
+//! rule reads with `@` (`close@1d`): a timeframe plus the boundaries its bars are aggregated on.
 
 use std::fmt;
 use std::str::FromStr;
@@ -110,6 +111,60 @@ impl FromStr for Timeframe {
     }
 }
 
+/// Where the bars of a higher timeframe begin and end when they are aggregated from a
+/// strategy's base bars (its `aggregation:` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Aggregation {
+    /// The market's trading sessions (the default): for US equities a day is the regular
+    /// session (09:30–16:00 America/New_York, early closes and holidays from the exchange
+    /// calendar), hours count from the open, weeks and months are those of the session dates,
+    /// and bars outside the regular session are left out. Crypto sessions are UTC days.
+    #[default]
+    Session,
+    /// UTC: minutes and hours aligned to the Unix epoch, days from 00:00 UTC, ISO weeks from
+    /// Monday 00:00 UTC, calendar months in UTC; every bar counts.
+    Utc,
+}
+
+impl Aggregation {
+    /// The name written in a strategy: `session` or `utc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregation::Session => "session",
+            Aggregation::Utc => "utc",
+        }
+    }
+}
+
+/// A higher timeframe a rule reads (`sma(close, 50)@1d`): bars of `timeframe` aggregated from
+/// the base bars on `aggregation` boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Resample {
+    /// The higher timeframe.
+    pub timeframe: Timeframe,
+    /// Its boundaries.
+    pub aggregation: Aggregation,
+}
+
+impl Timeframe {
+    /// Why bars of `self` cannot be aggregated from bars of `base`, or `None` when they can:
+    /// the higher timeframe must be longer than the base, a whole multiple of it when both are
+    /// fixed lengths (minutes, hours, days, weeks), and months need base bars of a day or less.
+    pub fn aggregates_from(&self, base: Timeframe) -> Option<String> {
+        if self.seconds() <= base.seconds() {
+            return Some(format!("`{self}` is not longer than the strategy's timeframe `{base}`"));
+        }
+        let months = self.unit == TimeUnit::Month;
+        if months && base.seconds() > 86_400 {
+            return Some(format!("`{base}` bars do not fit into calendar months"));
+        }
+        if !months && (base.unit == TimeUnit::Month || self.seconds() % base.seconds() != 0) {
+            return Some(format!("`{self}` is not a whole number of `{base}` bars"));
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +177,19 @@ mod tests {
         assert!("0d".parse::<Timeframe>().is_err());
         assert!("1y".parse::<Timeframe>().is_err());
         assert!("d".parse::<Timeframe>().is_err());
+    }
+
+    #[test]
+    fn higher_timeframes_must_hold_whole_base_bars() {
+        let tf = |s: &str| s.parse::<Timeframe>().unwrap();
+        assert_eq!(tf("1d").aggregates_from(tf("1m")), None);
+        assert_eq!(tf("1h").aggregates_from(tf("15m")), None);
+        assert_eq!(tf("1w").aggregates_from(tf("1d")), None);
+        assert_eq!(tf("1mo").aggregates_from(tf("1d")), None);
+        assert!(tf("1d").aggregates_from(tf("1d")).is_some());
+        assert!(tf("1h").aggregates_from(tf("1d")).is_some());
+        assert!(tf("1h").aggregates_from(tf("45m")).is_some());
+        assert!(tf("1mo").aggregates_from(tf("1w")).is_some());
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub const BAD_INDEX: &str = "E3008";
 pub const OUTPUT_SELECTION: &str = "E3009";
 /// A rule does not evaluate to a bool.
 pub const RULE_NOT_BOOL: &str = "E3010";
+/// A higher timeframe `x@1d` is invalid: an unknown timeframe, one not longer than (or not a
+/// whole multiple of) the strategy's, a nested `@`, or something other than bar data.
+pub const HIGHER_TIMEFRAME: &str = "E3011";
 
 /// A referenced file or document does not exist.
 pub const UNRESOLVED_REFERENCE: &str = "E4001";

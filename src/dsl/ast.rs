@@ -50,6 +50,9 @@ pub enum ExprKind {
     Index(Box<Expr>, Box<Expr>),
     /// Output selection on a call result: `macd(close).signal`.
     Field(Box<Expr>, Ident),
+    /// `x@1d`: `x` computed on the bars of a higher timeframe; the name is the timeframe as
+    /// written (`1d`), its span that of the timeframe.
+    Resample(Box<Expr>, Ident),
 }
 
 /// Prefix operators.
@@ -124,7 +127,7 @@ impl Expr {
             max = max.max(d);
             match &e.kind {
                 ExprKind::Call { args, .. } => stack.extend(args.iter().map(|a| (a, d + 1))),
-                ExprKind::Unary(_, a) | ExprKind::Field(a, _) => stack.push((a, d + 1)),
+                ExprKind::Unary(_, a) | ExprKind::Field(a, _) | ExprKind::Resample(a, _) => stack.push((a, d + 1)),
                 ExprKind::Binary(_, _, a, b) | ExprKind::Index(a, b) => {
                     stack.push((a, d + 1));
                     stack.push((b, d + 1));

@@ -323,7 +323,10 @@ fn check_rule(
             return None;
         }
     };
-    let mut c = Checker::new(src, ctx, &doc.params).with_indicators(indicators).with_broken_indicators(broken);
+    let mut c = Checker::new(src, ctx, &doc.params)
+        .with_indicators(indicators)
+        .with_broken_indicators(broken)
+        .with_timeframe(doc.timeframe.value, doc.aggregation);
     // `expected_return` and a sizing `scale` are numbers; every other strategy rule is a bool.
     let t = if matches!(what, "expected_return" | "scale" | "price") {
         c.check_number(&ast, what)

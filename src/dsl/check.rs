@@ -16,6 +16,7 @@ use super::semantics::{self, BinOp, UnOp, from_bool, string_id};
 use super::types::{Ty, ValueKind, Variability};
 use crate::config::expr_source::ExprSource;
 use crate::config::strategy::{Param, ParamValue};
+use crate::config::timeframe::{Aggregation, Resample, Timeframe};
 use crate::config::units::{NumUnit, trim_float, written};
 use crate::diagnostics::{Diagnostic, Span, codes, did_you_mean, one_of};
 
@@ -70,6 +71,9 @@ pub enum TKind {
         /// Bars per call.
         window: u32,
     },
+    /// `x@1d`: the series `x` computed on the bars of a higher timeframe, aggregated from the
+    /// base bars; its value is that of the last higher-timeframe bar that has closed.
+    Resample(Resample, Box<TExpr>),
 }
 
 impl TExpr {
@@ -93,6 +97,12 @@ pub struct Checker<'a> {
     params: &'a [Param],
     indicators: &'a [CustomIndicator],
     broken: &'a [String],
+    /// The strategy's timeframe, when known: a higher timeframe must hold whole bars of it.
+    base: Option<Timeframe>,
+    /// The boundaries higher timeframes are aggregated on.
+    aggregation: Aggregation,
+    /// Inside `x@tf`: the higher timeframe being checked (no second `@` inside).
+    resampling: Option<Resample>,
     /// Problems found so far.
     pub diags: Vec<Diagnostic>,
     /// Params the checked expressions referred to.
@@ -102,7 +112,27 @@ pub struct Checker<'a> {
 impl<'a> Checker<'a> {
     /// A checker for expressions from `src`, evaluated in `context`, seeing `params`.
     pub fn new(src: &'a ExprSource, context: Context, params: &'a [Param]) -> Self {
-        Checker { src, context, params, indicators: &[], broken: &[], diags: Vec::new(), used_params: BTreeSet::new() }
+        Checker {
+            src,
+            context,
+            params,
+            indicators: &[],
+            broken: &[],
+            base: None,
+            aggregation: Aggregation::Session,
+            resampling: None,
+            diags: Vec::new(),
+            used_params: BTreeSet::new(),
+        }
+    }
+
+    /// Checks higher timeframes (`x@1d`) against a strategy's timeframe `base` and aggregates
+    /// them on `aggregation` boundaries. Without it any timeframe is accepted and aggregated on
+    /// session boundaries (policies, `dsl eval`: the data decides the base).
+    pub fn with_timeframe(mut self, base: Timeframe, aggregation: Aggregation) -> Self {
+        self.base = Some(base);
+        self.aggregation = aggregation;
+        self
     }
 
     /// Also sees a strategy's custom indicators, as series named by their names.
@@ -181,6 +211,79 @@ impl<'a> Checker<'a> {
             ExprKind::Binary(op, op_span, a, b) => self.check_binary(*op, *op_span, a, b, e.span),
             ExprKind::Index(x, k) => self.check_index(x, k, e.span),
             ExprKind::Field(x, name) => self.check_field(x, name, e.span),
+            ExprKind::Resample(x, tf) => self.check_resample(x, tf, e.span),
+        }
+    }
+
+    /// `x@1d`: `x` on a higher timeframe. `x` must be bar data (a series or a constant); the
+    /// timeframe must be longer than the strategy's and hold a whole number of its bars.
+    fn check_resample(&mut self, x: &Expr, tf: &Ident, span: Span) -> Option<TExpr> {
+        let timeframe = match tf.name.parse::<Timeframe>() {
+            Ok(t) => Some(t),
+            Err(why) => {
+                let lower = tf.name.to_ascii_lowercase();
+                let help = if lower != tf.name && lower.parse::<Timeframe>().is_ok() {
+                    format!("did you mean `@{lower}`?")
+                } else {
+                    "write a count and a unit: `@15m`, `@1h`, `@4h`, `@1d`, `@1w` or `@1mo`".to_string()
+                };
+                self.error(
+                    codes::HIGHER_TIMEFRAME,
+                    tf.span,
+                    format!("invalid timeframe `{}`: {why}", tf.name),
+                    "not a timeframe",
+                    Some(help),
+                );
+                None
+            }
+        };
+        if let Some(outer) = self.resampling {
+            self.error(
+                codes::HIGHER_TIMEFRAME,
+                tf.span,
+                format!("`@{}` inside an expression already on `@{}`", tf.name, outer.timeframe),
+                "second timeframe",
+                Some("an expression is computed on one timeframe; move the `@` outward or drop one".into()),
+            );
+            return None;
+        }
+        let timeframe = timeframe?;
+        if let Some(why) = self.base.and_then(|b| timeframe.aggregates_from(b)) {
+            self.error(
+                codes::HIGHER_TIMEFRAME,
+                tf.span,
+                format!("`@{}` cannot be aggregated from this strategy's bars: {why}", tf.name),
+                "not a higher timeframe",
+                Some(
+                    "a higher timeframe is a whole multiple of the strategy's `timeframe`, e.g. `@1d` on `5m` bars"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        let resample = Resample { timeframe, aggregation: self.aggregation };
+        self.resampling = Some(resample);
+        let inner = self.check(x);
+        self.resampling = None;
+        let inner = inner?;
+        match inner.ty.var {
+            Variability::Const => Some(TExpr { span, ..inner }),
+            Variability::Series => {
+                let ty = inner.ty;
+                Some(TExpr { kind: TKind::Resample(resample, Box::new(inner)), ty, span })
+            }
+            Variability::Scalar => {
+                self.error(
+                    codes::HIGHER_TIMEFRAME,
+                    x.span,
+                    format!("only bar data has a higher timeframe; this is a {}", inner.ty),
+                    "not bar data",
+                    Some(
+                        "put the `@` on the bar series or indicator, e.g. `sma(close, 50)@1d > account.equity`".into(),
+                    ),
+                );
+                None
+            }
         }
     }
 
@@ -528,7 +631,7 @@ fn scale_of(t: &TExpr) -> Scale {
     match &t.kind {
         TKind::Indicator { func, .. } => catalog::spec(*func).scale,
         TKind::Field(id) => catalog::field_spec(*id).scale,
-        TKind::Lag(x, _) => scale_of(x),
+        TKind::Lag(x, _) | TKind::Resample(_, x) => scale_of(x),
         _ => Scale::Any,
     }
 }

@@ -73,7 +73,8 @@ fn build(e: &TExpr, src: &ExprSource, graph: &mut GraphSpec, v: &Values<'_>, wan
         TKind::Unary(_, a) | TKind::Lag(a, _) => vec![build(a, src, graph, v, looks_back)],
         TKind::Binary(_, a, b) => vec![build(a, src, graph, v, false), build(b, src, graph, v, false)],
         TKind::Indicator { args, .. } => args.iter().map(|a| build(a, src, graph, v, looks_back)).collect(),
-        TKind::Const(_) | TKind::Bar(_) | TKind::Field(_) | TKind::Script { .. } => Vec::new(),
+        // The parts of `x@1d` run on the higher timeframe's bars: shown as one value.
+        TKind::Const(_) | TKind::Bar(_) | TKind::Field(_) | TKind::Script { .. } | TKind::Resample(..) => Vec::new(),
     };
     let mut given = false;
     let (now, previous) = if let TKind::Const(c) = &e.kind {
@@ -114,6 +115,9 @@ fn undefined_because(kind: &TKind, children: &[Explained]) -> Option<&'static st
         }
         TKind::Indicator { .. } if operands_defined => Some("warming up: not enough defined history yet"),
         TKind::Script { .. } => Some("the script gave no value on this bar (it returned `()` or failed)"),
+        TKind::Resample(..) => {
+            Some("not enough closed bars of the higher timeframe yet (a bar counts once it has closed)")
+        }
         TKind::Field(_) => Some("not available in this context"),
         _ => None,
     }

@@ -42,10 +42,12 @@ pub fn eval_at(e: &TExpr, bars: Option<&Bars<'_>>, index: usize, fields: &[f64])
         TKind::Field(f) => fields.get(*f as usize).copied().unwrap_or(f64::NAN),
         TKind::Unary(op, a) => unary(*op, eval_at(a, bars, index, fields)),
         TKind::Binary(op, a, b) => binary(*op, eval_at(a, bars, index, fields), eval_at(b, bars, index, fields)),
-        TKind::Bar(_) | TKind::Lag(..) | TKind::Indicator { .. } | TKind::Script { .. } => match bars {
-            Some(b) => eval_series(e, b).get(index).copied().unwrap_or(f64::NAN),
-            None => f64::NAN,
-        },
+        TKind::Bar(_) | TKind::Lag(..) | TKind::Indicator { .. } | TKind::Script { .. } | TKind::Resample(..) => {
+            match bars {
+                Some(b) => eval_series(e, b).get(index).copied().unwrap_or(f64::NAN),
+                None => f64::NAN,
+            }
+        }
     }
 }
 
@@ -62,7 +64,9 @@ pub fn eval_series(e: &TExpr, bars: &Bars<'_>) -> Vec<f64> {
             BarField::Close => bars.close.to_vec(),
             BarField::Volume => bars.volume.to_vec(),
         },
-        TKind::Field(_) => vec![f64::NAN; n],
+        // Higher timeframes need bar times and a market calendar, which `Bars` does not carry:
+        // the aggregation has its own oracle in the tests (daily bars built by hand).
+        TKind::Field(_) | TKind::Resample(..) => vec![f64::NAN; n],
         TKind::Unary(op, a) => eval_series(a, bars).into_iter().map(|x| unary(*op, x)).collect(),
         TKind::Binary(op, a, b) => {
             let (x, y) = (eval_series(a, bars), eval_series(b, bars));

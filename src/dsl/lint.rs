@@ -79,6 +79,7 @@ fn key(e: &TExpr) -> String {
             format!("{func:?}[{output}]({};{consts:?})", args.join(","))
         }
         TKind::Script { script, window } => format!("Script({:x},{window})", script.hash),
+        TKind::Resample(r, a) => format!("At({},{})({})", r.timeframe, r.aggregation.as_str(), key(a)),
     }
 }
 

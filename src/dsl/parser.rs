@@ -1,8 +1,8 @@
 //! Parsing rule text into an [`Expr`] with the pest grammar in `grammar/rules.pest`.
 //!
 //! Operator precedence and associativity are set here with pest's Pratt parser (lowest first):
-//! `or`, `and`, `not`, comparisons, `+ -`, `* /`, unary `-`, then the postfix history `x[k]` and
-//! output selection `x.name`. Syntax errors name the token found and the tokens expected, with a
+//! `or`, `and`, `not`, comparisons, `+ -`, `* /`, unary `-`, then the postfix history `x[k]`,
+//! output selection `x.name` and higher timeframe `x@1d`. Syntax errors name the token found and the tokens expected, with a
 //! hint for common slips (`=` for `==`, `&&` for `and`, an unclosed parenthesis).
 
 use std::sync::LazyLock;
@@ -50,7 +50,7 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
         .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
         .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left))
         .op(Op::prefix(Rule::neg))
-        .op(Op::postfix(Rule::index) | Op::postfix(Rule::field))
+        .op(Op::postfix(Rule::index) | Op::postfix(Rule::field) | Op::postfix(Rule::at))
 });
 
 /// A syntax error inside the expression text.
@@ -204,6 +204,14 @@ fn build_expr(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
                     let idx = build_expr(inner)?;
                     Ok(Expr { kind: ExprKind::Index(Box::new(lhs), Box::new(idx)), span })
                 }
+                Rule::at => {
+                    let tf = op
+                        .into_inner()
+                        .find(|p| p.as_rule() == Rule::timeframe)
+                        .ok_or_else(|| generic("", span.start))?;
+                    let name = Ident { name: tf.as_str().to_string(), span: span_of(&tf) };
+                    Ok(Expr { kind: ExprKind::Resample(Box::new(lhs), name), span })
+                }
                 _ => {
                     let ident =
                         op.into_inner().find(|p| p.as_rule() == Rule::ident).ok_or_else(|| generic("", span.start))?;
@@ -329,6 +337,7 @@ fn expected_name(r: Rule) -> Option<(u8, &'static str)> {
         | Rule::mul
         | Rule::div => (5, "an operator"),
         Rule::EOI => (6, "end of rule"),
+        Rule::timeframe => (7, "a timeframe such as `1h` or `1d`"),
         _ => return None,
     })
 }
@@ -447,6 +456,7 @@ mod tests {
             ExprKind::Binary(op, _, a, b) => format!("({} {} {})", shape(a), op.symbol(), shape(b)),
             ExprKind::Index(a, b) => format!("{}[{}]", shape(a), shape(b)),
             ExprKind::Field(a, f) => format!("{}.{}", shape(a), f.name),
+            ExprKind::Resample(a, tf) => format!("{}@{}", shape(a), tf.name),
         }
     }
 
@@ -469,6 +479,23 @@ mod tests {
         assert_eq!(shape(&p("order.side == \"buy\"")), "(order.side == \"buy\")");
         assert_eq!(shape(&p("android or nothing")), "(android or nothing)");
         assert_eq!(shape(&p("f()")), "f()");
+    }
+
+    #[test]
+    fn higher_timeframes_bind_like_history() {
+        assert_eq!(shape(&p("sma(close, 50)@1d")), "sma(close, 50)@1d");
+        assert_eq!(shape(&p("close > sma(close@1d, 50)")), "(close > sma(close@1d, 50))");
+        assert_eq!(shape(&p("close@1d[1]")), "close@1d[1]");
+        assert_eq!(shape(&p("-close@4h * 2")), "((Neg close@4h) * 2)");
+        assert_eq!(shape(&p("(close - open)@1w")), "(close - open)@1w");
+        assert_eq!(shape(&p("close@1mo")), "close@1mo");
+        let e = p("atr(14)@1d");
+        let ExprKind::Resample(_, tf) = &e.kind else { panic!() };
+        assert_eq!((tf.span.start, tf.span.end), (8, 10));
+        let e = parse_text("close@ > 1").unwrap_err();
+        assert!(e.message.contains("a timeframe such as"), "{}", e.message);
+        assert!(parse_text("close@d").is_err());
+        assert!(parse_text("close @1d").is_ok(), "spaces are allowed around the `@`, as around `[`");
     }
 
     #[test]

@@ -10,6 +10,12 @@
 //!
 //! A rule that is entirely a series (the common case, e.g. a crossover) compiles to a single
 //! graph slot: evaluating it is one array read.
+//!
+//! Every node runs on a **clock**: 0 is the symbol's own bars; `k >= 1` is the higher timeframe
+//! [`GraphSpec::resamples`]`[k - 1]` of an `x@1d`. A bar series inside `@1d` reads the daily
+//! bars; an indicator, history or operation whose non-constant inputs all run on one clock runs
+//! on it too (it advances once per closed daily bar and holds its value in between); mixing
+//! clocks (`close > sma(close, 50)@1d`) runs on the symbol's bars and reads the held values.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +26,7 @@ use super::script::Script;
 use super::semantics::{BinOp, UnOp};
 use super::types::Variability;
 use crate::config::expr_source::ExprSource;
+use crate::config::timeframe::Resample;
 
 /// Index of a node in a [`GraphSpec`].
 pub type NodeId = u32;
@@ -60,14 +67,23 @@ pub enum NodeOp {
     },
 }
 
+/// The clock a node runs on: 0 for the symbol's own bars, `k` for
+/// [`GraphSpec::resamples`]`[k - 1]`.
+pub type Clock = u16;
+
 /// The nodes of one symbol's graph, in evaluation (topological) order.
 #[derive(Debug, Clone, Default)]
 pub struct GraphSpec {
     /// Nodes; a node only refers to nodes before it.
     pub nodes: Vec<NodeOp>,
+    /// The clock of each node (same length as `nodes`).
+    pub clocks: Vec<Clock>,
+    /// The higher timeframes the nodes read, in order of first use: clock `k` is
+    /// `resamples[k - 1]`.
+    pub resamples: Vec<Resample>,
     /// The scripts of [`NodeOp::Script`] nodes, by hash.
     pub scripts: HashMap<u64, Arc<Script>>,
-    index: HashMap<NodeOp, NodeId>,
+    index: HashMap<(NodeOp, Clock), NodeId>,
 }
 
 impl GraphSpec {
@@ -86,15 +102,52 @@ impl GraphSpec {
         self.nodes.is_empty()
     }
 
-    /// Adds a node, or returns the existing identical one.
+    /// Adds a node on the symbol's own bars, or returns the existing identical one.
     pub fn intern(&mut self, op: NodeOp) -> NodeId {
-        if let Some(&id) = self.index.get(&op) {
+        self.intern_on(op, 0)
+    }
+
+    /// Adds a node running on `clock`, or returns the existing identical one.
+    pub fn intern_on(&mut self, op: NodeOp, clock: Clock) -> NodeId {
+        // Constants never change: one node serves every clock.
+        let clock = if matches!(op, NodeOp::Const(_)) { 0 } else { clock };
+        let key = (op, clock);
+        if let Some(&id) = self.index.get(&key) {
             return id;
         }
         let id = self.nodes.len() as NodeId;
-        self.nodes.push(op.clone());
-        self.index.insert(op, id);
+        self.nodes.push(key.0.clone());
+        self.clocks.push(clock);
+        self.index.insert(key, id);
         id
+    }
+
+    /// The clock of node `id`, `None` for a constant (which fits any clock).
+    fn clock_of(&self, id: NodeId) -> Option<Clock> {
+        match self.nodes.get(id as usize) {
+            Some(NodeOp::Const(_)) | None => None,
+            Some(_) => self.clocks.get(id as usize).copied(),
+        }
+    }
+
+    /// The clock of a node computed from `inputs` inside a context on `ctx`: the inputs' one
+    /// clock when they agree, the symbol's own bars when they differ, `ctx` without any.
+    fn join(&self, inputs: &[NodeId], ctx: Clock) -> Clock {
+        let mut clocks = inputs.iter().filter_map(|&i| self.clock_of(i));
+        match clocks.next() {
+            None => ctx,
+            Some(first) if clocks.all(|c| c == first) => first,
+            Some(_) => 0,
+        }
+    }
+
+    /// The clock of higher timeframe `r`, registering it on first use.
+    fn clock_for(&mut self, r: Resample) -> Clock {
+        if let Some(k) = self.resamples.iter().position(|x| *x == r) {
+            return (k + 1) as Clock;
+        }
+        self.resamples.push(r);
+        self.resamples.len() as Clock
     }
 
     /// Lowers a constant or series expression into graph nodes and returns its node.
@@ -102,42 +155,51 @@ impl GraphSpec {
     /// Scalar (context-dependent) expressions must go through [`lower_rule`] instead; given
     /// one here, its context fields lower to undefined constants.
     pub fn lower(&mut self, e: &TExpr) -> NodeId {
-        let op = match &e.kind {
-            TKind::Const(v) => NodeOp::Const(v.to_bits()),
-            TKind::Bar(f) => NodeOp::Bar(*f),
-            TKind::Field(_) => NodeOp::Const(f64::NAN.to_bits()),
+        self.lower_in(e, 0)
+    }
+
+    /// [`GraphSpec::lower`] inside a context on clock `ctx` (bar series read its bars).
+    fn lower_in(&mut self, e: &TExpr, ctx: Clock) -> NodeId {
+        let (op, clock) = match &e.kind {
+            TKind::Const(v) => (NodeOp::Const(v.to_bits()), 0),
+            TKind::Bar(f) => (NodeOp::Bar(*f), ctx),
+            TKind::Field(_) => (NodeOp::Const(f64::NAN.to_bits()), 0),
             TKind::Unary(op, a) => {
-                let a = self.lower(a);
-                NodeOp::Unary(*op, a)
+                let a = self.lower_in(a, ctx);
+                (NodeOp::Unary(*op, a), self.join(&[a], ctx))
             }
             TKind::Binary(op, a, b) => {
-                let a = self.lower(a);
-                let b = self.lower(b);
-                NodeOp::Binary(*op, a, b)
+                let a = self.lower_in(a, ctx);
+                let b = self.lower_in(b, ctx);
+                (NodeOp::Binary(*op, a, b), self.join(&[a, b], ctx))
             }
             TKind::Lag(x, k) => {
-                let x = self.lower(x);
-                NodeOp::Lag(x, *k)
+                let x = self.lower_in(x, ctx);
+                (NodeOp::Lag(x, *k), self.join(&[x], ctx))
             }
             TKind::Script { script, window } => {
                 self.scripts.entry(script.hash).or_insert_with(|| script.clone());
-                NodeOp::Script { hash: script.hash, window: *window }
+                (NodeOp::Script { hash: script.hash, window: *window }, ctx)
+            }
+            TKind::Resample(r, x) => {
+                let clock = self.clock_for(*r);
+                return self.lower_in(x, clock);
             }
             TKind::Indicator { func, args, consts, output } => {
-                let args: Vec<NodeId> = args.iter().map(|a| self.lower(a)).collect();
-                let ind = self.intern(NodeOp::Indicator {
-                    func: *func,
-                    args,
-                    consts: consts.iter().map(|c| c.to_bits()).collect(),
-                });
+                let args: Vec<NodeId> = args.iter().map(|a| self.lower_in(a, ctx)).collect();
+                let clock = self.join(&args, ctx);
+                let ind = self.intern_on(
+                    NodeOp::Indicator { func: *func, args, consts: consts.iter().map(|c| c.to_bits()).collect() },
+                    clock,
+                );
                 if matches!(func, Func::Macd | Func::BBands) {
-                    NodeOp::Output(ind, *output)
+                    (NodeOp::Output(ind, *output), clock)
                 } else {
                     return ind;
                 }
             }
         };
-        self.intern(op)
+        self.intern_on(op, clock)
     }
 }
 

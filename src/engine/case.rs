@@ -65,6 +65,8 @@ pub struct Prepared {
     /// `(quantity, entry_price, bars_held)` when a strategy case is in a position.
     position: Option<(f64, f64, u32)>,
     bars: Vec<Bar>,
+    /// What the bars are: their market and length (higher timeframes are aggregated from them).
+    base: super::resample::BaseBars,
     strings: HashMap<u64, String>,
 }
 
@@ -338,19 +340,31 @@ pub fn prepare(
         fields[spec.id as usize] = v;
         given[spec.id as usize] = true;
     }
+    // The bars' length: the strategy's timeframe, else their spacing (a day for one bar).
+    let bar_secs = match &target {
+        Target::Strategy(s) => s.doc.timeframe.value.seconds(),
+        Target::Policy(_) => match bars.as_slice() {
+            [.., p, b] => (b.ts - p.ts).max(1),
+            _ => 86_400,
+        },
+    };
+    let order_symbol = case.fields.iter().find_map(|(k, v)| match &v.value {
+        CaseValue::Str(s) if k.value == "order.symbol" || k.value == "symbol.name" => Some(s.as_str()),
+        _ => None,
+    });
+    let on_history = matches!(case.bars, Some(crate::config::rule_test::BarsSpec::Csv { .. }));
+    // Bars on real history trade on their symbol's market; written bars have no real times and
+    // every one of them counts, as on a market that never closes.
+    let market = if on_history {
+        super::session::Market::for_symbol(order_symbol.unwrap_or(&symbol))
+    } else {
+        super::session::Market::Crypto
+    };
+    let base = super::resample::BaseBars { market, bar_secs };
     // A case on real history (`data:`) sees the session of its last bar, unless it sets the
     // `session.*` fields itself; written bars have no real times, so their session is unknown.
-    if let (Some(crate::config::rule_test::BarsSpec::Csv { .. }), Some(b)) = (&case.bars, bars.last()) {
-        let secs = match &target {
-            Target::Strategy(s) => s.doc.timeframe.value.seconds(),
-            Target::Policy(_) => bars.iter().rev().nth(1).map_or(86_400, |p| (b.ts - p.ts).max(1)),
-        };
-        let order_symbol = case.fields.iter().find_map(|(k, v)| match &v.value {
-            CaseValue::Str(s) if k.value == "order.symbol" || k.value == "symbol.name" => Some(s.as_str()),
-            _ => None,
-        });
-        let market = super::session::Market::for_symbol(order_symbol.unwrap_or(&symbol));
-        let f = super::session::SessionClock::new(market).fields(b.ts, secs);
+    if let (true, Some(b)) = (on_history, bars.last()) {
+        let f = super::session::SessionClock::new(market).fields(b.ts, bar_secs);
         for (id, v) in [
             (FieldId::SessionIsOpen, f.is_open),
             (FieldId::SessionMinutesSinceOpen, f.minutes_since_open),
@@ -421,14 +435,16 @@ pub fn prepare(
     }
 
     // Sub-expression values: find each in the target's own graph.
-    let (params, indicators) = match &target {
-        Target::Strategy(s) => (s.doc.params.clone(), s.indicators.clone()),
-        Target::Policy(_) => (Vec::new(), Vec::new()),
+    let (params, indicators, timeframe) = match &target {
+        Target::Strategy(s) => {
+            (s.doc.params.clone(), s.indicators.clone(), Some((s.doc.timeframe.value, s.doc.aggregation)))
+        }
+        Target::Policy(_) => (Vec::new(), Vec::new(), None),
     };
     let known_nodes = program.graph.len();
     let mut pins = Vec::new();
     for (key, value) in &case.values {
-        let Some(t) = check_key(key, context, &params, &indicators, diags) else {
+        let Some(t) = check_key(key, context, (&params, &indicators), timeframe, diags) else {
             ok = false;
             continue;
         };
@@ -479,7 +495,7 @@ pub fn prepare(
         }
         pins.push((id, v));
     }
-    ok.then_some(Prepared { target, program, pins, fields, position, bars, strings })
+    ok.then_some(Prepared { target, program, pins, fields, position, bars, base, strings })
 }
 
 /// A price without float noise (`110.00000000000001` shows as `110`).
@@ -499,8 +515,8 @@ fn kind_word(kind: ValueKind) -> &'static str {
 fn check_key(
     key: &ExprSource,
     ctx: Context,
-    params: &[crate::config::strategy::Param],
-    indicators: &[CustomIndicator],
+    (params, indicators): (&[crate::config::strategy::Param], &[CustomIndicator]),
+    timeframe: Option<(crate::config::timeframe::Timeframe, crate::config::timeframe::Aggregation)>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<TExpr> {
     let ast = match parser::parse(key) {
@@ -511,6 +527,9 @@ fn check_key(
         }
     };
     let mut c = Checker::new(key, ctx, params).with_indicators(indicators);
+    if let Some((tf, aggregation)) = timeframe {
+        c = c.with_timeframe(tf, aggregation);
+    }
     let t = c.check(&ast);
     let failed = c.diags.iter().any(Diagnostic::is_error);
     diags.extend(c.diags.into_iter().filter(Diagnostic::is_error));

@@ -32,7 +32,7 @@ pub fn blocked_entries(bundle: &Bundle, costs: &CostModel) -> Vec<Diagnostic> {
     for s in &bundle.strategies {
         let Some(symbol) = s.doc.universe.first().map(|u| u.value.clone()) else { continue };
         let program = SymbolProgram::build(bundle, &symbol);
-        let slots = Graph::new(&program.graph).values().to_vec();
+        let slots = Graph::new(&program.graph, crate::engine::resample::BaseBars::DAILY_EQUITIES).values().to_vec();
         let doc = &s.doc;
         let (sizing, limits) = (doc.sizing.value, doc.sizing_limits);
         let mut weight = match sizing {

@@ -8,6 +8,10 @@
 //! once, node by node (one dispatch per node per block instead of per bar, in tight loops over
 //! contiguous columns). Both paths run the same indicator code and leave the graph in the same
 //! state.
+//!
+//! Nodes on a higher timeframe (`x@1d`, see [`crate::dsl::program`]) advance only when a
+//! [`Resampler`] hands back a closed bar of their timeframe, before the bar's own nodes, and
+//! hold their value in between. Such graphs advance bar by bar in both paths.
 
 use std::sync::Arc;
 
@@ -20,6 +24,7 @@ use crate::indicators::{
 };
 
 use super::market::{Bar, BarSeries};
+use super::resample::{BaseBars, Resampler};
 
 #[derive(Debug, Clone)]
 enum Node {
@@ -120,6 +125,10 @@ pub struct ScriptFailure {
 #[derive(Debug, Clone)]
 pub struct Graph {
     nodes: Vec<Node>,
+    /// The clock of each node (0: the symbol's bars; `k`: `resamplers[k - 1]`).
+    clocks: Vec<u16>,
+    /// One per higher timeframe the graph reads.
+    resamplers: Vec<Resampler>,
     values: Vec<f64>,
     aux: Vec<f64>,
     /// Scratch for [`Graph::update_block`]: secondary outputs per bar of a block.
@@ -136,8 +145,9 @@ fn period(bits: &[u64], i: usize) -> usize {
 }
 
 impl Graph {
-    /// Instantiates the nodes of `spec` with fresh state.
-    pub fn new(spec: &GraphSpec) -> Self {
+    /// Instantiates the nodes of `spec` with fresh state, for a symbol whose own bars are
+    /// `base` (they bound the higher timeframes the graph reads, if any).
+    pub fn new(spec: &GraphSpec, base: BaseBars) -> Self {
         let mut aux_len = 0u32;
         let mut aux_base: Vec<u32> = vec![0; spec.nodes.len()];
         let nodes = spec
@@ -201,7 +211,15 @@ impl Graph {
             })
             .collect::<Vec<_>>();
         let values = nodes.iter().map(|n| if let Node::Const(v) = n { *v } else { f64::NAN }).collect();
-        Graph { nodes, values, aux: vec![f64::NAN; aux_len as usize], aux_rows: Vec::new() }
+        let mut clocks = spec.clocks.clone();
+        clocks.resize(nodes.len(), 0);
+        let resamplers = spec.resamples.iter().map(|r| Resampler::new(*r, base)).collect();
+        Graph { nodes, clocks, resamplers, values, aux: vec![f64::NAN; aux_len as usize], aux_rows: Vec::new() }
+    }
+
+    /// True when some node reads a higher timeframe.
+    pub fn resamples(&self) -> bool {
+        !self.resamplers.is_empty()
     }
 
     /// Makes the graph's custom indicator scripts count against `budgets` (the run's, shared
@@ -265,6 +283,16 @@ impl Graph {
         out.clear();
         out.resize(n * len, f64::NAN);
         if n == 0 || len == 0 {
+            return;
+        }
+        if self.resamples() {
+            // Higher-timeframe nodes advance on closed bars only: bar by bar.
+            for i in 0..len {
+                self.update(&series.bar(start + i));
+                for (k, v) in self.values.iter().enumerate() {
+                    out[k * len + i] = *v;
+                }
+            }
             return;
         }
         let end = start + len;
@@ -363,12 +391,31 @@ impl Graph {
         self.aux_rows = aux_cols;
     }
 
-    /// Advances every node by one bar.
+    /// Advances every node by one bar: first the higher-timeframe nodes on each of their bars
+    /// this one closes, then the nodes on the symbol's own bars.
     #[inline]
     pub fn update(&mut self, bar: &Bar) {
+        if self.resamplers.is_empty() {
+            self.step(bar, None);
+            return;
+        }
+        for k in 0..self.resamplers.len() {
+            for closed in self.resamplers[k].push(bar).into_iter().flatten() {
+                self.step(&closed, Some(k as u16 + 1));
+            }
+        }
+        self.step(bar, Some(0));
+    }
+
+    /// Advances the nodes on `clock` (every node when `None`) by one bar of their timeframe.
+    #[inline]
+    fn step(&mut self, bar: &Bar, clock: Option<u16>) {
         let values = &mut self.values;
         let aux = &mut self.aux;
         for (i, node) in self.nodes.iter_mut().enumerate() {
+            if clock.is_some_and(|c| self.clocks[i] != c) {
+                continue;
+            }
             let v = match node {
                 Node::Const(v) => *v,
                 Node::Bar(f) => match f {
@@ -462,7 +509,7 @@ mod tests {
         let n = spec.len();
         let rsi_id = spec.lower(&rsi);
         assert!((rsi_id as usize) < n, "the key finds the rule's own node");
-        let mut g = Graph::new(&spec);
+        let mut g = Graph::new(&spec, BaseBars::DAILY_EQUITIES);
         for c in [10.0, 11.0, 12.0, 13.0] {
             g.update(&Bar { ts: 0, open: c, high: c, low: c, close: c, volume: 0.0 });
         }

@@ -23,6 +23,7 @@ pub mod orders;
 pub mod overfitting;
 pub mod pipeline;
 pub mod portfolio;
+pub mod resample;
 mod risk_gate;
 pub mod rules;
 pub mod session;

@@ -68,6 +68,7 @@ use super::orders::{
     TimeInForce, Trade,
 };
 use super::portfolio::Portfolio;
+use super::resample::BaseBars;
 use super::risk_gate::{MarkRule, RiskGate};
 use super::rules::{FieldValues, NO_FIELDS, eval_rule, position_fields, seen_values};
 use super::session::{Market, SessionClock};
@@ -353,7 +354,10 @@ impl Engine {
         let budgets = ScriptBudgets::default();
         for (si, name) in symbols.iter().enumerate() {
             let program = SymbolProgram::build(&bundle, name);
-            let mut graph = Graph::new(&program.graph);
+            let bar_secs =
+                bundle.strategies.iter().find(|s| s.trades(name)).map_or(86_400, |s| s.doc.timeframe.value.seconds());
+            let market = Market::for_symbol(name);
+            let mut graph = Graph::new(&program.graph, BaseBars { market, bar_secs });
             graph.share_script_budgets(&budgets);
             let mut mine = Vec::new();
             for (ti, s) in bundle.strategies.iter().enumerate() {
@@ -379,9 +383,7 @@ impl Engine {
                     });
                 }
             }
-            let session = reads_session(&program).then(|| SessionClock::new(Market::for_symbol(name)));
-            let bar_secs =
-                bundle.strategies.iter().find(|s| s.trades(name)).map_or(86_400, |s| s.doc.timeframe.value.seconds());
+            let session = reads_session(&program).then(|| SessionClock::new(market));
             let trailing = bundle.strategies.iter().any(|s| s.trades(name) && s.doc.trailing_stop.is_some());
             let limit_entries = bundle.strategies.iter().any(|s| s.trades(name) && s.doc.entry_order.is_some());
             states.push(SymbolState {

@@ -41,6 +41,7 @@ mod sizing;
 mod stress;
 mod swap;
 mod sweep;
+mod timeframes;
 mod trailing;
 mod validate;
 mod walkforward;

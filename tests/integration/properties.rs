@@ -15,6 +15,7 @@ use tradedsl::dsl::semantics::BinOp;
 use tradedsl::dsl::types::ValueKind;
 use tradedsl::engine::graph::Graph;
 use tradedsl::engine::market::{Bar, BarSeries};
+use tradedsl::engine::resample::BaseBars;
 
 /// Cases per property: `PROPTEST_CASES` when set (for long local runs), else `default`.
 fn cases(default: u32) -> u32 {
@@ -69,6 +70,11 @@ const TOKENS: &[&str] = &[
     "%",
     "=",
     "&&",
+    "@",
+    "@1d",
+    "@1W",
+    "@0h",
+    "@99999999mo",
 ];
 
 fn token_soup() -> impl Strategy<Value = String> {
@@ -243,14 +249,14 @@ fn check_against_oracle(text: &str, s: &BarSeries) -> Result<(), TestCaseError> 
 
     let mut spec = GraphSpec::new();
     let id = spec.lower(&t);
-    let mut streaming = Graph::new(&spec);
+    let mut streaming = Graph::new(&spec, BaseBars::DAILY_EQUITIES);
     let mut got = Vec::new();
     for i in 0..s.len() {
         streaming.update(&s.bar(i));
         got.push(streaming.value(id));
     }
     // Blocks of uneven sizes must give exactly the streaming values.
-    let mut blocked = Graph::new(&spec);
+    let mut blocked = Graph::new(&spec, BaseBars::DAILY_EQUITIES);
     let mut out = Vec::new();
     let (mut start, mut k) = (0, 0);
     while start < s.len() {
@@ -384,7 +390,7 @@ fn check_scalar_against_oracle(text: &str, s: &BarSeries, fields: &[f64], at: &[
     let rule = lower_rule(&mut spec, &t, &src);
     let bars = Bars { open: &s.open, high: &s.high, low: &s.low, close: &s.close, volume: &s.volume };
     let f: FieldValues = fields.try_into().expect("one value per field");
-    let mut g = Graph::new(&spec);
+    let mut g = Graph::new(&spec, BaseBars::DAILY_EQUITIES);
     let mut scratch = Vec::new();
     for i in 0..s.len() {
         g.update(&s.bar(i));

@@ -13,6 +13,7 @@ use tradedsl::dsl::bundle::{Bundle, SymbolProgram};
 use tradedsl::dsl::semantics::fires;
 use tradedsl::engine::graph::Graph;
 use tradedsl::engine::market::Bar;
+use tradedsl::engine::resample::BaseBars;
 use tradedsl::engine::rules::{NO_FIELDS, eval_rule};
 use tradedsl::runtime::library::reload::{ManifestSource, Outcome, ReloadRecord, Reloader, watch};
 
@@ -42,7 +43,7 @@ fn evaluate(b: &Bundle) -> Seen {
         _ => f64::NAN,
     };
     let program = SymbolProgram::build(b, "GOOG");
-    let mut g = Graph::new(&program.graph);
+    let mut g = Graph::new(&program.graph, BaseBars::DAILY_EQUITIES);
     g.update(&Bar { ts: 0, open: 50.0, high: 50.0, low: 50.0, close: 50.0, volume: 1.0 });
     let rules = program.strategies[0].as_ref().expect("GOOG is traded");
     let v = eval_rule(&rules.entry, g.values(), &NO_FIELDS, &mut Vec::new());

@@ -128,6 +128,26 @@ fn snapshots_of_rendered_diagnostics() {
             "entry: crosses_above(sma(close, fast), sma(close, slow)) and session.minutes_sinse_open > 5",
         ),
     );
+    snapshot(
+        "higher_timeframe_uppercase",
+        &GOOD.replace("entry: crosses_above(sma(close, fast), sma(close, slow))", "entry: close > sma(close, 10)@1W"),
+    );
+    snapshot(
+        "higher_timeframe_not_higher",
+        &GOOD.replace("entry: crosses_above(sma(close, fast), sma(close, slow))", "entry: close > sma(close, 10)@4h"),
+    );
+    snapshot(
+        "higher_timeframe_of_a_field",
+        &GOOD.replace(
+            "entry: crosses_above(sma(close, fast), sma(close, slow))",
+            "entry: (close - account.cash)@1w > 0",
+        ),
+    );
+    snapshot(
+        "higher_timeframe_nested",
+        &GOOD.replace("entry: crosses_above(sma(close, fast), sma(close, slow))", "entry: (close@1w)@1mo > 1"),
+    );
+    snapshot("aggregation_misspelled", &format!("{GOOD}aggregation: sesion\n"));
     snapshot("entry_order_without_price", &format!("{GOOD}order: {{type: limit, expires_after: 3 bars}}\n"));
     snapshot("entry_order_stop_limit", &format!("{GOOD}order: {{type: stop_limit, price: close}}\n"));
     snapshot("entry_order_misspelled_type", &format!("{GOOD}order: {{type: limt, price: close * 0.99}}\n"));

@@ -10,7 +10,7 @@ use super::*;
 
 /// Runs a prepared case.
 pub fn run(case: &Prepared) -> CaseRun {
-    let mut graph = Graph::new(&case.program.graph);
+    let mut graph = Graph::new(&case.program.graph, case.base);
     let mut before = graph.values().to_vec();
     for (i, bar) in case.bars.iter().enumerate() {
         if i + 1 == case.bars.len() {

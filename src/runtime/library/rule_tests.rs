@@ -156,10 +156,16 @@ fn load_target(doc: &TestDoc, diags: &mut Vec<Diagnostic>) -> Option<(Target, Pa
 /// CSV files already read, by path and symbol.
 type CsvCache = HashMap<(PathBuf, Option<String>), Result<Vec<BarSeries>, Diagnostic>>;
 
-/// The bars of a case, oldest first.
-fn case_bars(doc: &TestDoc, case: &TestCase, cache: &mut CsvCache, diags: &mut Vec<Diagnostic>) -> Option<Vec<Bar>> {
-    const DAY: i64 = 86_400;
-    let synthetic = |i: usize| i as i64 * DAY;
+/// The bars of a case, oldest first. Written bars are `spacing` seconds apart (the tested
+/// strategy's timeframe, a day for a policy) from 1970-01-01 00:00 UTC.
+fn case_bars(
+    doc: &TestDoc,
+    case: &TestCase,
+    spacing: i64,
+    cache: &mut CsvCache,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Vec<Bar>> {
+    let synthetic = |i: usize| i as i64 * spacing;
     match &case.bars {
         None => Some(Vec::new()),
         Some(BarsSpec::Closes(closes, _)) => Some(
@@ -259,11 +265,15 @@ fn prepare_all(doc: &TestDoc, diags: &mut Vec<Diagnostic>) -> (Option<(TargetKin
         return (None, Vec::new());
     };
     let mut cache = CsvCache::new();
+    let spacing = match &target {
+        Target::Strategy(s) => s.doc.timeframe.value.seconds(),
+        Target::Policy(_) => 86_400,
+    };
     let prepared = doc
         .cases
         .iter()
         .map(|case| {
-            let bars = case_bars(doc, case, &mut cache, diags)?;
+            let bars = case_bars(doc, case, spacing, &mut cache, diags)?;
             prepare(&target, case, bars, &doc.source, diags)
         })
         .collect();
