@@ -71,6 +71,8 @@ pub struct BotDoc {
     /// `paper` (default) or `live`. `live` is only one of the gates of live trading; see
     /// `runtime::live_gate`.
     pub mode: Spanned<TradingMode>,
+    /// Scheduled jobs: a rebalance to target weights, reports.
+    pub schedule: Option<super::schedule::ScheduleDoc>,
 }
 
 /// The broker of a running bot.
@@ -175,7 +177,14 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
     m.get("kind");
     let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
     let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
-    let strategies = m.required(r, "strategies").and_then(|n| read_strategy_refs(r, n));
+    // A bot with a scheduled rebalance may have no strategy of its own.
+    let rebalances =
+        matches!(&root.value, NodeValue::Map(entries) if entries.iter().any(|(k, _)| k.name == "schedule"));
+    let strategies = match m.get("strategies") {
+        Some(n) => read_strategy_refs(r, n),
+        None if rebalances => Some(Vec::new()),
+        None => m.required(r, "strategies").and_then(|n| read_strategy_refs(r, n)),
+    };
     let policies = match m.get("policies") {
         Some(n) if n.value != NodeValue::Null => r.string_list(n, "policies"),
         _ => Some(Vec::new()),
@@ -229,10 +238,12 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
         }),
         None => Some(Spanned::new(TradingMode::Paper, span)),
     };
+    let schedule = m.get("schedule").map(|n| super::schedule::read_schedule(r, n));
     m.finish(r);
     // On errors, go on with placeholders so that every referenced document is still checked;
     // callers must not use a manifest read with errors.
-    if strategies.as_ref().is_some_and(Vec::is_empty) {
+    let has_rebalance = schedule.as_ref().is_some_and(|s| s.as_ref().is_some_and(|s| s.rebalance.is_some()));
+    if strategies.as_ref().is_some_and(Vec::is_empty) && !has_rebalance {
         r.push(
             Diagnostic::error(codes::INVALID_VALUE, "`strategies` must list at least one strategy").at(r.file, span),
         );
@@ -253,6 +264,7 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
         database: database.flatten(),
         broker: broker.unwrap_or(Spanned::new(BrokerKind::Sim, span)),
         mode: mode.unwrap_or(Spanned::new(TradingMode::Paper, span)),
+        schedule: schedule.flatten(),
     })
 }
 

@@ -19,6 +19,7 @@ pub mod phase;
 pub mod policy;
 pub mod reader;
 pub mod rule_test;
+pub mod schedule;
 pub mod script_ref;
 pub mod search_space;
 pub mod strategy;

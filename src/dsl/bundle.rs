@@ -49,6 +49,9 @@ pub struct CompiledStrategy {
     pub indicators: Vec<CustomIndicator>,
     /// The entry filter (rhai), if any.
     pub filter: Option<Arc<Script>>,
+    /// The bot's scheduled rebalance, when this is the strategy holding its positions (see
+    /// [`super::rebalance`]).
+    pub rebalance: Option<Arc<super::rebalance::CompiledRebalance>>,
 }
 
 impl CompiledStrategy {
@@ -291,6 +294,7 @@ pub fn compile_strategy(doc: StrategyDoc, diags: &mut Vec<Diagnostic>) -> Option
         _ => None,
     };
     let compiled = CompiledStrategy {
+        rebalance: None,
         doc,
         entry,
         exit,
@@ -472,13 +476,19 @@ pub fn compile_phase_rules(doc: &PhaseDoc, diags: &mut Vec<Diagnostic>) -> Optio
 /// unique and computes the revision from `sources` (every document's file, in load order).
 pub fn assemble(
     bot: Option<BotDoc>,
-    strategies: Vec<CompiledStrategy>,
+    mut strategies: Vec<CompiledStrategy>,
     policies: Vec<CompiledPolicy>,
     phases: Vec<PhaseDoc>,
     sources: &[Arc<SourceFile>],
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Bundle> {
     let mut ok = true;
+    // A scheduled rebalance holds its positions in a strategy of its own.
+    match bot.as_ref().map(|b| super::rebalance::compile_rebalance(b, diags)) {
+        Some(None) => ok = false,
+        Some(Some(Some(s))) => strategies.push(s),
+        _ => {}
+    }
     let mut names: BTreeMap<&str, &StrategyDoc> = BTreeMap::new();
     for s in &strategies {
         if let Some(first) = names.insert(&s.doc.name.value, &s.doc) {
@@ -665,6 +675,8 @@ pub struct StrategyRules {
     pub trail_input: Option<CompiledRule>,
     /// The limit or stop price of a non-market entry, if any.
     pub entry_price: Option<CompiledRule>,
+    /// The symbol's target weight, for the strategy holding a scheduled rebalance.
+    pub target_weight: Option<CompiledRule>,
 }
 
 /// Everything evaluated for one symbol: its graph and the compiled rules that read it.
@@ -681,7 +693,8 @@ pub struct SymbolProgram {
 
 impl SymbolProgram {
     /// Every compiled rule of the symbol: each policy rule, then each strategy's entry, exit,
-    /// expected return, sizing input, sizing scale cases, trailing-stop input and entry price.
+    /// expected return, sizing input, sizing scale cases, trailing-stop input, entry price and
+    /// target weight.
     pub fn rules(&self) -> impl Iterator<Item = &CompiledRule> {
         let strategies = self.strategies.iter().flatten().flat_map(|s| {
             std::iter::once(&s.entry)
@@ -691,6 +704,7 @@ impl SymbolProgram {
                 .chain(s.sizing_scale.iter().flat_map(|(w, k)| w.iter().chain(std::iter::once(k))))
                 .chain(&s.trail_input)
                 .chain(&s.entry_price)
+                .chain(&s.target_weight)
         });
         self.policies.iter().flatten().chain(strategies)
     }
@@ -739,6 +753,10 @@ impl SymbolProgram {
                     (Some(t), Some(o)) => Some(lower_rule(&mut graph, t, &o.price)),
                     _ => None,
                 };
+                let target_weight = s.rebalance.as_ref().and_then(|r| {
+                    let (_, t, src) = r.weights.iter().find(|(w, _, _)| w == symbol)?;
+                    Some(lower_rule(&mut graph, t, src))
+                });
                 Some(StrategyRules {
                     entry,
                     exit,
@@ -747,6 +765,7 @@ impl SymbolProgram {
                     sizing_scale,
                     trail_input,
                     entry_price,
+                    target_weight,
                 })
             })
             .collect();

@@ -188,6 +188,9 @@ impl<'a> Checker<'a> {
                     "price" => "an entry's price is a number in currency per unit, e.g. `close * 0.99` or \
                                 `lowest(low, 5)`"
                         .into(),
+                    "weight" => {
+                        "a weight is a fraction of equity, e.g. `40%` or `min(30%, 0.2% / volatility(20))`".into()
+                    }
                     "scale" => "a scale multiplies the size, e.g. `1.2` or `min(2, 1% / volatility(20))`; to choose \
                                 by a condition, write cases: `[{when: trending(), scale: 1.2}, {scale: 0.6}]`"
                         .into(),

@@ -18,6 +18,7 @@ pub mod interp;
 pub mod lint;
 pub mod parser;
 pub mod program;
+pub mod rebalance;
 pub mod script;
 pub mod semantics;
 pub mod types;

@@ -14,7 +14,8 @@
 //! 3. [`Driver::before`] the bars of a timestamp (controls, reloads, broker news);
 //! 4. every bar of that timestamp goes to the engine, in symbol order;
 //! 5. the account is valued ([`Engine::mark`]), its equity recorded, and the account-level
-//!    guardrails checked ([`Engine::check_account`]);
+//!    guardrails checked ([`Engine::check_account`]); then what the schedule has due
+//!    ([`Engine::run_schedule`]: a rebalance);
 //! 6. [`Driver::after`] the timestamp (the journal's checkpoint, orders sent to a broker).
 //!
 //! The driver's hooks are `async` because a paper bot waits on its broker and its feed; a
@@ -249,6 +250,7 @@ pub async fn run<D: Driver>(
         let (equity, open) = engine.mark();
         eq.push(ts, equity, open);
         engine.check_account(ts, driver.sink());
+        engine.run_schedule(ts, driver.sink());
         if let Flow::End(e) = driver.after(ts, engine, feed).await? {
             return Ok(e);
         }

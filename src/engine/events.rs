@@ -77,6 +77,8 @@ pub enum NoteKind {
     /// A script failed too often and is disabled for the rest of the run (what it guards
     /// fails closed from then on).
     ScriptDisabled,
+    /// The scheduled rebalance left a symbol as it was, or refused to trade.
+    Rebalance,
 }
 
 impl NoteKind {
@@ -86,6 +88,7 @@ impl NoteKind {
             NoteKind::ScriptError => "script_error",
             NoteKind::EntryFiltered => "entry_filtered",
             NoteKind::ApprovalRequested => "approval_requested",
+            NoteKind::Rebalance => "rebalance",
             NoteKind::ApprovalDecided => "approval_decided",
             NoteKind::ScriptDisabled => "script_disabled",
         }

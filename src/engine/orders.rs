@@ -119,6 +119,8 @@ pub enum ExitReason {
     MaxHolding,
     /// A `halt` rule with `flatten: true` closed every position.
     Flatten,
+    /// The bot's scheduled rebalance sold the position down to a weight of 0.
+    Rebalance,
 }
 
 impl ExitReason {
@@ -131,6 +133,7 @@ impl ExitReason {
             ExitReason::TakeProfit => "take_profit",
             ExitReason::MaxHolding => "max_holding",
             ExitReason::Flatten => "flatten",
+            ExitReason::Rebalance => "rebalance",
         }
     }
 }
@@ -142,6 +145,9 @@ pub enum OrderReason {
     EntryRule,
     /// An exit (rule, max holding, or a protective order).
     Exit(ExitReason),
+    /// The bot's scheduled rebalance: a buy toward the target weight, or a sell of part of the
+    /// position.
+    Rebalance,
 }
 
 impl OrderReason {
@@ -150,6 +156,7 @@ impl OrderReason {
         match self {
             OrderReason::EntryRule => "entry_rule",
             OrderReason::Exit(r) => r.as_str(),
+            OrderReason::Rebalance => "rebalance",
         }
     }
 }

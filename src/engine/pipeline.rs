@@ -39,6 +39,7 @@
 //! | `execution` | fills, accounting, round-trip trades, the outside broker's boundary |
 //! | `protect` | protective orders in the shape the broker accepts |
 //! | `account` | valuation, the day's clock, moving the trading state, the mark-time rules |
+//! | `rebalance` | the bot's scheduled rebalance to target weights |
 //! | `fields` | the context fields rules read |
 //! | `swap` | swapping in a new bundle between two bars (hot reload) |
 
@@ -82,6 +83,7 @@ mod execution;
 mod fields;
 mod parking;
 mod protect;
+mod rebalance;
 mod runner;
 mod swap;
 mod trailing;
@@ -302,6 +304,8 @@ pub struct Engine {
     budgets: ScriptBudgets,
     /// A rule reads the `symbol.bid`/`ask`/`spread`/`spread_source` fields.
     reads_quotes: bool,
+    /// The bot's scheduled rebalance, if it has one.
+    rebalance: Option<rebalance::RebalanceState>,
 }
 
 /// A mark-time trip: policy and rule index, the state it moves to, the values it saw.
@@ -422,7 +426,9 @@ impl Engine {
             })
         });
         let risk = RiskGate::new(&bundle, symbols, &programs);
+        let rebalance = rebalance::RebalanceState::of(&bundle);
         Engine {
+            rebalance,
             now: i64::MIN,
             approvals: ApprovalQueue::default(),
             broker: SimBroker::new(model, symbols.len()),

@@ -28,6 +28,7 @@ mod plan;
 mod properties;
 mod protective;
 mod readme;
+mod rebalance;
 mod reference;
 mod reload;
 mod reports;

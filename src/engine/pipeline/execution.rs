@@ -2,7 +2,7 @@
 //! positions, close round-trip trades (several fills are one trade at the average price), and
 //! set or cancel protective orders; the end of a run cancels what still works.
 //!
-//! `execute_qty` (about 140 lines) books one fill: cash, the position (opened, added to, reduced
+//! `execute_qty` (about 150 lines) books one fill: cash, the position (opened, added to, reduced
 //! or closed), the protective orders it cancels or resizes, and the round trip it may close; these
 //! updates must happen in this order within one call, and read best together.
 
@@ -151,6 +151,20 @@ impl Engine {
         match order.side {
             Side::Buy => {
                 self.portfolio.debit(notional + commission);
+                if let Some(pos) = self.slots[slot_id].position.as_mut() {
+                    // A buy into a held position (a rebalance): one position at the average
+                    // price, its cost the sum of what was paid.
+                    let total = pos.quantity + qty;
+                    pos.entry_price = (pos.entry_price * pos.quantity + price * qty) / total;
+                    pos.quantity = total;
+                    pos.entry_cost += notional + commission;
+                    pos.entry_fees += commission;
+                    self.touch(slot_id);
+                    // Protective orders held the old size: placed again for the new one.
+                    self.cancel_protective(slot_id, ts, "resized after a buy into the position", sink);
+                    self.place_protective(slot_id, ts, sink);
+                    return;
+                }
                 // The protective levels are fixed at the fill: the strategy's percentages, or
                 // for ATR risk sizing the stop where the sized risk is lost.
                 let doc = &self.bundle.strategies[order.strategy].doc;
@@ -201,6 +215,7 @@ impl Engine {
                 self.touch(slot_id);
                 let reason = match order.reason {
                     OrderReason::Exit(r) => r,
+                    OrderReason::Rebalance => ExitReason::Rebalance,
                     OrderReason::EntryRule => ExitReason::ExitRule,
                 };
                 // A position may close in several fills (the whole shares at the broker's

@@ -84,6 +84,11 @@ impl Engine {
             retired.push((strategy, symbol));
         }
         let mut next = Engine::new(Arc::new(merged), &names, self.settings.clone());
+        // The schedule goes on where it was: a reload never makes a rebalance due again.
+        if let (Some(old), Some(new)) = (&self.rebalance, next.rebalance.as_mut()) {
+            new.next_due = old.next_due;
+            new.buys_due = old.buys_due;
+        }
         for (i, st) in next.symbols.iter_mut().enumerate() {
             for bar in history(i) {
                 st.graph.update(&bar);
