@@ -177,7 +177,7 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
     m.get("kind");
     let name = m.required(r, "name").and_then(|n| r.name(n, "name"));
     let description = m.get("description").and_then(|n| r.string(n, "description")).map(|s| s.value);
-    // A bot with a scheduled rebalance may have no strategy of its own.
+    // A bot with a schedule (a rebalance) may have no strategy of its own.
     let rebalances =
         matches!(&root.value, NodeValue::Map(entries) if entries.iter().any(|(k, _)| k.name == "schedule"));
     let strategies = match m.get("strategies") {
@@ -242,8 +242,7 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
     m.finish(r);
     // On errors, go on with placeholders so that every referenced document is still checked;
     // callers must not use a manifest read with errors.
-    let has_rebalance = schedule.as_ref().is_some_and(|s| s.as_ref().is_some_and(|s| s.rebalance.is_some()));
-    if strategies.as_ref().is_some_and(Vec::is_empty) && !has_rebalance {
+    if strategies.as_ref().is_some_and(Vec::is_empty) && !rebalances {
         r.push(
             Diagnostic::error(codes::INVALID_VALUE, "`strategies` must list at least one strategy").at(r.file, span),
         );

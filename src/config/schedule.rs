@@ -227,12 +227,14 @@ fn read_cadence(
 /// Reads the `schedule:` mapping of a manifest.
 pub fn read_schedule(r: &mut Reader<'_>, node: &Node) -> Option<ScheduleDoc> {
     let mut m = r.map(node, "schedule")?;
+    // An unknown zone is reported and New York stands in, so the jobs are still checked.
+    let mut zone_ok = true;
     let zone = match m.get("timezone").map(|n| r.string(n, "timezone")) {
         Some(Some(z)) => match z.value.parse::<Tz>() {
             Ok(tz) => tz,
             Err(_) => {
                 let d = crate::diagnostics::did_you_mean(&z.value, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()));
-                return r.fail(
+                r.fail::<()>(
                     codes::INVALID_VALUE,
                     z.span,
                     format!("unknown time zone `{}`", z.value),
@@ -241,14 +243,22 @@ pub fn read_schedule(r: &mut Reader<'_>, node: &Node) -> Option<ScheduleDoc> {
                         None => "an IANA zone name such as `America/New_York` or `UTC`".into(),
                     }),
                 );
+                zone_ok = false;
+                chrono_tz::America::New_York
             }
         },
-        Some(None) => return None,
+        Some(None) => {
+            zone_ok = false;
+            chrono_tz::America::New_York
+        }
         None => chrono_tz::America::New_York,
     };
     let rebalance = m.get("rebalance").map(|n| read_rebalance(r, n, zone));
     let reports = m.get("reports").map(|n| read_reports(r, n, zone));
     m.finish(r);
+    if !zone_ok {
+        return None;
+    }
     let rebalance = match rebalance {
         Some(x) => Some(x?),
         None => None,

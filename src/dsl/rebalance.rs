@@ -92,7 +92,8 @@ pub fn compile_rebalance(bot: &BotDoc, diags: &mut Vec<Diagnostic>) -> Option<Op
                 codes::INVALID_VALUE,
                 format!("the weights add up to {:.2}%, more than the account", fixed * 100.0),
             )
-            .at(&bot.source, doc.name.span)
+            .at(&bot.source, doc.weights.first().map_or(doc.name.span, |w| w.0.span))
+            .label("the weights")
             .help("weights are fractions of equity and add up to 100% at most (the rest stays in cash)"),
         );
         ok = false;

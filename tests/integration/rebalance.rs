@@ -190,23 +190,87 @@ fn orders(db: &Path) -> Vec<Vec<String>> {
     )
 }
 
+/// The report files of a run, by name, with their text.
+fn reports(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir.join("reports"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// `dsl run` writes the schedule's reports: a daily P&L for every session but the first (its
+/// 16:15 falls before the first bar closes), one weekly summary per week, one monthly report
+/// per month, each once; the equity a daily report gives is the day's closing equity in the
+/// journal, and each period starts where the previous one ended.
+#[test]
+fn a_running_bot_writes_each_report_once_at_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    bot_in(dir.path(), "");
+    let out = bin().current_dir(dir.path()).args(["run", "bot.yaml", "--quiet"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let files = reports(dir.path());
+    let closes = closes();
+    let sessions: BTreeSet<NaiveDate> = closes.keys().map(|(_, d)| *d).collect();
+    let dated = |kind: &str| -> BTreeSet<NaiveDate> {
+        files
+            .keys()
+            .filter_map(|n| n.strip_prefix(&format!("treasury_rebalance-{kind}-")))
+            .map(|d| NaiveDate::parse_from_str(d.trim_end_matches(".md"), "%Y-%m-%d").unwrap())
+            .collect()
+    };
+    let daily = dated("daily_pnl");
+    assert_eq!(daily, sessions.iter().skip(1).copied().collect::<BTreeSet<_>>(), "a daily report per session");
+    let weeks: BTreeSet<_> = sessions.iter().skip(1).map(|d| d.iso_week()).collect();
+    let weekly = dated("weekly_summary");
+    assert_eq!(weekly.iter().map(|d| d.iso_week()).collect::<BTreeSet<_>>(), weeks, "one weekly summary per week");
+    assert_eq!(weekly.len(), weeks.len());
+    let monthly = dated("monthly_report");
+    let months: BTreeSet<(i32, u32)> = sessions.iter().map(|d| (d.year(), d.month())).collect();
+    assert_eq!(monthly.len(), months.len() - 1, "the data's last month ends before its report is due");
+    let c = Connection::open(dir.path().join("journal.sqlite")).unwrap();
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM events WHERE kind = 'report'"), files.len() as i64, "each written once");
+    let equity: BTreeMap<NaiveDate, f64> = rows(&c, "SELECT last_ts, close_equity FROM daily_equity")
+        .iter()
+        .map(|r| (date(&r[0]), r[1].parse().unwrap()))
+        .collect();
+    let figure = |text: &str| -> (f64, f64) {
+        let line = text.lines().find(|l| l.starts_with("| equity |")).unwrap();
+        let nums: Vec<f64> = line
+            .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        (nums[0], nums[1])
+    };
+    let mut previous: Option<f64> = None;
+    for d in &daily {
+        let (now, from) = figure(&files[&format!("treasury_rebalance-daily_pnl-{d}.md")]);
+        assert!((now - equity[d]).abs() < 0.006, "{d}: report {now} vs journal {}", equity[d]);
+        if let Some(p) = previous {
+            assert!((from - p).abs() < 0.006, "{d}: the period starts at {from}, the last one ended at {p}");
+        }
+        previous = Some(now);
+    }
+}
+
 #[test]
 fn a_rebalancing_bot_killed_with_sigkill_never_rebalances_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let bot = bot_in(dir.path(), "");
-    let clean = dir.path().join("clean.sqlite");
-    let out =
-        bin().current_dir(dir.path()).args(["run", "bot.yaml", "--quiet", "--journal"]).arg(&clean).output().unwrap();
+    let (clean_dir, crashy_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    bot_in(clean_dir.path(), "");
+    bot_in(crashy_dir.path(), "");
+    let clean = clean_dir.path().join("journal.sqlite");
+    let out = bin().current_dir(clean_dir.path()).args(["run", "bot.yaml", "--quiet"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let crashy = dir.path().join("crashy.sqlite");
+    let crashy = crashy_dir.path().join("journal.sqlite");
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut kills = 0;
     loop {
         let from = crate::common::checkpoints(&crashy);
         let mut child = bin()
-            .current_dir(dir.path())
-            .args(["run", "bot.yaml", "--quiet", "--speed", "17280000", "--journal"])
-            .arg(&crashy)
+            .current_dir(crashy_dir.path())
+            .args(["run", "bot.yaml", "--quiet", "--speed", "17280000"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -240,5 +304,8 @@ fn a_rebalancing_bot_killed_with_sigkill_never_rebalances_twice() {
         count(&c, "SELECT COUNT(*) FROM (SELECT symbol, created_ts FROM orders GROUP BY 1, 2 HAVING COUNT(*) > 1)"),
         0
     );
-    let _ = bot;
+    // The same reports, word for word, none missing, none twice.
+    let (ra, rb) = (reports(clean_dir.path()), reports(crashy_dir.path()));
+    assert_eq!(ra.keys().collect::<Vec<_>>(), rb.keys().collect::<Vec<_>>(), "report files differ after {kills} kills");
+    assert_eq!(ra, rb, "report texts differ after {kills} kills");
 }

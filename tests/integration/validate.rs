@@ -406,3 +406,50 @@ fn snapshots_of_warnings() {
         "s.yaml",
     );
 }
+
+/// A bot's `schedule:`: a bad cron pattern, a misspelled zone (did you mean), weights over
+/// 100%, a weight that is not a number, a bad time of day and a misspelled report.
+#[test]
+fn schedule_mistakes_are_located_and_explained() {
+    let bot = "kind: bot
+name: b
+schedule:
+  timezone: America/New_Yrok
+  rebalance:
+    cron: \"45 25 * * FRI\"
+    weights: {SHY: 80%, IEF: 30%, TLT: \"close > 3\"}
+  reports:
+    daily_pnl: {at: \"16h15\"}
+    weekly_sumary: {at: \"16:30\"}
+starting_cash: 1000
+";
+    let (code, err) = validate_text("schedule.yaml", bot);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "schedule.yaml:4:13: unknown time zone `America/New_Yrok`",
+        "did you mean `America/New_York`?",
+        "schedule.yaml:10:5: unknown key `weekly_sumary`",
+        "did you mean `weekly_summary`?",
+        "schedule.yaml:9:21: `at` must be a time of day `HH:MM`, found `16h15`",
+    ] {
+        assert!(err.contains(expected), "should say {expected}:\n{err}");
+    }
+    let fixed = bot.replace("New_Yrok", "New_York").replace("sumary", "summary").replace("16h15", "16:15");
+    let (code, err) = validate_text("schedule.yaml", &fixed);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "schedule.yaml:6:11: invalid cron pattern `45 25 * * FRI`",
+        "five fields: minute hour day-of-month month day-of-week",
+    ] {
+        assert!(err.contains(expected), "should say {expected}:\n{err}");
+    }
+    let fixed = fixed.replace("45 25", "45 15");
+    let (code, err) = validate_text("schedule.yaml", &fixed);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`weight` must be a number, found bool series"), "{err}");
+    let fixed = fixed.replace(", TLT: \"close > 3\"", "");
+    let (code, err) = validate_text("schedule.yaml", &fixed);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("schedule.yaml:7:15: the weights add up to 110.00%, more than the account"), "{err}");
+    insta::assert_snapshot!("schedule_weights_over_100", err);
+}

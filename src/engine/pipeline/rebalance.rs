@@ -68,7 +68,14 @@ impl Engine {
     /// Runs what the schedule has due after the bars of timestamp `ts` (UTC seconds), once the
     /// account is marked: the buys of a rebalance whose sales went out on the last timestamp,
     /// then a rebalance due by the bars' close.
+    #[inline]
     pub fn run_schedule(&mut self, ts: i64, sink: &mut dyn EventSink) {
+        if self.rebalance.is_some() {
+            self.run_rebalance(ts, sink);
+        }
+    }
+
+    fn run_rebalance(&mut self, ts: i64, sink: &mut dyn EventSink) {
         let Some(st) = self.rebalance.as_mut() else { return };
         let now = ts.saturating_add(st.bar_secs);
         let buys_due = std::mem::take(&mut st.buys_due);

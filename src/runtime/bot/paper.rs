@@ -252,6 +252,9 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     let mut eq = EquityTracker::new(engine.starting_cash());
     let mut feed = SeriesFeed::new(std::mem::take(&mut cfg.series), BarPath::Streaming);
     let live = cfg.live.take();
+    let current_for_reports = current.clone();
+    // Reports are due by the close of a timestamp's bars: their start plus the bars' length.
+    let report_bar_secs = current_for_reports.strategies.first().map_or(86_400, |s| s.doc.timeframe.value.seconds());
     let mut driver = PaperDriver {
         journal,
         control,
@@ -274,6 +277,9 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
         restart_reload,
         timestamps: 0,
         last_ts: None,
+        reports: super::reports::ReportJobs::of(&current_for_reports),
+        report_bar_secs,
+        feed_failing: false,
         cfg,
     };
     let ended = event_loop::run(&mut engine, &mut feed, &mut eq, &mut driver).await?;

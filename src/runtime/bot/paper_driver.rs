@@ -9,9 +9,11 @@
 //!   then the phase's daily demotion check, a person's requests, reloads, and the broker's
 //!   news, in that order. Before a replayed timestamp: the person's controls, reloads and
 //!   broker outcomes the unfinished run applied there.
-//! - **After** a new timestamp: the checkpoint, the journal's health (fail closed), then the
-//!   write-ahead sync and the orders sent.
-//! - **Idle**: a live feed waits for its next bars.
+//! - **After** a timestamp (replayed too): the reports due by its bars' close; then, for a new
+//!   one, the checkpoint, the journal's health (fail closed), the write-ahead sync and the
+//!   orders sent.
+//! - **Idle**: a live feed waits for its next bars, writing the reports due on the wall clock
+//!   meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,6 +77,12 @@ pub(super) struct PaperDriver {
     /// New timestamps processed in this process.
     pub timestamps: usize,
     pub last_ts: Option<i64>,
+    /// The manifest's scheduled reports, if any.
+    pub reports: Option<super::reports::ReportJobs>,
+    /// Length of the bot's bars (seconds): a timestamp's bars close this long after it.
+    pub report_bar_secs: i64,
+    /// The live feed's last poll failed (reported once until bars arrive again).
+    pub feed_failing: bool,
 }
 
 impl PaperDriver {
@@ -97,6 +105,32 @@ impl PaperDriver {
 
     fn replaying(&self, ts: i64) -> bool {
         self.resume_at.is_some_and(|r| ts <= r)
+    }
+
+    /// Writes the reports due by `now` (UTC seconds) and journals each (at bar time `ts`); a
+    /// report that cannot be written is logged and journaled, and the bot goes on.
+    fn write_reports(&mut self, now: i64, ts: i64, engine: &Engine, replayed: bool) {
+        let Some(reports) = self.reports.as_mut() else { return };
+        let (kind, messages) = match reports.run(now, engine, replayed) {
+            Ok(written) => {
+                ("report", written.iter().map(|w| format!("{} written to {}", w.job, w.path.display())).collect())
+            }
+            Err(d) => {
+                tracing::warn!("{}", d.message);
+                ("report_failed", vec![d.message])
+            }
+        };
+        for message in messages {
+            tracing::info!("{message}");
+            self.journal.exec(move |conn, run_id| {
+                conn.execute(
+                    "INSERT INTO events (run_id, ts, kind, origin, symbol, script, message) \
+                     VALUES (?1, ?2, ?3, 'schedule', '', '', ?4)",
+                    rusqlite::params![run_id, ts, kind, message],
+                )
+                .map(|_| ())
+            });
+        }
     }
 
     /// Before a new timestamp (see the module doc).
@@ -233,12 +267,22 @@ impl Driver for PaperDriver {
 
     async fn idle(&mut self, engine: &mut Engine, feed: &mut SeriesFeed<'_>) -> Result<Flow, Diagnostic> {
         self.restore(engine, feed).await;
-        // The bars so far are done: a live feed waits for the next ones.
-        let Some(live) = self.live.as_mut() else { return Ok(Flow::End(Ended::Drained)) };
-        if !next_bars(live, feed, &self.cfg.stop).await {
-            return Ok(Flow::End(Ended::Stopped));
+        // The bars so far are done: a live feed waits for the next ones, writing the reports
+        // that fall due on the wall clock meanwhile.
+        if self.live.is_none() {
+            return Ok(Flow::End(Ended::Drained));
         }
-        Ok(Flow::Go)
+        loop {
+            let ts = self.last_ts.unwrap_or(0);
+            self.write_reports(chrono::Utc::now().timestamp(), ts, engine, false);
+            self.journal.commit();
+            let Some(live) = self.live.as_mut() else { return Ok(Flow::End(Ended::Drained)) };
+            match next_bars(live, feed, &self.cfg.stop, REPORT_CHECK, &mut self.feed_failing).await {
+                Some(true) => return Ok(Flow::Go),
+                Some(false) => return Ok(Flow::End(Ended::Stopped)),
+                None => {}
+            }
+        }
     }
 
     async fn before(&mut self, ts: i64, engine: &mut Engine, feed: &SeriesFeed<'_>) -> Result<Flow, Diagnostic> {
@@ -252,7 +296,9 @@ impl Driver for PaperDriver {
 
     async fn after(&mut self, ts: i64, engine: &mut Engine, feed: &SeriesFeed<'_>) -> Result<Flow, Diagnostic> {
         self.last_ts = Some(ts);
-        if self.replaying(ts) {
+        let replayed = self.replaying(ts);
+        self.write_reports(ts.saturating_add(self.report_bar_secs), ts, engine, replayed);
+        if replayed {
             // Sent before the crash; the restored records say what became of them.
             let _ = engine.take_requests();
             return Ok(Flow::Go);
@@ -286,15 +332,29 @@ pub(super) fn context(engine: &Engine, series: &[BarSeries], live: bool, process
     }
 }
 
+/// How often a live bot waiting for bars checks its reports' wall-clock due times.
+const REPORT_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Waits for a live feed's next bars: polls every `feed.poll` until some arrive (then queues
-/// them and returns true) or `stop` is set (false). A failed poll is reported and retried.
-async fn next_bars(live: &mut LiveFeed, feed: &mut SeriesFeed<'_>, stop: &AtomicBool) -> bool {
-    let mut failing = false;
+/// them and returns `Some(true)`), `stop` is set (`Some(false)`), or `give_up` has passed
+/// without bars (`None`). A failed poll is reported once (`failing` remembers it across
+/// calls) and retried.
+async fn next_bars(
+    live: &mut LiveFeed,
+    feed: &mut SeriesFeed<'_>,
+    stop: &AtomicBool,
+    give_up: std::time::Duration,
+    failing: &mut bool,
+) -> Option<bool> {
+    let deadline = tokio::time::Instant::now() + give_up;
     loop {
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
         let until = tokio::time::Instant::now() + live.poll;
         while tokio::time::Instant::now() < until {
             if stop.load(Ordering::SeqCst) {
-                return false;
+                return Some(false);
             }
             let left = until - tokio::time::Instant::now();
             tokio::time::sleep(left.min(std::time::Duration::from_millis(100))).await;
@@ -303,16 +363,16 @@ async fn next_bars(live: &mut LiveFeed, feed: &mut SeriesFeed<'_>, stop: &Atomic
             Ok(0) => {}
             Ok(_) => {
                 feed.requeue();
-                if failing {
+                if std::mem::take(failing) {
                     tracing::info!("market data: bars arrive again");
                 }
-                return true;
+                return Some(true);
             }
             Err(e) => {
-                if !failing {
+                if !*failing {
                     tracing::warn!("market data poll failed: {e}; retrying every {:?}", live.poll);
                 }
-                failing = true;
+                *failing = true;
             }
         }
     }
