@@ -161,6 +161,14 @@ impl<'a> SeriesFeed<'a> {
     /// Hands symbol `i`'s current bar to the engine on this feed's path.
     #[inline]
     fn feed_bar(&self, i: usize, engine: &mut Engine, sink: &mut dyn EventSink) {
+        let s = &self.series[i];
+        if s.quotes.is_some() {
+            // Quote data (bid and ask columns): the bar's quote, or none where it has none.
+            match s.quote_at(s.ts[self.cursor[i]]) {
+                Some((bid, ask)) => engine.set_quote(i, bid, ask),
+                None => engine.clear_quote(i),
+            }
+        }
         match self.path {
             BarPath::Blocks => engine.on_series_bar(i, &self.series[i], self.cursor[i], sink),
             BarPath::Streaming => engine.on_bar(i, &self.series[i].bar(self.cursor[i]), sink),
@@ -285,6 +293,7 @@ mod tests {
             low: vec![1.0; n],
             close: vec![1.0; n],
             volume: vec![0.0; n],
+            quotes: None,
         }
     }
 

@@ -38,6 +38,10 @@ pub struct BarSeries {
     pub close: Vec<f64>,
     /// Volumes.
     pub volume: Vec<f64>,
+    /// Quotes from the data, when it has bid and ask columns: `(time, bid, ask)` in time order
+    /// (currency per unit), keyed by the bar time they belong to (so they stay right when bars
+    /// are cut out). `None` without quote data.
+    pub quotes: Option<std::sync::Arc<Vec<(i64, f64, f64)>>>,
 }
 
 impl BarSeries {
@@ -92,6 +96,14 @@ impl BarSeries {
         }
         self.ts.truncate(end);
         self.ts.drain(..start);
+    }
+
+    /// The data's bid and ask at bar time `ts`, if it has a quote there.
+    #[inline]
+    pub fn quote_at(&self, ts: i64) -> Option<(f64, f64)> {
+        let q = self.quotes.as_ref()?;
+        let i = q.binary_search_by_key(&ts, |x| x.0).ok()?;
+        Some((q[i].1, q[i].2))
     }
 
     /// Median spacing between bars in seconds (`None` with fewer than 2 bars).

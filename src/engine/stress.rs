@@ -96,6 +96,7 @@ mod tests {
             low: close.iter().map(|c| c * 0.99).collect(),
             close: close.to_vec(),
             volume: vec![1.0; n],
+            quotes: None,
         }
     }
 

@@ -183,3 +183,61 @@ fn the_spread_filter_reads_the_estimated_spread_in_a_backtest() {
         assert_eq!(entries_filled == 0, denied);
     }
 }
+
+/// Quote data in a backtest: real AAPL bars with `bid` and `ask` columns added (spreads of
+/// 0.2% or 0.8% of the mid, and rows without a quote). Each entry's `symbol.spread` is the
+/// quote of its signal bar, or the cost model's 0.3% estimate where the row has none; the
+/// spread filter denies exactly the entries on 0.8% quotes.
+#[test]
+fn a_backtest_reads_quotes_from_bid_and_ask_columns() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().unwrap();
+    let (header, rows) = crate::common::read_csv(&std::path::PathBuf::from(format!("{root}/examples/data/AAPL.csv")));
+    let close_at = header.iter().position(|h| h == "close").unwrap();
+    let mut text = format!("{},bid,ask\n", header.join(","));
+    let mut spreads = std::collections::BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let close: f64 = r[close_at].parse().unwrap();
+        let quoted = match i % 7 {
+            0 => None,
+            k if k % 3 == 0 => Some(0.008),
+            _ => Some(0.002),
+        };
+        let (bid, ask) = match quoted {
+            Some(s) => (format!("{}", close * (1.0 - s / 2.0)), format!("{}", close * (1.0 + s / 2.0))),
+            None => (String::new(), String::new()),
+        };
+        spreads.insert(r[0].clone(), quoted);
+        text.push_str(&format!("{},{bid},{ask}\n", r.join(",")));
+    }
+    std::fs::write(dir.path().join("AAPL.csv"), text).unwrap();
+    std::fs::write(
+        dir.path().join("bot.yaml"),
+        format!(
+            "kind: bot\nname: quotes\nstrategies:\n  - path: {root}/strategies/sma_crossover.yaml\n    universe: [AAPL]\n    \
+             params: {{fast: 3, slow: 8}}\npolicies: [{root}/policies/spread_filter.yaml]\ndata:\n  csv:\n    AAPL: AAPL.csv\n\
+             starting_cash: 100000\ncosts: {{spread: 0.3%}}\ndatabase: j.sqlite\n"
+        ),
+    )
+    .unwrap();
+    let out = crate::common::dsl().current_dir(dir.path()).args(["backtest", "bot.yaml"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
+    let seen = crate::common::rows(
+        &c,
+        "SELECT o.created_ts, d.fired, d.seen_values FROM policy_decisions d \
+         JOIN orders o ON o.client_order_id = d.client_order_id WHERE o.intent = 'entry'",
+    );
+    let mut kinds = std::collections::BTreeSet::new();
+    for s in &seen {
+        let day = crate::common::day(&s[0]);
+        let v: serde_json::Value = serde_json::from_str(&s[2]).unwrap();
+        let got = v["symbol.spread"].as_f64().unwrap();
+        let want = spreads[&day];
+        // (ask - bid) / mid of the written quote, or the estimate.
+        assert!((got - want.unwrap_or(0.003)).abs() < 1e-9, "{day}: spread {got}, row {want:?}");
+        assert_eq!(s[1] == "1", want == Some(0.008), "{day}: {s:?}");
+        kinds.insert(format!("{want:?}"));
+    }
+    assert_eq!(kinds.len(), 3, "entries on quoted (both spreads) and unquoted rows: {kinds:?}");
+}

@@ -14,6 +14,8 @@ pub(super) struct Columns {
     pub symbol: Option<usize>,
     /// symbol prefix ("" for single-asset) → [open, high, low, close, volume?]
     pub assets: BTreeMap<String, [Option<usize>; 5]>,
+    /// symbol prefix → [bid, ask] quote columns, when the file has them.
+    pub quotes: BTreeMap<String, [Option<usize>; 2]>,
 }
 
 /// The layout of a file: where data starts and which column is which.
@@ -26,6 +28,8 @@ pub(super) struct Layout {
     pub cols: Columns,
     /// Asset keys ("" for single-asset files) and their [open, high, low, close, volume] columns.
     pub assets: Vec<(String, [Option<usize>; 5])>,
+    /// Per asset (same order): its [bid, ask] columns; `None` without both.
+    pub quotes: Vec<Option<[usize; 2]>>,
     pub wide: bool,
     /// Fields every data row must have: the header's (plus the time column a header forgot),
     /// or the first row's in a file without a header.
@@ -43,6 +47,15 @@ fn field_role(name: &str) -> Option<usize> {
         "low" | "l" => Some(2),
         "close" | "c" | "price" | "last" => Some(3),
         "volume" | "vol" | "v" => Some(4),
+        _ => None,
+    }
+}
+
+/// The quote a column holds: 0 bid, 1 ask.
+fn quote_role(name: &str) -> Option<usize> {
+    match name {
+        "bid" | "bid_price" | "bid price" | "bidprice" => Some(0),
+        "ask" | "ask_price" | "ask price" | "askprice" | "offer" => Some(1),
         _ => None,
     }
 }
@@ -66,7 +79,14 @@ fn map_header(header: &[String], first_data: &[String]) -> Columns {
             cols.assets.entry(key).or_insert([None; 5])[role].get_or_insert(i);
             continue;
         }
-        if let Some(role) = field_role(n) {
+        if let Some(role) = n.split_once(':').and_then(|(_, field)| quote_role(field.trim())) {
+            let key = header[i].split_once(':').map_or("", |(p, _)| p.trim()).to_string();
+            cols.quotes.entry(key).or_insert([None; 2])[role].get_or_insert(i);
+            continue;
+        }
+        if let Some(role) = quote_role(n) {
+            cols.quotes.entry(String::new()).or_insert([None; 2])[role].get_or_insert(i);
+        } else if let Some(role) = field_role(n) {
             cols.assets.entry(String::new()).or_insert([None; 5])[role].get_or_insert(i);
         } else if n.starts_with("volume") {
             volume_like.get_or_insert(i);
@@ -247,8 +267,15 @@ pub(super) fn detect_layout(name: &str, head: &str, opts: &CsvOptions) -> Result
             }
         }
     }
-    let assets = cols.assets.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    Ok(Layout { delimiter, has_header: header_at.is_some(), data_start, cols, assets, wide, fields })
+    let assets: Vec<(String, [Option<usize>; 5])> = cols.assets.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let quotes = assets
+        .iter()
+        .map(|(k, _)| match cols.quotes.get(k) {
+            Some([Some(b), Some(a)]) => Some([*b, *a]),
+            _ => None,
+        })
+        .collect();
+    Ok(Layout { delimiter, has_header: header_at.is_some(), data_start, cols, assets, quotes, wide, fields })
 }
 
 /// Detects the time format from `samples` (time texts of data rows), naming `line` (the first

@@ -9,7 +9,9 @@
 //! - **columns** by name, in any order and case: a time column (`date`, `datetime`,
 //!   `timestamp`, `time`, or an unnamed first column holding times; `date` + `time` are joined),
 //!   `open`, `high`, `low`, `close`, `volume` (optional), a symbol column (`symbol`, `name`,
-//!   `ticker`), and wide multi-asset columns such as `BTC:open`;
+//!   `ticker`), and wide multi-asset columns such as `BTC:open`; optional quote columns `bid`
+//!   and `ask` (or `bid_price`/`ask_price`, `BTC:bid`): a row's quote is kept when both are
+//!   positive prices with the bid not above the ask, and dropped otherwise (its bar stays);
 //! - a data row with one more field than the header, whose second field is a time of day, means
 //!   the header forgot its `time` column;
 //! - **time format**: see [`crate::runtime::data::timeparse`]; naive times are read in the given zone (UTC by
@@ -395,13 +397,16 @@ fn finish(
             }
         }
         drop(std::mem::take(&mut cols.lines));
+        let mut quotes = std::mem::take(&mut cols.quotes);
+        quotes.sort_unstable_by_key(|q| q.0);
+        let quotes = (!quotes.is_empty()).then(|| std::sync::Arc::new(quotes));
         let [mut open, mut high, mut low, mut close, mut volume] = cols.ohlcv;
         let mut ts = cols.ts;
         for c in [&mut open, &mut high, &mut low, &mut close, &mut volume] {
             c.shrink_to_fit();
         }
         ts.shrink_to_fit();
-        let mut s = BarSeries { symbol, timeframe: None, ts, open, high, low, close, volume };
+        let mut s = BarSeries { symbol, timeframe: None, ts, open, high, low, close, volume, quotes };
         s.timeframe = s.median_spacing().map(Timeframe::nearest);
         series.push(s);
     }
@@ -664,5 +669,24 @@ mod tests {
         let l = parse_csv("t.csv", "T", text, &opts).unwrap();
         assert_eq!(l.report.sha256.unwrap(), hex(&sha2::Sha256::digest(text)));
         assert_eq!(l.series[0].len(), 1);
+    }
+
+    #[test]
+    fn bid_and_ask_columns_are_kept_as_quotes_when_plausible() {
+        let l = load(
+            "date,open,high,low,close,bid,ask\n2020-01-01,10,11,9,10,9.9,10.1\n2020-01-02,10,11,9,10,,\n\
+             2020-01-03,10,11,9,10,10.2,10.1\n2020-01-04,10,11,9,10,-1,10\n2020-01-05,10,11,9,10,9.95,10.05\n",
+        );
+        let s = &l.series[0];
+        assert_eq!(s.len(), 5, "a missing or bad quote never costs its bar");
+        let day = |d: u32| {
+            chrono::NaiveDate::from_ymd_opt(2020, 1, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp()
+        };
+        assert_eq!(s.quote_at(day(1)), Some((9.9, 10.1)));
+        assert_eq!(s.quote_at(day(2)), None, "missing");
+        assert_eq!(s.quote_at(day(3)), None, "bid above the ask");
+        assert_eq!(s.quote_at(day(4)), None, "not a price");
+        assert_eq!(s.quote_at(day(5)), Some((9.95, 10.05)));
+        assert!(load("date,open,high,low,close\n2020-01-01,10,11,9,10\n").series[0].quotes.is_none());
     }
 }

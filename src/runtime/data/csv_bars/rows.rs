@@ -45,6 +45,8 @@ pub(super) struct Cols {
     pub ts: Vec<i64>,
     pub ohlcv: [Vec<f64>; 5],
     pub lines: Vec<u32>,
+    /// `(time, bid, ask)` of the rows with a valid quote, when the file has quote columns.
+    pub quotes: Vec<(i64, f64, f64)>,
 }
 
 impl Cols {
@@ -53,6 +55,7 @@ impl Cols {
             ts: Vec::with_capacity(n),
             ohlcv: std::array::from_fn(|_| Vec::with_capacity(n)),
             lines: Vec::with_capacity(n),
+            quotes: Vec::new(),
         }
     }
 
@@ -86,6 +89,7 @@ impl Cols {
             a.extend_from_slice(b);
         }
         self.lines.extend_from_slice(&other.lines);
+        self.quotes.extend_from_slice(&other.quotes);
     }
 
     /// Puts rows in time order; returns (reversed, sorted) or the lines of a duplicate.
@@ -261,7 +265,13 @@ impl RowParser<'_> {
                     Some(si) => part.slot(cell(&rec, si)),
                     None => ai,
                 };
-                part.keys[slot].1.push(ts, &vals, line);
+                let cols = &mut part.keys[slot].1;
+                cols.push(ts, &vals, line);
+                if let Some(q) = layout.quotes.get(ai).copied().flatten()
+                    && let Some((bid, ask)) = quote(&rec, q)
+                {
+                    cols.quotes.push((ts, bid, ask));
+                }
             }
         }
     }
@@ -351,6 +361,16 @@ impl RowParser<'_> {
         }
         Ok(Some(vals))
     }
+}
+
+/// The bid and ask of a record's quote columns `[bid, ask]`, when both are plausible prices
+/// (positive, finite, at most [`MAX_PRICE`]) and the bid is not above the ask. A row without a
+/// valid quote keeps its bar; only the quote is missing there.
+fn quote(rec: &csv::ByteRecord, [b, a]: [usize; 2]) -> Option<(f64, f64)> {
+    let num = |i: usize| fast_float2::parse::<f64, _>(rec.get(i)?.trim_ascii()).ok();
+    let (bid, ask) = (num(b)?, num(a)?);
+    let ok = |p: f64| p.is_finite() && p > 0.0 && p <= MAX_PRICE;
+    (ok(bid) && ok(ask) && bid <= ask).then_some((bid, ask))
 }
 
 /// Reads `input` in blocks cut at line ends and parses them on `workers` threads, merging the
