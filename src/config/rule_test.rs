@@ -36,6 +36,7 @@ use super::expr_source::ExprSource;
 use super::node::{Node, NodeValue};
 use super::reader::Reader;
 use super::strategy::{Param, read_params};
+use super::units::NumUnit;
 use crate::diagnostics::{SourceFile, Span, Spanned, codes};
 
 /// A file of rule tests for one strategy or one policy.
@@ -160,10 +161,13 @@ pub enum Expect {
         rule: Spanned<String>,
     },
     /// Strategy: the entry rule fires; with `scale`, the strategy's sizing scale on that bar is
-    /// this number (within 1e-9).
+    /// this number, with `price`, the limit or stop price its entry order carries (on the
+    /// broker's tick grid, as the journal shows it); each within 1e-9.
     Entry {
         /// The expected sizing scale.
         scale: Option<Spanned<f64>>,
+        /// The expected limit or stop price (currency per unit).
+        price: Option<Spanned<f64>>,
     },
     /// Strategy: the position is closed; `reason` (`exit_rule`, `stop_loss`, ...) when given.
     Exit(Option<&'static str>),
@@ -423,9 +427,25 @@ fn read_expect(r: &mut Reader<'_>, node: &Node, kind: TargetKind) -> Option<Span
             TargetKind::Strategy if m.get("entry").is_some() => {
                 let entry = m.get("entry").and_then(|n| r.map(n, "entry"));
                 entry.and_then(|mut e| {
-                    let scale = e.required(r, "scale").and_then(|n| r.number(n, "scale"));
+                    let span = e.span();
+                    let scale = e.get("scale").map(|n| r.number(n, "scale"));
+                    let price = e.get("price").map(|n| r.number(n, "price"));
                     e.finish(r);
-                    scale.map(|k| Spanned::new(Expect::Entry { scale: Some(Spanned::new(k.value.0, k.span)) }, k.span))
+                    let num = |x: Option<Option<Spanned<(f64, NumUnit)>>>| match x {
+                        Some(Some(k)) => Some(Some(Spanned::new(k.value.0, k.span))),
+                        Some(None) => None,
+                        None => Some(None),
+                    };
+                    let (scale, price) = (num(scale)?, num(price)?);
+                    if scale.is_none() && price.is_none() {
+                        return r.fail(
+                            codes::MISSING_KEY,
+                            span,
+                            "`entry:` expects the entry's `scale`, its `price`, or both".into(),
+                            Some("e.g. `expect: {entry: {price: 65.15}}`, or `expect: entry`".into()),
+                        );
+                    }
+                    Some(Spanned::new(Expect::Entry { scale, price }, span))
                 })
             }
             TargetKind::Strategy => {
@@ -459,7 +479,7 @@ fn read_expect(r: &mut Reader<'_>, node: &Node, kind: TargetKind) -> Option<Span
     let c = r.choice(node, "expected outcome", allowed)?;
     let e = match c.value {
         "allow" => Expect::Allow,
-        "entry" => Expect::Entry { scale: None },
+        "entry" => Expect::Entry { scale: None, price: None },
         "exit" => Expect::Exit(None),
         _ => Expect::Nothing,
     };
@@ -476,9 +496,16 @@ impl Expect {
                 format!("deny by `{}` with a message containing `{}`", rule.value, m.value)
             }
             Expect::Warn { rule } => format!("allow with a warning by `{}`", rule.value),
-            Expect::Entry { scale: None } => "entry".into(),
-            Expect::Entry { scale: Some(k) } => {
-                format!("entry with sizing scale {}", super::units::trim_float(k.value))
+            Expect::Entry { scale, price } => {
+                let mut s = "entry".to_string();
+                if let Some(k) = scale {
+                    s.push_str(&format!(" with sizing scale {}", super::units::trim_float(k.value)));
+                }
+                if let Some(p) = price {
+                    let and = if scale.is_some() { " and" } else { "" };
+                    s.push_str(&format!("{and} at price {}", super::units::trim_float(p.value)));
+                }
+                s
             }
             Expect::Exit(None) => "exit".into(),
             Expect::Exit(Some(r)) => format!("exit ({r})"),

@@ -67,6 +67,9 @@ pub struct Prepared {
     bars: Vec<Bar>,
     /// What the bars are: their market and length (higher timeframes are aggregated from them).
     base: super::resample::BaseBars,
+    /// The symbol the case trades (`order.symbol` or `symbol.name` when given, else the
+    /// strategy's first).
+    symbol: String,
     strings: HashMap<u64, String>,
 }
 
@@ -130,25 +133,39 @@ pub struct CaseRun {
     /// A strategy case's sizing scale on the case's bar (1 without a scale; `NaN` when
     /// undefined); `NaN` for a policy case.
     pub scale: f64,
+    /// A strategy case's entry order price on the case's bar, on the broker's tick grid as
+    /// the engine sends it (`NaN` for a market entry, an undefined price, a policy case).
+    pub price: f64,
 }
 
 impl CaseRun {
-    /// True when the case went as `expect` says: the outcome, and for an entry with a scale,
-    /// the scale (within 1e-9).
+    /// True when the case went as `expect` says: the outcome, and for an entry with a scale or
+    /// a price, those (within 1e-9).
     pub fn passes(&self, expect: &Expect) -> bool {
-        let scale_ok = match expect {
-            Expect::Entry { scale: Some(k) } => (self.scale - k.value).abs() <= 1e-9,
+        let near = |got: f64, want: &Option<crate::diagnostics::Spanned<f64>>| {
+            want.as_ref().is_none_or(|k| (got - k.value).abs() <= 1e-9)
+        };
+        let extras_ok = match expect {
+            Expect::Entry { scale, price } => near(self.scale, scale) && near(self.price, price),
             _ => true,
         };
-        self.outcome.matches(expect) && scale_ok
+        self.outcome.matches(expect) && extras_ok
     }
 
-    /// What happened, in the words of [`Expect::describe`] (the entry's sizing scale when the
-    /// expectation names one).
+    /// What happened, in the words of [`Expect::describe`] (the entry's sizing scale and price
+    /// when the expectation names them).
     pub fn describe(&self, expect: &Expect) -> String {
         match (expect, &self.outcome) {
-            (Expect::Entry { scale: Some(_) }, Outcome::Signal(Some(Signal::Entry))) => {
-                format!("entry with sizing scale {}", crate::config::units::trim_float(self.scale))
+            (Expect::Entry { scale, price }, Outcome::Signal(Some(Signal::Entry))) => {
+                let mut s = "entry".to_string();
+                if scale.is_some() {
+                    s.push_str(&format!(" with sizing scale {}", crate::config::units::trim_float(self.scale)));
+                }
+                if price.is_some() {
+                    let and = if scale.is_some() { " and" } else { "" };
+                    s.push_str(&format!("{and} at price {}", crate::config::units::trim_float(self.price)));
+                }
+                s
             }
             _ => self.outcome.describe(),
         }
@@ -495,7 +512,8 @@ pub fn prepare(
         }
         pins.push((id, v));
     }
-    ok.then_some(Prepared { target, program, pins, fields, position, bars, base, strings })
+    let symbol = order_symbol.map_or(symbol.clone(), str::to_string);
+    ok.then_some(Prepared { target, program, pins, fields, position, bars, base, symbol, strings })
 }
 
 /// A price without float noise (`110.00000000000001` shows as `110`).

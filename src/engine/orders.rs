@@ -409,6 +409,24 @@ pub fn client_order_id(bot: &str, strategy: &str, symbol: &str, bar_ts: i64, seq
     OrderIds::new(bot, 0, strategy, symbol).id(bar_ts, seq)
 }
 
+/// `price` on the US equity tick grid (Alpaca's and SEC Rule 612's: $0.01 at or above $1,
+/// $0.0001 below), rounded up or down; non-finite prices are returned as they are.
+pub fn to_tick(price: f64, up: bool) -> f64 {
+    if !price.is_finite() {
+        return price;
+    }
+    let scale = if price >= 1.0 { 100.0 } else { 10_000.0 };
+    // The epsilon keeps a price already on the grid (float noise included) where it is.
+    let steps = price * scale;
+    let steps = if up { (steps - 1e-6).ceil() } else { (steps + 1e-6).floor() };
+    steps / scale
+}
+
+/// True for a crypto pair (`BTC/USD`): traded in fractions at any price, no tick grid.
+pub fn is_crypto(symbol: &str) -> bool {
+    symbol.contains('/')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

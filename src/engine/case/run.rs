@@ -29,6 +29,7 @@ pub fn run(case: &Prepared) -> CaseRun {
     let mut notes = Vec::new();
     let mut scratch = Vec::new();
     let mut scale = f64::NAN;
+    let mut entry_price = f64::NAN;
     let budgets = crate::dsl::script::ScriptBudgets::default();
     let outcome = match &case.target {
         Target::Policy(p) => {
@@ -205,9 +206,25 @@ pub fn run(case: &Prepared) -> CaseRun {
                 if !r.sizing_scale.is_empty() {
                     notes.push(format!("sizing scale {}", crate::config::units::trim_float(scale)));
                 }
+                // The entry order's price as the engine sends it: an equity's on the tick grid,
+                // a buy limit rounded down, a buy stop up.
+                if let (Some(p), Some(o)) = (&r.entry_price, &s.doc.entry_order) {
+                    let raw = eval_rule(p, &now, &fields, &mut scratch);
+                    let stop = o.order_type.value == crate::config::strategy::EntryOrderType::Stop;
+                    entry_price = if crate::engine::orders::is_crypto(&case.symbol) {
+                        raw
+                    } else {
+                        crate::engine::orders::to_tick(raw, stop)
+                    };
+                    notes.push(format!(
+                        "{} entry at {}",
+                        if stop { "stop" } else { "limit" },
+                        crate::config::units::trim_float(entry_price)
+                    ));
+                }
             }
             Outcome::Signal(signal)
         }
     };
-    CaseRun { outcome, rules, notes, scale }
+    CaseRun { outcome, rules, notes, scale, price: entry_price }
 }

@@ -13,6 +13,7 @@
 
 use super::*;
 use crate::config::strategy::EntryOrderType;
+use crate::engine::orders::to_tick;
 
 impl Engine {
     /// The type (with its price, evaluated on the current bar) and time in force of the
@@ -82,22 +83,9 @@ impl Engine {
     }
 }
 
-/// `price` on the US equity tick grid (Alpaca's and SEC Rule 612's: $0.01 at or above $1,
-/// $0.0001 below), rounded up or down; non-finite prices are returned as they are.
-pub(super) fn to_tick(price: f64, up: bool) -> f64 {
-    if !price.is_finite() {
-        return price;
-    }
-    let scale = if price >= 1.0 { 100.0 } else { 10_000.0 };
-    // The epsilon keeps a price already on the grid (float noise included) where it is.
-    let steps = price * scale;
-    let steps = if up { (steps - 1e-6).ceil() } else { (steps + 1e-6).floor() };
-    steps / scale
-}
-
 #[cfg(test)]
 mod tests {
-    use super::to_tick;
+    use crate::engine::orders::to_tick;
 
     #[test]
     fn prices_round_to_the_tick_in_the_safe_direction() {

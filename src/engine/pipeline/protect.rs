@@ -32,9 +32,7 @@ const WHOLE_EPS: f64 = 1e-9;
 
 /// Whether `symbol` is a crypto pair (`BTC/USD`), for which Alpaca allows fractional GTC orders
 /// but no order classes.
-pub(super) fn is_crypto(symbol: &str) -> bool {
-    symbol.contains('/')
-}
+pub(super) use crate::engine::orders::is_crypto;
 
 /// `q` split into the whole shares a broker order may hold and the fractional rest.
 pub(super) fn split(q: f64, crypto: bool) -> (f64, f64) {
