@@ -12,6 +12,7 @@ mod import;
 mod logging;
 mod report;
 mod run;
+mod shell;
 mod status;
 mod stress;
 mod sweep;
@@ -108,6 +109,10 @@ pub enum Command {
     Approve(gate::ApproveArgs),
     /// Promote the bot to its next phase: every gate passes and the report is approved.
     Promote(gate::PromoteArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(shell::CompletionArgs),
+    /// Print the man page, dsl(1), or a command's (`dsl man run`).
+    Man(shell::ManArgs),
 }
 
 /// Output settings shared by commands.
@@ -177,6 +182,8 @@ pub fn main() -> ExitCode {
         Command::Gate(a) => gate::gate(a, out),
         Command::Approve(a) => gate::approve(a, out),
         Command::Promote(a) => gate::promote(a, out),
+        Command::Completions(a) => shell::completions(a),
+        Command::Man(a) => shell::man(a),
     };
     ExitCode::from(code)
 }

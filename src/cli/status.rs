@@ -1,14 +1,18 @@
 //! `dsl status BOT.yaml`: what a bot is doing, read from its journal database.
 //!
 //! The trading state (from the control records), and the bot's latest paper run: its status,
-//! bundle revision, the last timestamp committed, cash, equity, drawdown from the peak, open
-//! positions with unrealized pnl, realized pnl of closed trades, and pending approvals.
+//! bundle revision, the last timestamp committed, its heartbeat's age (STALE past the limits of
+//! [`crate::runtime::bot::status`]), cash, equity, drawdown from the peak, open positions with
+//! unrealized pnl, realized pnl of closed trades, and pending approvals.
+//!
+//! `--check` is for cron and systemd timers: it exits 0 when the bot is healthy, and 1 (saying
+//! why on stderr) when its running run is stale, it is HALTED, or its broker is failing.
 
 use super::control::Target;
 use super::validate::Format;
-use super::{EXIT_OK, Out};
+use super::{EXIT_INVALID, EXIT_OK, Out};
 use crate::engine::market::format_utc;
-use crate::runtime::bot::status::{BotStatus, read_status};
+use crate::runtime::bot::status::{BotStatus, age, read_status};
 
 /// Arguments of `dsl status`.
 #[derive(Debug, clap::Args)]
@@ -18,6 +22,13 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Exit 1 when the bot is stale, HALTED or its broker is failing (for cron or a systemd
+    /// timer); 0 when healthy.
+    #[arg(long)]
+    check: bool,
+    /// Judge the heartbeat's age as of this time (`2024-01-05T16:00:00Z`; default: now).
+    #[arg(long, value_parser = super::parse_time)]
+    at: Option<i64>,
 }
 
 /// Runs the command.
@@ -26,13 +37,20 @@ pub fn run(args: Args, out: Out) -> u8 {
         Ok(t) => t,
         Err(d) => return out.fail(&d),
     };
-    let status = match read_status(&journal, &bot) {
+    let now = args.at.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let status = match read_status(&journal, &bot, now) {
         Ok(s) => s,
         Err(d) => return out.fail(&d),
     };
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default()),
         Format::Human => print!("{}", human(&status)),
+    }
+    if args.check && !status.problems.is_empty() {
+        for p in &status.problems {
+            eprintln!("check failed: {p}");
+        }
+        return EXIT_INVALID;
     }
     EXIT_OK
 }
@@ -62,6 +80,22 @@ fn human(s: &BotStatus) -> String {
                 writeln!(o, "  run           {} ({}, {}), bundle {}", r.run_id, r.kind, r.status, r.bundle_revision);
             if let Some(ts) = r.last_ts {
                 let _ = writeln!(o, "  last bar      {}", format_utc(ts));
+            }
+            if let Some(h) = &r.heartbeat {
+                let flag = match &s.stale {
+                    Some(why) => format!("STALE: {why}"),
+                    None => "ok".to_string(),
+                };
+                let _ = writeln!(
+                    o,
+                    "  heartbeat     {} ago ({}), {}, broker {}",
+                    age(h.age_secs),
+                    format_utc(h.wall_ts),
+                    flag,
+                    h.broker
+                );
+            } else if let Some(why) = &s.stale {
+                let _ = writeln!(o, "  heartbeat     STALE: {why}");
             }
             let _ = writeln!(o, "  cash          {:.2}", r.cash);
             let _ = writeln!(

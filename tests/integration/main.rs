@@ -21,6 +21,7 @@ mod indicators;
 mod library;
 mod live_feed;
 mod mock_broker;
+mod operations;
 mod overfitting;
 mod paper;
 mod partial_exit;

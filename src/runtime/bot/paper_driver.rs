@@ -107,6 +107,13 @@ impl PaperDriver {
         self.resume_at.is_some_and(|r| ts <= r)
     }
 
+    /// Records a heartbeat: the wall clock, the last bar, the state and the broker's health.
+    fn heartbeat(&mut self, engine: &Engine) {
+        let broker = self.gateway.as_ref().map_or_else(|| "sim".to_string(), Gateway::health);
+        let state = engine.trading_state().mode.as_str();
+        self.journal.heartbeat(self.last_ts, state, broker, self.report_bar_secs, self.live.is_some());
+    }
+
     /// Writes the reports due by `now` (UTC seconds) and journals each (at bar time `ts`); a
     /// report that cannot be written is logged and journaled, and the bot goes on.
     fn write_reports(&mut self, now: i64, ts: i64, engine: &Engine, replayed: bool) {
@@ -158,8 +165,17 @@ impl PaperDriver {
             return Ok(Flow::End(Ended::Stopped));
         }
         if let (Some(speed), Some(prev)) = (self.cfg.speed, self.last_ts) {
-            let gap = (ts - prev).max(0) as f64 / speed;
-            tokio::time::sleep(std::time::Duration::from_secs_f64(gap.min(3600.0))).await;
+            // Paced: the wait is slept in steps, with a heartbeat after each (a slow replay is
+            // not a stalled one).
+            let gap = std::time::Duration::from_secs_f64(((ts - prev).max(0) as f64 / speed).min(3600.0));
+            let until = tokio::time::Instant::now() + gap;
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep((until - tokio::time::Instant::now()).min(REPORT_CHECK)).await;
+                if tokio::time::Instant::now() < until {
+                    self.heartbeat(engine);
+                    self.journal.commit();
+                }
+            }
         }
         // The phase's demotion rules, once per UTC day of bar time; when they cannot be
         // evaluated, the bot halts (fail closed).
@@ -275,6 +291,7 @@ impl Driver for PaperDriver {
         loop {
             let ts = self.last_ts.unwrap_or(0);
             self.write_reports(chrono::Utc::now().timestamp(), ts, engine, false);
+            self.heartbeat(engine);
             self.journal.commit();
             let Some(live) = self.live.as_mut() else { return Ok(Flow::End(Ended::Drained)) };
             match next_bars(live, feed, &self.cfg.stop, REPORT_CHECK, &mut self.feed_failing).await {
@@ -307,6 +324,7 @@ impl Driver for PaperDriver {
         if let Some(g) = self.gateway.as_mut() {
             g.record(engine.take_requests(), &mut self.journal);
         }
+        self.heartbeat(engine);
         self.journal.checkpoint(checkpoint(engine, ts));
         if let Some(why) = lost_footing(&self.journal, &self.lease) {
             return Err(stopped_on(&self.journal, ts, &why));
@@ -332,7 +350,8 @@ pub(super) fn context(engine: &Engine, series: &[BarSeries], live: bool, process
     }
 }
 
-/// How often a live bot waiting for bars checks its reports' wall-clock due times.
+/// How often a live bot waiting for bars writes its heartbeat and checks its reports'
+/// wall-clock due times.
 const REPORT_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Waits for a live feed's next bars: polls every `feed.poll` until some arrive (then queues

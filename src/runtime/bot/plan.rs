@@ -253,7 +253,7 @@ impl RunPlan {
         let span = tracing::info_span!("bot", bot = %config.settings.bot, run = tracing::field::Empty);
         span.in_scope(|| {
             tracing::info!("trading `{}` on {bars} ({broker}); journal {}", config.settings.bot, journal.display());
-            tracing::info!("press Ctrl-C to stop; starting again resumes where it stopped");
+            tracing::info!("press Ctrl-C (or send SIGTERM) to stop; starting again resumes where it stopped");
             if watch.is_some() {
                 tracing::info!("watching the bot's documents: a valid edit takes effect at the next bar");
             }
@@ -261,9 +261,29 @@ impl RunPlan {
         runtime.block_on(async move {
             let watcher = stop.clone();
             tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    watcher.store(true, Ordering::SeqCst);
+                // Ctrl-C, or SIGTERM from a service manager: finish the timestamp, commit, stop.
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    match signal(SignalKind::terminate()) {
+                        Ok(mut term) => {
+                            tokio::select! {
+                                r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                                _ = term.recv() => {}
+                            }
+                        }
+                        Err(_) => {
+                            if tokio::signal::ctrl_c().await.is_err() {
+                                return;
+                            }
+                        }
+                    }
                 }
+                #[cfg(not(unix))]
+                if tokio::signal::ctrl_c().await.is_err() {
+                    return;
+                }
+                watcher.store(true, Ordering::SeqCst);
             });
             tracing::Instrument::instrument(paper::run(config), span).await
         })

@@ -16,6 +16,7 @@
 //! | `state_changes` | change of the trading state: time, from, to (`ACTIVE`, `REDUCING`, `HALTED`), reason code (`policy/rule_id`, `resume`, `reset:next_day`), message |
 //! | `run_status` | running run: the account at its last checkpoint, and how many checkpoints it committed |
 //! | `daily_equity` | UTC day (days since 1970-01-01) of a running run: first and last checkpoint time, equity at both, cash at the last |
+//! | `heartbeat` | running run: the wall-clock time of its last sign of life (each checkpoint, and every 30 s while a live bot waits for bars), its last bar, trading state, broker health, bar length and whether it is on a live feed |
 //!
 //! A backtest writes its run inside one transaction: a run that fails leaves no trace, and a
 //! finished run is complete. Rows are written by a background thread so the engine does not
@@ -342,6 +343,23 @@ impl Journal {
     /// current transaction; dropped while muted.
     pub fn exec(&mut self, f: impl FnOnce(&Connection, i64) -> rusqlite::Result<()> + Send + 'static) {
         self.push(Row::Exec(Box::new(f)));
+    }
+
+    /// Records the bot's heartbeat (committed with the next commit or checkpoint): the wall
+    /// clock now, the last bar time, the trading state, the broker's health (`sim`, `ok` or
+    /// `failing: ...`), the bars' length (seconds) and whether the bot is on a live feed.
+    pub fn heartbeat(&mut self, bar_ts: Option<i64>, state: &str, broker: String, bar_secs: i64, live: bool) {
+        let wall = chrono::Utc::now().timestamp();
+        let state = state.to_string();
+        self.exec(move |conn, run_id| {
+            conn.prepare_cached(
+                "INSERT INTO heartbeat (run_id, wall_ts, bar_ts, state, broker, bar_secs, live) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(run_id) DO UPDATE SET wall_ts = ?2, \
+                 bar_ts = ?3, state = ?4, broker = ?5, bar_secs = ?6, live = ?7",
+            )?
+            .execute(params![run_id, wall, bar_ts, state, broker, bar_secs, live])
+            .map(|_| ())
+        });
     }
 
     /// Waits until everything queued so far is written (and committed, after a

@@ -123,6 +123,15 @@ CREATE TABLE IF NOT EXISTS state_changes (
     message TEXT NOT NULL,
     reset TEXT NOT NULL DEFAULT 'manual'
 );
+CREATE TABLE IF NOT EXISTS heartbeat (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(run_id),
+    wall_ts INTEGER NOT NULL,
+    bar_ts INTEGER,
+    state TEXT NOT NULL,
+    broker TEXT NOT NULL,
+    bar_secs INTEGER NOT NULL,
+    live INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS run_status (
     run_id INTEGER PRIMARY KEY REFERENCES runs(run_id),
     ts INTEGER NOT NULL,

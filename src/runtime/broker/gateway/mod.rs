@@ -355,6 +355,17 @@ impl Gateway {
         }
     }
 
+    /// The broker's health as a running bot reports it: `ok`, or `failing: N failures in a
+    /// row (last: ...)` while requests fail without an answer (the breaker halts the bot at
+    /// [`Gateway::breaker_threshold`]).
+    pub fn health(&self) -> String {
+        if self.failures == 0 {
+            "ok".to_string()
+        } else {
+            format!("failing: {} failures in a row (last: {})", self.failures, self.last_failure)
+        }
+    }
+
     /// True when a request waits to be sent or a cancellation to be confirmed.
     pub fn has_work(&self) -> bool {
         self.orders.values().any(|t| matches!(t.state, State::Pending { .. } | State::Cancelling(_)) || t.cancel)

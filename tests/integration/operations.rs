@@ -1,0 +1,184 @@
+//! Operating a bot: the wall-clock heartbeat a running bot writes, `dsl status` showing its
+//! age and STALE past the limits, `dsl status --check` failing for a stale, HALTED or
+//! broker-failing bot (judged `--at` a given time, so no test depends on the clock), and the
+//! example systemd units calling real commands and flags.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rusqlite::Connection;
+
+use crate::common::{checkpoints, dsl, rows, wait_checkpoints};
+
+fn bin() -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("dsl"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// `dsl status examples/bot.yaml --check --at TIME` on `journal`: exit code, stdout, stderr.
+fn check(journal: &Path, at: i64) -> (i32, String, String) {
+    let at = chrono::DateTime::from_timestamp(at, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let out =
+        bin().args(["status", "examples/bot.yaml", "--check", "--at", &at, "--journal"]).arg(journal).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A bot killed mid-run (its run stays `running`) and its journal.
+fn killed_run(dir: &Path) -> PathBuf {
+    let db = dir.join("j.sqlite");
+    let mut child = bin()
+        .args(["run", "examples/bot.yaml", "--quiet", "--speed", "17280000", "--journal"])
+        .arg(&db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_checkpoints(&db, 0, 30, &mut child).is_none(), "the run ended too soon");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    db
+}
+
+fn heartbeat(db: &Path) -> (i64, i64) {
+    let c = Connection::open(db).unwrap();
+    let r = rows(&c, "SELECT wall_ts, bar_ts FROM heartbeat");
+    assert_eq!(r.len(), 1, "one heartbeat row per run");
+    (r[0][0].parse().unwrap(), r[0][1].parse().unwrap())
+}
+
+#[test]
+fn a_running_bot_beats_and_a_dead_one_goes_stale() {
+    let before = chrono::Utc::now().timestamp();
+    let dir = tempfile::tempdir().unwrap();
+    let db = killed_run(dir.path());
+    let after = chrono::Utc::now().timestamp();
+    let (wall, bar) = heartbeat(&db);
+    assert!((before..=after).contains(&wall), "the heartbeat is the wall clock: {wall} not in {before}..{after}");
+    let c = Connection::open(&db).unwrap();
+    let last_bar: i64 = rows(&c, "SELECT ts FROM run_status")[0][0].parse().unwrap();
+    assert_eq!(bar, last_bar, "the heartbeat names the last committed bar");
+    assert!(checkpoints(&db) >= 30);
+
+    // Ten seconds after its last beat the bot is healthy; two minutes and a second after, it
+    // is stale and --check fails, saying why.
+    let (code, out, err) = check(&db, wall + 10);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("heartbeat     10s ago") && out.contains(", ok, broker sim"), "{out}");
+    let (code, out, err) = check(&db, wall + 121);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("STALE: no heartbeat for 2m 1s"), "{out}");
+    assert!(err.contains("check failed: STALE: no heartbeat for 2m 1s"), "{err}");
+    let json = bin().args(["status", "examples/bot.yaml", "--format", "json", "--journal"]).arg(&db).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["run"]["heartbeat"]["wall_ts"], wall);
+    assert_eq!(v["run"]["heartbeat"]["broker"], "sim");
+}
+
+/// A bot on a live feed with no new bar: stale while its market's session is open, not on a
+/// weekend; a failing broker fails the check too.
+#[test]
+fn a_stalled_feed_and_a_failing_broker_fail_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = killed_run(dir.path());
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    // Wednesday 2024-01-03, 10:00 New York: the last one-minute bar began at 09:40.
+    let (now, bar) = (t("2024-01-03T15:00:00Z"), t("2024-01-03T14:40:00Z"));
+    let c = Connection::open(&db).unwrap();
+    c.execute(
+        "UPDATE heartbeat SET wall_ts = ?1, bar_ts = ?2, bar_secs = 60, live = 1",
+        rusqlite::params![now - 5, bar],
+    )
+    .unwrap();
+    let (code, out, _) = check(&db, now);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("STALE: no new bar for 19m 0s while the market is open"), "{out}");
+    // Saturday: no session, no bar expected.
+    let sat = t("2024-01-06T15:00:00Z");
+    c.execute("UPDATE heartbeat SET wall_ts = ?1, bar_ts = ?2", rusqlite::params![sat - 5, sat - 3600 * 20]).unwrap();
+    let (code, out, err) = check(&db, sat);
+    assert_eq!(code, 0, "{out}{err}");
+    c.execute("UPDATE heartbeat SET broker = 'failing: 2 failures in a row (last: connection refused)'", []).unwrap();
+    let (code, _, err) = check(&db, sat);
+    assert_eq!(code, 1);
+    assert!(err.contains("check failed: broker failing: 2 failures in a row"), "{err}");
+}
+
+#[test]
+fn a_halted_bot_fails_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("j.sqlite");
+    let out = bin().args(["run", "examples/bot.yaml", "--quiet", "--journal"]).arg(&db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (wall, _) = heartbeat(&db);
+    assert_eq!(check(&db, wall + 3600 * 24 * 365).0, 0, "a completed run is never stale");
+    let out = bin().args(["halt", "examples/bot.yaml", "--reason", "maintenance", "--journal"]).arg(&db).output();
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, _, err) = check(&db, wall);
+    assert_eq!(code, 1);
+    assert!(err.contains("check failed: HALTED since"), "{err}");
+}
+
+/// The example units call real subcommands with real flags (clap parses them, then `--help`
+/// stops before anything runs).
+#[test]
+fn the_example_systemd_units_call_real_commands() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systemd");
+    let mut seen = 0;
+    for name in ["tradedsl-bot.service", "tradedsl-check.service"] {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        let exec = text.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
+        let mut words = exec.split_whitespace();
+        assert_eq!(words.next(), Some("/usr/local/bin/dsl"));
+        let args: Vec<&str> = words.collect();
+        let out = dsl().args(&args).arg("--help").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: `dsl {}` does not parse: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        seen += 1;
+    }
+    let bot = std::fs::read_to_string(root.join("tradedsl-bot.service")).unwrap();
+    assert!(bot.contains("Restart=on-failure"));
+    assert!(std::fs::read_to_string(root.join("tradedsl-check.timer")).unwrap().contains("OnUnitActiveSec="));
+    assert_eq!(seen, 2);
+}
+
+/// Completion scripts and man pages come from the command definitions: every shell gets a
+/// script naming the commands (bash loads its own), and `dsl man` / `dsl man run` are roff
+/// pages with the commands and flags.
+#[test]
+fn completions_and_man_pages_are_generated_from_the_commands() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = dsl().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for cmd in ["backtest", "validate", "status", "completions"] {
+            assert!(text.contains(cmd), "{shell} completions lack `{cmd}`");
+        }
+    }
+    let script = dsl().args(["completions", "bash"]).output().unwrap().stdout;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dsl.bash"), script).unwrap();
+    if let Ok(out) =
+        Command::new("bash").arg("-c").arg("source dsl.bash && complete -p dsl").current_dir(dir.path()).output()
+    {
+        assert!(out.status.success(), "bash cannot load the script: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("dsl"));
+    }
+    let man = String::from_utf8(dsl().arg("man").output().unwrap().stdout).unwrap();
+    assert!(man.contains(".TH dsl 1") && man.contains("backtest") && man.contains("walkforward"), "{man}");
+    let run = String::from_utf8(dsl().args(["man", "run"]).output().unwrap().stdout).unwrap();
+    assert!(run.contains(".TH dsl-run 1") && run.contains("confirm\\-live"), "{run}");
+    let out = dsl().args(["man", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no command `nope`"));
+}
