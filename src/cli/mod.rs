@@ -6,6 +6,7 @@
 
 mod backtest;
 mod control;
+mod data;
 mod eval;
 mod gate;
 mod import;
@@ -109,6 +110,9 @@ pub enum Command {
     Approve(gate::ApproveArgs),
     /// Promote the bot to its next phase: every gate passes and the report is approved.
     Promote(gate::PromoteArgs),
+    /// Bars from Alpaca's Market Data API into a bar store (`fetch`), and what a store holds
+    /// (`list`).
+    Data(data::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(shell::CompletionArgs),
     /// Print the man page, dsl(1), or a command's (`dsl man run`).
@@ -182,6 +186,7 @@ pub fn main() -> ExitCode {
         Command::Gate(a) => gate::gate(a, out),
         Command::Approve(a) => gate::approve(a, out),
         Command::Promote(a) => gate::promote(a, out),
+        Command::Data(a) => data::run(a, out),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
     };

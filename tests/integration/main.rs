@@ -9,6 +9,7 @@ mod backtest;
 mod broker;
 mod common;
 mod costs;
+mod data_fetch;
 mod entry_orders;
 mod equivalence;
 mod fuzzing;

@@ -5,6 +5,7 @@
 
 pub mod alpaca;
 pub mod execution;
+pub mod fetch;
 pub mod gateway;
 pub mod live_feed;
 pub mod live_gate;

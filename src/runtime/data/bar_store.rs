@@ -145,6 +145,60 @@ pub fn timeframes(path: &Path, symbol: &str) -> Result<Vec<String>, Diagnostic> 
     rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err(path, e))
 }
 
+/// The last bar time stored for `symbol` in `timeframe` (UTC seconds); `None` without one (or
+/// without a store).
+///
+/// # Errors
+/// SQLite errors.
+pub fn last_ts(path: &Path, symbol: &str, timeframe: Timeframe) -> Result<Option<i64>, Diagnostic> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = open(path)?;
+    conn.query_row(
+        "SELECT MAX(ts) FROM bars WHERE symbol = ?1 AND timeframe = ?2",
+        params![symbol, timeframe.to_string()],
+        |r| r.get::<_, Option<i64>>(0),
+    )
+    .map_err(|e| db_err(path, e))
+}
+
+/// One series the store holds: its symbol, timeframe and bar times (UTC seconds, in order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// Symbol.
+    pub symbol: String,
+    /// Timeframe label (`1d`, `5m`).
+    pub timeframe: String,
+    /// Bar open times, oldest first.
+    pub ts: Vec<i64>,
+}
+
+/// Every series of the store, by symbol then timeframe.
+///
+/// # Errors
+/// A missing store, SQLite errors.
+pub fn list(path: &Path) -> Result<Vec<Stored>, Diagnostic> {
+    let conn = open_existing(path)?;
+    let mut st = conn
+        .prepare("SELECT symbol, timeframe, ts FROM bars ORDER BY symbol, timeframe, ts")
+        .map_err(|e| db_err(path, e))?;
+    let mut rows = st.query([]).map_err(|e| db_err(path, e))?;
+    let mut out: Vec<Stored> = Vec::new();
+    while let Some(r) = rows.next().map_err(|e| db_err(path, e))? {
+        let (symbol, timeframe, ts): (String, String, i64) = (
+            r.get(0).map_err(|e| db_err(path, e))?,
+            r.get(1).map_err(|e| db_err(path, e))?,
+            r.get(2).map_err(|e| db_err(path, e))?,
+        );
+        match out.last_mut() {
+            Some(s) if s.symbol == symbol && s.timeframe == timeframe => s.ts.push(ts),
+            _ => out.push(Stored { symbol, timeframe, ts: vec![ts] }),
+        }
+    }
+    Ok(out)
+}
+
 fn open_existing(path: &Path) -> Result<Connection, Diagnostic> {
     if !path.exists() {
         return Err(Diagnostic::error(codes::IO, format!("bar store `{}` does not exist", path.display()))

@@ -75,13 +75,36 @@ impl MarketDataClient {
         start: &str,
         end: Option<&str>,
     ) -> Result<BTreeMap<String, Vec<Bar>>, BrokerError> {
+        let mut out: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
+        self.bar_pages(symbols, timeframe, start, end, |page| {
+            for (symbol, bars) in page {
+                out.entry(symbol).or_default().extend(bars);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// [`Self::bars`], handing each page to `on_page` as it arrives (symbol to its bars on the
+    /// page, oldest first), so a long download can be stored page by page.
+    ///
+    /// # Errors
+    /// Any [`BrokerError`], or the first error `on_page` returns.
+    pub async fn bar_pages(
+        &self,
+        symbols: &[String],
+        timeframe: Timeframe,
+        start: &str,
+        end: Option<&str>,
+        mut on_page: impl FnMut(BTreeMap<String, Vec<Bar>>) -> Result<(), BrokerError>,
+    ) -> Result<(), BrokerError> {
         let tf = timeframe_param(timeframe).ok_or_else(|| BrokerError::Malformed {
             method: "GET",
             path: "bars".into(),
             detail: format!("Alpaca has no {timeframe} bars"),
         })?;
         let (crypto, stocks): (Vec<String>, Vec<String>) = symbols.iter().cloned().partition(|s| is_crypto(s));
-        let mut out = BTreeMap::new();
         for (path, list) in [("/v2/stocks/bars", stocks), ("/v1beta3/crypto/us/bars", crypto)] {
             if list.is_empty() {
                 continue;
@@ -100,16 +123,16 @@ impl MarketDataClient {
                 q.push(("adjustment", "raw".into()));
                 q.push(("feed", self.feed.clone()));
             }
-            self.pages(path, q, &mut out).await?;
+            self.pages(path, q, &mut on_page).await?;
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn pages(
         &self,
         path: &str,
         query: Vec<(&str, String)>,
-        out: &mut BTreeMap<String, Vec<Bar>>,
+        on_page: &mut impl FnMut(BTreeMap<String, Vec<Bar>>) -> Result<(), BrokerError>,
     ) -> Result<(), BrokerError> {
         let mut token: Option<String> = None;
         let mut pages = 0usize;
@@ -120,6 +143,7 @@ impl MarketDataClient {
             }
             let r = self.http.send(Method::Get, path, &q, None).await?;
             let page: BarsPage = self.http.parse(Method::Get, path, &r.body)?;
+            let mut out: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
             for (symbol, bars) in page.bars.unwrap_or_default() {
                 let series = out.entry(symbol).or_default();
                 for b in bars {
@@ -131,6 +155,7 @@ impl MarketDataClient {
                     series.push(Bar { ts, open: b.o, high: b.h, low: b.l, close: b.c, volume: b.v });
                 }
             }
+            on_page(out)?;
             pages += 1;
             match page.next_page_token {
                 Some(t) if !t.is_empty() && pages < 10_000 => token = Some(t),
