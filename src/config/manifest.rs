@@ -73,6 +73,8 @@ pub struct BotDoc {
     pub mode: Spanned<TradingMode>,
     /// Scheduled jobs: a rebalance to target weights, reports.
     pub schedule: Option<super::schedule::ScheduleDoc>,
+    /// Where a running bot sends alerts.
+    pub alerts: Option<super::alerts::AlertsDoc>,
 }
 
 /// The broker of a running bot.
@@ -239,6 +241,7 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
         None => Some(Spanned::new(TradingMode::Paper, span)),
     };
     let schedule = m.get("schedule").map(|n| super::schedule::read_schedule(r, n));
+    let alerts = m.get("alerts").map(|n| super::alerts::read_alerts(r, n));
     m.finish(r);
     // On errors, go on with placeholders so that every referenced document is still checked;
     // callers must not use a manifest read with errors.
@@ -264,6 +267,7 @@ pub fn read_bot(r: &mut Reader<'_>, root: &Node) -> Option<BotDoc> {
         broker: broker.unwrap_or(Spanned::new(BrokerKind::Sim, span)),
         mode: mode.unwrap_or(Spanned::new(TradingMode::Paper, span)),
         schedule: schedule.flatten(),
+        alerts: alerts.flatten(),
     })
 }
 

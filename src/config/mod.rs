@@ -9,6 +9,7 @@
 //!
 //! This layer does no file I/O: callers pass [`crate::diagnostics::SourceFile`]s in.
 
+pub mod alerts;
 pub mod allocation;
 pub mod document;
 pub mod expr_source;

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area. Tests read `tests/data/` and `examples/`
 //! only, and drive the real `dsl` binary where the user would.
 
+mod alerts;
 mod allocation;
 mod alpaca;
 mod approvals;

@@ -151,6 +151,11 @@ pub struct PaperOutcome {
 /// a state that cannot be made durable must not be relied on), or when the unfinished run was
 /// started with other documents.
 pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
+    // Alerts: refused before anything starts when a variable they read is missing.
+    let alerts = match cfg.bundle.bot.as_ref().and_then(|b| b.alerts.as_ref()) {
+        Some(doc) => Some(super::alerts::Alerter::start(doc, &cfg.settings.bot)?),
+        None => None,
+    };
     let bot = cfg.settings.bot.clone();
     let lease = match cfg.lease.take() {
         Some(l) => l,
@@ -253,6 +258,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     let mut feed = SeriesFeed::new(std::mem::take(&mut cfg.series), BarPath::Streaming);
     let live = cfg.live.take();
     let current_for_reports = current.clone();
+
     // Reports are due by the close of a timestamp's bars: their start plus the bars' length.
     let report_bar_secs = current_for_reports.strategies.first().map_or(86_400, |s| s.doc.timeframe.value.seconds());
     let mut driver = PaperDriver {
@@ -280,9 +286,22 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
         reports: super::reports::ReportJobs::of(&current_for_reports),
         report_bar_secs,
         feed_failing: false,
+        alerts,
+        seen_state: None,
+        seen_broker_failing: false,
+        seen_parked: 0,
         cfg,
     };
-    let ended = event_loop::run(&mut engine, &mut feed, &mut eq, &mut driver).await?;
+    let ended = event_loop::run(&mut engine, &mut feed, &mut eq, &mut driver).await;
+    // The last alerts (a halt that ended the run) get a few seconds to go out, and are
+    // journaled, whatever ended the loop.
+    if let Some(alerts) = driver.alerts.take() {
+        let ts = driver.last_ts.unwrap_or(0);
+        let left = alerts.finish(std::time::Duration::from_secs(5), ts).await;
+        super::paper_driver::journal_deliveries(&mut driver.journal, left, ts);
+        driver.journal.commit();
+    }
+    let ended = ended?;
     let PaperDriver { mut journal, mut gateway, live, timestamps, last_ts, lease: _lease, .. } = driver;
     let series = feed.series();
     let stopped = ended == Ended::Stopped;

@@ -83,6 +83,12 @@ pub(super) struct PaperDriver {
     pub report_bar_secs: i64,
     /// The live feed's last poll failed (reported once until bars arrive again).
     pub feed_failing: bool,
+    /// The manifest's alerts, if any, and what they last saw: the trading state, the broker
+    /// failing, the orders waiting for approval.
+    pub alerts: Option<super::alerts::Alerter>,
+    pub seen_state: Option<TradingState>,
+    pub seen_broker_failing: bool,
+    pub seen_parked: usize,
 }
 
 impl PaperDriver {
@@ -114,12 +120,59 @@ impl PaperDriver {
         self.journal.heartbeat(self.last_ts, state, broker, self.report_bar_secs, self.live.is_some());
     }
 
+    /// Sends the alerts a new timestamp `ts` calls for: a change of the trading state, the
+    /// broker failing or answering again, more orders waiting for a person.
+    fn check_alerts(&mut self, ts: i64, engine: &Engine) {
+        let Some(alerts) = self.alerts.as_mut() else { return };
+        let bot = &self.cfg.settings.bot;
+        let st = engine.trading_state();
+        if let Some(before) = self.seen_state.replace(st.mode)
+            && before != st.mode
+        {
+            let text = format!(
+                "{bot}: {} -> {} ({}): {}",
+                before.as_str(),
+                st.mode.as_str(),
+                if st.reason.is_empty() { "-" } else { &st.reason },
+                st.message
+            );
+            alerts.send(super::alerts::Alert { kind: "state", ts, text });
+        }
+        let health = self.gateway.as_ref().map(Gateway::health);
+        let failing = health.as_deref().is_some_and(|h| h.starts_with("failing"));
+        if failing != self.seen_broker_failing {
+            self.seen_broker_failing = failing;
+            let text = match &health {
+                Some(h) if failing => format!("{bot}: broker {h}"),
+                _ => format!("{bot}: the broker answers again"),
+            };
+            alerts.send(super::alerts::Alert { kind: "broker", ts, text });
+        }
+        let parked = engine.parked_orders();
+        if parked > self.seen_parked {
+            let text = format!("{bot}: {parked} order(s) wait for a person's approval (`dsl approvals list`)");
+            alerts.send(super::alerts::Alert { kind: "approval", ts, text });
+        }
+        self.seen_parked = parked;
+    }
+
+    /// Journals what became of the alerts since the last call.
+    fn journal_alerts(&mut self, ts: i64) {
+        let Some(alerts) = self.alerts.as_mut() else { return };
+        journal_deliveries(&mut self.journal, alerts.drain(), ts);
+    }
+
     /// Writes the reports due by `now` (UTC seconds) and journals each (at bar time `ts`); a
     /// report that cannot be written is logged and journaled, and the bot goes on.
     fn write_reports(&mut self, now: i64, ts: i64, engine: &Engine, replayed: bool) {
         let Some(reports) = self.reports.as_mut() else { return };
         let (kind, messages) = match reports.run(now, engine, replayed) {
             Ok(written) => {
+                if let Some(alerts) = self.alerts.as_mut().filter(|_| !replayed) {
+                    for w in &written {
+                        alerts.send(super::alerts::Alert { kind: "report", ts, text: w.summary.clone() });
+                    }
+                }
                 ("report", written.iter().map(|w| format!("{} written to {}", w.job, w.path.display())).collect())
             }
             Err(d) => {
@@ -291,6 +344,7 @@ impl Driver for PaperDriver {
         loop {
             let ts = self.last_ts.unwrap_or(0);
             self.write_reports(chrono::Utc::now().timestamp(), ts, engine, false);
+            self.journal_alerts(ts);
             self.heartbeat(engine);
             self.journal.commit();
             let Some(live) = self.live.as_mut() else { return Ok(Flow::End(Ended::Drained)) };
@@ -324,6 +378,8 @@ impl Driver for PaperDriver {
         if let Some(g) = self.gateway.as_mut() {
             g.record(engine.take_requests(), &mut self.journal);
         }
+        self.check_alerts(ts, engine);
+        self.journal_alerts(ts);
         self.heartbeat(engine);
         self.journal.checkpoint(checkpoint(engine, ts));
         if let Some(why) = lost_footing(&self.journal, &self.lease) {
@@ -347,6 +403,33 @@ pub(super) fn context(engine: &Engine, series: &[BarSeries], live: bool, process
     DispatchContext {
         head: newest.map_or(processed, |n| n.max(processed)),
         halted: engine.trading_state().mode == TradingState::Halted,
+    }
+}
+
+/// Journals alert outcomes as events at bar time `ts`: `alert_sent`, `alert_failed` or
+/// `alert_dropped`, the channel as origin.
+pub(super) fn journal_deliveries(journal: &mut Journal, deliveries: Vec<super::alerts::Delivery>, ts: i64) {
+    for d in deliveries {
+        let kind = match (&d.error, d.channel) {
+            (_, "queue") => "alert_dropped",
+            (None, _) => "alert_sent",
+            (Some(_), _) => "alert_failed",
+        };
+        let message = match &d.error {
+            None => format!("{}: {}", d.alert.kind, d.alert.text),
+            Some(e) => format!("{}: {} ({e})", d.alert.kind, d.alert.text),
+        };
+        if d.error.is_some() {
+            tracing::warn!(channel = d.channel, "alert not delivered: {message}");
+        }
+        let channel = d.channel;
+        journal.exec(move |conn, run_id| {
+            conn.execute(
+                "INSERT INTO events (run_id, ts, kind, origin, symbol, script, message) VALUES (?1, ?2, ?3, ?4, '', '', ?5)",
+                rusqlite::params![run_id, ts, kind, channel, message],
+            )
+            .map(|_| ())
+        });
     }
 }
 

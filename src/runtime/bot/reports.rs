@@ -75,6 +75,8 @@ pub struct Written {
     pub due: i64,
     /// Where it is.
     pub path: PathBuf,
+    /// One line for an alert: the period's equity and P&L.
+    pub summary: String,
 }
 
 /// The bot's report jobs.
@@ -142,7 +144,15 @@ impl ReportJobs {
             }
             let text = self.render(kind, due, now, &since, engine);
             write_whole(&self.dir, &path, &text)?;
-            out.push(Written { job: kind, due, path });
+            let equity = engine.equity();
+            let pnl = equity - since.equity;
+            let pct = if since.equity > 0.0 { pnl / since.equity * 100.0 } else { 0.0 };
+            let summary = format!(
+                "{} {kind} {day}: equity {equity:.2}, P&L {pnl:+.2} ({pct:+.2}%), state {}",
+                self.bot,
+                engine.trading_state().mode.as_str()
+            );
+            out.push(Written { job: kind, due, path, summary });
         }
         Ok(out)
     }
