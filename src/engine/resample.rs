@@ -69,6 +69,9 @@ pub struct Resampler {
     calendar: Option<SessionClock>,
     /// The period being built and its bar so far.
     open: Option<(Period, Bar)>,
+    /// The last session date placed in a day, week or month period, and that period (the
+    /// bars of one date share it; finding its last session takes calendar lookups).
+    dated: std::cell::Cell<Option<(NaiveDate, Period)>>,
 }
 
 impl Resampler {
@@ -76,7 +79,7 @@ impl Resampler {
     pub fn new(resample: Resample, base: BaseBars) -> Self {
         let calendar = (resample.aggregation == Aggregation::Session && base.market == Market::UsEquities)
             .then(|| SessionClock::new(base.market));
-        Resampler { resample, base, calendar, open: None }
+        Resampler { resample, base, calendar, open: None, dated: std::cell::Cell::new(None) }
     }
 
     /// Takes the next base bar and returns the higher-timeframe bars it closes, oldest first:
@@ -137,6 +140,7 @@ impl Resampler {
                 let start = session.open + (ts - session.open).div_euclid(len) * len;
                 Period { start, end: (start + len).min(session.close) }
             }
+            _ if self.dated.get().is_some_and(|(d, _)| d == date) => self.dated.get()?.1,
             unit => {
                 let (first, last) = date_period(date, unit, count)?;
                 // The period closes with its last session (searched backwards from its last
@@ -151,8 +155,9 @@ impl Resampler {
                     }
                     d = d.pred_opt()?;
                 };
-                let start = midnight_utc(first);
-                Period { start, end: close }
+                let period = Period { start: midnight_utc(first), end: close };
+                self.dated.set(Some((date, period)));
+                period
             }
         };
         Some((period, ends))

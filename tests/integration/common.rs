@@ -180,3 +180,45 @@ pub fn example_data(symbol: &str) -> String {
 pub fn day(ts: &str) -> String {
     chrono::DateTime::from_timestamp(ts.parse().unwrap(), 0).unwrap().format("%Y-%m-%d").to_string()
 }
+
+/// Runs the `dsl run` that `spawn` starts (with stderr piped; its journal is `db`) to
+/// completion, killing it with SIGKILL after `min` to `min + spread - 1` newly committed
+/// checkpoints (and up to `jitter_us` microseconds into the next bar) and starting it again
+/// each time. The kill points follow the journal, not the clock. Returns how many kills it
+/// took; panics when a run fails or it takes `max_kills`.
+pub fn run_killed(
+    db: &Path,
+    mut seed: u64,
+    (min, spread): (i64, u64),
+    jitter_us: u64,
+    max_kills: usize,
+    spawn: impl Fn() -> std::process::Child,
+) -> usize {
+    let mut kills = 0;
+    loop {
+        let from = checkpoints(db);
+        let mut child = spawn();
+        let n = min + (xorshift(&mut seed) % spread) as i64;
+        match wait_checkpoints(db, from, n, &mut child) {
+            Some(status) => {
+                let out = child.wait_with_output().unwrap();
+                assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                return kills;
+            }
+            None => {
+                if jitter_us > 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(xorshift(&mut seed) % jitter_us));
+                }
+                child.kill().unwrap(); // SIGKILL on unix
+                child.wait().unwrap();
+                kills += 1;
+                // Killed after the run was marked completed but before the process exited:
+                // a restart would begin a new run, so the run is over.
+                if run_completed(db) {
+                    return kills;
+                }
+            }
+        }
+        assert!(kills < max_kills, "the run never completed");
+    }
+}

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -49,38 +48,15 @@ fn a_paper_run_killed_at_random_points_ends_like_an_uninterrupted_one() {
     // next bar) and restarted until it completes: the kill points follow the journal, not the
     // clock, so a loaded machine only makes the test slower.
     let crashy = dir.path().join("crashy.sqlite");
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut kills = 0;
-    loop {
-        let from = crate::common::checkpoints(&crashy);
-        let mut child = bin()
+    let kills = crate::common::run_killed(&crashy, 0x9e37_79b9_7f4a_7c15, (1, 40), 6_000, 400, || {
+        bin()
             .args(["run", "examples/bot.yaml", "--quiet", "--speed", "17280000", "--journal"])
             .arg(&crashy)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
-        let n = 1 + (crate::common::xorshift(&mut seed) % 40) as i64;
-        match crate::common::wait_checkpoints(&crashy, from, n, &mut child) {
-            Some(status) => {
-                let out = child.wait_with_output().unwrap();
-                assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-                break;
-            }
-            None => {
-                std::thread::sleep(Duration::from_micros(crate::common::xorshift(&mut seed) % 6_000));
-                child.kill().unwrap(); // SIGKILL on unix
-                child.wait().unwrap();
-                kills += 1;
-                // Killed after the run was marked completed but before the process exited:
-                // a restart would begin a new run, so the run is over.
-                if crate::common::run_completed(&crashy) {
-                    break;
-                }
-            }
-        }
-        assert!(kills < 400, "the run never completed");
-    }
+            .unwrap()
+    });
     assert!(kills >= 20, "only {kills} kills: the run was too quick to test recovery");
     let (t1, o1, s1) = outcome(&clean);
     let (t2, o2, s2) = outcome(&crashy);

@@ -264,35 +264,15 @@ fn a_rebalancing_bot_killed_with_sigkill_never_rebalances_twice() {
     let out = bin().current_dir(clean_dir.path()).args(["run", "bot.yaml", "--quiet"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let crashy = crashy_dir.path().join("journal.sqlite");
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut kills = 0;
-    loop {
-        let from = crate::common::checkpoints(&crashy);
-        let mut child = bin()
+    let kills = crate::common::run_killed(&crashy, 0x2545_f491_4f6c_dd1d, (20, 200), 0, 200, || {
+        bin()
             .current_dir(crashy_dir.path())
             .args(["run", "bot.yaml", "--quiet", "--speed", "17280000"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
-        let n = 20 + (crate::common::xorshift(&mut seed) % 200) as i64;
-        match crate::common::wait_checkpoints(&crashy, from, n, &mut child) {
-            Some(status) => {
-                let out = child.wait_with_output().unwrap();
-                assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-                break;
-            }
-            None => {
-                child.kill().unwrap(); // SIGKILL on unix
-                child.wait().unwrap();
-                kills += 1;
-                if crate::common::run_completed(&crashy) {
-                    break;
-                }
-            }
-        }
-        assert!(kills < 200, "the run never completed");
-    }
+            .unwrap()
+    });
     assert!(kills >= 3, "only {kills} kills");
     let (a, b) = (orders(&clean), orders(&crashy));
     assert!(a.len() > 40, "{} orders", a.len());

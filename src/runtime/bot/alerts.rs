@@ -98,11 +98,8 @@ fn webhook_url(value: &str, var: &str) -> Result<String, Diagnostic> {
             .help("a webhook is https (Slack, Discord), or http on loopback for a local relay")
     };
     let url = url::Url::parse(value).map_err(|_| refuse("it is not a URL"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => return Err(refuse("it has no host")),
+    let Some(loopback) = crate::runtime::broker::live_gate::is_loopback(&url) else {
+        return Err(refuse("it has no host"));
     };
     match url.scheme() {
         "https" => Ok(value.to_string()),

@@ -134,7 +134,8 @@ impl ReportJobs {
                 }
             }
             st.next_due = Some(cadence.next_after(now).unwrap_or(i64::MAX));
-            let since = st.since.replace(Snapshot::of(engine, now)).unwrap_or(Snapshot::of(engine, now));
+            let snap = Snapshot::of(engine, now);
+            let since = st.since.replace(snap).unwrap_or(snap);
             let kind: &'static str = st.job.kind.as_str();
             let date = local_time(due, self.zone);
             let day = date.get(..10).unwrap_or(&date).to_string();

@@ -142,6 +142,16 @@ pub const PAPER_HOST: &str = "paper-api.alpaca.markets";
 /// The Market Data API's host name.
 pub const DATA_HOST: &str = "data.alpaca.markets";
 
+/// Whether `url` names this machine (127.0.0.0/8, ::1 and its IPv4-mapped form, `localhost`);
+/// `None` without a host.
+pub fn is_loopback(url: &url::Url) -> Option<bool> {
+    Some(match url.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        url::Host::Domain(d) => d.trim_end_matches('.') == "localhost",
+    })
+}
+
 /// Checks a base-URL override from environment variable `var` and returns it normalised
 /// (`scheme://host[:port][/path]`, no trailing slash).
 ///
@@ -175,12 +185,7 @@ pub fn allowed_override(var: &str, value: &str, allowed_host: &str) -> Result<St
     if url.query().is_some() || url.fragment().is_some() {
         return Err(refuse("it has a query or a fragment"));
     }
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-        Some(url::Host::Domain(d)) => d.trim_end_matches('.') == "localhost",
-        None => return Err(refuse("it has no host")),
-    };
+    let Some(loopback) = is_loopback(&url) else { return Err(refuse("it has no host")) };
     let named = matches!(url.host(), Some(url::Host::Domain(d)) if d.trim_end_matches('.') == allowed_host);
     if named && url.scheme() != "https" {
         return Err(refuse(&format!("{allowed_host} is only reached over https")));

@@ -9,6 +9,7 @@ use super::http::{Http, Method, RetryPolicy};
 use super::model::{DataBar, Quote, utc_seconds};
 use crate::config::timeframe::{TimeUnit, Timeframe};
 use crate::engine::market::Bar;
+use crate::engine::orders::is_crypto;
 
 /// The Market Data API's name of a timeframe (`1Min`, `15Min`, `1Hour`, `1Day`, `1Week`,
 /// `1Month`), or `None` when Alpaca has no such bars (minutes above 59, hours above 23, days
@@ -23,11 +24,6 @@ pub fn timeframe_param(tf: Timeframe) -> Option<String> {
         TimeUnit::Month if [1, 2, 3, 4, 6, 12].contains(&n) => Some(format!("{n}Month")),
         _ => None,
     }
-}
-
-/// Which asset class a symbol's data comes from.
-fn is_crypto(symbol: &str) -> bool {
-    symbol.contains('/')
 }
 
 /// A Market Data API client.
