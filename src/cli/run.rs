@@ -70,6 +70,13 @@ pub struct Args {
     /// weekend or a holiday).
     #[arg(long, value_name = "DURATION", value_parser = parse_age)]
     pub max_order_age: Option<std::time::Duration>,
+    /// Switchover test of a live manifest: check all four live gates for real (the manifest's
+    /// `mode: live`, TRADEDSL_ARM_LIVE, a live active phase, and `--confirm-live` against the
+    /// account the live API reports for APCA_API_KEY_ID/APCA_API_SECRET_KEY), print and
+    /// journal the verdict, then trade on the PAPER account (keys in APCA_PAPER_API_KEY_ID and
+    /// APCA_PAPER_API_SECRET_KEY). No order reaches the live host.
+    #[arg(long)]
+    pub switchover: bool,
 }
 
 /// Where a running bot's bars come from.
@@ -129,6 +136,7 @@ fn request(args: &Args) -> RunRequest {
         watch: args.watch.then(|| std::time::Duration::from_millis(args.debounce)),
         confirm_live: args.confirm_live.clone(),
         max_order_age: args.max_order_age,
+        switchover: args.switchover,
     }
 }
 

@@ -121,6 +121,19 @@ fn human(s: &BotStatus) -> String {
     if let Some((phase, why)) = &s.phase {
         let _ = writeln!(o, "  phase         {phase} ({why})");
     }
+    if let Some(c) = &s.switchover {
+        let failed: Vec<&str> = c
+            .gates
+            .as_array()
+            .map(|g| g.iter().filter(|g| g["held"] != true).filter_map(|g| g["gate"].as_str()).collect())
+            .unwrap_or_default();
+        let verdict = match c.passed {
+            true => "PASS".to_string(),
+            false => format!("FAIL (gates not holding: {})", failed.join(", ")),
+        };
+        let mock = if c.mock { ", account checked against a mock" } else { "" };
+        let _ = writeln!(o, "  switchover    {verdict} at {}{mock}", format_utc(c.ts));
+    }
     if s.pending_approvals > 0 {
         let _ = writeln!(o, "  approvals     {} pending (`dsl approvals list`)", s.pending_approvals);
     }

@@ -487,3 +487,187 @@ fn url_overrides_reach_only_loopback_or_the_paper_host() {
     assert!(rt.block_on(redirect.received_requests()).unwrap().len() >= 2);
     assert!(seen.lock().unwrap().is_empty(), "a redirect was followed: {:?}", seen.lock().unwrap());
 }
+
+/// A live host stand-in for the switchover test's account lookup: answers `GET /v2/account`
+/// with the real body of Alpaca's account endpoint for the live keys (`AKLIVE`), 401 for any
+/// other key, and 405 for anything else (an order here would be a failure of the test).
+struct LiveAccount;
+
+impl wiremock::Respond for LiveAccount {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let key = req.headers.get("apca-api-key-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if req.method.as_str() != "GET" || req.url.path() != "/v2/account" {
+            return wiremock::ResponseTemplate::new(405);
+        }
+        if key != "AKLIVE" {
+            return wiremock::ResponseTemplate::new(401).set_body_json(serde_json::json!({"message": "unauthorized."}));
+        }
+        let body = std::fs::read_to_string(format!(
+            "{}/tests/data/alpaca/GET_v2_account__200__alpaca-py.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        wiremock::ResponseTemplate::new(200).set_body_raw(body, "application/json")
+    }
+}
+
+#[test]
+fn a_switchover_test_checks_every_live_gate_for_real_and_trades_on_the_paper_account_only() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let phases = format!(
+        "phases:\n  - {root}/phases/1_paper_mastery.yaml\n  - {root}/phases/2_backtest_and_stress.yaml\n  - {root}/phases/3_small_live.yaml\n  - {root}/phases/4_full_live.yaml\n"
+    );
+    let live_manifest = format!("mode: live\n{phases}phase: small_live\n");
+    let (proxy, seen) = recording_proxy();
+    let live = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(any()).respond_with(LiveAccount).mount(&server).await;
+        server
+    });
+    // (case, manifest lines, arm value, --confirm-live, live URL override, passed, what the verdict says)
+    type Case<'a> = (&'a str, String, Option<&'a str>, &'a str, bool, bool, &'a str);
+    let cases: Vec<Case> = vec![
+        ("every gate", live_manifest.clone(), Some("broker_test"), "010203ABCD", true, true, "verdict: PASS"),
+        (
+            "another account",
+            live_manifest.clone(),
+            Some("broker_test"),
+            "PA999",
+            true,
+            false,
+            "--confirm-live PA999 is not the live account of the live keys (010203ABCD)",
+        ),
+        ("not armed", live_manifest.clone(), None, "010203ABCD", true, false, "TRADEDSL_ARM_LIVE is not set"),
+        (
+            "paper phase",
+            format!("mode: live\n{phases}phase: paper_mastery\n"),
+            Some("broker_test"),
+            "010203ABCD",
+            true,
+            false,
+            "the active phase `paper_mastery` does not permit live trading",
+        ),
+        (
+            "paper manifest",
+            format!("{phases}phase: small_live\n"),
+            Some("broker_test"),
+            "010203ABCD",
+            true,
+            false,
+            "`mode: paper`",
+        ),
+        // Alpaca's live host itself (unreachable here): one account lookup, nothing else.
+        (
+            "live host",
+            live_manifest.clone(),
+            Some("broker_test"),
+            "010203ABCD",
+            false,
+            false,
+            "cannot verify --confirm-live",
+        ),
+    ];
+    for (case, extra, arm, confirm, mock_live, passed, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let bot = write_bot(dir.path(), &extra);
+        // The live phase's limits apply (entries of $100 to $500): a small account.
+        let text = std::fs::read_to_string(&bot).unwrap().replace("starting_cash: 100000", "starting_cash: 10000");
+        std::fs::write(&bot, text).unwrap();
+        let journal = dir.path().join("j.sqlite");
+        let (server, broker) = start_mock(&rt);
+        let before = rt.block_on(live.received_requests()).unwrap().len();
+        let mut cmd = bot_cmd(&bot, &journal, &server);
+        cmd.args(["--to", "2016-03-01", "--switchover", "--confirm-live", confirm])
+            .env("APCA_API_KEY_ID", "AKLIVE")
+            .env("APCA_API_SECRET_KEY", "live-secret")
+            .env("APCA_PAPER_API_KEY_ID", "PKMOCK")
+            .env("APCA_PAPER_API_SECRET_KEY", "mock-secret")
+            .env("HTTPS_PROXY", &proxy)
+            .env("HTTP_PROXY", &proxy)
+            .env("NO_PROXY", "127.0.0.1");
+        if mock_live {
+            cmd.env("TRADEDSL_ALPACA_LIVE_URL", live.uri());
+        }
+        if let Some(a) = arm {
+            cmd.env("TRADEDSL_ARM_LIVE", a);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{case}: {stderr}");
+        assert!(stderr.contains(expected), "{case}: {stderr}");
+        assert_eq!(stderr.contains("verdict: PASS"), passed, "{case}: {stderr}");
+        assert!(!stderr.contains("LIVE TRADING: REAL MONEY"), "{case}: {stderr}");
+        assert!(!stderr.contains("live-secret") && !stderr.contains("mock-secret"), "{case}: {stderr}");
+        // The live stand-in got exactly one request (the account lookup, with the live keys).
+        let live_requests = rt.block_on(live.received_requests()).unwrap();
+        let new: Vec<_> =
+            live_requests[before..].iter().map(|r| (r.method.to_string(), r.url.path().to_string())).collect();
+        let expected_live = if mock_live { vec![("GET".to_string(), "/v2/account".to_string())] } else { vec![] };
+        assert_eq!(new, expected_live, "{case}");
+        // Every order went to the paper account, with the paper keys.
+        drop(broker);
+        let requests = rt.block_on(server.received_requests()).unwrap();
+        let orders = requests.iter().filter(|r| r.method.as_str() == "POST" && r.url.path() == "/v2/orders").count();
+        assert!(orders > 0, "{case}: no order reached the paper account");
+        assert!(
+            requests.iter().all(|r| r.headers.get("apca-api-key-id").and_then(|v| v.to_str().ok()) == Some("PKMOCK")),
+            "{case}: a request to the paper account carried other keys"
+        );
+        let seen_now = seen.lock().unwrap().clone();
+        if mock_live {
+            assert!(seen_now.is_empty(), "{case}: requests left for {seen_now:?}");
+        } else {
+            assert!(
+                !seen_now.is_empty() && seen_now.iter().all(|l| l.starts_with("CONNECT api.alpaca.markets:443")),
+                "{case}: {seen_now:?}"
+            );
+            seen.lock().unwrap().clear();
+        }
+        // The verdict is journaled, and the run is marked as a paper-account switchover test.
+        let c = Connection::open(&journal).unwrap();
+        let (ok, account, gates): (bool, Option<String>, String) = c
+            .query_row("SELECT passed, live_account, gates FROM switchover_checks WHERE bot = 'broker_test'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(ok, passed, "{case}");
+        assert_eq!(account.as_deref(), mock_live.then_some("010203ABCD"), "{case}");
+        let gates: serde_json::Value = serde_json::from_str(&gates).unwrap();
+        let names: Vec<&str> = gates.as_array().unwrap().iter().map(|g| g["gate"].as_str().unwrap()).collect();
+        assert_eq!(names, ["mode", "arm", "phase", "account"], "{case}");
+        let settings: String = c.query_row("SELECT settings FROM runs", [], |r| r.get(0)).unwrap();
+        let settings: serde_json::Value = serde_json::from_str(&settings).unwrap();
+        assert_eq!((settings["switchover"].as_bool(), settings["environment"].as_str()), (Some(true), Some("paper")));
+        // `dsl status` shows the newest verdict.
+        let status = Command::new(assert_cmd::cargo::cargo_bin("dsl"))
+            .args(["status", "--bot-name", "broker_test", "--journal"])
+            .arg(&journal)
+            .output()
+            .unwrap();
+        let status = String::from_utf8_lossy(&status.stdout);
+        let line = status.lines().find(|l| l.trim_start().starts_with("switchover")).unwrap_or_default();
+        assert_eq!(line.contains("PASS"), passed, "{case}: {status}");
+        assert_eq!(line.contains("checked against a mock"), mock_live, "{case}: {status}");
+    }
+    // A switchover test needs the Alpaca paper account: the simulated broker is refused, and
+    // so are missing paper keys.
+    let dir = tempfile::tempdir().unwrap();
+    let bot = write_bot(dir.path(), &live_manifest);
+    let (server, _broker) = start_mock(&rt);
+    let out = bot_cmd(&bot, &dir.path().join("j.sqlite"), &server)
+        .args(["--switchover", "--confirm-live", "010203ABCD"])
+        .env("TRADEDSL_ALPACA_LIVE_URL", live.uri())
+        .env_remove("APCA_PAPER_API_KEY_ID")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("APCA_PAPER_API_KEY_ID"), "{stderr}");
+    let sim = std::fs::read_to_string(&bot).unwrap().replace("broker: alpaca", "broker: sim");
+    std::fs::write(&bot, sim).unwrap();
+    let out = bot_cmd(&bot, &dir.path().join("j2.sqlite"), &server).arg("--switchover").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("the bot's broker is `sim`"), "{stderr}");
+}

@@ -18,6 +18,7 @@ fn request(manifest: &str, journal: PathBuf) -> RunRequest {
         watch: None,
         confirm_live: None,
         max_order_age: None,
+        switchover: false,
     }
 }
 

@@ -30,6 +30,7 @@ use crate::runtime::broker::alpaca::{self, Credentials, Environment, MarketDataC
 use crate::runtime::broker::gateway::Gateway;
 use crate::runtime::broker::live_feed::LiveFeed;
 use crate::runtime::broker::live_gate::{self, GateDecision};
+use crate::runtime::broker::switchover;
 use crate::runtime::journal::Journal;
 use crate::runtime::journal::settings::{self, RunSettings};
 use crate::runtime::library::loader::{Loaded, load_bundle};
@@ -78,6 +79,9 @@ pub struct RunRequest {
     /// The staleness window of orders for an outside broker (default: one bar of the
     /// shortest timeframe, four days for daily bars).
     pub max_order_age: Option<std::time::Duration>,
+    /// A switchover test ([`crate::runtime::broker::switchover`]): check the four live gates
+    /// for real, journal the verdict, then trade on the paper account.
+    pub switchover: bool,
 }
 
 /// A bot whose documents loaded: step 1 of a start.
@@ -149,6 +153,18 @@ impl LoadedBot {
         };
         // The active phase (an unfinished run keeps the one it started in): its mode gates
         // live trading, its limits become a policy of the run.
+        if let Some(p) = previous.as_ref().filter(|p| p.switchover != req.switchover) {
+            let (was, now) = match p.switchover {
+                true => ("a switchover test (live configuration, paper account)", "without --switchover"),
+                false => ("an ordinary run", "with --switchover"),
+            };
+            return Err(Diagnostic::error(
+                codes::INVALID_VALUE,
+                format!("the unfinished run of bot `{}` is {was}, and this start asks {now}", bot.name.value),
+            )
+            .help("start it the way it was started to resume it, or start over with `--fresh`"));
+        }
+        run_settings.switchover = req.switchover;
         let phase_run = run_phase(&journal, &loaded.bundle, &bot.name.value, previous.as_ref())?;
         if let Some(p) = &phase_run {
             run_settings.phase = Some(p.settings.clone());
@@ -169,8 +185,11 @@ impl LoadedBot {
         let (gateway, description) = runtime.block_on(connect(
             bot,
             &loaded.bundle.phases,
-            active.as_deref(),
-            req.confirm_live.as_deref(),
+            Gates {
+                active_phase: active.as_deref(),
+                confirm_live: req.confirm_live.as_deref(),
+                switchover: req.switchover.then_some(journal.as_path()),
+            },
             symbols,
             &settings,
             max_order_age,
@@ -332,18 +351,43 @@ fn default_order_age(bundle: &crate::dsl::bundle::Bundle) -> i64 {
     if step >= 86_400 { 4 * 86_400 } else { step }
 }
 
+/// What the live gates are checked with: the active phase, the confirmed account number and,
+/// for a switchover test, the journal its verdict goes to.
+struct Gates<'a> {
+    active_phase: Option<&'a str>,
+    confirm_live: Option<&'a str>,
+    switchover: Option<&'a std::path::Path>,
+}
+
 /// The outside broker of a bot with `broker: alpaca`, after the live gates: the gateway and
-/// (environment, trading URL). `None` for the simulated broker.
+/// (environment, trading URL). `None` for the simulated broker. A switchover test checks the
+/// gates for real, prints and journals the verdict, and connects to the paper account.
 async fn connect(
     bot: &crate::config::manifest::BotDoc,
     phases: &[crate::config::phase::PhaseDoc],
-    active_phase: Option<&str>,
-    confirm_live: Option<&str>,
+    gates: Gates<'_>,
     symbols: Vec<String>,
     settings: &EngineSettings,
     max_order_age: i64,
 ) -> Result<(Option<Gateway>, Option<(Environment, String)>), Diagnostic> {
+    let Gates { active_phase, confirm_live, switchover } = gates;
     let armed = std::env::var(live_gate::ARM_VAR).ok();
+    if switchover.is_some() && bot.broker.value == BrokerKind::Sim {
+        return Err(Diagnostic::error(
+            codes::INVALID_VALUE,
+            "a switchover test trades the live configuration on the Alpaca paper account, but the bot's broker is `sim`",
+        )
+        .help("set `broker: alpaca` (and `mode: live`) in the manifest"));
+    }
+    if let Some(journal) = switchover {
+        let now = chrono::Utc::now().timestamp();
+        let verdict = switchover::check(bot, phases, active_phase, armed.as_deref(), confirm_live, now).await;
+        say(&verdict.render());
+        tracing::info!(passed = verdict.passed, "switchover test: verdict journaled");
+        crate::runtime::journal::switchover_log::record(journal, &verdict)?;
+        let creds = switchover::paper_credentials()?;
+        return open_gateway(Environment::Paper, creds, None, symbols, settings, max_order_age).await;
+    }
     if bot.broker.value == BrokerKind::Sim {
         if bot.mode.value == TradingMode::Live || confirm_live.is_some() {
             say(
@@ -369,16 +413,34 @@ async fn connect(
         Diagnostic::error(codes::MISSING_KEY, e.to_string())
             .help("export APCA_API_KEY_ID and APCA_API_SECRET_KEY (the paper account's keys for paper trading)")
     })?;
+    let live = match &decision {
+        GateDecision::LiveIfAccountMatches { account } => Some((bot.name.value.as_str(), account.as_str())),
+        GateDecision::Paper { .. } => None,
+    };
+    open_gateway(env, creds, live, symbols, settings, max_order_age).await
+}
+
+/// The gateway of an Alpaca account in `env` with `creds`. For live (`live`: the bot and the
+/// confirmed account number), the account the live API reports must match before anything
+/// else is sent; then the banner is printed.
+async fn open_gateway(
+    env: Environment,
+    creds: Credentials,
+    live: Option<(&str, &str)>,
+    symbols: Vec<String>,
+    settings: &EngineSettings,
+    max_order_age: i64,
+) -> Result<(Option<Gateway>, Option<(Environment, String)>), Diagnostic> {
     let override_url = std::env::var(live_gate::TRADING_URL_VAR).ok();
     let url = live_gate::trading_url(env, override_url.as_deref())?;
     let client = TradingClient::new(&url, creds.clone(), RetryPolicy::default())
         .map_err(|e| Diagnostic::error(codes::IO, e.to_string()))?;
-    if let GateDecision::LiveIfAccountMatches { account } = &decision {
+    if let Some((bot, account)) = live {
         let reported = client.account().await.map_err(|e| {
             Diagnostic::error(codes::IO, format!("cannot verify the live account: {e}; nothing was traded"))
         })?;
         live_gate::confirm_account(account, &reported.account_number)?;
-        say(&live_gate::banner(&bot.name.value, account));
+        say(&live_gate::banner(bot, account));
         tracing::warn!(account = %account, "live trading armed");
     }
     // Quotes for execution quality: Alpaca's market data, unless the trading side is a mock

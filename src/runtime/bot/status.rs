@@ -65,6 +65,8 @@ pub struct BotStatus {
     pub phase: Option<(String, String)>,
     /// Why the running run is stale, when it is (see the module doc).
     pub stale: Option<String>,
+    /// The newest switchover test's verdict (`dsl run --switchover`), when there was one.
+    pub switchover: Option<crate::runtime::journal::switchover_log::CheckRow>,
     /// What `dsl status --check` fails for: staleness, a HALTED state, a failing broker.
     pub problems: Vec<String>,
 }
@@ -151,6 +153,7 @@ pub fn read_status(path: &Path, bot: &str, now: i64) -> Result<BotStatus, Diagno
     } else {
         None
     };
+    let switchover = crate::runtime::journal::switchover_log::latest(&conn, bot).map_err(|e| db_err(path, e))?;
     let stale = run.as_ref().and_then(|r| staleness(r, now));
     let mut problems: Vec<String> = stale.iter().map(|s| format!("STALE: {s}")).collect();
     if state.mode == crate::engine::trading_state::TradingState::Halted {
@@ -162,6 +165,7 @@ pub fn read_status(path: &Path, bot: &str, now: i64) -> Result<BotStatus, Diagno
         problems.push(format!("broker {}", h.broker));
     }
     Ok(BotStatus {
+        switchover,
         stale,
         problems,
         phase,

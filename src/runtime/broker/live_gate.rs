@@ -42,6 +42,80 @@ pub enum GateDecision {
     },
 }
 
+/// One live gate, checked: which, whether it holds, and what was seen.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GateCheck {
+    /// The gate: `mode`, `arm`, `phase` or `account`.
+    pub gate: &'static str,
+    /// It holds (for `account`: the flag was given; the account itself is checked against the
+    /// live API by the caller, see [`confirm_account`]).
+    pub held: bool,
+    /// What was seen, as a person reads it.
+    pub detail: String,
+}
+
+/// Checks each of the four gates (gate 4: only that `--confirm-live` was given), in order.
+/// `active`: the bot's active phase (the last promotion's or demotion's, else the manifest's
+/// `phase:`; see `phases::phase_store::active_phase`).
+pub fn checks(
+    bot: &BotDoc,
+    phases: &[PhaseDoc],
+    active: Option<&str>,
+    armed: Option<&str>,
+    confirm: Option<&str>,
+) -> Vec<GateCheck> {
+    let name = &bot.name.value;
+    let mode = match bot.mode.value {
+        TradingMode::Live => GateCheck { gate: "mode", held: true, detail: "the manifest says `mode: live`".into() },
+        TradingMode::Paper => GateCheck {
+            gate: "mode",
+            held: false,
+            detail: "the manifest says `mode: paper` (live needs `mode: live`)".into(),
+        },
+    };
+    let arm = match armed {
+        Some(v) if v == name => GateCheck { gate: "arm", held: true, detail: format!("{ARM_VAR} is set to `{name}`") },
+        Some(v) => GateCheck {
+            gate: "arm",
+            held: false,
+            detail: format!("{ARM_VAR} is set to `{v}`, not to this bot's name `{name}`"),
+        },
+        None => GateCheck {
+            gate: "arm",
+            held: false,
+            detail: format!("{ARM_VAR} is not set (set it to `{name}` to arm live trading)"),
+        },
+    };
+    let phase = match active.and_then(|a| phases.iter().find(|p| p.name.value == a)) {
+        Some(p) if p.mode.value == PhaseMode::Live => GateCheck {
+            gate: "phase",
+            held: true,
+            detail: format!("the active phase `{}` has mode live", p.name.value),
+        },
+        Some(p) => GateCheck {
+            gate: "phase",
+            held: false,
+            detail: format!(
+                "the active phase `{}` does not permit live trading (its mode is {})",
+                p.name.value,
+                p.mode.value.as_str()
+            ),
+        },
+        None => GateCheck {
+            gate: "phase",
+            held: false,
+            detail: "the bot has no active phase (`phase:`) with `mode: live`".into(),
+        },
+    };
+    let account = match confirm.map(str::trim).filter(|a| !a.is_empty()) {
+        Some(a) => GateCheck { gate: "account", held: true, detail: format!("--confirm-live {a}") },
+        None => {
+            GateCheck { gate: "account", held: false, detail: "`--confirm-live ACCOUNT_NUMBER` was not given".into() }
+        }
+    };
+    vec![mode, arm, phase, account]
+}
+
 /// Applies gates 1-3 (and checks that gate 4's flag was given).
 /// `active`: the bot's active phase (the last promotion's or demotion's, else the manifest's
 /// `phase:`; see `phases::phase_store::active_phase`).
@@ -55,30 +129,12 @@ pub fn decide(
     if bot.mode.value == TradingMode::Paper {
         return GateDecision::Paper { missing: Vec::new() };
     }
-    let name = &bot.name.value;
-    let mut missing = Vec::new();
-    match armed {
-        Some(v) if v == name => {}
-        Some(v) => missing.push(format!("{ARM_VAR} is set to `{v}`, not to this bot's name `{name}`")),
-        None => missing.push(format!("{ARM_VAR} is not set (set it to `{name}` to arm live trading)")),
+    let missing: Vec<String> =
+        checks(bot, phases, active, armed, confirm).into_iter().filter(|c| !c.held).map(|c| c.detail).collect();
+    match confirm.map(str::trim) {
+        Some(a) if missing.is_empty() => GateDecision::LiveIfAccountMatches { account: a.to_string() },
+        _ => GateDecision::Paper { missing },
     }
-    match active.and_then(|a| phases.iter().find(|p| p.name.value == a)) {
-        Some(p) if p.mode.value == PhaseMode::Live => {}
-        Some(p) => missing.push(format!(
-            "the active phase `{}` does not permit live trading (its mode is {})",
-            p.name.value,
-            p.mode.value.as_str()
-        )),
-        None => missing.push("the bot has no active phase (`phase:`) with `mode: live`".into()),
-    }
-    match confirm {
-        Some(a) if !a.trim().is_empty() && missing.is_empty() => {
-            return GateDecision::LiveIfAccountMatches { account: a.trim().to_string() };
-        }
-        Some(a) if !a.trim().is_empty() => {}
-        _ => missing.push("`--confirm-live ACCOUNT_NUMBER` was not given".into()),
-    }
-    GateDecision::Paper { missing }
 }
 
 /// Gate 4: the account the live API reports must be the one confirmed.

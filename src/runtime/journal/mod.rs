@@ -31,6 +31,7 @@ pub mod report;
 pub mod run_evidence;
 pub mod settings;
 pub mod sweep_log;
+pub mod switchover_log;
 pub mod trading_log;
 
 pub use error::{JournalError, db_err, journal_error};

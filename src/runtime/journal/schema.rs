@@ -430,7 +430,7 @@ CREATE TABLE IF NOT EXISTS sweep_trials (
 ";
 
 /// Graduation records: the phase each bot is in, approvals, the phase log
-/// (`phases::phase_store`).
+/// (`phases::phase_store`), the verdicts of switchover tests (`journal::switchover_log`).
 pub const PHASES: &str = "
 CREATE TABLE IF NOT EXISTS phase_state (
     bot TEXT PRIMARY KEY,
@@ -463,6 +463,16 @@ CREATE TABLE IF NOT EXISTS phase_log (
     report_hash TEXT NOT NULL,
     bundle_revision TEXT NOT NULL,
     last_run_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS switchover_checks (
+    check_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    live_account TEXT,
+    checked_at TEXT NOT NULL,
+    mock INTEGER NOT NULL,
+    gates TEXT NOT NULL
 );
 CREATE VIEW IF NOT EXISTS v_phase_log AS SELECT log_id, bot,
     strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, kind, from_phase, to_phase, actor, reason,

@@ -94,6 +94,10 @@ pub struct RunSettings {
     /// The phase the run started in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<PhaseSettings>,
+    /// A switchover test: a live manifest traded on the paper account (`dsl run
+    /// --switchover`); a restart must ask for the same.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub switchover: bool,
 }
 
 impl Default for RunSettings {
@@ -114,6 +118,7 @@ impl Default for RunSettings {
             history_from: None,
             warmup_until: None,
             phase: None,
+            switchover: false,
         }
     }
 }

@@ -9,6 +9,12 @@ pub const KEY_ID_VAR: &str = "APCA_API_KEY_ID";
 /// Environment variable holding the API secret key.
 pub const SECRET_VAR: &str = "APCA_API_SECRET_KEY";
 
+/// Environment variable holding the paper account's key id in a switchover test (where
+/// [`KEY_ID_VAR`] holds the live keys the live run will use).
+pub const PAPER_KEY_ID_VAR: &str = "APCA_PAPER_API_KEY_ID";
+/// Environment variable holding the paper account's secret key in a switchover test.
+pub const PAPER_SECRET_VAR: &str = "APCA_PAPER_API_SECRET_KEY";
+
 /// An Alpaca key pair. `Debug` and `Display` show at most the first four characters of the key
 /// id and never the secret, so a credential that ends up in a log or an error leaks nothing.
 #[derive(Clone)]
@@ -29,11 +35,20 @@ impl Credentials {
     /// [`BrokerError::Credentials`] naming the variable that is missing or empty (never its
     /// value).
     pub fn from_env() -> Result<Self, BrokerError> {
+        Self::from_vars(KEY_ID_VAR, SECRET_VAR)
+    }
+
+    /// Reads a key pair from the environment variables `key_id_var` and `secret_var` (e.g.
+    /// the paper account's keys of a switchover test, [`PAPER_KEY_ID_VAR`]).
+    ///
+    /// # Errors
+    /// As [`Credentials::from_env`].
+    pub fn from_vars(key_id_var: &'static str, secret_var: &'static str) -> Result<Self, BrokerError> {
         let read = |var: &'static str| match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
             _ => Err(BrokerError::Credentials { variable: var }),
         };
-        Ok(Credentials { key_id: read(KEY_ID_VAR)?, secret: read(SECRET_VAR)? })
+        Ok(Credentials { key_id: read(key_id_var)?, secret: read(secret_var)? })
     }
 
     pub(super) fn key_id(&self) -> &str {

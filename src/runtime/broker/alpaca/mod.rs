@@ -21,7 +21,7 @@ pub mod market_data;
 pub mod model;
 pub mod trading;
 
-pub use credentials::Credentials;
+pub use credentials::{Credentials, KEY_ID_VAR, PAPER_KEY_ID_VAR, PAPER_SECRET_VAR, SECRET_VAR};
 pub use error::BrokerError;
 pub use http::RetryPolicy;
 pub use market_data::MarketDataClient;
