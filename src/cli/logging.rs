@@ -7,9 +7,49 @@
 //! command's `--quiet`. Other crates log at `warn` and above. A log line that cannot be written
 //! (a closed terminal, a full pipe) is dropped, never a panic: the journal is the durable
 //! record, logs are for operators. No secret is ever a field (the broker client scrubs the API
-//! keys from every text before it is logged).
+//! keys from every text before it is logged). A warning or error whose exact text repeats is
+//! written three times, then counted and summarised ([`crate::runtime::log_repeats`]).
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Lets a warning or an error through while its text has not repeated too often
+/// ([`crate::runtime::log_repeats::admit`]).
+struct Repeats;
+
+impl<S> Filter<S> for Repeats {
+    fn enabled(&self, _meta: &tracing::Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        true
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, _cx: &Context<'_, S>) -> bool {
+        let level = *event.metadata().level();
+        if level > tracing::Level::WARN {
+            return true;
+        }
+        let mut text = Message(String::new());
+        event.record(&mut text);
+        crate::runtime::log_repeats::admit(level, &text.0)
+    }
+}
+
+/// The `message` field of an event, as written.
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_string();
+        }
+    }
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,15 +77,14 @@ fn filter(verbose: u8, quiet: bool) -> EnvFilter {
 
 /// Installs the global subscriber (once per process; a second call changes nothing).
 pub fn init(verbose: u8, quiet: bool, format: LogFormat, color: bool) {
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter(verbose, quiet))
-        .with_target(false)
-        .log_internal_errors(false);
-    let _ = match format {
-        LogFormat::Text => builder.with_ansi(color).try_init(),
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+    use tracing_subscriber::Layer as _;
+    let fmt =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).log_internal_errors(false);
+    let layer = match format {
+        LogFormat::Text => fmt.with_ansi(color).with_filter(Repeats).boxed(),
+        LogFormat::Json => fmt.json().with_current_span(true).with_span_list(false).with_filter(Repeats).boxed(),
     };
+    let _ = tracing_subscriber::registry().with(filter(verbose, quiet)).with(layer).try_init();
 }
 
 #[cfg(test)]

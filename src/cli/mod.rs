@@ -190,6 +190,7 @@ pub fn main() -> ExitCode {
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
     };
+    crate::runtime::log_repeats::flush();
     ExitCode::from(code)
 }
 

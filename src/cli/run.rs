@@ -77,6 +77,16 @@ pub struct Args {
     /// APCA_PAPER_API_SECRET_KEY). No order reaches the live host.
     #[arg(long)]
     pub switchover: bool,
+    /// Serve the bot's metrics for Prometheus (OpenMetrics text at `GET /metrics`: equity,
+    /// drawdown, exposure, state, orders, fills, rejections by rule, slippage, heartbeat age,
+    /// reloads) at this address; without a value 127.0.0.1:9464. Loopback addresses only,
+    /// unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::runtime::bot::metrics::DEFAULT_ADDR)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Allow --metrics on an address that is not loopback (the endpoint has no
+    /// authentication: the bot's equity and positions are readable by whoever reaches it).
+    #[arg(long, requires = "metrics")]
+    pub metrics_allow_remote: bool,
 }
 
 /// Where a running bot's bars come from.
@@ -137,6 +147,7 @@ fn request(args: &Args) -> RunRequest {
         confirm_live: args.confirm_live.clone(),
         max_order_age: args.max_order_age,
         switchover: args.switchover,
+        metrics: args.metrics.map(|a| (a, args.metrics_allow_remote)),
     }
 }
 

@@ -7,6 +7,7 @@
 //! | `E3xxx` | rule names and types |
 //! | `E4xxx` | references between documents, bundle and data |
 //! | `E5xxx` | rhai scripts |
+//! | `E6xxx` | runtime refusals: a start, a command or a control request the runtime will not carry out |
 //! | `E9xxx` | files and I/O |
 //! | `Wxxxx` | warnings |
 
@@ -76,6 +77,21 @@ pub const SCRIPT_SYNTAX: &str = "E5001";
 pub const SCRIPT_ENTRY: &str = "E5002";
 /// A rhai script failed its dry run on a synthetic context (error, limit, wrong return type).
 pub const SCRIPT_DRY_RUN: &str = "E5003";
+
+/// The runtime refuses a start or an action: the documents are valid, but what was asked
+/// cannot be done with them now (a strategy given to `dsl run`, a phase that allows no broker,
+/// a resumed run started another way, a metrics address on the network).
+pub const RUNTIME_REFUSED: &str = "E6001";
+/// A live-trading gate refused: an account number that does not match, a URL override with
+/// every live gate holding, a refused override.
+pub const LIVE_GATE: &str = "E6002";
+/// A command-line argument's value is not usable (a period, a number, a time, a name).
+pub const BAD_ARGUMENT: &str = "E6003";
+/// Another process holds the journal, or the journal's records refuse what was asked (a
+/// decided approval, a run that does not exist).
+pub const JOURNAL_CONFLICT: &str = "E6004";
+/// The broker or the data provider refused or could not be reached.
+pub const BROKER: &str = "E6005";
 
 /// A file could not be read or written.
 pub const IO: &str = "E9001";

@@ -2,7 +2,7 @@
 //!
 //! Rooms depend on earlier rooms only, in this order: [`data`] → [`library`] → [`journal`] →
 //! [`broker`] → [`phases`] → [`research`] → [`bot`] (a test checks it); [`files`] (opening regular files
-//! only) is used by all. Nothing here is used by `engine`, `dsl` or `config`.
+//! only) and [`log_repeats`] (repeated log lines summarised) are used by all. Nothing here is used by `engine`, `dsl` or `config`.
 //!
 //! | room | holds |
 //! | --- | --- |
@@ -20,5 +20,6 @@ pub mod data;
 pub mod files;
 pub mod journal;
 pub mod library;
+pub mod log_repeats;
 pub mod phases;
 pub mod research;

@@ -182,3 +182,128 @@ fn completions_and_man_pages_are_generated_from_the_commands() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no command `nope`"));
 }
+
+/// `GET path` (or another method) on `addr`, HTTP/1.0: status code and body.
+fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+/// The value of the sample `name{labels}` (labels as written, `bot` first).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' '))?.parse().ok())
+}
+
+/// `dsl run --metrics`: while the bot waits for its next bar, the endpoint's numbers are the
+/// journal's (equity at the last checkpoint, filled and rejected orders, fills, denials by
+/// rule, the last bar); it is read-only; a public address needs its own flag and a port in
+/// use stops the start.
+#[test]
+fn a_running_bot_serves_its_metrics_and_they_match_the_journal() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    // Real AAPL bars, then one bar far in the future: the paced replay waits for it (an hour,
+    // the longest wait of a paced replay) with the state of 2018-02-07 fixed.
+    let mut csv = std::fs::read_to_string(format!("{root}/examples/data/AAPL.csv")).unwrap();
+    csv.push_str("2099-01-02,160,161,159,160,1000,AAPL\n");
+    std::fs::write(dir.path().join("AAPL.csv"), csv).unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "kind: strategy\nname: fast\nuniverse: [AAPL]\ntimeframe: 1d\n\
+         entry: crosses_above(sma(close, 5), sma(close, 20))\nexit: crosses_below(sma(close, 5), sma(close, 20))\n\
+         stop_loss: 3%\nsizing:\n  percent_of_equity: 4%\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "kind: policy\nname: price_cap\nrules:\n  - id: above_150\n    when: order.intent == \"entry\" and order.price > 150\n    action: deny\n    message: no entries above 150\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bot.yaml"),
+        "kind: bot\nname: metered\nstrategies: [s.yaml]\npolicies: [p.yaml]\ndata: {csv: {AAPL: AAPL.csv}}\n\
+         starting_cash: 100000\ndatabase: j.sqlite\n",
+    )
+    .unwrap();
+    let db = dir.path().join("j.sqlite");
+    let mut child = bin()
+        .current_dir(dir.path())
+        .args(["--log-format", "json", "run", "bot.yaml", "--speed", "100000000", "--metrics", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut addr = None;
+    while addr.is_none() {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the metrics address is logged");
+        addr = line.split("http://").nth(1).and_then(|r| r.split("/metrics").next()).map(str::to_string);
+    }
+    let addr = addr.unwrap();
+    let last = chrono::DateTime::parse_from_rfc3339("2018-02-07T00:00:00Z").unwrap().timestamp();
+    let ts = || {
+        Connection::open(&db)
+            .ok()
+            .and_then(|c| c.query_row("SELECT ts FROM run_status", [], |r| r.get::<_, i64>(0)).ok())
+    };
+    crate::common::wait_until("the checkpoint of 2018-02-07", &mut child, || ts() == Some(last)).unwrap();
+    let (code, text) = http(&addr, "GET", "/metrics");
+    assert_eq!(code, 200, "{text}");
+    let c = Connection::open(&db).unwrap();
+    let one = |sql: &str| -> f64 { c.query_row(sql, [], |r| r.get::<_, f64>(0)).unwrap() };
+    let equity = one("SELECT equity FROM run_status");
+    let m = |s: &str| sample(&text, s).unwrap_or_else(|| panic!("{s} missing:\n{text}"));
+    assert!((m("tradedsl_equity{bot=\"metered\"}") - equity).abs() < 1e-6 * equity, "{text}");
+    let filled = one("SELECT COUNT(*) FROM orders WHERE status = 'filled'");
+    let rejected = one("SELECT COUNT(*) FROM orders WHERE status = 'rejected'");
+    let denied =
+        one("SELECT COUNT(*) FROM policy_decisions WHERE fired = 1 AND action = 'deny' AND rule_id = 'above_150'");
+    let fills = one("SELECT COUNT(*) FROM fills");
+    assert!(filled > 5.0 && denied > 2.0, "the bot traded and was denied: {filled} {denied}");
+    assert_eq!(m("tradedsl_orders_total{bot=\"metered\",status=\"filled\"}"), filled, "{text}");
+    assert_eq!(m("tradedsl_orders_total{bot=\"metered\",status=\"rejected\"}"), rejected, "{text}");
+    assert_eq!(m("tradedsl_rejections_total{bot=\"metered\",rule=\"price_cap/above_150\"}"), denied, "{text}");
+    assert_eq!(m("tradedsl_fills_total{bot=\"metered\"}"), fills, "{text}");
+    assert_eq!(m("tradedsl_slippage_bps_count{bot=\"metered\"}"), fills, "{text}");
+    assert_eq!(m("tradedsl_last_bar_timestamp_seconds{bot=\"metered\"}"), last as f64, "{text}");
+    assert_eq!(m("tradedsl_trading_state{bot=\"metered\",state=\"ACTIVE\"}"), 1.0, "{text}");
+    assert!(m("tradedsl_heartbeat_age_seconds{bot=\"metered\"}") >= 0.0);
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    // Read-only.
+    assert_eq!(http(&addr, "POST", "/metrics").0, 405);
+    assert_eq!(http(&addr, "GET", "/anything").0, 404);
+    // A second bot cannot take the same port; nor bind the network without saying so.
+    for (args, expected) in [
+        (vec!["--metrics", addr.as_str()], "cannot serve metrics"),
+        (vec!["--metrics", "0.0.0.0:0"], "not a loopback address"),
+    ] {
+        let out = bin()
+            .current_dir(dir.path())
+            .args(["run", "bot.yaml", "--journal", "other.sqlite"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(expected), "{err}");
+        assert!(!dir.path().join("other.sqlite").exists() || run_count(&dir.path().join("other.sqlite")) == 0);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn run_count(db: &Path) -> i64 {
+    Connection::open(db).unwrap().query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0)).unwrap_or(0)
+}

@@ -156,6 +156,7 @@ fn an_armed_live_start_is_journaled() {
     };
     let cfg = PaperConfig {
         lease: None,
+        metrics: None,
         bundle: Arc::new(loaded.bundle),
         series,
         settings,

@@ -19,6 +19,7 @@ fn request(manifest: &str, journal: PathBuf) -> RunRequest {
         confirm_live: None,
         max_order_age: None,
         switchover: false,
+        metrics: None,
     }
 }
 

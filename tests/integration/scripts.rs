@@ -444,3 +444,46 @@ fn every_function_a_script_can_reach_returns() {
     assert!(ran > 1000, "{ran} calls");
     eprintln!("{ran} hostile calls over {} signatures, {stopped} stopped by the deadline", signatures.len());
 }
+
+/// A script failing on every bar: `dsl run` writes each identical warning three times, then
+/// counts it; the summary lines ("repeated N more times: ...") account for every other
+/// occurrence the journal holds.
+#[test]
+fn a_running_bot_summarises_a_warning_that_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    scripted_bot(
+        dir.path(),
+        "fn value(bars) { 1.0 }",
+        "fn filter(ctx) { if ctx.symbol == \"GOOG\" && ctx.time > 1262304000 { let x = (); x + 1 } else { true } }",
+        "fn check(order, account, position) { () }",
+    );
+    let out = dsl().current_dir(dir.path()).args(["--log-format", "json", "run", "bot.yaml"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let messages: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["message"].as_str().map(str::to_string))
+        .collect();
+    let c = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
+    let mut st = c
+        .prepare("SELECT script, origin, message, COUNT(*) FROM events WHERE kind = 'script_error' GROUP BY 1, 2, 3")
+        .unwrap();
+    let groups: Vec<(String, String, String, usize)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as usize)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(groups.iter().any(|g| g.3 > 3), "the filter fails on several bars: {groups:?}");
+    for (script, origin, message, n) in groups {
+        let text = format!("script_error: script {script} of {origin}: {message}");
+        let shown = messages.iter().filter(|m| **m == text).count();
+        assert_eq!(shown, n.min(3), "{text}");
+        let summarised: usize = messages
+            .iter()
+            .filter_map(|m| m.strip_suffix(&format!(" more times: {text}")))
+            .filter_map(|m| m.strip_prefix("repeated ").and_then(|k| k.parse::<usize>().ok()))
+            .sum();
+        assert_eq!(summarised, n.saturating_sub(3), "{text}");
+    }
+}

@@ -120,6 +120,8 @@ pub struct PaperConfig {
     pub live_account: Option<String>,
     /// The journal's lease, held for the run's life (`None`: taken by [`run`] itself).
     pub lease: Option<crate::runtime::journal::lease::Lease>,
+    /// The metrics a `--metrics` endpoint serves, updated at every heartbeat and event.
+    pub metrics: Option<super::metrics::BotMetrics>,
 }
 
 /// A reload from the file watcher and, when it was accepted, the bundle it built.
@@ -212,6 +214,9 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
     // Documents edited while the bot was down: swapped in at the first new bar (`--watch`).
     let restart_reload = resumed.as_ref().is_some_and(|r| r.in_force != cfg.bundle.revision);
     journal.set_revision(&start_bundle.revision);
+    if let Some(m) = &cfg.metrics {
+        journal.set_observer(Box::new(m.tap()));
+    }
     let resume_at = resumed.as_ref().and_then(|r| r.last_checkpoint);
     let mut manual = resumed.as_ref().map(|r| r.manual.clone()).unwrap_or_default();
     manual.reverse();
@@ -290,6 +295,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
         seen_state: None,
         seen_broker_failing: false,
         seen_parked: 0,
+        repeats_flushed: chrono::Utc::now().timestamp(),
         cfg,
     };
     let ended = event_loop::run(&mut engine, &mut feed, &mut eq, &mut driver).await;

@@ -89,6 +89,8 @@ pub(super) struct PaperDriver {
     pub seen_state: Option<TradingState>,
     pub seen_broker_failing: bool,
     pub seen_parked: usize,
+    /// When repeated log lines were last summarised (wall clock, UTC seconds).
+    pub repeats_flushed: i64,
 }
 
 impl PaperDriver {
@@ -117,6 +119,22 @@ impl PaperDriver {
     fn heartbeat(&mut self, engine: &Engine) {
         let broker = self.gateway.as_ref().map_or_else(|| "sim".to_string(), Gateway::health);
         let state = engine.trading_state().mode.as_str();
+        let wall = chrono::Utc::now().timestamp();
+        if wall >= self.repeats_flushed + 60 {
+            crate::runtime::log_repeats::flush();
+            self.repeats_flushed = wall;
+        }
+        if let Some(m) = &self.cfg.metrics {
+            m.observe(super::metrics::Snapshot {
+                equity: engine.equity(),
+                peak_equity: engine.peak_equity(),
+                positions_value: engine.positions_value(),
+                state,
+                last_bar: self.last_ts,
+                broker_failing: broker.starts_with("failing"),
+                wall,
+            });
+        }
         self.journal.heartbeat(self.last_ts, state, broker, self.report_bar_secs, self.live.is_some());
     }
 
@@ -221,12 +239,20 @@ impl PaperDriver {
             // Paced: the wait is slept in steps, with a heartbeat after each (a slow replay is
             // not a stalled one).
             let gap = std::time::Duration::from_secs_f64(((ts - prev).max(0) as f64 / speed).min(3600.0));
+            // Ctrl-C and SIGTERM are seen within a quarter second, not at the end of the wait.
             let until = tokio::time::Instant::now() + gap;
+            let mut beat = tokio::time::Instant::now() + REPORT_CHECK;
             while tokio::time::Instant::now() < until {
-                tokio::time::sleep((until - tokio::time::Instant::now()).min(REPORT_CHECK)).await;
-                if tokio::time::Instant::now() < until {
+                if self.cfg.stop.load(Ordering::SeqCst) {
+                    return Ok(Flow::End(Ended::Stopped));
+                }
+                let step = (until - tokio::time::Instant::now()).min(std::time::Duration::from_millis(250));
+                tokio::time::sleep(step).await;
+                let now = tokio::time::Instant::now();
+                if now < until && now >= beat {
                     self.heartbeat(engine);
                     self.journal.commit();
+                    beat = now + REPORT_CHECK;
                 }
             }
         }
@@ -243,16 +269,13 @@ impl PaperDriver {
         if std::mem::take(&mut self.restart_reload) {
             let record = restart_record(&self.revision, &self.cfg.bundle);
             let built = Some(limited(&self.cfg, self.cfg.bundle.clone()));
-            if let Some(b) = apply_reload(engine, &mut self.revision, record, built, ts, feed, &mut self.journal) {
-                self.current = b;
-            }
+            self.reload(engine, record, built, ts, feed);
         }
         if let Some(rx) = &self.cfg.reloads {
-            while let Ok((record, built)) = rx.try_recv() {
+            let pending: Vec<_> = rx.try_iter().collect();
+            for (record, built) in pending {
                 let built = built.map(|b| limited(&self.cfg, b));
-                if let Some(b) = apply_reload(engine, &mut self.revision, record, built, ts, feed, &mut self.journal) {
-                    self.current = b;
-                }
+                self.reload(engine, record, built, ts, feed);
             }
         }
         if let Some(g) = self.gateway.as_mut() {
@@ -264,6 +287,25 @@ impl PaperDriver {
             live.refresh_quotes(engine).await;
         }
         Ok(Flow::Go)
+    }
+
+    /// Applies a reload at bar time `ts` ([`apply_reload`]) and counts it in the metrics.
+    fn reload(
+        &mut self,
+        engine: &mut Engine,
+        record: ReloadRecord,
+        built: Option<Arc<Bundle>>,
+        ts: i64,
+        feed: &SeriesFeed<'_>,
+    ) {
+        let counted = record.outcome != Outcome::Unchanged;
+        let swapped = apply_reload(engine, &mut self.revision, record, built, ts, feed, &mut self.journal);
+        if let Some(m) = self.cfg.metrics.as_ref().filter(|_| counted) {
+            m.reload(swapped.is_some());
+        }
+        if let Some(b) = swapped {
+            self.current = b;
+        }
     }
 
     /// The phase's demotion rules at bar time `ts`: a demotion or pause halts the bot, and so

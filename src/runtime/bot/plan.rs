@@ -25,6 +25,7 @@ use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::costs::CostModel;
 use crate::engine::market::BarSeries;
 use crate::engine::pipeline::EngineSettings;
+use crate::runtime::bot::metrics::{BotMetrics, MetricsServer};
 use crate::runtime::bot::paper::{self, PaperConfig, PaperOutcome, ReloadMessage};
 use crate::runtime::broker::alpaca::{self, Credentials, Environment, MarketDataClient, RetryPolicy, TradingClient};
 use crate::runtime::broker::gateway::Gateway;
@@ -82,6 +83,10 @@ pub struct RunRequest {
     /// A switchover test ([`crate::runtime::broker::switchover`]): check the four live gates
     /// for real, journal the verdict, then trade on the paper account.
     pub switchover: bool,
+    /// Serve the bot's metrics for Prometheus at this address
+    /// ([`crate::runtime::bot::metrics`]); with `true`, an address that is not loopback is
+    /// allowed.
+    pub metrics: Option<(std::net::SocketAddr, bool)>,
 }
 
 /// A bot whose documents loaded: step 1 of a start.
@@ -153,34 +158,14 @@ impl LoadedBot {
         };
         // The active phase (an unfinished run keeps the one it started in): its mode gates
         // live trading, its limits become a policy of the run.
-        if let Some(p) = previous.as_ref().filter(|p| p.switchover != req.switchover) {
-            let (was, now) = match p.switchover {
-                true => ("a switchover test (live configuration, paper account)", "without --switchover"),
-                false => ("an ordinary run", "with --switchover"),
-            };
-            return Err(Diagnostic::error(
-                codes::INVALID_VALUE,
-                format!("the unfinished run of bot `{}` is {was}, and this start asks {now}", bot.name.value),
-            )
-            .help("start it the way it was started to resume it, or start over with `--fresh`"));
-        }
+        same_switchover(previous.as_ref(), req.switchover, &bot.name.value)?;
         run_settings.switchover = req.switchover;
         let phase_run = run_phase(&journal, &loaded.bundle, &bot.name.value, previous.as_ref())?;
         if let Some(p) = &phase_run {
             run_settings.phase = Some(p.settings.clone());
         }
         let active = phase_run.as_ref().map(|p| p.phase.clone());
-        let live_feed_asked = matches!(req.feed, FeedRequest::Alpaca { .. });
-        // A phase of `mode: backtest` allows historical replays only: no broker, no live data.
-        if let Some(p) = phase_run.as_ref().filter(|p| p.mode == crate::config::phase::PhaseMode::Backtest)
-            && (bot.broker.value == BrokerKind::Alpaca || live_feed_asked)
-        {
-            return Err(Diagnostic::error(
-                codes::INVALID_VALUE,
-                format!("the active phase `{}` allows historical replays only (mode: backtest)", p.phase),
-            )
-            .help("run on the replayed bars with the simulated broker, or promote the bot to a paper phase"));
-        }
+        replays_only(phase_run.as_ref(), bot.broker.value == BrokerKind::Alpaca, &req.feed)?;
         let max_order_age = req.max_order_age.map_or_else(|| default_order_age(&loaded.bundle), |d| d.as_secs() as i64);
         let (gateway, description) = runtime.block_on(connect(
             bot,
@@ -224,6 +209,7 @@ impl LoadedBot {
                 _ => None,
             },
             lease: Some(lease),
+            metrics: None,
         };
         // Kept alive for the whole run: dropping it stops watching.
         let mut watch = None;
@@ -232,15 +218,17 @@ impl LoadedBot {
             watch = Some(w);
             config.reloads = Some(rx);
         }
-        let broker = match &description {
-            Some((env, url)) => format!("Alpaca {} account at {url}", env.as_str()),
-            None => "simulated broker".into(),
+        let (bars, broker) = describe(description.as_ref(), config.live.as_ref());
+        // Bound last, once every check passed: a port in use stops the start here.
+        let metrics = match req.metrics {
+            Some((addr, allow_remote)) => {
+                let (m, server) = serve_metrics(&config.settings.bot, addr, allow_remote)?;
+                config.metrics = Some(m);
+                Some(server)
+            }
+            None => None,
         };
-        let bars = match &config.live {
-            None => "replayed bars".to_string(),
-            Some(l) => format!("Alpaca market data, polled every {:?}", l.poll),
-        };
-        Ok(RunPlan { config, runtime, stop, watch, journal, bars, broker })
+        Ok(RunPlan { config, runtime, stop, watch, journal, bars, broker, metrics })
     }
 }
 
@@ -253,6 +241,7 @@ pub struct RunPlan {
     journal: PathBuf,
     bars: String,
     broker: String,
+    metrics: Option<MetricsServer>,
 }
 
 impl RunPlan {
@@ -268,11 +257,14 @@ impl RunPlan {
     /// What stopped the bot (see [`super::paper::run`]).
     pub fn start(self) -> Result<PaperOutcome, Diagnostic> {
         // `watch` lives until the run ends: dropping it stops watching.
-        let RunPlan { config, runtime, stop, watch, journal, bars, broker } = self;
+        let RunPlan { config, runtime, stop, watch, journal, bars, broker, metrics } = self;
         let span = tracing::info_span!("bot", bot = %config.settings.bot, run = tracing::field::Empty);
         span.in_scope(|| {
             tracing::info!("trading `{}` on {bars} ({broker}); journal {}", config.settings.bot, journal.display());
             tracing::info!("press Ctrl-C (or send SIGTERM) to stop; starting again resumes where it stopped");
+            if let Some(m) = &metrics {
+                tracing::info!("metrics for Prometheus at http://{}/metrics", m.addr());
+            }
             if watch.is_some() {
                 tracing::info!("watching the bot's documents: a valid edit takes effect at the next bar");
             }
@@ -307,6 +299,58 @@ impl RunPlan {
             tracing::Instrument::instrument(paper::run(config), span).await
         })
     }
+}
+
+/// What the bot trades on and where, as the start's log line says it.
+fn describe(broker: Option<&(Environment, String)>, live: Option<&LiveFeed>) -> (String, String) {
+    let broker = match broker {
+        Some((env, url)) => format!("Alpaca {} account at {url}", env.as_str()),
+        None => "simulated broker".into(),
+    };
+    let bars = match live {
+        None => "replayed bars".to_string(),
+        Some(l) => format!("Alpaca market data, polled every {:?}", l.poll),
+    };
+    (bars, broker)
+}
+
+/// A phase of `mode: backtest` allows historical replays only: no broker, no live data.
+fn replays_only(phase: Option<&PhaseRun>, outside_broker: bool, feed: &FeedRequest) -> Result<(), Diagnostic> {
+    let live_feed = matches!(feed, FeedRequest::Alpaca { .. });
+    match phase.filter(|p| p.mode == crate::config::phase::PhaseMode::Backtest) {
+        Some(p) if outside_broker || live_feed => Err(Diagnostic::error(
+            codes::RUNTIME_REFUSED,
+            format!("the active phase `{}` allows historical replays only (mode: backtest)", p.phase),
+        )
+        .help("run on the replayed bars with the simulated broker, or promote the bot to a paper phase")),
+        _ => Ok(()),
+    }
+}
+
+/// A resumed run goes on the way it started: a switchover test (live configuration, paper
+/// account) only with `--switchover`, an ordinary run only without.
+fn same_switchover(previous: Option<&RunSettings>, switchover: bool, bot: &str) -> Result<(), Diagnostic> {
+    let Some(p) = previous.filter(|p| p.switchover != switchover) else { return Ok(()) };
+    let (was, now) = match p.switchover {
+        true => ("a switchover test (live configuration, paper account)", "without --switchover"),
+        false => ("an ordinary run", "with --switchover"),
+    };
+    Err(Diagnostic::error(
+        codes::RUNTIME_REFUSED,
+        format!("the unfinished run of bot `{bot}` is {was}, and this start asks {now}"),
+    )
+    .help("start it the way it was started to resume it, or start over with `--fresh`"))
+}
+
+/// The bot's metrics and their endpoint at `addr` (`--metrics`).
+fn serve_metrics(
+    bot: &str,
+    addr: std::net::SocketAddr,
+    allow_remote: bool,
+) -> Result<(BotMetrics, MetricsServer), Diagnostic> {
+    let m = BotMetrics::new(bot);
+    let server = MetricsServer::start(addr, allow_remote, m.clone())?;
+    Ok((m, server))
 }
 
 /// The bars a bot starts with, its live feed (if any) and the end of its warm-up.
@@ -384,7 +428,7 @@ async fn connect(
         let verdict = switchover::check(bot, phases, active_phase, armed.as_deref(), confirm_live, now).await;
         say(&verdict.render());
         tracing::info!(passed = verdict.passed, "switchover test: verdict journaled");
-        crate::runtime::journal::switchover_log::record(journal, &verdict)?;
+        crate::runtime::journal::switchover_log::record(journal, &verdict.bot, &verdict.record())?;
         let creds = switchover::paper_credentials()?;
         return open_gateway(Environment::Paper, creds, None, symbols, settings, max_order_age).await;
     }

@@ -49,6 +49,18 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The verdict as journaled.
+    pub fn record(&self) -> crate::runtime::journal::switchover_log::CheckRow {
+        crate::runtime::journal::switchover_log::CheckRow {
+            ts: self.ts,
+            passed: self.passed,
+            live_account: self.live_account.clone(),
+            checked_at: self.checked_at.clone(),
+            mock: self.mock,
+            gates: serde_json::to_value(&self.gates).unwrap_or_default(),
+        }
+    }
+
     /// The verdict as printed: one line per gate and a conclusion.
     pub fn render(&self) -> String {
         let mut out =

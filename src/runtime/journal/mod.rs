@@ -88,6 +88,8 @@ pub struct Journal {
     /// The run's own evidence for its demotion rules, kept as rows are queued (a running bot;
     /// see [`Journal::keep_evidence`]).
     evidence: Option<crate::runtime::journal::run_evidence::RunEvidence>,
+    /// Another sink that sees every event not muted (a running bot's metrics).
+    observer: Option<Box<dyn crate::engine::events::EventSink + Send>>,
 }
 
 fn now() -> i64 {
@@ -208,6 +210,7 @@ impl Journal {
             control: false,
             revision: Arc::from(revision),
             evidence: None,
+            observer: None,
         })
     }
 
@@ -310,6 +313,12 @@ impl Journal {
     /// replaying the reloads).
     pub fn set_revision(&mut self, revision: &str) {
         self.revision = Arc::from(revision);
+    }
+
+    /// Shows every event from now on (not those of a muted replay) to `observer` too, after
+    /// the journal queued its row.
+    pub fn set_observer(&mut self, observer: Box<dyn crate::engine::events::EventSink + Send>) {
+        self.observer = Some(observer);
     }
 
     /// Commits everything queued so far now (a new paper run commits its start, so that the

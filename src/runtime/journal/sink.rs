@@ -11,8 +11,47 @@ use crate::engine::trading_state::StateChange;
 use super::Journal;
 use super::rows::{OrderRow, Row, finite};
 
+impl Journal {
+    /// Shows an event to the observer (see [`Journal::set_observer`]), unless muted.
+    fn observe(&mut self, f: impl FnOnce(&mut dyn EventSink)) {
+        if self.muted {
+            return;
+        }
+        if let Some(o) = self.observer.as_mut() {
+            f(o.as_mut());
+        }
+    }
+
+    /// A running bot says what it does, at info level (not in a muted replay).
+    fn narrating(&self) -> bool {
+        self.control && !self.muted
+    }
+}
+
 impl EventSink for Journal {
     fn order(&mut self, o: &Order, strategy: &str, symbol: &str, status: OrderStatus, reason: &str) {
+        self.observe(|s| s.order(o, strategy, symbol, status, reason));
+        if self.narrating() {
+            let id = o.client_order_id.to_string();
+            let what = format!(
+                "{} {} {} {:.4} ({}, {}) at reference {:.4}, bar {}",
+                o.intent.as_str(),
+                o.side.as_str(),
+                symbol,
+                o.estimated_units,
+                o.order_type.as_str(),
+                strategy,
+                o.reference_price,
+                crate::runtime::data::timeparse::format_utc(o.created_ts)
+            );
+            match status {
+                OrderStatus::Submitted => tracing::info!(client_order_id = %id, symbol, "order: {what}"),
+                _ if reason.is_empty() => {
+                    tracing::info!(client_order_id = %id, symbol, "order {}: {what}", status.as_str())
+                }
+                _ => tracing::info!(client_order_id = %id, symbol, "order {}: {what}: {reason}", status.as_str()),
+            }
+        }
         self.order_no += 1;
         let (stop_price, limit_price) = match o.order_type {
             OrderType::Stop(p) => (finite(p), None),
@@ -56,6 +95,14 @@ impl EventSink for Journal {
     }
 
     fn order_status(&mut self, id: ClientOrderId, status: OrderStatus, ts: i64, reason: &str) {
+        self.observe(|s| s.order_status(id, status, ts, reason));
+        if self.narrating() && status != OrderStatus::Filled {
+            let cid = id.to_string();
+            match reason.is_empty() {
+                true => tracing::info!(client_order_id = %cid, "order {}", status.as_str()),
+                false => tracing::info!(client_order_id = %cid, "order {}: {reason}", status.as_str()),
+            }
+        }
         if let Some(mut row) = self.working.remove(&id) {
             row.status = status.as_str();
             row.status_reason = (!reason.is_empty()).then(|| reason.to_string());
@@ -65,6 +112,20 @@ impl EventSink for Journal {
     }
 
     fn fill(&mut self, f: &Fill, o: &Order, symbol: &str) {
+        self.observe(|s| s.fill(f, o, symbol));
+        if self.narrating() {
+            let id = f.client_order_id.to_string();
+            tracing::info!(
+                client_order_id = %id,
+                symbol,
+                "fill: {} {} {:.4} @ {:.4} (commission {:.2})",
+                o.side.as_str(),
+                symbol,
+                f.quantity,
+                f.price,
+                f.commission
+            );
+        }
         let symbol = self.name(symbol);
         self.push(Row::Fill {
             client_order_id: f.client_order_id,
@@ -79,12 +140,23 @@ impl EventSink for Journal {
     }
 
     fn trade(&mut self, t: &Trade) {
+        self.observe(|s| s.trade(t));
         self.trade_no += 1;
         self.push(Row::Trade(self.trade_no, Box::new(t.clone())));
     }
 
     fn decision(&mut self, d: &Decision<'_>) {
         use crate::engine::events::Seen;
+        self.observe(|s| s.decision(d));
+        if self.narrating() && d.fired && d.action != "pass" {
+            // A denial is told with its order (`order rejected: ... denied by ...`); each
+            // denying rule at debug.
+            let id = d.order.map(|o| o.client_order_id.to_string()).unwrap_or_default();
+            match d.action {
+                "deny" => tracing::debug!(client_order_id = %id, "deny by {}/{}: {}", d.policy, d.rule_id, d.message),
+                _ => tracing::info!(client_order_id = %id, "{} by {}/{}: {}", d.action, d.policy, d.rule_id, d.message),
+            }
+        }
         let seen: serde_json::Map<String, serde_json::Value> = d
             .values
             .iter()
@@ -113,6 +185,7 @@ impl EventSink for Journal {
     }
 
     fn state_change(&mut self, c: &StateChange) {
+        self.observe(|s| s.state_change(c));
         self.push(Row::State(Box::new(c.clone())));
         // A running bot is the only writer of its state: every change goes to the control
         // records in the transaction of its timestamp, and to its console.
@@ -136,6 +209,18 @@ impl EventSink for Journal {
     }
 
     fn note(&mut self, n: &Note<'_>) {
+        self.observe(|s| s.note(n));
+        if self.narrating() {
+            use crate::engine::events::NoteKind;
+            let (origin, script, message) = (n.origin, n.script, n.message);
+            match n.kind {
+                // The same failure on every bar is written three times, then counted.
+                NoteKind::ScriptError | NoteKind::ScriptDisabled => {
+                    tracing::warn!(symbol = n.symbol, "{}: script {script} of {origin}: {message}", n.kind.as_str())
+                }
+                _ => tracing::info!(symbol = n.symbol, "{} ({origin}): {message}", n.kind.as_str()),
+            }
+        }
         let row = Row::Note {
             ts: n.ts,
             kind: n.kind.as_str(),

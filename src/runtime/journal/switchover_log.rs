@@ -9,7 +9,6 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{db_err, schema};
 use crate::diagnostics::Diagnostic;
-use crate::runtime::broker::switchover::Verdict;
 
 /// A journaled verdict, as read back.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -28,24 +27,16 @@ pub struct CheckRow {
     pub gates: serde_json::Value,
 }
 
-/// Records `verdict` (committed at once).
+/// Records the verdict `check` of bot `bot` (committed at once).
 ///
 /// # Errors
 /// When the journal cannot be opened or written.
-pub fn record(path: &Path, verdict: &Verdict) -> Result<(), Diagnostic> {
+pub fn record(path: &Path, bot: &str, check: &CheckRow) -> Result<(), Diagnostic> {
     let conn = schema::open(path)?;
     conn.execute(
         "INSERT INTO switchover_checks (bot, ts, passed, live_account, checked_at, mock, gates) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            verdict.bot,
-            verdict.ts,
-            verdict.passed,
-            verdict.live_account,
-            verdict.checked_at,
-            verdict.mock,
-            serde_json::to_string(&verdict.gates).unwrap_or_default()
-        ],
+        params![bot, check.ts, check.passed, check.live_account, check.checked_at, check.mock, check.gates.to_string()],
     )
     .map_err(|e| db_err(path, e))?;
     Ok(())
