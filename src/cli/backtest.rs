@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use super::{BarArgs, EXIT_OK, Out, exit_code_for, parse_cash, parse_cost_rate, write_file};
+use super::validate::Format;
+use super::{BarArgs, EXIT_OK, Out, exit_code_for, parse_cash, parse_cost_rate, print_json, write_file};
 use crate::config::manifest::FillTiming;
 use crate::engine::backtest;
 use crate::runtime::journal::report::{self, ReportContext};
@@ -53,6 +54,10 @@ pub struct Args {
     /// Print how long each phase took (to standard error).
     #[arg(long)]
     pub timings: bool,
+    /// Output format: the summary (`human`) or the JSON report on standard output (`json`,
+    /// the document `--json FILE` writes).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// The bars a run reads and its money and fills (shared by `backtest`, `sweep` and
@@ -165,7 +170,9 @@ pub fn run(args: Args, out: Out) -> u8 {
     }
     timer.lap("reports");
     timer.total();
-    if !args.quiet {
+    if args.format == Format::Json {
+        print_json(&report::to_json(&ctx, &result));
+    } else if !args.quiet {
         print!("{}", report::summary(&ctx, &result));
         if let Some(p) = &args.json {
             println!("  json report   {}", p.display());
@@ -208,7 +215,9 @@ fn compare(args: &Args, out: Out) -> u8 {
         }
     }
     timer.total();
-    if !args.quiet {
+    if args.format == Format::Json {
+        print_json(&report::comparison_json(&pairs));
+    } else if !args.quiet {
         print!("{}", report::comparison(&pairs));
         if let Some(p) = &args.json {
             println!("  json report   {}", p.display());

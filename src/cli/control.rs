@@ -37,6 +37,10 @@ pub struct StateArgs {
     /// Why (kept in the journal with the change).
     #[arg(long, value_parser = super::parse_name)]
     reason: String,
+    /// Output format: sentences (`human`) or one JSON document (`json`: `request`, `action`,
+    /// `reason`, `applied` (`now`, `at_next_bar` by the running bot, or `unchanged`), `state`).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
 }
 
 /// Arguments of `dsl approvals`.
@@ -116,7 +120,7 @@ fn resolve_target(t: &Target) -> Result<(PathBuf, String), Diagnostic> {
             }
             Some(_) => {
                 return Err(Diagnostic::error(
-                    codes::INVALID_VALUE,
+                    codes::BAD_ARGUMENT,
                     format!("`{}` is not a bot manifest", path.display()),
                 )
                 .help("give a `kind: bot` file, or --journal and --bot-name"));
@@ -130,10 +134,10 @@ fn resolve_target(t: &Target) -> Result<(PathBuf, String), Diagnostic> {
         }
     }
     let name = name.ok_or_else(|| {
-        Diagnostic::error(codes::MISSING_KEY, "which bot?").help("give the bot manifest, or --bot-name with --journal")
+        Diagnostic::error(codes::BAD_ARGUMENT, "which bot?").help("give the bot manifest, or --bot-name with --journal")
     })?;
     let db = db.ok_or_else(|| {
-        Diagnostic::error(codes::MISSING_KEY, format!("bot `{name}` has no journal database"))
+        Diagnostic::error(codes::RUNTIME_REFUSED, format!("bot `{name}` has no journal database"))
             .help("add `database:` to the manifest, or give --journal")
     })?;
     Ok((db, name))
@@ -183,6 +187,21 @@ fn change(args: StateArgs, out: Out, halt: bool) -> u8 {
         Err(d) => return out.fail(&d),
     };
     let verb = if halt { "halt" } else { "resume" };
+    if args.format == Format::Json {
+        let (applied, state) = match (&running, &change) {
+            (Some(_), _) => ("at_next_bar", None),
+            (None, Some(c)) => ("now", Some(c.to.as_str().to_string())),
+            (None, None) => ("unchanged", store.state().ok().map(|s| s.mode.as_str().to_string())),
+        };
+        super::print_json(&serde_json::json!({
+            "request": request.request_id,
+            "action": verb,
+            "reason": reason,
+            "applied": applied,
+            "state": state,
+        }));
+        return EXIT_OK;
+    }
     match (&running, change) {
         (Some(holder), _) => {
             println!("request {}: {verb} ({reason})", request.request_id);

@@ -81,15 +81,15 @@ pub fn run(args: Args, out: Out) -> u8 {
 fn run_fetch(args: FetchArgs, out: Out) -> u8 {
     if crate::runtime::broker::alpaca::market_data::timeframe_param(args.timeframe).is_none() {
         return out.fail(
-            &Diagnostic::error(codes::INVALID_VALUE, format!("Alpaca has no {} bars", args.timeframe))
+            &Diagnostic::error(codes::BAD_ARGUMENT, format!("Alpaca has no {} bars", args.timeframe))
                 .help("use 1m to 59m, 1h to 23h, 1d, 1w, or 1mo, 2mo, 3mo, 4mo, 6mo, 12mo"),
         );
     }
     if args.symbols.iter().any(|s| s.trim().is_empty()) {
-        return out.fail(&Diagnostic::error(codes::INVALID_VALUE, "`--symbols` names an empty symbol"));
+        return out.fail(&Diagnostic::error(codes::BAD_ARGUMENT, "`--symbols` names an empty symbol"));
     }
     if args.to.is_some_and(|t| t < args.from) {
-        return out.fail(&Diagnostic::error(codes::INVALID_VALUE, "`--to` is before `--from`"));
+        return out.fail(&Diagnostic::error(codes::BAD_ARGUMENT, "`--to` is before `--from`"));
     }
     let creds = match Credentials::from_env() {
         Ok(c) => c,

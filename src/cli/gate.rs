@@ -70,6 +70,10 @@ pub struct ApproveArgs {
     /// The phase's approval phrase, e.g. "Proceed to Phase 2".
     #[arg(long)]
     phrase: String,
+    /// Output format: a sentence (`human`) or one JSON document (`json`: `approval`, `by`,
+    /// `phase`, `next`, `report_hash`).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
 }
 
 /// Arguments of `dsl promote`.
@@ -81,6 +85,10 @@ pub struct PromoteArgs {
     /// `dsl approve` on record.
     #[arg(long, value_name = "FILE")]
     approval_file: Option<PathBuf>,
+    /// Output format: a sentence (`human`) or one JSON document (`json`: `bot`, `from`, `to`,
+    /// `approved_by`, `report_hash`, `mode`).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
 }
 
 /// The bundle, the journal, the bot's name and its active phase.
@@ -94,12 +102,12 @@ fn load(b: &BotArgs, out: Out) -> Result<(Bundle, PathBuf, String, Option<String
     };
     let Some(bot) = loaded.bundle.bot.clone() else {
         return Err(
-            out.fail(&Diagnostic::error(codes::UNKNOWN_KIND, "phase gates belong to a bot manifest (`kind: bot`)"))
+            out.fail(&Diagnostic::error(codes::RUNTIME_REFUSED, "phase gates belong to a bot manifest (`kind: bot`)"))
         );
     };
     let Some(journal) = loaded.journal(b.journal.as_deref()) else {
         return Err(out.fail(
-            &Diagnostic::error(codes::MISSING_KEY, "the gates read the bot's journal")
+            &Diagnostic::error(codes::RUNTIME_REFUSED, "the gates read the bot's journal")
                 .help("set `database:` in the manifest or pass `--journal FILE`"),
         ));
     };
@@ -112,7 +120,7 @@ fn load(b: &BotArgs, out: Out) -> Result<(Bundle, PathBuf, String, Option<String
 }
 
 fn no_phase() -> Diagnostic {
-    Diagnostic::error(codes::MISSING_KEY, "the bot has no active phase")
+    Diagnostic::error(codes::RUNTIME_REFUSED, "the bot has no active phase")
         .help("list `phases:` and set `phase:` in the manifest")
 }
 
@@ -163,13 +171,23 @@ pub fn approve(args: ApproveArgs, out: Out) -> u8 {
     };
     if active.as_deref() != Some(args.phase.as_str()) {
         return out.fail(&Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::RUNTIME_REFUSED,
             format!("`{}` is not the bot's active phase ({})", args.phase, active.as_deref().unwrap_or("none")),
         ));
     }
     let result = gates::report(&journal, &bot, &bundle, &args.phase)
         .and_then(|r| phase_store::approve(&journal, &r, &args.by, &args.phrase, "cli").map(|id| (id, r)));
     match result {
+        Ok((id, r)) if args.format == Format::Json => {
+            super::print_json(&serde_json::json!({
+                "approval": id,
+                "by": args.by,
+                "phase": r.phase,
+                "next": r.next,
+                "report_hash": r.hash,
+            }));
+            EXIT_OK
+        }
         Ok((id, r)) => {
             println!(
                 "approval {id}: {} approves `{}` -> `{}` for gate report {}",
@@ -204,7 +222,7 @@ pub fn promote(args: PromoteArgs, out: Out) -> u8 {
             match serde_saphyr::from_str::<ApprovalFile>(&text) {
                 Ok(f) => Some((f, p.display().to_string())),
                 Err(e) => {
-                    return out.fail(&Diagnostic::error(codes::INVALID_VALUE, format!("approval file `{}`: {e}", p.display())).help(
+                    return out.fail(&Diagnostic::error(codes::BAD_ARGUMENT, format!("approval file `{}`: {e}", p.display())).help(
                         "write `kind: approval`, `bot`, `phase`, `approved_by`, `phrase` and `report` (the hash `dsl gate status` prints)",
                     ));
                 }
@@ -214,6 +232,18 @@ pub fn promote(args: PromoteArgs, out: Out) -> u8 {
     let result = gates::report(&journal, &bot, &bundle, &phase)
         .and_then(|r| phase_store::promote(&journal, &r, file.as_ref().map(|(f, n)| (f, n.as_str()))).map(|c| (c, r)));
     match result {
+        Ok((c, r)) if args.format == Format::Json => {
+            let mode = bundle.phases.iter().find(|p| p.name.value == c.to).map(|p| p.mode.value.as_str());
+            super::print_json(&serde_json::json!({
+                "bot": bot,
+                "from": c.from,
+                "to": c.to,
+                "approved_by": c.actor,
+                "report_hash": r.hash,
+                "mode": mode,
+            }));
+            EXIT_OK
+        }
         Ok((c, r)) => {
             println!(
                 "promoted `{bot}` from `{}` to `{}` (approved by {}; gate report {})",

@@ -49,6 +49,12 @@ pub struct Args {
     /// Rows with a missing open, high, low or close.
     #[arg(long, value_enum, default_value_t = Missing::Skip)]
     pub on_missing: Missing,
+    /// Output format: lines per file (`human`) or one JSON document (`json`: `db`, `written`,
+    /// `replaced`, and per file its `path`, `layout`, `series` (symbol, timeframe, bars,
+    /// first, last), skipped and bad rows with their lines, `missing_volume`, `reversed`,
+    /// `sorted`, `notes`).
+    #[arg(long, value_enum, default_value_t = super::validate::Format::Human)]
+    pub format: super::validate::Format,
 }
 
 /// Runs the command.
@@ -95,6 +101,10 @@ pub fn run(args: Args, out: Out) -> u8 {
             return out.fail(&d);
         }
     };
+    if args.format == super::validate::Format::Json {
+        super::print_json(&json_report(&args, &loaded, &counts));
+        return EXIT_OK;
+    }
     for (path, _, l) in &loaded {
         for s in &l.series {
             let tf = args.timeframe.or(s.timeframe).unwrap_or(Timeframe::DAILY);
@@ -140,4 +150,50 @@ pub fn run(args: Args, out: Out) -> u8 {
         counts.replaced
     );
     EXIT_OK
+}
+
+/// The `--format json` document of an import (see `Args::format`).
+fn json_report(
+    args: &Args,
+    loaded: &[(PathBuf, String, crate::runtime::data::csv_bars::CsvLoad)],
+    counts: &bar_store::ImportCounts,
+) -> serde_json::Value {
+    let files: Vec<serde_json::Value> = loaded
+        .iter()
+        .map(|(path, _, l)| {
+            let r = &l.report;
+            let series: Vec<serde_json::Value> = l
+                .series
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "symbol": s.symbol,
+                        "timeframe": args.timeframe.or(s.timeframe).unwrap_or(Timeframe::DAILY).to_string(),
+                        "bars": s.len(),
+                        "first": s.ts.first().map(|t| format_utc(*t)),
+                        "last": s.ts.last().map(|t| format_utc(*t)),
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "path": path.display().to_string(),
+                "layout": r.layout,
+                "series": series,
+                "skipped": r.skipped,
+                "skipped_lines": r.skipped_lines,
+                "bad_rows": r.bad_rows,
+                "bad_row_lines": r.bad_row_lines(),
+                "missing_volume": r.missing_volume,
+                "reversed": r.reversed,
+                "sorted": r.sorted,
+                "notes": r.notes,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "db": args.db.display().to_string(),
+        "written": counts.written,
+        "replaced": counts.replaced,
+        "files": files,
+    })
 }

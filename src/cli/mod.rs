@@ -141,9 +141,11 @@ impl Out {
     }
 }
 
-/// `2` when any error is an I/O error, else `1`.
+/// `2` when any error is about the environment rather than the documents (I/O, the broker or
+/// data provider, a journal held or refusing, a command-line value), else `1`.
 pub fn exit_code_for(diags: &[Diagnostic]) -> u8 {
-    if diags.iter().any(|d| d.is_error() && d.code == codes::IO) { EXIT_USAGE } else { EXIT_INVALID }
+    let usage = [codes::IO, codes::BROKER, codes::JOURNAL_CONFLICT, codes::BAD_ARGUMENT];
+    if diags.iter().any(|d| d.is_error() && usage.contains(&d.code)) { EXIT_USAGE } else { EXIT_INVALID }
 }
 
 /// Parses arguments, runs the command, returns the process exit code.
@@ -316,6 +318,11 @@ pub fn write_file(path: &std::path::Path, contents: &str) -> Result<(), Diagnost
     }
     std::fs::write(path, contents)
         .map_err(|e| Diagnostic::error(codes::IO, format!("cannot write `{}`: {e}", path.display())))
+}
+
+/// Prints `value` as one pretty JSON document on standard output (`--format json`).
+pub fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 #[cfg(test)]

@@ -87,6 +87,10 @@ pub struct Args {
     /// authentication: the bot's equity and positions are readable by whoever reaches it).
     #[arg(long, requires = "metrics")]
     pub metrics_allow_remote: bool,
+    /// Output format of the closing summary: `human`, or `json` (one document on standard
+    /// output: run, bot, resumed_from, last_bar, timestamps, equity, orders, completed).
+    #[arg(long, value_enum, default_value_t = super::validate::Format::Human)]
+    pub format: super::validate::Format,
 }
 
 /// Where a running bot's bars come from.
@@ -172,7 +176,23 @@ pub fn run(args: Args, out: Out) -> u8 {
         Ok(o) => o,
         Err(d) => return out.fail(&d),
     };
-    if !args.quiet {
+    if args.format == super::validate::Format::Json {
+        let st = &outcome.stats;
+        super::print_json(&serde_json::json!({
+            "run": outcome.run_id,
+            "bot": bot_name,
+            "resumed_from": outcome.resumed_from.map(format_utc),
+            "last_bar": outcome.last_ts.map(format_utc),
+            "timestamps": outcome.timestamps,
+            "equity": outcome.equity,
+            "orders": {
+                "submitted": st.orders_submitted,
+                "filled": st.orders_filled,
+                "rejected": st.orders_rejected,
+            },
+            "completed": outcome.completed,
+        }));
+    } else if !args.quiet {
         let resumed = outcome.resumed_from.map_or(String::new(), |t| format!(", resumed after {}", format_utc(t)));
         let last = outcome.last_ts.map_or("no bars".into(), format_utc);
         println!("run {} of `{}`{resumed}", outcome.run_id, bot_name);

@@ -27,6 +27,9 @@ pub struct Args {
     /// Do not write a journal.
     #[arg(long, conflicts_with = "journal")]
     pub no_journal: bool,
+    /// Output format: the verdict table (`human`) or one JSON document (`json`).
+    #[arg(long, value_enum, default_value_t = super::validate::Format::Human)]
+    pub format: super::validate::Format,
 }
 
 /// Runs the command.
@@ -49,11 +52,57 @@ pub fn run(args: Args, out: Out) -> u8 {
     };
     let journal_path = plan.journal_path();
     let doc = plan.doc();
-    print!("{}", report(doc, &plan.settings().bot, &outcomes, journal_path.as_ref()));
+    match args.format {
+        super::validate::Format::Json => {
+            super::print_json(&report_json(doc, &plan.settings().bot, &outcomes, journal_path.as_ref()))
+        }
+        super::validate::Format::Human => {
+            print!("{}", report(doc, &plan.settings().bot, &outcomes, journal_path.as_ref()))
+        }
+    }
     if let Some(p) = &journal_path {
         super::gate::after_run(p, plan.bundle());
     }
     if outcomes.iter().any(|o| o.result.metrics.max_drawdown > doc.max_drawdown) { EXIT_INVALID } else { EXIT_OK }
+}
+
+/// The verdicts as one JSON document: `bot`, `stress`, `max_drawdown` (fraction), `breached`,
+/// `journal`, and per scenario (the unchanged `baseline` first) its `name`, `shock`, `passed`,
+/// `metrics` (as a backtest's), `denied`/`blocked`/`warned` counts by rule, `state_changes`
+/// and `final_state`.
+fn report_json(doc: &StressDoc, bot: &str, outcomes: &[Outcome], journal: Option<&PathBuf>) -> serde_json::Value {
+    let scenarios: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|o| {
+            let st = &o.result.stats;
+            let m = &o.result.metrics;
+            serde_json::json!({
+                "name": o.name,
+                "shock": o.what,
+                "passed": m.max_drawdown <= doc.max_drawdown,
+                "metrics": crate::runtime::journal::report::metrics_json(m),
+                "denied": st.denials,
+                "blocked": st.blocked_by_state,
+                "warned": st.warnings,
+                "state_changes": st.state_changes.iter().map(|c| serde_json::json!({
+                    "time": format_utc(c.ts),
+                    "from": c.from.as_str(),
+                    "to": c.to.as_str(),
+                    "reason": c.reason,
+                    "message": c.message,
+                })).collect::<Vec<_>>(),
+                "final_state": st.state_changes.last().map_or("ACTIVE", |c| c.to.as_str()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "bot": bot,
+        "stress": doc.name.value,
+        "max_drawdown": doc.max_drawdown,
+        "breached": outcomes.iter().any(|o| o.result.metrics.max_drawdown > doc.max_drawdown),
+        "journal": journal.map(|p| p.display().to_string()),
+        "scenarios": scenarios,
+    })
 }
 
 fn report(doc: &StressDoc, bot: &str, outcomes: &[Outcome], journal: Option<&PathBuf>) -> String {

@@ -137,7 +137,8 @@ impl SearchArgs {
 /// Where a sweep's results go.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OutputArgs {
-    /// Write every trial (params, objective, every metric) and the sweep's identity as JSON.
+    /// Write every trial (params, objective, every metric) and the sweep's identity as JSON
+    /// (`-`: standard output, instead of the table).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Write every trial as CSV, best first.
@@ -320,7 +321,9 @@ fn finish(result: &SweepResult, o: &OutputArgs, journal: Option<&Path>, symbols:
             Err(d) => return out.fail(&d),
         }
     }
-    if !o.quiet {
+    // `--json -`: standard output holds the JSON document alone.
+    let json_out = o.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if !o.quiet && !json_out {
         print!("{}", table(result, o.top));
         if let (Some(id), Some(j)) = (run_id, journal) {
             println!("  journal       {} (run {id})", j.display());
@@ -365,7 +368,7 @@ fn read_result(path: &Path) -> Result<SweepResult, Diagnostic> {
         .map_err(|e| Diagnostic::error(codes::IO, format!("cannot read `{}`: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| {
         Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::BAD_ARGUMENT,
             format!("`{}` is not a sweep result: {e} (line {}, column {})", path.display(), e.line(), e.column()),
         )
         .help("give the `--json` files that `dsl sweep` wrote")
@@ -380,7 +383,7 @@ fn resumed(path: &Path, plan: &SweepPlan) -> Result<Vec<crate::runtime::research
     let r = read_result(path)?;
     if &r.sweep != plan.identity() {
         return Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::BAD_ARGUMENT,
             format!(
                 "`{}` holds another sweep (bot, revision, space, method, seed, objective or data differ)",
                 path.display()

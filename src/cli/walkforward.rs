@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Write the windows, the stitched equity, metrics and out-of-sample trades and the
-    /// params' stability as JSON.
+    /// params' stability as JSON (`-`: standard output, instead of the table).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Journal database (default: the manifest's `database`).
@@ -106,7 +106,9 @@ pub fn run(args: Args, out: Out) -> u8 {
             Err(d) => return out.fail(&d),
         }
     }
-    if !args.quiet {
+    // `--json -`: standard output holds the JSON document alone.
+    let json_out = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if !args.quiet && !json_out {
         print!("{}", table(&result));
         if let Some((id, j)) = run_id {
             println!("  journal       {} (run {id}, kind walkforward)", j.display());

@@ -228,7 +228,7 @@ fn fetch_refuses_what_alpaca_cannot_serve() {
         .args(["data", "fetch", "--symbols", "AAPL", "--timeframe", "2d", "--from", "2022-01-01", "--db", "x.sqlite"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "an invalid request");
+    assert_eq!(out.status.code(), Some(2), "a command-line value Alpaca cannot serve is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Alpaca has no 2d bars"));
     let out = dsl()
         .env_remove("APCA_API_KEY_ID")

@@ -130,13 +130,37 @@ fn a_bot_graduates_from_paper_mastery_with_approval_and_a_stress_breach_sends_it
         let (ok, _, err) = run(&["approve", "paper_mastery", "bot.yaml", "--by", "Jane Trader", "--phrase", near], dir);
         assert!(!ok && err.contains("exactly \"Proceed to Phase 2\""), "{near}: {err}");
     }
-    let (ok, out, err) =
-        run(&["approve", "paper_mastery", "bot.yaml", "--by", "Jane Trader", "--phrase", " Proceed to Phase 2 "], dir);
+    let (ok, out, err) = run(
+        &[
+            "approve",
+            "paper_mastery",
+            "bot.yaml",
+            "--by",
+            "Jane Trader",
+            "--phrase",
+            " Proceed to Phase 2 ",
+            "--format",
+            "json",
+        ],
+        dir,
+    );
     assert!(ok, "{err}");
-    assert!(out.contains(s2["hash"].as_str().unwrap()), "the approval names the report: {out}");
-    let (ok, out, err) = run(&["promote", "bot.yaml"], dir);
+    let approval: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(approval["report_hash"], s2["hash"], "the approval names the report: {out}");
+    assert_eq!(
+        (approval["phase"].as_str(), approval["next"].as_str()),
+        (Some("paper_mastery"), Some("backtest_and_stress"))
+    );
+    assert!(approval["approval"].as_i64().is_some() && approval["by"] == "Jane Trader", "{out}");
+    let (ok, out, err) = run(&["promote", "bot.yaml", "--format", "json"], dir);
     assert!(ok, "{err}");
-    assert!(out.contains("from `paper_mastery` to `backtest_and_stress`"), "{out}");
+    let promoted: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (promoted["from"].as_str(), promoted["to"].as_str(), promoted["approved_by"].as_str()),
+        (Some("paper_mastery"), Some("backtest_and_stress"), Some("Jane Trader")),
+        "{out}"
+    );
+    assert_eq!(promoted["report_hash"], s2["hash"]);
     let c = Connection::open(dir.join("journal.sqlite")).unwrap();
     let log = rows(&c, "SELECT kind, from_phase, to_phase, actor, report_hash, bundle_revision FROM phase_log");
     assert_eq!(log.len(), 1);

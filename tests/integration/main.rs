@@ -22,6 +22,7 @@ mod import;
 mod indicators;
 mod library;
 mod live_feed;
+mod machine;
 mod mock_broker;
 mod operations;
 mod overfitting;

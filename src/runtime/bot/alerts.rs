@@ -84,7 +84,7 @@ fn secret(var: &str) -> Result<String, Diagnostic> {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
         _ => Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::RUNTIME_REFUSED,
             format!("the manifest's alerts read `{var}`, which is not set"),
         )
         .help(format!("export {var}=... (kept out of the manifest: it is a secret), or remove the alert"))),
@@ -94,7 +94,7 @@ fn secret(var: &str) -> Result<String, Diagnostic> {
 /// A webhook URL the bot may post to: https, or http on loopback.
 fn webhook_url(value: &str, var: &str) -> Result<String, Diagnostic> {
     let refuse = |why: &str| {
-        Diagnostic::error(codes::INVALID_VALUE, format!("the webhook URL in `{var}` is refused: {why}"))
+        Diagnostic::error(codes::RUNTIME_REFUSED, format!("the webhook URL in `{var}` is refused: {why}"))
             .help("a webhook is https (Slack, Discord), or http on loopback for a local relay")
     };
     let url = url::Url::parse(value).map_err(|_| refuse("it is not a URL"))?;

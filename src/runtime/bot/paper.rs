@@ -174,7 +174,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
         Some((j, r)) => {
             if r.in_force != cfg.bundle.revision && cfg.reloads.is_none() {
                 return Err(Diagnostic::error(
-                    codes::INVALID_VALUE,
+                    codes::RUNTIME_REFUSED,
                     format!(
                         "run {} of bot `{bot}` was running bundle {}, but the documents now give {}",
                         r.run_id, r.in_force, cfg.bundle.revision

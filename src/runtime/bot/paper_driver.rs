@@ -351,7 +351,7 @@ impl PaperDriver {
             let b = bundle_of(&self.cfg, &rev)?;
             self.current = b.clone();
             engine.swap_bundle(b, &|i| feed.history(i)).map_err(|m| {
-                Diagnostic::error(codes::INVALID_VALUE, format!("cannot replay the reload to bundle {rev}: {m}"))
+                Diagnostic::error(codes::JOURNAL_CONFLICT, format!("cannot replay the reload to bundle {rev}: {m}"))
             })?;
             self.journal.set_revision(&rev);
             self.revision = rev;
@@ -558,7 +558,7 @@ pub(super) fn bundle_of(cfg: &PaperConfig, revision: &str) -> Result<Arc<Bundle>
     }
     let missing = || {
         Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::JOURNAL_CONFLICT,
             format!("the journal has no texts of bundle {revision}, which the unfinished run used"),
         )
         .help("restore the documents it ran with to resume it, or start over with `--fresh`")

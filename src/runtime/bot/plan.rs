@@ -120,10 +120,10 @@ impl LoadedBot {
         let LoadedBot { request: req, loaded } = self;
         let bundle = Arc::new(loaded.bundle.clone());
         let Some(bot) = bundle.bot.as_ref() else {
-            return Err(Diagnostic::error(codes::UNKNOWN_KIND, "`dsl run` runs a bot manifest (`kind: bot`)"));
+            return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "`dsl run` runs a bot manifest (`kind: bot`)"));
         };
         let Some(journal) = loaded.journal(req.journal.as_deref()) else {
-            return Err(Diagnostic::error(codes::MISSING_KEY, "a running bot needs a journal")
+            return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "a running bot needs a journal")
                 .help("set `database:` in the manifest or pass `--journal FILE`"));
         };
         // One bot per journal, for the whole run: taken before anything is read from it.
@@ -418,7 +418,7 @@ async fn connect(
     let armed = std::env::var(live_gate::ARM_VAR).ok();
     if switchover.is_some() && bot.broker.value == BrokerKind::Sim {
         return Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::RUNTIME_REFUSED,
             "a switchover test trades the live configuration on the Alpaca paper account, but the bot's broker is `sim`",
         )
         .help("set `broker: alpaca` (and `mode: live`) in the manifest"));
@@ -454,7 +454,7 @@ async fn connect(
         GateDecision::LiveIfAccountMatches { .. } => Environment::Live,
     };
     let creds = Credentials::from_env().map_err(|e| {
-        Diagnostic::error(codes::MISSING_KEY, e.to_string())
+        Diagnostic::error(codes::RUNTIME_REFUSED, e.to_string())
             .help("export APCA_API_KEY_ID and APCA_API_SECRET_KEY (the paper account's keys for paper trading)")
     })?;
     let live = match &decision {
@@ -481,7 +481,7 @@ async fn open_gateway(
         .map_err(|e| Diagnostic::error(codes::IO, e.to_string()))?;
     if let Some((bot, account)) = live {
         let reported = client.account().await.map_err(|e| {
-            Diagnostic::error(codes::IO, format!("cannot verify the live account: {e}; nothing was traded"))
+            Diagnostic::error(codes::BROKER, format!("cannot verify the live account: {e}; nothing was traded"))
         })?;
         live_gate::confirm_account(account, &reported.account_number)?;
         say(&live_gate::banner(bot, account));
@@ -524,14 +524,14 @@ async fn live_feed(
 ) -> Result<(Vec<BarSeries>, LiveFeed, i64), Diagnostic> {
     let timeframe =
         bundle.strategies.iter().map(|s| s.doc.timeframe.value).min_by_key(|t| t.seconds()).ok_or_else(|| {
-            Diagnostic::error(codes::INVALID_VALUE, "the bot has no strategy, so no timeframe to fetch bars for")
+            Diagnostic::error(codes::RUNTIME_REFUSED, "the bot has no strategy, so no timeframe to fetch bars for")
         })?;
     if alpaca::market_data::timeframe_param(timeframe).is_none() {
-        return Err(Diagnostic::error(codes::INVALID_VALUE, format!("Alpaca has no {timeframe} bars"))
+        return Err(Diagnostic::error(codes::RUNTIME_REFUSED, format!("Alpaca has no {timeframe} bars"))
             .help("use 1-59 minutes, 1-23 hours, 1 day, 1 week or 1, 2, 3, 4, 6 or 12 months"));
     }
     let creds = Credentials::from_env().map_err(|e| {
-        Diagnostic::error(codes::MISSING_KEY, e.to_string())
+        Diagnostic::error(codes::RUNTIME_REFUSED, e.to_string())
             .help("export APCA_API_KEY_ID and APCA_API_SECRET_KEY (market data needs an Alpaca account's keys)")
     })?;
     let url = live_gate::data_url(env, std::env::var(live_gate::DATA_URL_VAR).ok().as_deref())?;
@@ -552,7 +552,7 @@ async fn live_feed(
     let series = feed
         .history(history_from)
         .await
-        .map_err(|e| Diagnostic::error(codes::IO, format!("cannot fetch the warm-up history from Alpaca: {e}")))?;
+        .map_err(|e| Diagnostic::error(codes::BROKER, format!("cannot fetch the warm-up history from Alpaca: {e}")))?;
     // The warm-up is the history there was at the first start; later bars are traded.
     let last = series.iter().filter_map(|s| s.ts.last().copied()).max().unwrap_or(now - step);
     let warmup_until = window.map_or(last, |w| w.1);

@@ -187,7 +187,7 @@ pub async fn fetch(
             } else {
                 String::new()
             };
-            return Err(Diagnostic::error(codes::IO, format!("fetching `{symbol}` failed: {e}{kept}")).help(
+            return Err(Diagnostic::error(codes::BROKER, format!("fetching `{symbol}` failed: {e}{kept}")).help(
                 "check APCA_API_KEY_ID, APCA_API_SECRET_KEY and the network; rate limits are waited out, other failures \
                  stop the fetch",
             ));

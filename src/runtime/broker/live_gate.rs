@@ -146,7 +146,7 @@ pub fn confirm_account(confirmed: &str, reported: &str) -> Result<(), Diagnostic
         return Ok(());
     }
     Err(Diagnostic::error(
-        codes::INVALID_VALUE,
+        codes::LIVE_GATE,
         format!(
             "--confirm-live {confirmed} does not match the live account of these keys ({reported}); nothing was traded"
         ),
@@ -164,7 +164,7 @@ pub fn confirm_account(confirmed: &str, reported: &str) -> Result<(), Diagnostic
 pub fn trading_url(env: Environment, override_url: Option<&str>) -> Result<String, Diagnostic> {
     match (env, override_url) {
         (Environment::Live, Some(u)) => Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::LIVE_GATE,
             format!(
                 "{TRADING_URL_VAR} is set ({u}) but every live gate holds; live trading goes to the live host only"
             ),
@@ -185,7 +185,7 @@ pub fn data_url(env: Environment, override_url: Option<&str>) -> Result<String, 
     match (env, override_url) {
         (_, None) => Ok(DATA_URL.to_string()),
         (Environment::Live, Some(u)) => Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::LIVE_GATE,
             format!("{DATA_URL_VAR} is set ({u}) but every live gate holds; a live bot reads Alpaca's data host only"),
         )
         .help(format!("unset {DATA_URL_VAR} to trade live"))),
@@ -226,7 +226,7 @@ pub fn is_loopback(url: &url::Url) -> Option<bool> {
 /// A diagnostic naming the variable, the value and what is allowed.
 pub fn allowed_override(var: &str, value: &str, allowed_host: &str) -> Result<String, Diagnostic> {
     let refuse = |why: &str| {
-        Diagnostic::error(codes::INVALID_VALUE, format!("{var} = `{value}` is refused: {why}")).help(format!(
+        Diagnostic::error(codes::LIVE_GATE, format!("{var} = `{value}` is refused: {why}")).help(format!(
             "an override may only name a loopback address (a mock server, e.g. http://127.0.0.1:8080) or \
              https://{allowed_host}"
         ))

@@ -156,7 +156,7 @@ async fn lookup(url: &str) -> Result<String, String> {
 /// The variable that is missing, with what to export.
 pub fn paper_credentials() -> Result<Credentials, crate::diagnostics::Diagnostic> {
     Credentials::from_vars(PAPER_KEY_ID_VAR, PAPER_SECRET_VAR).map_err(|e| {
-        crate::diagnostics::Diagnostic::error(crate::diagnostics::codes::MISSING_KEY, e.to_string()).help(format!(
+        crate::diagnostics::Diagnostic::error(crate::diagnostics::codes::RUNTIME_REFUSED, e.to_string()).help(format!(
             "a switchover test trades on the paper account: export {PAPER_KEY_ID_VAR} and {PAPER_SECRET_VAR} \
              (the live keys stay in {KEY_ID_VAR} / {SECRET_VAR})"
         ))

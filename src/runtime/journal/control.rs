@@ -381,21 +381,21 @@ impl ControlStore {
                 format!("pending requests: {}", pending.join(", "))
             };
             return Err(Diagnostic::error(
-                codes::INVALID_VALUE,
+                codes::JOURNAL_CONFLICT,
                 format!("no approval request `{id}` for bot `{}`", self.bot),
             )
             .help(help));
         };
         if row.status != "pending" {
             return Err(Diagnostic::error(
-                codes::INVALID_VALUE,
+                codes::JOURNAL_CONFLICT,
                 format!("approval request {} is already {}", row.request_id, row.status),
             ));
         }
         // The window is measured on the bot's clock (its last committed bar) when it runs.
         if self.bot_clock()?.unwrap_or(ts) >= row.expires_ts {
             return Err(Diagnostic::error(
-                codes::INVALID_VALUE,
+                codes::JOURNAL_CONFLICT,
                 format!(
                     "approval request {} expired at {}; it is denied",
                     row.request_id,
@@ -413,7 +413,7 @@ impl ControlStore {
             .map_err(|e| self.err(e))?;
         if n != 1 {
             return Err(Diagnostic::error(
-                codes::INVALID_VALUE,
+                codes::JOURNAL_CONFLICT,
                 format!("approval request {} changed meanwhile", row.request_id),
             ));
         }

@@ -148,7 +148,7 @@ pub fn acquire(journal: &Path, bot: &str, command: &str, wait: std::time::Durati
             Probe::Held(holder) if std::time::Instant::now() >= until => {
                 let who = holder.map_or("another process".to_string(), |h| h.to_string());
                 return Err(Diagnostic::error(
-                    codes::IO,
+                    codes::JOURNAL_CONFLICT,
                     format!("the journal `{}` is in use by {who}", journal.display()),
                 )
                 .help("one bot runs on a journal at a time: stop the other (Ctrl-C), or give this one its own `--journal`"));

@@ -66,7 +66,7 @@ pub fn open_run(path: &Path, bot: &str, run_id: Option<i64>) -> Result<(Connecti
     };
     let id = found.ok_or_else(|| {
         let which = run_id.map_or("no paper run".to_string(), |r| format!("no paper run {r}"));
-        Diagnostic::error(codes::INVALID_VALUE, format!("bot `{bot}` has {which} in `{}`", path.display()))
+        Diagnostic::error(codes::JOURNAL_CONFLICT, format!("bot `{bot}` has {which} in `{}`", path.display()))
             .help("`dsl run BOT.yaml` starts one; `dsl status BOT.yaml` shows the latest")
     })?;
     Ok((conn, id))

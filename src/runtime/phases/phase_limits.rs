@@ -69,7 +69,7 @@ pub fn for_run(path: &Path, bot: &str, bundle: &Bundle, phase: &PhaseDoc) -> Res
                 _ => {
                     let why = diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ");
                     return Err(Diagnostic::error(
-                        codes::INVALID_VALUE,
+                        codes::RUNTIME_REFUSED,
                         format!("the limits of phase `{name}` do not compile: {why}"),
                     ));
                 }

@@ -165,13 +165,13 @@ pub struct Entered {
 pub fn approve(path: &Path, report: &GateReport, by: &str, phrase: &str, source: &str) -> Result<i64, Diagnostic> {
     let Some(next) = &report.next else {
         return Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::RUNTIME_REFUSED,
             format!("`{}` is the last phase: there is nothing to approve", report.phase),
         ));
     };
     let Some(wanted) = &report.approval_phrase else {
         return Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::RUNTIME_REFUSED,
             format!("phase `{}` has no `approval` phrase", report.phase),
         )
         .help("add `approval: <phrase>` to the phase document"));
@@ -179,18 +179,18 @@ pub fn approve(path: &Path, report: &GateReport, by: &str, phrase: &str, source:
     // The phrase is a deliberate act: it must be exactly the phase's (spaces around it aside).
     if phrase.trim() != wanted.trim() {
         return Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::RUNTIME_REFUSED,
             format!("the phrase does not approve `{}` -> `{next}`", report.phase),
         )
         .help(format!("the phase asks for exactly \"{wanted}\" (case, spaces and punctuation count)")));
     }
     if by.trim().is_empty() {
-        return Err(Diagnostic::error(codes::INVALID_VALUE, "an approval names who gives it (`--by NAME`)"));
+        return Err(Diagnostic::error(codes::BAD_ARGUMENT, "an approval names who gives it (`--by NAME`)"));
     }
     if !report.passed {
         let failing: Vec<&str> = report.gates.iter().filter(|g| !g.holds).map(|g| g.id.as_str()).collect();
         return Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::RUNTIME_REFUSED,
             format!("phase `{}` has failing gates: {}", report.phase, failing.join(", ")),
         )
         .help("`dsl gate status` shows why; approve once every gate passes"));
@@ -227,12 +227,12 @@ pub fn promote(
     file: Option<(&ApprovalFile, &str)>,
 ) -> Result<PhaseChange, Diagnostic> {
     let Some(next) = report.next.clone() else {
-        return Err(Diagnostic::error(codes::INVALID_VALUE, format!("`{}` is the last phase", report.phase)));
+        return Err(Diagnostic::error(codes::RUNTIME_REFUSED, format!("`{}` is the last phase", report.phase)));
     };
     if !report.passed {
         let failing: Vec<&str> = report.gates.iter().filter(|g| !g.holds).map(|g| g.id.as_str()).collect();
         return Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::RUNTIME_REFUSED,
             format!("promotion refused: gates of `{}` fail: {}", report.phase, failing.join(", ")),
         )
         .help("`dsl gate status` shows each criterion's value and threshold"));
@@ -240,7 +240,7 @@ pub fn promote(
     if let Some((f, name)) = file {
         let mismatch = |what: &str, got: &str, want: &str| {
             Diagnostic::error(
-                codes::INVALID_VALUE,
+                codes::RUNTIME_REFUSED,
                 format!("approval file `{name}`: {what} is `{got}`, the promotion needs `{want}`"),
             )
         };
@@ -292,7 +292,7 @@ pub fn promote(
             ),
         };
         return Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::RUNTIME_REFUSED,
             format!("promotion refused: nobody approved this gate report of `{}`", report.phase),
         )
         .help(help));

@@ -77,7 +77,10 @@ impl StressPlan {
         })?;
         let doc = read_scenarios(&request.scenarios)?;
         if backtest.bundle().bot.is_none() {
-            return Err(vec![Diagnostic::error(codes::UNKNOWN_KIND, "`dsl stress` runs a bot manifest (`kind: bot`)")]);
+            return Err(vec![Diagnostic::error(
+                codes::RUNTIME_REFUSED,
+                "`dsl stress` runs a bot manifest (`kind: bot`)",
+            )]);
         }
         let series = backtest.market().map_err(|d| vec![d])?.series;
         let symbols: Vec<String> = series.iter().map(|s| s.symbol.clone()).collect();

@@ -209,7 +209,7 @@ impl SweepPlan {
                 if request.shard.is_some() {
                     return Err(vec![
                         Diagnostic::error(
-                            codes::INVALID_VALUE,
+                            codes::BAD_ARGUMENT,
                             "a TPE search cannot be split into shards: each batch depends on the results before it",
                         )
                         .help("shard a `grid` or `random` search"),
@@ -243,7 +243,7 @@ impl SweepPlan {
             && (n == 0 || k == 0 || k > n)
         {
             return Err(vec![
-                Diagnostic::error(codes::INVALID_VALUE, format!("shard {k}/{n} does not exist"))
+                Diagnostic::error(codes::BAD_ARGUMENT, format!("shard {k}/{n} does not exist"))
                     .help("write `--shard K/N` with 1 <= K <= N"),
             ]);
         }
@@ -332,7 +332,7 @@ impl SweepPlan {
         let mut all = done;
         if self.identity.method == Method::Tpe {
             if !all.is_empty() {
-                return Err(Diagnostic::error(codes::INVALID_VALUE, "a TPE search cannot be resumed").help(
+                return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "a TPE search cannot be resumed").help(
                     "run it again (the same seed tries the same points), or resume a `grid` or `random` search",
                 ));
             }
@@ -375,7 +375,7 @@ impl SweepPlan {
                 let row = self.run_trial(market, t).map(|out| self.row(t, &out)).map_err(|d| {
                     d.into_iter()
                         .next()
-                        .unwrap_or_else(|| Diagnostic::error(codes::INVALID_VALUE, "a trial's bot does not compile"))
+                        .unwrap_or_else(|| Diagnostic::error(codes::RUNTIME_REFUSED, "a trial's bot does not compile"))
                 });
                 progress();
                 Some(row)
@@ -401,7 +401,7 @@ impl SweepPlan {
         let all: Vec<&Trial> = self.trials.iter().collect();
         let rows = self.evaluate(market, &all, stop, progress)?;
         if rows.len() < all.len() {
-            return Err(Diagnostic::error(codes::INVALID_VALUE, "the search was stopped"));
+            return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "the search was stopped"));
         }
         Ok(self.trials.iter().cloned().zip(rows).collect())
     }
@@ -575,14 +575,14 @@ impl SweepResult {
 /// Parts of different sweeps, a trial in two parts, or trials missing from every part.
 pub fn merge(parts: Vec<SweepResult>) -> Result<SweepResult, Diagnostic> {
     let Some(first) = parts.first() else {
-        return Err(Diagnostic::error(codes::INVALID_VALUE, "no sweep results to merge"));
+        return Err(Diagnostic::error(codes::BAD_ARGUMENT, "no sweep results to merge"));
     };
     let sweep = first.sweep.clone();
     let mut trials: Vec<TrialRow> = Vec::new();
     for (i, p) in parts.into_iter().enumerate() {
         if p.sweep != sweep {
             return Err(Diagnostic::error(
-                codes::INVALID_VALUE,
+                codes::BAD_ARGUMENT,
                 format!("part {} is of another sweep than part 1 (bot, revision, space, method, seed, objective or data differ)", i + 1),
             )
             .help("merge the parts of one `dsl sweep` run with `--shard K/N` only"));
@@ -600,7 +600,7 @@ pub fn merge(parts: Vec<SweepResult>) -> Result<SweepResult, Diagnostic> {
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().take(10).map(usize::to_string).collect();
         return Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::BAD_ARGUMENT,
             format!("{} of {} trials are in no part (first: {})", missing.len(), sweep.trials_total, list.join(", ")),
         )
         .help("run the missing shards (`--shard K/N`), or finish an interrupted one with `--resume`"));

@@ -97,7 +97,7 @@ pub fn search(
             draws += 1;
             let mut xs = Vec::new();
             for (_, o) in axes.iter_mut() {
-                xs.push(o.ask(&mut rng).map_err(|e| Diagnostic::error(codes::INVALID_VALUE, format!("TPE: {e}")))?);
+                xs.push(o.ask(&mut rng).map_err(|e| Diagnostic::error(codes::RUNTIME_REFUSED, format!("TPE: {e}")))?);
             }
             let values: Vec<ParamValue> =
                 axes.iter().zip(&xs).zip(params).map(|(((a, _), x), p)| value(a, *x, &p.space)).collect();
@@ -118,7 +118,7 @@ pub fn search(
         let trials: Vec<&Trial> = batch.iter().map(|(t, _)| t).collect();
         let rows = plan.evaluate(market, &trials, stop, progress)?;
         if rows.len() < batch.len() {
-            return Err(Diagnostic::error(codes::INVALID_VALUE, "the search was stopped"));
+            return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "the search was stopped"));
         }
         for ((trial, xs), row) in batch.into_iter().zip(rows) {
             // The estimators minimise: a maximised objective is told negated, none is worst.
@@ -134,8 +134,11 @@ pub fn search(
         }
     }
     if out.is_empty() {
-        return Err(Diagnostic::error(codes::INVALID_VALUE, "no point of the search space satisfies the constraints")
-            .help("loosen the constraints or widen the ranges"));
+        return Err(Diagnostic::error(
+            codes::RUNTIME_REFUSED,
+            "no point of the search space satisfies the constraints",
+        )
+        .help("loosen the constraints or widen the ranges"));
     }
     Ok(out)
 }

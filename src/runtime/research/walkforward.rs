@@ -126,7 +126,7 @@ pub fn walk(
     let ws = windows(&timeline, spec.in_sample, spec.out_of_sample, spec.step, spec.anchored);
     if ws.is_empty() {
         return Err(Diagnostic::error(
-            codes::INVALID_VALUE,
+            codes::RUNTIME_REFUSED,
             format!("no walk-forward window fits the {} bars: the in-sample and out-of-sample spans are longer than the data", timeline.len()),
         )
         .help("shorten `--in-sample` / `--out-of-sample`, or give more bars"));
@@ -156,7 +156,7 @@ pub fn walk(
         let out = plan.run_trial(&out_market, trial).map_err(|d| {
             d.into_iter()
                 .next()
-                .unwrap_or_else(|| Diagnostic::error(codes::INVALID_VALUE, "a trial's bot does not compile"))
+                .unwrap_or_else(|| Diagnostic::error(codes::RUNTIME_REFUSED, "a trial's bot does not compile"))
         })?;
         let m = &out.metrics;
         let in_cagr = best.metrics.get("metric.cagr").copied().flatten();

@@ -1,0 +1,98 @@
+//! One machine interface: every command that prints results prints one JSON document on
+//! standard output with `--format json` (or `--json -` for the research commands), with the
+//! shape its help and the README document; nothing else goes to standard output then.
+
+use std::process::Command;
+
+use crate::common::data;
+
+/// Runs `args` in the repository: success, and standard output parsed as one JSON document.
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(assert_cmd::cargo::cargo_bin("dsl"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}):\n{stdout}"))
+}
+
+fn keys(v: &serde_json::Value, expected: &[&str]) {
+    for k in expected {
+        assert!(v.get(k).is_some(), "`{k}` missing from {v}");
+    }
+}
+
+#[test]
+fn commands_print_one_documented_json_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("j.sqlite");
+    let db = db.to_str().unwrap();
+
+    let bt = json(&["backtest", "examples/bot.yaml", "--no-journal", "--format", "json"]);
+    keys(&bt, &["bot", "metrics", "trades"]);
+    assert!(bt["metrics"]["total_return"].is_number(), "{bt}");
+    let variants =
+        json(&["backtest", "examples/regime_on.yaml", "examples/regime_off.yaml", "--no-journal", "--format", "json"]);
+    assert!(variants.to_string().contains("regime"), "{variants}");
+
+    let st = json(&[
+        "stress",
+        "examples/bot.yaml",
+        "--scenarios",
+        "examples/stress.yaml",
+        "--no-journal",
+        "--format",
+        "json",
+    ]);
+    keys(&st, &["bot", "stress", "max_drawdown", "breached", "scenarios"]);
+    let scenarios = st["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios[0]["name"], "baseline");
+    for s in scenarios {
+        keys(s, &["name", "shock", "passed", "metrics", "denied", "blocked", "warned", "state_changes", "final_state"]);
+    }
+
+    let run = json(&["run", "examples/bot.yaml", "--journal", db, "--format", "json"]);
+    keys(&run, &["run", "bot", "resumed_from", "last_bar", "timestamps", "equity", "orders", "completed"]);
+    assert_eq!(run["completed"], true);
+    assert!(run["orders"]["filled"].as_u64().unwrap() > 0, "{run}");
+
+    for (verb, state) in [("halt", "HALTED"), ("resume", "ACTIVE")] {
+        let v = json(&[verb, "examples/bot.yaml", "--journal", db, "--reason", "json test", "--format", "json"]);
+        keys(&v, &["request", "action", "reason", "applied", "state"]);
+        assert_eq!(
+            (v["action"].as_str(), v["applied"].as_str(), v["state"].as_str()),
+            (Some(verb), Some("now"), Some(state))
+        );
+    }
+
+    let store = d.join("bars.sqlite");
+    let csv = data("GOOG.csv");
+    let im = json(&["import", csv.to_str().unwrap(), "--db", store.to_str().unwrap(), "--format", "json"]);
+    keys(&im, &["db", "written", "replaced", "files"]);
+    let file = &im["files"][0];
+    keys(file, &["path", "layout", "series", "skipped", "bad_rows", "missing_volume", "reversed", "sorted", "notes"]);
+    assert_eq!(file["series"][0]["bars"], im["written"]);
+
+    let sweep = json(&[
+        "sweep",
+        "strategies/sma_crossover.yaml",
+        "--constraint",
+        "fast < slow",
+        "--data",
+        &format!("GOOG={}", csv.display()),
+        "--to",
+        "2008-12-31",
+        "--method",
+        "random",
+        "--trials",
+        "4",
+        "--no-journal",
+        "--json",
+        "-",
+    ]);
+    assert!(sweep.to_string().contains("trials"), "{sweep}");
+}
