@@ -1,6 +1,8 @@
-//! `dsl report execution|daily|log BOT.yaml`: what a running bot's journal says about its
-//! execution quality ([`crate::runtime::broker::execution`]), its daily P&L and its day-by-day
-//! trading log in markdown ([`crate::runtime::journal::trading_log`]).
+//! `dsl report execution|daily|log|divergence BOT.yaml`: what a running bot's journal says
+//! about its execution quality ([`crate::runtime::broker::execution`]), its daily P&L and its
+//! day-by-day trading log in markdown ([`crate::runtime::journal::trading_log`]), and how its
+//! run differs from the backtest of the same bundle on the same bars
+//! ([`crate::runtime::phases::divergence`]).
 
 use std::path::PathBuf;
 
@@ -35,6 +37,23 @@ enum What {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// The run against the backtest of the same bundle revisions on the same bars: missing,
+    /// extra and differently ended orders, fill price (bps), timing and fee differences,
+    /// trades and daily equity; journaled for gates (`metric.divergence_bps`,
+    /// `metric.missing_orders`). Exits 1 when anything differs.
+    Divergence {
+        /// The bot manifest.
+        manifest: PathBuf,
+        /// Journal database (default: the manifest's `database`).
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
+        /// The run (default: the bot's latest paper run).
+        #[arg(long)]
+        run: Option<i64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +70,22 @@ struct Common {
 
 /// Runs the command.
 pub fn run(args: Args, out: Out) -> u8 {
+    if let What::Divergence { manifest, journal, run, format } = &args.what {
+        let req = crate::runtime::phases::divergence::DivergenceRequest {
+            manifest: manifest.clone(),
+            journal: journal.clone(),
+            run: *run,
+        };
+        let r = match crate::runtime::phases::divergence::compare(&req) {
+            Ok(r) => r,
+            Err(d) => return out.fail(&d),
+        };
+        match format {
+            Format::Json => super::print_json(&r),
+            Format::Human => print!("{}", crate::runtime::phases::divergence::human(&r)),
+        }
+        return if r.identical() { EXIT_OK } else { super::EXIT_INVALID };
+    }
     match report(args) {
         Ok(()) => EXIT_OK,
         Err(d) => out.fail(&d),
@@ -63,6 +98,7 @@ fn db_err(e: impl std::fmt::Display) -> Diagnostic {
 
 fn report(args: Args) -> Result<(), Diagnostic> {
     match args.what {
+        What::Divergence { .. } => {}
         What::Execution(c) => {
             let (db, bot) = c.target.resolve()?;
             let (run_id, execs) = execution::executions(&db, &bot, c.run)?;

@@ -87,6 +87,14 @@ pub struct Args {
     /// authentication: the bot's equity and positions are readable by whoever reaches it).
     #[arg(long, requires = "metrics")]
     pub metrics_allow_remote: bool,
+    /// Commission as a fraction of notional (`0.001`, `0.1%`, `10bps`) instead of the
+    /// manifest's, for a new run (recorded in its settings; `dsl report divergence` shows it).
+    #[arg(long, value_parser = super::parse_cost_rate)]
+    pub commission: Option<f64>,
+    /// Slippage as a fraction of price, each way (`0.0005`, `5bps`) instead of the
+    /// manifest's, for a new run.
+    #[arg(long, value_parser = super::parse_cost_rate)]
+    pub slippage: Option<f64>,
     /// Output format of the closing summary: `human`, or `json` (one document on standard
     /// output: run, bot, resumed_from, last_bar, timestamps, equity, orders, completed).
     #[arg(long, value_enum, default_value_t = super::validate::Format::Human)]
@@ -152,6 +160,8 @@ fn request(args: &Args) -> RunRequest {
         max_order_age: args.max_order_age,
         switchover: args.switchover,
         metrics: args.metrics.map(|a| (a, args.metrics_allow_remote)),
+        commission: args.commission,
+        slippage: args.slippage,
     }
 }
 

@@ -80,6 +80,9 @@ pub struct MetricInputs {
     /// The latest completed walk-forward's efficiency (out-of-sample over in-sample
     /// annualised return), if any.
     pub wfe: Option<f64>,
+    /// The runs' divergence from their backtests: (mean |fill price difference| in bps,
+    /// orders placed on one side only); `None` when a run was never checked.
+    pub divergence: Option<(f64, f64)>,
 }
 
 /// What a sweep's record says about the search ([`crate::engine::overfitting`]).
@@ -153,6 +156,10 @@ pub fn compute(m: &MetricInputs) -> Vec<f64> {
     set(FieldId::MetricDenials, m.denials as f64);
     set(FieldId::MetricHalts, m.halts as f64);
     set(FieldId::MetricReductions, m.reductions as f64);
+    if let Some((bps, missing)) = m.divergence {
+        set(FieldId::MetricDivergenceBps, bps);
+        set(FieldId::MetricMissingOrders, missing);
+    }
     if !m.slippage_bps.is_empty() {
         set(FieldId::MetricAvgSlippageBps, m.slippage_bps.iter().sum::<f64>() / m.slippage_bps.len() as f64);
     }

@@ -11,6 +11,7 @@ mod broker;
 mod common;
 mod costs;
 mod data_fetch;
+mod divergence;
 mod entry_orders;
 mod equivalence;
 mod fuzzing;

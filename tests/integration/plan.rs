@@ -20,6 +20,8 @@ fn request(manifest: &str, journal: PathBuf) -> RunRequest {
         max_order_age: None,
         switchover: false,
         metrics: None,
+        commission: None,
+        slippage: None,
     }
 }
 

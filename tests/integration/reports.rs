@@ -19,7 +19,8 @@ fn execution_daily_and_log_reports_agree_with_the_journal() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let c = Connection::open(&db).unwrap();
 
-    // Execution: every filled market order, slippage against the close it was sent at.
+    // Execution: every filled market order, slippage against the mid at the fill (the fill
+    // bar's open: the fill price less its cost-model slippage), not the close it was sent at.
     let r = json(&["report", "execution", "examples/bot.yaml"], &db);
     let filled = count(&c, "SELECT COUNT(*) FROM orders WHERE order_type = 'market' AND status = 'filled'");
     assert!(filled > 100);
@@ -28,20 +29,31 @@ fn execution_daily_and_log_reports_agree_with_the_journal() {
     assert_eq!(by_symbol, filled);
     let nvda = rows(
         &c,
-        "SELECT o.side, o.reference_price, f.price FROM orders o JOIN fills f USING (run_id, client_order_id) \
+        "SELECT o.side, o.created_ts, f.ts, f.price FROM orders o JOIN fills f USING (run_id, client_order_id) \
          WHERE o.symbol = 'NVDA' AND o.order_type = 'market'",
     );
+    // The fill bar's open, read from the data file itself.
+    let nvda_csv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/NVDA.csv");
+    let (head, data) = crate::common::read_csv(&nvda_csv);
+    let open_col = head.iter().position(|h| h == "open").unwrap();
+    let opens: std::collections::HashMap<String, f64> =
+        data.iter().map(|r| (r[0].clone(), r[open_col].parse().unwrap())).collect();
     let bps: Vec<f64> = nvda
         .iter()
         .map(|r| {
-            let (mid, fill): (f64, f64) = (r[1].parse().unwrap(), r[2].parse().unwrap());
+            let fill_ts: i64 = r[2].parse().unwrap();
+            let day = chrono::DateTime::from_timestamp(fill_ts, 0).unwrap().format("%Y-%m-%d").to_string();
+            let (mid, fill): (f64, f64) = (opens[&day], r[3].parse().unwrap());
+            assert!(r[2] > r[1], "a next-open fill comes after the signal bar");
             let sign = if r[0] == "sell" { -1.0 } else { 1.0 };
             sign * (fill - mid) / mid * 1e4
         })
         .collect();
     let group = r["by_symbol"].as_array().unwrap().iter().find(|g| g["key"] == "NVDA").unwrap();
     let mean = bps.iter().sum::<f64>() / bps.len() as f64;
-    assert!((group["mean_bps"].as_f64().unwrap() - mean).abs() < 1e-9, "{group} vs {mean}");
+    assert!((group["mean_bps"].as_f64().unwrap() - mean).abs() < 1e-6, "{group} vs {mean}");
+    // The example's cost model: every simulated fill pays the same half spread plus slippage.
+    assert!(bps.iter().all(|b| (b - bps[0]).abs() < 1e-6 && *b > 0.0), "{bps:?}");
     let text = dsl().args(["report", "execution", "examples/bot.yaml", "--journal"]).arg(&db).output().unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("hour UTC") && text.contains("NVDA"), "{text}");

@@ -154,4 +154,8 @@ pub enum FieldId {
     MetricDeflatedSharpe,
     /// `metric.wfe`
     MetricWfe,
+    /// `metric.divergence_bps`
+    MetricDivergenceBps,
+    /// `metric.missing_orders`
+    MetricMissingOrders,
 }

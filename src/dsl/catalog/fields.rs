@@ -36,7 +36,7 @@ impl Context {
 }
 
 /// Number of [`FieldId`] values (size of a field-value array).
-pub const FIELD_COUNT: usize = 75;
+pub const FIELD_COUNT: usize = 77;
 
 /// A context field's name, type, unit and availability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -735,6 +735,24 @@ pub const FIELDS: &[FieldSpec] = &[
         scale: Scale::Any,
         values: &[],
         doc: "walk-forward efficiency of the bot's latest completed `dsl walkforward`: stitched out-of-sample annualised return / mean in-sample annualised return of the chosen trials (Pardo 2008) (ratio), whatever `from` says; undefined without one",
+    },
+    FieldSpec {
+        path: "metric.divergence_bps",
+        id: FieldId::MetricDivergenceBps,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "mean absolute fill price difference between the counted paper or live runs and the backtest of the same bundle on the same bars, over the orders filled on both sides (bps), from each run's newest `dsl report divergence`; undefined when a run was never checked",
+    },
+    FieldSpec {
+        path: "metric.missing_orders",
+        id: FieldId::MetricMissingOrders,
+        kind: ValueKind::Num,
+        contexts: &[Gate],
+        scale: Scale::Any,
+        values: &[],
+        doc: "orders placed by only one of the counted paper or live runs and their backtests (count), from each run's newest `dsl report divergence`; undefined when a run was never checked",
     },
 ];
 

@@ -87,6 +87,10 @@ pub struct RunRequest {
     /// ([`crate::runtime::bot::metrics`]); with `true`, an address that is not loopback is
     /// allowed.
     pub metrics: Option<(std::net::SocketAddr, bool)>,
+    /// Commission (fraction of notional) instead of the manifest's, for a new run.
+    pub commission: Option<f64>,
+    /// Slippage (fraction of price, each way) instead of the manifest's, for a new run.
+    pub slippage: Option<f64>,
 }
 
 /// A bot whose documents loaded: step 1 of a start.
@@ -133,11 +137,14 @@ impl LoadedBot {
             "dsl run",
             std::time::Duration::from_secs(3),
         )?;
+        let mut costs = CostModel::from(&bot.costs);
+        costs.commission = req.commission.unwrap_or(costs.commission);
+        costs.slippage = req.slippage.unwrap_or(costs.slippage);
         let settings = EngineSettings {
             bot: bot.name.value.clone(),
             run: 0,
             starting_cash: bot.starting_cash.value,
-            costs: CostModel::from(&bot.costs),
+            costs,
             fill: bot.fill.value,
         };
         let mut run_settings = RunSettings {
@@ -159,6 +166,7 @@ impl LoadedBot {
         // The active phase (an unfinished run keeps the one it started in): its mode gates
         // live trading, its limits become a policy of the run.
         same_switchover(previous.as_ref(), req.switchover, &bot.name.value)?;
+        same_costs(previous.as_ref(), &settings.costs, &bot.name.value)?;
         run_settings.switchover = req.switchover;
         let phase_run = run_phase(&journal, &loaded.bundle, &bot.name.value, previous.as_ref())?;
         if let Some(p) = &phase_run {
@@ -342,6 +350,22 @@ fn same_switchover(previous: Option<&RunSettings>, switchover: bool, bot: &str) 
     .help("start it the way it was started to resume it, or start over with `--fresh`"))
 }
 
+/// A resumed run keeps the costs it started with (`--commission` and `--slippage` change a
+/// new run only).
+fn same_costs(previous: Option<&RunSettings>, costs: &CostModel, bot: &str) -> Result<(), Diagnostic> {
+    let Some(p) = previous else { return Ok(()) };
+    for (name, was, now) in [("commission", p.commission, costs.commission), ("slippage", p.slippage, costs.slippage)] {
+        if (was - now).abs() > 1e-15 {
+            return Err(Diagnostic::error(
+                codes::RUNTIME_REFUSED,
+                format!("the unfinished run of bot `{bot}` was started with {name} {was}, and this start asks {now}"),
+            )
+            .help("resume it with the costs it started with, or start over with `--fresh`"));
+        }
+    }
+    Ok(())
+}
+
 /// The bot's metrics and their endpoint at `addr` (`--metrics`).
 fn serve_metrics(
     bot: &str,
@@ -375,8 +399,13 @@ fn feed(
         }
         FeedRequest::Replay { .. } => {
             let m = load_for_bundle(loaded, &req.bars)?;
-            // Bars before `--from` warm the indicators up without trading.
-            Ok((m.series, None, m.trade_from.map(|f| f - 1)))
+            // Bars before `--from` warm the indicators up without trading. Recorded, with the
+            // CSV time options, so that `dsl report divergence` reads the same bars.
+            let warmup_until = m.trade_from.map(|f| f - 1);
+            run_settings.warmup_until = warmup_until;
+            run_settings.csv_time_format = req.bars.time_format.clone();
+            run_settings.csv_timezone = req.bars.timezone.map(|z| z.name().to_string());
+            Ok((m.series, None, warmup_until))
         }
     }
 }

@@ -6,11 +6,14 @@
 //! way) and the time from submission to fill in seconds.
 //!
 //! Where the mid comes from:
-//! - orders sent to Alpaca: the latest quote at submission (`broker_orders.mid`), else the
-//!   bar-based estimate below;
-//! - the simulated broker: a bar-based estimate, the close of the bar the order was created on
-//!   (its reference price). With `fill: next_open` the slippage then includes the overnight
-//!   move from that close to the next open, as a real order sent at the close would.
+//! - orders sent to Alpaca: the latest quote at submission (`broker_orders.mid`, source
+//!   `quote`), else the close of the bar the order was created on (its reference price, source
+//!   `signal_bar`: the move until the fill counts as slippage then);
+//! - the simulated broker: the mid at the fill (source `fill_bar`), i.e. the unslipped price of
+//!   each fill (the fill bar's open with `fill: next_open`, the bar's close with `fill: close`;
+//!   the fill price less the cost model's half spread and slippage). The overnight move from
+//!   the signal bar's close to the next open is the market's, not the execution's, and is left
+//!   out.
 //!
 //! Stop and limit orders are left out: they wait for a price by design, so their distance
 //! from the mid at submission is not slippage. Hours are the UTC hour of submission.
@@ -35,7 +38,8 @@ pub struct Execution {
     pub created_ts: i64,
     /// Mid at submission (currency per unit).
     pub mid: f64,
-    /// `quote` (broker's latest quote) or `bar` (the bar-based estimate).
+    /// `quote` (the broker's latest quote at submission), `fill_bar` (the simulated broker's
+    /// unslipped fill price) or `signal_bar` (the close the order was created on).
     pub mid_source: &'static str,
     /// Average fill price (currency per unit).
     pub fill_price: f64,
@@ -112,27 +116,41 @@ pub fn executions_on(conn: &Connection, run_id: i64) -> rusqlite::Result<(i64, V
     let has_broker = crate::runtime::journal::table_exists(conn, "broker_orders")?;
     // Fills are aggregated per order (an order may fill in parts); the broker's quote is
     // preferred to the bar estimate when there is one.
-    let quote = if has_broker {
-        "(SELECT b.mid FROM broker_orders b WHERE b.run_id = o.run_id AND b.client_order_id = o.client_order_id)"
+    let (quote, at_broker) = if has_broker {
+        (
+            "(SELECT b.mid FROM broker_orders b WHERE b.run_id = o.run_id AND b.client_order_id = o.client_order_id)",
+            "EXISTS (SELECT 1 FROM broker_orders b WHERE b.run_id = o.run_id AND b.client_order_id = o.client_order_id)",
+        )
     } else {
-        "NULL"
+        ("NULL", "0")
     };
+    // The unslipped price of a simulated fill: the fill price less its slippage per unit,
+    // against the side.
     let sql = format!(
         "SELECT o.symbol, o.side, o.created_ts, o.reference_price, {quote}, \
-         SUM(f.price * f.quantity) / SUM(f.quantity), SUM(f.quantity), MAX(f.ts) \
+         SUM(f.price * f.quantity) / SUM(f.quantity), SUM(f.quantity), MAX(f.ts), {at_broker}, \
+         SUM(f.price * f.quantity + CASE o.side WHEN 'sell' THEN f.slippage_cost ELSE -f.slippage_cost END) \
+             / SUM(f.quantity) \
          FROM orders o JOIN fills f ON f.run_id = o.run_id AND f.client_order_id = o.client_order_id \
          WHERE o.run_id = ?1 AND o.order_type = 'market' GROUP BY o.run_id, o.client_order_id ORDER BY o.order_no"
     );
     let mut st = conn.prepare(&sql)?;
     let rows = st.query_map(params![run_id], |r| {
-        let quote: Option<f64> = r.get(4)?;
+        let quote: Option<f64> = r.get::<_, Option<f64>>(4)?.filter(|q| *q > 0.0);
         let reference: f64 = r.get(3)?;
+        let at_broker: bool = r.get(8)?;
+        let unslipped: Option<f64> = r.get(9)?;
+        let (mid, mid_source) = match (quote, at_broker) {
+            (Some(q), _) => (q, "quote"),
+            (None, true) => (reference, "signal_bar"),
+            (None, false) => (unslipped.unwrap_or(reference), "fill_bar"),
+        };
         Ok(Execution {
             symbol: r.get(0)?,
             side: r.get(1)?,
             created_ts: r.get(2)?,
-            mid: quote.filter(|q| *q > 0.0).unwrap_or(reference),
-            mid_source: if quote.is_some_and(|q| q > 0.0) { "quote" } else { "bar" },
+            mid,
+            mid_source,
             fill_price: r.get(5)?,
             quantity: r.get(6)?,
             fill_ts: r.get(7)?,

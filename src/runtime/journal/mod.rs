@@ -24,6 +24,7 @@
 
 pub mod broker_log;
 pub mod control;
+pub mod divergence_log;
 pub mod error;
 pub mod lease;
 pub mod reload_log;

@@ -430,7 +430,8 @@ CREATE TABLE IF NOT EXISTS sweep_trials (
 ";
 
 /// Graduation records: the phase each bot is in, approvals, the phase log
-/// (`phases::phase_store`), the verdicts of switchover tests (`journal::switchover_log`).
+/// (`phases::phase_store`), the verdicts of switchover tests (`journal::switchover_log`), divergence checks
+/// (`journal::divergence_log`).
 pub const PHASES: &str = "
 CREATE TABLE IF NOT EXISTS phase_state (
     bot TEXT PRIMARY KEY,
@@ -473,6 +474,16 @@ CREATE TABLE IF NOT EXISTS switchover_checks (
     checked_at TEXT NOT NULL,
     mock INTEGER NOT NULL,
     gates TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS divergence_checks (
+    check_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bot TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    divergence_bps REAL NOT NULL,
+    missing_orders INTEGER NOT NULL,
+    fills INTEGER NOT NULL,
+    report TEXT NOT NULL
 );
 CREATE VIEW IF NOT EXISTS v_phase_log AS SELECT log_id, bot,
     strftime('%Y-%m-%dT%H:%M:%SZ', ts, 'unixepoch') AS time, kind, from_phase, to_phase, actor, reason,

@@ -98,6 +98,12 @@ pub struct RunSettings {
     /// --switchover`); a restart must ask for the same.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub switchover: bool,
+    /// A replay's CSV time format (`--time-format`), to read the same bars again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv_time_format: Option<String>,
+    /// A replay's zone of naive CSV times (`--timezone`, IANA name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv_timezone: Option<String>,
 }
 
 impl Default for RunSettings {
@@ -119,6 +125,8 @@ impl Default for RunSettings {
             warmup_until: None,
             phase: None,
             switchover: false,
+            csv_time_format: None,
+            csv_timezone: None,
         }
     }
 }

@@ -576,6 +576,9 @@ fn inputs(
             ))?
             .query_row([since], |r| r.get::<_, i64>(0))? as u64
         };
+        if rule.from != RunMode::Stress && wants(&[F::MetricDivergenceBps, F::MetricMissingOrders]) {
+            m.divergence = divergence_of(c, &ids)?;
+        }
         if ids.len() == 1 && rule.from != RunMode::Stress && wants(&[F::MetricAvgSlippageBps]) {
             let (_, execs) = crate::runtime::broker::execution::executions_on(c, ids[0])?;
             m.slippage_bps = execs.iter().filter(|e| e.created_ts > since).map(|e| e.slippage_bps()).collect();
@@ -723,4 +726,21 @@ pub fn human(r: &GateReport) -> String {
     };
     let _ = writeln!(o, "\n{verdict}\nreport {}", r.hash);
     o
+}
+
+/// The newest divergence checks of runs `ids` together: the fill-weighted mean of their
+/// `divergence_bps` and the sum of their `missing_orders`; `None` when a run has no check
+/// (the metric is then undefined and a rule reading it fails closed).
+fn divergence_of(c: &rusqlite::Connection, ids: &[i64]) -> rusqlite::Result<Option<(f64, f64)>> {
+    let (mut weighted, mut fills, mut missing) = (0.0, 0.0, 0.0);
+    for id in ids {
+        let Some((bps, miss, n)) = crate::runtime::journal::divergence_log::latest(c, *id)? else { return Ok(None) };
+        weighted += bps * n as f64;
+        fills += n as f64;
+        missing += miss as f64;
+    }
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((if fills > 0.0 { weighted / fills } else { 0.0 }, missing)))
 }

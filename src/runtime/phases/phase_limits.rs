@@ -32,6 +32,37 @@ pub struct PhaseRun {
     pub settings: crate::runtime::journal::settings::PhaseSettings,
 }
 
+/// The limits of `phase` as a policy (`phase_<name>`; `None` when the phase sets no limit),
+/// with its scale-up applied when `scaled_up`.
+///
+/// # Errors
+/// When (a bug) the generated policy does not compile.
+pub fn policy(phase: &PhaseDoc, scaled_up: bool) -> Result<Option<CompiledPolicy>, Diagnostic> {
+    let name = &phase.name.value;
+    let policy = match phase.limits.policy_yaml(name, scaled_up) {
+        None => None,
+        Some(text) => {
+            let file = SourceFile::new(format!("phase {name} limits"), text);
+            let mut diags = Vec::new();
+            let compiled = match read_document(&file, &mut diags) {
+                Some(Document::Policy(p)) => compile_policy(p, &mut diags),
+                _ => None,
+            };
+            match compiled {
+                Some(p) if !diags.iter().any(Diagnostic::is_error) => Some(p),
+                _ => {
+                    let why = diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ");
+                    return Err(Diagnostic::error(
+                        codes::RUNTIME_REFUSED,
+                        format!("the limits of phase `{name}` do not compile: {why}"),
+                    ));
+                }
+            }
+        }
+    };
+    Ok(policy)
+}
+
 /// The limits of `phase` for a run of `bot` whose journal is `path`.
 ///
 /// # Errors
@@ -55,27 +86,7 @@ pub fn for_run(path: &Path, bot: &str, bundle: &Bundle, phase: &PhaseDoc) -> Res
         None => false,
     };
     let name = &phase.name.value;
-    let policy = match limits.policy_yaml(name, scaled_up) {
-        None => None,
-        Some(text) => {
-            let file = SourceFile::new(format!("phase {name} limits"), text);
-            let mut diags = Vec::new();
-            let compiled = match read_document(&file, &mut diags) {
-                Some(Document::Policy(p)) => compile_policy(p, &mut diags),
-                _ => None,
-            };
-            match compiled {
-                Some(p) if !diags.iter().any(Diagnostic::is_error) => Some(p),
-                _ => {
-                    let why = diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ");
-                    return Err(Diagnostic::error(
-                        codes::RUNTIME_REFUSED,
-                        format!("the limits of phase `{name}` do not compile: {why}"),
-                    ));
-                }
-            }
-        }
-    };
+    let policy = policy(phase, scaled_up)?;
     let settings = crate::runtime::journal::settings::PhaseSettings {
         phase: name.clone(),
         mode: phase.mode.value.as_str().to_string(),

@@ -441,6 +441,8 @@ fn metric_fields() -> impl Iterator<Item = (&'static str, FieldId)> {
                 | FieldId::MetricBacktestYears
                 | FieldId::MetricLuck
                 | FieldId::MetricAvgSlippageBps
+                | FieldId::MetricDivergenceBps
+                | FieldId::MetricMissingOrders
                 | FieldId::MetricRiskBreaches
                 | FieldId::MetricDenials
                 | FieldId::MetricHalts
