@@ -137,6 +137,8 @@ impl Timer {
 struct Ran {
     ctx: ReportContext,
     result: backtest::BacktestOutput,
+    /// The bars, kept for the HTML report's price charts (empty without `--html`).
+    series: Vec<crate::engine::market::BarSeries>,
 }
 
 /// Runs the command.
@@ -145,7 +147,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         return compare(&args, out);
     }
     let mut timer = Timer::new(args.timings);
-    let Ran { ctx, result } = match run_one(&args.paths[0], &args, out, &mut timer) {
+    let Ran { ctx, result, series } = match run_one(&args.paths[0], &args, out, &mut timer) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -156,7 +158,7 @@ pub fn run(args: Args, out: Out) -> u8 {
         }
     }
     if let Some(p) = &args.html {
-        match report::to_html(&ctx, &result) {
+        match report::to_html(&ctx, &result, &series) {
             Ok(h) => {
                 if let Err(d) = write_file(p, &h) {
                     return out.fail(&d);
@@ -261,5 +263,6 @@ fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> 
     if let Some(p) = &run.journal {
         super::gate::after_run(p, plan.bundle());
     }
-    Ok(Ran { ctx: run.context, result: run.output })
+    let series = if args.html.is_some() { market.series } else { Vec::new() };
+    Ok(Ran { ctx: run.context, result: run.output, series })
 }

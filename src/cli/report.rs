@@ -1,8 +1,9 @@
-//! `dsl report execution|daily|log|divergence BOT.yaml`: what a running bot's journal says
+//! `dsl report execution|daily|log|divergence|html BOT.yaml`: what a running bot's journal says
 //! about its execution quality ([`crate::runtime::broker::execution`]), its daily P&L and its
 //! day-by-day trading log in markdown ([`crate::runtime::journal::trading_log`]), and how its
 //! run differs from the backtest of the same bundle on the same bars
-//! ([`crate::runtime::phases::divergence`]).
+//! ([`crate::runtime::phases::divergence`]), and its HTML report
+//! ([`crate::runtime::bot::run_html`]).
 
 use std::path::PathBuf;
 
@@ -34,6 +35,22 @@ enum What {
         #[command(flatten)]
         common: Common,
         /// Write the log to this file instead of stdout (`-`: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The HTML report of a paper or live run: equity with a buy-and-hold benchmark, the
+    /// underwater curve, monthly returns, each symbol's prices with entries, exits and stop
+    /// exits, and a sortable trade table; one self-contained file.
+    Html {
+        /// The bot manifest.
+        manifest: PathBuf,
+        /// Journal database (default: the manifest's `database`).
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
+        /// The run (default: the bot's latest paper run).
+        #[arg(long)]
+        run: Option<i64>,
+        /// Where to write it (`-`: standard output; default `BOT-run-N.html` here).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
@@ -70,6 +87,26 @@ struct Common {
 
 /// Runs the command.
 pub fn run(args: Args, out: Out) -> u8 {
+    if let What::Html { manifest, journal, run, out: path } = &args.what {
+        let req = crate::runtime::bot::run_html::RunHtmlRequest {
+            manifest: manifest.clone(),
+            journal: journal.clone(),
+            run: *run,
+        };
+        let (run_id, html) = match crate::runtime::bot::run_html::run_html(&req) {
+            Ok(r) => r,
+            Err(d) => return out.fail(&d),
+        };
+        let stem = manifest.file_stem().map_or("bot".into(), |s| s.to_string_lossy().into_owned());
+        let path = path.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}-run-{run_id}.html")));
+        if let Err(d) = super::write_file(&path, &html) {
+            return out.fail(&d);
+        }
+        if path.as_os_str() != "-" {
+            println!("html report of run {run_id}: {}", path.display());
+        }
+        return EXIT_OK;
+    }
     if let What::Divergence { manifest, journal, run, format } = &args.what {
         let req = crate::runtime::phases::divergence::DivergenceRequest {
             manifest: manifest.clone(),
@@ -98,7 +135,7 @@ fn db_err(e: impl std::fmt::Display) -> Diagnostic {
 
 fn report(args: Args) -> Result<(), Diagnostic> {
     match args.what {
-        What::Divergence { .. } => {}
+        What::Divergence { .. } | What::Html { .. } => {}
         What::Execution(c) => {
             let (db, bot) = c.target.resolve()?;
             let (run_id, execs) = execution::executions(&db, &bot, c.run)?;

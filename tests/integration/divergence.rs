@@ -146,8 +146,7 @@ fn a_run_across_a_reload_matches_the_backtest_with_the_same_swap() {
     // Both revisions decided orders: the swap at its bar time was part of what matched.
     let swapped_at = r["revisions"][1][1].as_str().unwrap().to_string();
     assert!(swapped_at.as_str() > r["from"].as_str().unwrap(), "{r}");
-    let by_revision: i64 =
-        c.query_row("SELECT COUNT(DISTINCT bundle_revision) FROM orders", [], |r| r.get(0)).unwrap();
+    let by_revision: i64 = c.query_row("SELECT COUNT(DISTINCT bundle_revision) FROM orders", [], |r| r.get(0)).unwrap();
     assert_eq!(by_revision, 2, "orders were decided under both revisions");
     gate(true);
 }

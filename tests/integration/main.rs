@@ -19,6 +19,7 @@ mod graduation;
 mod guardrails;
 mod hostile;
 mod hot_reload;
+mod html_report;
 mod import;
 mod indicators;
 mod library;

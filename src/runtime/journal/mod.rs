@@ -26,6 +26,7 @@ pub mod broker_log;
 pub mod control;
 pub mod divergence_log;
 pub mod error;
+pub mod html;
 pub mod lease;
 pub mod reload_log;
 pub mod report;

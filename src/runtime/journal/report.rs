@@ -1,4 +1,5 @@
-//! Backtest reports: a printed summary, a JSON document and an HTML page with charts.
+//! Backtest reports: a printed summary, a JSON document and an HTML page with charts
+//! ([`super::html`]).
 //!
 //! The JSON has `metrics` (see [`crate::engine::metrics`] for definitions; ratios are
 //! fractions, `avg_pnl_pct` and `pnl_pct` are percent points) and `trades`, whose items carry
@@ -7,7 +8,6 @@
 
 use std::fmt::Write as _;
 
-use plotters::prelude::*;
 use serde_json::{Value, json};
 
 use crate::engine::backtest::BacktestOutput;
@@ -364,111 +364,49 @@ pub fn summary(ctx: &ReportContext, out: &BacktestOutput) -> String {
     s
 }
 
-fn chart(title: &str, points: &[(i64, f64)], area: bool, color: RGBColor, unit: &str) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (960, 320)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let (x0, x1) = (
-            points.first().map_or(0, |p| p.0),
-            points.last().map_or(1, |p| p.0).max(points.first().map_or(0, |p| p.0) + 1),
-        );
-        let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        let hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) =
-            if lo.is_finite() && hi.is_finite() && hi > lo { (lo, hi) } else { (lo.min(0.0) - 1.0, hi.max(0.0) + 1.0) };
-        let pad = (hi - lo) * 0.05;
-        let mut c = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(80)
-            .build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))
-            .map_err(|e| e.to_string())?;
-        c.configure_mesh()
-            .x_labels(6)
-            .y_labels(6)
-            .x_label_formatter(&|t| format_utc(*t)[..10].to_string())
-            .y_label_formatter(&|v| format!("{v:.0}{unit}"))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        if area {
-            c.draw_series(AreaSeries::new(points.iter().copied(), 0.0, color.mix(0.3)).border_style(color))
-                .map_err(|e| e.to_string())?;
-        } else {
-            c.draw_series(LineSeries::new(points.iter().copied(), &color)).map_err(|e| e.to_string())?;
-        }
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
-}
+pub use super::html::esc;
 
-/// `s` escaped for HTML text and attribute values.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// A self-contained HTML report: summary, equity and drawdown charts (SVG), and the trades.
+/// A self-contained HTML report of a backtest (see [`super::html`]): the summary, equity with
+/// a buy-and-hold benchmark of `series`, the underwater curve, monthly returns, each symbol's
+/// prices with its trades, and the trades. `series`: the bars the backtest ran on (empty: no
+/// price charts and no benchmark).
 ///
 /// # Errors
 /// When a chart cannot be drawn.
-pub fn to_html(ctx: &ReportContext, out: &BacktestOutput) -> Result<String, String> {
-    let equity = &out.curves.chart;
-    let mut peak = out.metrics.starting_cash;
-    let dd: Vec<(i64, f64)> = equity
+pub fn to_html(
+    ctx: &ReportContext,
+    out: &BacktestOutput,
+    series: &[crate::engine::market::BarSeries],
+) -> Result<String, String> {
+    use super::html::{HtmlReport, TradeView, buy_and_hold, price_lines, render};
+    let from = ctx.warmup.map(|w| w.1).or(out.first_ts);
+    let trades = out
+        .trades
         .iter()
-        .map(|&(t, e)| {
-            peak = peak.max(e);
-            (t, -(peak - e) / peak * 100.0)
+        .map(|t| TradeView {
+            strategy: t.strategy.to_string(),
+            symbol: t.symbol.to_string(),
+            entry_ts: t.entry_time,
+            entry_price: t.entry_price,
+            exit_ts: t.exit_time,
+            exit_price: t.exit_price,
+            quantity: t.quantity,
+            pnl: t.pnl,
+            pnl_pct: t.pnl_pct,
+            exit_reason: t.exit_reason.to_string(),
+            holding_bars: t.holding_bars,
         })
         .collect();
-    let eq_svg = chart("Equity", equity, false, RGBColor(31, 119, 180), "")?;
-    let dd_svg = chart("Drawdown (% below peak)", &dd, true, RGBColor(214, 39, 40), "%")?;
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tradedsl backtest {}</title>\
-         <style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}\
-         td,th{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}}th{{background:#f4f4f4}}\
-         td:first-child,th:first-child{{text-align:left}}pre{{background:#f8f8f8;padding:1em}}</style></head><body>",
-        esc(&ctx.bot)
-    );
-    let _ = write!(h, "<h1>Backtest: {}</h1><p>bundle revision <code>{}</code></p>", esc(&ctx.bot), esc(&ctx.revision));
-    let _ = write!(h, "<pre>{}</pre>", esc(&summary(ctx, out)));
-    let _ = write!(h, "{eq_svg}{dd_svg}");
-    let _ = write!(
-        h,
-        "<h2>Trades ({})</h2><table><tr><th>strategy</th><th>symbol</th><th>entry</th><th>entry price</th><th>exit</th>\
-         <th>exit price</th><th>quantity</th><th>pnl</th><th>pnl %</th><th>exit reason</th><th>bars</th></tr>",
-        out.trades.len()
-    );
-    const MAX_ROWS: usize = 1000;
-    for t in out.trades.iter().take(MAX_ROWS) {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{:.4}</td><td>{:.6}</td><td>{:.2}</td>\
-             <td>{:.2}</td><td>{}</td><td>{}</td></tr>",
-            esc(&t.strategy),
-            esc(&t.symbol),
-            format_utc(t.entry_time),
-            t.entry_price,
-            format_utc(t.exit_time),
-            t.exit_price,
-            t.quantity,
-            t.pnl,
-            t.pnl_pct,
-            t.exit_reason,
-            t.holding_bars
-        );
-    }
-    h.push_str("</table>");
-    if out.trades.len() > MAX_ROWS {
-        let _ = write!(h, "<p>{} more trades are in the JSON report and the journal.</p>", out.trades.len() - MAX_ROWS);
-    }
-    let _ = write!(
-        h,
-        "<h2>Settings</h2><pre>{}</pre></body></html>",
-        esc(&serde_json::to_string_pretty(&ctx.settings).unwrap_or_default())
-    );
-    Ok(h)
+    render(&HtmlReport {
+        title: format!("Backtest: {}", ctx.bot),
+        revision: ctx.revision.clone(),
+        summary: summary(ctx, out),
+        settings: ctx.settings.clone(),
+        starting_cash: out.metrics.starting_cash,
+        equity: out.curves.chart.clone(),
+        daily: out.curves.daily.clone(),
+        benchmark: buy_and_hold(series, from, out.last_ts, out.metrics.starting_cash),
+        trades,
+        prices: price_lines(series, from, out.last_ts),
+    })
 }
