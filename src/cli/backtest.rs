@@ -251,14 +251,25 @@ fn run_one(path: &std::path::Path, args: &Args, out: Out, timer: &mut Timer) -> 
         return Err(super::EXIT_USAGE);
     }
     timer.lap("compile");
-    let market = plan.market().map_err(|d| out.fail(&d))?;
+    let bar = super::progress(0, "loading bars {bar:30} {pos}/{len} symbols  {elapsed}", args.quiet);
+    let market = plan
+        .market_with(&mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .map_err(|d| out.fail(&d))?;
+    bar.finish_and_clear();
     timer.lap("load data");
     if !args.quiet {
         for n in &market.notes {
             eprintln!("note: {n}");
         }
     }
-    let run = plan.run(&market).map_err(|d| out.fail(&d))?;
+    let spin = super::progress(0, "{spinner} running the backtest  {elapsed}", args.quiet);
+    spin.enable_steady_tick(std::time::Duration::from_millis(120));
+    let run = plan.run(&market);
+    spin.finish_and_clear();
+    let run = run.map_err(|d| out.fail(&d))?;
     timer.lap("run");
     if let Some(p) = &run.journal {
         super::gate::after_run(p, plan.bundle());

@@ -70,13 +70,18 @@ pub fn run(args: Args, out: Out) -> u8 {
     };
     // Read and check every file before writing anything.
     let mut loaded = Vec::new();
+    let bar = super::progress(args.files.len() as u64, "import {bar:30} {pos}/{len} files  {msg}", false);
     for f in &args.files {
-        match load_csv(f, &opts) {
+        bar.set_message(f.display().to_string());
+        let read = load_csv(f, &opts);
+        bar.inc(1);
+        match read {
             Ok(l) => {
                 let sha = l.report.sha256.clone().unwrap_or_default();
                 loaded.push((f.clone(), sha, l));
             }
             Err(d) => {
+                bar.finish_and_clear();
                 eprintln!("nothing imported");
                 return out.fail(&d);
             }
@@ -94,7 +99,10 @@ pub fn run(args: Args, out: Out) -> u8 {
             });
         }
     }
-    let counts = match bar_store::import(&args.db, &items) {
+    bar.set_message(format!("writing {}", args.db.display()));
+    let counts = bar_store::import(&args.db, &items);
+    bar.finish_and_clear();
+    let counts = match counts {
         Ok(c) => c,
         Err(d) => {
             eprintln!("nothing imported");

@@ -320,6 +320,21 @@ pub fn write_file(path: &std::path::Path, contents: &str) -> Result<(), Diagnost
         .map_err(|e| Diagnostic::error(codes::IO, format!("cannot write `{}`: {e}", path.display())))
 }
 
+/// A progress bar of `len` steps on standard error (indicatif), `template` naming the unit
+/// (e.g. `"{bar:30} {pos}/{len} symbols  {elapsed}"`); hidden when `quiet` or when standard
+/// error is not a terminal (a pipe, a log file), so that scripts and logs get no bar.
+pub fn progress(len: u64, template: &str, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 /// Prints `value` as one pretty JSON document on standard output (`--format json`).
 pub fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());

@@ -46,7 +46,14 @@ pub fn run(args: Args, out: Out) -> u8 {
             return exit_code_for(&diags);
         }
     };
-    let outcomes = match plan.run() {
+    let bar = super::progress(0, "stress {bar:30} {pos}/{len} replays  {msg}", false);
+    let outcomes = plan.run_with(&mut |done, total, name| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(name.to_string());
+    });
+    bar.finish_and_clear();
+    let outcomes = match outcomes {
         Ok(o) => o,
         Err(d) => return out.fail(&d),
     };

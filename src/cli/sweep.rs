@@ -8,7 +8,6 @@
 //! `--journal`. Ctrl-C stops starting trials; the finished ones are written to `--json`, and
 //! `--resume` carries on from that file.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -338,16 +337,7 @@ fn finish(result: &SweepResult, o: &OutputArgs, journal: Option<&Path>, symbols:
 }
 
 pub(super) fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} trials  {per_sec}  {elapsed} elapsed, {eta} left")
-    {
-        bar.set_style(style);
-    }
-    bar
+    super::progress(len, "{bar:30} {pos}/{len} trials  {per_sec}  {elapsed} elapsed, {eta} left", quiet)
 }
 
 /// Sets `stop` on Ctrl-C (a thread of its own; the sweep's workers check it between trials).

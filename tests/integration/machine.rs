@@ -2,6 +2,7 @@
 //! standard output with `--format json` (or `--json -` for the research commands), with the
 //! shape its help and the README document; nothing else goes to standard output then.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::common::data;
@@ -95,4 +96,39 @@ fn commands_print_one_documented_json_document() {
         "-",
     ]);
     assert!(sweep.to_string().contains("trials"), "{sweep}");
+}
+
+/// Long commands show a progress bar on a terminal (here a pseudo-terminal from util-linux's
+/// `script`) and nothing when standard error is a pipe.
+#[test]
+fn progress_bars_show_on_a_terminal_and_stay_quiet_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dsl = assert_cmd::cargo::cargo_bin("dsl");
+    let db = dir.path().join("bars.sqlite");
+    let import = format!(
+        "{} import {root}/examples/data/AAPL.csv {root}/examples/data/MSFT.csv --db {}",
+        dsl.display(),
+        db.display()
+    );
+    let stress = format!(
+        "{} stress {root}/examples/bot.yaml --scenarios {root}/examples/stress.yaml --no-journal",
+        dsl.display()
+    );
+    let backtest = format!("{} backtest {root}/examples/bot.yaml --no-journal", dsl.display());
+    for (cmd, bar) in [(&import, "2/2 files"), (&stress, "replays"), (&backtest, "symbols")] {
+        // Piped: no bar.
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let out = Command::new(words[0]).args(&words[1..]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains(bar) && !stderr.contains('\u{2588}'), "{cmd}: a bar in a pipe: {stderr}");
+        if Path::new("/usr/bin/script").is_file() {
+            let _ = std::fs::remove_file(&db);
+            let out = Command::new("/usr/bin/script").args(["-qec", cmd, "/dev/null"]).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains(bar), "{cmd}: no progress bar on a terminal: {text}");
+        } else {
+            eprintln!("skipped the terminal half: util-linux's `script` is not installed");
+        }
+    }
 }

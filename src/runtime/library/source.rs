@@ -161,6 +161,19 @@ fn pick(
 /// # Errors
 /// A symbol without data, an unreadable or invalid file, or a bar store problem.
 pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData, Diagnostic> {
+    load_for_bundle_with(loaded, req, &mut |_, _| {})
+}
+
+/// [`load_for_bundle`], telling `progress(done, total)` after each symbol's bars (a progress
+/// bar on a terminal).
+///
+/// # Errors
+/// As [`load_for_bundle`].
+pub fn load_for_bundle_with(
+    loaded: &Loaded,
+    req: &DataRequest,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<MarketData, Diagnostic> {
     let bundle = &loaded.bundle;
     let symbols = bundle.symbols();
     let opts = CsvOptions { timezone: req.timezone, time_format: req.time_format.clone(), ..Default::default() };
@@ -236,6 +249,7 @@ pub fn load_for_bundle(loaded: &Loaded, req: &DataRequest) -> Result<MarketData,
             }
         }
         out.push(series);
+        progress(out.len(), symbols.len());
     }
     Ok(MarketData { series: out, notes: files.notes, trade_from: req.from, warmup_bars })
 }

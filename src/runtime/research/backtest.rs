@@ -127,6 +127,14 @@ impl BacktestPlan {
         load_for_bundle(&self.loaded, &self.request.data)
     }
 
+    /// [`BacktestPlan::market`], telling `progress(done, total)` after each symbol.
+    ///
+    /// # Errors
+    /// As [`BacktestPlan::market`].
+    pub fn market_with(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<MarketData, Diagnostic> {
+        crate::runtime::library::source::load_for_bundle_with(&self.loaded, &self.request.data, progress)
+    }
+
     /// The journal the run goes to, if any.
     pub fn journal_path(&self) -> Option<PathBuf> {
         match &self.request.journal {

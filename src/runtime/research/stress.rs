@@ -150,6 +150,15 @@ impl StressPlan {
     /// # Errors
     /// When a run cannot be journaled (the runs before it are).
     pub fn run(&self) -> Result<Vec<StressOutcome>, Diagnostic> {
+        self.run_with(&mut |_, _, _| {})
+    }
+
+    /// [`StressPlan::run`], telling `progress(done, total, scenario)` after each replay (the
+    /// baseline counts as one).
+    ///
+    /// # Errors
+    /// As [`StressPlan::run`].
+    pub fn run_with(&self, progress: &mut dyn FnMut(usize, usize, &str)) -> Result<Vec<StressOutcome>, Diagnostic> {
         let journal_path = self.journal_path();
         let settings = self.settings();
         let bundle = self.bundle();
@@ -213,6 +222,7 @@ impl StressPlan {
                 });
                 j.finish(result.first_ts, result.last_ts, &m)?;
             }
+            progress(outcomes.len() + 1, self.scenarios.len() + 1, &name);
             outcomes.push(StressOutcome { name, what, result });
         }
         Ok(outcomes)
