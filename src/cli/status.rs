@@ -6,7 +6,8 @@
 //! unrealized pnl, realized pnl of closed trades, and pending approvals.
 //!
 //! `--check` is for cron and systemd timers: it exits 0 when the bot is healthy, and 1 (saying
-//! why on stderr) when its running run is stale, it is HALTED, or its broker is failing.
+//! why on stderr) when its running run is stale, it is HALTED, or its broker is failing; with
+//! `--alert` it also sends the manifest's `stale` alert, once per episode.
 
 use super::control::Target;
 use super::validate::Format;
@@ -29,6 +30,11 @@ pub struct Args {
     /// Judge the heartbeat's age as of this time (`2024-01-05T16:00:00Z`; default: now).
     #[arg(long, value_parser = super::parse_time)]
     at: Option<i64>,
+    /// With --check: when the check fails, send a `stale` alert through the manifest's
+    /// `alerts:` (once per episode: the stale run's last heartbeat, or the halt), journaled in
+    /// `watchdog_alerts`.
+    #[arg(long, requires = "check")]
+    alert: bool,
 }
 
 /// Runs the command.
@@ -49,6 +55,11 @@ pub fn run(args: Args, out: Out) -> u8 {
     if args.check && !status.problems.is_empty() {
         for p in &status.problems {
             eprintln!("check failed: {p}");
+        }
+        if args.alert
+            && let Err(d) = alert(&args, &journal, &bot, &status)
+        {
+            out.fail(&d);
         }
         return EXIT_INVALID;
     }
@@ -138,4 +149,38 @@ fn human(s: &BotStatus) -> String {
         let _ = writeln!(o, "  approvals     {} pending (`dsl approvals list`)", s.pending_approvals);
     }
     o
+}
+
+/// `--alert`: the watchdog's `stale` alert through the manifest's `alerts:`.
+fn alert(
+    args: &Args,
+    journal: &std::path::Path,
+    bot: &str,
+    status: &BotStatus,
+) -> Result<(), crate::diagnostics::Diagnostic> {
+    use crate::diagnostics::{Diagnostic, codes};
+    let Some(manifest) = &args.target.manifest else {
+        return Err(Diagnostic::error(
+            codes::BAD_ARGUMENT,
+            "--alert reads the manifest's `alerts:`: give the bot manifest",
+        ));
+    };
+    let src = crate::runtime::library::loader::read_source(manifest)?;
+    let mut diags = Vec::new();
+    let doc = match crate::config::read_document(&src, &mut diags) {
+        Some(crate::config::Document::Bot(b)) => b.alerts,
+        _ => None,
+    };
+    let Some(doc) = doc else {
+        return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "--alert: the manifest has no `alerts:` section"));
+    };
+    // The episode: the stale run's last heartbeat, else when the bot was halted.
+    let episode = status.run.as_ref().and_then(|r| r.heartbeat.as_ref()).map_or(status.state_since, |h| h.wall_ts);
+    for d in crate::runtime::bot::alerts::watchdog(&doc, journal, bot, &status.problems, episode)? {
+        match &d.error {
+            None => eprintln!("alert sent ({})", d.channel),
+            Some(e) => eprintln!("alert not delivered ({}): {e}", d.channel),
+        }
+    }
+    Ok(())
 }

@@ -194,3 +194,33 @@ fn alerts_refuse_to_start_without_their_secrets() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is refused: it is not https") && !err.contains("SECRET"), "{err}");
 }
+
+/// The watchdog: `dsl status --check --alert` on a halted bot sends the manifest's `stale`
+/// alert once (a timer running the check again does not repeat it), journaled.
+#[test]
+fn a_failing_check_alerts_once_per_episode() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (hook, server) = serve(&rt, 200);
+    let dir = tempfile::tempdir().unwrap();
+    bot(dir.path(), "alerts:\n  webhook: {url_env: TEST_HOOK}\n  on: [stale]\n");
+    let url = format!("{}/hook/watchdog", server.uri());
+    let out = run(dir.path(), &[("TEST_HOOK", url.clone())]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(hook.seen.lock().unwrap().is_empty(), "the run itself sends no `state` alert: not asked for");
+    let check = || {
+        dsl().current_dir(dir.path()).args(["status", "bot.yaml", "--check", "--alert"]).env("TEST_HOOK", &url).output()
+    };
+    for round in 0..3 {
+        let out = check().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("check failed: HALTED since"), "{stderr}");
+        assert_eq!(stderr.contains("alert sent (webhook)"), round == 0, "round {round}: {stderr}");
+    }
+    let seen = hook.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].1["kind"], "stale");
+    assert!(seen[0].1["text"].as_str().unwrap().contains("check failed: HALTED since"), "{seen:?}");
+    let c = Connection::open(dir.path().join("journal.sqlite")).unwrap();
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM watchdog_alerts WHERE channel = 'webhook' AND error IS NULL"), 1);
+}

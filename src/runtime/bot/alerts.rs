@@ -249,3 +249,40 @@ mod tests {
         assert!(webhook_url("not a url", "V").is_err());
     }
 }
+
+/// The watchdog's alert (`dsl status --check --alert`): when the check found `problems` and
+/// the manifest sends `stale` alerts, one message naming them, sent on every channel and
+/// journaled (`watchdog_alerts`), once per `episode` (the stale run's last heartbeat, or the
+/// time the bot was halted). Returns the outcomes, empty when nothing was due.
+///
+/// # Errors
+/// A variable the manifest names is not set, or the journal cannot be read or written.
+pub fn watchdog(
+    doc: &AlertsDoc,
+    journal: &std::path::Path,
+    bot: &str,
+    problems: &[String],
+    episode: i64,
+) -> Result<Vec<Delivery>, Diagnostic> {
+    use crate::runtime::journal::watchdog_log;
+    if problems.is_empty() || !doc.on.contains(&"stale") {
+        return Ok(Vec::new());
+    }
+    let text = format!("check failed: {}", problems.join("; "));
+    if watchdog_log::delivered(journal, bot, episode, &text)? {
+        return Ok(Vec::new());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::error(codes::IO, format!("cannot start the async runtime: {e}")))?;
+    let now = chrono::Utc::now().timestamp();
+    let deliveries = runtime.block_on(async {
+        let mut alerter = Alerter::start(doc, bot)?;
+        alerter.send(Alert { kind: "stale", ts: now, text: text.clone() });
+        Ok::<_, Diagnostic>(alerter.finish(Duration::from_secs(30), now).await)
+    })?;
+    let outcomes: Vec<(&str, Option<String>)> = deliveries.iter().map(|d| (d.channel, d.error.clone())).collect();
+    watchdog_log::record(journal, bot, episode, &text, &outcomes)?;
+    Ok(deliveries)
+}

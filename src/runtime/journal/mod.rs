@@ -35,6 +35,7 @@ pub mod settings;
 pub mod sweep_log;
 pub mod switchover_log;
 pub mod trading_log;
+pub mod watchdog_log;
 
 pub use error::{JournalError, db_err, journal_error};
 use std::collections::HashMap;
