@@ -235,21 +235,6 @@ impl Channels {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhooks_are_https_or_loopback() {
-        assert!(webhook_url("https://hooks.slack.com/services/T/B/X", "V").is_ok());
-        assert!(webhook_url("http://127.0.0.1:9000/hook", "V").is_ok());
-        assert!(webhook_url("http://localhost/hook", "V").is_ok());
-        let e = webhook_url("http://hooks.slack.com/services/T/B/SECRET", "V").unwrap_err();
-        assert!(!e.message.contains("SECRET"), "the URL is a secret: {}", e.message);
-        assert!(webhook_url("not a url", "V").is_err());
-    }
-}
-
 /// The watchdog's alert (`dsl status --check --alert`): when the check found `problems` and
 /// the manifest sends `stale` alerts, one message naming them, sent on every channel and
 /// journaled (`watchdog_alerts`), once per `episode` (the stale run's last heartbeat, or the
@@ -285,4 +270,19 @@ pub fn watchdog(
     let outcomes: Vec<(&str, Option<String>)> = deliveries.iter().map(|d| (d.channel, d.error.clone())).collect();
     watchdog_log::record(journal, bot, episode, &text, &outcomes)?;
     Ok(deliveries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhooks_are_https_or_loopback() {
+        assert!(webhook_url("https://hooks.slack.com/services/T/B/X", "V").is_ok());
+        assert!(webhook_url("http://127.0.0.1:9000/hook", "V").is_ok());
+        assert!(webhook_url("http://localhost/hook", "V").is_ok());
+        let e = webhook_url("http://hooks.slack.com/services/T/B/SECRET", "V").unwrap_err();
+        assert!(!e.message.contains("SECRET"), "the URL is a secret: {}", e.message);
+        assert!(webhook_url("not a url", "V").is_err());
+    }
 }
