@@ -307,3 +307,109 @@ fn a_running_bot_serves_its_metrics_and_they_match_the_journal() {
 fn run_count(db: &Path) -> i64 {
     Connection::open(db).unwrap().query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0)).unwrap_or(0)
 }
+
+/// A Market Data API whose crypto feed stopped: it serves one-minute BTC/USD bars up to eight
+/// minutes ago and nothing newer.
+#[derive(Clone)]
+struct StalledFeed {
+    last: i64,
+}
+
+impl wiremock::Respond for StalledFeed {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        if req.url.path() != "/v1beta3/crypto/us/bars" {
+            return wiremock::ResponseTemplate::new(404);
+        }
+        let q: std::collections::HashMap<String, String> =
+            req.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let parse =
+            |k: &str| q.get(k).and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.timestamp());
+        let (start, end) = (parse("start").unwrap_or(i64::MIN), parse("end").unwrap_or(i64::MAX));
+        let bars: Vec<serde_json::Value> = (0..200)
+            .map(|k| self.last - 60 * (199 - k))
+            .filter(|t| *t >= start && *t <= end)
+            .map(|t| {
+                let time = chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let p = 40_000.0 + (t % 3600) as f64;
+                serde_json::json!({"t": time, "o": p, "h": p + 5.0, "l": p - 5.0, "c": p + 1.0, "v": 1.5, "n": 10, "vw": p})
+            })
+            .collect();
+        wiremock::ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({"bars": {"BTC/USD": bars}, "next_page_token": null}))
+    }
+}
+
+/// A live bot whose feed stops: it keeps beating, and `dsl status --check` fails once no new
+/// bar came for the threshold (three bars, at least 5 minutes; crypto's market never closes),
+/// not before.
+#[test]
+fn a_stopped_feed_fails_the_check_after_its_threshold() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let last = now - now.rem_euclid(60) - 480;
+    let server = rt.block_on(async {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::any()).respond_with(StalledFeed { last }).mount(&server).await;
+        server
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.yaml"),
+        "kind: strategy\nname: btc\nuniverse: [BTC/USD]\ntimeframe: 1m\nentry: close > sma(close, 20)\n\
+         exit: close < sma(close, 20)\nsizing:\n  percent_of_equity: 5%\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("bot.yaml"),
+        "kind: bot\nname: btc_bot\nstrategies: [s.yaml]\nstarting_cash: 10000\ndatabase: j.sqlite\n",
+    )
+    .unwrap();
+    let db = d.join("j.sqlite");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("dsl"))
+        .current_dir(d)
+        .args(["run", "bot.yaml", "--quiet", "--feed", "alpaca", "--poll", "0.25", "--warmup-days", "1"])
+        .env("APCA_API_KEY_ID", "PKMOCK")
+        .env("APCA_API_SECRET_KEY", "mock-secret")
+        .env("TRADEDSL_ALPACA_DATA_URL", server.uri())
+        .env_remove("TRADEDSL_ALPACA_TRADING_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The bot warmed up on the history and waits for a bar that never comes, beating.
+    let mut beat = None;
+    crate::common::wait_until("a heartbeat of the waiting bot", &mut child, || {
+        beat = Connection::open(&db).ok().and_then(|c| {
+            c.query_row("SELECT wall_ts, bar_ts, live FROM heartbeat", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .ok()
+        });
+        beat.is_some()
+    })
+    .unwrap();
+    let (wall, bar, live): (i64, Option<i64>, bool) = beat.unwrap();
+    assert!(live, "a live feed");
+    assert_eq!(bar, Some(last), "the heartbeat names the newest bar, a warm-up bar here");
+    let status = |at: i64| {
+        let at = chrono::DateTime::from_timestamp(at, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let out = Command::new(assert_cmd::cargo::cargo_bin("dsl"))
+            .current_dir(d)
+            .args(["status", "bot.yaml", "--check", "--at", &at])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let bar_end = last + 60;
+    // Within the threshold (5 minutes after the last bar ended): healthy.
+    let (code, err) = status(bar_end + 299);
+    assert_eq!(code, Some(0), "{err}");
+    // Past it: stale, the heartbeat itself still fresh.
+    let (code, err) = status(bar_end + 301);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("STALE: no new bar for 5m 1s while the market is open"), "{err}");
+    let (code, err) = status(wall + 1);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no new bar for") && !err.contains("no heartbeat"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -91,6 +91,8 @@ pub(super) struct PaperDriver {
     pub seen_parked: usize,
     /// When repeated log lines were last summarised (wall clock, UTC seconds).
     pub repeats_flushed: i64,
+    /// The newest bar of the feed (warm-up bars included), seen while idle.
+    pub newest_bar: Option<i64>,
 }
 
 impl PaperDriver {
@@ -124,18 +126,21 @@ impl PaperDriver {
             crate::runtime::log_repeats::flush();
             self.repeats_flushed = wall;
         }
+        // The newest bar the bot has: its last traded one, or a newer one it only warmed up on
+        // (a live bot whose feed stalled right after its warm-up is stale too).
+        let last_bar = self.last_ts.max(self.newest_bar);
         if let Some(m) = &self.cfg.metrics {
             m.observe(super::metrics::Snapshot {
                 equity: engine.equity(),
                 peak_equity: engine.peak_equity(),
                 positions_value: engine.positions_value(),
                 state,
-                last_bar: self.last_ts,
+                last_bar,
                 broker_failing: broker.starts_with("failing"),
                 wall,
             });
         }
-        self.journal.heartbeat(self.last_ts, state, broker, self.report_bar_secs, self.live.is_some());
+        self.journal.heartbeat(last_bar, state, broker, self.report_bar_secs, self.live.is_some());
     }
 
     /// Sends the alerts a new timestamp `ts` calls for: a change of the trading state, the
@@ -384,6 +389,7 @@ impl Driver for PaperDriver {
             return Ok(Flow::End(Ended::Drained));
         }
         loop {
+            self.newest_bar = feed.series().iter().filter_map(|s| s.ts.last().copied()).max();
             let ts = self.last_ts.unwrap_or(0);
             self.write_reports(chrono::Utc::now().timestamp(), ts, engine, false);
             self.journal_alerts(ts);
