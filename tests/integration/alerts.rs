@@ -17,18 +17,26 @@ use crate::common::{count, dsl, rows};
 struct Receiver {
     seen: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
     status: u16,
+    /// Answer 500 to this many requests first.
+    fail_first: usize,
 }
 
 impl Respond for Receiver {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let body = serde_json::from_slice(&req.body).unwrap_or(serde_json::Value::Null);
-        self.seen.lock().unwrap().push((req.url.path().to_string(), body));
-        ResponseTemplate::new(self.status).set_body_string("{\"ok\": true}")
+        let mut seen = self.seen.lock().unwrap();
+        seen.push((req.url.path().to_string(), body));
+        let status = if seen.len() <= self.fail_first { 500 } else { self.status };
+        ResponseTemplate::new(status).set_body_string("{\"ok\": true}")
     }
 }
 
 fn serve(rt: &tokio::runtime::Runtime, status: u16) -> (Receiver, MockServer) {
-    let r = Receiver { seen: Arc::default(), status };
+    serve_failing(rt, status, 0)
+}
+
+fn serve_failing(rt: &tokio::runtime::Runtime, status: u16, fail_first: usize) -> (Receiver, MockServer) {
+    let r = Receiver { seen: Arc::default(), status, fail_first };
     let server = rt.block_on(async {
         let server = MockServer::start().await;
         Mock::given(any()).respond_with(r.clone()).mount(&server).await;
@@ -124,7 +132,7 @@ fn a_halt_reaches_the_webhook_and_telegram_and_is_journaled() {
     }
 }
 
-/// A webhook answering 500: tried three times, journaled as failed with the status (never the
+/// A webhook answering 500: tried five times, journaled as failed with the status (never the
 /// URL); the bot trades exactly as without alerts.
 #[test]
 fn a_failing_webhook_never_changes_the_trading() {
@@ -134,7 +142,7 @@ fn a_failing_webhook_never_changes_the_trading() {
     bot(dir.path(), "alerts:\n  webhook: {url_env: TEST_HOOK}\n  on: [state]\n");
     let out = run(dir.path(), &[("TEST_HOOK", format!("{}/hook/SECRET-PATH-456", server.uri()))]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(hook.seen.lock().unwrap().len(), 3, "one try and two retries");
+    assert_eq!(hook.seen.lock().unwrap().len(), 5, "one try and four retries");
     let db = dir.path().join("journal.sqlite");
     let failed = events(&db, "alert_failed");
     assert_eq!(failed.len(), 1);
@@ -223,4 +231,33 @@ fn a_failing_check_alerts_once_per_episode() {
     assert!(seen[0].1["text"].as_str().unwrap().contains("check failed: HALTED since"), "{seen:?}");
     let c = Connection::open(dir.path().join("journal.sqlite")).unwrap();
     assert_eq!(count(&c, "SELECT COUNT(*) FROM watchdog_alerts WHERE channel = 'webhook' AND error IS NULL"), 1);
+}
+
+/// A webhook that fails three times, then answers: the halt's alert is delivered exactly once
+/// (the fourth try), journaled as sent, and the bot traded as it would without alerts.
+#[test]
+fn a_webhook_failing_three_times_then_answering_gets_one_message() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (hook, server) = serve_failing(&rt, 200, 3);
+    let dir = tempfile::tempdir().unwrap();
+    bot(dir.path(), "alerts:\n  webhook: {url_env: TEST_HOOK}\n  on: [state]\n");
+    let out = run(dir.path(), &[("TEST_HOOK", format!("{}/hook/flaky", server.uri()))]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen = hook.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "three failures, then the one delivery: {seen:?}");
+    assert!(seen.iter().all(|(_, b)| b == &seen[0].1), "the same message each try");
+    let db = dir.path().join("journal.sqlite");
+    assert_eq!(events(&db, "alert_sent").len(), 1);
+    assert!(events(&db, "alert_failed").is_empty() && events(&db, "alert_dropped").is_empty());
+    let plain = tempfile::tempdir().unwrap();
+    bot(plain.path(), "");
+    let out = run(plain.path(), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let orders = |db: &Path| {
+        rows(
+            &Connection::open(db).unwrap(),
+            "SELECT client_order_id, created_ts, symbol, side, quantity, status FROM orders",
+        )
+    };
+    assert_eq!(orders(&db), orders(&plain.path().join("journal.sqlite")), "trading went on meanwhile");
 }

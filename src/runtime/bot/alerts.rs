@@ -5,10 +5,10 @@
 //!
 //! **Never in the way.** The bot hands an alert to a bounded queue and goes on; a task on the
 //! bot's runtime delivers it, waiting for the rate limit (`governor`, `max_per_minute`) and
-//! retrying a failed POST with exponential backoff (`backon`: 3 tries from 500 ms). A full queue
+//! retrying a failed POST with exponential backoff (`backon`: 5 tries from 250 ms). A full queue
 //! drops the alert. Every delivery, failure and drop comes back to the bot, which journals it
 //! (`events`: `alert_sent`, `alert_failed`, `alert_dropped`) at its next checkpoint; at the end
-//! of the run it waits a few seconds for the last ones.
+//! of the run it waits up to 15 s for the last ones.
 //!
 //! **Secrets.** The webhook URL and the Telegram token come from the environment variables the
 //! manifest names; a missing one refuses the start. They never appear in a message, a log line
@@ -225,13 +225,14 @@ impl Channels {
         out
     }
 
-    /// POSTs `body`, retrying failures (3 tries, 500 ms doubling); errors without the URL.
+    /// POSTs `body`, retrying failures (5 tries, 250 ms doubling: 3.75 s of waits in all, inside
+    /// the 15 s a stopping bot gives its last alerts); errors without the URL.
     async fn post(&self, url: &str, body: &serde_json::Value) -> Result<(), String> {
         let attempt = || async {
             let r = self.http.post(url).json(body).send().await.map_err(|e| e.without_url().to_string())?;
             if r.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", r.status().as_u16())) }
         };
-        attempt.retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(500)).with_max_times(2)).await
+        attempt.retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(250)).with_max_times(4)).await
     }
 }
 

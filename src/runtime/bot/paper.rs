@@ -300,11 +300,11 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
         cfg,
     };
     let ended = event_loop::run(&mut engine, &mut feed, &mut eq, &mut driver).await;
-    // The last alerts (a halt that ended the run) get a few seconds to go out, and are
-    // journaled, whatever ended the loop.
+    // The last alerts (a halt that ended the run) get up to 15 s to go out (a failing
+    // receiver's retries take under 4 s), and are journaled, whatever ended the loop.
     if let Some(alerts) = driver.alerts.take() {
         let ts = driver.last_ts.unwrap_or(0);
-        let left = alerts.finish(std::time::Duration::from_secs(5), ts).await;
+        let left = alerts.finish(std::time::Duration::from_secs(15), ts).await;
         super::paper_driver::journal_deliveries(&mut driver.journal, left, ts);
         driver.journal.commit();
     }
