@@ -75,16 +75,20 @@ fn filter(verbose: u8, quiet: bool) -> EnvFilter {
     EnvFilter::new(format!("warn,tradedsl={level}"))
 }
 
-/// Installs the global subscriber (once per process; a second call changes nothing).
-pub fn init(verbose: u8, quiet: bool, format: LogFormat, color: bool) {
+/// Installs the global subscriber (once per process; a second call changes nothing). Lines
+/// are written by a thread of their own (`tracing-appender`'s non-blocking writer), so a slow
+/// terminal or a full pipe never holds up the trading loop; keep the returned guard until the
+/// end of `main`: dropping it writes what is left.
+pub fn init(verbose: u8, quiet: bool, format: LogFormat, color: bool) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::Layer as _;
-    let fmt =
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).log_internal_errors(false);
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_target(false).log_internal_errors(false);
     let layer = match format {
         LogFormat::Text => fmt.with_ansi(color).with_filter(Repeats).boxed(),
         LogFormat::Json => fmt.json().with_current_span(true).with_span_list(false).with_filter(Repeats).boxed(),
     };
     let _ = tracing_subscriber::registry().with(filter(verbose, quiet)).with(layer).try_init();
+    guard
 }
 
 #[cfg(test)]

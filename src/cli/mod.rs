@@ -164,7 +164,7 @@ pub fn main() -> ExitCode {
     };
     let out = Out { color };
     let quiet = matches!(&cli.command, Command::Run(a) if a.quiet);
-    logging::init(cli.verbose, quiet, cli.log_format, color);
+    let _log_guard = logging::init(cli.verbose, quiet, cli.log_format, color);
     // A closed pipe (`dsl eval ... | head`) ends a command quietly, as it ends `cat`. Not for a
     // running bot: its stop must be its own (its output is best effort).
     if !matches!(cli.command, Command::Run(_)) {
