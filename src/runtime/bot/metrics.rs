@@ -15,7 +15,7 @@
 //! | `tradedsl_orders_total{status}` | counter | orders by final status (`submitted` when sent, then `filled`, `cancelled`, `rejected`, `expired`) |
 //! | `tradedsl_fills_total` | counter | fills |
 //! | `tradedsl_rejections_total{rule}` | counter | orders denied, by `policy/rule_id` |
-//! | `tradedsl_slippage_bps` | histogram | each fill's price against its unslipped price (the fill bar's open for the simulated broker), basis points, adverse positive |
+//! | `tradedsl_slippage_bps` | histogram | each fill's distance from its unslipped price, basis points: for the simulated broker the fill bar's open (the cost model's spread and slippage), for an outside broker the price the order was decided at (`dsl report execution` measures those against the quote) |
 //! | `tradedsl_heartbeat_age_seconds` | gauge | wall-clock seconds since the last heartbeat, computed at the scrape |
 //! | `tradedsl_last_bar_timestamp_seconds` | gauge | the last bar processed, UTC seconds |
 //! | `tradedsl_broker_failing` | gauge | 1 while the broker is failing, else 0 |
