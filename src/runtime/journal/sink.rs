@@ -22,9 +22,10 @@ impl Journal {
         }
     }
 
-    /// A running bot says what it does, at info level (not in a muted replay).
+    /// A running bot says what it does, at info level (not in a muted replay, and nothing is
+    /// formatted when the level is off).
     fn narrating(&self) -> bool {
-        self.control && !self.muted
+        self.control && !self.muted && tracing::enabled!(tracing::Level::INFO)
     }
 }
 
@@ -210,7 +211,7 @@ impl EventSink for Journal {
 
     fn note(&mut self, n: &Note<'_>) {
         self.observe(|s| s.note(n));
-        if self.narrating() {
+        if self.control && !self.muted {
             use crate::engine::events::NoteKind;
             let (origin, script, message) = (n.origin, n.script, n.message);
             match n.kind {
