@@ -79,9 +79,9 @@ pub struct Args {
     pub switchover: bool,
     /// Serve the bot's metrics for Prometheus (OpenMetrics text at `GET /metrics`: equity,
     /// drawdown, exposure, state, orders, fills, rejections by rule, slippage, heartbeat age,
-    /// reloads) at this address; without a value 127.0.0.1:9464. Loopback addresses only,
-    /// unless --metrics-allow-remote.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::runtime::bot::metrics::DEFAULT_ADDR)]
+    /// reloads) at this address (`127.0.0.1:9464`), or on this port of 127.0.0.1 (`9464`).
+    /// Loopback addresses only, unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR|PORT", value_parser = parse_metrics_addr)]
     pub metrics: Option<std::net::SocketAddr>,
     /// Allow --metrics on an address that is not loopback (the endpoint has no
     /// authentication: the bot's equity and positions are readable by whoever reaches it).
@@ -129,6 +129,15 @@ fn parse_speed(s: &str) -> Result<Speed, String> {
             Err(format!("`{s}` is not a speed: write a number above 0 (`60` = one minute of bars per second) or `max`"))
         }
     }
+}
+
+fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        format!("`{s}` is not an address: write IP:PORT (`127.0.0.1:9464`, `[::1]:9464`) or a port of 127.0.0.1 (`9464`)")
+    })
 }
 
 fn parse_age(s: &str) -> Result<std::time::Duration, String> {

@@ -235,7 +235,7 @@ fn a_running_bot_serves_its_metrics_and_they_match_the_journal() {
     let db = dir.path().join("j.sqlite");
     let mut child = bin()
         .current_dir(dir.path())
-        .args(["--log-format", "json", "run", "bot.yaml", "--speed", "100000000", "--metrics", "127.0.0.1:0"])
+        .args(["--log-format", "json", "run", "bot.yaml", "--speed", "100000000", "--metrics", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -39,10 +39,6 @@ use crate::diagnostics::{Diagnostic, codes};
 use crate::engine::events::{Decision, EventSink, OrderStatus};
 use crate::engine::orders::{ClientOrderId, Fill, Order};
 
-/// The default address of `--metrics` (Prometheus's registry of default ports lists 9464 for
-/// OpenTelemetry-style exporters; any free port works).
-pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
-
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
