@@ -136,7 +136,9 @@ fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
     s.parse().map_err(|_| {
-        format!("`{s}` is not an address: write IP:PORT (`127.0.0.1:9464`, `[::1]:9464`) or a port of 127.0.0.1 (`9464`)")
+        format!(
+            "`{s}` is not an address: write IP:PORT (`127.0.0.1:9464`, `[::1]:9464`) or a port of 127.0.0.1 (`9464`)"
+        )
     })
 }
 

@@ -13,7 +13,6 @@ use crate::runtime::data::timeparse::format_utc;
 use crate::runtime::journal::db_err;
 use crate::runtime::journal::html::{HtmlReport, TradeView, buy_and_hold, price_lines, render};
 use crate::runtime::journal::settings::RunSettings;
-use crate::runtime::library::loader::load_bundle;
 use crate::runtime::library::source::{DataRequest, load_for_bundle};
 
 /// Which run to draw.
@@ -56,18 +55,14 @@ fn trades(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<TradeView>> {
 /// Documents that do not load, no journal, no such run, a journal that cannot be read, a
 /// chart that cannot be drawn.
 pub fn run_html(req: &RunHtmlRequest) -> Result<(i64, String), Diagnostic> {
-    let loaded = load_bundle(&req.manifest).map_err(|d| {
-        d.into_iter().find(Diagnostic::is_error).unwrap_or_else(|| Diagnostic::error(codes::IO, "cannot load the bot"))
-    })?;
-    let Some(bot) = loaded.bundle.bot.as_ref() else {
-        return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "`dsl report html` draws a bot's run (`kind: bot`)"));
-    };
-    let Some(journal) = loaded.journal(req.journal.as_deref()) else {
-        return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "the bot has no journal")
-            .help("set `database:` in the manifest or pass `--journal FILE`"));
-    };
+    let crate::runtime::journal::trading_log::BotRun { loaded, bot, journal, conn, run_id } =
+        crate::runtime::journal::trading_log::open_bot_run(
+            &req.manifest,
+            req.journal.as_deref(),
+            req.run,
+            "`dsl report html`",
+        )?;
     let name = bot.name.value.clone();
-    let (conn, run_id) = crate::runtime::journal::trading_log::open_run(&journal, &name, req.run)?;
     let read = |e| db_err(&journal, e);
     let (revision, settings_text, status): (String, String, String) = conn
         .query_row("SELECT bundle_revision, settings, status FROM runs WHERE run_id = ?1", params![run_id], |r| {

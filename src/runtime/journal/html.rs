@@ -224,6 +224,41 @@ fn span(points: &[(i64, f64)]) -> (i64, i64) {
     (x0, points.last().map_or(1, |p| p.0).max(x0 + 1))
 }
 
+/// A chart with UTC dates along x.
+type TimeChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordi64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A white chart on `root` titled `title`, times `x` (UTC seconds, labelled as dates) against
+/// values `y` labelled by `y_label`, with its mesh drawn.
+fn time_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    font: u32,
+    x: (i64, i64),
+    y: (f64, f64),
+    y_label: &dyn Fn(&f64) -> String,
+) -> Result<TimeChart<'a, 'b>, String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut c = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", font))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
+        .map_err(|e| e.to_string())?;
+    c.configure_mesh()
+        .x_labels(6)
+        .y_labels(6)
+        .x_label_formatter(&|t| format_utc(*t)[..10].to_string())
+        .y_label_formatter(y_label)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
 /// A labelled line of a chart: label, points, color.
 type Line<'a> = (&'a str, &'a [(i64, f64)], RGBColor);
 
@@ -237,21 +272,7 @@ fn lines_chart(title: &str, lines: &[Line<'_>], area: bool, unit: &str) -> Resul
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (960, 320)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut c = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(80)
-            .build_cartesian_2d(x0..x1, lo..hi)
-            .map_err(|e| e.to_string())?;
-        c.configure_mesh()
-            .x_labels(6)
-            .y_labels(6)
-            .x_label_formatter(&|t| format_utc(*t)[..10].to_string())
-            .y_label_formatter(&|v| format!("{v:.0}{unit}"))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut c = time_chart(&root, title, 18, (x0, x1), (lo, hi), &|v| format!("{v:.0}{unit}"))?;
         for (i, (label, points, color)) in lines.iter().enumerate() {
             let color = *color;
             let series = if area && i == 0 {
@@ -284,22 +305,8 @@ fn price_chart(line: &PriceLine, trades: &[&TradeView]) -> Result<String, String
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (960, 300)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
         let title = format!("{}: close, entries (green), exits (blue), stop exits (red)", line.symbol);
-        let mut c = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(80)
-            .build_cartesian_2d(x0..x1, lo..hi)
-            .map_err(|e| e.to_string())?;
-        c.configure_mesh()
-            .x_labels(6)
-            .y_labels(6)
-            .x_label_formatter(&|t| format_utc(*t)[..10].to_string())
-            .y_label_formatter(&|v| format!("{v:.2}"))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut c = time_chart(&root, &title, 16, (x0, x1), (lo, hi), &|v| format!("{v:.2}"))?;
         c.draw_series(LineSeries::new(line.points.iter().copied(), &RGBColor(90, 90, 90)))
             .map_err(|e| e.to_string())?;
         let green = RGBColor(44, 160, 44);

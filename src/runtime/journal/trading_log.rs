@@ -72,6 +72,46 @@ pub fn open_run(path: &Path, bot: &str, run_id: Option<i64>) -> Result<(Connecti
     Ok((conn, id))
 }
 
+/// A bot named by its manifest, with a run of it opened to read.
+pub struct BotRun {
+    /// The loaded documents.
+    pub loaded: crate::runtime::library::loader::Loaded,
+    /// The bot manifest.
+    pub bot: crate::config::manifest::BotDoc,
+    /// The journal.
+    pub journal: std::path::PathBuf,
+    /// The journal, open to read.
+    pub conn: Connection,
+    /// The run.
+    pub run_id: i64,
+}
+
+/// Loads the bot at `manifest` and opens its run `run_id` (default: its latest paper run) in
+/// `journal` (default: the manifest's `database`), for `what` (a command, e.g. `dsl report
+/// html`).
+///
+/// # Errors
+/// Documents that do not load (the first error), not a bot, no journal, no such run.
+pub fn open_bot_run(
+    manifest: &Path,
+    journal: Option<&Path>,
+    run_id: Option<i64>,
+    what: &str,
+) -> Result<BotRun, Diagnostic> {
+    let loaded = crate::runtime::library::loader::load_bundle(manifest).map_err(|d| {
+        d.into_iter().find(Diagnostic::is_error).unwrap_or_else(|| Diagnostic::error(codes::IO, "cannot load the bot"))
+    })?;
+    let Some(bot) = loaded.bundle.bot.clone() else {
+        return Err(Diagnostic::error(codes::RUNTIME_REFUSED, format!("{what} reads a bot's run (`kind: bot`)")));
+    };
+    let Some(journal) = loaded.journal(journal) else {
+        return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "the bot has no journal")
+            .help("set `database:` in the manifest or pass `--journal FILE`"));
+    };
+    let (conn, run_id) = open_run(&journal, &bot.name.value, run_id)?;
+    Ok(BotRun { loaded, bot, journal, conn, run_id })
+}
+
 fn date(day: i64) -> String {
     format_utc(day * 86_400)[..10].to_string()
 }

@@ -45,7 +45,7 @@ use crate::engine::orders::{ClientOrderId, Fill, Order, Trade};
 use crate::engine::pipeline::{Engine, EngineSettings};
 use crate::runtime::journal::settings::RunSettings;
 use crate::runtime::journal::{db_err, reload_log};
-use crate::runtime::library::loader::{Loaded, Stored, load_bundle, load_bundle_from};
+use crate::runtime::library::loader::{Loaded, Stored, load_bundle_from};
 use crate::runtime::library::source::{DataRequest, load_for_bundle};
 
 /// What to compare.
@@ -401,18 +401,14 @@ fn settings_differences(run: &RunSettings, bundle: &RunSettings) -> Vec<(String,
 /// Documents that do not load, a journal without the run or its bundle texts, bars that
 /// cannot be read, a reload the replay cannot swap in.
 pub fn compare(req: &DivergenceRequest) -> Result<DivergenceReport, Diagnostic> {
-    let loaded = load_bundle(&req.manifest).map_err(|d| {
-        d.into_iter().find(Diagnostic::is_error).unwrap_or_else(|| Diagnostic::error(codes::IO, "cannot load the bot"))
-    })?;
-    let Some(bot) = loaded.bundle.bot.clone() else {
-        return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "divergence compares a bot's run (`kind: bot`)"));
-    };
-    let Some(journal) = loaded.journal(req.journal.as_deref()) else {
-        return Err(Diagnostic::error(codes::RUNTIME_REFUSED, "the bot has no journal")
-            .help("set `database:` in the manifest or pass `--journal FILE`"));
-    };
+    let crate::runtime::journal::trading_log::BotRun { loaded, bot, journal, conn, run_id } =
+        crate::runtime::journal::trading_log::open_bot_run(
+            &req.manifest,
+            req.journal.as_deref(),
+            req.run,
+            "`dsl report divergence`",
+        )?;
     let bot_name = bot.name.value.clone();
-    let (conn, run_id) = crate::runtime::journal::trading_log::open_run(&journal, &bot_name, req.run)?;
     let row = run_row(&conn, run_id).map_err(|e| db_err(&journal, e))?;
     let Some(until) = row.until else {
         return Err(Diagnostic::error(
