@@ -132,3 +132,32 @@ fn progress_bars_show_on_a_terminal_and_stay_quiet_in_a_pipe() {
         }
     }
 }
+
+/// Runtime refusals carry codes of their own (E6xxx), not the YAML-schema ones, and exit as
+/// documented: a refusal 1, a usage problem 2.
+#[test]
+fn runtime_refusals_have_their_own_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(assert_cmd::cargo::cargo_bin("dsl"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("NO_COLOR", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let journal = dir.path().join("j.sqlite");
+    let journal = journal.to_str().unwrap();
+    let (code, err) = run(&["run", "strategies/sma_crossover.yaml", "--journal", journal]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("E6001") && err.contains("runs a bot manifest"), "{err}");
+    let (code, err) = run(&["backtest", "examples/bot.yaml", "--quiet", "--journal", journal]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(&["report", "divergence", "examples/bot.yaml", "--journal", journal]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("E6004") && err.contains("no paper run"), "{err}");
+    let (code, err) = run(&["run", "examples/bot.yaml", "--journal", journal, "--metrics", "10.1.2.3:9464"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("E6001") && err.contains("not a loopback address"), "{err}");
+}
