@@ -9,20 +9,22 @@
 //!   telegram:                           # optional
 //!     token_env: TRADEDSL_TELEGRAM_TOKEN
 //!     chat_id_env: TRADEDSL_TELEGRAM_CHAT_ID
-//!   on: [state, broker, approval, report]   # default: all of them
+//!   on: [state, broker, approval, report, daily]   # default: all of them
 //!   max_per_minute: 10                  # at most this many messages a minute (default 10)
 //! ```
 //!
 //! Events: `state` (REDUCING, HALTED, a resume, a phase's demotion), `broker` (failing, and
 //! back), `approval` (an order waits for a person), `report` (a scheduled report was written:
-//! the daily P&L summary and the others), `stale` (sent by `dsl status --check --alert`).
+//! the daily P&L summary and the others), `daily` (the day's P&L and equity, at the first bar
+//! of the next UTC day, with or without scheduled reports), `stale` (sent by `dsl status
+//! --check --alert`).
 
 use super::node::Node;
 use super::reader::Reader;
 use crate::diagnostics::{Spanned, codes};
 
 /// The events a bot can send.
-pub const EVENTS: [&str; 5] = ["state", "broker", "approval", "report", "stale"];
+pub const EVENTS: [&str; 6] = ["state", "broker", "approval", "report", "daily", "stale"];
 
 /// Where and when to send alerts.
 #[derive(Debug, Clone, PartialEq)]

@@ -261,3 +261,33 @@ fn a_webhook_failing_three_times_then_answering_gets_one_message() {
     };
     assert_eq!(orders(&db), orders(&plain.path().join("journal.sqlite")), "trading went on meanwhile");
 }
+
+/// `daily`: the day's P&L and equity at the first bar of the next UTC day, whether or not
+/// reports are scheduled; the numbers are the journal's daily closing equity.
+#[test]
+fn the_daily_pnl_alert_reports_each_closed_day() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (hook, server) = serve(&rt, 200);
+    let dir = tempfile::tempdir().unwrap();
+    bot(dir.path(), "alerts:\n  webhook: {url_env: TEST_HOOK}\n  on: [daily]\n  max_per_minute: 1000\n");
+    let mut c = dsl();
+    c.current_dir(dir.path()).args(["run", "bot.yaml", "--from", "2013-01-01", "--to", "2013-02-28"]);
+    c.env("TEST_HOOK", format!("{}/hook/daily", server.uri()));
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let db = dir.path().join("journal.sqlite");
+    let days = rows(&Connection::open(&db).unwrap(), "SELECT day, close_equity FROM daily_equity ORDER BY day");
+    let seen = hook.seen.lock().unwrap().clone();
+    // Every day but the last (its summary waits for the next day's first bar).
+    assert_eq!(seen.len(), days.len() - 1, "{seen:?}");
+    assert!(seen.len() >= 35, "two months of sessions: {}", seen.len());
+    for (k, (_, body)) in seen.iter().enumerate().skip(1) {
+        let (prev, day): (f64, f64) = (days[k - 1][1].parse().unwrap(), days[k][1].parse().unwrap());
+        let date = crate::common::day(&(days[k][0].parse::<i64>().unwrap() * 86_400).to_string());
+        let text = body["text"].as_str().unwrap();
+        assert_eq!(body["kind"], "daily");
+        assert!(text.contains(&format!("{date} P&L {:+.2}", day - prev)), "{text} vs {prev} -> {day}");
+        assert!(text.ends_with(&format!("equity {day:.2}")), "{text}");
+    }
+    assert_eq!(events(&db, "alert_sent").len(), seen.len());
+}

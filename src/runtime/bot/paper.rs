@@ -297,6 +297,7 @@ pub async fn run(mut cfg: PaperConfig) -> Result<PaperOutcome, Diagnostic> {
         seen_parked: 0,
         repeats_flushed: chrono::Utc::now().timestamp(),
         newest_bar: None,
+        day_pnl: None,
         cfg,
     };
     let ended = event_loop::run(&mut engine, &mut feed, &mut eq, &mut driver).await;

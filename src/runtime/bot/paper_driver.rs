@@ -93,6 +93,8 @@ pub(super) struct PaperDriver {
     pub repeats_flushed: i64,
     /// The newest bar of the feed (warm-up bars included), seen while idle.
     pub newest_bar: Option<i64>,
+    /// The daily alert's day (UTC days since 1970), the equity it opened with and its latest.
+    pub day_pnl: Option<(i64, f64, f64)>,
 }
 
 impl PaperDriver {
@@ -144,7 +146,8 @@ impl PaperDriver {
     }
 
     /// Sends the alerts a new timestamp `ts` calls for: a change of the trading state, the
-    /// broker failing or answering again, more orders waiting for a person.
+    /// broker failing or answering again, more orders waiting for a person, and on a new UTC
+    /// day the previous day's P&L.
     fn check_alerts(&mut self, ts: i64, engine: &Engine) {
         let Some(alerts) = self.alerts.as_mut() else { return };
         let bot = &self.cfg.settings.bot;
@@ -171,6 +174,20 @@ impl PaperDriver {
             };
             alerts.send(super::alerts::Alert { kind: "broker", ts, text });
         }
+        // The day's P&L, once the next UTC day's first bar is in: (day, equity it opened with,
+        // equity now).
+        let (day, equity) = (ts.div_euclid(86_400), engine.equity());
+        self.day_pnl = match self.day_pnl {
+            Some((d, open, last)) if day > d => {
+                let date = crate::engine::market::format_utc(d * 86_400);
+                let pct = if open != 0.0 { (last / open - 1.0) * 100.0 } else { 0.0 };
+                let text = format!("{bot}: {} P&L {:+.2} ({pct:+.2}%), equity {last:.2}", &date[..10], last - open);
+                alerts.send(super::alerts::Alert { kind: "daily", ts, text });
+                Some((day, last, equity))
+            }
+            Some((d, open, _)) => Some((d, open, equity)),
+            None => Some((day, equity, equity)),
+        };
         let parked = engine.parked_orders();
         if parked > self.seen_parked {
             let text = format!("{bot}: {parked} order(s) wait for a person's approval (`dsl approvals list`)");
