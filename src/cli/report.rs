@@ -87,44 +87,8 @@ struct Common {
 
 /// Runs the command.
 pub fn run(args: Args, out: Out) -> u8 {
-    if let What::Html { manifest, journal, run, out: path } = &args.what {
-        let req = crate::runtime::bot::run_html::RunHtmlRequest {
-            manifest: manifest.clone(),
-            journal: journal.clone(),
-            run: *run,
-        };
-        let (run_id, html) = match crate::runtime::bot::run_html::run_html(&req) {
-            Ok(r) => r,
-            Err(d) => return out.fail(&d),
-        };
-        let stem = manifest.file_stem().map_or("bot".into(), |s| s.to_string_lossy().into_owned());
-        let path = path.clone().unwrap_or_else(|| PathBuf::from(format!("{stem}-run-{run_id}.html")));
-        if let Err(d) = super::write_file(&path, &html) {
-            return out.fail(&d);
-        }
-        if path.as_os_str() != "-" {
-            println!("html report of run {run_id}: {}", path.display());
-        }
-        return EXIT_OK;
-    }
-    if let What::Divergence { manifest, journal, run, format } = &args.what {
-        let req = crate::runtime::phases::divergence::DivergenceRequest {
-            manifest: manifest.clone(),
-            journal: journal.clone(),
-            run: *run,
-        };
-        let r = match crate::runtime::phases::divergence::compare(&req) {
-            Ok(r) => r,
-            Err(d) => return out.fail(&d),
-        };
-        match format {
-            Format::Json => super::print_json(&r),
-            Format::Human => print!("{}", crate::runtime::phases::divergence::human(&r)),
-        }
-        return if r.identical() { EXIT_OK } else { super::EXIT_INVALID };
-    }
     match report(args) {
-        Ok(()) => EXIT_OK,
+        Ok(code) => code,
         Err(d) => out.fail(&d),
     }
 }
@@ -133,9 +97,30 @@ fn db_err(e: impl std::fmt::Display) -> Diagnostic {
     Diagnostic::error(codes::IO, format!("journal: {e}"))
 }
 
-fn report(args: Args) -> Result<(), Diagnostic> {
+/// Prints the report; the exit code (`dsl report divergence` exits 1 when the run differs).
+fn report(args: Args) -> Result<u8, Diagnostic> {
     match args.what {
-        What::Divergence { .. } | What::Html { .. } => {}
+        What::Html { manifest, journal, run, out: path } => {
+            let req = crate::runtime::bot::run_html::RunHtmlRequest { manifest: manifest.clone(), journal, run };
+            let (run_id, html) = crate::runtime::bot::run_html::run_html(&req)?;
+            let stem = manifest.file_stem().map_or("bot".into(), |s| s.to_string_lossy().into_owned());
+            let path = path.unwrap_or_else(|| PathBuf::from(format!("{stem}-run-{run_id}.html")));
+            super::write_file(&path, &html)?;
+            if path.as_os_str() != "-" {
+                println!("html report of run {run_id}: {}", path.display());
+            }
+        }
+        What::Divergence { manifest, journal, run, format } => {
+            let req = crate::runtime::phases::divergence::DivergenceRequest { manifest, journal, run };
+            let r = crate::runtime::phases::divergence::compare(&req)?;
+            match format {
+                Format::Json => super::print_json(&r),
+                Format::Human => print!("{}", crate::runtime::phases::divergence::human(&r)),
+            }
+            if !r.identical() {
+                return Ok(super::EXIT_INVALID);
+            }
+        }
         What::Execution(c) => {
             let (db, bot) = c.target.resolve()?;
             let (run_id, execs) = execution::executions(&db, &bot, c.run)?;
@@ -168,5 +153,5 @@ fn report(args: Args) -> Result<(), Diagnostic> {
             }
         }
     }
-    Ok(())
+    Ok(EXIT_OK)
 }

@@ -73,6 +73,23 @@ fn run(dir: &Path, env: &[(&str, String)]) -> std::process::Output {
     c.output().unwrap()
 }
 
+/// The orders of the same bot run without alerts.
+fn plain_orders() -> Vec<Vec<String>> {
+    let plain = tempfile::tempdir().unwrap();
+    bot(plain.path(), "");
+    let out = run(plain.path(), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    orders(&plain.path().join("journal.sqlite"))
+}
+
+/// The orders a run journaled, as a person compares two runs.
+fn orders(db: &Path) -> Vec<Vec<String>> {
+    rows(
+        &Connection::open(db).unwrap(),
+        "SELECT client_order_id, created_ts, symbol, side, quantity, status FROM orders",
+    )
+}
+
 fn events(db: &Path, kind: &str) -> Vec<Vec<String>> {
     let c = Connection::open(db).unwrap();
     rows(&c, &format!("SELECT origin, message FROM events WHERE kind = '{kind}' ORDER BY rowid"))
@@ -148,17 +165,7 @@ fn a_failing_webhook_never_changes_the_trading() {
     assert_eq!(failed.len(), 1);
     assert!(failed[0][1].contains("HTTP 500") && !failed[0][1].contains("SECRET"), "{failed:?}");
 
-    let plain = tempfile::tempdir().unwrap();
-    bot(plain.path(), "");
-    let out = run(plain.path(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let orders = |db: &Path| {
-        rows(
-            &Connection::open(db).unwrap(),
-            "SELECT client_order_id, created_ts, symbol, side, quantity, status FROM orders",
-        )
-    };
-    assert_eq!(orders(&db), orders(&plain.path().join("journal.sqlite")));
+    assert_eq!(orders(&db), plain_orders());
 }
 
 /// Report alerts at one a minute: the first goes out, the queue fills and drops the rest, and
@@ -249,17 +256,7 @@ fn a_webhook_failing_three_times_then_answering_gets_one_message() {
     let db = dir.path().join("journal.sqlite");
     assert_eq!(events(&db, "alert_sent").len(), 1);
     assert!(events(&db, "alert_failed").is_empty() && events(&db, "alert_dropped").is_empty());
-    let plain = tempfile::tempdir().unwrap();
-    bot(plain.path(), "");
-    let out = run(plain.path(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let orders = |db: &Path| {
-        rows(
-            &Connection::open(db).unwrap(),
-            "SELECT client_order_id, created_ts, symbol, side, quantity, status FROM orders",
-        )
-    };
-    assert_eq!(orders(&db), orders(&plain.path().join("journal.sqlite")), "trading went on meanwhile");
+    assert_eq!(orders(&db), plain_orders(), "trading went on meanwhile");
 }
 
 /// `daily`: the day's P&L and equity at the first bar of the next UTC day, whether or not

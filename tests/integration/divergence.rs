@@ -8,17 +8,11 @@ use std::process::{Command, Stdio};
 
 use rusqlite::Connection;
 
-use crate::common::wait_checkpoints;
-
-fn bin() -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("dsl"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
-    c
-}
+use crate::common::{dsl, wait_checkpoints};
 
 /// `dsl report divergence BOT --journal DB --format json`: exit code and the report.
 fn divergence(bot: &Path, db: &Path) -> (i32, serde_json::Value) {
-    let out = bin()
+    let out = dsl()
         .args(["report", "divergence"])
         .arg(bot)
         .arg("--journal")
@@ -33,7 +27,7 @@ fn divergence(bot: &Path, db: &Path) -> (i32, serde_json::Value) {
 }
 
 fn run(bot: &Path, db: &Path, extra: &[&str]) {
-    let out = bin().arg("run").arg(bot).args(["--quiet", "--journal"]).arg(db).args(extra).output().unwrap();
+    let out = dsl().arg("run").arg(bot).args(["--quiet", "--journal"]).arg(db).args(extra).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -74,7 +68,7 @@ fn an_unchanged_run_matches_its_backtest_and_another_slippage_shows_on_every_ord
     }
     assert!(r["divergence_bps"].as_f64().unwrap() > 4.0, "{}", r["divergence_bps"]);
     assert!(r["equity_max_diff"].as_f64().unwrap() < 0.0, "the run ended poorer");
-    let human = bin().args(["report", "divergence", "examples/bot.yaml", "--journal"]).arg(&db).output().unwrap();
+    let human = dsl().args(["report", "divergence", "examples/bot.yaml", "--journal"]).arg(&db).output().unwrap();
     let human = String::from_utf8_lossy(&human.stdout);
     assert!(human.contains("setting       slippage: 0.001 in the run, 0.0005 in the bundle"), "{human}");
     assert!(human.contains("(+5.00 bps)") && human.contains("verdict       DIVERGES"), "{human}");
@@ -132,7 +126,7 @@ fn a_run_across_a_reload_matches_the_backtest_with_the_same_swap() {
         c.query_row("SELECT COUNT(*) FROM reloads WHERE outcome = 'accepted'", [], |r| r.get(0)).unwrap();
     assert_eq!(reloads, 1, "the edit was swapped in once");
     let gate = |expect_pass: bool| {
-        let out = bin().current_dir(d).args(["gate", "status", "bot.yaml", "--format", "json"]).output().unwrap();
+        let out = dsl().current_dir(d).args(["gate", "status", "bot.yaml", "--format", "json"]).output().unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["passed"], expect_pass, "{v}");
     };

@@ -8,11 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn dsl() -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("dsl"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
-    c
-}
+use crate::common::dsl;
 
 /// The Chromium to use: `TRADEDSL_CHROMIUM`, else the first of the usual names on `PATH`.
 fn chromium() -> Option<PathBuf> {

@@ -5,16 +5,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::data;
+use crate::common::{data, dsl};
 
 /// Runs `args` in the repository: success, and standard output parsed as one JSON document.
 fn json(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(assert_cmd::cargo::cargo_bin("dsl"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = dsl().args(args).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{args:?}: {stderr}");
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}):\n{stdout}"))
@@ -139,12 +134,7 @@ fn progress_bars_show_on_a_terminal_and_stay_quiet_in_a_pipe() {
 fn runtime_refusals_have_their_own_codes() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(assert_cmd::cargo::cargo_bin("dsl"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("NO_COLOR", "1")
-            .args(args)
-            .output()
-            .unwrap();
+        let out = dsl().args(args).output().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let journal = dir.path().join("j.sqlite");

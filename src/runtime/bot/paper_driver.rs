@@ -33,7 +33,6 @@ use crate::runtime::journal::control::ControlStore;
 use crate::runtime::journal::lease::Lease;
 use crate::runtime::journal::reload_log::{self, ReloadEntry};
 use crate::runtime::journal::{Checkpoint, Journal, ManualChange};
-use crate::runtime::library::loader::{Stored, load_bundle_from};
 use crate::runtime::library::reload::{Outcome, ReloadRecord};
 use crate::runtime::phases::phase_store::DemotionWatch;
 
@@ -586,12 +585,8 @@ pub(super) fn bundle_of(cfg: &PaperConfig, revision: &str) -> Result<Arc<Bundle>
         )
         .help("restore the documents it ran with to resume it, or start over with `--fresh`")
     };
-    let (manifest, texts) = reload_log::texts(&cfg.journal, revision)?.ok_or_else(missing)?;
-    let loaded = load_bundle_from(std::path::Path::new(&manifest), &Stored(texts)).map_err(|_| missing())?;
-    if loaded.bundle.revision != revision {
-        return Err(missing());
-    }
-    Ok(limited(cfg, Arc::new(loaded.bundle)))
+    let bundle = reload_log::rebuild(&cfg.journal, revision)?.ok_or_else(missing)?;
+    Ok(limited(cfg, Arc::new(bundle)))
 }
 
 /// `b` with the active phase's limits.

@@ -6,14 +6,13 @@
 
 use std::path::PathBuf;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::diagnostics::{Diagnostic, codes};
 use crate::runtime::data::timeparse::format_utc;
 use crate::runtime::journal::db_err;
 use crate::runtime::journal::html::{HtmlReport, TradeView, buy_and_hold, price_lines, render};
-use crate::runtime::journal::settings::RunSettings;
-use crate::runtime::library::source::{DataRequest, load_for_bundle};
+use crate::runtime::library::source::load_for_bundle;
 
 /// Which run to draw.
 #[derive(Debug, Clone)]
@@ -55,7 +54,7 @@ fn trades(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<TradeView>> {
 /// Documents that do not load, no journal, no such run, a journal that cannot be read, a
 /// chart that cannot be drawn.
 pub fn run_html(req: &RunHtmlRequest) -> Result<(i64, String), Diagnostic> {
-    let crate::runtime::journal::trading_log::BotRun { loaded, bot, journal, conn, run_id } =
+    let crate::runtime::journal::trading_log::BotRun { loaded, bot, journal, conn, run_id, record } =
         crate::runtime::journal::trading_log::open_bot_run(
             &req.manifest,
             req.journal.as_deref(),
@@ -64,12 +63,7 @@ pub fn run_html(req: &RunHtmlRequest) -> Result<(i64, String), Diagnostic> {
         )?;
     let name = bot.name.value.clone();
     let read = |e| db_err(&journal, e);
-    let (revision, settings_text, status): (String, String, String) = conn
-        .query_row("SELECT bundle_revision, settings, status FROM runs WHERE run_id = ?1", params![run_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .map_err(read)?;
-    let settings = RunSettings::parse(&settings_text).unwrap_or_default();
+    let (settings, first) = (&record.settings, record.first);
     let daily: Vec<(i64, f64)> = {
         let mut st = conn
             .prepare("SELECT last_ts, close_equity FROM daily_equity WHERE run_id = ?1 ORDER BY day")
@@ -77,11 +71,6 @@ pub fn run_html(req: &RunHtmlRequest) -> Result<(i64, String), Diagnostic> {
         let rows = st.query_map(params![run_id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(read)?;
         rows.collect::<rusqlite::Result<_>>().map_err(read)?
     };
-    let first: Option<i64> = conn
-        .query_row("SELECT MIN(first_ts) FROM daily_equity WHERE run_id = ?1", params![run_id], |r| r.get(0))
-        .optional()
-        .map_err(read)?
-        .flatten();
     let trades = trades(&conn, run_id).map_err(read)?;
     let cash = settings.starting_cash;
     let last = daily.last().map(|d| d.0);
@@ -91,21 +80,16 @@ pub fn run_html(req: &RunHtmlRequest) -> Result<(i64, String), Diagnostic> {
     }
     equity.extend(daily.iter().copied());
     // Prices: the manifest's data read again, as the run read it.
-    let req_data = DataRequest {
-        time_format: settings.csv_time_format.clone(),
-        timezone: settings.csv_timezone.as_deref().and_then(|z| z.parse().ok()),
-        ..DataRequest::default()
-    };
-    let (series, note) = match load_for_bundle(&loaded, &req_data) {
+    let (series, note) = match load_for_bundle(&loaded, &settings.bars_request()) {
         Ok(m) => (m.series, None),
         Err(d) => (Vec::new(), Some(format!("no price charts: {}", d.message))),
     };
-    let summary = summary(&name, run_id, &status, first, &daily, cash, &trades, note.as_deref());
+    let summary = summary(&name, run_id, &record.status, first, &daily, cash, &trades, note.as_deref());
     render(&HtmlReport {
         title: format!("Paper run {run_id}: {name}"),
-        revision,
+        revision: record.revision.clone(),
         summary,
-        settings: serde_json::from_str(&settings_text).unwrap_or_default(),
+        settings: record.settings_json.clone(),
         starting_cash: cash,
         benchmark: buy_and_hold(&series, first, last, cash),
         prices: price_lines(&series, first, last),

@@ -103,6 +103,20 @@ pub fn texts(path: &Path, revision: &str) -> Result<Option<StoredBundle>, Diagno
     Ok(Some((manifest, pairs.into_iter().collect())))
 }
 
+/// The bundle of `revision` rebuilt from the texts the journal stored for it; `None` when
+/// they were not stored, do not load, or no longer give that revision.
+///
+/// # Errors
+/// When the journal cannot be read.
+pub fn rebuild(path: &Path, revision: &str) -> Result<Option<Bundle>, Diagnostic> {
+    let Some((manifest, texts)) = texts(path, revision)? else { return Ok(None) };
+    let loaded = crate::runtime::library::loader::load_bundle_from(
+        Path::new(&manifest),
+        &crate::runtime::library::loader::Stored(texts),
+    );
+    Ok(loaded.ok().map(|l| l.bundle).filter(|b| b.revision == revision))
+}
+
 /// The accepted reloads of run `run_id` up to bar time `until` (inclusive), oldest first:
 /// `(ts, new_revision)`.
 ///

@@ -151,6 +151,16 @@ impl RunSettings {
         serde_json::to_value(self).unwrap_or_default()
     }
 
+    /// The bars a replay read, asked for again: the manifest's data with the run's CSV time
+    /// options.
+    pub fn bars_request(&self) -> crate::runtime::library::source::DataRequest {
+        crate::runtime::library::source::DataRequest {
+            time_format: self.csv_time_format.clone(),
+            timezone: self.csv_timezone.as_deref().and_then(|z| z.parse().ok()),
+            ..Default::default()
+        }
+    }
+
     /// Settings read back from the journal; `None` when the text is not a settings object.
     pub fn parse(text: &str) -> Option<RunSettings> {
         let value: serde_json::Value = serde_json::from_str(text).ok()?;

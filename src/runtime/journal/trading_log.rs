@@ -84,9 +84,57 @@ pub struct BotRun {
     pub conn: Connection,
     /// The run.
     pub run_id: i64,
+    /// What the journal says of it.
+    pub record: RunRecord,
 }
 
-/// Loads the bot at `manifest` and opens its run `run_id` (default: its latest paper run) in
+/// A run's identity and what it was started with, as journaled.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// The bundle revision it started with.
+    pub revision: String,
+    /// Its settings, typed (defaults where unreadable).
+    pub settings: crate::runtime::journal::settings::RunSettings,
+    /// Its settings as journaled (JSON).
+    pub settings_json: serde_json::Value,
+    /// The symbols it traded, in the engine's order.
+    pub symbols: Vec<String>,
+    /// `running`, `completed` or `abandoned`.
+    pub status: String,
+    /// Its last checkpointed bar (UTC seconds).
+    pub until: Option<i64>,
+    /// Its first traded bar (UTC seconds).
+    pub first: Option<i64>,
+}
+
+/// The record of run `run_id`.
+///
+/// # Errors
+/// SQLite's (a run that does not exist included).
+pub fn run_record(conn: &Connection, run_id: i64) -> rusqlite::Result<RunRecord> {
+    let (revision, settings, symbols, status): (String, String, String, String) = conn.query_row(
+        "SELECT bundle_revision, settings, symbols, status FROM runs WHERE run_id = ?1",
+        params![run_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let until: Option<i64> =
+        conn.query_row("SELECT ts FROM run_status WHERE run_id = ?1", params![run_id], |r| r.get(0)).optional()?;
+    let first: Option<i64> = conn
+        .query_row("SELECT MIN(first_ts) FROM daily_equity WHERE run_id = ?1", params![run_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(RunRecord {
+        revision,
+        settings: crate::runtime::journal::settings::RunSettings::parse(&settings).unwrap_or_default(),
+        settings_json: serde_json::from_str(&settings).unwrap_or_default(),
+        symbols: serde_json::from_str(&symbols).unwrap_or_default(),
+        status,
+        until,
+        first,
+    })
+}
+
+/// Loads the bot at `manifest` and opens its run `run_id` and reads its record (default: its latest paper run) in
 /// `journal` (default: the manifest's `database`), for `what` (a command, e.g. `dsl report
 /// html`).
 ///
@@ -109,7 +157,8 @@ pub fn open_bot_run(
             .help("set `database:` in the manifest or pass `--journal FILE`"));
     };
     let (conn, run_id) = open_run(&journal, &bot.name.value, run_id)?;
-    Ok(BotRun { loaded, bot, journal, conn, run_id })
+    let record = run_record(&conn, run_id).map_err(|e| db_err(&journal, e))?;
+    Ok(BotRun { loaded, bot, journal, conn, run_id, record })
 }
 
 fn date(day: i64) -> String {

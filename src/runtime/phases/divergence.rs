@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::diagnostics::{Diagnostic, codes};
@@ -45,8 +45,8 @@ use crate::engine::orders::{ClientOrderId, Fill, Order, Trade};
 use crate::engine::pipeline::{Engine, EngineSettings};
 use crate::runtime::journal::settings::RunSettings;
 use crate::runtime::journal::{db_err, reload_log};
-use crate::runtime::library::loader::{Loaded, Stored, load_bundle_from};
-use crate::runtime::library::source::{DataRequest, load_for_bundle};
+use crate::runtime::library::loader::Loaded;
+use crate::runtime::library::source::load_for_bundle;
 
 /// What to compare.
 #[derive(Debug, Clone)]
@@ -241,7 +241,6 @@ struct Replay {
     until: i64,
     swaps: Vec<(i64, Arc<Bundle>)>,
     days: BTreeMap<i64, f64>,
-    error: Option<String>,
 }
 
 impl Driver for Replay {
@@ -270,38 +269,6 @@ impl Driver for Replay {
         self.days.insert(ts.div_euclid(86_400), engine.equity());
         Ok(Flow::Go)
     }
-}
-
-/// The run's identity and what it was started with.
-struct RunRow {
-    revision: String,
-    settings: RunSettings,
-    symbols: Vec<String>,
-    status: String,
-    until: Option<i64>,
-    first: Option<i64>,
-}
-
-fn run_row(conn: &Connection, run_id: i64) -> rusqlite::Result<RunRow> {
-    let (revision, settings, symbols, status): (String, String, String, String) = conn.query_row(
-        "SELECT bundle_revision, settings, symbols, status FROM runs WHERE run_id = ?1",
-        params![run_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
-    let until: Option<i64> =
-        conn.query_row("SELECT ts FROM run_status WHERE run_id = ?1", params![run_id], |r| r.get(0)).optional()?;
-    let first: Option<i64> = conn
-        .query_row("SELECT MIN(first_ts) FROM daily_equity WHERE run_id = ?1", params![run_id], |r| r.get(0))
-        .optional()?
-        .flatten();
-    Ok(RunRow {
-        revision,
-        settings: RunSettings::parse(&settings).unwrap_or_default(),
-        symbols: serde_json::from_str(&symbols).unwrap_or_default(),
-        status,
-        until,
-        first,
-    })
 }
 
 /// The run's orders with a final status, their fills aggregated.
@@ -364,9 +331,7 @@ fn bundle_of(
                 format!("the journal has no texts of bundle {revision}, which the run used"),
             )
         };
-        let (manifest, texts) = reload_log::texts(journal, revision)?.ok_or_else(missing)?;
-        let rebuilt = load_bundle_from(Path::new(&manifest), &Stored(texts)).map_err(|_| missing())?;
-        Arc::new(rebuilt.bundle)
+        Arc::new(reload_log::rebuild(journal, revision)?.ok_or_else(missing)?)
     };
     let Some(phase) = &settings.phase else { return Ok(bundle) };
     let Some(doc) = bundle.phases.iter().find(|p| p.name.value == phase.phase) else { return Ok(bundle) };
@@ -401,7 +366,7 @@ fn settings_differences(run: &RunSettings, bundle: &RunSettings) -> Vec<(String,
 /// Documents that do not load, a journal without the run or its bundle texts, bars that
 /// cannot be read, a reload the replay cannot swap in.
 pub fn compare(req: &DivergenceRequest) -> Result<DivergenceReport, Diagnostic> {
-    let crate::runtime::journal::trading_log::BotRun { loaded, bot, journal, conn, run_id } =
+    let crate::runtime::journal::trading_log::BotRun { loaded, bot, journal, conn, run_id, record: row } =
         crate::runtime::journal::trading_log::open_bot_run(
             &req.manifest,
             req.journal.as_deref(),
@@ -409,7 +374,6 @@ pub fn compare(req: &DivergenceRequest) -> Result<DivergenceReport, Diagnostic> 
             "`dsl report divergence`",
         )?;
     let bot_name = bot.name.value.clone();
-    let row = run_row(&conn, run_id).map_err(|e| db_err(&journal, e))?;
     let Some(until) = row.until else {
         return Err(Diagnostic::error(
             codes::JOURNAL_CONFLICT,
@@ -435,13 +399,8 @@ pub fn compare(req: &DivergenceRequest) -> Result<DivergenceReport, Diagnostic> 
     let differences = settings_differences(&row.settings, &RunSettings::of(&settings));
     // The same bars: the manifest's data, read with the run's CSV time options.
     let warmup_until = row.settings.warmup_until.or(row.first.map(|f| f - 1)).unwrap_or(i64::MIN);
-    let data_req = DataRequest {
-        time_format: row.settings.csv_time_format.clone(),
-        timezone: row.settings.csv_timezone.as_deref().and_then(|z| z.parse().ok()),
-        ..DataRequest::default()
-    };
     let data_loaded = Loaded { bundle: (*start).clone(), ..loaded.clone() };
-    let market = load_for_bundle(&data_loaded, &data_req)?;
+    let market = load_for_bundle(&data_loaded, &row.settings.bars_request())?;
     let mut series = Vec::new();
     for sym in &row.symbols {
         match market.series.iter().find(|s| s.symbol == *sym) {
@@ -455,14 +414,10 @@ pub fn compare(req: &DivergenceRequest) -> Result<DivergenceReport, Diagnostic> 
         }
     }
     let mut engine = Engine::new(start, &row.symbols, settings);
-    let mut replay =
-        Replay { recorder: Recorder::default(), warmup_until, until, swaps, days: BTreeMap::new(), error: None };
+    let mut replay = Replay { recorder: Recorder::default(), warmup_until, until, swaps, days: BTreeMap::new() };
     let mut eq = EquityTracker::new(engine.starting_cash());
     let mut feed = SeriesFeed::new(series, BarPath::Streaming);
     if let Err(e) = event_loop::run_ready(event_loop::run(&mut engine, &mut feed, &mut eq, &mut replay)) {
-        replay.error = Some(e);
-    }
-    if let Some(e) = replay.error.take() {
         return Err(Diagnostic::error(codes::RUNTIME_REFUSED, format!("the replay cannot swap a revision in: {e}")));
     }
     if row.status == "completed" {
